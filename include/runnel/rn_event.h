@@ -1,0 +1,66 @@
+/*
+ * rn_event.h — the typed recommendation event ("event" record type).
+ *
+ * log_collector turns each good JSON line into one of these; every operator
+ * downstream reads the struct, never the text. String ids are kept (for
+ * output and debugging) and interned to 64-bit ids with xxHash so that joins
+ * and keys compare integers.
+ */
+#ifndef RUNNEL_RN_EVENT_H
+#define RUNNEL_RN_EVENT_H
+
+#include "rn_record.h"
+
+enum rn_event_kind {
+    RN_EV_REQUEST = 0,
+    RN_EV_IMPRESSION = 1,
+    RN_EV_CLICK = 2,
+    RN_EV_PAY = 3,
+    RN_EV_KIND_MAX = 4,
+};
+
+const char *rn_event_kind_name(int kind);
+int rn_event_kind_parse(const char *s, size_t n); /* kind or -1 */
+
+#define RN_EVENT_HAS_AMOUNT 0x1
+#define RN_EVENT_HAS_MODEL_VERSION 0x2
+#define RN_EVENT_HAS_PROPENSITIES 0x4
+
+struct rn_event {
+    int64_t ts;            /* event time, ms since the epoch */
+    int64_t offset;        /* byte offset of the source line */
+    uint64_t user_id;      /* rn_hash64(user) */
+    uint64_t request_id;   /* rn_hash64(request) */
+    uint64_t item_id;      /* rn_hash64(item); click and pay */
+    double amount;         /* pay */
+    int64_t model_version; /* impression */
+    uint8_t kind;          /* enum rn_event_kind */
+    uint8_t flags;         /* RN_EVENT_HAS_* */
+    uint16_t pad;
+    uint32_t n_items;      /* impression items / request candidates */
+    struct rn_str user;
+    struct rn_str request;
+    struct rn_str item;
+    uint32_t items_off;    /* n_items struct rn_str */
+    uint32_t ids_off;      /* n_items uint64_t: rn_hash64 of each item */
+    uint32_t props_off;    /* n_items double, when RN_EVENT_HAS_PROPENSITIES */
+    uint32_t pad2;
+};
+
+static inline const struct rn_str *rn_event_items(const struct rn_event *e)
+{
+    return (const struct rn_str *)((const char *)e + e->items_off);
+}
+static inline const uint64_t *rn_event_item_ids(const struct rn_event *e)
+{
+    return (const uint64_t *)((const char *)e + e->ids_off);
+}
+static inline const double *rn_event_props(const struct rn_event *e)
+{
+    return (const double *)((const char *)e + e->props_off);
+}
+
+/* Key fields of the "event" type, in rn_type_event.key_fields order. */
+enum { RN_EVENT_KEY_USER = 0, RN_EVENT_KEY_REQUEST = 1, RN_EVENT_KEY_ITEM = 2 };
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * rn_http.h — a small HTTP/1.1 server on libuv with Debian's http-parser.
+ *
+ * It runs its own event loop on its own thread. Each complete request is
+ * passed to a handler that fills a response; the handler runs on the server
+ * thread and must not block. Requests that do not parse, or whose head or
+ * body exceed the limits, get a 4xx and the connection is closed; nothing a
+ * client sends can crash the process.
+ */
+#ifndef RUNNEL_RN_HTTP_H
+#define RUNNEL_RN_HTTP_H
+
+#include "rn_common.h"
+
+#define RN_HTTP_MAX_HEAD (16 * 1024)
+#define RN_HTTP_MAX_BODY (1024 * 1024)
+
+struct rn_http_request {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* without the query string */
+    const char *query;  /* after '?', or "" */
+    const char *body;
+    size_t body_len;
+};
+
+struct rn_http_response {
+    int status;               /* default 200 */
+    const char *content_type; /* default "text/plain; charset=utf-8" (static string) */
+    struct rn_buf body;
+};
+
+typedef void (*rn_http_handler)(void *ud, const struct rn_http_request *req,
+                                struct rn_http_response *res);
+
+struct rn_http_server;
+
+/* Starts serving on "host:port" (port 0 picks a free one). Returns NULL with a
+ * message on failure (bad address, port in use). */
+struct rn_http_server *rn_http_start(const char *listen, rn_http_handler handler, void *ud,
+                                     char *errbuf, size_t errlen);
+/* "host:port" actually bound. */
+const char *rn_http_address(const struct rn_http_server *s);
+/* Stops the loop, closes every connection, joins the thread, frees s. */
+void rn_http_stop(struct rn_http_server *s);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * rn_operator.h — the one interface behind every source, operator and sink.
+ *
+ * An operator type is a struct of callbacks in the spirit of Flink's operator
+ * lifecycle, registered by name (`op:` / `type:` in YAML). The runtime creates
+ * one instance per parallel subtask; the callbacks of one instance never run
+ * concurrently, and always on that subtask's worker thread.
+ *
+ *   load time   config table -> ctx (shared, read-only), then init() checks it
+ *   run time    restore() -> open() -> { poll() | process() | on_watermark()
+ *               | on_timer() | snapshot() }* -> finish() -> close()
+ *
+ * Records come in as borrowed batches (valid for the call only) and go out
+ * through an emitter, which copies them into runtime-owned batches. Ports:
+ * output 0 is the main output; further outputs are side outputs (dead letters,
+ * late records) that a job routes by naming them in YAML.
+ *
+ * ABI: abi_version comes first and callbacks are only ever appended, so an
+ * operator built against an older header keeps working.
+ */
+#ifndef RUNNEL_RN_OPERATOR_H
+#define RUNNEL_RN_OPERATOR_H
+
+#include "rn_config.h"
+#include "rn_record.h"
+
+#define RN_OP_ABI_VERSION 1
+
+enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
+
+/* Flags of an operator type. */
+#define RN_OP_KEYED 0x1    /* input is hash-partitioned by the `key` field */
+#define RN_OP_STATEFUL 0x2 /* keeps state that checkpoints must cover */
+
+/* Return codes of poll(). */
+#define RN_POLL_MORE 0 /* emitted something; call again */
+#define RN_POLL_IDLE 1 /* nothing available now (follow mode); call again later */
+#define RN_POLL_END 2  /* the source is exhausted */
+
+struct rn_op;
+struct rn_emitter;
+struct rn_timer;           /* event-time timers: rn_state.h */
+struct rn_snapshot_writer; /* checkpoints: rn_checkpoint.h */
+struct rn_snapshot_reader;
+
+struct rn_port_decl {
+    const char *name;  /* YAML key that routes this side output; NULL for port 0 */
+    const char *type;  /* record type name; "*": the type of the input */
+    const char *description;
+};
+
+struct rn_op_type {
+    uint32_t abi_version; /* RN_OP_ABI_VERSION */
+    const char *name;
+    const char *description;
+    enum rn_op_kind kind;
+    uint32_t flags;                     /* RN_OP_* */
+    const struct rn_config_key *config; /* keys accepted besides id/op/from */
+    size_t ctx_size;                    /* config context, filled by the table */
+    const char *in_type;                /* input record type; "*": any; NULL: source */
+    const struct rn_port_decl *outputs; /* n_outputs entries; sinks: none */
+    uint32_t n_outputs;
+    const char *const *metrics; /* names of the operator's own counters, NULL-ended */
+    const char *default_key;    /* RN_OP_KEYED: key field when YAML gives no `key:` */
+
+    /* Load time: checks and completes ctx (already filled from the table).
+     * `node` is the operator's YAML map, for error positions. */
+    int (*init)(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen);
+    /* Frees what init() allocated in ctx. */
+    void (*fini)(void *ctx);
+
+    int (*open)(struct rn_op *op);
+    /* Sources: emit up to about one batch. Returns RN_POLL_* or < 0. */
+    int (*poll)(struct rn_op *op, struct rn_emitter *out);
+    /* Operators and sinks: one input batch (borrowed). */
+    int (*process)(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out);
+    /* Event time advanced to wm on every input. */
+    int (*on_watermark)(struct rn_op *op, int64_t wm, struct rn_emitter *out);
+    /* Every input ended (bounded job): emit what is left, flush. */
+    int (*finish)(struct rn_op *op, struct rn_emitter *out);
+    /* Always called once open() was attempted, even if it failed. */
+    void (*close)(struct rn_op *op);
+    /* A timer the instance registered fired (the watermark passed it). */
+    int (*on_timer)(struct rn_op *op, const struct rn_timer *t, struct rn_emitter *out);
+    /* Checkpoint: write what the instance keeps in memory itself (keyed state
+     * kept through the state API is covered by the runtime). */
+    int (*snapshot)(struct rn_op *op, uint64_t checkpoint_id, struct rn_snapshot_writer *w);
+    /* Before open(): read back what snapshot() wrote. */
+    int (*restore)(struct rn_op *op, struct rn_snapshot_reader *r);
+};
+
+/* ---- registry ------------------------------------------------------------- */
+
+int rn_op_register(const struct rn_op_type *t);
+const struct rn_op_type *rn_op_find(const char *name, enum rn_op_kind kind);
+/* All registered types of a kind, for suggestions and docs; returns the count. */
+size_t rn_op_list(enum rn_op_kind kind, const struct rn_op_type **out, size_t max);
+/* Registers everything in operators/; idempotent. */
+void rn_operators_init(void);
+
+/* ---- what an instance can ask the runtime --------------------------------- */
+
+const void *rn_op_ctx(const struct rn_op *op); /* the parsed config (read-only) */
+void *rn_op_local(const struct rn_op *op);     /* the instance's own pointer */
+void rn_op_set_local(struct rn_op *op, void *p);
+const char *rn_op_id(const struct rn_op *op);
+uint32_t rn_op_subtask(const struct rn_op *op);
+uint32_t rn_op_parallelism(const struct rn_op *op);
+int rn_op_source_index(const struct rn_op *op); /* sources: index in the job */
+/* True once the job was asked to stop (SIGINT/SIGTERM, REST). */
+int rn_op_stopping(const struct rn_op *op);
+/* Adds to the operator's own counter `idx` (into its type's metrics). */
+void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta);
+/* Error report from inside a callback; shown on the status page and stderr. */
+void rn_op_errorf(struct rn_op *op, const char *fmt, ...) RN_PRINTF(2, 3);
+
+/* ---- emitting ------------------------------------------------------------- */
+
+/* Appends a record of the port's type to output `port`; the caller fills the
+ * returned payload (len bytes, 8-aligned, owned by the runtime). */
+void *rn_emit(struct rn_emitter *e, int port, int64_t ts, uint64_t key, uint32_t len);
+/* Appends a copy of r (header and payload) to output `port`. */
+void rn_emit_copy(struct rn_emitter *e, int port, const struct rn_record *r);
+/* Emits a payload built with rn_payload_*. */
+void rn_emit_payload(struct rn_emitter *e, int port, int64_t ts, uint64_t key,
+                     const struct rn_payload *p);
+/* Whether output `port` goes anywhere (unrouted side outputs are dropped and
+ * counted; an operator may skip building them). */
+int rn_emit_connected(const struct rn_emitter *e, int port);
+/* Emits a dead letter on `port` (which must be of type dead_letter). */
+void rn_emit_dead_letter(struct rn_emitter *e, int port, const struct rn_op *op,
+                         const char *where, size_t where_len, int64_t offset, const char *reason,
+                         const void *data, size_t len, uint32_t orig_len);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * rn_record.h — typed records, record types and batches.
+ *
+ * A record is a small fixed header (event time, key, type tag) plus a payload.
+ * Payloads are position-independent: a fixed struct followed by variable data
+ * that the struct reaches through offsets (struct rn_str), never pointers. So a
+ * record can be copied with one memcpy — into another batch at an exchange,
+ * into RocksDB as state — and read back as it was.
+ *
+ * Records travel in batches. A batch owns an array of headers and an arena
+ * holding their payloads; handing a batch to a queue hands over all of it.
+ * Text is parsed once, at the edge (log_collector); inside the pipeline only
+ * typed payloads move.
+ */
+#ifndef RUNNEL_RN_RECORD_H
+#define RUNNEL_RN_RECORD_H
+
+#include "rn_common.h"
+
+#define RN_TS_MIN INT64_MIN
+#define RN_TS_MAX INT64_MAX
+
+struct rn_record {
+    int64_t ts;          /* event time, ms since the epoch (or RN_TS_MIN: none yet) */
+    uint64_t key;        /* partitioning key (a 64-bit hash); 0 when not keyed */
+    uint16_t type;       /* index into the record type registry */
+    uint16_t flags;      /* type-specific */
+    uint32_t len;        /* payload bytes */
+    const void *payload; /* into the owning batch's arena; 8-byte aligned */
+};
+
+/* A string inside a payload: `off` bytes from the payload start. */
+struct rn_str {
+    uint32_t off;
+    uint32_t len;
+};
+
+static inline const char *rn_str_ptr(const void *payload, struct rn_str s)
+{
+    return (const char *)payload + s.off;
+}
+
+/* ---- record types ---------------------------------------------------------
+ * Each stream carries records of one type. Operators declare the types they
+ * take and give by name; the job graph checks them at load time. */
+
+struct rn_type {
+    const char *name;
+    const char *description;
+    /* Appends the record as one JSON object (no newline). */
+    void (*write_json)(const struct rn_record *r, struct rn_buf *out);
+    /* Field names that can key a stream (key_by, keyed operators), NULL-ended. */
+    const char *const *key_fields;
+    /* Computes the key for field index `field` (into key_fields). */
+    uint64_t (*key_of)(const struct rn_record *r, int field);
+};
+
+/* Built-in types, registered at start. */
+extern const struct rn_type rn_type_raw;         /* "raw": one input line */
+extern const struct rn_type rn_type_dead_letter; /* "dead_letter" */
+extern const struct rn_type rn_type_event;       /* "event": see rn_event.h */
+
+int rn_type_register(const struct rn_type *t); /* returns the type id, or < 0 */
+int rn_type_find(const char *name);            /* id or RN_ENOENT */
+const struct rn_type *rn_type_get(int id);
+int rn_type_field(const struct rn_type *t, const char *field); /* index or -1 */
+/* Registers the built-in types; idempotent; call before loading a job. */
+void rn_types_init(void);
+
+/* "raw": a line of input and where it came from. */
+struct rn_raw {
+    int64_t offset;      /* byte offset of the line in its source split */
+    uint32_t source;     /* index of the source in the job */
+    uint32_t orig_len;   /* the line's length; > line.len when it was truncated */
+    struct rn_str line;  /* without its newline */
+    struct rn_str split; /* source split name (file path) */
+};
+
+static inline int rn_raw_truncated(const struct rn_raw *r)
+{
+    return r->orig_len > r->line.len;
+}
+
+/* "dead_letter": a rejected record, with why and where. */
+struct rn_dead_letter {
+    int64_t offset;
+    struct rn_str where;  /* "<source>:<split>" */
+    struct rn_str op;     /* operator that rejected it */
+    struct rn_str reason;
+    struct rn_str data; /* the raw bytes, as received (possibly truncated) */
+    uint32_t orig_len;
+    uint32_t pad;
+};
+
+/* ---- batches -------------------------------------------------------------- */
+
+struct rn_batch {
+    struct rn_record *recs;
+    uint32_t n;
+    uint32_t cap;
+    struct rn_arena arena;
+    struct rn_batch *next; /* free lists */
+};
+
+#define RN_BATCH_RECORDS 1024
+#define RN_BATCH_ARENA (256 * 1024)
+
+struct rn_batch *rn_batch_create(uint32_t cap);
+void rn_batch_destroy(struct rn_batch *b);
+void rn_batch_clear(struct rn_batch *b);
+/* Appends a record whose payload of `len` bytes the caller fills through the
+ * returned pointer (owned by the batch). Never fails; grows as needed. */
+void *rn_batch_add(struct rn_batch *b, uint16_t type, int64_t ts, uint64_t key, uint32_t len);
+/* Appends a copy of `r` (payload copied into the batch). */
+void rn_batch_copy(struct rn_batch *b, const struct rn_record *r);
+static inline int rn_batch_full(const struct rn_batch *b)
+{
+    return b->n >= b->cap || b->arena.used_total >= RN_BATCH_ARENA;
+}
+
+/* ---- payload builder ------------------------------------------------------
+ * Builds a payload of a fixed struct and variable data in a scratch buffer,
+ * then copies it into a batch in one go. */
+struct rn_payload {
+    struct rn_buf buf;
+    size_t fixed;
+};
+
+void rn_payload_begin(struct rn_payload *p, size_t fixed_size); /* zeroed fixed part */
+static inline void *rn_payload_fixed(struct rn_payload *p)
+{
+    return p->buf.data;
+}
+struct rn_str rn_payload_str(struct rn_payload *p, const char *s, size_t n);
+/* Reserves n bytes (8-aligned start) and returns their offset. */
+uint32_t rn_payload_reserve(struct rn_payload *p, size_t n);
+
+#endif

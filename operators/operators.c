@@ -1,0 +1,22 @@
+/*
+ * operators.c — registers every built-in source, operator and sink type.
+ * Adding an operator: write operators/<name>.c defining one struct
+ * rn_op_type, and list it here.
+ */
+#include "rn_operator.h"
+
+extern const struct rn_op_type rn_source_file;
+extern const struct rn_op_type rn_sink_file;
+extern const struct rn_op_type rn_sink_null;
+extern const struct rn_op_type rn_op_log_collector;
+extern const struct rn_op_type rn_op_filter;
+extern const struct rn_op_type rn_op_key_by;
+
+void rn_operators_init(void)
+{
+    static const struct rn_op_type *const all[] = {
+        &rn_source_file, &rn_sink_file,   &rn_sink_null,
+        &rn_op_log_collector, &rn_op_filter, &rn_op_key_by,
+    };
+    for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
+}

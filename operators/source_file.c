@@ -1,0 +1,294 @@
+/*
+ * source_file.c — the `file` source: reads a file of lines (JSON lines) and
+ * emits one `raw` record per line, with the line's byte offset as its
+ * position.
+ *
+ * Bounded (follow: false): reads to the end and ends the stream; a last line
+ * without a newline is still a line. Follow (follow: true): like `tail -F`,
+ * waits at the end for more, and when the file is replaced (new inode) or
+ * truncated it finishes the old file and starts the new one from offset 0.
+ * A partial last line is held until its newline arrives.
+ *
+ * Lines longer than max_line are not split into garbage: the source keeps the
+ * first bytes, skips to the newline, and emits one record flagged
+ * with its full length in orig_len (> line.len), which log_collector dead-letters.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rn_operator.h"
+
+#define RN_TRUNC_KEEP 4096 /* bytes of an overlong line kept for the dead letter */
+
+struct rn_file_source_cfg {
+    const char *path;
+    int follow;
+    int64_t max_line;
+    int64_t read_buffer;
+    int64_t poll_interval;
+    int64_t start_offset;
+};
+
+struct rn_file_source {
+    int fd;
+    ino_t ino;
+    char *buf;
+    size_t cap, start, end; /* unread bytes are buf[start, end) */
+    int64_t buf_offset;     /* file offset of buf[0] */
+    int eof;
+    /* Skipping an overlong line. */
+    int skipping;
+    int64_t skip_offset;
+    size_t skip_len;
+    char *skip_keep;
+    size_t skip_keep_len;
+    size_t path_len;
+    int64_t last_check_ns;
+};
+
+static const struct rn_config_key rn_file_source_keys[] = {
+    {"path", RN_CT_STRING, NULL, NULL, offsetof(struct rn_file_source_cfg, path),
+     "File to read, one record per line.", NULL, RN_CK_REQUIRED, 0, 0},
+    {"follow", RN_CT_BOOL, "false", NULL, offsetof(struct rn_file_source_cfg, follow),
+     "Keep reading as the file grows, like `tail -F` (the job then runs until stopped).",
+     NULL, 0, 0, 0},
+    {"max_line", RN_CT_SIZE, "1MiB", "bytes", offsetof(struct rn_file_source_cfg, max_line),
+     "Longest accepted line; longer lines are dead-lettered by log_collector.", NULL, 0, 16,
+     (int64_t)1 << 30},
+    {"read_buffer", RN_CT_SIZE, "1MiB", "bytes", offsetof(struct rn_file_source_cfg, read_buffer),
+     "Bytes read per system call.", NULL, 0, 4096, (int64_t)1 << 30},
+    {"poll_interval", RN_CT_DURATION, "100ms", "ms",
+     offsetof(struct rn_file_source_cfg, poll_interval),
+     "With follow: how often to look for new data and for a replaced file.", NULL, 0, 1,
+     3600000},
+    {"start_offset", RN_CT_INT, "0", "bytes", offsetof(struct rn_file_source_cfg, start_offset),
+     "Byte offset to start reading at (must be the start of a line).", NULL, 0, 0, INT64_MAX},
+    RN_CONFIG_END,
+};
+
+static int rn_file_source_init(void *ctx, const struct rn_cfg_node *node, char *errbuf,
+                               size_t errlen)
+{
+    struct rn_file_source_cfg *c = ctx;
+    if (c->max_line >= c->read_buffer) c->read_buffer = c->max_line + 1;
+    (void)node;
+    (void)errbuf;
+    (void)errlen;
+    return 0;
+}
+
+static int rn__fs_open_file(struct rn_op *op, struct rn_file_source *s, int64_t offset)
+{
+    const struct rn_file_source_cfg *c = rn_op_ctx(op);
+    s->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0) {
+        if (c->follow && errno == ENOENT) return 0; /* appears later */
+        rn_op_errorf(op, "cannot open '%s': %s", c->path, strerror(errno));
+        return RN_EIO;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) == 0) s->ino = st.st_ino;
+    if (offset > 0 && lseek(s->fd, offset, SEEK_SET) < 0) {
+        rn_op_errorf(op, "cannot seek '%s' to %lld: %s", c->path, (long long)offset,
+                     strerror(errno));
+        return RN_EIO;
+    }
+    s->buf_offset = offset;
+    s->start = s->end = 0;
+    s->eof = 0;
+    return 0;
+}
+
+static int rn_file_source_open(struct rn_op *op)
+{
+    const struct rn_file_source_cfg *c = rn_op_ctx(op);
+    struct rn_file_source *s = rn_xcalloc(1, sizeof *s);
+    rn_op_set_local(op, s);
+    s->fd = -1;
+    s->cap = (size_t)c->read_buffer;
+    s->buf = rn_xmalloc(s->cap);
+    s->skip_keep = rn_xmalloc(RN_TRUNC_KEEP);
+    s->path_len = strlen(c->path);
+    return rn__fs_open_file(op, s, c->start_offset);
+}
+
+/* Emits one line at file offset `off`. */
+static void rn__fs_emit(struct rn_op *op, struct rn_emitter *out, const char *line, size_t len,
+                        int64_t off, uint32_t orig_len, int truncated)
+{
+    const struct rn_file_source_cfg *c = rn_op_ctx(op);
+    struct rn_file_source *s = rn_op_local(op);
+    if (!truncated) {
+        if (len && line[len - 1] == '\r') len--;
+        orig_len = (uint32_t)len;
+    }
+    uint32_t total = (uint32_t)(sizeof(struct rn_raw) + len + s->path_len);
+    struct rn_raw *r = rn_emit(out, 0, RN_TS_MIN, 0, total);
+    r->offset = off;
+    r->source = (uint32_t)rn_op_source_index(op);
+    r->orig_len = orig_len;
+    r->line = (struct rn_str){sizeof *r, (uint32_t)len};
+    r->split = (struct rn_str){(uint32_t)(sizeof *r + len), (uint32_t)s->path_len};
+    memcpy((char *)(r + 1), line, len);
+    memcpy((char *)(r + 1) + len, c->path, s->path_len);
+}
+
+/* Emits the kept prefix of an overlong line; orig_len > line.len marks it. */
+static void rn__fs_emit_truncated(struct rn_op *op, struct rn_emitter *out)
+{
+    struct rn_file_source *s = rn_op_local(op);
+    rn__fs_emit(op, out, s->skip_keep, s->skip_keep_len, s->skip_offset,
+                (uint32_t)RN_MIN(s->skip_len, UINT32_MAX), 1);
+    s->skipping = 0;
+}
+
+/* Re-opens the path if the file was replaced or truncated (follow mode).
+ * Returns 1 when it switched files. */
+static int rn__fs_check_rotation(struct rn_op *op, struct rn_file_source *s)
+{
+    const struct rn_file_source_cfg *c = rn_op_ctx(op);
+    struct stat st;
+    if (stat(c->path, &st) != 0) return 0;
+    int64_t pos = s->buf_offset + (int64_t)s->end;
+    if (s->fd >= 0 && st.st_ino == s->ino && st.st_size >= pos) return 0;
+    if (s->fd >= 0 && st.st_ino == s->ino && st.st_size < pos) {
+        /* Truncated in place: start over. */
+        lseek(s->fd, 0, SEEK_SET);
+        s->buf_offset = 0;
+        s->start = s->end = 0;
+        s->eof = 0;
+        return 1;
+    }
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    return rn__fs_open_file(op, s, 0) == 0 && s->fd >= 0;
+}
+
+static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
+{
+    const struct rn_file_source_cfg *c = rn_op_ctx(op);
+    struct rn_file_source *s = rn_op_local(op);
+    if (s->fd < 0) {
+        /* follow: the file does not exist yet. */
+        if (rn__fs_check_rotation(op, s)) return RN_POLL_MORE;
+        usleep((useconds_t)RN_MIN(c->poll_interval, 50) * 1000);
+        return RN_POLL_IDLE;
+    }
+    int emitted = 0;
+    while (emitted < RN_BATCH_RECORDS) {
+        char *p = s->buf + s->start;
+        size_t avail = s->end - s->start;
+        char *nl = avail ? memchr(p, '\n', avail) : NULL;
+        if (nl) {
+            size_t len = (size_t)(nl - p);
+            int64_t off = s->buf_offset + (int64_t)s->start;
+            if (s->skipping) {
+                s->skip_len += len;
+                rn__fs_emit_truncated(op, out);
+            } else if ((int64_t)len > c->max_line) {
+                s->skip_offset = off;
+                s->skip_keep_len = RN_MIN(len, (size_t)RN_TRUNC_KEEP);
+                memcpy(s->skip_keep, p, s->skip_keep_len);
+                s->skip_len = len;
+                rn__fs_emit_truncated(op, out);
+            } else {
+                rn__fs_emit(op, out, p, len, off, (uint32_t)len, 0);
+            }
+            s->start += len + 1;
+            emitted++;
+            continue;
+        }
+        /* No complete line buffered. */
+        if (s->skipping || (int64_t)avail > c->max_line) {
+            if (!s->skipping) {
+                s->skipping = 1;
+                s->skip_offset = s->buf_offset + (int64_t)s->start;
+                s->skip_keep_len = RN_MIN(avail, (size_t)RN_TRUNC_KEEP);
+                memcpy(s->skip_keep, p, s->skip_keep_len);
+                s->skip_len = 0;
+            }
+            s->skip_len += avail;
+            s->start = s->end;
+            avail = 0;
+        }
+        if (s->eof && !c->follow) {
+            if (s->skipping) {
+                rn__fs_emit_truncated(op, out);
+                emitted++;
+            } else if (avail) {
+                rn__fs_emit(op, out, p, avail, s->buf_offset + (int64_t)s->start,
+                            (uint32_t)avail, 0);
+                emitted++;
+            }
+            s->start = s->end;
+            return emitted ? RN_POLL_MORE : RN_POLL_END;
+        }
+        /* Compact and read more. */
+        if (s->start > 0) {
+            memmove(s->buf, s->buf + s->start, avail);
+            s->buf_offset += (int64_t)s->start;
+            s->end = avail;
+            s->start = 0;
+        }
+        ssize_t n;
+        do {
+            n = read(s->fd, s->buf + s->end, s->cap - s->end);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            rn_op_errorf(op, "read '%s' at offset %lld: %s", c->path,
+                         (long long)(s->buf_offset + (int64_t)s->end), strerror(errno));
+            return RN_EIO;
+        }
+        if (n == 0) {
+            s->eof = 1;
+            if (!c->follow) continue;
+            if (emitted) return RN_POLL_MORE;
+            int64_t now = rn_now_ns();
+            if (now - s->last_check_ns >= c->poll_interval * 1000000) {
+                s->last_check_ns = now;
+                /* Only switch once the old file's complete lines are out. */
+                if (rn__fs_check_rotation(op, s)) return RN_POLL_MORE;
+            }
+            usleep((useconds_t)RN_MIN(c->poll_interval, 20) * 1000);
+            return RN_POLL_IDLE;
+        }
+        s->eof = 0;
+        s->end += (size_t)n;
+    }
+    return RN_POLL_MORE;
+}
+
+static void rn_file_source_close(struct rn_op *op)
+{
+    struct rn_file_source *s = rn_op_local(op);
+    if (!s) return;
+    if (s->fd >= 0) close(s->fd);
+    free(s->buf);
+    free(s->skip_keep);
+    free(s);
+    rn_op_set_local(op, NULL);
+}
+
+static const struct rn_port_decl rn_file_source_out[] = {
+    {NULL, "raw", "One record per line."},
+};
+
+const struct rn_op_type rn_source_file = {
+    .abi_version = RN_OP_ABI_VERSION,
+    .name = "file",
+    .description = "Reads a file of lines; bounded, or following it like `tail -F`. Position: "
+                   "the byte offset of the next line.",
+    .kind = RN_KIND_SOURCE,
+    .config = rn_file_source_keys,
+    .ctx_size = sizeof(struct rn_file_source_cfg),
+    .outputs = rn_file_source_out,
+    .n_outputs = 1,
+    .init = rn_file_source_init,
+    .open = rn_file_source_open,
+    .poll = rn_file_source_poll,
+    .close = rn_file_source_close,
+};

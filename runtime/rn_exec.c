@@ -1,0 +1,777 @@
+/*
+ * rn_exec.c — running a job: fused chains on worker threads, connected by
+ * bounded queues that move whole batches.
+ *
+ * Plan. Nodes joined by FORWARD edges, where the downstream node has that one
+ * input, fuse into a chain (a group); a chain runs as `parallelism` tasks, one
+ * thread each. Inside a task an operator's output batch is handed straight to
+ * the next operator as a borrowed batch: no copy, no queue.
+ *
+ * Exchanges. Where a stream is re-keyed (HASH: key group -> owner subtask, as
+ * Flink assigns key-group ranges), gathered or rebalanced, the producer copies
+ * each record into a per-destination batch and, when that fills, pushes the
+ * batch through a channel: a single-producer single-consumer ring of messages.
+ * The consumer returns the emptied batch on a second ring, so batches (and
+ * their arenas) are recycled and the steady state allocates nothing.
+ *
+ * Blocking. A consumer with nothing to read sleeps on its task's signal; a
+ * producer facing a full ring sleeps on its own (the time is counted as
+ * backpressure). Pushing or popping bumps the other side's signal. Waits are
+ * bounded (50 ms) so a stop request is always seen.
+ *
+ * End. A bounded source returns RN_POLL_END (or the job is asked to stop): its
+ * task calls finish() down its chain in order, flushes, and sends END on every
+ * outgoing channel. A task whose inputs have all ended does the same. When
+ * every thread has returned, the job is over.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rn_http.h"
+#include "rn_job_int.h"
+
+#define RN_WAIT_NS (50 * 1000000L)
+
+/* ---- signals --------------------------------------------------------------- */
+
+static void rn__signal_init(struct rn_signal *s)
+{
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &a);
+    pthread_condattr_destroy(&a);
+    atomic_init(&s->seq, 0);
+    atomic_init(&s->waiting, 0);
+}
+
+static void rn__signal_destroy(struct rn_signal *s)
+{
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+}
+
+static void rn__signal_notify(struct rn_signal *s)
+{
+    atomic_fetch_add(&s->seq, 1);
+    if (atomic_load(&s->waiting)) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* Sleeps until seq moves past `seen` or up to `ns` nanoseconds pass. */
+static void rn__signal_wait(struct rn_signal *s, uint32_t seen, long ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += ns;
+    while (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->waiting, 1);
+    while (atomic_load(&s->seq) == seen) {
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) break;
+    }
+    atomic_store(&s->waiting, 0);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- rings ----------------------------------------------------------------- */
+
+static void rn__ring_init(struct rn_ring *r, uint32_t min_cap)
+{
+    uint32_t cap = 2;
+    while (cap < min_cap) cap *= 2;
+    r->mask = cap - 1;
+    r->slots = rn_xcalloc(cap, sizeof *r->slots);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+}
+
+static int rn__ring_push(struct rn_ring *r, const struct rn_msg *m)
+{
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail - head > r->mask) return 0;
+    r->slots[tail & r->mask] = *m;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_seq_cst);
+    return 1;
+}
+
+static int rn__ring_pop(struct rn_ring *r, struct rn_msg *m)
+{
+    uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (head == tail) return 0;
+    *m = r->slots[head & r->mask];
+    atomic_store_explicit(&r->head, head + 1, memory_order_seq_cst);
+    return 1;
+}
+
+uint32_t rn__channel_fill(struct rn_channel *ch)
+{
+    uint32_t tail = atomic_load_explicit(&ch->fwd.tail, memory_order_relaxed);
+    uint32_t head = atomic_load_explicit(&ch->fwd.head, memory_order_relaxed);
+    return tail - head;
+}
+
+/* ---- job errors --------------------------------------------------------------- */
+
+void rn__job_set_error(struct rn_job *job, const char *fmt, ...)
+{
+    pthread_mutex_lock(&job->err_mu);
+    if (!job->error[0]) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(job->error, sizeof job->error, fmt, ap);
+        va_end(ap);
+    }
+    pthread_mutex_unlock(&job->err_mu);
+    atomic_store(&job->aborting, 1);
+}
+
+/* ---- the operator-facing API ---------------------------------------------------- */
+
+const void *rn_op_ctx(const struct rn_op *op)
+{
+    return op->inst->node->ctx;
+}
+void *rn_op_local(const struct rn_op *op)
+{
+    return op->inst->local;
+}
+void rn_op_set_local(struct rn_op *op, void *p)
+{
+    op->inst->local = p;
+}
+const char *rn_op_id(const struct rn_op *op)
+{
+    return op->inst->node->id;
+}
+uint32_t rn_op_subtask(const struct rn_op *op)
+{
+    return op->inst->task->subtask;
+}
+uint32_t rn_op_parallelism(const struct rn_op *op)
+{
+    return op->inst->node->parallelism;
+}
+int rn_op_source_index(const struct rn_op *op)
+{
+    return op->inst->node->source_index;
+}
+int rn_op_stopping(const struct rn_op *op)
+{
+    return atomic_load_explicit(&op->inst->job->stopping, memory_order_relaxed) ||
+           atomic_load_explicit(&op->inst->job->aborting, memory_order_relaxed);
+}
+void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta)
+{
+    struct rn_instance *in = op->inst;
+    assert(idx >= 0 && idx < in->n_metrics);
+    atomic_fetch_add_explicit(&in->metrics[idx], delta, memory_order_relaxed);
+}
+
+void rn_op_errorf(struct rn_op *op, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    rn__job_set_error(op->inst->job, "%s '%s' (subtask %u): %s",
+                      op->inst->node->kind == RN_KIND_SOURCE ? "source"
+                      : op->inst->node->kind == RN_KIND_SINK ? "sink"
+                                                             : "operator",
+                      op->inst->node->id, op->inst->task->subtask, msg);
+}
+
+void *rn_emit(struct rn_emitter *e, int port, int64_t ts, uint64_t key, uint32_t len)
+{
+    struct rn_port_out *po = &e->inst->ports[port];
+    return rn_batch_add(po->batch, (uint16_t)po->type, ts, key, len);
+}
+
+void rn_emit_copy(struct rn_emitter *e, int port, const struct rn_record *r)
+{
+    struct rn_port_out *po = &e->inst->ports[port];
+    void *p = rn_batch_add(po->batch, (uint16_t)po->type, r->ts, r->key, r->len);
+    memcpy(p, r->payload, r->len);
+    po->batch->recs[po->batch->n - 1].flags = r->flags;
+}
+
+void rn_emit_payload(struct rn_emitter *e, int port, int64_t ts, uint64_t key,
+                     const struct rn_payload *p)
+{
+    void *dst = rn_emit(e, port, ts, key, (uint32_t)p->buf.len);
+    memcpy(dst, p->buf.data, p->buf.len);
+}
+
+int rn_emit_connected(const struct rn_emitter *e, int port)
+{
+    return e->inst->ports[port].n_targets > 0;
+}
+
+void rn_emit_dead_letter(struct rn_emitter *e, int port, const struct rn_op *op, const char *where,
+                         size_t where_len, int64_t offset, const char *reason, const void *data,
+                         size_t len, uint32_t orig_len)
+{
+    size_t id_len = strlen(rn_op_id(op)), reason_len = strlen(reason);
+    size_t total = sizeof(struct rn_dead_letter) + where_len + id_len + reason_len + len;
+    struct rn_dead_letter *d = rn_emit(e, port, RN_TS_MIN, 0, (uint32_t)total);
+    char *p = (char *)(d + 1);
+    uint32_t off = sizeof *d;
+    d->offset = offset;
+    d->orig_len = orig_len;
+    d->pad = 0;
+    d->where = (struct rn_str){off, (uint32_t)where_len};
+    memcpy(p, where, where_len);
+    p += where_len, off += (uint32_t)where_len;
+    d->op = (struct rn_str){off, (uint32_t)id_len};
+    memcpy(p, rn_op_id(op), id_len);
+    p += id_len, off += (uint32_t)id_len;
+    d->reason = (struct rn_str){off, (uint32_t)reason_len};
+    memcpy(p, reason, reason_len);
+    p += reason_len, off += (uint32_t)reason_len;
+    d->data = (struct rn_str){off, (uint32_t)len};
+    if (len) memcpy(p, data, len);
+}
+
+/* ---- delivery ------------------------------------------------------------------ */
+
+static void rn__deliver(struct rn_instance *in, const struct rn_batch *b);
+
+/* Pushes a batch into a channel, waiting while the ring is full. The batch is
+ * owned by the consumer afterwards. Returns RN_ESTOP if the job aborts. */
+static int rn__channel_push(struct rn_channel *ch, const struct rn_msg *m)
+{
+    struct rn_task *self = ch->producer;
+    if (RN_LIKELY(rn__ring_push(&ch->fwd, m))) goto pushed;
+    int64_t t0 = rn_now_ns();
+    for (;;) {
+        uint32_t seen = atomic_load(&self->sig.seq);
+        if (rn__ring_push(&ch->fwd, m)) break;
+        if (atomic_load_explicit(&self->job->aborting, memory_order_relaxed)) {
+            if (m->batch) rn_batch_destroy(m->batch);
+            return RN_ESTOP;
+        }
+        rn__signal_wait(&self->sig, seen, RN_WAIT_NS);
+    }
+    atomic_fetch_add_explicit(&ch->blocked_ns, (uint64_t)(rn_now_ns() - t0),
+                              memory_order_relaxed);
+pushed:
+    if (m->kind == RN_MSG_DATA) atomic_fetch_add_explicit(&ch->batches, 1, memory_order_relaxed);
+    rn__signal_notify(&ch->consumer->sig);
+    return 0;
+}
+
+static struct rn_batch *rn__channel_fresh_batch(struct rn_channel *ch)
+{
+    struct rn_msg m;
+    if (rn__ring_pop(&ch->back, &m)) {
+        rn_batch_clear(m.batch);
+        return m.batch;
+    }
+    return rn_batch_create(RN_BATCH_RECORDS);
+}
+
+static int rn__exchange_flush_dest(struct rn_exchange *x, uint32_t d)
+{
+    struct rn_batch *b = x->pending[d];
+    if (!b || b->n == 0) return 0;
+    x->pending[d] = rn__channel_fresh_batch(x->ch[d]);
+    struct rn_msg m = {RN_MSG_DATA, b, 0};
+    return rn__channel_push(x->ch[d], &m);
+}
+
+static void rn__exchange_send(struct rn_exchange *x, uint32_t subtask, const struct rn_batch *b)
+{
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct rn_record *r = &b->recs[i];
+        uint32_t d;
+        uint64_t key = r->key;
+        switch (x->mode) {
+        case RN_EDGE_HASH:
+            key = x->type->key_of(r, x->key_field);
+            d = rn_key_group_owner(rn_key_group(key, x->max_parallelism), x->max_parallelism,
+                                   x->n_dest);
+            break;
+        case RN_EDGE_GATHER: d = 0; break;
+        default: d = subtask % x->n_dest; break;
+        }
+        struct rn_batch *pb = x->pending[d];
+        void *p = rn_batch_add(pb, r->type, r->ts, key, r->len);
+        memcpy(p, r->payload, r->len);
+        pb->recs[pb->n - 1].flags = r->flags;
+        if (rn_batch_full(pb)) rn__exchange_flush_dest(x, d);
+    }
+}
+
+/* Hands every pending output of `in` to its targets, then clears it. */
+static void rn__flush_ports(struct rn_instance *in)
+{
+    for (int p = 0; p < in->n_ports; p++) {
+        struct rn_port_out *po = &in->ports[p];
+        struct rn_batch *b = po->batch;
+        if (b->n == 0) continue;
+        atomic_fetch_add_explicit(&po->records, b->n, memory_order_relaxed);
+        if (po->n_targets == 0) {
+            atomic_fetch_add_explicit(&po->dropped, b->n, memory_order_relaxed);
+        }
+        for (int t = 0; t < po->n_targets; t++) {
+            if (po->targets[t].local)
+                rn__deliver(po->targets[t].local, b);
+            else
+                rn__exchange_send(po->targets[t].xchg, in->task->subtask, b);
+        }
+        rn_batch_clear(b);
+    }
+}
+
+static void rn__check_rc(struct rn_instance *in, int rc, const char *what)
+{
+    if (rc < 0 && !atomic_load(&in->job->aborting))
+        rn__job_set_error(in->job, "'%s' failed in %s: %s", in->node->id, what, rn_strerror(rc));
+}
+
+static void rn__deliver(struct rn_instance *in, const struct rn_batch *b)
+{
+    if (RN_UNLIKELY(atomic_load_explicit(&in->job->aborting, memory_order_relaxed))) return;
+    atomic_fetch_add_explicit(&in->records_in, b->n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&in->batches_in, 1, memory_order_relaxed);
+    int rc = in->node->type->process(&in->op, b, &in->em);
+    rn__check_rc(in, rc, "process");
+    rn__flush_ports(in);
+}
+
+/* finish() down the chain in order, then END on every outgoing channel. */
+static void rn__task_finish(struct rn_task *t)
+{
+    for (int i = 0; i < t->n_inst; i++) {
+        struct rn_instance *in = t->inst[i];
+        if (in->node->type->finish && !atomic_load(&t->job->aborting)) {
+            int rc = in->node->type->finish(&in->op, &in->em);
+            rn__check_rc(in, rc, "finish");
+        }
+        rn__flush_ports(in);
+        in->finished = 1;
+    }
+    for (int i = 0; i < t->n_inst; i++) {
+        struct rn_instance *in = t->inst[i];
+        for (int p = 0; p < in->n_ports; p++) {
+            for (int k = 0; k < in->ports[p].n_targets; k++) {
+                struct rn_exchange *x = in->ports[p].targets[k].xchg;
+                if (!x) continue;
+                for (uint32_t d = 0; d < x->n_dest; d++) {
+                    rn__exchange_flush_dest(x, d);
+                    struct rn_msg m = {RN_MSG_END, NULL, 0};
+                    rn__channel_push(x->ch[d], &m);
+                }
+            }
+        }
+    }
+}
+
+static void rn__task_run_source(struct rn_task *t)
+{
+    struct rn_instance *head = t->inst[0];
+    const struct rn_op_type *ty = head->node->type;
+    for (;;) {
+        if (atomic_load_explicit(&t->job->aborting, memory_order_relaxed)) return;
+        if (atomic_load_explicit(&t->job->stopping, memory_order_relaxed)) break;
+        int64_t t0 = rn_now_ns();
+        uint32_t seen = atomic_load(&t->sig.seq);
+        int rc = ty->poll(&head->op, &head->em);
+        atomic_fetch_add_explicit(&head->busy_ns, (uint64_t)(rn_now_ns() - t0),
+                                  memory_order_relaxed);
+        if (rc < 0) {
+            rn__check_rc(head, rc, "poll");
+            return;
+        }
+        rn__flush_ports(head);
+        if (rc == RN_POLL_END) break;
+        if (rc == RN_POLL_IDLE) rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+    }
+    rn__task_finish(t);
+}
+
+static void rn__task_run_consumer(struct rn_task *t)
+{
+    int next = 0;
+    while (t->n_ended < t->n_inputs) {
+        if (atomic_load_explicit(&t->job->aborting, memory_order_relaxed)) return;
+        uint32_t seen = atomic_load(&t->sig.seq);
+        int got = 0;
+        for (int k = 0; k < t->n_inputs; k++) {
+            struct rn_channel *ch = t->inputs[(next + k) % t->n_inputs];
+            if (ch->ended) continue;
+            struct rn_msg m;
+            /* Drain a few messages per channel per round for fairness. */
+            for (int burst = 0; burst < 4 && rn__ring_pop(&ch->fwd, &m); burst++) {
+                got = 1;
+                rn__signal_notify(&ch->producer->sig);
+                if (m.kind == RN_MSG_DATA) {
+                    struct rn_instance *in = t->inst[ch->target];
+                    int64_t t0 = rn_now_ns();
+                    rn__deliver(in, m.batch);
+                    atomic_fetch_add_explicit(&in->busy_ns, (uint64_t)(rn_now_ns() - t0),
+                                              memory_order_relaxed);
+                    struct rn_msg back = {RN_MSG_DATA, m.batch, 0};
+                    if (!rn__ring_push(&ch->back, &back)) rn_batch_destroy(m.batch);
+                } else if (m.kind == RN_MSG_END) {
+                    ch->ended = 1;
+                    t->n_ended++;
+                    break;
+                }
+            }
+        }
+        next = (next + 1) % (t->n_inputs ? t->n_inputs : 1);
+        if (!got) rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+    }
+    rn__task_finish(t);
+}
+
+static void *rn__task_main(void *arg)
+{
+    struct rn_task *t = arg;
+    int ok = 1;
+    for (int i = 0; i < t->n_inst; i++) {
+        struct rn_instance *in = t->inst[i];
+        in->opened = 1;
+        if (in->node->type->open) {
+            int rc = in->node->type->open(&in->op);
+            if (rc < 0) {
+                rn__check_rc(in, rc, "open");
+                ok = 0;
+                break;
+            }
+        }
+    }
+    if (ok) {
+        if (t->inst[0]->node->kind == RN_KIND_SOURCE)
+            rn__task_run_source(t);
+        else
+            rn__task_run_consumer(t);
+    }
+    for (int i = 0; i < t->n_inst; i++) {
+        struct rn_instance *in = t->inst[i];
+        if (in->opened && in->node->type->close) in->node->type->close(&in->op);
+    }
+    /* Wake everyone: a producer may wait for room we will never make. */
+    for (int c = 0; c < t->job->n_channels; c++) {
+        rn__signal_notify(&t->job->channels[c]->producer->sig);
+        rn__signal_notify(&t->job->channels[c]->consumer->sig);
+    }
+    return NULL;
+}
+
+/* ---- planning ------------------------------------------------------------------ */
+
+int rn__job_plan(struct rn_job *job, char *errbuf, size_t errlen)
+{
+    /* Nodes are in YAML order, which may not be topological; order by depth. */
+    int order[RN_MAX_NODES], n_order = 0, placed[RN_MAX_NODES] = {0};
+    while (n_order < job->n_nodes) {
+        for (int i = 0; i < job->n_nodes; i++) {
+            if (placed[i]) continue;
+            int ready = 1;
+            for (int e = 0; e < job->n_edges; e++)
+                if (job->edges[e].to == i && !placed[job->edges[e].from]) ready = 0;
+            if (ready) {
+                placed[i] = 1;
+                order[n_order++] = i;
+            }
+        }
+    }
+    job->groups = rn_xcalloc((size_t)job->n_nodes, sizeof *job->groups);
+    for (int k = 0; k < n_order; k++) {
+        struct rn_node *n = &job->nodes[order[k]];
+        int fused = -1;
+        if (n->n_in == 1) {
+            for (int e = 0; e < job->n_edges; e++)
+                if (job->edges[e].to == n->index && job->edges[e].mode == RN_EDGE_FORWARD)
+                    fused = job->nodes[job->edges[e].from].group;
+        }
+        if (fused < 0) {
+            fused = job->n_groups++;
+            job->groups[fused].parallelism = n->parallelism;
+            job->groups[fused].nodes = rn_xcalloc((size_t)job->n_nodes, sizeof(int));
+        }
+        struct rn_group *g = &job->groups[fused];
+        g->nodes[g->n_nodes++] = n->index;
+        n->group = fused;
+    }
+    (void)errbuf;
+    (void)errlen;
+    return 0;
+}
+
+static int rn__group_pos(const struct rn_group *g, int node)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i] == node) return i;
+    return -1;
+}
+
+/* Builds tasks, instances, channels and exchanges for a run. */
+static void rn__job_build(struct rn_job *job)
+{
+    for (int gi = 0; gi < job->n_groups; gi++) {
+        struct rn_group *g = &job->groups[gi];
+        g->tasks = rn_xcalloc(g->parallelism, sizeof *g->tasks);
+        for (uint32_t s = 0; s < g->parallelism; s++) {
+            struct rn_task *t = rn_xcalloc(1, sizeof *t);
+            t->job = job;
+            t->group = gi;
+            t->subtask = s;
+            rn__signal_init(&t->sig);
+            t->n_inst = g->n_nodes;
+            t->inst = rn_xcalloc((size_t)g->n_nodes, sizeof *t->inst);
+            for (int k = 0; k < g->n_nodes; k++) {
+                struct rn_node *n = &job->nodes[g->nodes[k]];
+                struct rn_instance *in = rn_xcalloc(1, sizeof *in);
+                in->op.inst = in;
+                in->em.inst = in;
+                in->node = n;
+                in->task = t;
+                in->job = job;
+                in->n_ports = (int)n->type->n_outputs;
+                in->ports = rn_xcalloc((size_t)(in->n_ports ? in->n_ports : 1), sizeof *in->ports);
+                for (int p = 0; p < in->n_ports; p++) {
+                    in->ports[p].type = n->out_types[p];
+                    in->ports[p].batch = rn_batch_create(RN_BATCH_RECORDS);
+                }
+                while (n->type->metrics && n->type->metrics[in->n_metrics]) in->n_metrics++;
+                in->metrics = rn_xcalloc((size_t)(in->n_metrics ? in->n_metrics : 1),
+                                         sizeof *in->metrics);
+                t->inst[k] = in;
+            }
+            g->tasks[s] = t;
+        }
+    }
+    /* Edges become fused targets or exchanges. */
+    for (int e = 0; e < job->n_edges; e++) {
+        const struct rn_edge *ed = &job->edges[e];
+        const struct rn_node *f = &job->nodes[ed->from], *to = &job->nodes[ed->to];
+        struct rn_group *gf = &job->groups[f->group], *gt = &job->groups[to->group];
+        int pf = rn__group_pos(gf, f->index), pt = rn__group_pos(gt, to->index);
+        for (uint32_t s = 0; s < gf->parallelism; s++) {
+            struct rn_instance *src = gf->tasks[s]->inst[pf];
+            struct rn_port_out *po = &src->ports[ed->port];
+            po->targets = rn_xrealloc(po->targets, sizeof *po->targets * (size_t)(po->n_targets + 1));
+            struct rn_target *tg = &po->targets[po->n_targets++];
+            memset(tg, 0, sizeof *tg);
+            if (f->group == to->group) {
+                tg->local = gt->tasks[s]->inst[pt];
+                continue;
+            }
+            struct rn_exchange *x = rn_xcalloc(1, sizeof *x);
+            x->mode = ed->mode;
+            x->key_field = to->key_field;
+            x->type = rn_type_get(to->in_type);
+            x->max_parallelism = job->max_parallelism;
+            /* FORWARD across groups (a multi-input head): pointwise. */
+            x->n_dest = ed->mode == RN_EDGE_FORWARD ? 1 : gt->parallelism;
+            x->ch = rn_xcalloc(x->n_dest, sizeof *x->ch);
+            x->pending = rn_xcalloc(x->n_dest, sizeof *x->pending);
+            for (uint32_t d = 0; d < x->n_dest; d++) {
+                uint32_t dest = ed->mode == RN_EDGE_FORWARD ? s : d;
+                struct rn_channel *ch = rn_xcalloc(1, sizeof *ch);
+                rn__ring_init(&ch->fwd, job->channel_capacity + 2);
+                rn__ring_init(&ch->back, job->channel_capacity + 2);
+                ch->capacity = job->channel_capacity;
+                ch->producer = gf->tasks[s];
+                ch->consumer = gt->tasks[dest];
+                ch->target = pt;
+                struct rn_task *ct = ch->consumer;
+                ct->inputs = rn_xrealloc(ct->inputs, sizeof *ct->inputs * (size_t)(ct->n_inputs + 1));
+                ct->inputs[ct->n_inputs++] = ch;
+                job->channels = rn_xrealloc(job->channels,
+                                            sizeof *job->channels * (size_t)(job->n_channels + 1));
+                job->channels[job->n_channels++] = ch;
+                x->ch[d] = ch;
+                x->pending[d] = rn_batch_create(RN_BATCH_RECORDS);
+            }
+            /* The ring holds capacity+2 slots; keep capacity as the bound. */
+            tg->xchg = x;
+        }
+    }
+}
+
+void rn__job_destroy_exec(struct rn_job *job)
+{
+    for (int gi = 0; gi < job->n_groups; gi++) {
+        struct rn_group *g = &job->groups[gi];
+        for (uint32_t s = 0; g->tasks && s < g->parallelism; s++) {
+            struct rn_task *t = g->tasks[s];
+            for (int k = 0; k < t->n_inst; k++) {
+                struct rn_instance *in = t->inst[k];
+                for (int p = 0; p < in->n_ports; p++) {
+                    for (int q = 0; q < in->ports[p].n_targets; q++) {
+                        struct rn_exchange *x = in->ports[p].targets[q].xchg;
+                        if (!x) continue;
+                        for (uint32_t d = 0; d < x->n_dest; d++) rn_batch_destroy(x->pending[d]);
+                        free(x->pending);
+                        free(x->ch);
+                        free(x);
+                    }
+                    free(in->ports[p].targets);
+                    rn_batch_destroy(in->ports[p].batch);
+                }
+                free(in->ports);
+                free((void *)in->metrics);
+                free(in);
+            }
+            free(t->inst);
+            free(t->inputs);
+            rn__signal_destroy(&t->sig);
+            free(t);
+        }
+        free(g->tasks);
+        free(g->nodes);
+    }
+    free(job->groups);
+    job->groups = NULL;
+    for (int c = 0; c < job->n_channels; c++) {
+        struct rn_channel *ch = job->channels[c];
+        struct rn_msg m;
+        while (rn__ring_pop(&ch->fwd, &m))
+            if (m.batch) rn_batch_destroy(m.batch);
+        while (rn__ring_pop(&ch->back, &m))
+            if (m.batch) rn_batch_destroy(m.batch);
+        free(ch->fwd.slots);
+        free(ch->back.slots);
+        free(ch);
+    }
+    free(job->channels);
+    job->channels = NULL;
+}
+
+/* ---- figures ------------------------------------------------------------------ */
+
+void rn__instance_totals(struct rn_job *job, int node, uint64_t *in, uint64_t *out,
+                         uint64_t *dropped)
+{
+    *in = *out = 0;
+    if (dropped) *dropped = 0;
+    const struct rn_node *n = &job->nodes[node];
+    struct rn_group *g = &job->groups[n->group];
+    if (!g->tasks) return;
+    int pos = rn__group_pos(g, node);
+    for (uint32_t s = 0; s < g->parallelism; s++) {
+        struct rn_instance *ins = g->tasks[s]->inst[pos];
+        *in += atomic_load_explicit(&ins->records_in, memory_order_relaxed);
+        if (ins->n_ports) *out += atomic_load_explicit(&ins->ports[0].records, memory_order_relaxed);
+        for (int p = 0; dropped && p < ins->n_ports; p++)
+            *dropped += atomic_load_explicit(&ins->ports[p].dropped, memory_order_relaxed);
+    }
+}
+
+/* ---- running ------------------------------------------------------------------- */
+
+static void rn__print_summary(struct rn_job *job)
+{
+    double secs = (double)(job->end_ns - job->start_ns) / 1e9;
+    fprintf(stderr, "runnel: job '%s' %s in %.3f s\n", job->name,
+            job->error[0] ? "failed" : "finished", secs);
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        struct rn_group *g = &job->groups[n->group];
+        int pos = rn__group_pos(g, i);
+        uint64_t in, out, dropped;
+        rn__instance_totals(job, i, &in, &out, &dropped);
+        fprintf(stderr, "  %-16s in %10llu  out %10llu", n->id, (unsigned long long)in,
+                (unsigned long long)out);
+        for (int p = 1; p < (int)n->type->n_outputs; p++) {
+            uint64_t v = 0;
+            for (uint32_t s = 0; s < g->parallelism; s++)
+                v += atomic_load(&g->tasks[s]->inst[pos]->ports[p].records);
+            fprintf(stderr, "  %s %llu", n->type->outputs[p].name, (unsigned long long)v);
+        }
+        for (int m = 0; n->type->metrics && n->type->metrics[m]; m++) {
+            uint64_t v = 0;
+            for (uint32_t s = 0; s < g->parallelism; s++)
+                v += atomic_load(&g->tasks[s]->inst[pos]->metrics[m]);
+            fprintf(stderr, "  %s %llu", n->type->metrics[m], (unsigned long long)v);
+        }
+        if (dropped) fprintf(stderr, "  unrouted %llu", (unsigned long long)dropped);
+        fputc('\n', stderr);
+    }
+}
+
+int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
+{
+    if (atomic_load(&job->running) || job->start_ns) {
+        rn_errf(errbuf, errlen, "job '%s' was already run", job->name);
+        return RN_EINVAL;
+    }
+    rn__job_build(job);
+    job->rate_prev = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate_prev);
+    job->rate = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate);
+    job->start_ns = rn_now_ns();
+    atomic_store(&job->running, 1);
+    if (job->http_listen) {
+        job->http = rn_http_start(job->http_listen, rn__status_handler, job, errbuf, errlen);
+        if (!job->http) return RN_EINVAL;
+        snprintf(job->http_addr, sizeof job->http_addr, "%s", rn_http_address(job->http));
+        if (!job->quiet)
+            fprintf(stderr, "runnel: status page at http://%s/\n", job->http_addr);
+    }
+    /* Worker threads must not take SIGINT/SIGTERM: the caller handles them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int started = 0, failed = 0;
+    for (int gi = 0; gi < job->n_groups && !failed; gi++) {
+        struct rn_group *g = &job->groups[gi];
+        for (uint32_t s = 0; s < g->parallelism; s++) {
+            struct rn_task *t = g->tasks[s];
+            if (pthread_create(&t->thread, NULL, rn__task_main, t) != 0) {
+                rn__job_set_error(job, "cannot start a worker thread");
+                failed = 1;
+                break;
+            }
+            t->started = 1;
+            started++;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (int gi = 0; gi < job->n_groups; gi++) {
+        struct rn_group *g = &job->groups[gi];
+        for (uint32_t s = 0; s < g->parallelism; s++)
+            if (g->tasks[s]->started) pthread_join(g->tasks[s]->thread, NULL);
+    }
+    job->end_ns = rn_now_ns();
+    atomic_store(&job->running, 0);
+    if (job->http) {
+        rn_http_stop(job->http);
+        job->http = NULL;
+    }
+    if (!job->quiet) rn__print_summary(job);
+    (void)started;
+    if (job->error[0]) {
+        rn_errf(errbuf, errlen, "%s", job->error);
+        return RN_EIO;
+    }
+    return 0;
+}
+
+void rn_job_stop(struct rn_job *job)
+{
+    atomic_store(&job->stopping, 1);
+}
+
+const char *rn_job_http_address(struct rn_job *job)
+{
+    return job->http_addr;
+}

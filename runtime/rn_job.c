@@ -1,0 +1,691 @@
+/*
+ * rn_job.c — loading a job: YAML -> checked graph.
+ *
+ * Everything that can be checked before a thread starts is checked here, and
+ * each error names the YAML position it comes from:
+ *   - top-level keys, and each source/operator/sink's keys (through its table);
+ *   - operator and connector types (with "did you mean");
+ *   - `from:` references and side-output routes (unknown ids, unknown ports,
+ *     cycles);
+ *   - record types along every edge, and key fields of keyed operators.
+ * Then the graph gets its parallelism and partitioning per edge, and
+ * rn__job_plan (rn_exec.c) groups it into fused chains.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rn_job_int.h"
+
+static const char *const rn__op_skip[] = {"id", "op", "from", "key", "parallelism", NULL};
+static const char *const rn__conn_skip[] = {"type", "from", NULL};
+
+struct rn__job_cfg {
+    const char *job;
+    int64_t parallelism;
+    int64_t max_parallelism;
+    int64_t queue_batches;
+    const struct rn_cfg_node *sources, *operators, *sinks, *http;
+};
+
+static const struct rn_config_key rn__job_keys[] = {
+    {"job", RN_CT_STRING, NULL, NULL, offsetof(struct rn__job_cfg, job),
+     "Name of the job, shown on the status page.", NULL, RN_CK_REQUIRED, 0, 0},
+    {"parallelism", RN_CT_INT, "1", "threads", offsetof(struct rn__job_cfg, parallelism),
+     "Worker threads for keyed operators (each runs one subtask).", NULL, 0, 1, 1024},
+    {"max_parallelism", RN_CT_INT, "128", "key groups",
+     offsetof(struct rn__job_cfg, max_parallelism),
+     "Number of key groups: keys hash into this many groups, the unit of "
+     "redistribution. Fixed for the life of a job's state.",
+     NULL, 0, 1, 32768},
+    {"queue_batches", RN_CT_INT, "16", "batches", offsetof(struct rn__job_cfg, queue_batches),
+     "Capacity of each queue between threads, in batches of up to 1024 records. A full "
+     "queue blocks its producer (backpressure).",
+     NULL, 0, 2, 65536},
+    {"sources", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, sources),
+     "Map of source id to source settings (`type:` and the connector's keys).", NULL,
+     RN_CK_REQUIRED, 0, 0},
+    {"operators", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, operators),
+     "List of operators (`id`, `op`, `from`, and the operator's keys).", NULL, 0, 0, 0},
+    {"sinks", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, sinks),
+     "Map of sink id to sink settings (`type:`, `from:` and the connector's keys).", NULL, 0,
+     0, 0},
+    {"http", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, http),
+     "Status page and REST API: `listen: host:port` (port 0 picks a free one).", NULL, 0, 0,
+     0},
+    RN_CONFIG_END,
+};
+
+const struct rn_config_key *rn__job_config_keys(void)
+{
+    return rn__job_keys;
+}
+
+static void rn__job_free_graph(struct rn_job *job)
+{
+    for (int i = 0; i < job->n_nodes; i++) {
+        struct rn_node *n = &job->nodes[i];
+        if (n->ctx_inited && n->type->fini) n->type->fini(n->ctx);
+        free(n->ctx);
+        free(n->out_types);
+    }
+    free(job->nodes);
+    free(job->edges);
+}
+
+static int rn__find_node(const struct rn_job *job, const char *id)
+{
+    for (int i = 0; i < job->n_nodes; i++)
+        if (strcmp(job->nodes[i].id, id) == 0) return i;
+    return -1;
+}
+
+static const char *rn__kind_name(enum rn_op_kind k)
+{
+    return k == RN_KIND_SOURCE ? "source" : k == RN_KIND_SINK ? "sink" : "operator";
+}
+
+/* Reports an unknown type name with a suggestion from the registry. */
+static void rn__unknown_type(const struct rn_cfg_node *at, const char *name, enum rn_op_kind kind,
+                             char *errbuf, size_t errlen)
+{
+    const struct rn_op_type *types[128];
+    const char *names[128];
+    size_t n = rn_op_list(kind, types, 128);
+    struct rn_buf all = RN_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        names[i] = types[i]->name;
+        rn_buf_printf(&all, "%s%s", i ? ", " : "", names[i]);
+    }
+    rn_buf_putc(&all, 0);
+    const char *s = rn_suggest(name, names, n);
+    if (s)
+        rn_cfg_errf(errbuf, errlen, at, "unknown %s type '%s' (did you mean '%s'?)",
+                    rn__kind_name(kind), name, s);
+    else
+        rn_cfg_errf(errbuf, errlen, at, "unknown %s type '%s' (known: %s)", rn__kind_name(kind),
+                    name, all.data);
+    rn_buf_free(&all);
+}
+
+static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_node *id_at,
+                        enum rn_op_kind kind, const char *type_name,
+                        const struct rn_cfg_node *type_at, const struct rn_cfg_node *cfg,
+                        char *errbuf, size_t errlen)
+{
+    if (!id[0]) {
+        rn_cfg_errf(errbuf, errlen, id_at, "an id must not be empty");
+        return RN_EINVAL;
+    }
+    if (strchr(id, '.')) {
+        rn_cfg_errf(errbuf, errlen, id_at, "id '%s' must not contain '.' (it separates ports)",
+                    id);
+        return RN_EINVAL;
+    }
+    int dup = rn__find_node(job, id);
+    if (dup >= 0) {
+        rn_cfg_errf(errbuf, errlen, id_at, "duplicate id '%s' (also at %s:%d:%d)", id,
+                    job->nodes[dup].cfg->file, job->nodes[dup].cfg->line,
+                    job->nodes[dup].cfg->col);
+        return RN_EINVAL;
+    }
+    if (job->n_nodes == RN_MAX_NODES) {
+        rn_cfg_errf(errbuf, errlen, id_at, "too many nodes (at most %d)", RN_MAX_NODES);
+        return RN_EINVAL;
+    }
+    const struct rn_op_type *t = rn_op_find(type_name, kind);
+    if (!t) {
+        rn__unknown_type(type_at, type_name, kind, errbuf, errlen);
+        return RN_EINVAL;
+    }
+    struct rn_node *n = &job->nodes[job->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->index = job->n_nodes;
+    n->id = id;
+    n->kind = kind;
+    n->type = t;
+    n->cfg = cfg;
+    n->in_type = -1;
+    n->key_field = -1;
+    n->source_index = kind == RN_KIND_SOURCE ? job->n_sources++ : -1;
+    n->ctx = rn_xcalloc(1, t->ctx_size ? t->ctx_size : 1);
+    job->n_nodes++;
+
+    const char *const *skip = kind == RN_KIND_OPERATOR ? rn__op_skip : rn__conn_skip;
+    /* Side-output route keys are the operator's own, besides its table. */
+    const char *skip_all[32];
+    size_t ns = 0;
+    for (; skip[ns]; ns++) skip_all[ns] = skip[ns];
+    for (uint32_t p = 1; p < t->n_outputs && ns < 30; p++) skip_all[ns++] = t->outputs[p].name;
+    skip_all[ns] = NULL;
+    int rc = rn_config_apply(t->config, cfg, n->ctx, skip_all, errbuf, errlen);
+    if (rc) return rc;
+    if (t->init) {
+        rc = t->init(n->ctx, cfg, errbuf, errlen);
+        if (rc) return rc;
+    }
+    n->ctx_inited = 1;
+    return 0;
+}
+
+static int rn__add_edge(struct rn_job *job, int from, int port, int to,
+                        const struct rn_cfg_node *where)
+{
+    job->edges = rn_xrealloc(job->edges, sizeof *job->edges * (size_t)(job->n_edges + 1));
+    struct rn_edge *e = &job->edges[job->n_edges++];
+    e->from = from;
+    e->port = port;
+    e->to = to;
+    e->mode = RN_EDGE_FORWARD;
+    e->where = where;
+    job->nodes[to].n_in++;
+    return 0;
+}
+
+/* Resolves one `from:` reference "id" or "id.port" at node `to`. */
+static int rn__resolve_from(struct rn_job *job, int to, const struct rn_cfg_node *ref, char *errbuf,
+                            size_t errlen)
+{
+    if (ref->kind != RN_CFG_SCALAR) {
+        rn_cfg_errf(errbuf, errlen, ref, "'from' must be an id or a list of ids");
+        return RN_EINVAL;
+    }
+    char *id = rn_xstrdup(ref->value);
+    char *dot = strchr(id, '.');
+    const char *port_name = NULL;
+    if (dot) {
+        *dot = 0;
+        port_name = dot + 1;
+    }
+    int rc = RN_EINVAL;
+    int from = rn__find_node(job, id);
+    if (from < 0) {
+        const char *names[RN_MAX_NODES];
+        for (int i = 0; i < job->n_nodes; i++) names[i] = job->nodes[i].id;
+        const char *s = rn_suggest(id, names, (size_t)job->n_nodes);
+        if (s)
+            rn_cfg_errf(errbuf, errlen, ref, "unknown input '%s' (did you mean '%s'?)", id, s);
+        else
+            rn_cfg_errf(errbuf, errlen, ref, "unknown input '%s': no source or operator has that id",
+                        id);
+        goto out;
+    }
+    if (from == to) {
+        rn_cfg_errf(errbuf, errlen, ref, "'%s' cannot read its own output (cycle)", id);
+        goto out;
+    }
+    const struct rn_node *f = &job->nodes[from];
+    if (f->kind == RN_KIND_SINK) {
+        rn_cfg_errf(errbuf, errlen, ref, "'%s' is a sink: it has no output to read", id);
+        goto out;
+    }
+    int port = 0;
+    if (port_name) {
+        port = -1;
+        for (uint32_t p = 1; p < f->type->n_outputs; p++)
+            if (strcmp(f->type->outputs[p].name, port_name) == 0) port = (int)p;
+        if (port < 0) {
+            rn_cfg_errf(errbuf, errlen, ref, "'%s' (%s) has no output named '%s'", id,
+                        f->type->name, port_name);
+            goto out;
+        }
+    }
+    rc = rn__add_edge(job, from, port, to, ref);
+out:
+    free(id);
+    return rc;
+}
+
+static int rn__resolve_from_list(struct rn_job *job, int to, const struct rn_cfg_node *from,
+                                 char *errbuf, size_t errlen)
+{
+    if (from->kind == RN_CFG_SEQ) {
+        if (!from->child) {
+            rn_cfg_errf(errbuf, errlen, from, "'from' must not be empty");
+            return RN_EINVAL;
+        }
+        for (const struct rn_cfg_node *c = from->child; c; c = c->next) {
+            int rc = rn__resolve_from(job, to, c, errbuf, errlen);
+            if (rc) return rc;
+        }
+        return 0;
+    }
+    return rn__resolve_from(job, to, from, errbuf, errlen);
+}
+
+/* Side outputs routed by the producing operator: `dead_letter: rejected`. */
+static int rn__resolve_routes(struct rn_job *job, int from, char *errbuf, size_t errlen)
+{
+    const struct rn_node *f = &job->nodes[from];
+    for (uint32_t p = 1; p < f->type->n_outputs; p++) {
+        const struct rn_cfg_node *r = rn_cfg_get(f->cfg, f->type->outputs[p].name);
+        if (!r) continue;
+        const struct rn_cfg_node *items = r->kind == RN_CFG_SEQ ? r->child : r;
+        for (const struct rn_cfg_node *c = items; c; c = r->kind == RN_CFG_SEQ ? c->next : NULL) {
+            if (c->kind != RN_CFG_SCALAR) {
+                rn_cfg_errf(errbuf, errlen, c, "'%s' must name a sink or operator",
+                            f->type->outputs[p].name);
+                return RN_EINVAL;
+            }
+            int to = rn__find_node(job, c->value);
+            if (to < 0 || job->nodes[to].kind == RN_KIND_SOURCE) {
+                const char *names[RN_MAX_NODES];
+                size_t k = 0;
+                for (int i = 0; i < job->n_nodes; i++)
+                    if (job->nodes[i].kind != RN_KIND_SOURCE) names[k++] = job->nodes[i].id;
+                const char *s = rn_suggest(c->value, names, k);
+                if (s)
+                    rn_cfg_errf(errbuf, errlen, c, "unknown sink or operator '%s' (did you mean '%s'?)",
+                                c->value, s);
+                else
+                    rn_cfg_errf(errbuf, errlen, c, "unknown sink or operator '%s'", c->value);
+                return RN_EINVAL;
+            }
+            if (to == from) {
+                rn_cfg_errf(errbuf, errlen, c, "'%s' cannot read its own output (cycle)", c->value);
+                return RN_EINVAL;
+            }
+            rn__add_edge(job, from, (int)p, to, c);
+        }
+    }
+    return 0;
+}
+
+/* Kahn's algorithm; fills order[]. On a cycle, reports one node on it. */
+static int rn__topo(struct rn_job *job, int *order, char *errbuf, size_t errlen)
+{
+    int *indeg = rn_xcalloc((size_t)job->n_nodes, sizeof *indeg);
+    for (int e = 0; e < job->n_edges; e++) indeg[job->edges[e].to]++;
+    int head = 0, tail = 0;
+    for (int i = 0; i < job->n_nodes; i++)
+        if (indeg[i] == 0) order[tail++] = i;
+    while (head < tail) {
+        int n = order[head++];
+        for (int e = 0; e < job->n_edges; e++)
+            if (job->edges[e].from == n && --indeg[job->edges[e].to] == 0)
+                order[tail++] = job->edges[e].to;
+    }
+    int rc = 0;
+    if (tail < job->n_nodes) {
+        for (int e = 0; e < job->n_edges; e++) {
+            if (indeg[job->edges[e].to] > 0) {
+                const struct rn_edge *ed = &job->edges[e];
+                rn_cfg_errf(errbuf, errlen, ed->where,
+                            "cycle: '%s' reads from '%s', which depends on '%s' itself",
+                            job->nodes[ed->to].id, job->nodes[ed->from].id, job->nodes[ed->to].id);
+                break;
+            }
+        }
+        rc = RN_EINVAL;
+    }
+    free(indeg);
+    return rc;
+}
+
+static int rn__port_type(const struct rn_node *n, int port)
+{
+    return n->out_types[port];
+}
+
+/* Resolves record types in topological order and checks every edge. */
+static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, size_t errlen)
+{
+    for (int k = 0; k < job->n_nodes; k++) {
+        struct rn_node *n = &job->nodes[order[k]];
+        const struct rn_op_type *t = n->type;
+        /* Input type: all inputs must agree, and match what the type takes. */
+        const struct rn_edge *first = NULL;
+        for (int e = 0; e < job->n_edges; e++) {
+            const struct rn_edge *ed = &job->edges[e];
+            if (ed->to != n->index) continue;
+            int ty = rn__port_type(&job->nodes[ed->from], ed->port);
+            const char *ty_name = rn_type_get(ty)->name;
+            if (strcmp(t->in_type, "*") != 0 && strcmp(t->in_type, ty_name) != 0) {
+                rn_cfg_errf(errbuf, errlen, ed->where,
+                            "type mismatch: %s '%s' (%s) takes '%s' records, but '%s'%s%s gives "
+                            "'%s'",
+                            rn__kind_name(n->kind), n->id, t->name, t->in_type,
+                            job->nodes[ed->from].id, ed->port ? "." : "",
+                            ed->port ? job->nodes[ed->from].type->outputs[ed->port].name : "",
+                            ty_name);
+                return RN_ETYPE;
+            }
+            if (!first) {
+                first = ed;
+                n->in_type = ty;
+            } else if (n->in_type != ty) {
+                rn_cfg_errf(errbuf, errlen, ed->where,
+                            "type mismatch: inputs of '%s' must all carry one record type, but "
+                            "'%s' gives '%s' and '%s' gives '%s'",
+                            n->id, job->nodes[first->from].id, rn_type_get(n->in_type)->name,
+                            job->nodes[ed->from].id, ty_name);
+                return RN_ETYPE;
+            }
+        }
+        if (n->kind != RN_KIND_SOURCE && !first) {
+            if (n->kind == RN_KIND_SINK)
+                rn_cfg_errf(errbuf, errlen, n->cfg,
+                            "sink '%s' has no input: give it 'from:' or route a side output "
+                            "(such as 'dead_letter: %s') to it",
+                            n->id, n->id);
+            else
+                rn_cfg_errf(errbuf, errlen, n->cfg, "operator '%s' has no input ('from:')", n->id);
+            return RN_EINVAL;
+        }
+        /* Output types. */
+        n->out_types = rn_xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof *n->out_types);
+        for (uint32_t p = 0; p < t->n_outputs; p++) {
+            const char *tn = t->outputs[p].type;
+            int id = strcmp(tn, "*") == 0 ? n->in_type : rn_type_find(tn);
+            if (id < 0) {
+                rn_cfg_errf(errbuf, errlen, n->cfg, "internal: '%s' declares unknown type '%s'",
+                            t->name, tn);
+                return RN_EINVAL;
+            }
+            n->out_types[p] = id;
+        }
+        /* Keyed operators: the key field must exist in the input type. */
+        if (t->flags & RN_OP_KEYED) {
+            const struct rn_cfg_node *kn = rn_cfg_get(n->cfg, "key");
+            n->key_name = kn ? kn->value : t->default_key;
+            const struct rn_type *in = rn_type_get(n->in_type);
+            if (!n->key_name || !n->key_name[0]) {
+                rn_cfg_errf(errbuf, errlen, n->cfg, "operator '%s' needs 'key:' (a field of '%s')",
+                            n->id, in->name);
+                return RN_EINVAL;
+            }
+            n->key_field = rn_type_field(in, n->key_name);
+            if (n->key_field < 0) {
+                size_t nk = 0;
+                while (in->key_fields && in->key_fields[nk]) nk++;
+                const char *s = nk ? rn_suggest(n->key_name, in->key_fields, nk) : NULL;
+                struct rn_buf all = RN_BUF_INIT;
+                for (size_t i = 0; i < nk; i++)
+                    rn_buf_printf(&all, "%s%s", i ? ", " : "", in->key_fields[i]);
+                rn_buf_putc(&all, 0);
+                rn_cfg_errf(errbuf, errlen, kn ? kn : n->cfg,
+                            "'%s' records have no key field '%s'%s%s%s (key fields: %s)", in->name,
+                            n->key_name, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "",
+                            nk ? all.data : "none");
+                rn_buf_free(&all);
+                return RN_ETYPE;
+            }
+        } else if (rn_cfg_get(n->cfg, "key") && n->kind == RN_KIND_OPERATOR) {
+            rn_cfg_key_errf(errbuf, errlen, rn_cfg_get(n->cfg, "key"),
+                            "operator '%s' (%s) is not keyed: 'key' does not apply", n->id,
+                            t->name);
+            return RN_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Parallelism per node and partitioning per edge. */
+static int rn__assign_parallelism(struct rn_job *job, const int *order, char *errbuf,
+                                  size_t errlen)
+{
+    for (int k = 0; k < job->n_nodes; k++) {
+        struct rn_node *n = &job->nodes[order[k]];
+        const struct rn_cfg_node *pn = rn_cfg_get(n->cfg, "parallelism");
+        int64_t p = 0;
+        if (pn && n->kind == RN_KIND_OPERATOR) {
+            if (rn_parse_i64(pn->value, &p) || p < 1 || p > 1024) {
+                rn_cfg_errf(errbuf, errlen, pn, "'parallelism' must be an integer in 1..1024");
+                return RN_EINVAL;
+            }
+        } else if (n->kind == RN_KIND_SOURCE || n->kind == RN_KIND_SINK) {
+            p = 1;
+        } else if (n->type->flags & RN_OP_KEYED) {
+            p = job->parallelism;
+        } else {
+            for (int e = 0; e < job->n_edges; e++)
+                if (job->edges[e].to == n->index)
+                    p = RN_MAX(p, (int64_t)job->nodes[job->edges[e].from].parallelism);
+        }
+        if ((n->type->flags & RN_OP_KEYED) && p > job->max_parallelism) {
+            rn_cfg_errf(errbuf, errlen, pn ? pn : n->cfg,
+                        "parallelism %lld of '%s' exceeds max_parallelism %u", (long long)p, n->id,
+                        job->max_parallelism);
+            return RN_EINVAL;
+        }
+        n->parallelism = (uint32_t)p;
+    }
+    for (int e = 0; e < job->n_edges; e++) {
+        struct rn_edge *ed = &job->edges[e];
+        const struct rn_node *f = &job->nodes[ed->from], *t = &job->nodes[ed->to];
+        if (t->type->flags & RN_OP_KEYED) {
+            int same_key = (f->type->flags & RN_OP_KEYED) && ed->port == 0 &&
+                           f->parallelism == t->parallelism && f->in_type == t->in_type &&
+                           strcmp(f->key_name, t->key_name) == 0;
+            ed->mode = same_key ? RN_EDGE_FORWARD : RN_EDGE_HASH;
+        } else if (f->parallelism == t->parallelism) {
+            ed->mode = RN_EDGE_FORWARD;
+        } else if (t->parallelism == 1) {
+            ed->mode = RN_EDGE_GATHER;
+        } else {
+            ed->mode = RN_EDGE_REBALANCE;
+        }
+    }
+    return 0;
+}
+
+struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, char *errbuf,
+                           size_t errlen)
+{
+    rn_types_init();
+    rn_operators_init();
+    struct rn_job *job = rn_xcalloc(1, sizeof *job);
+    pthread_mutex_init(&job->err_mu, NULL);
+    pthread_mutex_init(&job->rate_mu, NULL);
+    job->quiet = opt ? opt->quiet : 0;
+    job->doc = rn_cfg_load_file(path, errbuf, errlen);
+    if (!job->doc) goto fail;
+    for (size_t i = 0; opt && i < opt->n_overrides; i++)
+        if (rn_cfg_set(job->doc, opt->overrides[i], errbuf, errlen)) goto fail;
+
+    struct rn__job_cfg jc;
+    memset(&jc, 0, sizeof jc);
+    const struct rn_cfg_node *root = job->doc->root;
+    if (rn_config_apply(rn__job_keys, root, &jc, NULL, errbuf, errlen)) goto fail;
+    job->name = jc.job;
+    job->parallelism = (uint32_t)jc.parallelism;
+    job->max_parallelism = (uint32_t)jc.max_parallelism;
+    job->channel_capacity = (uint32_t)jc.queue_batches;
+    if (job->parallelism > job->max_parallelism) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(root, "parallelism"),
+                    "parallelism %u exceeds max_parallelism %u", job->parallelism,
+                    job->max_parallelism);
+        goto fail;
+    }
+    if (jc.http) {
+        static const char *const http_keys[] = {"listen", NULL};
+        if (rn_config_check_keys(jc.http, http_keys, "http", errbuf, errlen)) goto fail;
+        const struct rn_cfg_node *l = rn_cfg_get(jc.http, "listen");
+        if (l && l->kind == RN_CFG_SCALAR && l->value[0]) {
+            const char *colon = strrchr(l->value, ':');
+            int64_t port;
+            if (!colon || rn_parse_i64(colon + 1, &port) || port < 0 || port > 65535) {
+                rn_cfg_errf(errbuf, errlen, l, "'listen' must be host:port, got '%s'", l->value);
+                goto fail;
+            }
+            job->http_listen = l->value;
+        }
+    }
+
+    job->nodes = rn_xcalloc(RN_MAX_NODES, sizeof *job->nodes);
+    /* Sources. */
+    if (jc.sources->kind != RN_CFG_MAP || !jc.sources->child) {
+        rn_cfg_errf(errbuf, errlen, jc.sources, "'sources' must be a map of at least one source");
+        goto fail;
+    }
+    for (const struct rn_cfg_node *s = jc.sources->child; s; s = s->next) {
+        if (s->kind != RN_CFG_MAP) {
+            rn_cfg_errf(errbuf, errlen, s, "source '%s' must be a map with 'type:'", s->key);
+            goto fail;
+        }
+        const struct rn_cfg_node *ty = rn_cfg_get(s, "type");
+        if (!ty || ty->kind != RN_CFG_SCALAR) {
+            rn_cfg_errf(errbuf, errlen, s, "source '%s' needs 'type:' (such as 'file')", s->key);
+            goto fail;
+        }
+        if (rn_cfg_get(s, "from")) {
+            rn_cfg_key_errf(errbuf, errlen, rn_cfg_get(s, "from"), "a source takes no 'from'");
+            goto fail;
+        }
+        struct rn_cfg_node fake_id = *s;
+        fake_id.line = s->key_line;
+        fake_id.col = s->key_col;
+        if (rn__add_node(job, s->key, &fake_id, RN_KIND_SOURCE, ty->value, ty, s, errbuf, errlen))
+            goto fail;
+    }
+    /* Operators. */
+    if (jc.operators && jc.operators->kind != RN_CFG_SEQ) {
+        rn_cfg_errf(errbuf, errlen, jc.operators, "'operators' must be a list (- id: ...)");
+        goto fail;
+    }
+    for (const struct rn_cfg_node *o = jc.operators ? jc.operators->child : NULL; o; o = o->next) {
+        if (o->kind != RN_CFG_MAP) {
+            rn_cfg_errf(errbuf, errlen, o, "an operator must be a map with id, op and from");
+            goto fail;
+        }
+        const struct rn_cfg_node *id = rn_cfg_get(o, "id"), *op = rn_cfg_get(o, "op");
+        if (!id || id->kind != RN_CFG_SCALAR) {
+            rn_cfg_errf(errbuf, errlen, o, "operator needs 'id:'");
+            goto fail;
+        }
+        if (!op || op->kind != RN_CFG_SCALAR) {
+            rn_cfg_errf(errbuf, errlen, o, "operator '%s' needs 'op:' (its type)", id->value);
+            goto fail;
+        }
+        if (!rn_cfg_get(o, "from")) {
+            rn_cfg_errf(errbuf, errlen, o, "operator '%s' needs 'from:' (its input)", id->value);
+            goto fail;
+        }
+        if (rn__add_node(job, id->value, id, RN_KIND_OPERATOR, op->value, op, o, errbuf, errlen))
+            goto fail;
+    }
+    /* Sinks. */
+    if (jc.sinks && jc.sinks->kind != RN_CFG_MAP) {
+        rn_cfg_errf(errbuf, errlen, jc.sinks, "'sinks' must be a map of sink id to settings");
+        goto fail;
+    }
+    for (const struct rn_cfg_node *s = jc.sinks ? jc.sinks->child : NULL; s; s = s->next) {
+        if (s->kind != RN_CFG_MAP) {
+            rn_cfg_errf(errbuf, errlen, s, "sink '%s' must be a map with 'type:'", s->key);
+            goto fail;
+        }
+        const struct rn_cfg_node *ty = rn_cfg_get(s, "type");
+        if (!ty || ty->kind != RN_CFG_SCALAR) {
+            rn_cfg_errf(errbuf, errlen, s, "sink '%s' needs 'type:' (such as 'file')", s->key);
+            goto fail;
+        }
+        struct rn_cfg_node fake_id = *s;
+        fake_id.line = s->key_line;
+        fake_id.col = s->key_col;
+        if (rn__add_node(job, s->key, &fake_id, RN_KIND_SINK, ty->value, ty, s, errbuf, errlen))
+            goto fail;
+    }
+    /* Edges: `from:` of operators and sinks, then side-output routes. */
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_cfg_node *from = rn_cfg_get(job->nodes[i].cfg, "from");
+        if (from && job->nodes[i].kind != RN_KIND_SOURCE &&
+            rn__resolve_from_list(job, i, from, errbuf, errlen))
+            goto fail;
+    }
+    for (int i = 0; i < job->n_nodes; i++)
+        if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_routes(job, i, errbuf, errlen))
+            goto fail;
+
+    int order[RN_MAX_NODES];
+    if (rn__topo(job, order, errbuf, errlen)) goto fail;
+    if (rn__check_types(job, order, errbuf, errlen)) goto fail;
+    if (rn__assign_parallelism(job, order, errbuf, errlen)) goto fail;
+    if (rn__job_plan(job, errbuf, errlen)) goto fail;
+    return job;
+
+fail:
+    rn_job_destroy(job);
+    return NULL;
+}
+
+/* Warnings about a valid job that probably does not do what was meant. */
+static void rn__job_warnings(const struct rn_job *job, FILE *out)
+{
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        for (uint32_t p = 0; p < n->type->n_outputs; p++) {
+            int used = 0;
+            for (int e = 0; e < job->n_edges; e++)
+                if (job->edges[e].from == i && job->edges[e].port == (int)p) used = 1;
+            if (used) continue;
+            if (p == 0)
+                fprintf(out, "warning: %s:%d:%d: the output of '%s' goes nowhere\n", n->cfg->file,
+                        n->cfg->line, n->cfg->col, n->id);
+            else
+                fprintf(out,
+                        "warning: %s:%d:%d: '%s.%s' is not routed: its records are counted and "
+                        "dropped (add '%s: <sink>')\n",
+                        n->cfg->file, n->cfg->line, n->cfg->col, n->id, n->type->outputs[p].name,
+                        n->type->outputs[p].name);
+        }
+    }
+}
+
+static const char *rn__mode_name(enum rn_edge_mode m)
+{
+    switch (m) {
+    case RN_EDGE_FORWARD: return "forward";
+    case RN_EDGE_HASH: return "hash";
+    case RN_EDGE_GATHER: return "gather";
+    case RN_EDGE_REBALANCE: return "rebalance";
+    }
+    return "?";
+}
+
+void rn_job_print(const struct rn_job *job, FILE *out)
+{
+    fprintf(out, "job '%s': parallelism %u, max_parallelism %u\n", job->name, job->parallelism,
+            job->max_parallelism);
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        fprintf(out, "  %-8s %-16s %-20s x%u", rn__kind_name(n->kind), n->id, n->type->name,
+                n->parallelism);
+        if (n->in_type >= 0) fprintf(out, "  in: %s", rn_type_get(n->in_type)->name);
+        if (n->key_name) fprintf(out, " keyed by %s", n->key_name);
+        for (uint32_t p = 0; p < n->type->n_outputs; p++)
+            fprintf(out, "  %s: %s", p ? n->type->outputs[p].name : "out",
+                    rn_type_get(n->out_types[p])->name);
+        fputc('\n', out);
+        for (int e = 0; e < job->n_edges; e++) {
+            const struct rn_edge *ed = &job->edges[e];
+            if (ed->to != i) continue;
+            const struct rn_node *f = &job->nodes[ed->from];
+            fprintf(out, "           <- %s%s%s [%s]\n", f->id, ed->port ? "." : "",
+                    ed->port ? f->type->outputs[ed->port].name : "", rn__mode_name(ed->mode));
+        }
+    }
+    fprintf(out, "threads:\n");
+    for (int g = 0; g < job->n_groups; g++) {
+        const struct rn_group *gr = &job->groups[g];
+        fprintf(out, "  chain %d x%u:", g, gr->parallelism);
+        for (int k = 0; k < gr->n_nodes; k++)
+            fprintf(out, "%s %s", k ? " ->" : "", job->nodes[gr->nodes[k]].id);
+        fputc('\n', out);
+    }
+    if (job->http_listen) fprintf(out, "http: %s\n", job->http_listen);
+    rn__job_warnings(job, out);
+}
+
+void rn__job_destroy_exec(struct rn_job *job);
+
+void rn_job_destroy(struct rn_job *job)
+{
+    if (!job) return;
+    rn__job_destroy_exec(job);
+    if (job->nodes) rn__job_free_graph(job);
+    rn_cfg_free(job->doc);
+    pthread_mutex_destroy(&job->err_mu);
+    pthread_mutex_destroy(&job->rate_mu);
+    free(job->rate_prev);
+    free(job->rate);
+    free(job);
+}

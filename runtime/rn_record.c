@@ -1,0 +1,257 @@
+/*
+ * rn_record.c — the record type registry, batches, payload building, and the
+ * built-in record types (raw, dead_letter, event) with their JSON writers.
+ *
+ * The registry is filled once at start (rn_types_init, operators' own types
+ * in rn_operators_init) before any job thread exists, and is read-only after;
+ * no lock is needed to read it.
+ */
+#include "rn_record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rn_event.h"
+
+#define RN_MAX_TYPES 64
+
+static const struct rn_type *rn__types[RN_MAX_TYPES];
+static int rn__n_types;
+
+int rn_type_register(const struct rn_type *t)
+{
+    for (int i = 0; i < rn__n_types; i++)
+        if (rn__types[i] == t || strcmp(rn__types[i]->name, t->name) == 0) return i;
+    if (rn__n_types == RN_MAX_TYPES) return RN_EFULL;
+    rn__types[rn__n_types] = t;
+    return rn__n_types++;
+}
+
+int rn_type_find(const char *name)
+{
+    for (int i = 0; i < rn__n_types; i++)
+        if (strcmp(rn__types[i]->name, name) == 0) return i;
+    return RN_ENOENT;
+}
+
+const struct rn_type *rn_type_get(int id)
+{
+    return id >= 0 && id < rn__n_types ? rn__types[id] : NULL;
+}
+
+int rn_type_field(const struct rn_type *t, const char *field)
+{
+    if (!t->key_fields) return -1;
+    for (int i = 0; t->key_fields[i]; i++)
+        if (strcmp(t->key_fields[i], field) == 0) return i;
+    return -1;
+}
+
+/* ---- batches --------------------------------------------------------------- */
+
+struct rn_batch *rn_batch_create(uint32_t cap)
+{
+    struct rn_batch *b = rn_xcalloc(1, sizeof *b);
+    b->cap = cap ? cap : RN_BATCH_RECORDS;
+    b->recs = rn_xmalloc(sizeof *b->recs * b->cap);
+    rn_arena_init(&b->arena, RN_BATCH_ARENA + 4096);
+    return b;
+}
+
+void rn_batch_destroy(struct rn_batch *b)
+{
+    if (!b) return;
+    rn_arena_destroy(&b->arena);
+    free(b->recs);
+    free(b);
+}
+
+void rn_batch_clear(struct rn_batch *b)
+{
+    b->n = 0;
+    rn_arena_reset(&b->arena);
+}
+
+void *rn_batch_add(struct rn_batch *b, uint16_t type, int64_t ts, uint64_t key, uint32_t len)
+{
+    if (RN_UNLIKELY(b->n == b->cap)) {
+        b->cap *= 2;
+        b->recs = rn_xrealloc(b->recs, sizeof *b->recs * b->cap);
+    }
+    void *p = rn_arena_alloc(&b->arena, len);
+    struct rn_record *r = &b->recs[b->n++];
+    r->ts = ts;
+    r->key = key;
+    r->type = type;
+    r->flags = 0;
+    r->len = len;
+    r->payload = p;
+    return p;
+}
+
+void rn_batch_copy(struct rn_batch *b, const struct rn_record *r)
+{
+    void *p = rn_batch_add(b, r->type, r->ts, r->key, r->len);
+    memcpy(p, r->payload, r->len);
+    b->recs[b->n - 1].flags = r->flags;
+}
+
+/* ---- payload builder ------------------------------------------------------- */
+
+void rn_payload_begin(struct rn_payload *p, size_t fixed_size)
+{
+    fixed_size = (fixed_size + 7) & ~(size_t)7;
+    rn_buf_reset(&p->buf);
+    rn_buf_reserve(&p->buf, fixed_size + 256);
+    memset(p->buf.data, 0, fixed_size);
+    p->buf.len = fixed_size;
+    p->fixed = fixed_size;
+}
+
+struct rn_str rn_payload_str(struct rn_payload *p, const char *s, size_t n)
+{
+    struct rn_str r = {(uint32_t)p->buf.len, (uint32_t)n};
+    rn_buf_append(&p->buf, s, n);
+    return r;
+}
+
+uint32_t rn_payload_reserve(struct rn_payload *p, size_t n)
+{
+    size_t pad = (8 - (p->buf.len & 7)) & 7;
+    rn_buf_reserve(&p->buf, pad + n);
+    memset(p->buf.data + p->buf.len, 0, pad + n);
+    p->buf.len += pad;
+    uint32_t off = (uint32_t)p->buf.len;
+    p->buf.len += n;
+    return off;
+}
+
+/* ---- built-in types -------------------------------------------------------- */
+
+static void rn__raw_json(const struct rn_record *r, struct rn_buf *out)
+{
+    const struct rn_raw *raw = r->payload;
+    rn_buf_puts(out, "{\"offset\":");
+    rn_json_i64(out, raw->offset);
+    rn_buf_puts(out, ",\"split\":");
+    rn_json_str(out, rn_str_ptr(raw, raw->split), raw->split.len);
+    rn_buf_putc(out, ',');
+    rn_json_kv_bytes(out, "line", rn_str_ptr(raw, raw->line), raw->line.len);
+    rn_buf_putc(out, '}');
+}
+
+const struct rn_type rn_type_raw = {
+    .name = "raw",
+    .description = "one line of input with its source split and byte offset",
+    .write_json = rn__raw_json,
+};
+
+static void rn__dead_letter_json(const struct rn_record *r, struct rn_buf *out)
+{
+    const struct rn_dead_letter *d = r->payload;
+    rn_buf_puts(out, "{\"where\":");
+    rn_json_str(out, rn_str_ptr(d, d->where), d->where.len);
+    rn_buf_puts(out, ",\"offset\":");
+    rn_json_i64(out, d->offset);
+    rn_buf_puts(out, ",\"operator\":");
+    rn_json_str(out, rn_str_ptr(d, d->op), d->op.len);
+    rn_buf_puts(out, ",\"reason\":");
+    rn_json_str(out, rn_str_ptr(d, d->reason), d->reason.len);
+    rn_buf_puts(out, ",\"length\":");
+    rn_json_u64(out, d->orig_len);
+    rn_buf_putc(out, ',');
+    rn_json_kv_bytes(out, "data", rn_str_ptr(d, d->data), d->data.len);
+    rn_buf_putc(out, '}');
+}
+
+const struct rn_type rn_type_dead_letter = {
+    .name = "dead_letter",
+    .description = "a rejected record: where it came from, why, and its bytes",
+    .write_json = rn__dead_letter_json,
+};
+
+static const char *const rn__event_kinds[RN_EV_KIND_MAX] = {"request", "impression", "click",
+                                                            "pay"};
+
+const char *rn_event_kind_name(int kind)
+{
+    return kind >= 0 && kind < RN_EV_KIND_MAX ? rn__event_kinds[kind] : "?";
+}
+
+int rn_event_kind_parse(const char *s, size_t n)
+{
+    for (int i = 0; i < RN_EV_KIND_MAX; i++)
+        if (strlen(rn__event_kinds[i]) == n && memcmp(rn__event_kinds[i], s, n) == 0) return i;
+    return -1;
+}
+
+static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
+{
+    const struct rn_event *e = r->payload;
+    rn_buf_reserve(out, 256);
+    rn_buf_puts(out, "{\"type\":\"");
+    rn_buf_puts(out, rn_event_kind_name(e->kind));
+    rn_buf_puts(out, "\",\"ts\":");
+    rn_json_i64(out, e->ts);
+    rn_buf_puts(out, ",\"request\":");
+    rn_json_str(out, rn_str_ptr(e, e->request), e->request.len);
+    rn_buf_puts(out, ",\"user\":");
+    rn_json_str(out, rn_str_ptr(e, e->user), e->user.len);
+    if (e->kind == RN_EV_REQUEST || e->kind == RN_EV_IMPRESSION) {
+        rn_buf_puts(out, e->kind == RN_EV_REQUEST ? ",\"candidates\":[" : ",\"items\":[");
+        const struct rn_str *items = rn_event_items(e);
+        for (uint32_t i = 0; i < e->n_items; i++) {
+            if (i) rn_buf_putc(out, ',');
+            rn_json_str(out, rn_str_ptr(e, items[i]), items[i].len);
+        }
+        rn_buf_putc(out, ']');
+        if (e->flags & RN_EVENT_HAS_PROPENSITIES) {
+            rn_buf_puts(out, ",\"propensities\":[");
+            const double *p = rn_event_props(e);
+            for (uint32_t i = 0; i < e->n_items; i++) {
+                if (i) rn_buf_putc(out, ',');
+                rn_json_f64(out, p[i]);
+            }
+            rn_buf_putc(out, ']');
+        }
+    } else {
+        rn_buf_puts(out, ",\"item\":");
+        rn_json_str(out, rn_str_ptr(e, e->item), e->item.len);
+    }
+    if (e->flags & RN_EVENT_HAS_MODEL_VERSION) {
+        rn_buf_puts(out, ",\"model_version\":");
+        rn_json_i64(out, e->model_version);
+    }
+    if (e->flags & RN_EVENT_HAS_AMOUNT) {
+        rn_buf_puts(out, ",\"amount\":");
+        rn_json_f64(out, e->amount);
+    }
+    rn_buf_putc(out, '}');
+}
+
+static const char *const rn__event_keys[] = {"user", "request", "item", NULL};
+
+static uint64_t rn__event_key(const struct rn_record *r, int field)
+{
+    const struct rn_event *e = r->payload;
+    switch (field) {
+    case RN_EVENT_KEY_USER: return e->user_id;
+    case RN_EVENT_KEY_REQUEST: return e->request_id;
+    default: return e->item_id;
+    }
+}
+
+const struct rn_type rn_type_event = {
+    .name = "event",
+    .description = "a parsed recommendation event: request, impression, click or pay",
+    .write_json = rn__event_json,
+    .key_fields = rn__event_keys,
+    .key_of = rn__event_key,
+};
+
+void rn_types_init(void)
+{
+    rn_type_register(&rn_type_raw);
+    rn_type_register(&rn_type_dead_letter);
+    rn_type_register(&rn_type_event);
+}

@@ -1,0 +1,344 @@
+/*
+ * rn_status.c — the status page and REST API of a running job.
+ *
+ *   GET /             HTML: job graph, per-operator records in/out and rates,
+ *                     queue fill, dead letters, uptime (refreshes itself)
+ *   GET /api/v1/job   the same figures as JSON
+ *   GET /metrics      Prometheus text format (version 0.0.4)
+ *   GET /healthz      "ok" while the job runs normally, 503 once it failed
+ *
+ * Runs on the HTTP server's thread. Every figure it reads is an atomic
+ * counter that worker threads bump with relaxed stores; the structures that
+ * hold them are built before the server starts and freed after it stops.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rn_http.h"
+#include "rn_job_int.h"
+
+struct rn__node_figs {
+    uint64_t in, out, dropped;
+    uint64_t ports[16];
+    uint64_t metrics[16];
+    uint64_t busy_ns;
+};
+
+static void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f)
+{
+    memset(f, 0, sizeof *f);
+    const struct rn_node *n = &job->nodes[node];
+    const struct rn_group *g = &job->groups[n->group];
+    if (!g->tasks) return;
+    int pos = 0;
+    while (g->nodes[pos] != node) pos++;
+    for (uint32_t s = 0; s < g->parallelism; s++) {
+        struct rn_instance *in = g->tasks[s]->inst[pos];
+        f->in += atomic_load_explicit(&in->records_in, memory_order_relaxed);
+        f->busy_ns += atomic_load_explicit(&in->busy_ns, memory_order_relaxed);
+        for (int p = 0; p < in->n_ports && p < 16; p++) {
+            f->ports[p] += atomic_load_explicit(&in->ports[p].records, memory_order_relaxed);
+            f->dropped += atomic_load_explicit(&in->ports[p].dropped, memory_order_relaxed);
+        }
+        for (int m = 0; m < in->n_metrics && m < 16; m++)
+            f->metrics[m] += atomic_load_explicit(&in->metrics[m], memory_order_relaxed);
+    }
+    f->out = f->ports[0];
+}
+
+/* Records per second per node over the last >= 1 s interval. */
+static void rn__sample_rates(struct rn_job *job)
+{
+    pthread_mutex_lock(&job->rate_mu);
+    int64_t now = rn_now_ns();
+    if (job->rate_prev && now - job->rate_at_ns >= 1000000000LL) {
+        double dt = (double)(now - job->rate_at_ns) / 1e9;
+        for (int i = 0; i < job->n_nodes; i++) {
+            struct rn__node_figs f;
+            rn__node_figures(job, i, &f);
+            uint64_t v = job->nodes[i].kind == RN_KIND_SOURCE ? f.out : f.in;
+            job->rate[i] = job->rate_at_ns ? (double)(v - job->rate_prev[i]) / dt : 0;
+            job->rate_prev[i] = v;
+        }
+        job->rate_at_ns = now;
+    }
+    pthread_mutex_unlock(&job->rate_mu);
+}
+
+static const char *rn__state(struct rn_job *job)
+{
+    if (atomic_load(&job->aborting)) return "failed";
+    if (atomic_load(&job->running))
+        return atomic_load(&job->stopping) ? "stopping" : "running";
+    return job->start_ns ? "finished" : "created";
+}
+
+static double rn__uptime(struct rn_job *job)
+{
+    int64_t end = atomic_load(&job->running) || !job->end_ns ? rn_now_ns() : job->end_ns;
+    return job->start_ns ? (double)(end - job->start_ns) / 1e9 : 0;
+}
+
+static const char *rn__kind(enum rn_op_kind k)
+{
+    return k == RN_KIND_SOURCE ? "source" : k == RN_KIND_SINK ? "sink" : "operator";
+}
+
+static uint64_t rn__dead_letters(struct rn_job *job)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < job->n_nodes; i++) {
+        struct rn__node_figs f;
+        rn__node_figures(job, i, &f);
+        for (uint32_t p = 1; p < job->nodes[i].type->n_outputs && p < 16; p++)
+            if (job->nodes[i].out_types[p] == rn_type_find("dead_letter")) total += f.ports[p];
+    }
+    return total;
+}
+
+void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
+{
+    rn__sample_rates(job);
+    pthread_mutex_lock(&job->err_mu);
+    char err[sizeof job->error];
+    memcpy(err, job->error, sizeof err);
+    pthread_mutex_unlock(&job->err_mu);
+    rn_buf_puts(b, "{\"job\":");
+    rn_json_str(b, job->name, strlen(job->name));
+    rn_buf_printf(b, ",\"state\":\"%s\",\"uptime_s\":%.3f,\"parallelism\":%u,\"max_parallelism\":%u",
+                  rn__state(job), rn__uptime(job), job->parallelism, job->max_parallelism);
+    rn_buf_puts(b, ",\"error\":");
+    rn_json_str(b, err, strlen(err));
+    rn_buf_printf(b, ",\"dead_letters\":%llu", (unsigned long long)rn__dead_letters(job));
+    rn_buf_puts(b, ",\"operators\":[");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        struct rn__node_figs f;
+        rn__node_figures(job, i, &f);
+        if (i) rn_buf_putc(b, ',');
+        rn_buf_puts(b, "{\"id\":");
+        rn_json_str(b, n->id, strlen(n->id));
+        rn_buf_printf(b, ",\"kind\":\"%s\",\"type\":\"%s\",\"parallelism\":%u,\"chain\":%d",
+                      rn__kind(n->kind), n->type->name, n->parallelism, n->group);
+        rn_buf_puts(b, ",\"inputs\":[");
+        int first = 1;
+        for (int e = 0; e < job->n_edges; e++) {
+            const struct rn_edge *ed = &job->edges[e];
+            if (ed->to != i) continue;
+            const struct rn_node *fr = &job->nodes[ed->from];
+            rn_buf_printf(b, "%s\"%s%s%s\"", first ? "" : ",", fr->id, ed->port ? "." : "",
+                          ed->port ? fr->type->outputs[ed->port].name : "");
+            first = 0;
+        }
+        rn_buf_printf(b, "],\"records_in\":%llu,\"records_out\":%llu,\"rate\":%.1f",
+                      (unsigned long long)f.in, (unsigned long long)f.out, job->rate ? job->rate[i] : 0);
+        rn_buf_printf(b, ",\"busy_s\":%.3f,\"unrouted\":%llu", (double)f.busy_ns / 1e9,
+                      (unsigned long long)f.dropped);
+        rn_buf_puts(b, ",\"outputs\":{");
+        for (uint32_t p = 1; p < n->type->n_outputs && p < 16; p++)
+            rn_buf_printf(b, "%s\"%s\":%llu", p > 1 ? "," : "", n->type->outputs[p].name,
+                          (unsigned long long)f.ports[p]);
+        rn_buf_puts(b, "},\"metrics\":{");
+        for (int m = 0; n->type->metrics && n->type->metrics[m] && m < 16; m++)
+            rn_buf_printf(b, "%s\"%s\":%llu", m ? "," : "", n->type->metrics[m],
+                          (unsigned long long)f.metrics[m]);
+        rn_buf_puts(b, "}}");
+    }
+    rn_buf_puts(b, "],\"queues\":[");
+    for (int c = 0; c < job->n_channels; c++) {
+        struct rn_channel *ch = job->channels[c];
+        const struct rn_group *gf = &job->groups[ch->producer->group];
+        const struct rn_group *gt = &job->groups[ch->consumer->group];
+        if (c) rn_buf_putc(b, ',');
+        rn_buf_printf(b,
+                      "{\"from\":\"%s\",\"from_subtask\":%u,\"to\":\"%s\",\"to_subtask\":%u,"
+                      "\"fill\":%u,\"capacity\":%u,\"batches\":%llu,\"blocked_s\":%.3f}",
+                      job->nodes[gf->nodes[0]].id, ch->producer->subtask,
+                      job->nodes[gt->nodes[ch->target]].id, ch->consumer->subtask,
+                      rn__channel_fill(ch), ch->capacity,
+                      (unsigned long long)atomic_load(&ch->batches),
+                      (double)atomic_load(&ch->blocked_ns) / 1e9);
+    }
+    rn_buf_puts(b, "]}");
+}
+
+void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
+{
+    const char *jn = job->name;
+    rn_buf_puts(b, "# HELP runnel_up 1 while the job runs normally.\n# TYPE runnel_up gauge\n");
+    rn_buf_printf(b, "runnel_up{job=\"%s\"} %d\n", jn, atomic_load(&job->aborting) ? 0 : 1);
+    rn_buf_puts(b, "# HELP runnel_uptime_seconds Seconds since the job started.\n"
+                   "# TYPE runnel_uptime_seconds gauge\n");
+    rn_buf_printf(b, "runnel_uptime_seconds{job=\"%s\"} %.3f\n", jn, rn__uptime(job));
+    rn_buf_puts(b, "# HELP runnel_records_in_total Records received by an operator.\n"
+                   "# TYPE runnel_records_in_total counter\n");
+    struct rn__node_figs *figs = rn_xcalloc((size_t)job->n_nodes, sizeof *figs);
+    for (int i = 0; i < job->n_nodes; i++) rn__node_figures(job, i, &figs[i]);
+    for (int i = 0; i < job->n_nodes; i++)
+        rn_buf_printf(b, "runnel_records_in_total{job=\"%s\",operator=\"%s\"} %llu\n", jn,
+                      job->nodes[i].id, (unsigned long long)figs[i].in);
+    rn_buf_puts(b, "# HELP runnel_records_out_total Records emitted on an output port.\n"
+                   "# TYPE runnel_records_out_total counter\n");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        for (uint32_t p = 0; p < n->type->n_outputs && p < 16; p++)
+            rn_buf_printf(b, "runnel_records_out_total{job=\"%s\",operator=\"%s\",port=\"%s\"} %llu\n",
+                          jn, n->id, p ? n->type->outputs[p].name : "out",
+                          (unsigned long long)figs[i].ports[p]);
+    }
+    rn_buf_puts(b, "# HELP runnel_records_unrouted_total Records emitted to a port routed nowhere.\n"
+                   "# TYPE runnel_records_unrouted_total counter\n");
+    for (int i = 0; i < job->n_nodes; i++)
+        rn_buf_printf(b, "runnel_records_unrouted_total{job=\"%s\",operator=\"%s\"} %llu\n", jn,
+                      job->nodes[i].id, (unsigned long long)figs[i].dropped);
+    rn_buf_puts(b, "# HELP runnel_operator_events_total An operator's own counters.\n"
+                   "# TYPE runnel_operator_events_total counter\n");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        for (int m = 0; n->type->metrics && n->type->metrics[m] && m < 16; m++)
+            rn_buf_printf(b, "runnel_operator_events_total{job=\"%s\",operator=\"%s\",name=\"%s\"} %llu\n",
+                          jn, n->id, n->type->metrics[m], (unsigned long long)figs[i].metrics[m]);
+    }
+    rn_buf_puts(b, "# HELP runnel_dead_letters_total Records rejected to dead-letter outputs.\n"
+                   "# TYPE runnel_dead_letters_total counter\n");
+    rn_buf_printf(b, "runnel_dead_letters_total{job=\"%s\"} %llu\n", jn,
+                  (unsigned long long)rn__dead_letters(job));
+    rn_buf_puts(b, "# HELP runnel_queue_fill Batches waiting in a queue between threads.\n"
+                   "# TYPE runnel_queue_fill gauge\n");
+    for (int c = 0; c < job->n_channels; c++) {
+        struct rn_channel *ch = job->channels[c];
+        rn_buf_printf(b, "runnel_queue_fill{job=\"%s\",queue=\"%d\",to=\"%s\",to_subtask=\"%u\"} %u\n",
+                      jn, c, job->nodes[job->groups[ch->consumer->group].nodes[ch->target]].id,
+                      ch->consumer->subtask, rn__channel_fill(ch));
+    }
+    rn_buf_puts(b, "# HELP runnel_queue_blocked_seconds_total Producer time blocked on a full "
+                   "queue (backpressure).\n# TYPE runnel_queue_blocked_seconds_total counter\n");
+    for (int c = 0; c < job->n_channels; c++) {
+        struct rn_channel *ch = job->channels[c];
+        rn_buf_printf(b, "runnel_queue_blocked_seconds_total{job=\"%s\",queue=\"%d\"} %.6f\n", jn,
+                      c, (double)atomic_load(&ch->blocked_ns) / 1e9);
+    }
+    free(figs);
+}
+
+static void rn__html_esc(struct rn_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': rn_buf_puts(b, "&lt;"); break;
+        case '>': rn_buf_puts(b, "&gt;"); break;
+        case '&': rn_buf_puts(b, "&amp;"); break;
+        case '"': rn_buf_puts(b, "&quot;"); break;
+        default: rn_buf_putc(b, *s);
+        }
+    }
+}
+
+void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
+{
+    rn__sample_rates(job);
+    rn_buf_puts(b, "<!doctype html><html><head><meta charset=\"utf-8\">"
+                   "<meta http-equiv=\"refresh\" content=\"2\"><title>runnel: ");
+    rn__html_esc(b, job->name);
+    rn_buf_puts(b, "</title><style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
+                   "table{border-collapse:collapse;margin:1em 0}td,th{padding:4px 10px;"
+                   "border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child,"
+                   ".l{text-align:left}.bar{background:#eee;width:120px;height:10px;display:inline-block}"
+                   ".bar i{background:#4a8;height:10px;display:block}.err{color:#b00}"
+                   "code{background:#f4f4f4;padding:1px 4px}</style></head><body>");
+    rn_buf_puts(b, "<h1>");
+    rn__html_esc(b, job->name);
+    rn_buf_printf(b, "</h1><p>state <b>%s</b> &middot; uptime %.1f s &middot; parallelism %u "
+                     "&middot; max_parallelism %u &middot; dead letters <b>%llu</b></p>",
+                  rn__state(job), rn__uptime(job), job->parallelism, job->max_parallelism,
+                  (unsigned long long)rn__dead_letters(job));
+    pthread_mutex_lock(&job->err_mu);
+    if (job->error[0]) {
+        rn_buf_puts(b, "<p class=\"err\">");
+        rn__html_esc(b, job->error);
+        rn_buf_puts(b, "</p>");
+    }
+    pthread_mutex_unlock(&job->err_mu);
+    rn_buf_puts(b, "<h2>Graph</h2><table><tr><th>id</th><th class=l>type</th><th class=l>from</th>"
+                   "<th>threads</th><th>records in</th><th>records out</th><th>rate/s</th>"
+                   "<th class=l>side outputs &amp; counters</th></tr>");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        struct rn__node_figs f;
+        rn__node_figures(job, i, &f);
+        rn_buf_puts(b, "<tr><td><code>");
+        rn__html_esc(b, n->id);
+        rn_buf_printf(b, "</code></td><td class=l>%s %s</td><td class=l>", rn__kind(n->kind),
+                      n->type->name);
+        for (int e = 0; e < job->n_edges; e++) {
+            const struct rn_edge *ed = &job->edges[e];
+            if (ed->to != i) continue;
+            rn__html_esc(b, job->nodes[ed->from].id);
+            if (ed->port) {
+                rn_buf_putc(b, '.');
+                rn_buf_puts(b, job->nodes[ed->from].type->outputs[ed->port].name);
+            }
+            static const char *const modes[] = {"forward", "hash", "gather", "rebalance"};
+            rn_buf_printf(b, " (%s) ", modes[ed->mode]);
+        }
+        rn_buf_printf(b, "</td><td>%u</td><td>%llu</td><td>%llu</td><td>%.0f</td><td class=l>",
+                      n->parallelism, (unsigned long long)f.in, (unsigned long long)f.out,
+                      job->rate ? job->rate[i] : 0);
+        for (uint32_t p = 1; p < n->type->n_outputs && p < 16; p++)
+            rn_buf_printf(b, "%s %llu; ", n->type->outputs[p].name, (unsigned long long)f.ports[p]);
+        for (int m = 0; n->type->metrics && n->type->metrics[m] && m < 16; m++)
+            rn_buf_printf(b, "%s %llu; ", n->type->metrics[m], (unsigned long long)f.metrics[m]);
+        if (f.dropped) rn_buf_printf(b, "unrouted %llu", (unsigned long long)f.dropped);
+        rn_buf_puts(b, "</td></tr>");
+    }
+    rn_buf_puts(b, "</table><h2>Queues</h2>");
+    if (!job->n_channels) rn_buf_puts(b, "<p>None: every chain runs fused in one thread.</p>");
+    else
+        rn_buf_puts(b, "<table><tr><th class=l>from</th><th class=l>to</th><th>fill</th>"
+                       "<th></th><th>batches</th><th>blocked s</th></tr>");
+    for (int c = 0; c < job->n_channels; c++) {
+        struct rn_channel *ch = job->channels[c];
+        const struct rn_group *gf = &job->groups[ch->producer->group];
+        const struct rn_group *gt = &job->groups[ch->consumer->group];
+        uint32_t fill = rn__channel_fill(ch);
+        rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td class=l>%s[%u]</td><td>%u/%u</td>"
+                         "<td><span class=bar><i style=\"width:%u%%\"></i></span></td>"
+                         "<td>%llu</td><td>%.3f</td></tr>",
+                      job->nodes[gf->nodes[0]].id, ch->producer->subtask,
+                      job->nodes[gt->nodes[ch->target]].id, ch->consumer->subtask, fill,
+                      ch->capacity, ch->capacity ? RN_MIN(100u, fill * 100 / ch->capacity) : 0,
+                      (unsigned long long)atomic_load(&ch->batches),
+                      (double)atomic_load(&ch->blocked_ns) / 1e9);
+    }
+    if (job->n_channels) rn_buf_puts(b, "</table>");
+    rn_buf_puts(b, "<p><a href=\"/api/v1/job\">/api/v1/job</a> &middot; <a href=\"/metrics\">"
+                   "/metrics</a> &middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n");
+}
+
+void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_http_response *res)
+{
+    struct rn_job *job = ud;
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        res->status = 405;
+        rn_buf_puts(&res->body, "method not allowed\n");
+        return;
+    }
+    if (strcmp(req->path, "/") == 0) {
+        res->content_type = "text/html; charset=utf-8";
+        rn_job_render_html(job, &res->body);
+    } else if (strcmp(req->path, "/api/v1/job") == 0) {
+        res->content_type = "application/json";
+        rn_job_render_json(job, &res->body);
+    } else if (strcmp(req->path, "/metrics") == 0) {
+        res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        rn_job_render_prometheus(job, &res->body);
+    } else if (strcmp(req->path, "/healthz") == 0) {
+        int failed = atomic_load(&job->aborting);
+        res->status = failed ? 503 : 200;
+        rn_buf_puts(&res->body, failed ? "failed\n" : "ok\n");
+    } else {
+        res->status = 404;
+        rn_buf_puts(&res->body, "not found\n");
+    }
+}
