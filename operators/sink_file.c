@@ -1,5 +1,5 @@
 /*
- * sink_file.c — the `file` sink (JSON lines) and the `null` sink.
+ * sink_file.c — the `file` sink (JSON lines) and the `discard` sink.
  *
  * `file` formats each record with its type's direct JSON writer into a large
  * buffer and writes it with one write(2) per buffer; the path "-" means
@@ -7,7 +7,7 @@
  * disk, say) fails the job with the path and the reason: output is never
  * dropped silently.
  *
- * `null` counts what it receives and discards it (benchmarks, dry runs).
+ * `discard` counts what it receives and discards it (benchmarks, dry runs).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -169,7 +169,7 @@ static const struct rn_config_key rn_null_sink_keys[] = {RN_CONFIG_END};
 
 const struct rn_op_type rn_sink_null = {
     .abi_version = RN_OP_ABI_VERSION,
-    .name = "null",
+    .name = "discard",
     .description = "Counts records and discards them.",
     .kind = RN_KIND_SINK,
     .config = rn_null_sink_keys,

@@ -99,7 +99,7 @@ int64_t rn_wall_ms(void)
 
 /* ---- rn_buf ---------------------------------------------------------------- */
 
-void rn_buf_reserve(struct rn_buf *b, size_t extra)
+void rn__buf_grow(struct rn_buf *b, size_t extra)
 {
     if (b->len + extra <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
@@ -108,22 +108,9 @@ void rn_buf_reserve(struct rn_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void rn_buf_append(struct rn_buf *b, const void *p, size_t n)
-{
-    rn_buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
 void rn_buf_puts(struct rn_buf *b, const char *s)
 {
     rn_buf_append(b, s, strlen(s));
-}
-
-void rn_buf_putc(struct rn_buf *b, char c)
-{
-    rn_buf_reserve(b, 1);
-    b->data[b->len++] = c;
 }
 
 void rn_buf_printf(struct rn_buf *b, const char *fmt, ...)
@@ -210,6 +197,42 @@ void rn_json_f64(struct rn_buf *b, double v)
     if (v == (double)(int64_t)v && v > -1e15 && v < 1e15) {
         rn_json_i64(b, (int64_t)v);
         return;
+    }
+    /* Most values written by people or programs have few decimals: if
+     * m / 10^k == v exactly for a small k, then "m with k decimals" is the
+     * correctly rounded decimal of v and reads back as v (both sides are the
+     * correctly rounded value of the same rational), so print it by integer
+     * arithmetic. */
+    static const double pow10[] = {1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+    double av = v < 0 ? -v : v;
+    if (av < 1e9) {
+        for (int k = 0; k < 9; k++) {
+            double scaled = av * pow10[k];
+            double m = (double)(int64_t)(scaled + 0.5);
+            if (m / pow10[k] != av) continue;
+            uint64_t im = (uint64_t)m, p = (uint64_t)pow10[k];
+            uint64_t ip = im / p, frac = im % p;
+            char tmp[48];
+            int n = 0;
+            if (v < 0) tmp[n++] = '-';
+            char digits[24];
+            int d = 0;
+            do {
+                digits[d++] = (char)('0' + ip % 10);
+                ip /= 10;
+            } while (ip);
+            while (d) tmp[n++] = digits[--d];
+            tmp[n++] = '.';
+            for (int j = k; j >= 0; j--) {
+                digits[j] = (char)('0' + frac % 10);
+                frac /= 10;
+            }
+            int last = k;
+            while (last > 0 && digits[last] == '0') last--;
+            for (int j = 0; j <= last; j++) tmp[n++] = digits[j];
+            rn_buf_append(b, tmp, (size_t)n);
+            return;
+        }
     }
     char tmp[32];
     /* %.17g always round-trips; try the shorter %.15g first. */

@@ -317,6 +317,22 @@ static void rn__exchange_send(struct rn_exchange *x, uint32_t subtask, const str
     }
 }
 
+/* Pushes every partly filled exchange batch of the task: called when the
+ * task goes idle and at least every buffer_timeout, so a quiet stream is not
+ * held back waiting for a batch to fill. */
+static void rn__task_flush_exchanges(struct rn_task *t)
+{
+    for (int i = 0; i < t->n_xchgs; i++)
+        for (uint32_t d = 0; d < t->xchgs[i]->n_dest; d++) rn__exchange_flush_dest(t->xchgs[i], d);
+    t->flushed_ns = rn_now_ns();
+}
+
+static void rn__task_maybe_flush(struct rn_task *t)
+{
+    if (t->n_xchgs && rn_now_ns() - t->flushed_ns >= t->job->buffer_timeout_ns)
+        rn__task_flush_exchanges(t);
+}
+
 /* Hands every pending output of `in` to its targets, then clears it. */
 static void rn__flush_ports(struct rn_instance *in)
 {
@@ -400,7 +416,12 @@ static void rn__task_run_source(struct rn_task *t)
         }
         rn__flush_ports(head);
         if (rc == RN_POLL_END) break;
-        if (rc == RN_POLL_IDLE) rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+        if (rc == RN_POLL_IDLE) {
+            rn__task_flush_exchanges(t);
+            rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+        } else {
+            rn__task_maybe_flush(t);
+        }
     }
     rn__task_finish(t);
 }
@@ -436,7 +457,13 @@ static void rn__task_run_consumer(struct rn_task *t)
             }
         }
         next = (next + 1) % (t->n_inputs ? t->n_inputs : 1);
-        if (!got) rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+        if (!got) {
+            rn__task_flush_exchanges(t);
+            /* Pushing may have taken time in which input came. */
+            if (atomic_load(&t->sig.seq) == seen) rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+        } else {
+            rn__task_maybe_flush(t);
+        }
     }
     rn__task_finish(t);
 }
@@ -467,6 +494,9 @@ static void *rn__task_main(void *arg)
         struct rn_instance *in = t->inst[i];
         if (in->opened && in->node->type->close) in->node->type->close(&in->op);
     }
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        atomic_store(&t->cpu_ns, (int64_t)cpu.tv_sec * 1000000000 + cpu.tv_nsec);
     /* Wake everyone: a producer may wait for room we will never make. */
     for (int c = 0; c < t->job->n_channels; c++) {
         rn__signal_notify(&t->job->channels[c]->producer->sig);
@@ -602,8 +632,11 @@ static void rn__job_build(struct rn_job *job)
                 x->ch[d] = ch;
                 x->pending[d] = rn_batch_create(RN_BATCH_RECORDS);
             }
-            /* The ring holds capacity+2 slots; keep capacity as the bound. */
             tg->xchg = x;
+            struct rn_task *pt_task = gf->tasks[s];
+            pt_task->xchgs = rn_xrealloc(pt_task->xchgs,
+                                         sizeof *pt_task->xchgs * (size_t)(pt_task->n_xchgs + 1));
+            pt_task->xchgs[pt_task->n_xchgs++] = x;
         }
     }
 }
@@ -634,6 +667,7 @@ void rn__job_destroy_exec(struct rn_job *job)
             }
             free(t->inst);
             free(t->inputs);
+            free(t->xchgs);
             rn__signal_destroy(&t->sig);
             free(t);
         }
@@ -707,6 +741,21 @@ static void rn__print_summary(struct rn_job *job)
         if (dropped) fprintf(stderr, "  unrouted %llu", (unsigned long long)dropped);
         fputc('\n', stderr);
     }
+    /* Per thread: records into its chain per CPU-second of that thread. */
+    for (int gi = 0; gi < job->n_groups; gi++) {
+        struct rn_group *g = &job->groups[gi];
+        const struct rn_node *head = &job->nodes[g->nodes[0]];
+        for (uint32_t s = 0; s < g->parallelism; s++) {
+            struct rn_task *t = g->tasks[s];
+            struct rn_instance *hi = t->inst[0];
+            uint64_t recs = head->kind == RN_KIND_SOURCE ? atomic_load(&hi->ports[0].records)
+                                                         : atomic_load(&hi->records_in);
+            double cpu = (double)atomic_load(&t->cpu_ns) / 1e9;
+            fprintf(stderr, "  thread chain=%d subtask=%u head=%s records=%llu cpu_s=%.3f "
+                            "records_per_cpu_s=%.0f\n",
+                    gi, s, head->id, (unsigned long long)recs, cpu, cpu > 0 ? (double)recs / cpu : 0);
+        }
+    }
 }
 
 int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
@@ -724,6 +773,7 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         job->http = rn_http_start(job->http_listen, rn__status_handler, job, errbuf, errlen);
         if (!job->http) return RN_EINVAL;
         snprintf(job->http_addr, sizeof job->http_addr, "%s", rn_http_address(job->http));
+        atomic_store_explicit(&job->http_ready, 1, memory_order_release);
         if (!job->quiet)
             fprintf(stderr, "runnel: status page at http://%s/\n", job->http_addr);
     }
@@ -773,5 +823,5 @@ void rn_job_stop(struct rn_job *job)
 
 const char *rn_job_http_address(struct rn_job *job)
 {
-    return job->http_addr;
+    return atomic_load_explicit(&job->http_ready, memory_order_acquire) ? job->http_addr : "";
 }

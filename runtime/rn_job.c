@@ -24,6 +24,7 @@ struct rn__job_cfg {
     int64_t parallelism;
     int64_t max_parallelism;
     int64_t queue_batches;
+    int64_t buffer_timeout;
     const struct rn_cfg_node *sources, *operators, *sinks, *http;
 };
 
@@ -41,6 +42,10 @@ static const struct rn_config_key rn__job_keys[] = {
      "Capacity of each queue between threads, in batches of up to 1024 records. A full "
      "queue blocks its producer (backpressure).",
      NULL, 0, 2, 65536},
+    {"buffer_timeout", RN_CT_DURATION, "10ms", "ms", offsetof(struct rn__job_cfg, buffer_timeout),
+     "Longest a partly filled batch waits at a queue between threads before it is sent "
+     "anyway (latency bound under low load).",
+     NULL, 0, 0, 60000},
     {"sources", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, sources),
      "Map of source id to source settings (`type:` and the connector's keys).", NULL,
      RN_CK_REQUIRED, 0, 0},
@@ -490,6 +495,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     job->parallelism = (uint32_t)jc.parallelism;
     job->max_parallelism = (uint32_t)jc.max_parallelism;
     job->channel_capacity = (uint32_t)jc.queue_batches;
+    job->buffer_timeout_ns = jc.buffer_timeout * 1000000;
     if (job->parallelism > job->max_parallelism) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(root, "parallelism"),
                     "parallelism %u exceeds max_parallelism %u", job->parallelism,

@@ -160,6 +160,10 @@ struct rn_task {
     int n_ended;
     struct rn_signal sig;
     int rc;
+    _Atomic int64_t cpu_ns; /* thread CPU time, set when the thread ends */
+    struct rn_exchange **xchgs; /* every exchange this task feeds */
+    int n_xchgs;
+    int64_t flushed_ns;         /* when pending exchange batches were last pushed */
 };
 
 struct rn_group {
@@ -180,6 +184,7 @@ struct rn_job {
     uint32_t max_parallelism;
     const char *http_listen;
     uint32_t channel_capacity; /* batches per channel */
+    int64_t buffer_timeout_ns; /* longest a partly filled batch waits for more */
     int quiet;
 
     struct rn_node *nodes;
@@ -203,6 +208,7 @@ struct rn_job {
 
     struct rn_http_server *http;
     char http_addr[128];
+    _Atomic int http_ready; /* http_addr is set (release/acquire) */
 
     pthread_mutex_t rate_mu; /* guards the rate sampler (HTTP thread) */
     int64_t rate_at_ns;

@@ -131,9 +131,9 @@ uint32_t rn_payload_reserve(struct rn_payload *p, size_t n)
 static void rn__raw_json(const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_raw *raw = r->payload;
-    rn_buf_puts(out, "{\"offset\":");
+    RN_BUF_LIT(out, "{\"offset\":");
     rn_json_i64(out, raw->offset);
-    rn_buf_puts(out, ",\"split\":");
+    RN_BUF_LIT(out, ",\"split\":");
     rn_json_str(out, rn_str_ptr(raw, raw->split), raw->split.len);
     rn_buf_putc(out, ',');
     rn_json_kv_bytes(out, "line", rn_str_ptr(raw, raw->line), raw->line.len);
@@ -149,15 +149,15 @@ const struct rn_type rn_type_raw = {
 static void rn__dead_letter_json(const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_dead_letter *d = r->payload;
-    rn_buf_puts(out, "{\"where\":");
+    RN_BUF_LIT(out, "{\"where\":");
     rn_json_str(out, rn_str_ptr(d, d->where), d->where.len);
-    rn_buf_puts(out, ",\"offset\":");
+    RN_BUF_LIT(out, ",\"offset\":");
     rn_json_i64(out, d->offset);
-    rn_buf_puts(out, ",\"operator\":");
+    RN_BUF_LIT(out, ",\"operator\":");
     rn_json_str(out, rn_str_ptr(d, d->op), d->op.len);
-    rn_buf_puts(out, ",\"reason\":");
+    RN_BUF_LIT(out, ",\"reason\":");
     rn_json_str(out, rn_str_ptr(d, d->reason), d->reason.len);
-    rn_buf_puts(out, ",\"length\":");
+    RN_BUF_LIT(out, ",\"length\":");
     rn_json_u64(out, d->orig_len);
     rn_buf_putc(out, ',');
     rn_json_kv_bytes(out, "data", rn_str_ptr(d, d->data), d->data.len);
@@ -189,13 +189,13 @@ static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_event *e = r->payload;
     rn_buf_reserve(out, 256);
-    rn_buf_puts(out, "{\"type\":\"");
+    RN_BUF_LIT(out, "{\"type\":\"");
     rn_buf_puts(out, rn_event_kind_name(e->kind));
-    rn_buf_puts(out, "\",\"ts\":");
+    RN_BUF_LIT(out, "\",\"ts\":");
     rn_json_i64(out, e->ts);
-    rn_buf_puts(out, ",\"request\":");
+    RN_BUF_LIT(out, ",\"request\":");
     rn_json_str(out, rn_str_ptr(e, e->request), e->request.len);
-    rn_buf_puts(out, ",\"user\":");
+    RN_BUF_LIT(out, ",\"user\":");
     rn_json_str(out, rn_str_ptr(e, e->user), e->user.len);
     if (e->kind == RN_EV_REQUEST || e->kind == RN_EV_IMPRESSION) {
         rn_buf_puts(out, e->kind == RN_EV_REQUEST ? ",\"candidates\":[" : ",\"items\":[");
@@ -206,7 +206,7 @@ static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
         }
         rn_buf_putc(out, ']');
         if (e->flags & RN_EVENT_HAS_PROPENSITIES) {
-            rn_buf_puts(out, ",\"propensities\":[");
+            RN_BUF_LIT(out, ",\"propensities\":[");
             const double *p = rn_event_props(e);
             for (uint32_t i = 0; i < e->n_items; i++) {
                 if (i) rn_buf_putc(out, ',');
@@ -215,15 +215,15 @@ static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
             rn_buf_putc(out, ']');
         }
     } else {
-        rn_buf_puts(out, ",\"item\":");
+        RN_BUF_LIT(out, ",\"item\":");
         rn_json_str(out, rn_str_ptr(e, e->item), e->item.len);
     }
     if (e->flags & RN_EVENT_HAS_MODEL_VERSION) {
-        rn_buf_puts(out, ",\"model_version\":");
+        RN_BUF_LIT(out, ",\"model_version\":");
         rn_json_i64(out, e->model_version);
     }
     if (e->flags & RN_EVENT_HAS_AMOUNT) {
-        rn_buf_puts(out, ",\"amount\":");
+        RN_BUF_LIT(out, ",\"amount\":");
         rn_json_f64(out, e->amount);
     }
     rn_buf_putc(out, '}');

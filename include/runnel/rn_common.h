@@ -71,10 +71,25 @@ struct rn_buf {
 
 #define RN_BUF_INIT {NULL, 0, 0}
 
-void rn_buf_reserve(struct rn_buf *b, size_t extra);
-void rn_buf_append(struct rn_buf *b, const void *p, size_t n);
+void rn__buf_grow(struct rn_buf *b, size_t extra);
+static inline void rn_buf_reserve(struct rn_buf *b, size_t extra)
+{
+    if (RN_UNLIKELY(b->len + extra > b->cap)) rn__buf_grow(b, extra);
+}
+static inline void rn_buf_append(struct rn_buf *b, const void *p, size_t n)
+{
+    rn_buf_reserve(b, n);
+    __builtin_memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+static inline void rn_buf_putc(struct rn_buf *b, char c)
+{
+    rn_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+}
+/* Appends a string literal without strlen. */
+#define RN_BUF_LIT(b, lit) rn_buf_append((b), (lit), sizeof(lit) - 1)
 void rn_buf_puts(struct rn_buf *b, const char *s);
-void rn_buf_putc(struct rn_buf *b, char c);
 void rn_buf_printf(struct rn_buf *b, const char *fmt, ...) RN_PRINTF(2, 3);
 void rn_buf_free(struct rn_buf *b);
 static inline void rn_buf_reset(struct rn_buf *b)
