@@ -923,7 +923,9 @@ static char *rn_loggen_bad_line(struct rn_loggen *g, char *p, const struct rn_lo
         "\x80",             /* a lone continuation byte */
     };
     static const int missing[4][5] = {
-        {RN_LG_F_TYPE, RN_LG_F_TS, RN_LG_F_REQUEST, RN_LG_F_USER, RN_LG_F_LIST},
+        /* A request's candidates are optional (the recommender may pick from the
+         * whole catalogue), so a request loses one of the required four. */
+        {RN_LG_F_TYPE, RN_LG_F_TS, RN_LG_F_REQUEST, RN_LG_F_USER, RN_LG_F_TS},
         {RN_LG_F_TYPE, RN_LG_F_TS, RN_LG_F_REQUEST, RN_LG_F_USER, RN_LG_F_LIST},
         {RN_LG_F_TYPE, RN_LG_F_TS, RN_LG_F_REQUEST, RN_LG_F_USER, RN_LG_F_ITEM},
         {RN_LG_F_TYPE, RN_LG_F_TS, RN_LG_F_REQUEST, RN_LG_F_USER, RN_LG_F_ITEM},

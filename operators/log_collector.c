@@ -5,7 +5,8 @@
  * typed `event`. Every line that fails goes to the `dead_letter` output with
  * the reason and its source offset, and is counted; none is dropped silently.
  *
- * Parsing is streaming (yajl callbacks, no tree): fields of interest are
+ * Every line is first checked to be strict UTF-8 (yajl alone lets overlong
+ * forms and UTF-16 surrogates through). Parsing is streaming (yajl callbacks, no tree): fields of interest are
  * recognised at depth 1 by name (names configurable) and copied straight into
  * the event payload being built; other fields and nested objects are skipped.
  * yajl's allocations come from a per-line scratch arena, so the hot path does
@@ -460,6 +461,14 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
         if (k == len) {
             rn_lc_reject(op, out, raw, "empty line");
+            continue;
+        }
+        /* yajl's own UTF-8 check lets overlong forms and surrogates through. */
+        long bad = rn_utf8_check(line, len);
+        if (bad >= 0) {
+            char why[64];
+            snprintf(why, sizeof why, "invalid UTF-8 at byte %ld", bad);
+            rn_lc_reject(op, out, raw, why);
             continue;
         }
         /* Reset the per-line state. */

@@ -31,13 +31,14 @@ static void rn__on_signal(int sig)
 static int rn__usage(FILE *out)
 {
     fprintf(out, "usage: runnel validate JOB.yaml [--set key=value]...\n"
-                 "       runnel run JOB.yaml [--set key=value]... [--quiet]\n"
+                 "       runnel run JOB.yaml [--set key=value]... [--quiet] [--hold]\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
                  "--set key=value overrides a key of the job file: a dotted path, where a\n"
                  "list element is named by its id, e.g. --set operators.collect.max_items=50\n"
-                 "or --set sources.logs.path=/tmp/x.jsonl.\n");
+                 "or --set sources.logs.path=/tmp/x.jsonl.\n"
+                 "--hold keeps the status page up after a bounded job ends (until Ctrl-C).\n");
     return 2;
 }
 
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
     }
     const char *path = NULL;
     const char **sets = calloc((size_t)argc, sizeof *sets);
-    struct rn_job_options opt = {sets, 0, 0};
+    struct rn_job_options opt = {.overrides = sets};
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--set") == 0 && i + 1 < argc) {
             sets[opt.n_overrides++] = argv[++i];
@@ -110,6 +111,8 @@ int main(int argc, char **argv)
             sets[opt.n_overrides++] = argv[i] + 6;
         } else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0) {
             opt.quiet = 1;
+        } else if (strcmp(argv[i], "--hold") == 0) {
+            opt.hold = 1;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "runnel: unknown option '%s'\n", argv[i]);
             free(sets);

@@ -241,10 +241,18 @@ void rn_json_f64(struct rn_buf *b, double v)
     rn_buf_append(b, tmp, (size_t)n);
 }
 
-int rn_utf8_valid(const void *p, size_t n)
+long rn_utf8_check(const void *p, size_t n)
 {
-    const unsigned char *s = p, *e = s + n;
+    const unsigned char *start = p, *s = p, *e = s + n;
     while (s < e) {
+        /* ASCII runs, eight bytes at a time. */
+        while (e - s >= 8) {
+            uint64_t w;
+            memcpy(&w, s, 8);
+            if (w & 0x8080808080808080ULL) break;
+            s += 8;
+        }
+        if (s >= e) break;
         unsigned char c = *s;
         if (c < 0x80) {
             s++;
@@ -262,19 +270,25 @@ int rn_utf8_valid(const void *p, size_t n)
             need = 3;
             cp = c & 0x07;
         } else {
-            return 0;
+            return (long)(s - start);
         }
-        if ((size_t)(e - s) <= need) return 0;
+        if ((size_t)(e - s) <= need) return (long)(s - start);
         for (size_t i = 1; i <= need; i++) {
-            if ((s[i] & 0xc0) != 0x80) return 0;
+            if ((s[i] & 0xc0) != 0x80) return (long)(s - start);
             cp = (cp << 6) | (s[i] & 0x3f);
         }
+        /* Overlong forms, surrogates and code points past U+10FFFF. */
         if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
             (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
+            return (long)(s - start);
         s += need + 1;
     }
-    return 1;
+    return -1;
+}
+
+int rn_utf8_valid(const void *p, size_t n)
+{
+    return rn_utf8_check(p, n) < 0;
 }
 
 void rn_base64(struct rn_buf *b, const void *p, size_t n)

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rn_http.h"
 #include "rn_job_int.h"
@@ -803,11 +804,17 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
     }
     job->end_ns = rn_now_ns();
     atomic_store(&job->running, 0);
+    if (!job->quiet) rn__print_summary(job);
+    if (job->http && job->hold) {
+        if (!job->quiet)
+            fprintf(stderr, "runnel: job ended; status page stays up at http://%s/ until "
+                            "SIGINT/SIGTERM\n", job->http_addr);
+        while (!atomic_load(&job->stopping)) usleep(50000);
+    }
     if (job->http) {
         rn_http_stop(job->http);
         job->http = NULL;
     }
-    if (!job->quiet) rn__print_summary(job);
     (void)started;
     if (job->error[0]) {
         rn_errf(errbuf, errlen, "%s", job->error);

@@ -186,6 +186,7 @@ struct rn_job {
     uint32_t channel_capacity; /* batches per channel */
     int64_t buffer_timeout_ns; /* longest a partly filled batch waits for more */
     int quiet;
+    int hold;
 
     struct rn_node *nodes;
     int n_nodes;

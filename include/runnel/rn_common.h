@@ -106,6 +106,9 @@ void rn_json_f64(struct rn_buf *b, double v); /* shortest round-trip form */
  * key "<key>_base64"; writes the key too. */
 void rn_json_kv_bytes(struct rn_buf *b, const char *key, const void *p, size_t n);
 int rn_utf8_valid(const void *p, size_t n);
+/* Offset of the first byte that is not strict UTF-8 (overlong forms and
+ * surrogates included), or -1 when all of it is. */
+long rn_utf8_check(const void *p, size_t n);
 void rn_base64(struct rn_buf *b, const void *p, size_t n);
 
 /* ---- arena: bump allocator with stable addresses ------------------------ */

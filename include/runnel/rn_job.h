@@ -21,6 +21,7 @@ struct rn_job_options {
     const char *const *overrides; /* "key=value" strings (--set) */
     size_t n_overrides;
     int quiet; /* no progress lines on stderr */
+    int hold;  /* keep the status page up after the job ends, until stopped */
 };
 
 struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, char *errbuf,

@@ -66,7 +66,7 @@ static int run(const char *job, const char *par, const char *out)
     snprintf(set_p, sizeof set_p, "parallelism=%s", par);
     snprintf(set_out, sizeof set_out, "sinks.out.path=%s", out);
     const char *sets[] = {set_p, set_out};
-    struct rn_job_options opt = {sets, 2, 1};
+    struct rn_job_options opt = {.overrides = sets, .n_overrides = 2, .quiet = 1};
     char err[1024] = "";
     struct rn_job *j = rn_job_load(job, &opt, err, sizeof err);
     if (!j) {

@@ -133,7 +133,7 @@ int main(void)
             log, out);
     fclose(f);
     char err[512];
-    struct rn_job_options opt = {NULL, 0, 1};
+    struct rn_job_options opt = {.quiet = 1};
     job = rn_job_load(jobp, &opt, err, sizeof err);
     CHECK(job != NULL);
     if (!job) {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what is missing, builds the
+# normal tree and the sanitizer trees, and runs ctest in each.
+#   build/        every test
+#   build-asan/   every test under AddressSanitizer + UndefinedBehaviorSanitizer
+#   build-tsan/   the threaded runtime tests under ThreadSanitizer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+status=0
+
+echo "== build (RelWithDebInfo, -Werror)"
+bash scripts/build.sh build
+(cd build && ctest --output-on-failure -j"$jobs") || status=1
+
+echo "== build-asan (ASan + UBSan)"
+bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_ASAN=ON
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs") || status=1
+
+echo "== build-tsan (ThreadSanitizer: threaded runtime tests)"
+bash scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_TSAN=ON
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+   ctest --output-on-failure -j"$jobs" -R 'test_(parallel|status|http|dead_letter)') || status=1
+
+if [ $status -eq 0 ]; then echo "== all test suites passed"; else echo "== FAILED"; fi
+exit $status
