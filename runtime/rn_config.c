@@ -88,6 +88,11 @@ static char *rn__subst_env(const char *s, char **missing)
                     dflt = sep + 2;
                 }
                 char *var = rn_xstrndup(name, name_len);
+                if (!name_len) {
+                    *missing = var;
+                    rn_buf_free(&b);
+                    return NULL;
+                }
                 const char *val = getenv(var);
                 if (val) {
                     rn_buf_puts(&b, val);
@@ -110,11 +115,14 @@ static char *rn__subst_env(const char *s, char **missing)
     return b.data;
 }
 
+#define RN_CFG_MAX_DEPTH 64
+
 struct rn__builder {
     yaml_parser_t parser;
     const char *file;
     char *errbuf;
     size_t errlen;
+    int depth;
 };
 
 static int rn__next(struct rn__builder *bld, yaml_event_t *ev)
@@ -123,8 +131,9 @@ static int rn__next(struct rn__builder *bld, yaml_event_t *ev)
     const yaml_parser_t *p = &bld->parser;
     size_t line = p->problem_mark.line, col = p->problem_mark.column;
     if (p->context) {
-        rn_errf(bld->errbuf, bld->errlen, "%s:%zu:%zu: YAML syntax error: %s %s", bld->file,
-                line + 1, col + 1, p->problem ? p->problem : "", p->context);
+        rn_errf(bld->errbuf, bld->errlen, "%s:%zu:%zu: YAML syntax error: %s %s (started at %zu:%zu)",
+                bld->file, line + 1, col + 1, p->problem ? p->problem : "", p->context,
+                p->context_mark.line + 1, p->context_mark.column + 1);
     } else {
         rn_errf(bld->errbuf, bld->errlen, "%s:%zu:%zu: YAML syntax error: %s", bld->file,
                 line + 1, col + 1, p->problem ? p->problem : "unknown problem");
@@ -202,6 +211,13 @@ static int rn__build(struct rn__builder *bld, yaml_event_t *ev, struct rn_cfg_no
         char *missing = NULL;
         n->value = rn__subst_env(raw, &missing);
         free(raw);
+        if (!n->value && !missing[0]) {
+            rn_errf(bld->errbuf, bld->errlen, "%s:%d:%d: '${}' names no environment variable",
+                    bld->file, line, col);
+            free(missing);
+            rn__node_free(n);
+            return RN_EINVAL;
+        }
         if (!n->value) {
             rn_errf(bld->errbuf, bld->errlen,
                     "%s:%d:%d: environment variable '%s' is not set (use ${%s:-default})",
@@ -217,9 +233,16 @@ static int rn__build(struct rn__builder *bld, yaml_event_t *ev, struct rn_cfg_no
     case YAML_SEQUENCE_START_EVENT: {
         int is_map = ev->type == YAML_MAPPING_START_EVENT;
         yaml_event_delete(ev);
+        if (bld->depth >= RN_CFG_MAX_DEPTH) {
+            rn_errf(bld->errbuf, bld->errlen, "%s:%d:%d: nested deeper than %d levels", bld->file,
+                    line, col, RN_CFG_MAX_DEPTH);
+            return RN_EINVAL;
+        }
+        bld->depth++;
         struct rn_cfg_node *n =
             rn__node_new(is_map ? RN_CFG_MAP : RN_CFG_SEQ, bld->file, line, col);
         rc = rn__build_children(bld, n, is_map);
+        bld->depth--;
         if (rc) {
             rn__node_free(n);
             return rc;
@@ -319,6 +342,8 @@ struct rn_cfg_doc *rn_cfg_load_file(const char *path, char *errbuf, size_t errle
 void rn_cfg_free(struct rn_cfg_doc *doc)
 {
     if (!doc) return;
+    for (size_t i = 0; i < doc->n_owned; i++) free(doc->owned[i]);
+    free(doc->owned);
     rn__node_free(doc->root);
     free(doc->file);
     free(doc);
@@ -347,7 +372,14 @@ int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, siz
         return RN_EINVAL;
     }
     char *path = rn_xstrndup(assignment, (size_t)(eq - assignment));
+    /* Nodes set here name the override as their "file", so errors say which. */
+    size_t wl = strlen(assignment) + 8;
+    char *where = rn_xmalloc(wl);
+    snprintf(where, wl, "--set %s", assignment);
+    doc->owned = rn_xrealloc(doc->owned, sizeof *doc->owned * (doc->n_owned + 1));
+    doc->owned[doc->n_owned++] = where;
     struct rn_cfg_node *cur = doc->root;
+    const char *prev = "(top)";
     char *save = NULL;
     int rc = 0;
     for (char *seg = strtok_r(path, ".", &save); seg; seg = strtok_r(NULL, ".", &save)) {
@@ -374,19 +406,20 @@ int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, siz
         } else if (cur->kind == RN_CFG_MAP) {
             next = rn_cfg_get(cur, seg);
             if (!next) {
-                next = rn__node_new(last ? RN_CFG_SCALAR : RN_CFG_MAP, "--set", 1, 1);
+                next = rn__node_new(last ? RN_CFG_SCALAR : RN_CFG_MAP, where, 1, 1);
                 next->key = rn_xstrdup(seg);
                 struct rn_cfg_node **tail = &cur->child;
                 while (*tail) tail = &(*tail)->next;
                 *tail = next;
             }
         } else {
-            rn_errf(errbuf, errlen, "--set %s: '%s' is a scalar at %s:%d:%d", assignment, seg,
-                    cur->file, cur->line, cur->col);
+            rn_errf(errbuf, errlen, "--set %s: '%s' (%s:%d:%d) is a scalar, it has no '%s'",
+                    assignment, prev, cur->file, cur->line, cur->col, seg);
             rc = RN_EINVAL;
             break;
         }
         cur = next;
+        prev = seg;
     }
     if (rc == 0) {
         if (cur->kind != RN_CFG_SCALAR) {
@@ -397,8 +430,9 @@ int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, siz
         } else {
             free(cur->value);
             cur->value = rn_xstrdup(eq + 1);
-            cur->file = "--set";
-            cur->line = cur->col = 1;
+            cur->file = where;
+            cur->line = 1;
+            cur->col = (int)(eq - assignment) + 2;
         }
     }
     free(path);
@@ -518,8 +552,9 @@ static int rn__apply_one(const struct rn_config_key *k, const struct rn_cfg_node
         return 0;
     }
     if (n && n->kind != RN_CFG_SCALAR) {
-        rn_cfg_errf(errbuf, errlen, n, "'%s' must be a %s, not a %s", k->name,
-                    rn__ctype_name(k->type), n->kind == RN_CFG_MAP ? "map" : "list");
+        const char *tn = rn__ctype_name(k->type);
+        rn_cfg_errf(errbuf, errlen, n, "'%s' must be %s %s, not a %s", k->name,
+                    strchr("aeiou", tn[0]) ? "an" : "a", tn, n->kind == RN_CFG_MAP ? "map" : "list");
         return RN_EINVAL;
     }
     if (!text) return 0; /* no default: leave zero */
@@ -655,7 +690,9 @@ int rn_config_apply(const struct rn_config_key *keys, const struct rn_cfg_node *
     for (size_t i = 0; i < nk; i++) {
         const struct rn_config_key *k = &keys[i];
         const struct rn_cfg_node *n = rn_cfg_get(node, k->name);
-        if (n && n->kind == RN_CFG_SCALAR && n->value[0] == 0 && k->type != RN_CT_STRING) n = NULL;
+        if (n && n->kind == RN_CFG_SCALAR && n->value[0] == 0 &&
+            (k->type != RN_CT_STRING || (k->flags & RN_CK_REQUIRED)))
+            n = NULL;
         if (!n && (k->flags & RN_CK_REQUIRED)) {
             rn_cfg_errf(errbuf, errlen, node, "missing required key '%s' (%s)", k->name,
                         k->description);

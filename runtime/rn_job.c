@@ -129,8 +129,7 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
     int dup = rn__find_node(job, id);
     if (dup >= 0) {
         rn_cfg_errf(errbuf, errlen, id_at, "duplicate id '%s' (also at %s:%d:%d)", id,
-                    job->nodes[dup].cfg->file, job->nodes[dup].cfg->line,
-                    job->nodes[dup].cfg->col);
+                    job->nodes[dup].cfg->file, job->nodes[dup].id_line, job->nodes[dup].id_col);
         return RN_EINVAL;
     }
     if (job->n_nodes == RN_MAX_NODES) {
@@ -149,6 +148,8 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
     n->kind = kind;
     n->type = t;
     n->cfg = cfg;
+    n->id_line = id_at->line;
+    n->id_col = id_at->col;
     n->in_type = -1;
     n->key_field = -1;
     n->source_index = kind == RN_KIND_SOURCE ? job->n_sources++ : -1;
@@ -229,8 +230,14 @@ static int rn__resolve_from(struct rn_job *job, int to, const struct rn_cfg_node
         for (uint32_t p = 1; p < f->type->n_outputs; p++)
             if (strcmp(f->type->outputs[p].name, port_name) == 0) port = (int)p;
         if (port < 0) {
-            rn_cfg_errf(errbuf, errlen, ref, "'%s' (%s) has no output named '%s'", id,
-                        f->type->name, port_name);
+            const char *names[32];
+            size_t k = 0;
+            for (uint32_t p = 1; p < f->type->n_outputs && k < 32; p++)
+                names[k++] = f->type->outputs[p].name;
+            const char *s = rn_suggest(port_name, names, k);
+            rn_cfg_errf(errbuf, errlen, ref, "'%s' (%s) has no output named '%s'%s%s%s", id,
+                        f->type->name, port_name, s ? " (did you mean '" : "", s ? s : "",
+                        s ? "'?)" : "");
             goto out;
         }
     }
@@ -272,7 +279,12 @@ static int rn__resolve_routes(struct rn_job *job, int from, char *errbuf, size_t
                 return RN_EINVAL;
             }
             int to = rn__find_node(job, c->value);
-            if (to < 0 || job->nodes[to].kind == RN_KIND_SOURCE) {
+            if (to >= 0 && job->nodes[to].kind == RN_KIND_SOURCE) {
+                rn_cfg_errf(errbuf, errlen, c, "'%s' is a source: '%s' must name a sink or operator",
+                            c->value, f->type->outputs[p].name);
+                return RN_EINVAL;
+            }
+            if (to < 0) {
                 const char *names[RN_MAX_NODES];
                 size_t k = 0;
                 for (int i = 0; i < job->n_nodes; i++)
@@ -311,15 +323,33 @@ static int rn__topo(struct rn_job *job, int *order, char *errbuf, size_t errlen)
     }
     int rc = 0;
     if (tail < job->n_nodes) {
+        /* Nodes left have an input from another node left. Walking such inputs
+         * backwards n times from any of them ends on the cycle itself. */
+        int at = -1;
+        for (int i = 0; i < job->n_nodes && at < 0; i++)
+            if (indeg[i] > 0) at = i;
+        const struct rn_edge *on = NULL;
+        for (int step = 0; step <= job->n_nodes; step++) {
+            for (int e = 0; e < job->n_edges; e++) {
+                if (job->edges[e].to == at && indeg[job->edges[e].from] > 0) {
+                    on = &job->edges[e];
+                    at = on->from;
+                    break;
+                }
+            }
+        }
+        /* `at` is on the cycle; report the edge into it from the cycle. */
         for (int e = 0; e < job->n_edges; e++) {
-            if (indeg[job->edges[e].to] > 0) {
-                const struct rn_edge *ed = &job->edges[e];
-                rn_cfg_errf(errbuf, errlen, ed->where,
-                            "cycle: '%s' reads from '%s', which depends on '%s' itself",
-                            job->nodes[ed->to].id, job->nodes[ed->from].id, job->nodes[ed->to].id);
+            const struct rn_edge *ed = &job->edges[e];
+            if (ed->to == at && indeg[ed->from] > 0) {
+                /* Follow forward to check ed->from is on the cycle as well. */
+                on = ed;
                 break;
             }
         }
+        if (on)
+            rn_cfg_errf(errbuf, errlen, on->where, "cycle: '%s' reads from '%s', which depends on '%s' itself",
+                        job->nodes[on->to].id, job->nodes[on->from].id, job->nodes[on->to].id);
         rc = RN_EINVAL;
     }
     free(indeg);
@@ -391,6 +421,10 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
         /* Keyed operators: the key field must exist in the input type. */
         if (t->flags & RN_OP_KEYED) {
             const struct rn_cfg_node *kn = rn_cfg_get(n->cfg, "key");
+            if (kn && kn->kind != RN_CFG_SCALAR) {
+                rn_cfg_errf(errbuf, errlen, kn, "'key' must be a field name");
+                return RN_EINVAL;
+            }
             n->key_name = kn ? kn->value : t->default_key;
             const struct rn_type *in = rn_type_get(n->in_type);
             if (!n->key_name || !n->key_name[0]) {
@@ -507,7 +541,11 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
         static const char *const http_keys[] = {"listen", NULL};
         if (rn_config_check_keys(jc.http, http_keys, "http", errbuf, errlen)) goto fail;
         const struct rn_cfg_node *l = rn_cfg_get(jc.http, "listen");
-        if (l && l->kind == RN_CFG_SCALAR && l->value[0]) {
+        if (l && l->kind != RN_CFG_SCALAR) {
+            rn_cfg_errf(errbuf, errlen, l, "'listen' must be host:port");
+            goto fail;
+        }
+        if (l && l->value[0]) {
             const char *colon = strrchr(l->value, ':');
             int64_t port;
             if (!colon || rn_parse_i64(colon + 1, &port) || port < 0 || port > 65535) {

@@ -41,6 +41,7 @@ struct rn_node {
     enum rn_op_kind kind;
     const struct rn_op_type *type;
     const struct rn_cfg_node *cfg;
+    int id_line, id_col; /* where the id is written */
     void *ctx;       /* config context, filled by the type's table */
     int ctx_inited;  /* init() ran: fini() is owed */
     int in_type;     /* record type id of the input (-1: source) */

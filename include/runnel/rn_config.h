@@ -36,6 +36,8 @@ struct rn_cfg_node {
 struct rn_cfg_doc {
     struct rn_cfg_node *root;
     char *file;
+    char **owned; /* names of --set overrides, which their nodes point at */
+    size_t n_owned;
 };
 
 /* Loads a YAML file. Returns NULL with "file:line:col: message" in errbuf. */
