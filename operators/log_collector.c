@@ -517,7 +517,7 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         uint32_t props_off = lc->n_props ? rn_payload_reserve(&lc->pl, n * sizeof(double)) : 0;
         char *base = lc->pl.buf.data;
         struct rn_event *e = (struct rn_event *)base;
-        memcpy(base + items_off, lc->items, n * sizeof(struct rn_str));
+        if (n) memcpy(base + items_off, lc->items, n * sizeof(struct rn_str));
         uint64_t *ids = (uint64_t *)(base + ids_off);
         for (uint32_t j = 0; j < n; j++)
             ids[j] = rn_hash64(base + lc->items[j].off, lc->items[j].len);

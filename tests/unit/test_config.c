@@ -325,8 +325,9 @@ static void test_set(void)
     CHECK_EQ_INT(rn_cfg_set(doc, "job=other", err, sizeof err), 0);
     const struct rn_cfg_node *job = rn_cfg_get(root, "job");
     CHECK(strcmp(job->value, "other") == 0);
-    CHECK(strcmp(job->file, "--set") == 0);
-    CHECK(job->line == 1 && job->col == 1);
+    /* The node now names the override as its place, column at the value. */
+    CHECK(strcmp(job->file, "--set job=other") == 0);
+    CHECK(job->line == 1 && job->col == 5);
 
     /* The value keeps everything after the first '='. */
     CHECK_EQ_INT(rn_cfg_set(doc, "sources.logs.path=/tmp/a=b.jsonl", err, sizeof err), 0);
@@ -370,7 +371,7 @@ static void test_set(void)
     CHECK_EQ_INT(rn_cfg_set(doc, "operators.-1.op=x", err, sizeof err), RN_EINVAL);
     CHECK_EQ_INT(rn_cfg_set(doc, "sources.logs.type.x=1", err, sizeof err), RN_EINVAL);
     CHECK_STR_CONTAINS(err, "--set sources.logs.type.x=1:");
-    CHECK_STR_CONTAINS(err, "is a scalar at t.yaml:4:11");
+    CHECK_STR_CONTAINS(err, "'type' (t.yaml:4:11) is a scalar, it has no 'x'");
     CHECK_EQ_INT(rn_cfg_set(doc, "sources=x", err, sizeof err), RN_EINVAL);
     CHECK_STR_CONTAINS(err, "--set sources=x: cannot replace a map (t.yaml:3:3) with a scalar");
     CHECK_EQ_INT(rn_cfg_set(doc, "operators=x", err, sizeof err), RN_EINVAL);
