@@ -560,6 +560,7 @@ const struct rn_op_type rn_op_log_collector = {
     .description = "Parses and validates JSON event lines into typed events; bad lines go to "
                    "`dead_letter` with the reason and source offset.",
     .kind = RN_KIND_OPERATOR,
+    .flags = RN_OP_EVENT_TIME,
     .config = rn_lc_keys,
     .ctx_size = sizeof(struct rn_lc_cfg),
     .in_type = "raw",

@@ -4,6 +4,7 @@
  * rn_op_type, and list it here.
  */
 #include "rn_operator.h"
+#include "rn_record.h"
 
 extern const struct rn_op_type rn_source_file;
 extern const struct rn_op_type rn_sink_file;
@@ -11,12 +12,15 @@ extern const struct rn_op_type rn_sink_null;
 extern const struct rn_op_type rn_op_log_collector;
 extern const struct rn_op_type rn_op_filter;
 extern const struct rn_op_type rn_op_key_by;
+extern const struct rn_op_type rn_op_window_count;
+extern const struct rn_type rn_type_window_count;
 
 void rn_operators_init(void)
 {
     static const struct rn_op_type *const all[] = {
         &rn_source_file, &rn_sink_file,   &rn_sink_null,
-        &rn_op_log_collector, &rn_op_filter, &rn_op_key_by,
+        &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
     };
+    rn_type_register(&rn_type_window_count);
     for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
 }

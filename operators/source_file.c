@@ -14,12 +14,14 @@
  * with its full length in orig_len (> line.len), which log_collector dead-letters.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rn_checkpoint.h"
 #include "rn_operator.h"
 
 #define RN_TRUNC_KEEP 4096 /* bytes of an overlong line kept for the dead letter */
@@ -31,6 +33,7 @@ struct rn_file_source_cfg {
     int64_t read_buffer;
     int64_t poll_interval;
     int64_t start_offset;
+    int64_t max_rate;
 };
 
 struct rn_file_source {
@@ -48,6 +51,11 @@ struct rn_file_source {
     size_t skip_keep_len;
     size_t path_len;
     int64_t last_check_ns;
+    int restored;           /* restore() ran: start at restored_offset */
+    int64_t restored_offset;
+    uint64_t restored_ino;
+    int64_t rate_start_ns; /* max_rate: when pacing began */
+    int64_t rate_emitted;
 };
 
 static const struct rn_config_key rn_file_source_keys[] = {
@@ -65,6 +73,9 @@ static const struct rn_config_key rn_file_source_keys[] = {
      offsetof(struct rn_file_source_cfg, poll_interval),
      "With follow: how often to look for new data and for a replaced file.", NULL, 0, 1,
      3600000},
+    {"max_rate", RN_CT_INT, "0", "lines/s", offsetof(struct rn_file_source_cfg, max_rate),
+     "Replay at most this many lines per second (0: as fast as possible).", NULL, 0, 0,
+     (int64_t)1 << 40},
     {"start_offset", RN_CT_INT, "0", "bytes", offsetof(struct rn_file_source_cfg, start_offset),
      "Byte offset to start reading at (must be the start of a line).", NULL, 0, 0, INT64_MAX},
     RN_CONFIG_END,
@@ -103,17 +114,62 @@ static int rn__fs_open_file(struct rn_op *op, struct rn_file_source *s, int64_t 
     return 0;
 }
 
+static struct rn_file_source *rn__fs_local(struct rn_op *op)
+{
+    struct rn_file_source *s = rn_op_local(op);
+    if (!s) {
+        s = rn_xcalloc(1, sizeof *s);
+        s->fd = -1;
+        rn_op_set_local(op, s);
+    }
+    return s;
+}
+
 static int rn_file_source_open(struct rn_op *op)
 {
     const struct rn_file_source_cfg *c = rn_op_ctx(op);
-    struct rn_file_source *s = rn_xcalloc(1, sizeof *s);
-    rn_op_set_local(op, s);
-    s->fd = -1;
+    struct rn_file_source *s = rn__fs_local(op);
     s->cap = (size_t)c->read_buffer;
     s->buf = rn_xmalloc(s->cap);
     s->skip_keep = rn_xmalloc(RN_TRUNC_KEEP);
     s->path_len = strlen(c->path);
-    return rn__fs_open_file(op, s, c->start_offset);
+    int64_t offset = c->start_offset;
+    if (s->restored) {
+        offset = s->restored_offset;
+        struct stat st;
+        if (stat(c->path, &st) == 0 && s->restored_ino && (uint64_t)st.st_ino != s->restored_ino &&
+            st.st_size < offset) {
+            /* The file was replaced since the checkpoint: start the new one. */
+            fprintf(stderr, "runnel: source '%s': '%s' was replaced since the checkpoint; "
+                            "reading the new file from its start\n", rn_op_id(op), c->path);
+            offset = 0;
+        }
+    }
+    return rn__fs_open_file(op, s, offset);
+}
+
+/* Position: the byte offset of the first line not yet emitted (the start of
+ * an overlong line being skipped, so it is skipped again after a restore). */
+static int rn_file_source_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
+{
+    struct rn_file_source *s = rn_op_local(op);
+    int64_t pos = s->skipping ? s->skip_offset : s->buf_offset + (int64_t)s->start;
+    rn_snapshot_write_i64(w, pos);
+    rn_snapshot_write_i64(w, (int64_t)s->ino);
+    (void)id;
+    return 0;
+}
+
+static int rn_file_source_restore(struct rn_op *op, struct rn_snapshot_reader *r)
+{
+    struct rn_file_source *s = rn__fs_local(op);
+    int64_t pos, ino;
+    if (rn_snapshot_read_i64(r, &pos) || rn_snapshot_read_i64(r, &ino) || pos < 0)
+        return RN_ECORRUPT;
+    s->restored = 1;
+    s->restored_offset = pos;
+    s->restored_ino = (uint64_t)ino;
+    return 0;
 }
 
 /* Emits one line at file offset `off`. */
@@ -179,7 +235,19 @@ static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
         return RN_POLL_IDLE;
     }
     int emitted = 0;
-    while (emitted < RN_BATCH_RECORDS) {
+    int limit = RN_BATCH_RECORDS;
+    if (c->max_rate > 0) {
+        int64_t now = rn_now_ns();
+        if (!s->rate_start_ns) s->rate_start_ns = now;
+        int64_t allowed = (now - s->rate_start_ns) / 1000 * c->max_rate / 1000000 - s->rate_emitted;
+        if (allowed <= 0) {
+            usleep(1000);
+            return RN_POLL_MORE;
+        }
+        limit = (int)RN_MIN(allowed, (int64_t)RN_BATCH_RECORDS);
+        s->rate_emitted += limit; /* an upper bound; the rest is not reclaimed */
+    }
+    while (emitted < limit) {
         char *p = s->buf + s->start;
         size_t avail = s->end - s->start;
         char *nl = avail ? memchr(p, '\n', avail) : NULL;
@@ -291,4 +359,6 @@ const struct rn_op_type rn_source_file = {
     .open = rn_file_source_open,
     .poll = rn_file_source_poll,
     .close = rn_file_source_close,
+    .snapshot = rn_file_source_snapshot,
+    .restore = rn_file_source_restore,
 };

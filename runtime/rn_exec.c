@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rn_fs.h"
 #include "rn_http.h"
 #include "rn_job_int.h"
 
@@ -171,6 +172,16 @@ int rn_op_source_index(const struct rn_op *op)
 {
     return op->inst->node->source_index;
 }
+int rn_op_key_field(const struct rn_op *op)
+{
+    return op->inst->node->key_field;
+}
+
+int rn_op_checkpointing(const struct rn_op *op)
+{
+    return op->inst->job->ckpt_enabled;
+}
+
 int rn_op_stopping(const struct rn_op *op)
 {
     return atomic_load_explicit(&op->inst->job->stopping, memory_order_relaxed) ||
@@ -334,6 +345,47 @@ static void rn__task_maybe_flush(struct rn_task *t)
         rn__task_flush_exchanges(t);
 }
 
+static void rn__task_advance(struct rn_task *t, int64_t wm);
+
+static void rn__send_batch(struct rn_instance *in, struct rn_port_out *po, const struct rn_batch *b)
+{
+    for (int t = 0; t < po->n_targets; t++) {
+        if (po->targets[t].local)
+            rn__deliver(po->targets[t].local, b);
+        else
+            rn__exchange_send(po->targets[t].xchg, in->task->subtask, b);
+    }
+}
+
+/* The output of an operator that assigns event time, in a source task: the
+ * split's watermark (largest event time so far, minus the allowed
+ * out-of-orderness) is emitted after every `emit_every` records of the split,
+ * counted from its start. The batch is cut at those points, so the watermark
+ * sits at the same place in the stream however the input was batched — after
+ * a restore too — and which records are late is reproducible. */
+static void rn__send_with_watermarks(struct rn_instance *in, struct rn_port_out *po,
+                                     struct rn_batch *b)
+{
+    struct rn_task *t = in->task;
+    uint64_t every = t->job->emit_every;
+    uint32_t i = 0;
+    while (i < b->n) {
+        uint64_t room = every - t->assigned % every;
+        uint32_t k = (uint32_t)RN_MIN((uint64_t)b->n, i + room);
+        for (uint32_t j = i; j < k; j++)
+            if (b->recs[j].ts > t->max_ts) t->max_ts = b->recs[j].ts;
+        struct rn_batch part = *b;
+        part.recs = b->recs + i;
+        part.n = k - i;
+        rn__send_batch(in, po, &part);
+        t->assigned += k - i;
+        if (t->assigned % every == 0 && t->max_ts != RN_TS_MIN)
+            rn__task_advance(t, t->max_ts - t->job->out_of_orderness_ms - 1);
+        i = k;
+    }
+    t->last_data_ns = -1; /* "data came": stamped after the poll */
+}
+
 /* Hands every pending output of `in` to its targets, then clears it. */
 static void rn__flush_ports(struct rn_instance *in)
 {
@@ -345,12 +397,10 @@ static void rn__flush_ports(struct rn_instance *in)
         if (po->n_targets == 0) {
             atomic_fetch_add_explicit(&po->dropped, b->n, memory_order_relaxed);
         }
-        for (int t = 0; t < po->n_targets; t++) {
-            if (po->targets[t].local)
-                rn__deliver(po->targets[t].local, b);
-            else
-                rn__exchange_send(po->targets[t].xchg, in->task->subtask, b);
-        }
+        if (p == 0 && (in->node->type->flags & RN_OP_EVENT_TIME) && in->task->is_source)
+            rn__send_with_watermarks(in, po, b);
+        else
+            rn__send_batch(in, po, b);
         rn_batch_clear(b);
     }
 }
@@ -371,41 +421,285 @@ static void rn__deliver(struct rn_instance *in, const struct rn_batch *b)
     rn__flush_ports(in);
 }
 
-/* finish() down the chain in order, then END on every outgoing channel. */
-static void rn__task_finish(struct rn_task *t)
+/* Sends a control message on every outgoing channel of the task, after the
+ * data pending for it (so it stays in order). */
+static void rn__task_broadcast(struct rn_task *t, uint32_t kind, int64_t value)
 {
+    for (int i = 0; i < t->n_xchgs; i++) {
+        struct rn_exchange *x = t->xchgs[i];
+        for (uint32_t d = 0; d < x->n_dest; d++) {
+            rn__exchange_flush_dest(x, d);
+            struct rn_msg m = {kind, NULL, value};
+            rn__channel_push(x->ch[d], &m);
+        }
+    }
+    t->flushed_ns = rn_now_ns();
+}
+
+/* ---- event time ------------------------------------------------------------------ */
+
+struct rn_op_state *rn__op_keyed(const struct rn_op *op)
+{
+    return op->inst->keyed;
+}
+
+int64_t rn_op_watermark(const struct rn_op *op)
+{
+    return op->inst->wm;
+}
+
+void rn_op_count_late(struct rn_op *op, uint64_t n)
+{
+    atomic_fetch_add_explicit(&op->inst->late, n, memory_order_relaxed);
+}
+
+/* Fires the instance's timers up to wm, then tells it the watermark. */
+static void rn__instance_advance(struct rn_instance *in, int64_t wm)
+{
+    if (in->wm >= wm) return;
+    const struct rn_op_type *ty = in->node->type;
+    if (in->keyed && ty->on_timer) {
+        struct rn_timer tm;
+        while (rn__op_state_pop_timer(in->keyed, wm, &tm)) {
+            if (atomic_load_explicit(&in->job->aborting, memory_order_relaxed)) return;
+            int rc = ty->on_timer(&in->op, &tm, &in->em);
+            rn__check_rc(in, rc, "on_timer");
+            rn__flush_ports(in);
+        }
+    }
+    in->wm = wm;
+    atomic_store_explicit(&in->wm_seen, wm, memory_order_relaxed);
+    if (ty->on_watermark) {
+        int rc = ty->on_watermark(&in->op, wm, &in->em);
+        rn__check_rc(in, rc, "on_watermark");
+        rn__flush_ports(in);
+    }
+}
+
+/* The task's event time moved to wm: down the chain in order, then to every
+ * downstream task. */
+static void rn__task_advance(struct rn_task *t, int64_t wm)
+{
+    if (wm <= t->wm) return;
+    t->wm = wm;
+    atomic_store_explicit(&t->wm_seen, wm, memory_order_relaxed);
+    for (int i = 0; i < t->n_inst; i++) rn__instance_advance(t->inst[i], wm);
+    rn__task_broadcast(t, RN_MSG_WATERMARK, wm);
+}
+
+static void rn__task_set_idle(struct rn_task *t, int idle)
+{
+    if (t->idle == idle) return;
+    t->idle = idle;
+    rn__task_broadcast(t, RN_MSG_IDLE, idle);
+}
+
+/* Source tasks, after each poll: idleness, and — once the split has caught
+ * up with its input (`caught_up`) — the watermark of everything read so far. */
+static void rn__source_watermark(struct rn_task *t, int caught_up)
+{
+    struct rn_job *job = t->job;
+    int64_t now = rn_now_ns();
+    if (t->last_data_ns == -1) {
+        t->last_data_ns = now;
+        rn__task_set_idle(t, 0);
+    } else if (!t->idle && job->idle_timeout_ms > 0 &&
+               now - t->last_data_ns >= job->idle_timeout_ms * 1000000) {
+        /* Nothing for a while: stop holding back downstream event time. */
+        rn__task_set_idle(t, 1);
+    }
+    if (caught_up && t->max_ts != RN_TS_MIN) {
+        int64_t wm = t->max_ts - job->out_of_orderness_ms - 1;
+        if (wm > t->wm) rn__task_advance(t, wm);
+    }
+}
+
+/* Consumers: the minimum over inputs that are neither ended nor idle. */
+static void rn__consumer_watermark(struct rn_task *t)
+{
+    int64_t wm = RN_TS_MAX;
+    int active = 0;
+    for (int k = 0; k < t->n_inputs; k++) {
+        struct rn_channel *ch = t->inputs[k];
+        if (ch->ended || ch->idle) continue;
+        active++;
+        if (ch->wm < wm) wm = ch->wm;
+    }
+    if (!active) {
+        if (t->n_ended < t->n_inputs) rn__task_set_idle(t, 1);
+        return;
+    }
+    rn__task_set_idle(t, 0);
+    if (wm > t->wm && wm != RN_TS_MIN) rn__task_advance(t, wm);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------ */
+
+static void rn__task_notify(struct rn_task *t)
+{
+    uint64_t done = atomic_load_explicit(&t->job->completed_id, memory_order_acquire);
+    if (done <= t->notified) return;
+    t->notified = done;
     for (int i = 0; i < t->n_inst; i++) {
         struct rn_instance *in = t->inst[i];
-        if (in->node->type->finish && !atomic_load(&t->job->aborting)) {
+        if (in->opened && in->node->type->notify_checkpoint_complete) {
+            int rc = in->node->type->notify_checkpoint_complete(&in->op, done);
+            rn__check_rc(in, rc, "notify_checkpoint_complete");
+        }
+    }
+}
+
+/* Snapshots the task into checkpoint `id` and acks it. Runs on the task's
+ * thread between records, so everything before the barrier is in and nothing
+ * after it. */
+static void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
+{
+    struct rn_job *job = t->job;
+    int64_t t0 = rn_now_ns();
+    int ok = 1;
+    char err[512] = "";
+    char *dir = rn__ckpt_task_dir(job, id, t);
+    if (!dir) {
+        /* The coordinator gave this id up; the barrier still passes on. */
+        t->last_ckpt = id;
+        return;
+    }
+    struct rn_snapshot_writer *w = rn__snapshot_writer_create();
+    rn_snapshot_write_i64(w, t->max_ts);
+    rn_snapshot_write_i64(w, t->wm);
+    rn_snapshot_write_i64(w, (int64_t)t->assigned);
+    size_t pl = strlen(dir) + 512;
+    char *path = rn_xmalloc(pl);
+    snprintf(path, pl, "%s/runtime.bin", dir);
+    if (rn__snapshot_writer_save(w, path, err, sizeof err)) ok = 0;
+    rn__snapshot_writer_destroy(w);
+    for (int i = 0; i < t->n_inst && ok; i++) {
+        struct rn_instance *in = t->inst[i];
+        if (!in->node->type->snapshot) continue;
+        w = rn__snapshot_writer_create();
+        int rc = in->node->type->snapshot(&in->op, id, w);
+        snprintf(path, pl, "%s/ops", dir);
+        rn_fs_mkdirs(path, NULL, 0);
+        snprintf(path, pl, "%s/ops/%s.bin", dir, in->node->id);
+        if (rc < 0) {
+            snprintf(err, sizeof err, "'%s' snapshot failed: %s", in->node->id, rn_strerror(rc));
+            ok = 0;
+        } else if (rn__snapshot_writer_save(w, path, err, sizeof err)) {
+            ok = 0;
+        }
+        rn__snapshot_writer_destroy(w);
+    }
+    if (ok && t->statedb) {
+        snprintf(path, pl, "%s/db", dir);
+        if (rn__statedb_checkpoint(t->statedb, path, err, sizeof err)) ok = 0;
+    }
+    if (!ok) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)id, err);
+    free(path);
+    free(dir);
+    t->last_ckpt = id;
+    struct rn_ckpt_stats st = {rn_now_ns() - t0, align_ns, 0};
+    rn__ckpt_ack(job, id, &st, ok);
+}
+
+/* Source tasks: a checkpoint was requested; the barrier follows everything
+ * this task emitted so far. */
+static void rn__source_checkpoint(struct rn_task *t)
+{
+    uint64_t id = atomic_load_explicit(&t->trigger, memory_order_acquire);
+    if (id <= t->last_ckpt) return;
+    rn__task_broadcast(t, RN_MSG_BARRIER, (int64_t)id);
+    rn__task_snapshot(t, id, 0);
+}
+
+/* Consumers: is every input either at barrier `id` or ended? */
+static int rn__aligned(struct rn_task *t, uint64_t id)
+{
+    for (int k = 0; k < t->n_inputs; k++)
+        if (!t->inputs[k]->ended && t->inputs[k]->blocked != id) return 0;
+    return 1;
+}
+
+static void rn__consumer_complete_alignment(struct rn_task *t)
+{
+    uint64_t id = t->align_id;
+    int64_t align_ns = rn_now_ns() - t->align_start_ns;
+    rn__task_broadcast(t, RN_MSG_BARRIER, (int64_t)id);
+    rn__task_snapshot(t, id, align_ns);
+    for (int k = 0; k < t->n_inputs; k++) t->inputs[k]->blocked = 0;
+    t->align_id = 0;
+}
+
+static void rn__consumer_barrier(struct rn_task *t, struct rn_channel *ch, uint64_t id)
+{
+    if (id <= t->last_ckpt) return; /* a stale barrier of a checkpoint given up */
+    if (t->align_id == 0 || id > t->align_id) {
+        for (int k = 0; k < t->n_inputs; k++) t->inputs[k]->blocked = 0;
+        t->align_id = id;
+        t->align_start_ns = rn_now_ns();
+    }
+    ch->blocked = id;
+    if (rn__aligned(t, id)) rn__consumer_complete_alignment(t);
+}
+
+/* ---- the end of a task ---------------------------------------------------------- */
+
+/* Event time to the end, finish() down the chain in order, and — with
+ * checkpoints — the final snapshot; then END on every outgoing channel, and
+ * (checkpoints) wait for the final checkpoint to complete so that sinks commit
+ * on this thread. */
+static void rn__task_finish(struct rn_task *t)
+{
+    struct rn_job *job = t->job;
+    if (!atomic_load(&job->aborting)) rn__task_advance(t, RN_TS_MAX);
+    for (int i = 0; i < t->n_inst; i++) {
+        struct rn_instance *in = t->inst[i];
+        if (in->node->type->finish && !atomic_load(&job->aborting)) {
             int rc = in->node->type->finish(&in->op, &in->em);
             rn__check_rc(in, rc, "finish");
         }
         rn__flush_ports(in);
         in->finished = 1;
     }
-    for (int i = 0; i < t->n_inst; i++) {
-        struct rn_instance *in = t->inst[i];
-        for (int p = 0; p < in->n_ports; p++) {
-            for (int k = 0; k < in->ports[p].n_targets; k++) {
-                struct rn_exchange *x = in->ports[p].targets[k].xchg;
-                if (!x) continue;
-                for (uint32_t d = 0; d < x->n_dest; d++) {
-                    rn__exchange_flush_dest(x, d);
-                    struct rn_msg m = {RN_MSG_END, NULL, 0};
-                    rn__channel_push(x->ch[d], &m);
-                }
-            }
+    uint64_t final_id = 0;
+    if (job->ckpt_enabled && !atomic_load(&job->aborting)) {
+        final_id = rn__ckpt_final_id(job);
+        rn__task_snapshot(t, final_id, 0);
+    }
+    rn__task_flush_exchanges(t);
+    for (int i = 0; i < t->n_xchgs; i++) {
+        struct rn_exchange *x = t->xchgs[i];
+        for (uint32_t d = 0; d < x->n_dest; d++) {
+            struct rn_msg m = {RN_MSG_END, NULL, 0};
+            rn__channel_push(x->ch[d], &m);
         }
     }
+    if (final_id) {
+        while (!atomic_load(&job->aborting) &&
+               atomic_load_explicit(&job->completed_id, memory_order_acquire) < final_id) {
+            uint32_t seen = atomic_load(&t->sig.seq);
+            if (atomic_load_explicit(&job->completed_id, memory_order_acquire) >= final_id) break;
+            rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+        }
+        rn__task_notify(t);
+    }
+    t->finished_ok = !atomic_load(&job->aborting);
 }
 
 static void rn__task_run_source(struct rn_task *t)
 {
     struct rn_instance *head = t->inst[0];
     const struct rn_op_type *ty = head->node->type;
+    struct rn_job *job = t->job;
+    t->last_data_ns = rn_now_ns();
+    /* A restored split resumes its event time before any record. */
+    if (t->max_ts != RN_TS_MIN && t->wm > RN_TS_MIN) rn__task_broadcast(t, RN_MSG_WATERMARK, t->wm);
     for (;;) {
-        if (atomic_load_explicit(&t->job->aborting, memory_order_relaxed)) return;
-        if (atomic_load_explicit(&t->job->stopping, memory_order_relaxed)) break;
+        if (atomic_load_explicit(&job->aborting, memory_order_relaxed)) return;
+        if (job->ckpt_enabled) {
+            rn__source_checkpoint(t);
+            rn__task_notify(t);
+        }
+        if (atomic_load_explicit(&job->stopping, memory_order_relaxed)) break;
         int64_t t0 = rn_now_ns();
         uint32_t seen = atomic_load(&t->sig.seq);
         int rc = ty->poll(&head->op, &head->em);
@@ -416,6 +710,7 @@ static void rn__task_run_source(struct rn_task *t)
             return;
         }
         rn__flush_ports(head);
+        rn__source_watermark(t, rc == RN_POLL_IDLE);
         if (rc == RN_POLL_END) break;
         if (rc == RN_POLL_IDLE) {
             rn__task_flush_exchanges(t);
@@ -424,25 +719,31 @@ static void rn__task_run_source(struct rn_task *t)
             rn__task_maybe_flush(t);
         }
     }
+    /* A checkpoint requested just before the end still gets its barrier. */
+    if (job->ckpt_enabled) rn__source_checkpoint(t);
     rn__task_finish(t);
 }
 
 static void rn__task_run_consumer(struct rn_task *t)
 {
     int next = 0;
+    struct rn_job *job = t->job;
     while (t->n_ended < t->n_inputs) {
-        if (atomic_load_explicit(&t->job->aborting, memory_order_relaxed)) return;
+        if (atomic_load_explicit(&job->aborting, memory_order_relaxed)) return;
+        if (job->ckpt_enabled) rn__task_notify(t);
         uint32_t seen = atomic_load(&t->sig.seq);
         int got = 0;
         for (int k = 0; k < t->n_inputs; k++) {
             struct rn_channel *ch = t->inputs[(next + k) % t->n_inputs];
             if (ch->ended) continue;
             struct rn_msg m;
-            /* Drain a few messages per channel per round for fairness. */
-            for (int burst = 0; burst < 4 && rn__ring_pop(&ch->fwd, &m); burst++) {
+            /* Drain a few messages per channel per round for fairness; an
+             * input that delivered a barrier waits for the others. */
+            for (int burst = 0; burst < 4 && !ch->blocked && rn__ring_pop(&ch->fwd, &m); burst++) {
                 got = 1;
                 rn__signal_notify(&ch->producer->sig);
-                if (m.kind == RN_MSG_DATA) {
+                switch (m.kind) {
+                case RN_MSG_DATA: {
                     struct rn_instance *in = t->inst[ch->target];
                     int64_t t0 = rn_now_ns();
                     rn__deliver(in, m.batch);
@@ -450,11 +751,26 @@ static void rn__task_run_consumer(struct rn_task *t)
                                               memory_order_relaxed);
                     struct rn_msg back = {RN_MSG_DATA, m.batch, 0};
                     if (!rn__ring_push(&ch->back, &back)) rn_batch_destroy(m.batch);
-                } else if (m.kind == RN_MSG_END) {
-                    ch->ended = 1;
-                    t->n_ended++;
                     break;
                 }
+                case RN_MSG_WATERMARK:
+                    if (m.value > ch->wm) ch->wm = m.value;
+                    rn__consumer_watermark(t);
+                    break;
+                case RN_MSG_IDLE:
+                    ch->idle = (int)m.value;
+                    rn__consumer_watermark(t);
+                    break;
+                case RN_MSG_BARRIER: rn__consumer_barrier(t, ch, (uint64_t)m.value); break;
+                case RN_MSG_END:
+                    ch->ended = 1;
+                    t->n_ended++;
+                    if (t->align_id && rn__aligned(t, t->align_id))
+                        rn__consumer_complete_alignment(t);
+                    rn__consumer_watermark(t);
+                    break;
+                }
+                if (ch->ended) break;
             }
         }
         next = (next + 1) % (t->n_inputs ? t->n_inputs : 1);
@@ -469,11 +785,107 @@ static void rn__task_run_consumer(struct rn_task *t)
     rn__task_finish(t);
 }
 
+/* Key groups [start, end) owned by subtask s of p (the inverse of
+ * rn_key_group_owner). */
+static void rn__kg_range(uint32_t s, uint32_t p, uint32_t maxp, uint32_t *start, uint32_t *end)
+{
+    *start = (uint32_t)(((uint64_t)s * maxp + p - 1) / p);
+    *end = (uint32_t)(((uint64_t)(s + 1) * maxp + p - 1) / p);
+}
+
+/* Opens the task's state and gives each instance its snapshot back. */
+static int rn__task_restore(struct rn_task *t)
+{
+    struct rn_job *job = t->job;
+    struct rn_group *g = &job->groups[t->group];
+    const char *head = job->nodes[g->nodes[0]].id;
+    struct rn_restore *r = job->restore;
+    char err[1024] = "";
+    int need_state = 0;
+    for (int i = 0; i < t->n_inst; i++) {
+        const struct rn_op_type *ty = t->inst[i]->node->type;
+        if ((ty->flags & RN_OP_KEYED) && (ty->flags & RN_OP_STATEFUL)) need_state = 1;
+    }
+    const struct rn_restore_task *mine = NULL;
+    for (size_t i = 0; r && i < r->n_tasks; i++)
+        if (strcmp(r->tasks[i].head, head) == 0 && r->tasks[i].subtask == t->subtask)
+            mine = &r->tasks[i];
+    if (need_state) {
+        struct rn_state_source *src = rn_xcalloc(r ? r->n_tasks + 1 : 1, sizeof *src);
+        char **dirs = rn_xcalloc(r ? r->n_tasks + 1 : 1, sizeof *dirs);
+        size_t n = 0;
+        for (size_t i = 0; r && i < r->n_tasks; i++) {
+            const struct rn_restore_task *rt = &r->tasks[i];
+            if (strcmp(rt->head, head) != 0 || !rt->has_state) continue;
+            if (rt->kg_end <= t->kg_start || rt->kg_start >= t->kg_end) continue;
+            size_t dl = strlen(r->dir) + strlen(head) + 64;
+            dirs[n] = rn_xmalloc(dl);
+            snprintf(dirs[n], dl, "%s/tasks/%s-%u/db", r->dir, head, rt->subtask);
+            src[n].dir = dirs[n];
+            src[n].kg_start = rt->kg_start;
+            src[n].kg_end = rt->kg_end;
+            n++;
+        }
+        t->statedb = rn__statedb_open(&job->state, t->state_dir, t->kg_start, t->kg_end,
+                                      job->max_parallelism, src, n, err, sizeof err);
+        for (size_t i = 0; i < n; i++) free(dirs[i]);
+        free(dirs);
+        free(src);
+        if (!t->statedb) {
+            rn__job_set_error(job, "chain '%s' subtask %u: %s", head, t->subtask, err);
+            return RN_ESTATE;
+        }
+        for (int i = 0; i < t->n_inst; i++) {
+            struct rn_instance *in = t->inst[i];
+            const struct rn_op_type *ty = in->node->type;
+            if ((ty->flags & RN_OP_KEYED) && (ty->flags & RN_OP_STATEFUL))
+                in->keyed = rn__op_state_create(t->statedb, in->node->id, job->max_parallelism);
+        }
+    }
+    if (!mine) return 0;
+    size_t pl = strlen(r->dir) + strlen(head) + 512;
+    char *path = rn_xmalloc(pl);
+    snprintf(path, pl, "%s/tasks/%s-%u/runtime.bin", r->dir, head, t->subtask);
+    struct rn_snapshot_reader *rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
+    int rc = 0;
+    if (rd) {
+        int64_t max_ts, wm, assigned;
+        if (rn_snapshot_read_i64(rd, &max_ts) == 0 && rn_snapshot_read_i64(rd, &wm) == 0 &&
+            rn_snapshot_read_i64(rd, &assigned) == 0 && t->is_source) {
+            t->max_ts = max_ts;
+            t->wm = wm;
+            t->assigned = (uint64_t)assigned;
+        }
+        rn__snapshot_reader_destroy(rd);
+    }
+    for (int i = 0; i < t->n_inst && rc == 0; i++) {
+        struct rn_instance *in = t->inst[i];
+        if (!in->node->type->restore) continue;
+        snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, head, t->subtask, in->node->id);
+        if (!rn_fs_exists(path)) continue;
+        rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
+        if (!rd) {
+            rn__job_set_error(job, "restore of '%s': %s", in->node->id, err);
+            rc = RN_ECORRUPT;
+            break;
+        }
+        rc = in->node->type->restore(&in->op, rd);
+        rn__snapshot_reader_destroy(rd);
+        if (rc < 0) {
+            rn__check_rc(in, rc, "restore");
+            break;
+        }
+        in->restored = 1;
+    }
+    free(path);
+    return rc;
+}
+
 static void *rn__task_main(void *arg)
 {
     struct rn_task *t = arg;
-    int ok = 1;
-    for (int i = 0; i < t->n_inst; i++) {
+    int ok = rn__task_restore(t) == 0;
+    for (int i = 0; i < t->n_inst && ok; i++) {
         struct rn_instance *in = t->inst[i];
         in->opened = 1;
         if (in->node->type->open) {
@@ -565,6 +977,17 @@ static void rn__job_build(struct rn_job *job)
             t->job = job;
             t->group = gi;
             t->subtask = s;
+            t->wm = RN_TS_MIN;
+            t->max_ts = RN_TS_MIN;
+            t->is_source = job->nodes[g->nodes[0]].kind == RN_KIND_SOURCE;
+            atomic_init(&t->wm_seen, RN_TS_MIN);
+            rn__kg_range(s, g->parallelism, job->max_parallelism, &t->kg_start, &t->kg_end);
+            if (job->state_root) {
+                size_t dl = strlen(job->state_root) + strlen(job->name) + 300;
+                t->state_dir = rn_xmalloc(dl);
+                snprintf(t->state_dir, dl, "%s/%s/%s-%u", job->state_root, job->name,
+                         job->nodes[g->nodes[0]].id, s);
+            }
             rn__signal_init(&t->sig);
             t->n_inst = g->n_nodes;
             t->inst = rn_xcalloc((size_t)g->n_nodes, sizeof *t->inst);
@@ -576,6 +999,8 @@ static void rn__job_build(struct rn_job *job)
                 in->node = n;
                 in->task = t;
                 in->job = job;
+                in->wm = RN_TS_MIN;
+                atomic_init(&in->wm_seen, RN_TS_MIN);
                 in->n_ports = (int)n->type->n_outputs;
                 in->ports = rn_xcalloc((size_t)(in->n_ports ? in->n_ports : 1), sizeof *in->ports);
                 for (int p = 0; p < in->n_ports; p++) {
@@ -621,6 +1046,7 @@ static void rn__job_build(struct rn_job *job)
                 rn__ring_init(&ch->fwd, job->channel_capacity + 2);
                 rn__ring_init(&ch->back, job->channel_capacity + 2);
                 ch->capacity = job->channel_capacity;
+                ch->wm = RN_TS_MIN;
                 ch->producer = gf->tasks[s];
                 ch->consumer = gt->tasks[dest];
                 ch->target = pt;
@@ -664,11 +1090,14 @@ void rn__job_destroy_exec(struct rn_job *job)
                 }
                 free(in->ports);
                 free((void *)in->metrics);
+                rn__op_state_destroy(in->keyed);
                 free(in);
             }
             free(t->inst);
             free(t->inputs);
             free(t->xchgs);
+            rn__statedb_close(t->statedb);
+            free(t->state_dir);
             rn__signal_destroy(&t->sig);
             free(t);
         }
@@ -766,6 +1195,12 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         return RN_EINVAL;
     }
     rn__job_build(job);
+    if (job->ckpt_enabled) {
+        if (rn__restore_find(job, &job->restore, errbuf, errlen)) return RN_EINVAL;
+        if (job->restore && !job->quiet)
+            fprintf(stderr, "runnel: restoring from %s (checkpoint %llu)\n", job->restore->dir,
+                    (unsigned long long)job->restore->id);
+    }
     job->rate_prev = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate_prev);
     job->rate = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate);
     job->start_ns = rn_now_ns();
@@ -777,6 +1212,11 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         atomic_store_explicit(&job->http_ready, 1, memory_order_release);
         if (!job->quiet)
             fprintf(stderr, "runnel: status page at http://%s/\n", job->http_addr);
+    }
+    if (job->ckpt_enabled && rn__ckpt_start(job, errbuf, errlen)) {
+        if (job->http) rn_http_stop(job->http);
+        job->http = NULL;
+        return RN_EIO;
     }
     /* Worker threads must not take SIGINT/SIGTERM: the caller handles them. */
     sigset_t all, old;
@@ -803,6 +1243,7 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
             if (g->tasks[s]->started) pthread_join(g->tasks[s]->thread, NULL);
     }
     job->end_ns = rn_now_ns();
+    rn__ckpt_stop(job);
     atomic_store(&job->running, 0);
     if (!job->quiet) rn__print_summary(job);
     if (job->http && job->hold) {

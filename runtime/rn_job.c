@@ -26,6 +26,69 @@ struct rn__job_cfg {
     int64_t queue_batches;
     int64_t buffer_timeout;
     const struct rn_cfg_node *sources, *operators, *sinks, *http;
+    const struct rn_cfg_node *state, *checkpoint, *watermark;
+};
+
+struct rn__state_cfg {
+    const char *dir;
+    int64_t cache_size, block_cache, write_buffer;
+};
+
+static const struct rn_config_key rn__state_keys[] = {
+    {"dir", RN_CT_STRING, "var/state", NULL, offsetof(struct rn__state_cfg, dir),
+     "Working directory of keyed state (RocksDB, one database per worker thread). Rebuilt "
+     "from the checkpoint at every start.",
+     NULL, 0, 0, 0},
+    {"cache_size", RN_CT_SIZE, "64MiB", "bytes", offsetof(struct rn__state_cfg, cache_size),
+     "Write-back cache of keyed state in front of RocksDB, per worker thread.", NULL, 0, 0,
+     (int64_t)1 << 40},
+    {"block_cache", RN_CT_SIZE, "32MiB", "bytes", offsetof(struct rn__state_cfg, block_cache),
+     "RocksDB block cache per worker thread.", NULL, 0, 0, (int64_t)1 << 40},
+    {"write_buffer", RN_CT_SIZE, "32MiB", "bytes", offsetof(struct rn__state_cfg, write_buffer),
+     "RocksDB memtable size; a checkpoint flushes it, so it bounds checkpoint work.", NULL, 0,
+     1 << 20, (int64_t)1 << 34},
+    RN_CONFIG_END,
+};
+
+struct rn__ckpt_cfg {
+    const char *dir;
+    int64_t interval, retain, timeout;
+};
+
+static const struct rn_config_key rn__ckpt_keys[] = {
+    {"dir", RN_CT_STRING, "var/checkpoints", NULL, offsetof(struct rn__ckpt_cfg, dir),
+     "Where checkpoints go: <dir>/<job>/chk-<id>/ (savepoints: savepoint-<id>/).", NULL, 0, 0,
+     0},
+    {"interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__ckpt_cfg, interval),
+     "Time between checkpoints; 0: only on demand (REST) and at the end.", NULL, 0, 0,
+     (int64_t)1 << 40},
+    {"retain", RN_CT_INT, "3", "checkpoints", offsetof(struct rn__ckpt_cfg, retain),
+     "Completed checkpoints kept; older ones are deleted (savepoints never are).", NULL, 0, 1,
+     1000},
+    {"timeout", RN_CT_DURATION, "10m", "ms", offsetof(struct rn__ckpt_cfg, timeout),
+     "A checkpoint not complete after this long is given up.", NULL, 0, 1, (int64_t)1 << 40},
+    RN_CONFIG_END,
+};
+
+struct rn__wm_cfg {
+    int64_t out_of_orderness, idle_timeout, emit_every;
+};
+
+static const struct rn_config_key rn__wm_keys[] = {
+    {"out_of_orderness", RN_CT_DURATION, "5s", "ms",
+     offsetof(struct rn__wm_cfg, out_of_orderness),
+     "Bounded out-of-orderness: a split's watermark trails its largest event time by this "
+     "much (minus 1 ms).",
+     NULL, 0, 0, (int64_t)1 << 40},
+    {"idle_timeout", RN_CT_DURATION, "30s", "ms", offsetof(struct rn__wm_cfg, idle_timeout),
+     "A split with no records for this long (wall clock) stops holding back the watermark; "
+     "0: never.",
+     NULL, 0, 0, (int64_t)1 << 40},
+    {"emit_every", RN_CT_INT, "1024", "records", offsetof(struct rn__wm_cfg, emit_every),
+     "A split emits its watermark after every this many records (counted from its start, so "
+     "the places are the same in every run), and whenever it has caught up with its input.",
+     NULL, 0, 1, (int64_t)1 << 30},
+    RN_CONFIG_END,
 };
 
 static const struct rn_config_key rn__job_keys[] = {
@@ -54,15 +117,29 @@ static const struct rn_config_key rn__job_keys[] = {
     {"sinks", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, sinks),
      "Map of sink id to sink settings (`type:`, `from:` and the connector's keys).", NULL, 0,
      0, 0},
+    {"state", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, state),
+     "Keyed state: `dir`, `cache_size`, `block_cache`, `write_buffer` (see State).", NULL, 0, 0,
+     0},
+    {"checkpoint", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, checkpoint),
+     "Checkpoints: `dir`, `interval`, `retain`, `timeout` (see Checkpoint). Without this "
+     "section the job takes no checkpoints.",
+     NULL, 0, 0, 0},
+    {"watermark", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, watermark),
+     "Event time: `out_of_orderness`, `idle_timeout` (see Watermark).", NULL, 0, 0, 0},
     {"http", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, http),
      "Status page and REST API: `listen: host:port` (port 0 picks a free one).", NULL, 0, 0,
      0},
     RN_CONFIG_END,
 };
 
-const struct rn_config_key *rn__job_config_keys(void)
+const struct rn_config_key *rn__job_config_keys(int which)
 {
-    return rn__job_keys;
+    switch (which) {
+    case 1: return rn__state_keys;
+    case 2: return rn__ckpt_keys;
+    case 3: return rn__wm_keys;
+    default: return rn__job_keys;
+    }
 }
 
 static void rn__job_free_graph(struct rn_job *job)
@@ -531,6 +608,44 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     job->max_parallelism = (uint32_t)jc.max_parallelism;
     job->channel_capacity = (uint32_t)jc.queue_batches;
     job->buffer_timeout_ns = jc.buffer_timeout * 1000000;
+    {
+        struct rn__state_cfg sc;
+        struct rn__ckpt_cfg cc;
+        struct rn__wm_cfg wc;
+        memset(&sc, 0, sizeof sc);
+        memset(&cc, 0, sizeof cc);
+        memset(&wc, 0, sizeof wc);
+        if (rn_config_apply(rn__state_keys, jc.state, &sc, NULL, errbuf, errlen)) goto fail;
+        if (rn_config_apply(rn__ckpt_keys, jc.checkpoint, &cc, NULL, errbuf, errlen)) goto fail;
+        if (rn_config_apply(rn__wm_keys, jc.watermark, &wc, NULL, errbuf, errlen)) goto fail;
+        job->state_root = sc.dir;
+        job->state.cache_size = sc.cache_size;
+        job->state.block_cache = sc.block_cache;
+        job->state.write_buffer = sc.write_buffer;
+        job->out_of_orderness_ms = wc.out_of_orderness;
+        job->idle_timeout_ms = wc.idle_timeout;
+        job->emit_every = (uint64_t)wc.emit_every;
+        job->ckpt_enabled = jc.checkpoint != NULL;
+        job->ckpt_root = cc.dir;
+        job->ckpt_interval_ms = cc.interval;
+        job->ckpt_retain = cc.retain;
+        job->ckpt_timeout_ms = cc.timeout;
+        size_t dl = strlen(cc.dir) + strlen(job->name) + 2;
+        job->ckpt_dir = rn_xmalloc(dl);
+        snprintf(job->ckpt_dir, dl, "%s/%s", cc.dir, job->name);
+        job->fresh = opt ? opt->fresh : 0;
+        job->from_checkpoint = opt ? opt->from_checkpoint : NULL;
+        if (job->from_checkpoint && !job->ckpt_enabled) {
+            rn_errf(errbuf, errlen, "%s: --from-checkpoint needs a 'checkpoint:' section in the job",
+                    path);
+            goto fail;
+        }
+        if (strchr(job->name, '/') || job->name[0] == '.') {
+            rn_cfg_errf(errbuf, errlen, rn_cfg_get(root, "job"),
+                        "the job name names directories: no '/' and no leading '.'");
+            goto fail;
+        }
+    }
     if (job->parallelism > job->max_parallelism) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(root, "parallelism"),
                     "parallelism %u exceeds max_parallelism %u", job->parallelism,
@@ -728,6 +843,8 @@ void rn_job_destroy(struct rn_job *job)
     rn__job_destroy_exec(job);
     if (job->nodes) rn__job_free_graph(job);
     rn_cfg_free(job->doc);
+    rn__restore_free(job->restore);
+    free(job->ckpt_dir);
     pthread_mutex_destroy(&job->err_mu);
     pthread_mutex_destroy(&job->rate_mu);
     free(job->rate_prev);

@@ -17,10 +17,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "rn_checkpoint.h"
 #include "rn_config.h"
 #include "rn_http.h"
 #include "rn_job.h"
 #include "rn_operator.h"
+#include "rn_state_int.h"
 
 enum rn_edge_mode {
     RN_EDGE_FORWARD = 0,   /* subtask i -> subtask i (fused when possible) */
@@ -56,12 +58,18 @@ struct rn_node {
 
 /* ---- channels ---------------------------------------------------------------- */
 
-enum rn_msg_kind { RN_MSG_DATA = 0, RN_MSG_WATERMARK = 1, RN_MSG_END = 2 };
+enum rn_msg_kind {
+    RN_MSG_DATA = 0,      /* a batch of records */
+    RN_MSG_WATERMARK = 1, /* value: event time no earlier record will have */
+    RN_MSG_END = 2,       /* the producer is done */
+    RN_MSG_IDLE = 3,      /* value 1: the producer is idle (ignore its watermark); 0: active */
+    RN_MSG_BARRIER = 4,   /* value: checkpoint id */
+};
 
 struct rn_msg {
     uint32_t kind;
     struct rn_batch *batch; /* DATA: owned by the receiver until it returns it */
-    int64_t value;          /* WATERMARK: the watermark */
+    int64_t value;
 };
 
 /* A bounded single-producer single-consumer ring. */
@@ -89,6 +97,9 @@ struct rn_channel {
     struct rn_task *producer, *consumer;
     int target;          /* index in the consumer group's node list */
     int ended;           /* consumer side: END seen */
+    int idle;            /* consumer side: the producer said it is idle */
+    int64_t wm;          /* consumer side: last watermark received */
+    uint64_t blocked;    /* consumer side: barrier id it waits at (alignment), or 0 */
     _Atomic uint64_t blocked_ns; /* producer time spent waiting on a full ring */
     _Atomic uint64_t batches;
     uint32_t capacity;
@@ -146,6 +157,11 @@ struct rn_instance {
     int n_metrics;
     int opened;
     int finished;
+    int restored;                /* restore() ran with a snapshot */
+    struct rn_op_state *keyed;   /* keyed state and timers, for stateful keyed operators */
+    int64_t wm;                  /* the watermark it was last given */
+    _Atomic int64_t wm_seen;     /* the same, for the status page */
+    _Atomic uint64_t late;       /* records behind its watermark (operators count) */
 };
 
 struct rn_task {
@@ -165,6 +181,27 @@ struct rn_task {
     struct rn_exchange **xchgs; /* every exchange this task feeds */
     int n_xchgs;
     int64_t flushed_ns;         /* when pending exchange batches were last pushed */
+
+    /* Event time. */
+    int64_t wm;                 /* watermark last forwarded */
+    int idle;                   /* told downstream that it is idle */
+    int is_source;              /* the chain starts with a source */
+    int64_t max_ts;             /* sources: largest event time seen */
+    uint64_t assigned;          /* sources: records given event time so far */
+    int64_t last_data_ns;       /* sources: when records last came */
+    _Atomic int64_t wm_seen;    /* for the status page */
+
+    /* Checkpoints. */
+    struct rn_statedb *statedb; /* when the chain has stateful keyed operators */
+    char *state_dir;
+    uint32_t kg_start, kg_end;  /* key groups this subtask owns */
+    _Atomic uint64_t trigger;   /* sources: checkpoint requested */
+    uint64_t last_ckpt;         /* last checkpoint id snapshotted */
+    uint64_t notified;          /* last completed id passed to notify callbacks */
+    uint64_t align_id;          /* consumers: the barrier being aligned */
+    int n_aligned;
+    int64_t align_start_ns;
+    int finished_ok;            /* ran to its end without error */
 };
 
 struct rn_group {
@@ -212,6 +249,26 @@ struct rn_job {
     char http_addr[128];
     _Atomic int http_ready; /* http_addr is set (release/acquire) */
 
+    /* Event time, state and checkpoints (configured by watermark:, state:,
+     * checkpoint:). */
+    int64_t out_of_orderness_ms;
+    int64_t idle_timeout_ms;
+    uint64_t emit_every;        /* records of a split between watermarks */
+    struct rn_state_cfg state;
+    const char *state_root;      /* state.dir */
+    int ckpt_enabled;
+    const char *ckpt_root;       /* checkpoint.dir */
+    char *ckpt_dir;              /* <checkpoint.dir>/<job> */
+    int64_t ckpt_interval_ms;
+    int64_t ckpt_retain;
+    int64_t ckpt_timeout_ms;
+    const char *from_checkpoint; /* --from-checkpoint */
+    int fresh;                   /* --fresh: ignore checkpoints, start empty */
+    struct rn_ckpt_coord *coord;
+    struct rn_restore *restore;  /* what this run restores from, or NULL */
+    _Atomic uint64_t completed_id; /* latest completed checkpoint */
+    _Atomic uint64_t final_id;     /* the end-of-job checkpoint, once reserved */
+
     pthread_mutex_t rate_mu; /* guards the rate sampler (HTTP thread) */
     int64_t rate_at_ns;
     uint64_t *rate_prev;  /* per node: records in at rate_at_ns */
@@ -224,6 +281,52 @@ void rn__job_set_error(struct rn_job *job, const char *fmt, ...) RN_PRINTF(2, 3)
 uint32_t rn__channel_fill(struct rn_channel *ch);
 void rn__instance_totals(struct rn_job *job, int node, uint64_t *in, uint64_t *out,
                          uint64_t *dropped);
+
+/* rn_checkpoint.c */
+struct rn_ckpt_stats {
+    int64_t sync_ns;  /* time the task spent snapshotting */
+    int64_t align_ns; /* time from the first barrier to the last (consumers) */
+    uint64_t bytes;   /* bytes the task's snapshot added */
+};
+int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen);
+void rn__ckpt_stop(struct rn_job *job);
+/* Requests a checkpoint (savepoint: kept until deleted). Returns its id or < 0. */
+int64_t rn__ckpt_request(struct rn_job *job, int savepoint);
+/* Task side: the directory for task t's part of checkpoint id (created). */
+char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t);
+void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st, int ok);
+/* Reserves (once) the id of the end-of-job checkpoint. */
+uint64_t rn__ckpt_final_id(struct rn_job *job);
+void rn__ckpt_render_json(struct rn_job *job, struct rn_buf *b);
+void rn__ckpt_render_prometheus(struct rn_job *job, struct rn_buf *b);
+void rn__ckpt_render_html(struct rn_job *job, struct rn_buf *b);
+
+/* Restore: the checkpoint this run starts from. */
+struct rn_restore_task {
+    char *head;
+    uint32_t subtask;
+    uint32_t kg_start, kg_end;
+    int has_state;
+};
+struct rn_restore {
+    char *dir; /* the checkpoint directory */
+    uint64_t id;
+    uint32_t max_parallelism;
+    struct rn_restore_task *tasks;
+    size_t n_tasks;
+};
+/* Finds the checkpoint to restore (--from-checkpoint or the latest complete
+ * one); 0 with *out NULL when there is none. */
+int rn__restore_find(struct rn_job *job, struct rn_restore **out, char *errbuf, size_t errlen);
+void rn__restore_free(struct rn_restore *r);
+/* Snapshot files. */
+struct rn_snapshot_writer *rn__snapshot_writer_create(void);
+int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, char *errbuf,
+                             size_t errlen);
+void rn__snapshot_writer_destroy(struct rn_snapshot_writer *w);
+struct rn_snapshot_reader *rn__snapshot_reader_open(const char *path, uint64_t id, char *errbuf,
+                                                    size_t errlen);
+void rn__snapshot_reader_destroy(struct rn_snapshot_reader *r);
 
 /* rn_status.c */
 void rn__status_handler(void *ud, const struct rn_http_request *req,

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libyaml-dev libuv1-dev librocksdb-dev librdkafka-dev libopenblas-dev
-      libhttp-parser-dev libyajl-dev libxxhash-dev
+      libhttp-parser-dev libyajl-dev libxxhash-dev uthash-dev
       rocksdb-tools curl procps)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -22,6 +22,8 @@ struct rn_job_options {
     size_t n_overrides;
     int quiet; /* no progress lines on stderr */
     int hold;  /* keep the status page up after the job ends, until stopped */
+    int fresh; /* start empty: ignore (and replace) earlier checkpoints */
+    const char *from_checkpoint; /* restore this checkpoint directory */
 };
 
 struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, char *errbuf,

@@ -30,7 +30,9 @@ enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
 
 /* Flags of an operator type. */
 #define RN_OP_KEYED 0x1    /* input is hash-partitioned by the `key` field */
-#define RN_OP_STATEFUL 0x2 /* keeps state that checkpoints must cover */
+#define RN_OP_STATEFUL 0x2 /* keeps keyed state (rn_state.h) that checkpoints cover */
+#define RN_OP_EVENT_TIME 0x4 /* assigns event time (record.ts) to its output: the
+                              * watermarks of its source split are derived from it */
 
 /* Return codes of poll(). */
 #define RN_POLL_MORE 0 /* emitted something; call again */
@@ -87,6 +89,9 @@ struct rn_op_type {
     int (*snapshot)(struct rn_op *op, uint64_t checkpoint_id, struct rn_snapshot_writer *w);
     /* Before open(): read back what snapshot() wrote. */
     int (*restore)(struct rn_op *op, struct rn_snapshot_reader *r);
+    /* Checkpoint `id` (and every one before it) is complete: make the output
+     * it covers visible (sinks commit here). */
+    int (*notify_checkpoint_complete)(struct rn_op *op, uint64_t id);
 };
 
 /* ---- registry ------------------------------------------------------------- */
@@ -107,8 +112,14 @@ const char *rn_op_id(const struct rn_op *op);
 uint32_t rn_op_subtask(const struct rn_op *op);
 uint32_t rn_op_parallelism(const struct rn_op *op);
 int rn_op_source_index(const struct rn_op *op); /* sources: index in the job */
+/* Keyed operators: the index of the key field in the input type's key_fields. */
+int rn_op_key_field(const struct rn_op *op);
 /* True once the job was asked to stop (SIGINT/SIGTERM, REST). */
 int rn_op_stopping(const struct rn_op *op);
+/* Counts records that came behind the instance's watermark (status page). */
+void rn_op_count_late(struct rn_op *op, uint64_t n);
+/* Whether the job takes checkpoints (sinks then write two-phase). */
+int rn_op_checkpointing(const struct rn_op *op);
 /* Adds to the operator's own counter `idx` (into its type's metrics). */
 void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta);
 /* Error report from inside a callback; shown on the status page and stderr. */

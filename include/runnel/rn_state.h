@@ -1,0 +1,61 @@
+/*
+ * rn_state.h — keyed state and event-time timers for operators.
+ *
+ * Keyed operators (RN_OP_KEYED) keep state per key through this API; the
+ * runtime stores it in RocksDB (one instance per worker thread), fronts it
+ * with a write-back cache, checkpoints it, and redistributes it by key group
+ * when a job is restored with another parallelism. See docs/state.md.
+ *
+ * Scope. Every call acts on the operator instance's *current key*: the
+ * runtime sets it before on_timer(); in process() the operator sets it with
+ * rn_state_key() for each record (usually to record->key). A namespace
+ * (`ns`, e.g. a window's end) splits one key's value state further.
+ *
+ * Handles are created in open() and live until close(). Values returned by a
+ * get are borrowed: valid until the next state call on the same instance.
+ * All calls run on the instance's own thread; none may be called from
+ * another.
+ */
+#ifndef RUNNEL_RN_STATE_H
+#define RUNNEL_RN_STATE_H
+
+#include "rn_operator.h"
+
+struct rn_state; /* one named state of one operator instance */
+
+struct rn_timer {
+    int64_t ts;   /* event time at which it fires (watermark >= ts) */
+    uint64_t key; /* the key it was registered for (also the current key) */
+    uint64_t ns;  /* the namespace given at registration */
+};
+
+/* Declares value state `name` (stable across restarts: it names the data in
+ * checkpoints). Returns NULL if the instance is not keyed or on error. */
+struct rn_state *rn_state_value(struct rn_op *op, const char *name);
+/* Declares append-only list state `name`. */
+struct rn_state *rn_state_list(struct rn_op *op, const char *name);
+
+/* Sets the current key for the following state and timer calls. */
+void rn_state_key(struct rn_op *op, uint64_t key);
+
+/* Value state. get: 0 and the bytes, or RN_ENOENT. */
+int rn_value_get(struct rn_state *s, uint64_t ns, const void **val, size_t *len);
+int rn_value_put(struct rn_state *s, uint64_t ns, const void *val, size_t len);
+int rn_value_clear(struct rn_state *s, uint64_t ns);
+
+/* List state (namespace 0): elements in append order. */
+int rn_list_append(struct rn_state *s, const void *val, size_t len);
+/* Calls fn for each element until it returns non-zero; returns that or 0. */
+int rn_list_each(struct rn_state *s, int (*fn)(void *ud, const void *val, size_t len), void *ud);
+int rn_list_clear(struct rn_state *s);
+
+/* Event-time timers for the current key: fire once the watermark reaches ts,
+ * in (ts, key, ns) order, through the operator's on_timer(). Registering an
+ * existing (ts, ns) again is a no-op. */
+int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns);
+int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns);
+
+/* The instance's current event-time watermark (RN_TS_MIN before the first). */
+int64_t rn_op_watermark(const struct rn_op *op);
+
+#endif

@@ -1,0 +1,825 @@
+/*
+ * rn_state.c — keyed state on RocksDB with a write-back cache, and
+ * event-time timers. The one file that uses RocksDB's C API.
+ *
+ * One database per worker thread. It holds two column families:
+ *
+ *   default   [kg:2][sid:4][key:8][ns:8]            -> value bytes
+ *   timers    [kg:2][sid:4][ts:8][key:8][ns:8]      -> (empty)
+ *
+ * all big-endian, so each key group's data is one contiguous key range: a
+ * restore at another parallelism copies exactly the ranges it now owns.
+ * `sid` names one state of one operator (a hash of "operator-id/name"); `ns`
+ * is the namespace (a window, say); `ts` is biased so that it sorts as signed.
+ *
+ * Cache. Value and list state go through a write-back cache (uthash table +
+ * LRU list) sized in bytes. Reads that miss go to RocksDB and are cached,
+ * absent keys included, so a new key costs one bloom-filtered lookup. Writes
+ * only touch the cache; a dirty entry reaches RocksDB when it is evicted or
+ * at a checkpoint. RocksDB itself runs without a WAL: durability comes from
+ * checkpoints, and after a crash the working database is thrown away and
+ * rebuilt from the last completed one.
+ *
+ * Timers live in memory (a hash set for de-duplication and a binary heap in
+ * (ts, key, ns) order per operator) and are written to the timers column
+ * family at each checkpoint; fired timers that were written are deleted. On
+ * restore they are loaded back for the key groups the thread owns.
+ *
+ * Checkpoint. Write every dirty entry and every new timer in one batch, then
+ * rocksdb_checkpoint_create(): it flushes the memtable and hard-links the SST
+ * files into the checkpoint directory, so a checkpoint costs a memtable
+ * flush, not a copy of the state.
+ */
+#include "rn_state_int.h"
+
+#include <rocksdb/c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+/* uthash buckets by xxHash rather than its default Jenkins hash. */
+#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
+#include <uthash.h>
+
+#include "rn_fs.h"
+
+#define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
+#define RN__WB_MAX_OPS 4096
+
+enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2 };
+
+struct rn__ckey {
+    uint32_t sid;
+    uint32_t zero; /* keeps the key free of padding bytes for hashing */
+    uint64_t key;
+    uint64_t ns;
+};
+
+struct rn__centry {
+    struct rn__ckey k;
+    UT_hash_handle hh;
+    struct rn__centry *prev, *next; /* LRU: head is most recent */
+    char *val;
+    uint32_t len, cap;
+    uint8_t dirty;
+    uint8_t absent;
+};
+
+struct rn__tkey {
+    uint32_t sid;
+    uint32_t zero;
+    int64_t ts;
+    uint64_t key;
+    uint64_t ns;
+};
+
+struct rn__tentry {
+    struct rn__tkey k;
+    UT_hash_handle hh;
+    size_t heap_idx;
+    uint8_t persisted;
+};
+
+struct rn__restored_timer {
+    struct rn__tkey k;
+};
+
+struct rn_state {
+    struct rn_op_state *os;
+    uint32_t sid;
+    int kind;
+    struct rn_state *next;
+};
+
+struct rn_op_state {
+    struct rn_statedb *db;
+    char *op_id;
+    uint32_t timer_sid;
+    uint32_t max_parallelism;
+    uint64_t cur_key;
+    struct rn__tentry *tset; /* uthash */
+    struct rn__tentry **heap;
+    size_t heap_n, heap_cap;
+    struct rn_state *states;
+    _Atomic uint64_t n_timers;
+};
+
+struct rn_statedb {
+    rocksdb_t *db;
+    rocksdb_options_t *opts;
+    rocksdb_block_based_table_options_t *bbto;
+    rocksdb_cache_t *bcache;
+    rocksdb_column_family_handle_t *cf[2]; /* default, timers */
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+    rocksdb_writebatch_t *wb;
+    size_t wb_ops;
+    char *dir;
+    uint32_t max_parallelism, kg_start, kg_end;
+
+    struct rn__centry *cache; /* uthash */
+    struct rn__centry *lru_head, *lru_tail;
+    size_t cache_bytes, cache_cap;
+
+    struct rn_op_state **ops;
+    size_t n_ops;
+    struct rn__restored_timer *restored;
+    size_t n_restored;
+
+    _Atomic uint64_t f_entries, f_bytes, f_hits, f_misses, f_evictions;
+    int failed;
+};
+
+/* ---- key encoding ----------------------------------------------------------- */
+
+static inline void rn__be16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+static inline void rn__be32(unsigned char *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+static inline void rn__be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (unsigned char)v;
+}
+static inline uint64_t rn__get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+    return v;
+}
+static inline uint32_t rn__get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+#define RN__SKEY_LEN 22
+#define RN__TKEY_LEN 30
+
+static void rn__state_key(unsigned char out[RN__SKEY_LEN], const struct rn__ckey *k, uint32_t maxp)
+{
+    rn__be16(out, (uint16_t)rn_key_group(k->key, maxp));
+    rn__be32(out + 2, k->sid);
+    rn__be64(out + 6, k->key);
+    rn__be64(out + 14, k->ns);
+}
+
+static void rn__timer_key(unsigned char out[RN__TKEY_LEN], const struct rn__tkey *k, uint32_t maxp)
+{
+    rn__be16(out, (uint16_t)rn_key_group(k->key, maxp));
+    rn__be32(out + 2, k->sid);
+    rn__be64(out + 6, (uint64_t)k->ts ^ (1ULL << 63));
+    rn__be64(out + 14, k->key);
+    rn__be64(out + 22, k->ns);
+}
+
+static uint32_t rn__sid(const char *op_id, const char *name, int kind)
+{
+    char buf[512];
+    int n = snprintf(buf, sizeof buf, "%s/%s/%d", op_id, name, kind);
+    return (uint32_t)rn_hash64(buf, (size_t)(n < 0 ? 0 : RN_MIN((size_t)n, sizeof buf - 1)));
+}
+
+/* ---- opening ------------------------------------------------------------------ */
+
+static int rn__rocks_err(char *err, char *errbuf, size_t errlen, const char *what)
+{
+    rn_errf(errbuf, errlen, "state: %s: %s", what, err ? err : "unknown RocksDB error");
+    rocksdb_free(err);
+    return RN_ESTATE;
+}
+
+static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_state_cfg *cfg)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(o, 1);
+    rocksdb_options_set_create_missing_column_families(o, 1);
+    rocksdb_options_set_write_buffer_size(o, (size_t)cfg->write_buffer);
+    rocksdb_options_set_max_background_jobs(o, 2);
+    rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+    rocksdb_options_set_info_log_level(o, 3); /* errors only */
+    rocksdb_options_set_keep_log_file_num(o, 2);
+    s->bbto = rocksdb_block_based_options_create();
+    s->bcache = rocksdb_cache_create_lru((size_t)cfg->block_cache);
+    rocksdb_block_based_options_set_block_cache(s->bbto, s->bcache);
+    rocksdb_block_based_options_set_filter_policy(s->bbto, rocksdb_filterpolicy_create_bloom(10));
+    rocksdb_options_set_block_based_table_factory(o, s->bbto);
+    return o;
+}
+
+static int rn__open_db(struct rn_statedb *s, const char *dir, char *errbuf, size_t errlen)
+{
+    const char *names[2] = {"default", "timers"};
+    const rocksdb_options_t *cf_opts[2] = {s->opts, s->opts};
+    char *err = NULL;
+    s->db = rocksdb_open_column_families(s->opts, dir, 2, names, cf_opts, s->cf, &err);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "open");
+    return 0;
+}
+
+/* Copies key groups [lo, hi) of both column families from checkpoint `from`. */
+static int rn__copy_range(struct rn_statedb *s, const char *from, uint32_t lo, uint32_t hi,
+                          char *errbuf, size_t errlen)
+{
+    const char *names[2] = {"default", "timers"};
+    const rocksdb_options_t *cf_opts[2] = {s->opts, s->opts};
+    rocksdb_column_family_handle_t *cfs[2];
+    char *err = NULL;
+    rocksdb_t *old = rocksdb_open_for_read_only_column_families(s->opts, from, 2, names, cf_opts,
+                                                                cfs, 0, &err);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "open checkpoint for restore");
+    unsigned char lo_key[2], hi_key[2];
+    rn__be16(lo_key, (uint16_t)lo);
+    rn__be16(hi_key, (uint16_t)hi);
+    int rc = 0;
+    for (int c = 0; c < 2 && rc == 0; c++) {
+        rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+        /* hi may be 65536 (past every 2-byte prefix): no bound then. */
+        if (hi <= 0xffff) rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi_key, 2);
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(old, ro, cfs[c]);
+        rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+        size_t ops = 0;
+        for (rocksdb_iter_seek(it, (const char *)lo_key, 2); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            size_t kl, vl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            const char *v = rocksdb_iter_value(it, &vl);
+            rocksdb_writebatch_put_cf(wb, s->cf[c], k, kl, v, vl);
+            if (++ops == RN__WB_MAX_OPS) {
+                rocksdb_write(s->db, s->wo, wb, &err);
+                rocksdb_writebatch_clear(wb);
+                ops = 0;
+                if (err) break;
+            }
+        }
+        if (!err) rocksdb_iter_get_error(it, &err);
+        if (!err && ops) rocksdb_write(s->db, s->wo, wb, &err);
+        if (err) rc = rn__rocks_err(err, errbuf, errlen, "restore key groups");
+        rocksdb_writebatch_destroy(wb);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(ro);
+    }
+    for (int c = 0; c < 2; c++) rocksdb_column_family_handle_destroy(cfs[c]);
+    rocksdb_close(old);
+    return rc;
+}
+
+/* Loads every timer of this database into s->restored. */
+static int rn__load_timers(struct rn_statedb *s, char *errbuf, size_t errlen)
+{
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[1]);
+    size_t cap = 0;
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
+        if (kl != RN__TKEY_LEN) continue;
+        if (s->n_restored == cap) {
+            cap = cap ? cap * 2 : 1024;
+            s->restored = rn_xrealloc(s->restored, cap * sizeof *s->restored);
+        }
+        struct rn__tkey *t = &s->restored[s->n_restored++].k;
+        t->sid = rn__get_be32(k + 2);
+        t->zero = 0;
+        t->ts = (int64_t)(rn__get_be64(k + 6) ^ (1ULL << 63));
+        t->key = rn__get_be64(k + 14);
+        t->ns = rn__get_be64(k + 22);
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "load timers");
+    return 0;
+}
+
+struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *dir,
+                                    uint32_t kg_start, uint32_t kg_end, uint32_t max_parallelism,
+                                    const struct rn_state_source *src, size_t n_src, char *errbuf,
+                                    size_t errlen)
+{
+    struct rn_statedb *s = rn_xcalloc(1, sizeof *s);
+    s->dir = rn_xstrdup(dir);
+    s->max_parallelism = max_parallelism;
+    s->kg_start = kg_start;
+    s->kg_end = kg_end;
+    s->cache_cap = (size_t)cfg->cache_size;
+    if (rn_fs_rmtree(dir, errbuf, errlen)) goto fail;
+    s->opts = rn__options(s, cfg);
+    s->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(s->wo, 1);
+    s->ro = rocksdb_readoptions_create();
+    s->wb = rocksdb_writebatch_create();
+    int whole = n_src == 1 && src[0].kg_start == kg_start && src[0].kg_end == kg_end;
+    if (whole) {
+        /* Same key groups as the checkpoint: link its SST files, copy the rest. */
+        if (rn_fs_clone_dir(src[0].dir, dir, ".sst", errbuf, errlen)) goto fail;
+        if (rn__open_db(s, dir, errbuf, errlen)) goto fail;
+    } else {
+        if (rn_fs_mkdirs(dir, errbuf, errlen)) goto fail;
+        if (rn__open_db(s, dir, errbuf, errlen)) goto fail;
+        for (size_t i = 0; i < n_src; i++) {
+            uint32_t lo = RN_MAX(kg_start, src[i].kg_start), hi = RN_MIN(kg_end, src[i].kg_end);
+            if (lo >= hi) continue;
+            if (rn__copy_range(s, src[i].dir, lo, hi, errbuf, errlen)) goto fail;
+        }
+    }
+    if (n_src && rn__load_timers(s, errbuf, errlen)) goto fail;
+    return s;
+fail:
+    rn__statedb_close(s);
+    return NULL;
+}
+
+static void rn__cache_free_all(struct rn_statedb *s)
+{
+    struct rn__centry *e, *tmp;
+    HASH_ITER(hh, s->cache, e, tmp) {
+        HASH_DEL(s->cache, e);
+        free(e->val);
+        free(e);
+    }
+    s->lru_head = s->lru_tail = NULL;
+    s->cache_bytes = 0;
+}
+
+void rn__statedb_close(struct rn_statedb *s)
+{
+    if (!s) return;
+    rn__cache_free_all(s);
+    if (s->db) {
+        for (int c = 0; c < 2; c++)
+            if (s->cf[c]) rocksdb_column_family_handle_destroy(s->cf[c]);
+        rocksdb_close(s->db);
+    }
+    if (s->wb) rocksdb_writebatch_destroy(s->wb);
+    if (s->wo) rocksdb_writeoptions_destroy(s->wo);
+    if (s->ro) rocksdb_readoptions_destroy(s->ro);
+    if (s->opts) rocksdb_options_destroy(s->opts);
+    if (s->bbto) rocksdb_block_based_options_destroy(s->bbto);
+    if (s->bcache) rocksdb_cache_destroy(s->bcache);
+    free(s->ops);
+    free(s->restored);
+    free(s->dir);
+    free(s);
+}
+
+/* ---- write batch ---------------------------------------------------------------- */
+
+static int rn__wb_write(struct rn_statedb *s)
+{
+    if (!s->wb_ops) return 0;
+    char *err = NULL;
+    rocksdb_write(s->db, s->wo, s->wb, &err);
+    rocksdb_writebatch_clear(s->wb);
+    s->wb_ops = 0;
+    if (err) {
+        fprintf(stderr, "runnel: state write failed in %s: %s\n", s->dir, err);
+        rocksdb_free(err);
+        s->failed = 1;
+        return RN_ESTATE;
+    }
+    return 0;
+}
+
+static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
+{
+    unsigned char k[RN__SKEY_LEN];
+    rn__state_key(k, &e->k, s->max_parallelism);
+    if (e->absent)
+        rocksdb_writebatch_delete_cf(s->wb, s->cf[0], (const char *)k, sizeof k);
+    else
+        rocksdb_writebatch_put_cf(s->wb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
+    e->dirty = 0;
+    if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+}
+
+/* ---- cache ---------------------------------------------------------------------- */
+
+static void rn__lru_unlink(struct rn_statedb *s, struct rn__centry *e)
+{
+    if (e->prev) e->prev->next = e->next;
+    else s->lru_head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    else s->lru_tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void rn__lru_front(struct rn_statedb *s, struct rn__centry *e)
+{
+    e->next = s->lru_head;
+    e->prev = NULL;
+    if (s->lru_head) s->lru_head->prev = e;
+    s->lru_head = e;
+    if (!s->lru_tail) s->lru_tail = e;
+}
+
+static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
+{
+    while (s->cache_bytes > s->cache_cap && s->lru_tail && s->lru_tail != keep) {
+        struct rn__centry *e = s->lru_tail;
+        if (e->dirty) rn__entry_write_back(s, e);
+        rn__lru_unlink(s, e);
+        HASH_DEL(s->cache, e);
+        s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
+        free(e->val);
+        free(e);
+        atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
+    }
+    atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->f_entries, HASH_COUNT(s->cache), memory_order_relaxed);
+}
+
+static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void *v, size_t len)
+{
+    if (len > e->cap) {
+        s->cache_bytes += len - e->cap;
+        e->cap = (uint32_t)len;
+        e->val = rn_xrealloc(e->val, e->cap ? e->cap : 1);
+    }
+    if (len) memcpy(e->val, v, len);
+    e->len = (uint32_t)len;
+}
+
+/* Finds the entry of k, reading RocksDB on a miss (load) or not (for a blind
+ * write). Never NULL. */
+static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__ckey *k, int load)
+{
+    struct rn__centry *e;
+    HASH_FIND(hh, s->cache, k, sizeof *k, e);
+    if (e) {
+        if (e != s->lru_head) {
+            rn__lru_unlink(s, e);
+            rn__lru_front(s, e);
+        }
+        atomic_fetch_add_explicit(&s->f_hits, 1, memory_order_relaxed);
+        return e;
+    }
+    e = rn_xcalloc(1, sizeof *e);
+    e->k = *k;
+    e->absent = 1;
+    if (load) {
+        atomic_fetch_add_explicit(&s->f_misses, 1, memory_order_relaxed);
+        unsigned char key[RN__SKEY_LEN];
+        rn__state_key(key, k, s->max_parallelism);
+        size_t vl = 0;
+        char *err = NULL;
+        char *v = rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl, &err);
+        if (err) {
+            fprintf(stderr, "runnel: state read failed in %s: %s\n", s->dir, err);
+            rocksdb_free(err);
+            s->failed = 1;
+        }
+        if (v) {
+            e->absent = 0;
+            e->val = rn_xmalloc(vl ? vl : 1);
+            memcpy(e->val, v, vl);
+            e->len = e->cap = (uint32_t)vl;
+            rocksdb_free(v);
+        }
+    }
+    HASH_ADD(hh, s->cache, k, sizeof e->k, e);
+    rn__lru_front(s, e);
+    s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
+    rn__evict(s, e);
+    return e;
+}
+
+/* ---- operator state ---------------------------------------------------------------- */
+
+static int rn__heap_less(const struct rn__tentry *a, const struct rn__tentry *b)
+{
+    if (a->k.ts != b->k.ts) return a->k.ts < b->k.ts;
+    if (a->k.key != b->k.key) return a->k.key < b->k.key;
+    return a->k.ns < b->k.ns;
+}
+
+static void rn__heap_swap(struct rn_op_state *os, size_t i, size_t j)
+{
+    struct rn__tentry *t = os->heap[i];
+    os->heap[i] = os->heap[j];
+    os->heap[j] = t;
+    os->heap[i]->heap_idx = i;
+    os->heap[j]->heap_idx = j;
+}
+
+static void rn__heap_up(struct rn_op_state *os, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!rn__heap_less(os->heap[i], os->heap[p])) break;
+        rn__heap_swap(os, i, p);
+        i = p;
+    }
+}
+
+static void rn__heap_down(struct rn_op_state *os, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < os->heap_n && rn__heap_less(os->heap[l], os->heap[m])) m = l;
+        if (r < os->heap_n && rn__heap_less(os->heap[r], os->heap[m])) m = r;
+        if (m == i) break;
+        rn__heap_swap(os, i, m);
+        i = m;
+    }
+}
+
+static void rn__heap_push(struct rn_op_state *os, struct rn__tentry *t)
+{
+    if (os->heap_n == os->heap_cap) {
+        os->heap_cap = os->heap_cap ? os->heap_cap * 2 : 256;
+        os->heap = rn_xrealloc(os->heap, os->heap_cap * sizeof *os->heap);
+    }
+    t->heap_idx = os->heap_n;
+    os->heap[os->heap_n++] = t;
+    rn__heap_up(os, t->heap_idx);
+}
+
+static void rn__heap_remove(struct rn_op_state *os, struct rn__tentry *t)
+{
+    size_t i = t->heap_idx;
+    os->heap_n--;
+    if (i != os->heap_n) {
+        os->heap[i] = os->heap[os->heap_n];
+        os->heap[i]->heap_idx = i;
+        rn__heap_down(os, i);
+        rn__heap_up(os, i);
+    }
+}
+
+static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, int persisted)
+{
+    struct rn__tentry *t = rn_xcalloc(1, sizeof *t);
+    t->k = *k;
+    t->persisted = (uint8_t)persisted;
+    HASH_ADD(hh, os->tset, k, sizeof t->k, t);
+    rn__heap_push(os, t);
+    atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
+}
+
+static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
+{
+    struct rn_statedb *s = os->db;
+    if (t->persisted) {
+        unsigned char k[RN__TKEY_LEN];
+        rn__timer_key(k, &t->k, s->max_parallelism);
+        rocksdb_writebatch_delete_cf(s->wb, s->cf[1], (const char *)k, sizeof k);
+        if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+    }
+    HASH_DEL(os->tset, t);
+    rn__heap_remove(os, t);
+    free(t);
+    atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
+}
+
+struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id,
+                                        uint32_t max_parallelism)
+{
+    struct rn_op_state *os = rn_xcalloc(1, sizeof *os);
+    os->db = db;
+    os->op_id = rn_xstrdup(op_id);
+    os->max_parallelism = max_parallelism;
+    os->timer_sid = rn__sid(op_id, "#timers", 0);
+    db->ops = rn_xrealloc(db->ops, (db->n_ops + 1) * sizeof *db->ops);
+    db->ops[db->n_ops++] = os;
+    /* Claim this operator's restored timers. */
+    for (size_t i = 0; i < db->n_restored; i++)
+        if (db->restored[i].k.sid == os->timer_sid) rn__timer_insert(os, &db->restored[i].k, 1);
+    return os;
+}
+
+void rn__op_state_destroy(struct rn_op_state *os)
+{
+    if (!os) return;
+    struct rn__tentry *t, *tmp;
+    HASH_ITER(hh, os->tset, t, tmp) {
+        HASH_DEL(os->tset, t);
+        free(t);
+    }
+    free(os->heap);
+    for (struct rn_state *st = os->states, *n; st; st = n) {
+        n = st->next;
+        free(st);
+    }
+    free(os->op_id);
+    free(os);
+}
+
+void rn__op_state_set_key(struct rn_op_state *os, uint64_t key)
+{
+    os->cur_key = key;
+}
+
+int64_t rn__op_state_next_timer(struct rn_op_state *os)
+{
+    return os->heap_n ? os->heap[0]->k.ts : RN_TS_MAX;
+}
+
+int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out)
+{
+    if (!os->heap_n || os->heap[0]->k.ts > wm) return 0;
+    struct rn__tentry *t = os->heap[0];
+    out->ts = t->k.ts;
+    out->key = t->k.key;
+    out->ns = t->k.ns;
+    os->cur_key = t->k.key;
+    rn__timer_drop(os, t);
+    return 1;
+}
+
+uint64_t rn__op_state_timers(struct rn_op_state *os)
+{
+    return atomic_load_explicit(&os->n_timers, memory_order_relaxed);
+}
+
+static struct rn_state *rn__state_declare(struct rn_op *op, const char *name, int kind)
+{
+    struct rn_op_state *os = rn__op_keyed(op);
+    if (!os) return NULL;
+    struct rn_state *st = rn_xcalloc(1, sizeof *st);
+    st->os = os;
+    st->kind = kind;
+    st->sid = rn__sid(os->op_id, name, kind);
+    st->next = os->states;
+    os->states = st;
+    return st;
+}
+
+struct rn_state *rn_state_value(struct rn_op *op, const char *name)
+{
+    return rn__state_declare(op, name, RN__KIND_VALUE);
+}
+
+struct rn_state *rn_state_list(struct rn_op *op, const char *name)
+{
+    return rn__state_declare(op, name, RN__KIND_LIST);
+}
+
+void rn_state_key(struct rn_op *op, uint64_t key)
+{
+    struct rn_op_state *os = rn__op_keyed(op);
+    if (os) os->cur_key = key;
+}
+
+int rn_value_get(struct rn_state *st, uint64_t ns, const void **val, size_t *len)
+{
+    struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
+    struct rn__centry *e = rn__cache_get(st->os->db, &k, 1);
+    if (e->absent) return RN_ENOENT;
+    *val = e->val;
+    *len = e->len;
+    return 0;
+}
+
+int rn_value_put(struct rn_state *st, uint64_t ns, const void *val, size_t len)
+{
+    struct rn_statedb *s = st->os->db;
+    struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
+    struct rn__centry *e = rn__cache_get(s, &k, 0);
+    rn__entry_set(s, e, val, len);
+    e->absent = 0;
+    e->dirty = 1;
+    rn__evict(s, e);
+    return s->failed ? RN_ESTATE : 0;
+}
+
+int rn_value_clear(struct rn_state *st, uint64_t ns)
+{
+    struct rn_statedb *s = st->os->db;
+    struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
+    struct rn__centry *e = rn__cache_get(s, &k, 0);
+    e->absent = 1;
+    e->len = 0;
+    e->dirty = 1;
+    return s->failed ? RN_ESTATE : 0;
+}
+
+int rn_list_append(struct rn_state *st, const void *val, size_t len)
+{
+    struct rn_statedb *s = st->os->db;
+    struct rn__ckey k = {st->sid, 0, st->os->cur_key, 0};
+    struct rn__centry *e = rn__cache_get(s, &k, 1);
+    if (e->absent) e->len = 0;
+    size_t need = e->len + 4 + len;
+    if (need > e->cap) {
+        size_t cap = RN_MAX(need, (size_t)e->cap * 2);
+        s->cache_bytes += cap - e->cap;
+        e->val = rn_xrealloc(e->val, cap);
+        e->cap = (uint32_t)cap;
+    }
+    uint32_t l32 = (uint32_t)len;
+    memcpy(e->val + e->len, &l32, 4);
+    if (len) memcpy(e->val + e->len + 4, val, len);
+    e->len = (uint32_t)need;
+    e->absent = 0;
+    e->dirty = 1;
+    rn__evict(s, e);
+    return s->failed ? RN_ESTATE : 0;
+}
+
+int rn_list_each(struct rn_state *st, int (*fn)(void *ud, const void *val, size_t len), void *ud)
+{
+    const void *v;
+    size_t len;
+    if (rn_value_get(st, 0, &v, &len) != 0) return 0;
+    const char *p = v, *e = p + len;
+    while (p + 4 <= e) {
+        uint32_t l;
+        memcpy(&l, p, 4);
+        if (p + 4 + l > e) return RN_ECORRUPT;
+        int rc = fn(ud, p + 4, l);
+        if (rc) return rc;
+        p += 4 + l;
+    }
+    return 0;
+}
+
+int rn_list_clear(struct rn_state *st)
+{
+    return rn_value_clear(st, 0);
+}
+
+int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
+{
+    struct rn_op_state *os = rn__op_keyed(op);
+    if (!os) return RN_EINVAL;
+    struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
+    struct rn__tentry *t;
+    HASH_FIND(hh, os->tset, &k, sizeof k, t);
+    if (!t) rn__timer_insert(os, &k, 0);
+    return 0;
+}
+
+int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
+{
+    struct rn_op_state *os = rn__op_keyed(op);
+    if (!os) return RN_EINVAL;
+    struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
+    struct rn__tentry *t;
+    HASH_FIND(hh, os->tset, &k, sizeof k, t);
+    if (t) rn__timer_drop(os, t);
+    return 0;
+}
+
+/* ---- checkpoints and figures ------------------------------------------------------ */
+
+int rn__statedb_checkpoint(struct rn_statedb *s, const char *dir, char *errbuf, size_t errlen)
+{
+    for (struct rn__centry *e = s->lru_head; e; e = e->next)
+        if (e->dirty) rn__entry_write_back(s, e);
+    for (size_t i = 0; i < s->n_ops; i++) {
+        struct rn_op_state *os = s->ops[i];
+        for (size_t h = 0; h < os->heap_n; h++) {
+            struct rn__tentry *t = os->heap[h];
+            if (t->persisted) continue;
+            unsigned char k[RN__TKEY_LEN];
+            rn__timer_key(k, &t->k, s->max_parallelism);
+            rocksdb_writebatch_put_cf(s->wb, s->cf[1], (const char *)k, sizeof k, "", 0);
+            t->persisted = 1;
+            if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+        }
+    }
+    if (rn__wb_write(s) || s->failed) {
+        rn_errf(errbuf, errlen, "state: writing to %s failed", s->dir);
+        return RN_ESTATE;
+    }
+    char *err = NULL;
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "checkpoint");
+    rocksdb_checkpoint_create(cp, dir, 0, &err);
+    rocksdb_checkpoint_object_destroy(cp);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "checkpoint");
+    return 0;
+}
+
+static uint64_t rn__prop(struct rn_statedb *s, const char *name)
+{
+    uint64_t total = 0;
+    for (int c = 0; c < 2; c++) {
+        char *v = rocksdb_property_value_cf(s->db, s->cf[c], name);
+        if (v) {
+            total += strtoull(v, NULL, 10);
+            rocksdb_free(v);
+        }
+    }
+    return total;
+}
+
+void rn__statedb_figures(struct rn_statedb *s, struct rn_state_figures *f)
+{
+    memset(f, 0, sizeof *f);
+    if (!s || !s->db) return;
+    f->cache_entries = atomic_load_explicit(&s->f_entries, memory_order_relaxed);
+    f->cache_bytes = atomic_load_explicit(&s->f_bytes, memory_order_relaxed);
+    f->cache_hits = atomic_load_explicit(&s->f_hits, memory_order_relaxed);
+    f->cache_misses = atomic_load_explicit(&s->f_misses, memory_order_relaxed);
+    f->cache_evictions = atomic_load_explicit(&s->f_evictions, memory_order_relaxed);
+    f->memtable_bytes = rn__prop(s, "rocksdb.cur-size-all-mem-tables");
+    f->sst_bytes = rn__prop(s, "rocksdb.total-sst-files-size");
+    f->live_data_bytes = rn__prop(s, "rocksdb.estimate-live-data-size");
+    f->keys_estimate = rn__prop(s, "rocksdb.estimate-num-keys");
+    f->block_cache_bytes = rocksdb_cache_get_usage(s->bcache);
+}
