@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_http.h"
 #include "rn_job.h"
 #include "rn_operator.h"
 
@@ -33,6 +34,9 @@ static int rn__usage(FILE *out)
     fprintf(out, "usage: runnel validate JOB.yaml [--set key=value]...\n"
                  "       runnel run JOB.yaml [--set key=value]... [--quiet] [--hold] [--fresh]\n"
                  "                  [--from-checkpoint DIR]\n"
+                 "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
+                 "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
+                 "       runnel status ADDRESS|JOB.yaml\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -93,6 +97,115 @@ static int rn__schema(void)
     return 0;
 }
 
+/* The status address: "host:port", or the `http.listen` of a job file. */
+static int rn__address(const char *arg, char *out, size_t n)
+{
+    size_t len = strlen(arg);
+    if (len > 5 && (strcmp(arg + len - 5, ".yaml") == 0 || strcmp(arg + len - 4, ".yml") == 0)) {
+        char err[1024];
+        struct rn_job_options opt = {.quiet = 1};
+        struct rn_job *job = rn_job_load(arg, &opt, err, sizeof err);
+        if (!job) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        const char *l = rn_job_http_listen(job);
+        if (!l || !l[0] || strcmp(strrchr(l, ':'), ":0") == 0) {
+            fprintf(stderr, "runnel: %s has no fixed http.listen address; give host:port\n", arg);
+            rn_job_destroy(job);
+            return 1;
+        }
+        snprintf(out, n, "%s", l);
+        rn_job_destroy(job);
+        return 0;
+    }
+    snprintf(out, n, "%s", arg);
+    return 0;
+}
+
+/* runnel savepoint|checkpoint ADDRESS|JOB.yaml [--no-wait] */
+static int rn__trigger(int argc, char **argv, int savepoint)
+{
+    if (argc < 1) return rn__usage(stderr);
+    int wait = !(argc > 1 && strcmp(argv[1], "--no-wait") == 0);
+    char addr[256], err[512];
+    if (rn__address(argv[0], addr, sizeof addr)) return 1;
+    struct rn_buf body = RN_BUF_INIT;
+    int status = 0;
+    if (rn_http_call(addr, "POST", savepoint ? "/api/v1/savepoints" : "/api/v1/checkpoints", NULL,
+                     10000, &status, &body, err, sizeof err)) {
+        fprintf(stderr, "runnel: %s\n", err);
+        rn_buf_free(&body);
+        return 1;
+    }
+    rn_buf_putc(&body, 0);
+    if (status != 202) {
+        fprintf(stderr, "runnel: %d %s", status, body.data);
+        rn_buf_free(&body);
+        return 1;
+    }
+    const char *idp = strstr(body.data, "\"id\":");
+    long long id = idp ? atoll(idp + 5) : 0;
+    if (!wait) {
+        fputs(body.data, stdout);
+        rn_buf_free(&body);
+        return 0;
+    }
+    /* Wait until the history shows it completed (or failed). */
+    char want[64];
+    snprintf(want, sizeof want, "{\"id\":%lld,", id);
+    int64_t deadline = rn_now_ns() + 600LL * 1000000000;
+    int rc = 1;
+    while (rn_now_ns() < deadline) {
+        struct rn_buf st = RN_BUF_INIT;
+        if (rn_http_call(addr, "GET", "/api/v1/checkpoints", NULL, 10000, &status, &st, err,
+                         sizeof err)) {
+            fprintf(stderr, "runnel: %s\n", err);
+            rn_buf_free(&st);
+            break;
+        }
+        rn_buf_putc(&st, 0);
+        const char *h = strstr(st.data, "\"history\":");
+        const char *rec = h ? strstr(h, want) : NULL;
+        if (rec && strncmp(strstr(rec, "\"status\":"), "\"status\":\"completed\"", 20) == 0) {
+            const char *p = strstr(rec, "\"path\":\"");
+            printf("%s %lld completed: %.*s\n", savepoint ? "savepoint" : "checkpoint", id,
+                   p ? (int)strcspn(p + 8, "\"") : 0, p ? p + 8 : "");
+            rc = 0;
+            rn_buf_free(&st);
+            break;
+        }
+        if (rec) {
+            fprintf(stderr, "runnel: %s %lld failed\n", savepoint ? "savepoint" : "checkpoint", id);
+            rn_buf_free(&st);
+            break;
+        }
+        rn_buf_free(&st);
+        usleep(100000);
+    }
+    rn_buf_free(&body);
+    return rc;
+}
+
+/* runnel status ADDRESS|JOB.yaml: the job's JSON figures. */
+static int rn__status(int argc, char **argv)
+{
+    if (argc < 1) return rn__usage(stderr);
+    char addr[256], err[512];
+    if (rn__address(argv[0], addr, sizeof addr)) return 1;
+    struct rn_buf body = RN_BUF_INIT;
+    int status = 0;
+    if (rn_http_call(addr, "GET", "/api/v1/job", NULL, 10000, &status, &body, err, sizeof err)) {
+        fprintf(stderr, "runnel: %s\n", err);
+        rn_buf_free(&body);
+        return 1;
+    }
+    fwrite(body.data, 1, body.len, stdout);
+    putchar('\n');
+    rn_buf_free(&body);
+    return status == 200 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return rn__usage(stderr);
@@ -106,6 +219,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "schema") == 0) return rn__schema();
+    if (strcmp(cmd, "savepoint") == 0 || strcmp(cmd, "checkpoint") == 0)
+        return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
+    if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);

@@ -23,6 +23,8 @@
  * are kept until deleted by hand.
  */
 #include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,12 @@ struct rn_ckpt_record {
 };
 
 struct rn_ckpt_coord {
+    /* Fault injection for crash tests: RUNNEL_FAULT=checkpoint:<id>:<point>
+     * kills the process with SIGKILL at <point> of checkpoint <id>:
+     * "task" (a task has written part of its snapshot) or "manifest" (every
+     * task has acked, the manifest is not yet written). */
+    uint64_t fault_id;
+    int fault_point; /* 1 task, 2 manifest */
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
@@ -462,10 +470,25 @@ static void rn__record_fail(struct rn_job *job, struct rn_ckpt_record *r, const 
 }
 
 /* Called with c->mu held. */
+static void rn__fault(struct rn_ckpt_coord *c, uint64_t id, int point)
+{
+    if (c->fault_id == id && c->fault_point == point) {
+        fprintf(stderr, "runnel: RUNNEL_FAULT: killing the process in checkpoint %llu\n",
+                (unsigned long long)id);
+        kill(getpid(), SIGKILL);
+    }
+}
+
+void rn__ckpt_fault_task(struct rn_job *job, uint64_t id)
+{
+    if (job->coord) rn__fault(job->coord, id, 1);
+}
+
 static void rn__record_complete(struct rn_job *job, struct rn_ckpt_record *r)
 {
     struct rn_ckpt_coord *c = job->coord;
     char err[512] = "";
+    rn__fault(c, r->id, 2);
     if (rn__write_manifest(job, r, err, sizeof err) != 0) {
         rn__record_fail(job, r, err);
         return;
@@ -579,6 +602,12 @@ int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen)
     pthread_cond_init(&c->cv, &a);
     pthread_condattr_destroy(&a);
     for (int g = 0; g < job->n_groups; g++) c->n_tasks += (int)job->groups[g].parallelism;
+    const char *fault = getenv("RUNNEL_FAULT");
+    if (fault && strncmp(fault, "checkpoint:", 11) == 0) {
+        char *end;
+        c->fault_id = strtoull(fault + 11, &end, 10);
+        if (*end == ':') c->fault_point = strcmp(end + 1, "task") == 0 ? 1 : 2;
+    }
     if (rn_fs_mkdirs(job->ckpt_dir, errbuf, errlen)) return RN_EIO;
     /* Ids only grow; unfinished directories from a crash are removed. */
     size_t n;

@@ -501,6 +501,7 @@ static int rn__parse_unit(const char *s, const char *const *units, const double 
 
 int rn_parse_duration_ms(const char *s, int64_t *out)
 {
+    if (s && strcmp(s, "0") == 0) return *out = 0, 0; /* zero needs no unit */
     static const char *const u[] = {"ms", "s", "m", "min", "h", "d", NULL};
     static const double m[] = {1, 1000, 60000, 60000, 3600000, 86400000};
     return rn__parse_unit(s, u, m, 0, out);

@@ -491,6 +491,7 @@ static void rn__task_set_idle(struct rn_task *t, int idle)
 {
     if (t->idle == idle) return;
     t->idle = idle;
+    atomic_store_explicit(&t->idle_seen, idle, memory_order_relaxed);
     rn__task_broadcast(t, RN_MSG_IDLE, idle);
 }
 
@@ -573,6 +574,7 @@ static void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
     snprintf(path, pl, "%s/runtime.bin", dir);
     if (rn__snapshot_writer_save(w, path, err, sizeof err)) ok = 0;
     rn__snapshot_writer_destroy(w);
+    rn__ckpt_fault_task(job, id);
     for (int i = 0; i < t->n_inst && ok; i++) {
         struct rn_instance *in = t->inst[i];
         if (!in->node->type->snapshot) continue;

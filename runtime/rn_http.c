@@ -39,6 +39,11 @@
 #include "rn_http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <assert.h>
 #include <pthread.h>
 #include <signal.h>
@@ -650,4 +655,112 @@ void rn_http_stop(struct rn_http_server *s)
     assert(r == 0 && s->nconns == 0);
     RN_UNUSED(r);
     free(s);
+}
+
+/* ---- a small blocking client ---------------------------------------------------- */
+
+struct rn__client {
+    int status;
+    int done;
+    struct rn_buf *out;
+};
+
+static int rn__client_on_body(http_parser *p, const char *at, size_t n)
+{
+    struct rn__client *c = p->data;
+    rn_buf_append(c->out, at, n);
+    return 0;
+}
+
+static int rn__client_on_complete(http_parser *p)
+{
+    struct rn__client *c = p->data;
+    c->status = (int)p->status_code;
+    c->done = 1;
+    return 0;
+}
+
+int rn_http_call(const char *addr, const char *method, const char *path, const char *body,
+                 int timeout_ms, int *status, struct rn_buf *out, char *errbuf, size_t errlen)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr) {
+        rn_errf(errbuf, errlen, "'%s' is not host:port", addr);
+        return RN_EINVAL;
+    }
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "0.0.0.0") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(colon + 1));
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        rn_errf(errbuf, errlen, "'%s' is not an IPv4 address", host);
+        return RN_EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        rn_errf(errbuf, errlen, "cannot connect to %s: %s", addr, strerror(errno));
+        if (fd >= 0) close(fd);
+        return RN_EIO;
+    }
+    struct rn_buf req = RN_BUF_INIT;
+    size_t blen = body ? strlen(body) : 0;
+    rn_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
+                  method, path, addr, blen);
+    if (blen) rn_buf_puts(&req, "Content-Type: application/json\r\n");
+    rn_buf_puts(&req, "\r\n");
+    if (blen) rn_buf_append(&req, body, blen);
+    size_t sent = 0;
+    while (sent < req.len) {
+        ssize_t n = send(fd, req.data + sent, req.len - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        sent += (size_t)n;
+    }
+    rn_buf_free(&req);
+    http_parser p;
+    http_parser_init(&p, HTTP_RESPONSE);
+    struct rn__client c = {0, 0, out};
+    p.data = &c;
+    http_parser_settings st;
+    memset(&st, 0, sizeof st);
+    st.on_body = rn__client_on_body;
+    st.on_message_complete = rn__client_on_complete;
+    int64_t deadline = rn_now_ns() + (int64_t)timeout_ms * 1000000;
+    int rc = 0;
+    while (!c.done) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        int64_t left = (deadline - rn_now_ns()) / 1000000;
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
+            rn_errf(errbuf, errlen, "no answer from %s within %d ms", addr, timeout_ms);
+            rc = RN_EIO;
+            break;
+        }
+        char chunk[8192];
+        ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n < 0) {
+            rn_errf(errbuf, errlen, "reading from %s: %s", addr, strerror(errno));
+            rc = RN_EIO;
+            break;
+        }
+        size_t used = http_parser_execute(&p, &st, chunk, (size_t)n);
+        if (HTTP_PARSER_ERRNO(&p) != HPE_OK || (n > 0 && used != (size_t)n)) {
+            rn_errf(errbuf, errlen, "bad response from %s: %s", addr,
+                    http_errno_description(HTTP_PARSER_ERRNO(&p)));
+            rc = RN_EIO;
+            break;
+        }
+        if (n == 0) {
+            if (!c.done) {
+                rn_errf(errbuf, errlen, "%s closed the connection early", addr);
+                rc = RN_EIO;
+            }
+            break;
+        }
+    }
+    close(fd);
+    *status = c.status;
+    return rc;
 }

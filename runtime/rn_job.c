@@ -835,6 +835,11 @@ void rn_job_print(const struct rn_job *job, FILE *out)
     rn__job_warnings(job, out);
 }
 
+const char *rn_job_http_listen(const struct rn_job *job)
+{
+    return job->http_listen;
+}
+
 void rn__job_destroy_exec(struct rn_job *job);
 
 void rn_job_destroy(struct rn_job *job)

@@ -190,6 +190,7 @@ struct rn_task {
     uint64_t assigned;          /* sources: records given event time so far */
     int64_t last_data_ns;       /* sources: when records last came */
     _Atomic int64_t wm_seen;    /* for the status page */
+    _Atomic int idle_seen;
 
     /* Checkpoints. */
     struct rn_statedb *statedb; /* when the chain has stateful keyed operators */
@@ -297,6 +298,7 @@ char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t);
 void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st, int ok);
 /* Reserves (once) the id of the end-of-job checkpoint. */
 uint64_t rn__ckpt_final_id(struct rn_job *job);
+void rn__ckpt_fault_task(struct rn_job *job, uint64_t id);
 void rn__ckpt_render_json(struct rn_job *job, struct rn_buf *b);
 void rn__ckpt_render_prometheus(struct rn_job *job, struct rn_buf *b);
 void rn__ckpt_render_html(struct rn_job *job, struct rn_buf *b);

@@ -20,6 +20,8 @@
 
 struct rn__node_figs {
     uint64_t in, out, dropped;
+    uint64_t late, timers;
+    int64_t wm; /* smallest over subtasks */
     uint64_t ports[16];
     uint64_t metrics[16];
     uint64_t busy_ns;
@@ -33,8 +35,13 @@ static void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs 
     if (!g->tasks) return;
     int pos = 0;
     while (g->nodes[pos] != node) pos++;
+    f->wm = RN_TS_MAX;
     for (uint32_t s = 0; s < g->parallelism; s++) {
         struct rn_instance *in = g->tasks[s]->inst[pos];
+        int64_t wm = atomic_load_explicit(&in->wm_seen, memory_order_relaxed);
+        if (wm < f->wm) f->wm = wm;
+        f->late += atomic_load_explicit(&in->late, memory_order_relaxed);
+        if (in->keyed) f->timers += rn__op_state_timers(in->keyed);
         f->in += atomic_load_explicit(&in->records_in, memory_order_relaxed);
         f->busy_ns += atomic_load_explicit(&in->busy_ns, memory_order_relaxed);
         for (int p = 0; p < in->n_ports && p < 16; p++) {
@@ -64,6 +71,51 @@ static void rn__sample_rates(struct rn_job *job)
         job->rate_at_ns = now;
     }
     pthread_mutex_unlock(&job->rate_mu);
+}
+
+/* A watermark as JSON: null before the first, "+inf" at the end of input. */
+static void rn__json_wm(struct rn_buf *b, int64_t wm)
+{
+    if (wm == RN_TS_MIN) rn_buf_puts(b, "null");
+    else if (wm == RN_TS_MAX) rn_buf_puts(b, "\"+inf\"");
+    else rn_json_i64(b, wm);
+}
+
+static void rn__html_wm(struct rn_buf *b, int64_t wm)
+{
+    if (wm == RN_TS_MIN) rn_buf_puts(b, "&ndash;");
+    else if (wm == RN_TS_MAX) rn_buf_puts(b, "+&infin;");
+    else rn_buf_printf(b, "%lld", (long long)wm);
+}
+
+/* State figures of every task with a state backend, as JSON. */
+static void rn__state_json(struct rn_job *job, struct rn_buf *b)
+{
+    rn_buf_puts(b, "[");
+    int first = 1;
+    for (int g = 0; g < job->n_groups; g++) {
+        struct rn_group *gr = &job->groups[g];
+        for (uint32_t s = 0; gr->tasks && s < gr->parallelism; s++) {
+            struct rn_task *t = gr->tasks[s];
+            if (!t->statedb) continue;
+            struct rn_state_figures f;
+            rn__statedb_figures(t->statedb, &f);
+            rn_buf_printf(b,
+                          "%s{\"chain\":\"%s\",\"subtask\":%u,\"key_groups\":[%u,%u],"
+                          "\"cache_entries\":%llu,\"cache_bytes\":%llu,\"cache_hits\":%llu,"
+                          "\"cache_misses\":%llu,\"cache_evictions\":%llu,\"memtable_bytes\":%llu,"
+                          "\"sst_bytes\":%llu,\"live_data_bytes\":%llu,\"block_cache_bytes\":%llu,"
+                          "\"keys_estimate\":%llu}",
+                          first ? "" : ",", job->nodes[gr->nodes[0]].id, s, t->kg_start, t->kg_end,
+                          (unsigned long long)f.cache_entries, (unsigned long long)f.cache_bytes,
+                          (unsigned long long)f.cache_hits, (unsigned long long)f.cache_misses,
+                          (unsigned long long)f.cache_evictions, (unsigned long long)f.memtable_bytes,
+                          (unsigned long long)f.sst_bytes, (unsigned long long)f.live_data_bytes,
+                          (unsigned long long)f.block_cache_bytes, (unsigned long long)f.keys_estimate);
+            first = 0;
+        }
+    }
+    rn_buf_puts(b, "]");
 }
 
 static const char *rn__state(struct rn_job *job)
@@ -135,6 +187,10 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
                       (unsigned long long)f.in, (unsigned long long)f.out, job->rate ? job->rate[i] : 0);
         rn_buf_printf(b, ",\"busy_s\":%.3f,\"unrouted\":%llu", (double)f.busy_ns / 1e9,
                       (unsigned long long)f.dropped);
+        rn_buf_puts(b, ",\"watermark\":");
+        rn__json_wm(b, f.wm);
+        rn_buf_printf(b, ",\"late\":%llu,\"timers\":%llu", (unsigned long long)f.late,
+                      (unsigned long long)f.timers);
         rn_buf_puts(b, ",\"outputs\":{");
         for (uint32_t p = 1; p < n->type->n_outputs && p < 16; p++)
             rn_buf_printf(b, "%s\"%s\":%llu", p > 1 ? "," : "", n->type->outputs[p].name,
@@ -160,7 +216,27 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
                       (unsigned long long)atomic_load(&ch->batches),
                       (double)atomic_load(&ch->blocked_ns) / 1e9);
     }
-    rn_buf_puts(b, "]}");
+    rn_buf_puts(b, "],\"splits\":[");
+    int firsts = 1;
+    for (int g = 0; g < job->n_groups; g++) {
+        struct rn_group *gr = &job->groups[g];
+        if (!gr->tasks || job->nodes[gr->nodes[0]].kind != RN_KIND_SOURCE) continue;
+        for (uint32_t s = 0; s < gr->parallelism; s++) {
+            struct rn_task *t = gr->tasks[s];
+            rn_buf_printf(b, "%s{\"source\":\"%s\",\"subtask\":%u,\"watermark\":",
+                          firsts ? "" : ",", job->nodes[gr->nodes[0]].id, s);
+            rn__json_wm(b, atomic_load_explicit(&t->wm_seen, memory_order_relaxed));
+            rn_buf_printf(b, ",\"idle\":%s}",
+                          atomic_load_explicit(&t->idle_seen, memory_order_relaxed) ? "true"
+                                                                                     : "false");
+            firsts = 0;
+        }
+    }
+    rn_buf_puts(b, "],\"keyed_state\":");
+    rn__state_json(job, b);
+    rn_buf_puts(b, ",\"checkpoints\":");
+    rn__ckpt_render_json(job, b);
+    rn_buf_puts(b, "}");
 }
 
 void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
@@ -204,6 +280,46 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
                    "# TYPE runnel_dead_letters_total counter\n");
     rn_buf_printf(b, "runnel_dead_letters_total{job=\"%s\"} %llu\n", jn,
                   (unsigned long long)rn__dead_letters(job));
+    rn_buf_puts(b, "# HELP runnel_watermark_ms Event-time watermark of an operator (smallest over "
+                   "subtasks), ms since the epoch.\n# TYPE runnel_watermark_ms gauge\n");
+    for (int i = 0; i < job->n_nodes; i++)
+        if (figs[i].wm != RN_TS_MIN && figs[i].wm != RN_TS_MAX)
+            rn_buf_printf(b, "runnel_watermark_ms{job=\"%s\",operator=\"%s\"} %lld\n", jn,
+                          job->nodes[i].id, (long long)figs[i].wm);
+    rn_buf_puts(b, "# HELP runnel_late_records_total Records that came behind the operator's "
+                   "watermark.\n# TYPE runnel_late_records_total counter\n");
+    for (int i = 0; i < job->n_nodes; i++)
+        rn_buf_printf(b, "runnel_late_records_total{job=\"%s\",operator=\"%s\"} %llu\n", jn,
+                      job->nodes[i].id, (unsigned long long)figs[i].late);
+    rn_buf_puts(b, "# HELP runnel_timers_pending Event-time timers waiting to fire.\n"
+                   "# TYPE runnel_timers_pending gauge\n");
+    for (int i = 0; i < job->n_nodes; i++)
+        if (job->nodes[i].type->flags & RN_OP_STATEFUL)
+            rn_buf_printf(b, "runnel_timers_pending{job=\"%s\",operator=\"%s\"} %llu\n", jn,
+                          job->nodes[i].id, (unsigned long long)figs[i].timers);
+    {
+        static const char *const names[] = {"cache_bytes", "memtable_bytes", "sst_bytes",
+                                            "live_data_bytes", "block_cache_bytes"};
+        rn_buf_puts(b, "# HELP runnel_state_bytes Keyed state per worker thread, by where it "
+                       "is.\n# TYPE runnel_state_bytes gauge\n");
+        for (int g = 0; g < job->n_groups; g++) {
+            struct rn_group *gr = &job->groups[g];
+            for (uint32_t s2 = 0; gr->tasks && s2 < gr->parallelism; s2++) {
+                struct rn_task *t = gr->tasks[s2];
+                if (!t->statedb) continue;
+                struct rn_state_figures f;
+                rn__statedb_figures(t->statedb, &f);
+                uint64_t v[] = {f.cache_bytes, f.memtable_bytes, f.sst_bytes, f.live_data_bytes,
+                                f.block_cache_bytes};
+                for (int k = 0; k < 5; k++)
+                    rn_buf_printf(b, "runnel_state_bytes{job=\"%s\",chain=\"%s\",subtask=\"%u\","
+                                     "kind=\"%s\"} %llu\n",
+                                  jn, job->nodes[gr->nodes[0]].id, s2, names[k],
+                                  (unsigned long long)v[k]);
+            }
+        }
+    }
+    rn__ckpt_render_prometheus(job, b);
     rn_buf_puts(b, "# HELP runnel_queue_fill Batches waiting in a queue between threads.\n"
                    "# TYPE runnel_queue_fill gauge\n");
     for (int c = 0; c < job->n_channels; c++) {
@@ -262,6 +378,7 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
     pthread_mutex_unlock(&job->err_mu);
     rn_buf_puts(b, "<h2>Graph</h2><table><tr><th>id</th><th class=l>type</th><th class=l>from</th>"
                    "<th>threads</th><th>records in</th><th>records out</th><th>rate/s</th>"
+                   "<th>watermark</th><th>late</th><th>timers</th>"
                    "<th class=l>side outputs &amp; counters</th></tr>");
     for (int i = 0; i < job->n_nodes; i++) {
         const struct rn_node *n = &job->nodes[i];
@@ -282,9 +399,12 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
             static const char *const modes[] = {"forward", "hash", "gather", "rebalance"};
             rn_buf_printf(b, " (%s) ", modes[ed->mode]);
         }
-        rn_buf_printf(b, "</td><td>%u</td><td>%llu</td><td>%llu</td><td>%.0f</td><td class=l>",
+        rn_buf_printf(b, "</td><td>%u</td><td>%llu</td><td>%llu</td><td>%.0f</td><td>",
                       n->parallelism, (unsigned long long)f.in, (unsigned long long)f.out,
                       job->rate ? job->rate[i] : 0);
+        rn__html_wm(b, f.wm);
+        rn_buf_printf(b, "</td><td>%llu</td><td>%llu</td><td class=l>", (unsigned long long)f.late,
+                      (unsigned long long)f.timers);
         for (uint32_t p = 1; p < n->type->n_outputs && p < 16; p++)
             rn_buf_printf(b, "%s %llu; ", n->type->outputs[p].name, (unsigned long long)f.ports[p]);
         for (int m = 0; n->type->metrics && n->type->metrics[m] && m < 16; m++)
@@ -312,6 +432,49 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
                       (double)atomic_load(&ch->blocked_ns) / 1e9);
     }
     if (job->n_channels) rn_buf_puts(b, "</table>");
+    rn_buf_puts(b, "<h2>Source splits</h2><table><tr><th class=l>source</th><th>watermark</th>"
+                   "<th class=l>idle</th></tr>");
+    for (int g = 0; g < job->n_groups; g++) {
+        struct rn_group *gr = &job->groups[g];
+        if (!gr->tasks || job->nodes[gr->nodes[0]].kind != RN_KIND_SOURCE) continue;
+        for (uint32_t s = 0; s < gr->parallelism; s++) {
+            rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td>", job->nodes[gr->nodes[0]].id, s);
+            rn__html_wm(b, atomic_load(&gr->tasks[s]->wm_seen));
+            rn_buf_printf(b, "</td><td class=l>%s</td></tr>",
+                          atomic_load(&gr->tasks[s]->idle_seen) ? "idle" : "active");
+        }
+    }
+    rn_buf_puts(b, "</table>");
+    int any_state = 0;
+    for (int g = 0; g < job->n_groups; g++)
+        for (uint32_t s = 0; job->groups[g].tasks && s < job->groups[g].parallelism; s++)
+            if (job->groups[g].tasks[s]->statedb) any_state = 1;
+    if (any_state) {
+        rn_buf_puts(b, "<h2>Keyed state</h2><table><tr><th class=l>chain</th><th>key groups</th>"
+                       "<th>cache entries</th><th>cache MB</th><th>hit %</th><th>memtable MB</th>"
+                       "<th>SST MB</th><th>block cache MB</th><th>keys (est.)</th></tr>");
+        for (int g = 0; g < job->n_groups; g++) {
+            struct rn_group *gr = &job->groups[g];
+            for (uint32_t s = 0; gr->tasks && s < gr->parallelism; s++) {
+                struct rn_task *t = gr->tasks[s];
+                if (!t->statedb) continue;
+                struct rn_state_figures f;
+                rn__statedb_figures(t->statedb, &f);
+                uint64_t lookups = f.cache_hits + f.cache_misses;
+                rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td>%u&ndash;%u</td><td>%llu</td>"
+                                 "<td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
+                                 "<td>%llu</td></tr>",
+                              job->nodes[gr->nodes[0]].id, s, t->kg_start, t->kg_end - 1,
+                              (unsigned long long)f.cache_entries, (double)f.cache_bytes / 1e6,
+                              lookups ? 100.0 * (double)f.cache_hits / (double)lookups : 0,
+                              (double)f.memtable_bytes / 1e6, (double)f.sst_bytes / 1e6,
+                              (double)f.block_cache_bytes / 1e6,
+                              (unsigned long long)f.keys_estimate);
+            }
+        }
+        rn_buf_puts(b, "</table>");
+    }
+    rn__ckpt_render_html(job, b);
     rn_buf_puts(b, "<p><a href=\"/api/v1/job\">/api/v1/job</a> &middot; <a href=\"/metrics\">"
                    "/metrics</a> &middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n");
 }
@@ -319,6 +482,38 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
 void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_http_response *res)
 {
     struct rn_job *job = ud;
+    if (strcmp(req->method, "POST") == 0 &&
+        (strcmp(req->path, "/api/v1/checkpoints") == 0 ||
+         strcmp(req->path, "/api/v1/savepoints") == 0)) {
+        int sp = strcmp(req->path, "/api/v1/savepoints") == 0;
+        res->content_type = "application/json";
+        if (!job->ckpt_enabled) {
+            res->status = 409;
+            rn_buf_puts(&res->body, "{\"error\":\"the job has no checkpoint: section\"}\n");
+            return;
+        }
+        int64_t id = rn__ckpt_request(job, sp);
+        if (id < 0) {
+            res->status = 409;
+            rn_buf_puts(&res->body, "{\"error\":\"the job is ending\"}\n");
+            return;
+        }
+        res->status = 202;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s-%lld", job->ckpt_dir, sp ? "savepoint" : "chk",
+                 (long long)id);
+        rn_buf_printf(&res->body, "{\"id\":%lld,\"kind\":\"%s\",\"path\":", (long long)id,
+                      sp ? "savepoint" : "checkpoint");
+        rn_json_str(&res->body, path, strlen(path));
+        rn_buf_puts(&res->body, "}\n");
+        return;
+    }
+    if (strcmp(req->path, "/api/v1/checkpoints") == 0 && strcmp(req->method, "GET") == 0) {
+        res->content_type = "application/json";
+        rn__ckpt_render_json(job, &res->body);
+        rn_buf_putc(&res->body, '\n');
+        return;
+    }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
         res->status = 405;
         rn_buf_puts(&res->body, "method not allowed\n");

@@ -43,4 +43,10 @@ const char *rn_http_address(const struct rn_http_server *s);
 /* Stops the loop, closes every connection, joins the thread, frees s. */
 void rn_http_stop(struct rn_http_server *s);
 
+/* A blocking client call (for the CLI): sends `method path` with an optional
+ * body to "host:port", parses the response with http-parser, and returns 0
+ * with *status and the body appended to `out`, or < 0 with a message. */
+int rn_http_call(const char *addr, const char *method, const char *path, const char *body,
+                 int timeout_ms, int *status, struct rn_buf *out, char *errbuf, size_t errlen);
+
 #endif
