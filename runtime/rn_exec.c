@@ -458,6 +458,9 @@ static void rn__instance_advance(struct rn_instance *in, int64_t wm)
 {
     if (in->wm >= wm) return;
     const struct rn_op_type *ty = in->node->type;
+    /* Timers see the new watermark, as on_watermark does. */
+    in->wm = wm;
+    atomic_store_explicit(&in->wm_seen, wm, memory_order_relaxed);
     if (in->keyed && ty->on_timer) {
         struct rn_timer tm;
         while (rn__op_state_pop_timer(in->keyed, wm, &tm)) {
@@ -467,8 +470,6 @@ static void rn__instance_advance(struct rn_instance *in, int64_t wm)
             rn__flush_ports(in);
         }
     }
-    in->wm = wm;
-    atomic_store_explicit(&in->wm_seen, wm, memory_order_relaxed);
     if (ty->on_watermark) {
         int rc = ty->on_watermark(&in->op, wm, &in->em);
         rn__check_rc(in, rc, "on_watermark");

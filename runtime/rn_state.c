@@ -16,7 +16,8 @@
  * LRU list) sized in bytes. Reads that miss go to RocksDB and are cached,
  * absent keys included, so a new key costs one bloom-filtered lookup. Writes
  * only touch the cache; a dirty entry reaches RocksDB when it is evicted or
- * at a checkpoint. RocksDB itself runs without a WAL: durability comes from
+ * at a checkpoint; evicted entries wait in an indexed write batch, which
+ * reads consult, so a read never misses a write not yet applied. RocksDB itself runs without a WAL: durability comes from
  * checkpoints, and after a crash the working database is thrown away and
  * rebuilt from the last completed one.
  *
@@ -113,7 +114,7 @@ struct rn_statedb {
     rocksdb_column_family_handle_t *cf[2]; /* default, timers */
     rocksdb_writeoptions_t *wo;
     rocksdb_readoptions_t *ro;
-    rocksdb_writebatch_t *wb;
+    rocksdb_writebatch_wi_t *wb; /* indexed: reads see what is not yet written */
     size_t wb_ops;
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
@@ -311,7 +312,7 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
     s->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_disable_WAL(s->wo, 1);
     s->ro = rocksdb_readoptions_create();
-    s->wb = rocksdb_writebatch_create();
+    s->wb = rocksdb_writebatch_wi_create(0, 1);
     int whole = n_src == 1 && src[0].kg_start == kg_start && src[0].kg_end == kg_end;
     if (whole) {
         /* Same key groups as the checkpoint: link its SST files, copy the rest. */
@@ -354,7 +355,7 @@ void rn__statedb_close(struct rn_statedb *s)
             if (s->cf[c]) rocksdb_column_family_handle_destroy(s->cf[c]);
         rocksdb_close(s->db);
     }
-    if (s->wb) rocksdb_writebatch_destroy(s->wb);
+    if (s->wb) rocksdb_writebatch_wi_destroy(s->wb);
     if (s->wo) rocksdb_writeoptions_destroy(s->wo);
     if (s->ro) rocksdb_readoptions_destroy(s->ro);
     if (s->opts) rocksdb_options_destroy(s->opts);
@@ -372,8 +373,8 @@ static int rn__wb_write(struct rn_statedb *s)
 {
     if (!s->wb_ops) return 0;
     char *err = NULL;
-    rocksdb_write(s->db, s->wo, s->wb, &err);
-    rocksdb_writebatch_clear(s->wb);
+    rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
+    rocksdb_writebatch_wi_clear(s->wb);
     s->wb_ops = 0;
     if (err) {
         fprintf(stderr, "runnel: state write failed in %s: %s\n", s->dir, err);
@@ -389,9 +390,9 @@ static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
     unsigned char k[RN__SKEY_LEN];
     rn__state_key(k, &e->k, s->max_parallelism);
     if (e->absent)
-        rocksdb_writebatch_delete_cf(s->wb, s->cf[0], (const char *)k, sizeof k);
+        rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], (const char *)k, sizeof k);
     else
-        rocksdb_writebatch_put_cf(s->wb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
+        rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
     e->dirty = 0;
     if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
 }
@@ -466,7 +467,11 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
         rn__state_key(key, k, s->max_parallelism);
         size_t vl = 0;
         char *err = NULL;
-        char *v = rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl, &err);
+        char *v = s->wb_ops ? rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+                                  s->wb, s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
+                                  &vl, &err)
+                            : rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
+                                             &vl, &err);
         if (err) {
             fprintf(stderr, "runnel: state read failed in %s: %s\n", s->dir, err);
             rocksdb_free(err);
@@ -566,7 +571,7 @@ static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
     if (t->persisted) {
         unsigned char k[RN__TKEY_LEN];
         rn__timer_key(k, &t->k, s->max_parallelism);
-        rocksdb_writebatch_delete_cf(s->wb, s->cf[1], (const char *)k, sizeof k);
+        rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[1], (const char *)k, sizeof k);
         if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
     }
     HASH_DEL(os->tset, t);
@@ -777,7 +782,7 @@ int rn__statedb_checkpoint(struct rn_statedb *s, const char *dir, char *errbuf, 
             if (t->persisted) continue;
             unsigned char k[RN__TKEY_LEN];
             rn__timer_key(k, &t->k, s->max_parallelism);
-            rocksdb_writebatch_put_cf(s->wb, s->cf[1], (const char *)k, sizeof k, "", 0);
+            rocksdb_writebatch_wi_put_cf(s->wb, s->cf[1], (const char *)k, sizeof k, "", 0);
             t->persisted = 1;
             if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
         }

@@ -16,13 +16,14 @@ bash scripts/build.sh build
 
 echo "== build-asan (ASan + UBSan)"
 bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_ASAN=ON
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+(cd build-asan && RUNNEL_BIG_KEYS=200000 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs") || status=1
 
 echo "== build-tsan (ThreadSanitizer: threaded runtime tests)"
 bash scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_TSAN=ON
 (cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-   ctest --output-on-failure -j"$jobs" -R 'test_(parallel|status|http|dead_letter)') || status=1
+   RUNNEL_BIG_KEYS=100000 ctest --output-on-failure -j"$jobs" \
+   -R 'test_(parallel|status|http|dead_letter|time|state_big|crash)') || status=1
 
 if [ $status -eq 0 ]; then echo "== all test suites passed"; else echo "== FAILED"; fi
 exit $status
