@@ -264,7 +264,7 @@ static int rn__two_phase_recover(struct rn_op *op, struct rn_file_sink *s)
     }
     if (d) closedir(d);
     free(dir);
-    qsort(ids, n_ids, sizeof *ids, rn__cmp_u64);
+    if (n_ids) qsort(ids, n_ids, sizeof *ids, rn__cmp_u64);
     int rc = 0;
     for (size_t i = 0; i < n_ids && rc == 0; i++) {
         char *part = rn__pathf(c->path, ".pending-", ids[i]);
@@ -394,7 +394,7 @@ static int rn_file_sink_notify(struct rn_op *op, uint64_t id)
         rc = rn__commit_part(op, s, part, s->pending[done]);
         free(part);
     }
-    memmove(s->pending, s->pending + done, (s->n_pending - done) * sizeof *s->pending);
+    if (done) memmove(s->pending, s->pending + done, (s->n_pending - done) * sizeof *s->pending);
     s->n_pending -= done;
     return rc;
 }

@@ -21,7 +21,7 @@ bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_ASAN=ON
 
 echo "== build-tsan (ThreadSanitizer: threaded runtime tests)"
 bash scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_TSAN=ON
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/../tests/tsan.supp" \
    RUNNEL_BIG_KEYS=100000 ctest --output-on-failure -j"$jobs" \
    -R 'test_(parallel|status|http|dead_letter|time|state_big|crash)') || status=1
 
