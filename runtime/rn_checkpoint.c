@@ -633,7 +633,7 @@ int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen)
 void rn__ckpt_stop(struct rn_job *job)
 {
     struct rn_ckpt_coord *c = job->coord;
-    if (!c) return;
+    if (!c || c->stop) return;
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_signal(&c->cv);
@@ -644,7 +644,14 @@ void rn__ckpt_stop(struct rn_job *job)
     if (c->has_final && c->final.status == RN__S_RUNNING)
         rn__record_fail(job, &c->final, "the job failed before it completed");
     c->has_run = c->has_final = 0;
+    c->started = 0;
     pthread_mutex_unlock(&c->mu);
+}
+
+void rn__ckpt_free(struct rn_job *job)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    if (!c) return;
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);

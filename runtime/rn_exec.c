@@ -551,12 +551,28 @@ static void rn__task_notify(struct rn_task *t)
     }
 }
 
-/* Snapshots the task into checkpoint `id` and acks it. Runs on the task's
+/* Acks the task's checkpoint once its state's background part is written
+ * (wait: block until it is). */
+static void rn__task_poll_state(struct rn_task *t, int wait)
+{
+    if (!t->ack_id) return;
+    char err[512] = "";
+    int rc = rn__statedb_checkpoint_poll(t->statedb, wait, err, sizeof err);
+    if (rc == 0) return;
+    if (rc < 0) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)t->ack_id, err);
+    uint64_t id = t->ack_id;
+    t->ack_id = 0;
+    rn__ckpt_ack(t->job, id, &t->ack_stats, rc == 1);
+}
+
+/* Snapshots the task into checkpoint `id` and acks it (at once, or when the
+ * background part of its state checkpoint is done). Runs on the task's
  * thread between records, so everything before the barrier is in and nothing
  * after it. */
 static void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
 {
     struct rn_job *job = t->job;
+    rn__task_poll_state(t, 1);
     int64_t t0 = rn_now_ns();
     int ok = 1;
     char err[512] = "";
@@ -592,16 +608,23 @@ static void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
         }
         rn__snapshot_writer_destroy(w);
     }
+    int deferred = 0;
     if (ok && t->statedb) {
         snprintf(path, pl, "%s/db", dir);
-        if (rn__statedb_checkpoint(t->statedb, path, err, sizeof err)) ok = 0;
+        if (rn__statedb_checkpoint_begin(t->statedb, path, err, sizeof err)) ok = 0;
+        else deferred = 1;
     }
     if (!ok) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)id, err);
     free(path);
     free(dir);
     t->last_ckpt = id;
     struct rn_ckpt_stats st = {rn_now_ns() - t0, align_ns, 0};
-    rn__ckpt_ack(job, id, &st, ok);
+    if (deferred) {
+        t->ack_id = id;
+        t->ack_stats = st;
+    } else {
+        rn__ckpt_ack(job, id, &st, ok);
+    }
 }
 
 /* Source tasks: a checkpoint was requested; the barrier follows everything
@@ -667,6 +690,7 @@ static void rn__task_finish(struct rn_task *t)
     if (job->ckpt_enabled && !atomic_load(&job->aborting)) {
         final_id = rn__ckpt_final_id(job);
         rn__task_snapshot(t, final_id, 0);
+        rn__task_poll_state(t, 1);
     }
     rn__task_flush_exchanges(t);
     for (int i = 0; i < t->n_xchgs; i++) {
@@ -700,6 +724,7 @@ static void rn__task_run_source(struct rn_task *t)
         if (atomic_load_explicit(&job->aborting, memory_order_relaxed)) return;
         if (job->ckpt_enabled) {
             rn__source_checkpoint(t);
+            rn__task_poll_state(t, 0);
             rn__task_notify(t);
         }
         if (atomic_load_explicit(&job->stopping, memory_order_relaxed)) break;
@@ -733,7 +758,10 @@ static void rn__task_run_consumer(struct rn_task *t)
     struct rn_job *job = t->job;
     while (t->n_ended < t->n_inputs) {
         if (atomic_load_explicit(&job->aborting, memory_order_relaxed)) return;
-        if (job->ckpt_enabled) rn__task_notify(t);
+        if (job->ckpt_enabled) {
+            rn__task_poll_state(t, 0);
+            rn__task_notify(t);
+        }
         uint32_t seen = atomic_load(&t->sig.seq);
         int got = 0;
         for (int k = 0; k < t->n_inputs; k++) {

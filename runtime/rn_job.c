@@ -845,6 +845,7 @@ void rn__job_destroy_exec(struct rn_job *job);
 void rn_job_destroy(struct rn_job *job)
 {
     if (!job) return;
+    rn__ckpt_free(job);
     rn__job_destroy_exec(job);
     if (job->nodes) rn__job_free_graph(job);
     rn_cfg_free(job->doc);

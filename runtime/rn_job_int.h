@@ -164,6 +164,12 @@ struct rn_instance {
     _Atomic uint64_t late;       /* records behind its watermark (operators count) */
 };
 
+struct rn_ckpt_stats {
+    int64_t sync_ns;  /* time the task spent snapshotting */
+    int64_t align_ns; /* time from the first barrier to the last (consumers) */
+    uint64_t bytes;   /* bytes the task's snapshot added */
+};
+
 struct rn_task {
     struct rn_job *job;
     int group;
@@ -203,6 +209,8 @@ struct rn_task {
     int n_aligned;
     int64_t align_start_ns;
     int finished_ok;            /* ran to its end without error */
+    uint64_t ack_id;            /* checkpoint whose state is still being written */
+    struct rn_ckpt_stats ack_stats;
 };
 
 struct rn_group {
@@ -284,13 +292,9 @@ void rn__instance_totals(struct rn_job *job, int node, uint64_t *in, uint64_t *o
                          uint64_t *dropped);
 
 /* rn_checkpoint.c */
-struct rn_ckpt_stats {
-    int64_t sync_ns;  /* time the task spent snapshotting */
-    int64_t align_ns; /* time from the first barrier to the last (consumers) */
-    uint64_t bytes;   /* bytes the task's snapshot added */
-};
 int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen);
 void rn__ckpt_stop(struct rn_job *job);
+void rn__ckpt_free(struct rn_job *job);
 /* Requests a checkpoint (savepoint: kept until deleted). Returns its id or < 0. */
 int64_t rn__ckpt_request(struct rn_job *job, int savepoint);
 /* Task side: the directory for task t's part of checkpoint id (created). */

@@ -26,13 +26,18 @@
  * family at each checkpoint; fired timers that were written are deleted. On
  * restore they are loaded back for the key groups the thread owns.
  *
- * Checkpoint. Write every dirty entry and every new timer in one batch, then
- * rocksdb_checkpoint_create(): it flushes the memtable and hard-links the SST
- * files into the checkpoint directory, so a checkpoint costs a memtable
- * flush, not a copy of the state.
+ * Checkpoint, in two parts. On the worker thread, at the barrier: copy into a
+ * delta batch every cache entry changed since the last checkpoint (and every
+ * new timer) — the only pause the pipeline sees. On a background thread:
+ * write the delta, then rocksdb_checkpoint_create(), which flushes the
+ * memtable and hard-links the SST files into the checkpoint directory (cheap,
+ * and incremental in disk use). Until that is done the worker keeps its own
+ * write-backs in its indexed batch, so RocksDB holds exactly the state at the
+ * barrier; the worker acks the checkpoint when the background part is done.
  */
 #include "rn_state_int.h"
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,8 +66,10 @@ struct rn__centry {
     struct rn__ckey k;
     UT_hash_handle hh;
     struct rn__centry *prev, *next; /* LRU: head is most recent */
+    struct rn__centry *dprev, *dnext; /* dirty list */
     char *val;
     uint32_t len, cap;
+    uint32_t saved_gen; /* checkpoint generation that holds this value; 0: modified since */
     uint8_t dirty;
     uint8_t absent;
 };
@@ -130,6 +137,25 @@ struct rn_statedb {
 
     _Atomic uint64_t f_entries, f_bytes, f_hits, f_misses, f_evictions;
     int failed;
+
+    struct rn__centry *dirty_head; /* entries whose value RocksDB may not have */
+    size_t n_dirty;
+
+    /* Asynchronous checkpoints: the thread snapshots (copies what RocksDB
+     * lacks into `delta`) and hands it to `bg`, which writes it and takes the
+     * RocksDB checkpoint. Meanwhile the thread's own writes wait in `wb`
+     * (held), so RocksDB stays exactly as it was at the barrier plus delta. */
+    pthread_t bg;
+    int bg_started;
+    pthread_mutex_t bg_mu;
+    pthread_cond_t bg_cv;
+    int bg_state; /* 0 idle, 1 working, 2 done, 3 failed, 4 stop */
+    char *bg_dir;
+    rocksdb_writebatch_t *delta;
+    char bg_err[512];
+    int held;          /* a checkpoint is being written: keep wb to ourselves */
+    uint32_t gen;      /* generation of the checkpoint in flight / last begun */
+    uint32_t durable;  /* last generation fully written */
 };
 
 /* ---- key encoding ----------------------------------------------------------- */
@@ -349,6 +375,18 @@ static void rn__cache_free_all(struct rn_statedb *s)
 void rn__statedb_close(struct rn_statedb *s)
 {
     if (!s) return;
+    if (s->bg_started) {
+        pthread_mutex_lock(&s->bg_mu);
+        while (s->bg_state == 1) pthread_cond_wait(&s->bg_cv, &s->bg_mu);
+        s->bg_state = 4;
+        pthread_cond_broadcast(&s->bg_cv);
+        pthread_mutex_unlock(&s->bg_mu);
+        pthread_join(s->bg, NULL);
+        pthread_mutex_destroy(&s->bg_mu);
+        pthread_cond_destroy(&s->bg_cv);
+        rocksdb_writebatch_destroy(s->delta);
+    }
+    free(s->bg_dir);
     rn__cache_free_all(s);
     if (s->db) {
         for (int c = 0; c < 2; c++)
@@ -367,11 +405,44 @@ void rn__statedb_close(struct rn_statedb *s)
     free(s);
 }
 
+/* ---- dirty list -------------------------------------------------------------------- */
+
+/* An entry is clean when RocksDB (or a checkpoint being written) has its
+ * value: either never dirtied, or saved by a checkpoint that completed. */
+static inline int rn__effectively_clean(const struct rn_statedb *s, const struct rn__centry *e)
+{
+    return !e->dirty || (e->saved_gen && e->saved_gen <= s->durable);
+}
+
+static void rn__dirty_unlink(struct rn_statedb *s, struct rn__centry *e)
+{
+    if (!e->dirty) return;
+    if (e->dprev) e->dprev->dnext = e->dnext;
+    else s->dirty_head = e->dnext;
+    if (e->dnext) e->dnext->dprev = e->dprev;
+    e->dprev = e->dnext = NULL;
+    e->dirty = 0;
+    s->n_dirty--;
+}
+
+/* The entry's value changed. */
+static void rn__mark_dirty(struct rn_statedb *s, struct rn__centry *e)
+{
+    e->saved_gen = 0;
+    if (e->dirty) return;
+    e->dirty = 1;
+    e->dprev = NULL;
+    e->dnext = s->dirty_head;
+    if (s->dirty_head) s->dirty_head->dprev = e;
+    s->dirty_head = e;
+    s->n_dirty++;
+}
+
 /* ---- write batch ---------------------------------------------------------------- */
 
 static int rn__wb_write(struct rn_statedb *s)
 {
-    if (!s->wb_ops) return 0;
+    if (!s->wb_ops || s->held) return 0;
     char *err = NULL;
     rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
     rocksdb_writebatch_wi_clear(s->wb);
@@ -393,7 +464,7 @@ static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
         rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], (const char *)k, sizeof k);
     else
         rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
-    e->dirty = 0;
+    rn__dirty_unlink(s, e);
     if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
 }
 
@@ -421,7 +492,8 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
 {
     while (s->cache_bytes > s->cache_cap && s->lru_tail && s->lru_tail != keep) {
         struct rn__centry *e = s->lru_tail;
-        if (e->dirty) rn__entry_write_back(s, e);
+        if (!rn__effectively_clean(s, e)) rn__entry_write_back(s, e);
+        else rn__dirty_unlink(s, e);
         rn__lru_unlink(s, e);
         HASH_DEL(s->cache, e);
         s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
@@ -686,7 +758,7 @@ int rn_value_put(struct rn_state *st, uint64_t ns, const void *val, size_t len)
     struct rn__centry *e = rn__cache_get(s, &k, 0);
     rn__entry_set(s, e, val, len);
     e->absent = 0;
-    e->dirty = 1;
+    rn__mark_dirty(s, e);
     rn__evict(s, e);
     return s->failed ? RN_ESTATE : 0;
 }
@@ -698,7 +770,7 @@ int rn_value_clear(struct rn_state *st, uint64_t ns)
     struct rn__centry *e = rn__cache_get(s, &k, 0);
     e->absent = 1;
     e->len = 0;
-    e->dirty = 1;
+    rn__mark_dirty(s, e);
     return s->failed ? RN_ESTATE : 0;
 }
 
@@ -720,7 +792,7 @@ int rn_list_append(struct rn_state *st, const void *val, size_t len)
     if (len) memcpy(e->val + e->len + 4, val, len);
     e->len = (uint32_t)need;
     e->absent = 0;
-    e->dirty = 1;
+    rn__mark_dirty(s, e);
     rn__evict(s, e);
     return s->failed ? RN_ESTATE : 0;
 }
@@ -771,33 +843,129 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
 
 /* ---- checkpoints and figures ------------------------------------------------------ */
 
-int rn__statedb_checkpoint(struct rn_statedb *s, const char *dir, char *errbuf, size_t errlen)
+static void *rn__bg_main(void *arg)
 {
-    for (struct rn__centry *e = s->lru_head; e; e = e->next)
-        if (e->dirty) rn__entry_write_back(s, e);
+    struct rn_statedb *s = arg;
+    pthread_mutex_lock(&s->bg_mu);
+    for (;;) {
+        while (s->bg_state != 1 && s->bg_state != 4) pthread_cond_wait(&s->bg_cv, &s->bg_mu);
+        if (s->bg_state == 4) break;
+        pthread_mutex_unlock(&s->bg_mu);
+        char *err = NULL;
+        char msg[512] = "";
+        rocksdb_write(s->db, s->wo, s->delta, &err);
+        if (!err) {
+            rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
+            if (!err) {
+                rocksdb_checkpoint_create(cp, s->bg_dir, 0, &err);
+                rocksdb_checkpoint_object_destroy(cp);
+            }
+        }
+        if (err) {
+            snprintf(msg, sizeof msg, "state: checkpoint into %s: %s", s->bg_dir, err);
+            rocksdb_free(err);
+        }
+        rocksdb_writebatch_clear(s->delta);
+        pthread_mutex_lock(&s->bg_mu);
+        snprintf(s->bg_err, sizeof s->bg_err, "%s", msg);
+        s->bg_state = msg[0] ? 3 : 2;
+        pthread_cond_broadcast(&s->bg_cv);
+    }
+    pthread_mutex_unlock(&s->bg_mu);
+    return NULL;
+}
+
+/* Ends a finished background checkpoint: releases the held writes. Returns
+ * 1 done, 0 still working (only when !wait), < 0 failed. */
+static int rn__bg_collect(struct rn_statedb *s, int wait, char *errbuf, size_t errlen)
+{
+    if (!s->held) return 1;
+    pthread_mutex_lock(&s->bg_mu);
+    while (wait && s->bg_state == 1) pthread_cond_wait(&s->bg_cv, &s->bg_mu);
+    int st = s->bg_state;
+    if (st == 2 || st == 3) s->bg_state = 0;
+    char err[512];
+    snprintf(err, sizeof err, "%s", s->bg_err);
+    pthread_mutex_unlock(&s->bg_mu);
+    if (st == 1) return 0;
+    s->held = 0;
+    if (st == 3) {
+        rn_errf(errbuf, errlen, "%s", err);
+        s->failed = 1;
+        return RN_ESTATE;
+    }
+    s->durable = s->gen;
+    rn__wb_write(s);
+    return 1;
+}
+
+int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *errbuf,
+                                 size_t errlen)
+{
+    /* One at a time: the previous one must have finished. */
+    if (rn__bg_collect(s, 1, errbuf, errlen) < 0) return RN_ESTATE;
+    if (!s->bg_started) {
+        pthread_mutex_init(&s->bg_mu, NULL);
+        pthread_cond_init(&s->bg_cv, NULL);
+        s->delta = rocksdb_writebatch_create();
+        if (pthread_create(&s->bg, NULL, rn__bg_main, s) != 0) {
+            rn_errf(errbuf, errlen, "state: cannot start the checkpoint thread");
+            return RN_ESTATE;
+        }
+        s->bg_started = 1;
+    }
+    /* What RocksDB lacks: the pending batch (applied now) and every entry
+     * changed since the last checkpoint (copied into the delta). */
+    if (rn__wb_write(s) || s->failed) {
+        rn_errf(errbuf, errlen, "state: writing to %s failed", s->dir);
+        return RN_ESTATE;
+    }
+    s->gen++;
+    unsigned char k[RN__TKEY_LEN];
+    for (struct rn__centry *e = s->dirty_head, *next; e; e = next) {
+        next = e->dnext;
+        if (rn__effectively_clean(s, e)) {
+            rn__dirty_unlink(s, e);
+            continue;
+        }
+        rn__state_key(k, &e->k, s->max_parallelism);
+        if (e->absent)
+            rocksdb_writebatch_delete_cf(s->delta, s->cf[0], (const char *)k, RN__SKEY_LEN);
+        else
+            rocksdb_writebatch_put_cf(s->delta, s->cf[0], (const char *)k, RN__SKEY_LEN, e->val,
+                                      e->len);
+        e->saved_gen = s->gen;
+    }
     for (size_t i = 0; i < s->n_ops; i++) {
         struct rn_op_state *os = s->ops[i];
         for (size_t h = 0; h < os->heap_n; h++) {
             struct rn__tentry *t = os->heap[h];
             if (t->persisted) continue;
-            unsigned char k[RN__TKEY_LEN];
             rn__timer_key(k, &t->k, s->max_parallelism);
-            rocksdb_writebatch_wi_put_cf(s->wb, s->cf[1], (const char *)k, sizeof k, "", 0);
+            rocksdb_writebatch_put_cf(s->delta, s->cf[1], (const char *)k, sizeof k, "", 0);
             t->persisted = 1;
-            if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
         }
     }
-    if (rn__wb_write(s) || s->failed) {
-        rn_errf(errbuf, errlen, "state: writing to %s failed", s->dir);
-        return RN_ESTATE;
-    }
-    char *err = NULL;
-    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
-    if (err) return rn__rocks_err(err, errbuf, errlen, "checkpoint");
-    rocksdb_checkpoint_create(cp, dir, 0, &err);
-    rocksdb_checkpoint_object_destroy(cp);
-    if (err) return rn__rocks_err(err, errbuf, errlen, "checkpoint");
+    free(s->bg_dir);
+    s->bg_dir = rn_xstrdup(dir);
+    s->held = 1;
+    pthread_mutex_lock(&s->bg_mu);
+    s->bg_state = 1;
+    pthread_cond_broadcast(&s->bg_cv);
+    pthread_mutex_unlock(&s->bg_mu);
     return 0;
+}
+
+int rn__statedb_checkpoint_poll(struct rn_statedb *s, int wait, char *errbuf, size_t errlen)
+{
+    return rn__bg_collect(s, wait, errbuf, errlen);
+}
+
+int rn__statedb_checkpoint(struct rn_statedb *s, const char *dir, char *errbuf, size_t errlen)
+{
+    int rc = rn__statedb_checkpoint_begin(s, dir, errbuf, errlen);
+    if (rc) return rc;
+    return rn__statedb_checkpoint_poll(s, 1, errbuf, errlen) == 1 ? 0 : RN_ESTATE;
 }
 
 static uint64_t rn__prop(struct rn_statedb *s, const char *name)

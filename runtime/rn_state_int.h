@@ -37,8 +37,14 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
                                     size_t errlen);
 void rn__statedb_close(struct rn_statedb *db);
 
-/* Writes every dirty cache entry and timer, then takes a RocksDB checkpoint
- * (SST files hard-linked) into `dir`. Runs on the owning thread. */
+/* Checkpoints the state into `dir` (a RocksDB checkpoint: SST files
+ * hard-linked). begin() takes the consistent cut on the owning thread and
+ * returns quickly; the files are written in the background; poll() returns 1
+ * once they are (wait: block until then), 0 while not yet, < 0 on failure.
+ * A begin() first waits for the previous checkpoint. checkpoint() does both. */
+int rn__statedb_checkpoint_begin(struct rn_statedb *db, const char *dir, char *errbuf,
+                                 size_t errlen);
+int rn__statedb_checkpoint_poll(struct rn_statedb *db, int wait, char *errbuf, size_t errlen);
 int rn__statedb_checkpoint(struct rn_statedb *db, const char *dir, char *errbuf, size_t errlen);
 
 /* Figures for the status page; safe from any thread. */
