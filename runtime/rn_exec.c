@@ -669,14 +669,17 @@ static void rn__consumer_barrier(struct rn_task *t, struct rn_channel *ch, uint6
 
 /* ---- the end of a task ---------------------------------------------------------- */
 
-/* Event time to the end, finish() down the chain in order, and — with
- * checkpoints — the final snapshot; then END on every outgoing channel, and
- * (checkpoints) wait for the final checkpoint to complete so that sinks commit
- * on this thread. */
-static void rn__task_finish(struct rn_task *t)
+/* The end of the task: when its input was drained (bounded sources ran out),
+ * event time goes to +inf so every timer fires; when the job was stopped it
+ * does not, so that state and timers carry over to the restart. Then
+ * finish() down the chain in order, and — with checkpoints — the final
+ * snapshot; then END (saying which of the two) on every outgoing channel, and
+ * (checkpoints) a wait for the final checkpoint to complete, so that sinks
+ * commit on this thread. */
+static void rn__task_finish(struct rn_task *t, int drained)
 {
     struct rn_job *job = t->job;
-    if (!atomic_load(&job->aborting)) rn__task_advance(t, RN_TS_MAX);
+    if (!atomic_load(&job->aborting) && drained) rn__task_advance(t, RN_TS_MAX);
     for (int i = 0; i < t->n_inst; i++) {
         struct rn_instance *in = t->inst[i];
         if (in->node->type->finish && !atomic_load(&job->aborting)) {
@@ -696,7 +699,7 @@ static void rn__task_finish(struct rn_task *t)
     for (int i = 0; i < t->n_xchgs; i++) {
         struct rn_exchange *x = t->xchgs[i];
         for (uint32_t d = 0; d < x->n_dest; d++) {
-            struct rn_msg m = {RN_MSG_END, NULL, 0};
+            struct rn_msg m = {RN_MSG_END, NULL, drained};
             rn__channel_push(x->ch[d], &m);
         }
     }
@@ -717,6 +720,7 @@ static void rn__task_run_source(struct rn_task *t)
     struct rn_instance *head = t->inst[0];
     const struct rn_op_type *ty = head->node->type;
     struct rn_job *job = t->job;
+    int drained = 0;
     t->last_data_ns = rn_now_ns();
     /* A restored split resumes its event time before any record. */
     if (t->max_ts != RN_TS_MIN && t->wm > RN_TS_MIN) rn__task_broadcast(t, RN_MSG_WATERMARK, t->wm);
@@ -739,7 +743,10 @@ static void rn__task_run_source(struct rn_task *t)
         }
         rn__flush_ports(head);
         rn__source_watermark(t, rc == RN_POLL_IDLE);
-        if (rc == RN_POLL_END) break;
+        if (rc == RN_POLL_END) {
+            drained = 1;
+            break;
+        }
         if (rc == RN_POLL_IDLE) {
             rn__task_flush_exchanges(t);
             rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
@@ -749,7 +756,7 @@ static void rn__task_run_source(struct rn_task *t)
     }
     /* A checkpoint requested just before the end still gets its barrier. */
     if (job->ckpt_enabled) rn__source_checkpoint(t);
-    rn__task_finish(t);
+    rn__task_finish(t, drained);
 }
 
 static void rn__task_run_consumer(struct rn_task *t)
@@ -796,6 +803,7 @@ static void rn__task_run_consumer(struct rn_task *t)
                 case RN_MSG_END:
                     ch->ended = 1;
                     t->n_ended++;
+                    if (!m.value) t->stopped_input = 1;
                     if (t->align_id && rn__aligned(t, t->align_id))
                         rn__consumer_complete_alignment(t);
                     rn__consumer_watermark(t);
@@ -813,7 +821,7 @@ static void rn__task_run_consumer(struct rn_task *t)
             rn__task_maybe_flush(t);
         }
     }
-    rn__task_finish(t);
+    rn__task_finish(t, !t->stopped_input);
 }
 
 /* Key groups [start, end) owned by subtask s of p (the inverse of

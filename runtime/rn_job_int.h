@@ -209,6 +209,7 @@ struct rn_task {
     int n_aligned;
     int64_t align_start_ns;
     int finished_ok;            /* ran to its end without error */
+    int stopped_input;          /* an input ended because the job was stopped */
     uint64_t ack_id;            /* checkpoint whose state is still being written */
     struct rn_ckpt_stats ack_stats;
 };

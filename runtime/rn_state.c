@@ -53,7 +53,7 @@
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
 #define RN__WB_MAX_OPS 4096
 
-enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2 };
+enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2, RN__KIND_MAP = 3 };
 
 struct rn__ckey {
     uint32_t sid;
@@ -102,6 +102,8 @@ struct rn_state {
 
 struct rn_op_state {
     struct rn_statedb *db;
+    char *map_val; /* the last map value read (borrowed by the caller) */
+    size_t map_val_len;
     char *op_id;
     uint32_t timer_sid;
     uint32_t max_parallelism;
@@ -677,6 +679,7 @@ void rn__op_state_destroy(struct rn_op_state *os)
         free(t);
     }
     free(os->heap);
+    free(os->map_val);
     for (struct rn_state *st = os->states, *n; st; st = n) {
         n = st->next;
         free(st);
@@ -733,6 +736,11 @@ struct rn_state *rn_state_value(struct rn_op *op, const char *name)
 struct rn_state *rn_state_list(struct rn_op *op, const char *name)
 {
     return rn__state_declare(op, name, RN__KIND_LIST);
+}
+
+struct rn_state *rn_state_map(struct rn_op *op, const char *name)
+{
+    return rn__state_declare(op, name, RN__KIND_MAP);
 }
 
 void rn_state_key(struct rn_op *op, uint64_t key)
@@ -839,6 +847,121 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
     HASH_FIND(hh, os->tset, &k, sizeof k, t);
     if (t) rn__timer_drop(os, t);
     return 0;
+}
+
+/* ---- map state --------------------------------------------------------------------
+ * One RocksDB entry per map entry: [kg:2][sid:4][key:8][map key]. Map state
+ * bypasses the cache: reads and writes go through the indexed write batch
+ * (so they see each other at memtable speed, and a checkpoint's cut covers
+ * them) and iteration merges that batch with RocksDB. */
+
+#define RN__MAP_PREFIX 14
+
+static char *rn__map_key(const struct rn_state *st, const void *mk, size_t mkl, size_t *len)
+{
+    char *k = rn_xmalloc(RN__MAP_PREFIX + mkl);
+    uint64_t key = st->os->cur_key;
+    rn__be16((unsigned char *)k, (uint16_t)rn_key_group(key, st->os->max_parallelism));
+    rn__be32((unsigned char *)k + 2, st->sid);
+    rn__be64((unsigned char *)k + 6, key);
+    if (mkl) memcpy(k + RN__MAP_PREFIX, mk, mkl);
+    *len = RN__MAP_PREFIX + mkl;
+    return k;
+}
+
+int rn_map_get(struct rn_state *st, const void *mk, size_t mkl, const void **val, size_t *len)
+{
+    struct rn_statedb *s = st->os->db;
+    size_t kl, vl = 0;
+    char *k = rn__map_key(st, mk, mkl, &kl);
+    char *err = NULL;
+    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(s->wb, s->db, s->ro, s->cf[0], k, kl,
+                                                             &vl, &err);
+    free(k);
+    if (err) {
+        rocksdb_free(err);
+        s->failed = 1;
+        return RN_ESTATE;
+    }
+    if (!v) return RN_ENOENT;
+    free(st->os->map_val);
+    st->os->map_val = rn_xmalloc(vl ? vl : 1);
+    memcpy(st->os->map_val, v, vl);
+    st->os->map_val_len = vl;
+    rocksdb_free(v);
+    *val = st->os->map_val;
+    *len = vl;
+    return 0;
+}
+
+int rn_map_put(struct rn_state *st, const void *mk, size_t mkl, const void *val, size_t len)
+{
+    struct rn_statedb *s = st->os->db;
+    size_t kl;
+    char *k = rn__map_key(st, mk, mkl, &kl);
+    rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], k, kl, val, len);
+    free(k);
+    if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+    return s->failed ? RN_ESTATE : 0;
+}
+
+int rn_map_remove(struct rn_state *st, const void *mk, size_t mkl)
+{
+    struct rn_statedb *s = st->os->db;
+    size_t kl;
+    char *k = rn__map_key(st, mk, mkl, &kl);
+    rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], k, kl);
+    free(k);
+    if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+    return s->failed ? RN_ESTATE : 0;
+}
+
+int rn_map_each(struct rn_state *st,
+                int (*fn)(void *ud, const void *mk, size_t mkl, const void *val, size_t len),
+                void *ud)
+{
+    struct rn_statedb *s = st->os->db;
+    size_t pl;
+    char *prefix = rn__map_key(st, NULL, 0, &pl);
+    rocksdb_iterator_t *base = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[0]);
+    rocksdb_iterator_t *it = rocksdb_writebatch_wi_create_iterator_with_base_cf(s->wb, base, s->cf[0]);
+    int rc = 0;
+    for (rocksdb_iter_seek(it, prefix, pl); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < pl || memcmp(k, prefix, pl) != 0) break;
+        const char *v = rocksdb_iter_value(it, &vl);
+        rc = fn(ud, k + pl, kl - pl, v, vl);
+        if (rc) break;
+    }
+    rocksdb_iter_destroy(it);
+    free(prefix);
+    return rc;
+}
+
+static int rn__map_collect(void *ud, const void *mk, size_t mkl, const void *val, size_t len)
+{
+    struct rn_buf *b = ud;
+    uint32_t l = (uint32_t)mkl;
+    rn_buf_append(b, &l, 4);
+    rn_buf_append(b, mk, mkl);
+    (void)val;
+    (void)len;
+    return 0;
+}
+
+int rn_map_clear(struct rn_state *st)
+{
+    struct rn_buf keys = RN_BUF_INIT;
+    int rc = rn_map_each(st, rn__map_collect, &keys);
+    for (size_t off = 0; rc == 0 && off + 4 <= keys.len;) {
+        uint32_t l;
+        memcpy(&l, keys.data + off, 4);
+        rc = rn_map_remove(st, keys.data + off + 4, l);
+        off += 4 + l;
+    }
+    rn_buf_free(&keys);
+    return rc;
 }
 
 /* ---- checkpoints and figures ------------------------------------------------------ */

@@ -34,6 +34,8 @@ struct rn_timer {
 struct rn_state *rn_state_value(struct rn_op *op, const char *name);
 /* Declares append-only list state `name`. */
 struct rn_state *rn_state_list(struct rn_op *op, const char *name);
+/* Declares map state `name`: per key, a map of byte-string keys to values. */
+struct rn_state *rn_state_map(struct rn_op *op, const char *name);
 
 /* Sets the current key for the following state and timer calls. */
 void rn_state_key(struct rn_op *op, uint64_t key);
@@ -48,6 +50,17 @@ int rn_list_append(struct rn_state *s, const void *val, size_t len);
 /* Calls fn for each element until it returns non-zero; returns that or 0. */
 int rn_list_each(struct rn_state *s, int (*fn)(void *ud, const void *val, size_t len), void *ud);
 int rn_list_clear(struct rn_state *s);
+
+/* Map state of the current key. get: 0 and the value (borrowed until the
+ * next state call), or RN_ENOENT. each: entries in map-key byte order, until
+ * fn returns non-zero (returned). */
+int rn_map_get(struct rn_state *s, const void *mk, size_t mkl, const void **val, size_t *len);
+int rn_map_put(struct rn_state *s, const void *mk, size_t mkl, const void *val, size_t len);
+int rn_map_remove(struct rn_state *s, const void *mk, size_t mkl);
+int rn_map_each(struct rn_state *s,
+                int (*fn)(void *ud, const void *mk, size_t mkl, const void *val, size_t len),
+                void *ud);
+int rn_map_clear(struct rn_state *s);
 
 /* Event-time timers for the current key: fire once the watermark reaches ts,
  * in (ts, key, ns) order, through the operator's on_timer(). Registering an

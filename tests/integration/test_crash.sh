@@ -53,17 +53,34 @@ compare() { # label
       echo "  $f: $(wc -l <"$work/var/out/$f.jsonl") lines, reference $(wc -l <"$work/ref-$f.txt")"; done; fi
 }
 
-# Kills at random points, then a restart that runs to the end.
-crash_run() { # label parallelism-of-last-run kills extra-env...
+# The highest completed checkpoint id so far (0: none).
+latest() {
+  local best=0 m id
+  for m in "$work"/var/ckpt/crash/chk-*/_manifest.json; do
+    [ -f "$m" ] || continue
+    id=${m%/_manifest.json}; id=${id##*chk-}
+    [ "$id" -gt "$best" ] && best=$id
+  done
+  echo "$best"
+}
+
+# Kills at random points — each after the run completed at least one new
+# checkpoint, so every restart has progress to restore — then a restart that
+# runs to the end.
+crash_run() { # label parallelism-of-last-run kills
   local label=$1 last_p=$2 kills=$3
-  shift 3
   rm -rf "$work/var"
   local done_kills=0 finished=0 attempt=0
   while [ $done_kills -lt "$kills" ] && [ $attempt -lt 40 ]; do
     attempt=$((attempt + 1))
-    env RATE=60000 "$@" "$bin/runnel" run "$work/job.yaml" --quiet &
+    local before; before=$(latest)
+    RATE=60000 "$bin/runnel" run "$work/job.yaml" --quiet &
     local pid=$!
-    sleep "0.$((RANDOM % 7 + 2))"
+    local waited=0
+    while [ "$(latest)" -le "$before" ] && kill -0 "$pid" 2>/dev/null && [ $waited -lt 600 ]; do
+      sleep 0.05; waited=$((waited + 1))
+    done
+    sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
     if kill -9 "$pid" 2>/dev/null; then
       wait "$pid" 2>/dev/null
       done_kills=$((done_kills + 1))
@@ -72,7 +89,7 @@ crash_run() { # label parallelism-of-last-run kills extra-env...
     fi
   done
   if [ $finished -eq 0 ]; then
-    env RATE=60000 "$bin/runnel" run "$work/job.yaml" --set parallelism="$last_p" \
+    RATE=60000 "$bin/runnel" run "$work/job.yaml" --set parallelism="$last_p" \
       2>"$work/last.txt" || bad "$label: final run failed"
     grep -q "restoring from" "$work/last.txt" && ok "$label: the last run restored a checkpoint" ||
       bad "$label: the last run did not restore"
