@@ -202,6 +202,10 @@ static int rn_lc_number(struct rn_lc *lc, double d, int is_int, long long iv)
             if (!is_int) RN_LC_FAIL(lc, "'ts' must be an integer (epoch ms)");
             lc->ts = iv;
         } else {
+            /* Seconds: range-check before scaling, so nothing overflows. */
+            double sec = is_int ? (double)iv : d;
+            if (!(sec >= (double)lc->cfg->min_ts / 1000.0 && sec <= (double)lc->cfg->max_ts / 1000.0))
+                RN_LC_FAIL(lc, "'ts' out of range");
             lc->ts = is_int ? (int64_t)iv * 1000 : (int64_t)(d * 1000.0);
         }
         if (lc->ts < lc->cfg->min_ts || lc->ts > lc->cfg->max_ts) RN_LC_FAIL(lc, "'ts' out of range");
@@ -411,6 +415,8 @@ static const char *rn_lc_validate(struct rn_lc *lc)
     case RN_EV_REQUEST:
         if (s & (1u << RN_F_ITEMS))
             return rn_lc_failf(lc, "a request has no '%s' (requests list candidates)", nm[RN_F_ITEMS]), lc->reason;
+        if (s & (1u << RN_F_PROPS))
+            return rn_lc_failf(lc, "a request has no '%s' (impressions carry them)", nm[RN_F_PROPS]), lc->reason;
         break;
     case RN_EV_IMPRESSION:
         if (!(s & (1u << RN_F_ITEMS)))
@@ -486,13 +492,16 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         lc->ts = 0;
         yajl_handle h = yajl_alloc(&rn_lc_callbacks, &lc->afuncs, lc);
         yajl_status st = yajl_parse(h, line, len);
+        /* Where it went wrong: within the line, or at its end (incomplete). */
+        size_t at = st == yajl_status_ok ? len : yajl_get_bytes_consumed(h);
         if (st == yajl_status_ok) st = yajl_complete_parse(h);
         if (st != yajl_status_ok) {
             if (!lc->reason) {
                 unsigned char *msg = yajl_get_error(h, 0, line, len);
                 char why[200];
-                size_t at = yajl_get_bytes_consumed(h);
                 snprintf(why, sizeof why, "invalid JSON at byte %zu: %s", at, (const char *)msg);
+                size_t wl = strlen(why);
+                while (wl && (why[wl - 1] == ' ' || why[wl - 1] == '\n')) why[--wl] = 0;
                 for (char *c = why; *c; c++)
                     if (*c == '\n') *c = ' ';
                 yajl_free_error(h, msg);

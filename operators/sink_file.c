@@ -27,6 +27,7 @@ struct rn_file_sink_cfg {
     int mode;
     int64_t buffer;
     int fsync;
+    int64_t flush_interval;
 };
 
 /* A committed checkpoint and the length of the output file after it. */
@@ -48,6 +49,7 @@ struct rn_file_sink {
     size_t n_commits;
     int restored;
     uint64_t restored_id;
+    int64_t written_ns; /* last write */
 };
 
 static const char *const rn_file_sink_modes[] = {"truncate", "append", NULL};
@@ -63,6 +65,10 @@ static const struct rn_config_key rn_file_sink_keys[] = {
     {"buffer", RN_CT_SIZE, "1MiB", "bytes", offsetof(struct rn_file_sink_cfg, buffer),
      "Output is written when this much is buffered, and at the end.", NULL, 0, 4096,
      (int64_t)1 << 30},
+    {"flush_interval", RN_CT_DURATION, "1s", "ms", offsetof(struct rn_file_sink_cfg, flush_interval),
+     "Buffered output is also written when records arrive this long after the last write "
+     "(without checkpoints: how stale the file may be). 0: only by size and at the end.",
+     NULL, 0, 0, (int64_t)1 << 40},
     {"fsync", RN_CT_BOOL, "false", NULL, offsetof(struct rn_file_sink_cfg, fsync),
      "fsync(2) the file when the stream ends (with checkpoints, every commit is fsync'ed "
      "anyway).",
@@ -329,6 +335,7 @@ static int rn__file_sink_write(struct rn_op *op, struct rn_file_sink *s)
     }
     s->inprogress_bytes += (int64_t)s->buf.len;
     rn_buf_reset(&s->buf);
+    s->written_ns = rn_now_ns();
     return 0;
 }
 
@@ -342,7 +349,9 @@ static int rn_file_sink_process(struct rn_op *op, const struct rn_batch *in, str
         t->write_json(r, &s->buf);
         rn_buf_putc(&s->buf, '\n');
     }
-    if ((int64_t)s->buf.len >= c->buffer) return rn__file_sink_write(op, s);
+    if ((int64_t)s->buf.len >= c->buffer ||
+        (c->flush_interval > 0 && rn_now_ns() - s->written_ns >= c->flush_interval * 1000000))
+        return rn__file_sink_write(op, s);
     (void)out;
     return 0;
 }

@@ -137,8 +137,7 @@ static int rn_file_source_open(struct rn_op *op)
     if (s->restored) {
         offset = s->restored_offset;
         struct stat st;
-        if (stat(c->path, &st) == 0 && s->restored_ino && (uint64_t)st.st_ino != s->restored_ino &&
-            st.st_size < offset) {
+        if (stat(c->path, &st) == 0 && s->restored_ino && (uint64_t)st.st_ino != s->restored_ino) {
             /* The file was replaced since the checkpoint: start the new one. */
             fprintf(stderr, "runnel: source '%s': '%s' was replaced since the checkpoint; "
                             "reading the new file from its start\n", rn_op_id(op), c->path);
@@ -224,6 +223,23 @@ static int rn__fs_check_rotation(struct rn_op *op, struct rn_file_source *s)
     return rn__fs_open_file(op, s, 0) == 0 && s->fd >= 0;
 }
 
+/* Before leaving a file that was replaced: its last line, if it had no
+ * newline, is still a line (as at the end of a bounded file). */
+static int rn__fs_emit_tail(struct rn_op *op, struct rn_file_source *s, struct rn_emitter *out)
+{
+    size_t avail = s->end - s->start;
+    if (s->skipping) {
+        rn__fs_emit_truncated(op, out);
+        s->start = s->end;
+        return 1;
+    }
+    if (!avail) return 0;
+    rn__fs_emit(op, out, s->buf + s->start, avail, s->buf_offset + (int64_t)s->start,
+                (uint32_t)avail, 0);
+    s->start = s->end;
+    return 1;
+}
+
 static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
 {
     const struct rn_file_source_cfg *c = rn_op_ctx(op);
@@ -259,7 +275,7 @@ static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
                 rn__fs_emit_truncated(op, out);
             } else if ((int64_t)len > c->max_line) {
                 s->skip_offset = off;
-                s->skip_keep_len = RN_MIN(len, (size_t)RN_TRUNC_KEEP);
+                s->skip_keep_len = RN_MIN(RN_MIN(len, (size_t)RN_TRUNC_KEEP), (size_t)c->max_line);
                 memcpy(s->skip_keep, p, s->skip_keep_len);
                 s->skip_len = len;
                 rn__fs_emit_truncated(op, out);
@@ -275,7 +291,7 @@ static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
             if (!s->skipping) {
                 s->skipping = 1;
                 s->skip_offset = s->buf_offset + (int64_t)s->start;
-                s->skip_keep_len = RN_MIN(avail, (size_t)RN_TRUNC_KEEP);
+                s->skip_keep_len = RN_MIN(RN_MIN(avail, (size_t)RN_TRUNC_KEEP), (size_t)c->max_line);
                 memcpy(s->skip_keep, p, s->skip_keep_len);
                 s->skip_len = 0;
             }
@@ -319,6 +335,10 @@ static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
             if (now - s->last_check_ns >= c->poll_interval * 1000000) {
                 s->last_check_ns = now;
                 /* Only switch once the old file's complete lines are out. */
+                struct stat st;
+                if (stat(c->path, &st) == 0 && s->fd >= 0 && st.st_ino != s->ino &&
+                    rn__fs_emit_tail(op, s, out))
+                    return RN_POLL_MORE;
                 if (rn__fs_check_rotation(op, s)) return RN_POLL_MORE;
             }
             usleep((useconds_t)RN_MIN(c->poll_interval, 20) * 1000);

@@ -59,8 +59,9 @@ static void rn__schema_kind(enum rn_op_kind kind, const char *title, struct rn_b
         const struct rn_op_type *t = types[i];
         rn_buf_printf(b, "### %s `%s`\n\n%s\n\n", title, t->name, t->description);
         if (t->in_type) rn_buf_printf(b, "Input: `%s`.", t->in_type);
+        if (t->in_type && t->n_outputs) rn_buf_putc(b, ' ');
         for (uint32_t p = 0; p < t->n_outputs; p++)
-            rn_buf_printf(b, " %s `%s`: %s", p ? "Side output" : "Output",
+            rn_buf_printf(b, "%s%s `%s`: %s", p ? " " : "", p ? "Side output" : "Output",
                           p ? t->outputs[p].name : t->outputs[p].type, t->outputs[p].description);
         if (t->flags & RN_OP_KEYED)
             rn_buf_printf(b, " Keyed: partitioned by `key:`%s%s%s.", t->default_key ? " (default `" : "",

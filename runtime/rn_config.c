@@ -529,7 +529,7 @@ static const char *rn__ctype_name(enum rn_ctype t)
     case RN_CT_DURATION: return "duration";
     case RN_CT_SIZE: return "size";
     case RN_CT_ENUM: return "enum";
-    case RN_CT_NODE: return "map";
+    case RN_CT_NODE: return "map or list";
     case RN_CT_REF: return "reference";
     }
     return "?";

@@ -95,6 +95,7 @@ static void rn__ring_init(struct rn_ring *r, uint32_t min_cap)
     uint32_t cap = 2;
     while (cap < min_cap) cap *= 2;
     r->mask = cap - 1;
+    r->limit = min_cap;
     r->slots = rn_xcalloc(cap, sizeof *r->slots);
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
@@ -104,7 +105,7 @@ static int rn__ring_push(struct rn_ring *r, const struct rn_msg *m)
 {
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (tail - head > r->mask) return 0;
+    if (tail - head >= r->limit) return 0;
     r->slots[tail & r->mask] = *m;
     atomic_store_explicit(&r->tail, tail + 1, memory_order_seq_cst);
     return 1;
@@ -278,6 +279,10 @@ static int rn__channel_push(struct rn_channel *ch, const struct rn_msg *m)
             return RN_ESTOP;
         }
         rn__signal_wait(&self->sig, seen, RN_WAIT_NS);
+        /* Counted as it accrues, so a stalled pipeline shows it. */
+        int64_t now = rn_now_ns();
+        atomic_fetch_add_explicit(&ch->blocked_ns, (uint64_t)(now - t0), memory_order_relaxed);
+        t0 = now;
     }
     atomic_fetch_add_explicit(&ch->blocked_ns, (uint64_t)(rn_now_ns() - t0),
                               memory_order_relaxed);
@@ -308,6 +313,10 @@ static int rn__exchange_flush_dest(struct rn_exchange *x, uint32_t d)
 
 static void rn__exchange_send(struct rn_exchange *x, uint32_t subtask, const struct rn_batch *b)
 {
+    (void)subtask;
+    /* Rebalance: whole batches, round robin over the destinations. */
+    uint32_t rr = x->rr;
+    if (x->mode == RN_EDGE_REBALANCE) x->rr = (x->rr + 1) % x->n_dest;
     for (uint32_t i = 0; i < b->n; i++) {
         const struct rn_record *r = &b->recs[i];
         uint32_t d;
@@ -319,7 +328,8 @@ static void rn__exchange_send(struct rn_exchange *x, uint32_t subtask, const str
                                    x->n_dest);
             break;
         case RN_EDGE_GATHER: d = 0; break;
-        default: d = subtask % x->n_dest; break;
+        case RN_EDGE_REBALANCE: d = rr; break;
+        default: d = 0; break; /* forward across chains: one destination */
         }
         struct rn_batch *pb = x->pending[d];
         void *p = rn_batch_add(pb, r->type, r->ts, key, r->len);
@@ -881,11 +891,12 @@ static int rn__task_restore(struct rn_task *t)
                 in->keyed = rn__op_state_create(t->statedb, in->node->id, job->max_parallelism);
         }
     }
-    if (!mine) return 0;
+    if (!r) return 0;
     size_t pl = strlen(r->dir) + strlen(head) + 512;
     char *path = rn_xmalloc(pl);
     snprintf(path, pl, "%s/tasks/%s-%u/runtime.bin", r->dir, head, t->subtask);
-    struct rn_snapshot_reader *rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
+    struct rn_snapshot_reader *rd =
+        mine ? rn__snapshot_reader_open(path, r->id, err, sizeof err) : NULL;
     int rc = 0;
     if (rd) {
         int64_t max_ts, wm, assigned;
@@ -900,7 +911,13 @@ static int rn__task_restore(struct rn_task *t)
     for (int i = 0; i < t->n_inst && rc == 0; i++) {
         struct rn_instance *in = t->inst[i];
         if (!in->node->type->restore) continue;
+        /* The operator's bytes, wherever its chain was cut last time: its own
+         * chain first, then any chain of the same subtask. */
         snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, head, t->subtask, in->node->id);
+        for (size_t k = 0; k < r->n_tasks && !rn_fs_exists(path); k++)
+            if (r->tasks[k].subtask == t->subtask)
+                snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, r->tasks[k].head,
+                         t->subtask, in->node->id);
         if (!rn_fs_exists(path)) continue;
         rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
         if (!rd) {
@@ -1082,8 +1099,9 @@ static void rn__job_build(struct rn_job *job)
             for (uint32_t d = 0; d < x->n_dest; d++) {
                 uint32_t dest = ed->mode == RN_EDGE_FORWARD ? s : d;
                 struct rn_channel *ch = rn_xcalloc(1, sizeof *ch);
-                rn__ring_init(&ch->fwd, job->channel_capacity + 2);
-                rn__ring_init(&ch->back, job->channel_capacity + 2);
+                rn__ring_init(&ch->fwd, job->channel_capacity);
+                /* Room for every batch that can exist on this channel. */
+                rn__ring_init(&ch->back, job->channel_capacity + 4);
                 ch->capacity = job->channel_capacity;
                 ch->wm = RN_TS_MIN;
                 ch->producer = gf->tasks[s];

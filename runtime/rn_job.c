@@ -125,7 +125,8 @@ static const struct rn_config_key rn__job_keys[] = {
      "section the job takes no checkpoints.",
      NULL, 0, 0, 0},
     {"watermark", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, watermark),
-     "Event time: `out_of_orderness`, `idle_timeout` (see Watermark).", NULL, 0, 0, 0},
+     "Event time: `out_of_orderness`, `idle_timeout`, `emit_every` (see Watermark).", NULL, 0,
+     0, 0},
     {"http", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, http),
      "Status page and REST API: `listen: host:port` (port 0 picks a free one).", NULL, 0, 0,
      0},
@@ -198,8 +199,13 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
         rn_cfg_errf(errbuf, errlen, id_at, "an id must not be empty");
         return RN_EINVAL;
     }
-    if (strchr(id, '.')) {
-        rn_cfg_errf(errbuf, errlen, id_at, "id '%s' must not contain '.' (it separates ports)",
+    for (const char *c = id; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '_' || *c == '-')
+            continue;
+        rn_cfg_errf(errbuf, errlen, id_at,
+                    "id '%s': use letters, digits, '_' and '-' only (ids name files, metrics "
+                    "labels and ports)",
                     id);
         return RN_EINVAL;
     }
@@ -251,8 +257,20 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
 }
 
 static int rn__add_edge(struct rn_job *job, int from, int port, int to,
-                        const struct rn_cfg_node *where)
+                        const struct rn_cfg_node *where, char *errbuf, size_t errlen)
 {
+    for (int e = 0; e < job->n_edges; e++) {
+        const struct rn_edge *d = &job->edges[e];
+        if (d->from == from && d->port == port && d->to == to) {
+            rn_cfg_errf(errbuf, errlen, where,
+                        "'%s' already reads from '%s%s%s' (at %s:%d:%d): every record would "
+                        "arrive twice",
+                        job->nodes[to].id, job->nodes[from].id, port ? "." : "",
+                        port ? job->nodes[from].type->outputs[port].name : "", d->where->file,
+                        d->where->line, d->where->col);
+            return RN_EINVAL;
+        }
+    }
     job->edges = rn_xrealloc(job->edges, sizeof *job->edges * (size_t)(job->n_edges + 1));
     struct rn_edge *e = &job->edges[job->n_edges++];
     e->from = from;
@@ -318,7 +336,7 @@ static int rn__resolve_from(struct rn_job *job, int to, const struct rn_cfg_node
             goto out;
         }
     }
-    rc = rn__add_edge(job, from, port, to, ref);
+    rc = rn__add_edge(job, from, port, to, ref, errbuf, errlen);
 out:
     free(id);
     return rc;
@@ -378,7 +396,7 @@ static int rn__resolve_routes(struct rn_job *job, int from, char *errbuf, size_t
                 rn_cfg_errf(errbuf, errlen, c, "'%s' cannot read its own output (cycle)", c->value);
                 return RN_EINVAL;
             }
-            rn__add_edge(job, from, (int)p, to, c);
+            if (rn__add_edge(job, from, (int)p, to, c, errbuf, errlen)) return RN_EINVAL;
         }
     }
     return 0;
@@ -640,9 +658,14 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
                     path);
             goto fail;
         }
-        if (strchr(job->name, '/') || job->name[0] == '.') {
+        for (const char *c = job->name; *c; c++) {
+            if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '_' || *c == '-' || (*c == '.' && c != job->name))
+                continue;
             rn_cfg_errf(errbuf, errlen, rn_cfg_get(root, "job"),
-                        "the job name names directories: no '/' and no leading '.'");
+                        "job name '%s': use letters, digits, '_', '-' and '.' (not first) only; "
+                        "it names directories and metrics labels",
+                        job->name);
             goto fail;
         }
     }

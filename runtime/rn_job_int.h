@@ -77,6 +77,7 @@ struct rn_ring {
     _Alignas(64) _Atomic uint32_t head; /* next slot to read; written by the consumer */
     _Alignas(64) _Atomic uint32_t tail; /* next slot to write; written by the producer */
     _Alignas(64) uint32_t mask;
+    uint32_t limit; /* messages it may hold (<= mask + 1) */
     struct rn_msg *slots;
 };
 
@@ -117,6 +118,7 @@ struct rn_exchange {
     uint32_t n_dest;
     struct rn_channel **ch;   /* n_dest */
     struct rn_batch **pending;
+    uint32_t rr;              /* REBALANCE: next destination */
 };
 
 struct rn_target {

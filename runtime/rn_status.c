@@ -508,7 +508,8 @@ void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_h
         rn_buf_puts(&res->body, "}\n");
         return;
     }
-    if (strcmp(req->path, "/api/v1/checkpoints") == 0 && strcmp(req->method, "GET") == 0) {
+    if (strcmp(req->path, "/api/v1/checkpoints") == 0 &&
+        (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)) {
         res->content_type = "application/json";
         rn__ckpt_render_json(job, &res->body);
         rn_buf_putc(&res->body, '\n');

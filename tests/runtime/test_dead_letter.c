@@ -109,9 +109,15 @@ int main(void)
         if (i % 3) continue;
         n_bad++;
         switch ((i / 3) % 16) {
-        case 0: puts_line(f, "{\"type\":\"click\",\"ts\":1,", 0, "invalid JSON"); break;
+        case 0: puts_line(f, "{\"type\":\"click\",\"ts\":1,", 0, "invalid JSON at byte 23: parse error: premature EOF"); break;
         case 1: puts_line(f, "[1,2,3]", 0, "not a JSON object"); break;
-        case 2: puts_line(f, "42", 0, "not a JSON object"); break;
+        case 2:
+            if ((i / 3) % 32 == 2)
+                puts_line(f, "42", 0, "not a JSON object");
+            else
+                puts_line(f, "{\"type\":\"request\",\"ts\":1700000000,\"request\":\"r\",\"user\":\"u\",\"candidates\":[\"a\",\"b\"],\"propensities\":[0.9]}",
+                          0, "a request has no 'propensities'");
+            break;
         case 3:
             puts_line(f, "{\"type\":\"view\",\"ts\":1700000000,\"request\":\"r\",\"user\":\"u\"}", 0,
                       "unknown event type 'view'");
