@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rn_event.h"
+#include "rn_sample.h"
 #include "rn_operator.h"
 
 struct rn_filter_cfg {

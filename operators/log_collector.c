@@ -27,6 +27,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "rn_event.h"
+#include "rn_sample.h"
 #include "rn_operator.h"
 
 enum rn_lc_field {
@@ -46,17 +47,18 @@ enum rn_lc_field {
 
 struct rn_lc_cfg {
     const char *names[RN_F_COUNT];
-    int ts_unit; /* 0: ms, 1: s */
+    int ts_unit; /* 0: ms, 1: s, 2: RFC 3339 string */
+    const struct rn_cfg_node *feedback_types;
     int64_t max_items;
     int64_t max_id_len;
     int64_t min_ts, max_ts; /* ms */
     size_t name_len[RN_F_COUNT];
 };
 
-static const char *const rn_lc_units[] = {"ms", "s", NULL};
+static const char *const rn_lc_units[] = {"ms", "s", "rfc3339", NULL};
 static const char *const rn_lc_metrics[] = {"requests", "impressions", "clicks", "pays",
-                                            "rejected", NULL};
-enum { RN_LC_M_REJECTED = 4 };
+                                            "rejected", "other_feedback", NULL};
+enum { RN_LC_M_REJECTED = 4, RN_LC_M_OTHER = 5 };
 
 #define RN_LC_NAME_KEY(key, idx, def, what)                                                    \
     {key, RN_CT_STRING, def, NULL, offsetof(struct rn_lc_cfg, names) + (idx) * sizeof(char *), \
@@ -79,9 +81,13 @@ static const struct rn_config_key rn_lc_keys[] = {
     RN_LC_NAME_KEY("model_version_field", RN_F_MODEL_VERSION, "model_version",
                    "Field holding the model version that served an impression."),
     {"ts_unit", RN_CT_ENUM, "ms", NULL, offsetof(struct rn_lc_cfg, ts_unit),
-     "Unit of the event-time field: epoch milliseconds or seconds (seconds may have a "
-     "fraction).",
+     "Format of the event-time field: epoch milliseconds (integer), epoch seconds (may have a "
+     "fraction), or an RFC 3339 string (\"2023-11-14T22:13:20.5Z\", offsets allowed).",
      rn_lc_units, 0, 0, 0},
+    {"feedback_types", RN_CT_NODE, NULL, NULL, offsetof(struct rn_lc_cfg, feedback_types),
+     "Extra feedback event types besides click and pay (a list of names, such as [dwell, "
+     "like, cart]); like click, each needs `item`. Reward weights are the joiner's.",
+     NULL, 0, 0, 0},
     {"max_items", RN_CT_INT, "1000", "items", offsetof(struct rn_lc_cfg, max_items),
      "Most items (or candidates) accepted in one event.", NULL, 0, 1, 1000000},
     {"max_id_length", RN_CT_INT, "256", "bytes", offsetof(struct rn_lc_cfg, max_id_len),
@@ -96,6 +102,31 @@ static const struct rn_config_key rn_lc_keys[] = {
 static int rn_lc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
     struct rn_lc_cfg *c = ctx;
+    const struct rn_cfg_node *ft = c->feedback_types;
+    if (ft) {
+        if (ft->kind != RN_CFG_SEQ) {
+            rn_cfg_errf(errbuf, errlen, ft, "'feedback_types' must be a list of names");
+            return RN_EINVAL;
+        }
+        for (const struct rn_cfg_node *n = ft->child; n; n = n->next) {
+            int ok = n->kind == RN_CFG_SCALAR && n->value[0];
+            for (const char *p = ok ? n->value : ""; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || *p == '_' || (*p >= '0' && *p <= '9'))) ok = 0;
+            if (!ok) {
+                rn_cfg_errf(errbuf, errlen, n, "a feedback type is a name of a-z, 0-9 and '_'");
+                return RN_EINVAL;
+            }
+            int k = rn_event_kind_register(n->value);
+            if (k < 0) {
+                rn_cfg_errf(errbuf, errlen, n, "too many event types (at most 16, names < 24 bytes)");
+                return RN_EINVAL;
+            }
+            if (k < RN_EV_CLICK) {
+                rn_cfg_errf(errbuf, errlen, n, "'%s' is not a feedback type", n->value);
+                return RN_EINVAL;
+            }
+        }
+    }
     for (int i = 0; i < RN_F_COUNT; i++) {
         c->name_len[i] = strlen(c->names[i]);
         for (int j = 0; j < i; j++) {
@@ -198,6 +229,7 @@ static int rn_lc_number(struct rn_lc *lc, double d, int is_int, long long iv)
     switch (lc->field) {
     case RN_F_TS:
         if (lc->in_array) RN_LC_FAIL(lc, "'ts' must be a number");
+        if (lc->cfg->ts_unit == 2) RN_LC_FAIL(lc, "'ts' must be an RFC 3339 string");
         if (lc->cfg->ts_unit == 0) {
             if (!is_int) RN_LC_FAIL(lc, "'ts' must be an integer (epoch ms)");
             lc->ts = iv;
@@ -275,6 +307,11 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
     const char *p = (const char *)s;
     struct rn_event *e;
     switch (lc->field) {
+    case RN_F_TS:
+        if (lc->cfg->ts_unit != 2 || lc->in_array) RN_LC_FAIL(lc, "'ts' must be a number");
+        if (rn_parse_rfc3339(p, n, &lc->ts)) RN_LC_FAIL(lc, "'ts' is not an RFC 3339 time");
+        if (lc->ts < lc->cfg->min_ts || lc->ts > lc->cfg->max_ts) RN_LC_FAIL(lc, "'ts' out of range");
+        return 1;
     case RN_F_TYPE:
         if (lc->in_array) RN_LC_FAIL(lc, "'type' must be a string");
         lc->kind = rn_event_kind_parse(p, n);
@@ -427,8 +464,7 @@ static const char *rn_lc_validate(struct rn_lc *lc)
         if (s & (1u << RN_F_CANDIDATES))
             return rn_lc_failf(lc, "an impression has no '%s'", nm[RN_F_CANDIDATES]), lc->reason;
         break;
-    case RN_EV_CLICK:
-    case RN_EV_PAY:
+    default: /* click, pay and the extra feedback types */
         if (!(s & (1u << RN_F_ITEM)))
             return rn_lc_failf(lc, "missing field '%s'", nm[RN_F_ITEM]), lc->reason;
         break;
@@ -452,7 +488,7 @@ static void rn_lc_reject(struct rn_op *op, struct rn_emitter *out, const struct 
 static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
 {
     struct rn_lc *lc = rn_op_local(op);
-    uint64_t counts[RN_EV_KIND_MAX] = {0};
+    uint64_t counts[RN_EV_KIND_MAX + 1] = {0};
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_raw *raw = in->recs[i].payload;
         const unsigned char *line = (const unsigned char *)rn_str_ptr(raw, raw->line);
@@ -550,11 +586,12 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
             e->model_version = lc->model_version;
         }
         if (lc->n_props) e->flags |= RN_EVENT_HAS_PROPENSITIES;
-        counts[lc->kind]++;
+        counts[lc->kind < RN_EV_KIND_MAX ? lc->kind : RN_EV_KIND_MAX]++;
         rn_emit_payload(out, 0, e->ts, 0, &lc->pl);
     }
     for (int k = 0; k < RN_EV_KIND_MAX; k++)
         if (counts[k]) rn_op_metric_add(op, k, counts[k]);
+    if (counts[RN_EV_KIND_MAX]) rn_op_metric_add(op, RN_LC_M_OTHER, counts[RN_EV_KIND_MAX]);
     return 0;
 }
 

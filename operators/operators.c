@@ -14,13 +14,17 @@ extern const struct rn_op_type rn_op_filter;
 extern const struct rn_op_type rn_op_key_by;
 extern const struct rn_op_type rn_op_window_count;
 extern const struct rn_type rn_type_window_count;
+extern const struct rn_op_type rn_op_online_joiner;
+extern const struct rn_type rn_type_sample;
 
 void rn_operators_init(void)
 {
     static const struct rn_op_type *const all[] = {
         &rn_source_file, &rn_sink_file,   &rn_sink_null,
         &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
+        &rn_op_online_joiner,
     };
     rn_type_register(&rn_type_window_count);
+    rn_type_register(&rn_type_sample);
     for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
 }

@@ -325,7 +325,9 @@ static int rn__write_manifest(struct rn_job *job, const struct rn_ckpt_record *r
             rn_json_str(&b, head, strlen(head));
             rn_buf_printf(&b, ",\"subtask\":%u,\"parallelism\":%u,\"kg_start\":%u,\"kg_end\":%u,"
                               "\"state\":%s}",
-                          s, gr->parallelism, t->kg_start, t->kg_end, t->statedb ? "true" : "false");
+                          s, gr->parallelism, t->kg_start, t->kg_end,
+                          atomic_load_explicit(&t->statedb_pub, memory_order_acquire) ? "true"
+                                                                                      : "false");
             first = 0;
         }
     }

@@ -463,6 +463,67 @@ int rn_parse_f64(const char *s, double *out)
     return 0;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)" (RFC 3339; 't', ' ' and 'z'
+ * accepted as well) -> ms since the epoch. */
+int rn_parse_rfc3339(const char *s, size_t n, int64_t *out)
+{
+    int v[6] = {0};
+    static const int len[6] = {4, 2, 2, 2, 2, 2};
+    static const char sep[6] = {'-', '-', 'T', ':', ':', 0};
+    size_t i = 0;
+    for (int f = 0; f < 6; f++) {
+        for (int d = 0; d < len[f]; d++, i++) {
+            if (i >= n || s[i] < '0' || s[i] > '9') return RN_EINVAL;
+            v[f] = v[f] * 10 + (s[i] - '0');
+        }
+        if (sep[f]) {
+            if (i >= n) return RN_EINVAL;
+            char c = s[i];
+            if (!(c == sep[f] || (sep[f] == 'T' && (c == 't' || c == ' ')))) return RN_EINVAL;
+            i++;
+        }
+    }
+    int64_t ms = 0;
+    if (i < n && s[i] == '.') {
+        i++;
+        int digits = 0;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (digits < 3) ms = ms * 10 + (s[i] - '0');
+            digits++;
+            i++;
+        }
+        if (!digits) return RN_EINVAL;
+        for (; digits < 3; digits++) ms *= 10;
+    }
+    int64_t off = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int hh = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+        int mm = (s[i + 4] - '0') * 10 + (s[i + 5] - '0');
+        if (hh > 23 || mm > 59) return RN_EINVAL;
+        off = (int64_t)(hh * 60 + mm) * 60000 * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else {
+        return RN_EINVAL;
+    }
+    if (i != n) return RN_EINVAL;
+    int y = v[0], mo = v[1], d = v[2];
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || v[3] > 23 || v[4] > 59 || v[5] > 60)
+        return RN_EINVAL;
+    /* Days from the civil date (proleptic Gregorian), as in Howard Hinnant's
+     * well-known algorithm. */
+    int yy = y - (mo <= 2);
+    int era = (yy >= 0 ? yy : yy - 399) / 400;
+    int yoe = yy - era * 400;
+    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    *out = ((days * 24 + v[3]) * 60 + v[4]) * 60000 + (int64_t)v[5] * 1000 + ms - off;
+    return 0;
+}
+
 int rn_parse_bool(const char *s, int *out)
 {
     static const char *const t[] = {"true", "yes", "on", "1"};

@@ -887,9 +887,12 @@ static int rn__task_restore(struct rn_task *t)
         for (int i = 0; i < t->n_inst; i++) {
             struct rn_instance *in = t->inst[i];
             const struct rn_op_type *ty = in->node->type;
-            if ((ty->flags & RN_OP_KEYED) && (ty->flags & RN_OP_STATEFUL))
+            if ((ty->flags & RN_OP_KEYED) && (ty->flags & RN_OP_STATEFUL)) {
                 in->keyed = rn__op_state_create(t->statedb, in->node->id, job->max_parallelism);
+                atomic_store_explicit(&in->keyed_pub, in->keyed, memory_order_release);
+            }
         }
+        atomic_store_explicit(&t->statedb_pub, t->statedb, memory_order_release);
     }
     if (!r) return 0;
     size_t pl = strlen(r->dir) + strlen(head) + 512;
@@ -1261,19 +1264,21 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
     job->rate_prev = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate_prev);
     job->rate = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate);
     job->start_ns = rn_now_ns();
+    if (job->ckpt_enabled && rn__ckpt_start(job, errbuf, errlen)) return RN_EIO;
+    /* From here on the status renderers may read the run's structures. */
+    atomic_store_explicit(&job->built, 1, memory_order_release);
     atomic_store(&job->running, 1);
     if (job->http_listen) {
         job->http = rn_http_start(job->http_listen, rn__status_handler, job, errbuf, errlen);
-        if (!job->http) return RN_EINVAL;
+        if (!job->http) {
+            rn__ckpt_stop(job);
+            atomic_store(&job->running, 0);
+            return RN_EINVAL;
+        }
         snprintf(job->http_addr, sizeof job->http_addr, "%s", rn_http_address(job->http));
         atomic_store_explicit(&job->http_ready, 1, memory_order_release);
         if (!job->quiet)
             fprintf(stderr, "runnel: status page at http://%s/\n", job->http_addr);
-    }
-    if (job->ckpt_enabled && rn__ckpt_start(job, errbuf, errlen)) {
-        if (job->http) rn_http_stop(job->http);
-        job->http = NULL;
-        return RN_EIO;
     }
     /* Worker threads must not take SIGINT/SIGTERM: the caller handles them. */
     sigset_t all, old;

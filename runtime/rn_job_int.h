@@ -161,6 +161,7 @@ struct rn_instance {
     int finished;
     int restored;                /* restore() ran with a snapshot */
     struct rn_op_state *keyed;   /* keyed state and timers, for stateful keyed operators */
+    struct rn_op_state *_Atomic keyed_pub; /* the same, for the status page (release) */
     int64_t wm;                  /* the watermark it was last given */
     _Atomic int64_t wm_seen;     /* the same, for the status page */
     _Atomic uint64_t late;       /* records behind its watermark (operators count) */
@@ -202,6 +203,7 @@ struct rn_task {
 
     /* Checkpoints. */
     struct rn_statedb *statedb; /* when the chain has stateful keyed operators */
+    struct rn_statedb *_Atomic statedb_pub; /* the same, for other threads (release) */
     char *state_dir;
     uint32_t kg_start, kg_end;  /* key groups this subtask owns */
     _Atomic uint64_t trigger;   /* sources: checkpoint requested */
@@ -252,6 +254,7 @@ struct rn_job {
     _Atomic int stopping; /* drain and end */
     _Atomic int aborting; /* an error: end now */
     _Atomic int running;
+    _Atomic int built;    /* tasks, channels and rate arrays exist (release/acquire) */
     int64_t start_ns;
     int64_t end_ns;
     pthread_mutex_t err_mu;

@@ -8,10 +8,12 @@
  */
 #include "rn_record.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rn_event.h"
+#include "rn_sample.h"
 
 #define RN_MAX_TYPES 64
 
@@ -170,19 +172,42 @@ const struct rn_type rn_type_dead_letter = {
     .write_json = rn__dead_letter_json,
 };
 
-static const char *const rn__event_kinds[RN_EV_KIND_MAX] = {"request", "impression", "click",
-                                                            "pay"};
+/* Event kinds: the four of product.md, then extra feedback types a job
+ * declares (log_collector's `feedback_types`), registered at load time,
+ * before any thread runs, and read-only after. */
+#define RN__MAX_KINDS 16
+static char rn__kind_names[RN__MAX_KINDS][24] = {"request", "impression", "click", "pay"};
+static int rn__n_kinds = RN_EV_KIND_MAX;
 
 const char *rn_event_kind_name(int kind)
 {
-    return kind >= 0 && kind < RN_EV_KIND_MAX ? rn__event_kinds[kind] : "?";
+    return kind >= 0 && kind < rn__n_kinds ? rn__kind_names[kind] : "?";
+}
+
+int rn_event_kind_find(const char *s, size_t n)
+{
+    for (int i = 0; i < rn__n_kinds; i++)
+        if (strlen(rn__kind_names[i]) == n && memcmp(rn__kind_names[i], s, n) == 0) return i;
+    return -1;
 }
 
 int rn_event_kind_parse(const char *s, size_t n)
 {
-    for (int i = 0; i < RN_EV_KIND_MAX; i++)
-        if (strlen(rn__event_kinds[i]) == n && memcmp(rn__event_kinds[i], s, n) == 0) return i;
-    return -1;
+    return rn_event_kind_find(s, n);
+}
+
+int rn_event_kind_register(const char *name)
+{
+    int k = rn_event_kind_find(name, strlen(name));
+    if (k >= 0) return k;
+    if (rn__n_kinds == RN__MAX_KINDS || strlen(name) >= sizeof rn__kind_names[0]) return -1;
+    snprintf(rn__kind_names[rn__n_kinds], sizeof rn__kind_names[0], "%s", name);
+    return rn__n_kinds++;
+}
+
+int rn_event_kind_count(void)
+{
+    return rn__n_kinds;
 }
 
 static void rn__event_json(const struct rn_record *r, struct rn_buf *out)

@@ -41,7 +41,8 @@ static void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs 
         int64_t wm = atomic_load_explicit(&in->wm_seen, memory_order_relaxed);
         if (wm < f->wm) f->wm = wm;
         f->late += atomic_load_explicit(&in->late, memory_order_relaxed);
-        if (in->keyed) f->timers += rn__op_state_timers(in->keyed);
+        struct rn_op_state *ks = atomic_load_explicit(&in->keyed_pub, memory_order_acquire);
+        if (ks) f->timers += rn__op_state_timers(ks);
         f->in += atomic_load_explicit(&in->records_in, memory_order_relaxed);
         f->busy_ns += atomic_load_explicit(&in->busy_ns, memory_order_relaxed);
         for (int p = 0; p < in->n_ports && p < 16; p++) {
@@ -97,9 +98,9 @@ static void rn__state_json(struct rn_job *job, struct rn_buf *b)
         struct rn_group *gr = &job->groups[g];
         for (uint32_t s = 0; gr->tasks && s < gr->parallelism; s++) {
             struct rn_task *t = gr->tasks[s];
-            if (!t->statedb) continue;
+            if (!atomic_load_explicit(&t->statedb_pub, memory_order_acquire)) continue;
             struct rn_state_figures f;
-            rn__statedb_figures(t->statedb, &f);
+            rn__statedb_figures(atomic_load_explicit(&t->statedb_pub, memory_order_acquire), &f);
             rn_buf_printf(b,
                           "%s{\"chain\":\"%s\",\"subtask\":%u,\"key_groups\":[%u,%u],"
                           "\"cache_entries\":%llu,\"cache_bytes\":%llu,\"cache_hits\":%llu,"
@@ -149,8 +150,19 @@ static uint64_t rn__dead_letters(struct rn_job *job)
     return total;
 }
 
+static int rn__built(struct rn_job *job)
+{
+    return atomic_load_explicit(&job->built, memory_order_acquire);
+}
+
 void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
 {
+    if (!rn__built(job)) {
+        rn_buf_puts(b, "{\"job\":");
+        rn_json_str(b, job->name, strlen(job->name));
+        rn_buf_puts(b, ",\"state\":\"created\"}");
+        return;
+    }
     rn__sample_rates(job);
     pthread_mutex_lock(&job->err_mu);
     char err[sizeof job->error];
@@ -199,6 +211,14 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
         for (int m = 0; n->type->metrics && n->type->metrics[m] && m < 16; m++)
             rn_buf_printf(b, "%s\"%s\":%llu", m ? "," : "", n->type->metrics[m],
                           (unsigned long long)f.metrics[m]);
+        rn_buf_puts(b, "},\"ratios\":{");
+        for (int q = 0; n->type->ratios && n->type->ratios[q].name; q++) {
+            const struct rn_metric_ratio *ra = &n->type->ratios[q];
+            uint64_t den = f.metrics[ra->den];
+            rn_buf_printf(b, "%s\"%s\":", q ? "," : "", ra->name);
+            if (den) rn_json_f64(b, ra->scale * (double)f.metrics[ra->num] / (double)den);
+            else rn_buf_puts(b, "null");
+        }
         rn_buf_puts(b, "}}");
     }
     rn_buf_puts(b, "],\"queues\":[");
@@ -241,6 +261,7 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
 
 void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
 {
+    if (!rn__built(job)) return;
     const char *jn = job->name;
     rn_buf_puts(b, "# HELP runnel_up 1 while the job runs normally.\n# TYPE runnel_up gauge\n");
     rn_buf_printf(b, "runnel_up{job=\"%s\"} %d\n", jn, atomic_load(&job->aborting) ? 0 : 1);
@@ -306,9 +327,9 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
             struct rn_group *gr = &job->groups[g];
             for (uint32_t s2 = 0; gr->tasks && s2 < gr->parallelism; s2++) {
                 struct rn_task *t = gr->tasks[s2];
-                if (!t->statedb) continue;
+                if (!atomic_load_explicit(&t->statedb_pub, memory_order_acquire)) continue;
                 struct rn_state_figures f;
-                rn__statedb_figures(t->statedb, &f);
+                rn__statedb_figures(atomic_load_explicit(&t->statedb_pub, memory_order_acquire), &f);
                 uint64_t v[] = {f.cache_bytes, f.memtable_bytes, f.sst_bytes, f.live_data_bytes,
                                 f.block_cache_bytes};
                 for (int k = 0; k < 5; k++)
@@ -353,6 +374,10 @@ static void rn__html_esc(struct rn_buf *b, const char *s)
 
 void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
 {
+    if (!rn__built(job)) {
+        rn_buf_puts(b, "<!doctype html><p>starting</p>");
+        return;
+    }
     rn__sample_rates(job);
     rn_buf_puts(b, "<!doctype html><html><head><meta charset=\"utf-8\">"
                    "<meta http-equiv=\"refresh\" content=\"2\"><title>runnel: ");
@@ -409,6 +434,12 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
             rn_buf_printf(b, "%s %llu; ", n->type->outputs[p].name, (unsigned long long)f.ports[p]);
         for (int m = 0; n->type->metrics && n->type->metrics[m] && m < 16; m++)
             rn_buf_printf(b, "%s %llu; ", n->type->metrics[m], (unsigned long long)f.metrics[m]);
+        for (int q = 0; n->type->ratios && n->type->ratios[q].name; q++) {
+            const struct rn_metric_ratio *ra = &n->type->ratios[q];
+            if (f.metrics[ra->den])
+                rn_buf_printf(b, "<b>%s %.3f</b>; ", ra->name,
+                              ra->scale * (double)f.metrics[ra->num] / (double)f.metrics[ra->den]);
+        }
         if (f.dropped) rn_buf_printf(b, "unrouted %llu", (unsigned long long)f.dropped);
         rn_buf_puts(b, "</td></tr>");
     }
@@ -448,7 +479,7 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
     int any_state = 0;
     for (int g = 0; g < job->n_groups; g++)
         for (uint32_t s = 0; job->groups[g].tasks && s < job->groups[g].parallelism; s++)
-            if (job->groups[g].tasks[s]->statedb) any_state = 1;
+            if (atomic_load_explicit(&job->groups[g].tasks[s]->statedb_pub, memory_order_acquire)) any_state = 1;
     if (any_state) {
         rn_buf_puts(b, "<h2>Keyed state</h2><table><tr><th class=l>chain</th><th>key groups</th>"
                        "<th>cache entries</th><th>cache MB</th><th>hit %</th><th>memtable MB</th>"
@@ -457,9 +488,9 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
             struct rn_group *gr = &job->groups[g];
             for (uint32_t s = 0; gr->tasks && s < gr->parallelism; s++) {
                 struct rn_task *t = gr->tasks[s];
-                if (!t->statedb) continue;
+                if (!atomic_load_explicit(&t->statedb_pub, memory_order_acquire)) continue;
                 struct rn_state_figures f;
-                rn__statedb_figures(t->statedb, &f);
+                rn__statedb_figures(atomic_load_explicit(&t->statedb_pub, memory_order_acquire), &f);
                 uint64_t lookups = f.cache_hits + f.cache_misses;
                 rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td>%u&ndash;%u</td><td>%llu</td>"
                                  "<td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"

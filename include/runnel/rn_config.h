@@ -65,6 +65,7 @@ void rn_cfg_key_errf(char *errbuf, size_t errlen, const struct rn_cfg_node *n, c
 int rn_parse_duration_ms(const char *s, int64_t *out);
 int rn_parse_size(const char *s, int64_t *out);
 int rn_parse_bool(const char *s, int *out);
+int rn_parse_rfc3339(const char *s, size_t n, int64_t *ms_out);
 int rn_parse_i64(const char *s, int64_t *out);
 int rn_parse_f64(const char *s, double *out);
 

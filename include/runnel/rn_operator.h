@@ -45,6 +45,14 @@ struct rn_timer;           /* event-time timers: rn_state.h */
 struct rn_snapshot_writer; /* checkpoints: rn_checkpoint.h */
 struct rn_snapshot_reader;
 
+/* A figure derived from two of the operator's counters, shown on the status
+ * page: scale * metrics[num] / metrics[den]. */
+struct rn_metric_ratio {
+    const char *name;
+    int num, den;
+    double scale;
+};
+
 struct rn_port_decl {
     const char *name;  /* YAML key that routes this side output; NULL for port 0 */
     const char *type;  /* record type name; "*": the type of the input */
@@ -92,6 +100,8 @@ struct rn_op_type {
     /* Checkpoint `id` (and every one before it) is complete: make the output
      * it covers visible (sinks commit here). */
     int (*notify_checkpoint_complete)(struct rn_op *op, uint64_t id);
+    /* Derived figures for the status page, NULL-name-ended (optional). */
+    const struct rn_metric_ratio *ratios;
 };
 
 /* ---- registry ------------------------------------------------------------- */

@@ -90,7 +90,7 @@ crash_run() { # label parallelism-of-last-run kills
   done
   if [ $finished -eq 0 ]; then
     RATE=60000 "$bin/runnel" run "$work/job.yaml" --set parallelism="$last_p" \
-      2>"$work/last.txt" || bad "$label: final run failed"
+      2>"$work/last.txt" || { bad "$label: final run failed"; tail -5 "$work/last.txt"; }
     grep -q "restoring from" "$work/last.txt" && ok "$label: the last run restored a checkpoint" ||
       bad "$label: the last run did not restore"
     [ "$last_p" = 2 ] || { grep -q "head=counts" "$work/last.txt" &&

@@ -1,0 +1,1708 @@
+/*
+ * rn_sim.c — a closed-loop user simulator for runnel's recommendation pipelines.
+ *
+ * It plays the users of a recommender so that a pipeline can run, learn and be compared with
+ * baselines without live traffic.  A policy (behind a small interface, below) ranks the items
+ * of each request; the simulated users react to what they are shown; their reactions move
+ * their interests and decide whether they page on.  Everything is written as the event log of
+ * product.md ("Event formats"), one JSON object per line in non-decreasing event time:
+ *
+ *   {"type":"request","ts":...,"request":"r1","user":"u7","candidates":["i1",...],
+ *    "context":{"hour":22,"page":0}}
+ *   {"type":"impression","ts":...,"request":"r1","user":"u7","items":["i9",...],
+ *    "propensities":[0.95,...],"model_version":0}
+ *   {"type":"click","ts":...,"request":"r1","user":"u7","item":"i9"}
+ *   {"type":"pay","ts":...,"request":"r1","user":"u7","item":"i9","amount":23.5}
+ *
+ * plus, with --embeddings, an item-embedding table ("i17 0.01230 -0.44120 ...", one line per
+ * item) holding noisy copies of the true item vectors, as if pre-trained elsewhere.
+ *
+ * The world.  T topic centres are random unit vectors in R^D.  Each of the N items belongs
+ * to a uniformly chosen topic; its vector is the centre plus gaussian noise (0.6 / sqrt(D)
+ * per component), renormalised.  A regular item has a quality q, triangular on [0, 1], and
+ * an appeal a = 0.1 + 0.5 q + 0.2 U(0, 1).  A fraction --clickbait of the items is clickbait:
+ * quality U(0, 0.15), appeal U(0.6, 0.8) (higher than all but the best regular items) and a
+ * tenth of the pay probability (below).  Every item has a price (log-normal, median 20.00)
+ * and an exposure rank: items are ordered by 1.5 q + 0.5 a + N(0, 1), and the candidates of
+ * a request are K distinct items drawn with P(rank k) proportional to k^-s (s = --item-zipf),
+ * so that widely seen items are partly, not wholly, the good ones.  Each of the U users has
+ * an interest vector near a uniformly chosen topic centre (noise 0.5 / sqrt(D) per
+ * component, renormalised) and an activity weight (Zipf over a random permutation, exponent
+ * --user-zipf).
+ *
+ * The user model (the constants are in struct rn_sim_model; docs/simulator.md has a table).
+ * With affinity x = <user, item> in [-1, 1]:
+ *
+ *   examined(pos)      = (1 + pos)^-decay           pos = 0 for the top slot; decay 0.7
+ *   P(click | exam)    = sigmoid(-3.5 + 4.0 x + 3.0 a)
+ *   P(pay | click)     = sigmoid(-3.0 + 3.0 q + 1.5 x)   (times 0.1 for clickbait)
+ *   satisfaction       = sum over the page of +0.5 per click on a regular item,
+ *                        -1.0 per click on clickbait, +1.0 per pay
+ *   P(next page)       = min(0.95, sigmoid(-1.0 + 1.5 satisfaction)), up to --max-pages
+ *   drift              u <- normalise((1 - d) u + d v) for each click and again for each pay
+ *                      on item v (d = --drift), applied after the page in slot order
+ *   reward of a page   r = w_click clicks + w_pay pays; session return = sum over its pages
+ *
+ * Examinations, clicks and pays are independent draws (the position-based model).  A pay is
+ * decided while the user browses the page, so it counts towards that page's satisfaction even
+ * though its event is written later, possibly after the next page's request.
+ *
+ * Time.  Sessions arrive as a Poisson process (--rate per second of event time) from
+ * --start-ts on; each goes to a user drawn by activity weight among the users who are not in
+ * a session and whose last session ended at least --min-gap seconds (default 1800) before.
+ * When nobody is free, the arrival waits for the next user to become free.  A page: the
+ * request at t, its impression 20-120 ms later, a click on slot j about 0.8 (j + 1) s after
+ * the impression, its pay 3 s to 5 min after the click, and the next page's request 2-60 s
+ * after the user has browsed the page.  Every future event waits in a min-heap ordered by
+ * (ts, sequence), and the simulation runs in that order, so the log comes out sorted and a
+ * policy sees (through its observe callback) exactly the events that happened before the
+ * request it ranks.
+ *
+ * Policies (--policy), all behind struct rn_sim_policy_type:
+ *   random           a uniform random slate of L of the K candidates.
+ *   popularity       the L candidates with the most clicks in the log so far (ties go to
+ *                    the earlier candidate, so it starts out as the exposure order).
+ *   myopic           the L candidates with the highest true P(click | examined): the best
+ *                    possible click-through policy, which favours clickbait.
+ *   oracle-longterm  the L candidates with the highest true
+ *                    P(click | exam) (w_click + w_pay P(pay | click) - [clickbait] (w_click +
+ *                    w_pay)): immediate reward minus what a clickbait click costs later.
+ * The last three are greedy on a score and explore alike: each slot j independently, with
+ * probability --epsilon, shows an item drawn uniformly (without replacement) from the K - L
+ * candidates outside the greedy top L instead of the j-th greedy item.  Greedy slates sort by
+ * score, which maximises the sum of examination times score over the slots.
+ *
+ * Propensities.  The propensity logged for slot j is the marginal probability that the policy
+ * puts the item shown there in slot j, given the request (its candidates) and the policy's
+ * state: random 1/K; greedy with exploration 1 - epsilon for the greedy item of that slot and
+ * epsilon / (K - L) for an explored one (the K - L items outside the top L are exchangeable,
+ * so an explored slot holds any one of them with probability 1 / (K - L)); 1 when K = L,
+ * where there is nothing to explore.  They are written with six significant digits.  These
+ * are per-slot marginals (as in the Open Bandit Dataset); their product is not the slate's
+ * probability.  model_version is 0: no policy here is a learnt model.
+ *
+ * The same options and seed give byte-identical output: the world, the arrivals, the
+ * candidates, the users' behaviour, the embedding noise and the policy each draw from their
+ * own xoshiro256** stream.  At the end a summary goes to stderr (and to --summary-json):
+ * sessions, pages per session, clicks, pays, the mean session return with a 95% confidence
+ * interval (normal approximation, 1.96 standard errors), and the clickbait share of clicks.
+ * Exit status 0 on success, 1 on an I/O or policy error, 2 on a usage error.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RN_SIM_MAX_IDS 100000000u
+#define RN_SIM_MAX_DIM 4096u
+#define RN_SIM_MAX_CAND 100000u
+#define RN_SIM_OUTBUF (1u << 20)
+
+/* ---------------------------------------------------------------------------------------
+ * Random numbers: xoshiro256** seeded through splitmix64, one state per independent stream.
+ */
+
+struct rn_sim_rng {
+    uint64_t s[4];
+};
+
+enum rn_sim_stream {
+    RN_SIM_S_WORLD = 1, /* topics, items, users */
+    RN_SIM_S_ARRIVAL,   /* session arrivals and which user */
+    RN_SIM_S_CAND,      /* candidate samples */
+    RN_SIM_S_USER,      /* examinations, clicks, pays, paging, delays */
+    RN_SIM_S_EMBED,     /* noise of the embedding table */
+    RN_SIM_S_POLICY,    /* the policy's own randomness */
+    RN_SIM_S_SETUP,     /* item popularity and user activity ranks */
+};
+
+static uint64_t rn_sim_splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static void rn_sim_rng_seed(struct rn_sim_rng *r, uint64_t seed, uint64_t stream)
+{
+    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = rn_sim_splitmix64(&x);
+}
+
+static inline uint64_t rn_sim_rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rn_sim_next(struct rn_sim_rng *r)
+{
+    uint64_t *s = r->s;
+    uint64_t result = rn_sim_rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rn_sim_rotl(s[3], 45);
+    return result;
+}
+
+/* A uniform double in [0, 1). */
+static inline double rn_sim_uniform(struct rn_sim_rng *r)
+{
+    return (double)(rn_sim_next(r) >> 11) * 0x1.0p-53;
+}
+
+/* A uniform integer in [0, n) for n >= 1, by rejection, so exactly unbiased. */
+static uint64_t rn_sim_below(struct rn_sim_rng *r, uint64_t n)
+{
+    assert(n >= 1);
+    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
+    uint64_t x;
+    do {
+        x = rn_sim_next(r);
+    } while (x >= limit);
+    return x % n;
+}
+
+/* An exponential variate with the given mean. */
+static inline double rn_sim_exp(struct rn_sim_rng *r, double mean)
+{
+    return -log1p(-rn_sim_uniform(r)) * mean;
+}
+
+/* A standard normal variate (Box-Muller, one of the pair; the other is thrown away so that
+ * the stream's consumption per call is fixed). */
+static double rn_sim_gauss(struct rn_sim_rng *r)
+{
+    double u1 = 1.0 - rn_sim_uniform(r); /* (0, 1]: log is finite */
+    double u2 = rn_sim_uniform(r);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static inline double rn_sim_sigmoid(double z)
+{
+    return 1.0 / (1.0 + exp(-z));
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Small helpers.
+ */
+
+static void *rn_sim_xmalloc(size_t n, size_t size)
+{
+    if (n && size > SIZE_MAX / n) {
+        fprintf(stderr, "sim: out of memory (%zu x %zu bytes)\n", n, size);
+        exit(1);
+    }
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "sim: out of memory (%zu x %zu bytes)\n", n, size);
+        exit(1);
+    }
+    return p;
+}
+
+static void *rn_sim_xrealloc(void *p, size_t n, size_t size)
+{
+    if (n && size > SIZE_MAX / n) {
+        fprintf(stderr, "sim: out of memory (%zu x %zu bytes)\n", n, size);
+        exit(1);
+    }
+    void *q = realloc(p, n * size);
+    if (!q) {
+        fprintf(stderr, "sim: out of memory (%zu x %zu bytes)\n", n, size);
+        exit(1);
+    }
+    return q;
+}
+
+static double rn_sim_dot(const double *a, const double *b, uint32_t d)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < d; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* Scales v to unit length; a zero vector (never drawn in practice) becomes e_0. */
+static void rn_sim_normalise(double *v, uint32_t d)
+{
+    double n = sqrt(rn_sim_dot(v, v, d));
+    if (n == 0.0) {
+        v[0] = 1.0;
+        return;
+    }
+    for (uint32_t i = 0; i < d; i++)
+        v[i] /= n;
+}
+
+/* Fills v with a unit vector near centre (noise sigma / sqrt(d) per component), or with a
+ * uniformly random direction when centre is NULL. */
+static void rn_sim_draw_unit(struct rn_sim_rng *r, double *v, const double *centre, double sigma,
+                             uint32_t d)
+{
+    double scale = centre ? sigma / sqrt((double)d) : 1.0;
+    for (uint32_t i = 0; i < d; i++)
+        v[i] = (centre ? centre[i] : 0.0) + scale * rn_sim_gauss(r);
+    rn_sim_normalise(v, d);
+}
+
+/* Zipf weights over ranks: P(rank k) proportional to k^-s; a cumulative table (n entries). */
+static double *rn_sim_zipf_cdf(uint32_t n, double s)
+{
+    double *cdf = rn_sim_xmalloc(n, sizeof(*cdf)), sum = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        sum += pow((double)(i + 1), -s);
+        cdf[i] = sum;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        cdf[i] /= sum;
+    cdf[n - 1] = 1.0;
+    return cdf;
+}
+
+/* A rank drawn from a cumulative table (0-based): binary search for the first cdf > u. */
+static uint32_t rn_sim_zipf_draw(const double *cdf, uint32_t n, struct rn_sim_rng *r)
+{
+    double u = rn_sim_uniform(r);
+    uint32_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cdf[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
+static uint32_t *rn_sim_permutation(uint32_t n, struct rn_sim_rng *r)
+{
+    uint32_t *p = rn_sim_xmalloc(n, sizeof(*p));
+    for (uint32_t i = 0; i < n; i++)
+        p[i] = i;
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)rn_sim_below(r, i);
+        uint32_t t = p[i - 1];
+        p[i - 1] = p[j];
+        p[j] = t;
+    }
+    return p;
+}
+
+/* Items ordered by descending key (ties by index): the exposure ranks.  keys is borrowed. */
+static const double *rn_sim_sort_keys;
+static int rn_sim_by_key_desc(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    double kx = rn_sim_sort_keys[x], ky = rn_sim_sort_keys[y];
+    if (kx != ky) return kx > ky ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Options.
+ */
+
+struct rn_sim_opts {
+    uint32_t items, dim, topics, users, candidates, slate, max_pages;
+    uint64_t sessions, seed, min_gap_s;
+    int64_t start_ts;
+    double clickbait, drift, epsilon, w_click, w_pay, embedding_noise, rate, item_zipf, user_zipf,
+        exam_decay;
+    const char *policy, *out, *embeddings, *summary_json;
+};
+
+/* ---------------------------------------------------------------------------------------
+ * The world: ground truth about items and users.  Policies get a read-only pointer to it
+ * in each query; only the oracle baselines (myopic, oracle-longterm) are meant to look.
+ */
+
+/* The constants of the user model; the opening comment gives the formulas. */
+struct rn_sim_model {
+    double item_sigma, user_sigma; /* spread around the topic centres */
+    /* Regular items: quality triangular on [0, 1], appeal = base + quality_w q + noise U. */
+    double appeal_base, appeal_quality, appeal_noise;
+    /* Clickbait: quality uniform on [0, cb_quality], appeal uniform on [lo, lo + span]. */
+    double cb_quality, cb_appeal_lo, cb_appeal_span;
+    /* Exposure rank (candidate sampling): by exposure_q q + exposure_a a + N(0, 1). */
+    double exposure_q, exposure_a;
+    double click_bias, click_aff, click_appeal;
+    double pay_bias, pay_quality, pay_aff, pay_clickbait_factor;
+    double sat_click, sat_clickbait, sat_pay;
+    double next_bias, next_sat, next_max;
+};
+
+static const struct rn_sim_model rn_sim_model = {
+    .item_sigma = 0.6,
+    .user_sigma = 0.5,
+    .appeal_base = 0.1,
+    .appeal_quality = 0.5,
+    .appeal_noise = 0.2,
+    .cb_quality = 0.15,
+    .cb_appeal_lo = 0.6,
+    .cb_appeal_span = 0.2,
+    .exposure_q = 1.5,
+    .exposure_a = 0.5,
+    .click_bias = -3.5,
+    .click_aff = 4.0,
+    .click_appeal = 3.0,
+    .pay_bias = -3.0,
+    .pay_quality = 3.0,
+    .pay_aff = 1.5,
+    .pay_clickbait_factor = 0.1,
+    .sat_click = 0.5,
+    .sat_clickbait = -1.0,
+    .sat_pay = 1.0,
+    .next_bias = -1.0,
+    .next_sat = 1.5,
+    .next_max = 0.95,
+};
+
+struct rn_sim_world {
+    uint32_t n_items, n_users, dim;
+    double *item_vec;   /* n_items * dim, unit length */
+    double *quality;    /* n_items, in [0, 1] */
+    double *appeal;     /* n_items, in [0, 1] */
+    uint32_t *price;    /* n_items, in cents */
+    uint8_t *clickbait; /* n_items, 0 or 1 */
+    double *user_vec;   /* n_users * dim, unit length; drifts as users consume */
+    double *exam;       /* slate entries: examination probability of each position */
+    const struct rn_sim_model *m;
+};
+
+static double rn_sim_affinity(const struct rn_sim_world *w, uint32_t user, uint32_t item)
+{
+    return rn_sim_dot(w->user_vec + (size_t)user * w->dim, w->item_vec + (size_t)item * w->dim,
+                      w->dim);
+}
+
+/* P(click | examined) of item for user as the user is now. */
+static double rn_sim_click_prob(const struct rn_sim_world *w, uint32_t user, uint32_t item)
+{
+    const struct rn_sim_model *m = w->m;
+    return rn_sim_sigmoid(m->click_bias + m->click_aff * rn_sim_affinity(w, user, item) +
+                          m->click_appeal * w->appeal[item]);
+}
+
+/* P(pay | click) of item for user as the user is now. */
+static double rn_sim_pay_prob(const struct rn_sim_world *w, uint32_t user, uint32_t item)
+{
+    const struct rn_sim_model *m = w->m;
+    double p = rn_sim_sigmoid(m->pay_bias + m->pay_quality * w->quality[item] +
+                              m->pay_aff * rn_sim_affinity(w, user, item));
+    return w->clickbait[item] ? p * m->pay_clickbait_factor : p;
+}
+
+/* Builds the world from the options; the arrays are owned by w until rn_sim_world_destroy. */
+static void rn_sim_world_create(struct rn_sim_world *w, const struct rn_sim_opts *o)
+{
+    const struct rn_sim_model *m = &rn_sim_model;
+    uint32_t d = o->dim;
+    struct rn_sim_rng r;
+    rn_sim_rng_seed(&r, o->seed, RN_SIM_S_WORLD);
+
+    memset(w, 0, sizeof(*w));
+    w->m = m;
+    w->n_items = o->items;
+    w->n_users = o->users;
+    w->dim = d;
+    double *centres = rn_sim_xmalloc((size_t)o->topics * d, sizeof(double));
+    for (uint32_t t = 0; t < o->topics; t++)
+        rn_sim_draw_unit(&r, centres + (size_t)t * d, NULL, 0, d);
+
+    w->item_vec = rn_sim_xmalloc((size_t)o->items * d, sizeof(double));
+    w->quality = rn_sim_xmalloc(o->items, sizeof(double));
+    w->appeal = rn_sim_xmalloc(o->items, sizeof(double));
+    w->price = rn_sim_xmalloc(o->items, sizeof(uint32_t));
+    w->clickbait = rn_sim_xmalloc(o->items, 1);
+    for (uint32_t i = 0; i < o->items; i++) {
+        uint32_t t = (uint32_t)rn_sim_below(&r, o->topics);
+        rn_sim_draw_unit(&r, w->item_vec + (size_t)i * d, centres + (size_t)t * d, m->item_sigma,
+                         d);
+        int cb = rn_sim_uniform(&r) < o->clickbait;
+        double u1 = rn_sim_uniform(&r), u2 = rn_sim_uniform(&r), u3 = rn_sim_uniform(&r);
+        w->clickbait[i] = (uint8_t)cb;
+        if (cb) {
+            w->quality[i] = m->cb_quality * u1;
+            w->appeal[i] = m->cb_appeal_lo + m->cb_appeal_span * u2;
+        } else {
+            /* Appeal follows quality loosely, so that what attracts clicks among regular
+             * items is mostly what is worth buying. */
+            w->quality[i] = 0.5 * (u1 + u2);
+            w->appeal[i] =
+                m->appeal_base + m->appeal_quality * w->quality[i] + m->appeal_noise * u3;
+        }
+        double price = 20.0 * exp(0.8 * rn_sim_gauss(&r));
+        if (price < 1.0) price = 1.0;
+        if (price > 10000.0) price = 10000.0;
+        w->price[i] = (uint32_t)lround(price * 100.0);
+    }
+
+    w->user_vec = rn_sim_xmalloc((size_t)o->users * d, sizeof(double));
+    for (uint32_t u = 0; u < o->users; u++) {
+        uint32_t t = (uint32_t)rn_sim_below(&r, o->topics);
+        rn_sim_draw_unit(&r, w->user_vec + (size_t)u * d, centres + (size_t)t * d, m->user_sigma,
+                         d);
+    }
+
+    w->exam = rn_sim_xmalloc(o->slate, sizeof(double));
+    for (uint32_t j = 0; j < o->slate; j++)
+        w->exam[j] = pow(1.0 + j, -o->exam_decay);
+    free(centres);
+}
+
+static void rn_sim_world_destroy(struct rn_sim_world *w)
+{
+    free(w->item_vec);
+    free(w->quality);
+    free(w->appeal);
+    free(w->price);
+    free(w->clickbait);
+    free(w->user_vec);
+    free(w->exam);
+}
+
+/* Moves the user's interest a step d towards item's vector and renormalises. */
+static void rn_sim_drift(struct rn_sim_world *w, uint32_t user, uint32_t item, double d)
+{
+    double *u = w->user_vec + (size_t)user * w->dim;
+    const double *v = w->item_vec + (size_t)item * w->dim;
+    for (uint32_t i = 0; i < w->dim; i++)
+        u[i] = (1.0 - d) * u[i] + d * v[i];
+    rn_sim_normalise(u, w->dim);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The policy interface.  A policy type is a table of callbacks; an instance is its ctx.
+ * Callbacks run on the simulator's one thread, in event-time order.  A later policy can rank
+ * by asking an external model server: rank is the only callback it needs, and it may fail.
+ */
+
+enum rn_sim_type { RN_SIM_REQUEST = 0, RN_SIM_IMPRESSION, RN_SIM_CLICK, RN_SIM_PAY };
+
+/* One event as written to the log; items and props are borrowed for the call. */
+struct rn_sim_event {
+    int type; /* enum rn_sim_type */
+    int64_t ts;
+    uint64_t request;     /* "r<request>" */
+    uint32_t user;        /* index: "u<user + 1>" */
+    uint32_t item;        /* click, pay: index, "i<item + 1>" */
+    uint32_t cents;       /* pay: amount */
+    uint32_t page;        /* request: page number within its session, from 0 */
+    uint32_t n;           /* request: candidates; impression: items */
+    const uint32_t *list; /* item indices */
+    const double *props;  /* impression: one propensity per item */
+    uint64_t model_version;
+};
+
+/* What a policy is asked to rank for. */
+struct rn_sim_query {
+    uint64_t request;                 /* "r<request>" */
+    uint32_t user;                    /* index: "u<user + 1>" */
+    uint32_t page;                    /* 0 for a session's first request */
+    int64_t ts;                       /* event time of the request, ms */
+    uint32_t slate;                   /* L: how many items to return */
+    const struct rn_sim_world *world; /* ground truth: for oracle baselines only */
+};
+
+struct rn_sim_policy_type {
+    const char *name;
+    const char *description;
+    /* Makes an instance for these options (borrowed for the call); returns NULL and fills
+     * err on failure.  The instance is owned by the caller and freed with destroy.  A policy
+     * that draws random numbers seeds its own stream (RN_SIM_S_POLICY) from o->seed. */
+    void *(*create)(const struct rn_sim_opts *o, char *err, size_t errlen);
+    /* Ranks: writes into slate_out L distinct indices into candidates (not item ids) and
+     * into propensities_out the propensity of each slot (see the opening comment).
+     * candidates (k item indices) is borrowed for the call.  Returns 0, or a negative code
+     * after writing a reason into err; the simulator then stops. */
+    int (*rank)(void *ctx, const struct rn_sim_query *user, const uint32_t *candidates, uint32_t k,
+                uint32_t *slate_out, double *propensities_out, char *err, size_t errlen);
+    /* Sees each event as it is written, in log order (may be NULL); e is borrowed. */
+    void (*observe)(void *ctx, const struct rn_sim_event *e);
+    /* The model version to log with the impression of the slate just ranked (may be NULL:
+     * 0, a fixed policy). */
+    uint64_t (*model_version)(void *ctx);
+    void (*destroy)(void *ctx);
+};
+
+/* ---- the built-in policies' state, and the greedy slate with epsilon exploration -------- */
+
+struct rn_sim_greedy {
+    struct rn_sim_rng rng;
+    double epsilon, w_click, w_pay;
+    uint32_t slate;
+    uint32_t *order;  /* scratch: candidate positions by score */
+    uint32_t *pool;   /* scratch: non-greedy candidate positions */
+    double *score;    /* scratch: one per candidate */
+    uint64_t *clicks; /* popularity: clicks per item so far */
+};
+
+static void *rn_sim_greedy_create(const struct rn_sim_opts *o, char *err, size_t errlen)
+{
+    struct rn_sim_greedy *g = rn_sim_xmalloc(1, sizeof(*g));
+    rn_sim_rng_seed(&g->rng, o->seed, RN_SIM_S_POLICY);
+    g->epsilon = o->epsilon;
+    g->w_click = o->w_click;
+    g->w_pay = o->w_pay;
+    g->slate = o->slate;
+    g->order = rn_sim_xmalloc(o->candidates, sizeof(*g->order));
+    g->pool = rn_sim_xmalloc(o->candidates, sizeof(*g->pool));
+    g->score = rn_sim_xmalloc(o->candidates, sizeof(*g->score));
+    g->clicks = rn_sim_xmalloc(o->items, sizeof(*g->clicks));
+    (void)err;
+    (void)errlen;
+    return g;
+}
+
+static void rn_sim_greedy_destroy(void *ctx)
+{
+    struct rn_sim_greedy *g = ctx;
+    free(g->order);
+    free(g->pool);
+    free(g->score);
+    free(g->clicks);
+    free(g);
+}
+
+/* Candidates by descending score, ties by candidate position: a stable insertion sort of the
+ * top L only (L is small), the rest kept in candidate order. */
+static void rn_sim_greedy_order(struct rn_sim_greedy *g, uint32_t k)
+{
+    uint32_t top = 0, rest = 0;
+    for (uint32_t c = 0; c < k; c++) {
+        /* Does c enter the top L (strictly better than the last, or room left)? */
+        if (top < g->slate || g->score[c] > g->score[g->order[top - 1]]) {
+            uint32_t evicted = UINT32_MAX;
+            if (top == g->slate) evicted = g->order[--top];
+            uint32_t m = top++;
+            while (m > 0 && g->score[g->order[m - 1]] < g->score[c]) {
+                g->order[m] = g->order[m - 1];
+                m--;
+            }
+            g->order[m] = c;
+            if (evicted != UINT32_MAX) g->pool[rest++] = evicted;
+        } else {
+            g->pool[rest++] = c;
+        }
+    }
+    assert(top == g->slate && top + rest == k);
+    /* Evictions append out of candidate order; the pool only needs to be a set, but keep it
+     * sorted so that exploration depends on nothing but the candidates and the scores. */
+    for (uint32_t i = 1; i < rest; i++) {
+        uint32_t v = g->pool[i], m = i;
+        while (m > 0 && g->pool[m - 1] > v) {
+            g->pool[m] = g->pool[m - 1];
+            m--;
+        }
+        g->pool[m] = v;
+    }
+}
+
+/* Builds the slate from g->score: slot j shows the j-th best candidate with probability
+ * 1 - epsilon, or else one drawn uniformly, without replacement, from the candidates outside
+ * the top L.  The marginal propensity is 1 - epsilon, resp. epsilon / (K - L). */
+static void rn_sim_greedy_slate(struct rn_sim_greedy *g, uint32_t k, uint32_t *slate, double *props)
+{
+    rn_sim_greedy_order(g, k);
+    uint32_t npool = k - g->slate;
+    double explore_prop = npool ? g->epsilon / (double)npool : 0.0;
+    for (uint32_t j = 0; j < g->slate; j++) {
+        if (npool == 0) {
+            slate[j] = g->order[j];
+            props[j] = 1.0;
+            continue;
+        }
+        if (rn_sim_uniform(&g->rng) < g->epsilon) {
+            uint32_t pick = (uint32_t)rn_sim_below(&g->rng, npool);
+            slate[j] = g->pool[pick];
+            g->pool[pick] = g->pool[--npool];
+            props[j] = explore_prop;
+        } else {
+            slate[j] = g->order[j];
+            props[j] = 1.0 - g->epsilon;
+        }
+    }
+}
+
+/* ---- random -------------------------------------------------------------------------- */
+
+static int rn_sim_random_rank(void *ctx, const struct rn_sim_query *q, const uint32_t *cand,
+                              uint32_t k, uint32_t *slate, double *props, char *err, size_t errlen)
+{
+    struct rn_sim_greedy *g = ctx;
+    (void)cand;
+    (void)err;
+    (void)errlen;
+    /* A partial Fisher-Yates shuffle of the candidate positions. */
+    for (uint32_t c = 0; c < k; c++)
+        g->order[c] = c;
+    for (uint32_t j = 0; j < q->slate; j++) {
+        uint32_t pick = j + (uint32_t)rn_sim_below(&g->rng, k - j);
+        uint32_t t = g->order[j];
+        g->order[j] = g->order[pick];
+        g->order[pick] = t;
+        slate[j] = g->order[j];
+        props[j] = 1.0 / (double)k;
+    }
+    return 0;
+}
+
+/* ---- popularity ---------------------------------------------------------------------- */
+
+static int rn_sim_popularity_rank(void *ctx, const struct rn_sim_query *q, const uint32_t *cand,
+                                  uint32_t k, uint32_t *slate, double *props, char *err,
+                                  size_t errlen)
+{
+    struct rn_sim_greedy *g = ctx;
+    (void)q;
+    (void)err;
+    (void)errlen;
+    for (uint32_t c = 0; c < k; c++)
+        g->score[c] = (double)g->clicks[cand[c]];
+    rn_sim_greedy_slate(g, k, slate, props);
+    return 0;
+}
+
+static void rn_sim_popularity_observe(void *ctx, const struct rn_sim_event *e)
+{
+    struct rn_sim_greedy *g = ctx;
+    if (e->type == RN_SIM_CLICK) g->clicks[e->item]++;
+}
+
+/* ---- myopic -------------------------------------------------------------------------- */
+
+static int rn_sim_myopic_rank(void *ctx, const struct rn_sim_query *q, const uint32_t *cand,
+                              uint32_t k, uint32_t *slate, double *props, char *err, size_t errlen)
+{
+    struct rn_sim_greedy *g = ctx;
+    (void)err;
+    (void)errlen;
+    for (uint32_t c = 0; c < k; c++)
+        g->score[c] = rn_sim_click_prob(q->world, q->user, cand[c]);
+    rn_sim_greedy_slate(g, k, slate, props);
+    return 0;
+}
+
+/* ---- oracle-longterm ----------------------------------------------------------------- */
+
+static int rn_sim_oracle_rank(void *ctx, const struct rn_sim_query *q, const uint32_t *cand,
+                              uint32_t k, uint32_t *slate, double *props, char *err, size_t errlen)
+{
+    struct rn_sim_greedy *g = ctx;
+    const struct rn_sim_world *w = q->world;
+    (void)err;
+    (void)errlen;
+    for (uint32_t c = 0; c < k; c++) {
+        uint32_t i = cand[c];
+        double pc = rn_sim_click_prob(w, q->user, i);
+        double value = g->w_click + g->w_pay * rn_sim_pay_prob(w, q->user, i);
+        /* A clickbait click sours the page: the session will likely lose about a click and a
+         * pay's worth of later reward. */
+        if (w->clickbait[i]) value -= g->w_click + g->w_pay;
+        g->score[c] = pc * value;
+    }
+    rn_sim_greedy_slate(g, k, slate, props);
+    return 0;
+}
+
+static const struct rn_sim_policy_type rn_sim_policies[] = {
+    {"random", "a uniform random slate; propensity 1/K per slot", rn_sim_greedy_create,
+     rn_sim_random_rank, NULL, NULL, rn_sim_greedy_destroy},
+    {"popularity", "top-L candidates by clicks so far, epsilon-greedy", rn_sim_greedy_create,
+     rn_sim_popularity_rank, rn_sim_popularity_observe, NULL, rn_sim_greedy_destroy},
+    {"myopic", "top-L by true click probability (favours clickbait), epsilon-greedy",
+     rn_sim_greedy_create, rn_sim_myopic_rank, NULL, NULL, rn_sim_greedy_destroy},
+    {"oracle-longterm",
+     "top-L by true click value incl. pays, minus a clickbait penalty, epsilon-greedy",
+     rn_sim_greedy_create, rn_sim_oracle_rank, NULL, NULL, rn_sim_greedy_destroy},
+};
+#define RN_SIM_NPOLICIES (sizeof(rn_sim_policies) / sizeof(rn_sim_policies[0]))
+
+static const struct rn_sim_policy_type *rn_sim_policy_find(const char *name)
+{
+    for (size_t i = 0; i < RN_SIM_NPOLICIES; i++)
+        if (strcmp(rn_sim_policies[i].name, name) == 0) return &rn_sim_policies[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Options: parsing.
+ */
+
+static void rn_sim_usage(FILE *f)
+{
+    fputs("usage: rn_sim [options]\n"
+          "Simulates the users of a recommender in closed loop with a policy and writes the\n"
+          "event log (JSON lines: request, impression, click, pay) in event-time order.\n"
+          "\n"
+          "  --policy NAME          random | popularity | myopic | oracle-longterm\n"
+          "                         (default random)\n"
+          "  --sessions S           sessions to simulate (default 2000)\n"
+          "  --users U              users u1..uU (default 5000)\n"
+          "  --items N              items i1..iN (default 2000)\n"
+          "  --dim D                dimension of the item and interest vectors (default 16)\n"
+          "  --topics T             topic centres (default 8)\n"
+          "  --clickbait F          fraction of clickbait items (default 0.1)\n"
+          "  --drift D              interest step towards a clicked or paid item (default 0.05)\n"
+          "  --candidates K         candidates per request (default 50)\n"
+          "  --slate L              items shown per request (default 5)\n"
+          "  --epsilon E            exploration of the greedy policies (default 0.05)\n"
+          "  --w-click W            reward per click (default 1)\n"
+          "  --w-pay W              reward per pay (default 5)\n"
+          "  --max-pages P          pages per session at most (default 10)\n"
+          "  --exam-decay X         examination probability (1 + pos)^-X (default 0.7)\n"
+          "  --rate R               session arrivals per second of event time (default 0.5)\n"
+          "  --min-gap SEC          least time between a user's sessions (default 1800)\n"
+          "  --item-zipf S          skew of item popularity in candidate samples (default 0.8)\n"
+          "  --user-zipf S          skew of user activity, 0 = uniform (default 0.5)\n"
+          "  --start-ts MS          event time of the first session (default 1700000000000)\n"
+          "  --seed S               random seed; same seed, same bytes (default 1)\n"
+          "  --out PATH             event log (default stdout)\n"
+          "  --embeddings PATH      item-embedding table: \"i<n>\" then D floats per line\n"
+          "  --embedding-noise S    gaussian noise per embedding component (default 0.1)\n"
+          "  --summary-json PATH    write the summary figures as JSON\n"
+          "  --help                 print this help\n",
+          f);
+}
+
+static int rn_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static int rn_sim_parse_u32(const char *s, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    uint64_t v;
+    if (rn_sim_parse_u64(s, lo, hi, &v)) return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int rn_sim_parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Fills o from argv; returns 0, 1 after --help, or -1 after printing what was wrong. */
+static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
+{
+    enum {
+        O_POLICY = 256,
+        O_SESSIONS,
+        O_USERS,
+        O_ITEMS,
+        O_DIM,
+        O_TOPICS,
+        O_CLICKBAIT,
+        O_DRIFT,
+        O_CAND,
+        O_SLATE,
+        O_EPS,
+        O_WCLICK,
+        O_WPAY,
+        O_MAXPAGES,
+        O_DECAY,
+        O_RATE,
+        O_MINGAP,
+        O_IZIPF,
+        O_UZIPF,
+        O_START,
+        O_SEED,
+        O_OUT,
+        O_EMB,
+        O_EMBNOISE,
+        O_SUMMARY,
+        O_HELP
+    };
+    static const struct option longopts[] = {
+        {"policy", required_argument, NULL, O_POLICY},
+        {"sessions", required_argument, NULL, O_SESSIONS},
+        {"users", required_argument, NULL, O_USERS},
+        {"items", required_argument, NULL, O_ITEMS},
+        {"dim", required_argument, NULL, O_DIM},
+        {"topics", required_argument, NULL, O_TOPICS},
+        {"clickbait", required_argument, NULL, O_CLICKBAIT},
+        {"drift", required_argument, NULL, O_DRIFT},
+        {"candidates", required_argument, NULL, O_CAND},
+        {"slate", required_argument, NULL, O_SLATE},
+        {"epsilon", required_argument, NULL, O_EPS},
+        {"w-click", required_argument, NULL, O_WCLICK},
+        {"w-pay", required_argument, NULL, O_WPAY},
+        {"max-pages", required_argument, NULL, O_MAXPAGES},
+        {"exam-decay", required_argument, NULL, O_DECAY},
+        {"rate", required_argument, NULL, O_RATE},
+        {"min-gap", required_argument, NULL, O_MINGAP},
+        {"item-zipf", required_argument, NULL, O_IZIPF},
+        {"user-zipf", required_argument, NULL, O_UZIPF},
+        {"start-ts", required_argument, NULL, O_START},
+        {"seed", required_argument, NULL, O_SEED},
+        {"out", required_argument, NULL, O_OUT},
+        {"embeddings", required_argument, NULL, O_EMB},
+        {"embedding-noise", required_argument, NULL, O_EMBNOISE},
+        {"summary-json", required_argument, NULL, O_SUMMARY},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (struct rn_sim_opts){
+        .items = 2000,
+        .dim = 16,
+        .topics = 8,
+        .users = 5000,
+        .candidates = 50,
+        .slate = 5,
+        .max_pages = 10,
+        .sessions = 2000,
+        .seed = 1,
+        .min_gap_s = 1800,
+        .start_ts = 1700000000000,
+        .clickbait = 0.1,
+        .drift = 0.05,
+        .epsilon = 0.05,
+        .w_click = 1.0,
+        .w_pay = 5.0,
+        .embedding_noise = 0.1,
+        .rate = 0.5,
+        .item_zipf = 0.8,
+        .user_zipf = 0.5,
+        .exam_decay = 0.7,
+        .policy = "random",
+    };
+    int c, li = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, &li)) != -1) {
+        const char *a = optarg;
+        uint64_t u;
+        int bad = 0;
+        switch (c) {
+        case O_POLICY:
+            o->policy = a;
+            bad = rn_sim_policy_find(a) == NULL;
+            break;
+        case O_SESSIONS:
+            bad = rn_sim_parse_u64(a, 0, 1000000000ull, &o->sessions);
+            break;
+        case O_USERS:
+            bad = rn_sim_parse_u32(a, 1, RN_SIM_MAX_IDS, &o->users);
+            break;
+        case O_ITEMS:
+            bad = rn_sim_parse_u32(a, 1, RN_SIM_MAX_IDS, &o->items);
+            break;
+        case O_DIM:
+            bad = rn_sim_parse_u32(a, 1, RN_SIM_MAX_DIM, &o->dim);
+            break;
+        case O_TOPICS:
+            bad = rn_sim_parse_u32(a, 1, RN_SIM_MAX_IDS, &o->topics);
+            break;
+        case O_CLICKBAIT:
+            bad = rn_sim_parse_double(a, 0.0, 1.0, &o->clickbait);
+            break;
+        case O_DRIFT:
+            bad = rn_sim_parse_double(a, 0.0, 1.0, &o->drift);
+            break;
+        case O_CAND:
+            bad = rn_sim_parse_u32(a, 1, RN_SIM_MAX_CAND, &o->candidates);
+            break;
+        case O_SLATE:
+            bad = rn_sim_parse_u32(a, 1, RN_SIM_MAX_CAND, &o->slate);
+            break;
+        case O_EPS:
+            bad = rn_sim_parse_double(a, 0.0, 1.0, &o->epsilon);
+            break;
+        case O_WCLICK:
+            bad = rn_sim_parse_double(a, 0.0, 1e9, &o->w_click);
+            break;
+        case O_WPAY:
+            bad = rn_sim_parse_double(a, 0.0, 1e9, &o->w_pay);
+            break;
+        case O_MAXPAGES:
+            bad = rn_sim_parse_u32(a, 1, 1000000, &o->max_pages);
+            break;
+        case O_DECAY:
+            bad = rn_sim_parse_double(a, 0.0, 100.0, &o->exam_decay);
+            break;
+        case O_RATE:
+            bad = rn_sim_parse_double(a, 1e-6, 1e6, &o->rate);
+            break;
+        case O_MINGAP:
+            bad = rn_sim_parse_u64(a, 0, 10ull * 365 * 86400, &o->min_gap_s);
+            break;
+        case O_IZIPF:
+            bad = rn_sim_parse_double(a, 0.0, 100.0, &o->item_zipf);
+            break;
+        case O_UZIPF:
+            bad = rn_sim_parse_double(a, 0.0, 100.0, &o->user_zipf);
+            break;
+        case O_START:
+            bad = rn_sim_parse_u64(a, 0, 32503680000000ull, &u);
+            o->start_ts = (int64_t)u;
+            break;
+        case O_SEED:
+            bad = rn_sim_parse_u64(a, 0, UINT64_MAX, &o->seed);
+            break;
+        case O_OUT:
+            o->out = a;
+            break;
+        case O_EMB:
+            o->embeddings = a;
+            break;
+        case O_EMBNOISE:
+            bad = rn_sim_parse_double(a, 0.0, 1e6, &o->embedding_noise);
+            break;
+        case O_SUMMARY:
+            o->summary_json = a;
+            break;
+        case O_HELP:
+            rn_sim_usage(stdout);
+            return 1;
+        default:
+            if (optopt >= O_POLICY && optopt <= O_HELP)
+                fprintf(stderr, "sim: option %s needs a value\n", argv[optind - 1]);
+            else
+                fprintf(stderr, "sim: unknown option '%s'\n", argv[optind - 1]);
+            rn_sim_usage(stderr);
+            return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "sim: bad value '%s' for option --%s\n", a, longopts[li].name);
+            if (c == O_POLICY) {
+                fputs("sim: policies:\n", stderr);
+                for (size_t i = 0; i < RN_SIM_NPOLICIES; i++)
+                    fprintf(stderr, "  %-16s %s\n", rn_sim_policies[i].name,
+                            rn_sim_policies[i].description);
+            } else {
+                rn_sim_usage(stderr);
+            }
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sim: unexpected argument '%s'\n", argv[optind]);
+        rn_sim_usage(stderr);
+        return -1;
+    }
+    if (o->candidates > o->items) {
+        fprintf(stderr, "sim: --candidates (%u) exceeds --items (%u)\n", o->candidates, o->items);
+        return -1;
+    }
+    if (o->slate > o->candidates) {
+        fprintf(stderr, "sim: --slate (%u) exceeds --candidates (%u)\n", o->slate, o->candidates);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Pending events: a binary min-heap on (ts, seq).
+ */
+
+enum rn_sim_kind {
+    RN_SIM_K_REQUEST = RN_SIM_REQUEST, /* a page: request, ranking, the user's reactions */
+    RN_SIM_K_IMPRESSION = RN_SIM_IMPRESSION,
+    RN_SIM_K_CLICK = RN_SIM_CLICK,
+    RN_SIM_K_PAY = RN_SIM_PAY,
+    RN_SIM_K_ARRIVAL,    /* a session arrives; a free user takes it */
+    RN_SIM_K_USER_READY, /* a user may start a session again */
+};
+
+struct rn_sim_pending {
+    int64_t ts;
+    uint64_t seq;     /* tie breaker: first scheduled, first out */
+    uint64_t request; /* impression, click, pay */
+    uint32_t user;
+    uint32_t session; /* request: session index */
+    uint32_t page;    /* request: page number; impression: page slot */
+    uint32_t item;    /* click, pay */
+    uint32_t cents;   /* pay */
+    uint8_t kind;     /* enum rn_sim_kind */
+};
+
+struct rn_sim_heap {
+    struct rn_sim_pending *v;
+    size_t n, cap;
+};
+
+static inline int rn_sim_before(const struct rn_sim_pending *a, const struct rn_sim_pending *b)
+{
+    return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
+}
+
+/* Copies e into the heap. */
+static void rn_sim_heap_push(struct rn_sim_heap *h, const struct rn_sim_pending *e)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 1024;
+        h->v = rn_sim_xrealloc(h->v, h->cap, sizeof(*h->v));
+    }
+    size_t i = h->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!rn_sim_before(e, &h->v[parent])) break;
+        h->v[i] = h->v[parent];
+        i = parent;
+    }
+    h->v[i] = *e;
+}
+
+static void rn_sim_heap_pop(struct rn_sim_heap *h, struct rn_sim_pending *out)
+{
+    assert(h->n > 0);
+    *out = h->v[0];
+    struct rn_sim_pending last = h->v[--h->n];
+    size_t i = 0, n = h->n;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && rn_sim_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!rn_sim_before(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (n > 0) h->v[i] = last;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * Free users: a Fenwick tree of integer activity weights (0 while a user is busy), so that
+ * drawing a free user by weight and taking one out or putting one back are O(log U).
+ */
+
+struct rn_sim_fenwick {
+    uint64_t *t; /* 1-based partial sums */
+    uint64_t *w; /* the weight each user has when free */
+    uint8_t *free;
+    uint32_t n;
+    uint64_t total;
+};
+
+static void rn_sim_fenwick_add(struct rn_sim_fenwick *f, uint32_t user, int64_t delta)
+{
+    f->total += (uint64_t)delta;
+    for (uint32_t i = user + 1; i <= f->n; i += i & (~i + 1))
+        f->t[i] += (uint64_t)delta;
+}
+
+static void rn_sim_fenwick_set_free(struct rn_sim_fenwick *f, uint32_t user, int is_free)
+{
+    if (f->free[user] == is_free) return;
+    f->free[user] = (uint8_t)is_free;
+    rn_sim_fenwick_add(f, user, is_free ? (int64_t)f->w[user] : -(int64_t)f->w[user]);
+}
+
+/* The user whose weight interval holds x, for x < total. */
+static uint32_t rn_sim_fenwick_find(const struct rn_sim_fenwick *f, uint64_t x)
+{
+    uint32_t pos = 0, step = 1;
+    while (step * 2 <= f->n)
+        step *= 2;
+    for (; step; step /= 2) {
+        if (pos + step <= f->n && f->t[pos + step] <= x) {
+            pos += step;
+            x -= f->t[pos];
+        }
+    }
+    assert(pos < f->n && f->free[pos]);
+    return pos;
+}
+
+/* ---------------------------------------------------------------------------------------
+ * The simulator.
+ */
+
+/* What one session accumulated. */
+struct rn_sim_session {
+    double ret;     /* sum of page rewards */
+    int64_t end_ts; /* the latest event time of any of its events */
+    uint32_t pages;
+};
+
+/* The slate of a page, kept from its request until its impression is written. */
+struct rn_sim_pages {
+    uint32_t *items; /* cap * L item indices */
+    double *props;   /* cap * L propensities */
+    uint64_t *model_version;
+    uint32_t *free;
+    uint32_t nfree, cap, slate;
+};
+
+struct rn_sim {
+    struct rn_sim_opts o;
+    struct rn_sim_world world;
+    const struct rn_sim_policy_type *ptype;
+    void *policy;
+    struct rn_sim_rng arrival, cand_rng, user_rng;
+    struct rn_sim_heap heap;
+    struct rn_sim_fenwick users;
+    struct rn_sim_pages pages;
+    struct rn_sim_session *sessions; /* o.sessions entries */
+    double *item_cdf;                /* prior item popularity by rank */
+    uint32_t *item_by_rank;
+    uint64_t *item_mark; /* item -> last request that drew it as a candidate */
+    uint32_t *cand;      /* K scratch: item indices */
+    uint32_t *slate;     /* L scratch: positions in cand */
+    double *props;       /* L scratch */
+    uint8_t *consumed;   /* L scratch: 1 clicked, 2 clicked and paid */
+    uint64_t seq, nreq, arrivals, started, waiting;
+    FILE *out;
+    char err[256];
+    /* Figures for the summary. */
+    uint64_t lines, n_pages, impressions, clicks, clickbait_clicks, pays;
+    int64_t first_ts, last_ts;
+};
+
+static uint32_t rn_sim_page_acquire(struct rn_sim_pages *p)
+{
+    if (p->nfree == 0) {
+        uint32_t old = p->cap, cap = old ? old * 2 : 256;
+        p->items = rn_sim_xrealloc(p->items, (size_t)cap * p->slate, sizeof(*p->items));
+        p->props = rn_sim_xrealloc(p->props, (size_t)cap * p->slate, sizeof(*p->props));
+        p->model_version = rn_sim_xrealloc(p->model_version, cap, sizeof(*p->model_version));
+        p->free = rn_sim_xrealloc(p->free, cap, sizeof(*p->free));
+        for (uint32_t i = cap; i > old; i--)
+            p->free[p->nfree++] = i - 1;
+        p->cap = cap;
+    }
+    return p->free[--p->nfree];
+}
+
+static void rn_sim_page_release(struct rn_sim_pages *p, uint32_t slot)
+{
+    assert(p->nfree < p->cap);
+    p->free[p->nfree++] = slot;
+}
+
+static void rn_sim_schedule(struct rn_sim *s, struct rn_sim_pending *e)
+{
+    e->seq = s->seq++;
+    rn_sim_heap_push(&s->heap, e);
+}
+
+static void rn_sim_write_list(FILE *f, const uint32_t *items, uint32_t n)
+{
+    fputc('[', f);
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(f, i ? ",\"i%u\"" : "\"i%u\"", items[i] + 1);
+    fputc(']', f);
+}
+
+/* Writes e as one JSON line and shows it to the policy; e is borrowed. */
+static void rn_sim_emit(struct rn_sim *s, const struct rn_sim_event *e)
+{
+    static const char *const names[] = {"request", "impression", "click", "pay"};
+    FILE *f = s->out;
+    assert(s->lines == 0 || e->ts >= s->last_ts);
+    fprintf(f, "{\"type\":\"%s\",\"ts\":%lld,\"request\":\"r%llu\",\"user\":\"u%u\"",
+            names[e->type], (long long)e->ts, (unsigned long long)e->request, e->user + 1);
+    switch (e->type) {
+    case RN_SIM_REQUEST:
+        fputs(",\"candidates\":", f);
+        rn_sim_write_list(f, e->list, e->n);
+        fprintf(f, ",\"context\":{\"hour\":%d,\"page\":%u}}\n", (int)(e->ts / 3600000 % 24),
+                e->page);
+        break;
+    case RN_SIM_IMPRESSION:
+        fputs(",\"items\":", f);
+        rn_sim_write_list(f, e->list, e->n);
+        fputs(",\"propensities\":[", f);
+        for (uint32_t i = 0; i < e->n; i++)
+            fprintf(f, i ? ",%.6g" : "%.6g", e->props[i]);
+        fprintf(f, "],\"model_version\":%llu}\n", (unsigned long long)e->model_version);
+        break;
+    case RN_SIM_CLICK:
+        fprintf(f, ",\"item\":\"i%u\"}\n", e->item + 1);
+        break;
+    case RN_SIM_PAY:
+        fprintf(f, ",\"item\":\"i%u\",\"amount\":%u.%02u}\n", e->item + 1, e->cents / 100,
+                e->cents % 100);
+        break;
+    default:
+        assert(0);
+    }
+    if (s->lines == 0) s->first_ts = e->ts;
+    s->last_ts = e->ts;
+    s->lines++;
+    if (s->ptype->observe) s->ptype->observe(s->policy, e);
+}
+
+/* Fills s->cand with K distinct items drawn by prior popularity.  After many repeats (a tiny
+ * catalogue, a steep skew) it walks to the next unused item so that the loop always ends. */
+static void rn_sim_draw_candidates(struct rn_sim *s, uint64_t req)
+{
+    uint32_t k = s->o.candidates, n = s->o.items;
+    uint64_t tries = 0;
+    for (uint32_t j = 0; j < k;) {
+        uint32_t item = s->item_by_rank[rn_sim_zipf_draw(s->item_cdf, n, &s->cand_rng)];
+        if (s->item_mark[item] == req) {
+            if (tries++ < 16ull * k) continue;
+            while (s->item_mark[item] == req)
+                item = (item + 1) % n;
+        }
+        s->item_mark[item] = req;
+        s->cand[j++] = item;
+    }
+}
+
+/* Checks what a policy returned: L distinct positions into the candidates, propensities in
+ * [0, 1].  Returns 0 or -1 with a reason in s->err. */
+static int rn_sim_check_slate(struct rn_sim *s)
+{
+    uint32_t k = s->o.candidates;
+    for (uint32_t j = 0; j < s->o.slate; j++) {
+        uint32_t c = s->slate[j];
+        double p = s->props[j];
+        if (c >= k) {
+            snprintf(s->err, sizeof(s->err), "slot %u: candidate position %u out of range", j, c);
+            return -1;
+        }
+        if (!(p >= 0.0 && p <= 1.0)) {
+            snprintf(s->err, sizeof(s->err), "slot %u: propensity %g outside [0, 1]", j, p);
+            return -1;
+        }
+        for (uint32_t m = 0; m < j; m++)
+            if (s->slate[m] == c) {
+                snprintf(s->err, sizeof(s->err), "slots %u and %u show the same candidate", m, j);
+                return -1;
+            }
+    }
+    return 0;
+}
+
+static void rn_sim_session_touch(struct rn_sim *s, uint32_t session, int64_t ts)
+{
+    if (ts > s->sessions[session].end_ts) s->sessions[session].end_ts = ts;
+}
+
+/* A page: writes the request, asks the policy, schedules the impression, draws the user's
+ * reactions and schedules them, then the next page or the end of the session.  Returns 0, or
+ * -1 when the policy failed (reason in s->err). */
+static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
+{
+    const struct rn_sim_opts *o = &s->o;
+    const struct rn_sim_model *m = s->world.m;
+    struct rn_sim_rng *r = &s->user_rng;
+    uint32_t user = pe->user, L = o->slate, K = o->candidates;
+    uint64_t req = ++s->nreq;
+    int64_t t = pe->ts;
+
+    rn_sim_draw_candidates(s, req);
+    struct rn_sim_event ev = {.type = RN_SIM_REQUEST,
+                              .ts = t,
+                              .request = req,
+                              .user = user,
+                              .page = pe->page,
+                              .n = K,
+                              .list = s->cand};
+    rn_sim_emit(s, &ev);
+
+    struct rn_sim_query q = {
+        .request = req, .user = user, .page = pe->page, .ts = t, .slate = L, .world = &s->world};
+    s->err[0] = '\0';
+    if (s->ptype->rank(s->policy, &q, s->cand, K, s->slate, s->props, s->err, sizeof(s->err)) < 0 ||
+        rn_sim_check_slate(s) < 0) {
+        if (!s->err[0]) snprintf(s->err, sizeof(s->err), "rank failed");
+        return -1;
+    }
+
+    uint32_t slot = rn_sim_page_acquire(&s->pages);
+    uint32_t *shown = s->pages.items + (size_t)slot * L;
+    double *props = s->pages.props + (size_t)slot * L;
+    for (uint32_t j = 0; j < L; j++) {
+        shown[j] = s->cand[s->slate[j]];
+        props[j] = s->props[j];
+    }
+    s->pages.model_version[slot] = s->ptype->model_version ? s->ptype->model_version(s->policy) : 0;
+    int64_t t_imp = t + 20 + (int64_t)rn_sim_below(r, 101);
+    struct rn_sim_pending imp = {
+        .ts = t_imp, .request = req, .user = user, .page = slot, .kind = RN_SIM_K_IMPRESSION};
+    rn_sim_schedule(s, &imp);
+    rn_sim_session_touch(s, pe->session, t_imp);
+
+    /* The user browses top-down: each slot is examined, clicked and paid independently. */
+    uint32_t clicks = 0, pays = 0;
+    double sat = 0;
+    int64_t browsed = t_imp + 1500 * (int64_t)L;
+    for (uint32_t j = 0; j < L; j++) {
+        uint32_t item = shown[j];
+        double u_exam = rn_sim_uniform(r), u_click = rn_sim_uniform(r);
+        s->consumed[j] = 0;
+        if (u_exam >= s->world.exam[j] || u_click >= rn_sim_click_prob(&s->world, user, item))
+            continue;
+        s->consumed[j] = 1;
+        clicks++;
+        s->clicks++;
+        if (s->world.clickbait[item]) {
+            s->clickbait_clicks++;
+            sat += m->sat_clickbait;
+        } else {
+            sat += m->sat_click;
+        }
+        int64_t t_click =
+            t_imp + 800 * (int64_t)(j + 1) + (int64_t)fmin(rn_sim_exp(r, 1000), 20000);
+        struct rn_sim_pending c = {
+            .ts = t_click, .request = req, .user = user, .item = item, .kind = RN_SIM_K_CLICK};
+        rn_sim_schedule(s, &c);
+        rn_sim_session_touch(s, pe->session, t_click);
+        if (t_click > browsed) browsed = t_click;
+        if (rn_sim_uniform(r) < rn_sim_pay_prob(&s->world, user, item)) {
+            pays++;
+            s->pays++;
+            sat += m->sat_pay;
+            int64_t t_pay = t_click + 3000 + (int64_t)fmin(rn_sim_exp(r, 20000), 297000);
+            struct rn_sim_pending p = {.ts = t_pay,
+                                       .request = req,
+                                       .user = user,
+                                       .item = item,
+                                       .cents = s->world.price[item],
+                                       .kind = RN_SIM_K_PAY};
+            rn_sim_schedule(s, &p);
+            rn_sim_session_touch(s, pe->session, t_pay);
+            s->consumed[j]++;
+        }
+    }
+    /* Interests move towards what was consumed, in slot order: a step per click and per pay. */
+    for (uint32_t j = 0; j < L; j++)
+        for (uint8_t n = 0; n < s->consumed[j]; n++)
+            rn_sim_drift(&s->world, user, shown[j], o->drift);
+
+    struct rn_sim_session *sess = &s->sessions[pe->session];
+    sess->ret += o->w_click * clicks + o->w_pay * pays;
+    sess->pages++;
+    s->n_pages++;
+
+    double p_next = rn_sim_sigmoid(m->next_bias + m->next_sat * sat);
+    if (p_next > m->next_max) p_next = m->next_max;
+    if (pe->page + 1 < o->max_pages && rn_sim_uniform(r) < p_next) {
+        struct rn_sim_pending next = {.ts = browsed + 2000 +
+                                            (int64_t)fmin(rn_sim_exp(r, 4000), 58000),
+                                      .user = user,
+                                      .session = pe->session,
+                                      .page = pe->page + 1,
+                                      .kind = RN_SIM_K_REQUEST};
+        rn_sim_schedule(s, &next);
+        rn_sim_session_touch(s, pe->session, next.ts);
+    } else {
+        /* The session is over once its last event (maybe a pay) has happened. */
+        struct rn_sim_pending ready = {.ts = sess->end_ts + (int64_t)o->min_gap_s * 1000,
+                                       .user = user,
+                                       .kind = RN_SIM_K_USER_READY};
+        rn_sim_schedule(s, &ready);
+    }
+    return 0;
+}
+
+/* Gives a session that arrives at ts to a free user drawn by activity. */
+static void rn_sim_start_session(struct rn_sim *s, int64_t ts)
+{
+    assert(s->users.total > 0 && s->started < s->o.sessions);
+    uint32_t user = rn_sim_fenwick_find(&s->users, rn_sim_below(&s->arrival, s->users.total));
+    rn_sim_fenwick_set_free(&s->users, user, 0);
+    uint32_t session = (uint32_t)s->started++;
+    s->sessions[session].end_ts = ts;
+    struct rn_sim_pending e = {
+        .ts = ts, .user = user, .session = session, .page = 0, .kind = RN_SIM_K_REQUEST};
+    rn_sim_schedule(s, &e);
+}
+
+/* Runs the simulation to the end: every session started, every event written. */
+static int rn_sim_run(struct rn_sim *s)
+{
+    const struct rn_sim_opts *o = &s->o;
+    double clock = 0, mean_gap_ms = 1000.0 / o->rate;
+    if (o->sessions > 0) {
+        struct rn_sim_pending a = {.ts = o->start_ts, .kind = RN_SIM_K_ARRIVAL};
+        rn_sim_schedule(s, &a);
+    }
+    while (s->heap.n) {
+        struct rn_sim_pending pe;
+        rn_sim_heap_pop(&s->heap, &pe);
+        switch (pe.kind) {
+        case RN_SIM_K_ARRIVAL:
+            s->arrivals++;
+            if (s->users.total > 0)
+                rn_sim_start_session(s, pe.ts);
+            else
+                s->waiting++;
+            if (s->arrivals < o->sessions) {
+                clock += rn_sim_exp(&s->arrival, mean_gap_ms);
+                struct rn_sim_pending a = {.ts = o->start_ts + (int64_t)clock,
+                                           .kind = RN_SIM_K_ARRIVAL};
+                if (a.ts < pe.ts) a.ts = pe.ts;
+                rn_sim_schedule(s, &a);
+            }
+            break;
+        case RN_SIM_K_USER_READY:
+            rn_sim_fenwick_set_free(&s->users, pe.user, 1);
+            if (s->waiting) {
+                s->waiting--;
+                rn_sim_start_session(s, pe.ts);
+            }
+            break;
+        case RN_SIM_K_REQUEST:
+            if (rn_sim_page(s, &pe) < 0) {
+                fprintf(stderr, "sim: policy '%s' failed on request r%llu: %s\n", o->policy,
+                        (unsigned long long)s->nreq, s->err);
+                return -1;
+            }
+            break;
+        case RN_SIM_K_IMPRESSION: {
+            uint32_t L = o->slate;
+            struct rn_sim_event ev = {.type = RN_SIM_IMPRESSION,
+                                      .ts = pe.ts,
+                                      .request = pe.request,
+                                      .user = pe.user,
+                                      .n = L,
+                                      .list = s->pages.items + (size_t)pe.page * L,
+                                      .props = s->pages.props + (size_t)pe.page * L,
+                                      .model_version = s->pages.model_version[pe.page]};
+            rn_sim_emit(s, &ev);
+            s->impressions++;
+            rn_sim_page_release(&s->pages, pe.page);
+            break;
+        }
+        case RN_SIM_K_CLICK:
+        case RN_SIM_K_PAY: {
+            struct rn_sim_event ev = {.type = pe.kind,
+                                      .ts = pe.ts,
+                                      .request = pe.request,
+                                      .user = pe.user,
+                                      .item = pe.item,
+                                      .cents = pe.cents};
+            rn_sim_emit(s, &ev);
+            break;
+        }
+        default:
+            assert(0);
+        }
+    }
+    assert(s->started == o->sessions && s->waiting == 0);
+    return 0;
+}
+
+/* Writes the embedding table: "i<n>" and D noisy components per line.  Returns 0 or -1. */
+static int rn_sim_write_embeddings(const struct rn_sim *s, const char *path)
+{
+    const struct rn_sim_world *w = &s->world;
+    struct rn_sim_rng r;
+    rn_sim_rng_seed(&r, s->o.seed, RN_SIM_S_EMBED);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "sim: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    for (uint32_t i = 0; i < w->n_items; i++) {
+        fprintf(f, "i%u", i + 1);
+        for (uint32_t d = 0; d < w->dim; d++) {
+            double v =
+                w->item_vec[(size_t)i * w->dim + d] + s->o.embedding_noise * rn_sim_gauss(&r);
+            if (v == 0.0) v = 0.0; /* never "-0.00000" */
+            fprintf(f, " %.5f", v);
+        }
+        fputc('\n', f);
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        fprintf(stderr, "sim: write to %s failed: %s\n", path, strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "sim: write to %s failed: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The summary figures: on stderr always, as JSON with --summary-json.  Returns 0 or -1. */
+static int rn_sim_summary(const struct rn_sim *s)
+{
+    const struct rn_sim_opts *o = &s->o;
+    uint64_t n = o->sessions;
+    /* Welford's running mean and variance of the session returns. */
+    double mean = 0, m2 = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        double x = s->sessions[i].ret, d = x - mean;
+        mean += d / (double)(i + 1);
+        m2 += d * (x - mean);
+    }
+    double half = n > 1 ? 1.96 * sqrt(m2 / (double)(n - 1)) / sqrt((double)n) : NAN;
+    double pps = n ? (double)s->n_pages / (double)n : 0.0;
+    double cb_share = s->clicks ? (double)s->clickbait_clicks / (double)s->clicks : 0.0;
+    double ctr = s->impressions ? (double)s->clicks / (double)(s->impressions * o->slate) : 0.0;
+
+    fprintf(stderr,
+            "sim: policy=%s seed=%llu sessions=%llu pages=%llu pages_per_session=%.3f "
+            "clicks=%llu pays=%llu ctr=%.4f clickbait_click_share=%.4f lines=%llu\n",
+            o->policy, (unsigned long long)o->seed, (unsigned long long)n,
+            (unsigned long long)s->n_pages, pps, (unsigned long long)s->clicks,
+            (unsigned long long)s->pays, ctr, cb_share, (unsigned long long)s->lines);
+    if (n > 1)
+        fprintf(stderr, "sim: mean_session_return=%.4f ci95=[%.4f, %.4f] (w_click=%g w_pay=%g)\n",
+                mean, mean - half, mean + half, o->w_click, o->w_pay);
+    else
+        fprintf(stderr, "sim: mean_session_return=%.4f ci95=n/a (w_click=%g w_pay=%g)\n", mean,
+                o->w_click, o->w_pay);
+
+    if (!o->summary_json) return 0;
+    FILE *f = fopen(o->summary_json, "wb");
+    if (!f) {
+        fprintf(stderr, "sim: cannot open %s: %s\n", o->summary_json, strerror(errno));
+        return -1;
+    }
+    fprintf(f,
+            "{\"policy\":\"%s\",\"seed\":%llu,\"sessions\":%llu,\"pages\":%llu,"
+            "\"pages_per_session\":%.6g,\"requests\":%llu,\"impressions\":%llu,"
+            "\"clicks\":%llu,\"pays\":%llu,\"clickbait_clicks\":%llu,"
+            "\"clickbait_click_share\":%.6g,\"ctr\":%.6g,\"w_click\":%.6g,\"w_pay\":%.6g,"
+            "\"mean_session_return\":%.6g,",
+            o->policy, (unsigned long long)o->seed, (unsigned long long)n,
+            (unsigned long long)s->n_pages, pps, (unsigned long long)s->nreq,
+            (unsigned long long)s->impressions, (unsigned long long)s->clicks,
+            (unsigned long long)s->pays, (unsigned long long)s->clickbait_clicks, cb_share, ctr,
+            o->w_click, o->w_pay, mean);
+    if (n > 1)
+        fprintf(f, "\"ci95_low\":%.6g,\"ci95_high\":%.6g,", mean - half, mean + half);
+    else
+        fputs("\"ci95_low\":null,\"ci95_high\":null,", f);
+    fprintf(f, "\"lines\":%llu,\"first_ts\":%lld,\"last_ts\":%lld}\n", (unsigned long long)s->lines,
+            (long long)s->first_ts, (long long)s->last_ts);
+    if (fflush(f) != 0 || ferror(f) || fclose(f) != 0) {
+        fprintf(stderr, "sim: write to %s failed: %s\n", o->summary_json, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct rn_sim s;
+    int rc = rn_sim_parse_args(argc, argv, &s.o);
+    if (rc) return rc > 0 ? 0 : 2;
+    const struct rn_sim_opts *o = &s.o;
+    if (o->sessions > UINT32_MAX) {
+        fprintf(stderr, "sim: --sessions too large\n");
+        return 2;
+    }
+
+    rn_sim_world_create(&s.world, o);
+    rn_sim_rng_seed(&s.arrival, o->seed, RN_SIM_S_ARRIVAL);
+    rn_sim_rng_seed(&s.cand_rng, o->seed, RN_SIM_S_CAND);
+    rn_sim_rng_seed(&s.user_rng, o->seed, RN_SIM_S_USER);
+
+    /* Item popularity and user activity: Zipf ranks over random permutations, from their own
+     * stream so that they do not depend on the policy. */
+    struct rn_sim_rng setup;
+    rn_sim_rng_seed(&setup, o->seed, RN_SIM_S_SETUP);
+    s.item_cdf = rn_sim_zipf_cdf(o->items, o->item_zipf);
+    /* An item's exposure rank follows a noisy mix of its quality and appeal: what is widely
+     * seen in a catalogue is partly what people like. */
+    {
+        double *keys = rn_sim_xmalloc(o->items, sizeof(*keys));
+        s.item_by_rank = rn_sim_xmalloc(o->items, sizeof(*s.item_by_rank));
+        for (uint32_t i = 0; i < o->items; i++) {
+            keys[i] = s.world.m->exposure_q * s.world.quality[i] +
+                      s.world.m->exposure_a * s.world.appeal[i] + rn_sim_gauss(&setup);
+            s.item_by_rank[i] = i;
+        }
+        rn_sim_sort_keys = keys;
+        qsort(s.item_by_rank, o->items, sizeof(*s.item_by_rank), rn_sim_by_key_desc);
+        free(keys);
+    }
+    s.item_mark = rn_sim_xmalloc(o->items, sizeof(*s.item_mark));
+    uint32_t *user_by_rank = rn_sim_permutation(o->users, &setup);
+    s.users.n = o->users;
+    s.users.t = rn_sim_xmalloc((size_t)o->users + 1, sizeof(*s.users.t));
+    s.users.w = rn_sim_xmalloc(o->users, sizeof(*s.users.w));
+    s.users.free = rn_sim_xmalloc(o->users, 1);
+    for (uint32_t k = 0; k < o->users; k++) {
+        double w = ldexp(pow((double)(k + 1), -o->user_zipf), 32);
+        s.users.w[user_by_rank[k]] = w < 1.0 ? 1 : (uint64_t)w;
+    }
+    for (uint32_t u = 0; u < o->users; u++)
+        rn_sim_fenwick_set_free(&s.users, u, 1);
+    free(user_by_rank);
+
+    s.sessions = rn_sim_xmalloc(o->sessions, sizeof(*s.sessions));
+    s.cand = rn_sim_xmalloc(o->candidates, sizeof(*s.cand));
+    s.slate = rn_sim_xmalloc(o->slate, sizeof(*s.slate));
+    s.props = rn_sim_xmalloc(o->slate, sizeof(*s.props));
+    s.consumed = rn_sim_xmalloc(o->slate, sizeof(*s.consumed));
+    s.pages.slate = o->slate;
+
+    s.ptype = rn_sim_policy_find(o->policy);
+    assert(s.ptype);
+    s.policy = s.ptype->create(o, s.err, sizeof(s.err));
+    if (!s.policy) {
+        fprintf(stderr, "sim: policy '%s': %s\n", o->policy, s.err);
+        return 1;
+    }
+
+    /* The embedding table depends only on the world as created, before any drift. */
+    if (o->embeddings && rn_sim_write_embeddings(&s, o->embeddings) < 0) return 1;
+
+    static char outbuf[RN_SIM_OUTBUF];
+    if (o->out) {
+        s.out = fopen(o->out, "wb");
+        if (!s.out) {
+            fprintf(stderr, "sim: cannot open %s: %s\n", o->out, strerror(errno));
+            return 1;
+        }
+    } else {
+        s.out = stdout;
+    }
+    setvbuf(s.out, outbuf, _IOFBF, sizeof(outbuf));
+
+    rc = rn_sim_run(&s);
+    if (fflush(s.out) != 0 || ferror(s.out)) {
+        fprintf(stderr, "sim: write to %s failed: %s\n", o->out ? o->out : "stdout",
+                strerror(errno));
+        rc = -1;
+    }
+    if (o->out && fclose(s.out) != 0 && rc == 0) {
+        fprintf(stderr, "sim: write to %s failed: %s\n", o->out, strerror(errno));
+        rc = -1;
+    }
+    if (rc == 0 && rn_sim_summary(&s) < 0) rc = -1;
+
+    s.ptype->destroy(s.policy);
+    rn_sim_world_destroy(&s.world);
+    free(s.item_cdf);
+    free(s.item_by_rank);
+    free(s.item_mark);
+    free(s.users.t);
+    free(s.users.w);
+    free(s.users.free);
+    free(s.sessions);
+    free(s.cand);
+    free(s.slate);
+    free(s.props);
+    free(s.consumed);
+    free(s.heap.v);
+    free(s.pages.items);
+    free(s.pages.props);
+    free(s.pages.model_version);
+    free(s.pages.free);
+    return rc == 0 ? 0 : 1;
+}

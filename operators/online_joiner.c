@@ -1,0 +1,526 @@
+/*
+ * online_joiner.c — `online_joiner`: impressions joined with the feedback
+ * (clicks, pays, extra types) that follows them, into one labelled list per
+ * request: the Online Joiner of the near-line RL data flow.
+ *
+ * Keyed by user (so a user's whole traffic stays on one thread); per request,
+ * keyed state (namespace = request id) holds the displayed items and the
+ * feedback seen. The rules, precisely (docs/operators.md repeats them):
+ *
+ *   window      an impression at time I opens [I, I + window): feedback for
+ *               the same request and a displayed item, with event time < I +
+ *               window, is counted. When the watermark passes
+ *               I + window - 1 + allowed_lateness, one `sample` is emitted
+ *               (event time I + window - 1) and the request is closed.
+ *   early       feedback that arrives before its impression is kept (up to
+ *               256 per request) and counted when the impression comes; if no
+ *               impression comes by feedback time + window + allowed_lateness,
+ *               it is dropped as unmatched (counted).
+ *   duplicates  the same feedback event (same type, item and time) counts once;
+ *               two distinct clicks on one item count twice.
+ *   pay         counted with or without a click.
+ *   not shown   feedback for an item the impression did not display is
+ *               unmatched (counted, not in the sample).
+ *   late        feedback for a closed request, or with time >= I + window, goes
+ *               to the `late` output and is counted; a closed request is
+ *               remembered for another `window` so that late feedback is
+ *               recognised (after that it looks early, and ends unmatched).
+ *   reward      per item r = sum over types of rewards[type] * count; the
+ *               sample's reward is the sum over items.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rn_operator.h"
+#include "rn_sample.h"
+#include "rn_state.h"
+
+#define RN_JR_MAX_FB 256
+#define RN_JR_HAS_IMP 0x1
+#define RN_JR_CLOSED 0x2
+
+struct rn_joiner_cfg {
+    int64_t window, allowed_lateness, retain_closed;
+    const struct rn_cfg_node *rewards;
+    double weight[RN_FEEDBACK_MAX]; /* by feedback type: kind - RN_EV_CLICK */
+    uint32_t n_types;
+    char type_names[RN_FEEDBACK_MAX][16];
+};
+
+/* The state of one request: this header, then n_items items, n_fb feedback
+ * entries, then the item names, user and request strings. Flat, so the bytes
+ * in the state store are the struct. */
+struct rn_jr {
+    int64_t imp_ts, close_ts, last_fb_ts, model_version;
+    uint32_t flags, n_items, n_fb, names_len;
+    uint32_t user_off, user_len, req_off, req_len; /* into names */
+};
+struct rn_jr_item {
+    uint64_t id;
+    double propensity;
+    uint32_t counts[RN_FEEDBACK_MAX];
+    uint32_t name_off, name_len;
+};
+struct rn_jr_fb {
+    uint64_t item_id;
+    int64_t ts;
+    uint32_t type; /* kind - RN_EV_CLICK */
+    uint32_t counted;
+};
+
+struct rn_joiner {
+    struct rn_state *req;
+    struct rn_buf cur; /* the request being worked on */
+    struct rn_payload pl;
+};
+
+enum { M_IMPRESSIONS, M_JOINED, M_LATE, M_UNMATCHED, M_DUPLICATES, M_SAMPLES, M_REWARD, M_OPEN };
+static const char *const rn_joiner_metrics[] = {
+    "impressions", "feedback_joined", "late_feedback", "unmatched_feedback", "duplicates",
+    "samples",     "reward_sum_milli", "windows_opened", NULL};
+
+static const struct rn_config_key rn_joiner_keys[] = {
+    {"window", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_joiner_cfg, window),
+     "How long after an impression its feedback counts (event time).", NULL, 0, 1,
+     (int64_t)1 << 50},
+    {"allowed_lateness", RN_CT_DURATION, "0ms", "ms",
+     offsetof(struct rn_joiner_cfg, allowed_lateness),
+     "How long past the window's end (event time) to wait before emitting its sample.", NULL,
+     0, 0, (int64_t)1 << 50},
+    {"retain_closed", RN_CT_DURATION, NULL, "ms", offsetof(struct rn_joiner_cfg, retain_closed),
+     "How long a closed request is remembered, to recognise late feedback; default: window.",
+     NULL, 0, 0, (int64_t)1 << 50},
+    {"rewards", RN_CT_NODE, NULL, NULL, offsetof(struct rn_joiner_cfg, rewards),
+     "Reward weight per feedback type, e.g. { click: 1.0, pay: 5.0 }; types not listed weigh "
+     "0. Default: click 1, pay 5.",
+     NULL, 0, 0, 0},
+    RN_CONFIG_END,
+};
+
+static int rn_joiner_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
+{
+    struct rn_joiner_cfg *c = ctx;
+    if (!rn_cfg_get(node, "retain_closed")) c->retain_closed = c->window;
+    int kinds = rn_event_kind_count();
+    c->n_types = (uint32_t)RN_MIN(kinds - RN_EV_CLICK, RN_FEEDBACK_MAX);
+    for (uint32_t t = 0; t < c->n_types; t++)
+        snprintf(c->type_names[t], sizeof c->type_names[t], "%s",
+                 rn_event_kind_name((int)t + RN_EV_CLICK));
+    if (!c->rewards) {
+        c->weight[0] = 1.0;
+        c->weight[1] = 5.0;
+        return 0;
+    }
+    if (c->rewards->kind != RN_CFG_MAP) {
+        rn_cfg_errf(errbuf, errlen, c->rewards, "'rewards' must be a map of type: weight");
+        return RN_EINVAL;
+    }
+    for (const struct rn_cfg_node *r = c->rewards->child; r; r = r->next) {
+        int k = rn_event_kind_find(r->key, strlen(r->key));
+        if (k < RN_EV_CLICK || k - RN_EV_CLICK >= (int)c->n_types) {
+            rn_cfg_key_errf(errbuf, errlen, r,
+                            "'%s' is not a feedback type (click, pay, or one listed in a "
+                            "log_collector's feedback_types, defined before this operator)",
+                            r->key);
+            return RN_EINVAL;
+        }
+        double w;
+        if (r->kind != RN_CFG_SCALAR || rn_parse_f64(r->value, &w)) {
+            rn_cfg_errf(errbuf, errlen, r, "reward weight of '%s' must be a number", r->key);
+            return RN_EINVAL;
+        }
+        c->weight[k - RN_EV_CLICK] = w;
+    }
+    return 0;
+}
+
+static int rn_joiner_open(struct rn_op *op)
+{
+    struct rn_joiner *j = rn_xcalloc(1, sizeof *j);
+    rn_op_set_local(op, j);
+    j->req = rn_state_value(op, "requests");
+    return j->req ? 0 : RN_ESTATE;
+}
+
+static void rn_joiner_close(struct rn_op *op)
+{
+    struct rn_joiner *j = rn_op_local(op);
+    if (!j) return;
+    rn_buf_free(&j->cur);
+    rn_buf_free(&j->pl.buf);
+    free(j);
+    rn_op_set_local(op, NULL);
+}
+
+/* Views into the working copy. */
+static inline struct rn_jr *jr_hdr(struct rn_joiner *j)
+{
+    return (struct rn_jr *)j->cur.data;
+}
+static inline struct rn_jr_item *jr_items(struct rn_joiner *j)
+{
+    return (struct rn_jr_item *)(j->cur.data + sizeof(struct rn_jr));
+}
+static inline struct rn_jr_fb *jr_fb(struct rn_joiner *j)
+{
+    return (struct rn_jr_fb *)(j->cur.data + sizeof(struct rn_jr) +
+                               jr_hdr(j)->n_items * sizeof(struct rn_jr_item));
+}
+static inline char *jr_names(struct rn_joiner *j)
+{
+    return (char *)(jr_fb(j) + jr_hdr(j)->n_fb);
+}
+
+/* Loads the request's state into j->cur; 0 if found, else an empty header. */
+static int jr_load(struct rn_joiner *j, uint64_t request_id)
+{
+    const void *v;
+    size_t len;
+    rn_buf_reset(&j->cur);
+    if (rn_value_get(j->req, request_id, &v, &len) == 0 && len >= sizeof(struct rn_jr)) {
+        rn_buf_append(&j->cur, v, len);
+        return 0;
+    }
+    struct rn_jr h;
+    memset(&h, 0, sizeof h);
+    h.imp_ts = RN_TS_MIN;
+    h.model_version = -1;
+    rn_buf_append(&j->cur, &h, sizeof h);
+    return RN_ENOENT;
+}
+
+static void jr_store(struct rn_joiner *j, uint64_t request_id)
+{
+    rn_value_put(j->req, request_id, j->cur.data, j->cur.len);
+}
+
+/* Appends a feedback entry (the buffer may move). */
+static void jr_add_fb(struct rn_joiner *j, const struct rn_jr_fb *fb)
+{
+    size_t at = (size_t)((char *)jr_names(j) - j->cur.data);
+    rn_buf_reserve(&j->cur, sizeof *fb);
+    memmove(j->cur.data + at + sizeof *fb, j->cur.data + at, j->cur.len - at);
+    memcpy(j->cur.data + at, fb, sizeof *fb);
+    j->cur.len += sizeof *fb;
+    jr_hdr(j)->n_fb++;
+}
+
+static int jr_find_item(struct rn_joiner *j, uint64_t item_id)
+{
+    struct rn_jr_item *it = jr_items(j);
+    for (uint32_t i = 0; i < jr_hdr(j)->n_items; i++)
+        if (it[i].id == item_id) return (int)i;
+    return -1;
+}
+
+/* Counts one feedback entry against the displayed items, if it falls in. */
+static void jr_count(struct rn_op *op, struct rn_joiner *j, struct rn_jr_fb *fb)
+{
+    int i = jr_find_item(j, fb->item_id);
+    if (i < 0) {
+        rn_op_metric_add(op, M_UNMATCHED, 1);
+    } else {
+        jr_items(j)[i].counts[fb->type]++;
+        rn_op_metric_add(op, M_JOINED, 1);
+    }
+    fb->counted = 1;
+}
+
+static void rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
+                                 const struct rn_event *e, struct rn_emitter *out)
+{
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    int found = jr_load(j, e->request_id) == 0;
+    struct rn_jr *h = jr_hdr(j);
+    if (found && (h->flags & RN_JR_HAS_IMP)) {
+        /* A second impression of the same request: the first one stands. */
+        rn_op_metric_add(op, M_DUPLICATES, 1);
+        if (h->flags & RN_JR_CLOSED) rn_emit_copy(out, 1, r);
+        return;
+    }
+    rn_op_metric_add(op, M_IMPRESSIONS, 1);
+    /* Rebuild: header, items, the pending feedback, names. */
+    struct rn_jr hdr = *h;
+    uint32_t n_fb = h->n_fb;
+    struct rn_jr_fb *pending = n_fb ? rn_xmalloc(n_fb * sizeof *pending) : NULL;
+    if (n_fb) memcpy(pending, jr_fb(j), n_fb * sizeof *pending);
+    hdr.flags |= RN_JR_HAS_IMP;
+    hdr.imp_ts = e->ts;
+    hdr.close_ts = e->ts + c->window;
+    hdr.model_version = (e->flags & RN_EVENT_HAS_MODEL_VERSION) ? e->model_version : -1;
+    hdr.n_items = e->n_items;
+    hdr.n_fb = n_fb;
+    struct rn_buf names = RN_BUF_INIT;
+    const struct rn_str *items = rn_event_items(e);
+    const uint64_t *ids = rn_event_item_ids(e);
+    const double *props = (e->flags & RN_EVENT_HAS_PROPENSITIES) ? rn_event_props(e) : NULL;
+    rn_buf_reset(&j->cur);
+    rn_buf_append(&j->cur, &hdr, sizeof hdr);
+    for (uint32_t i = 0; i < e->n_items; i++) {
+        struct rn_jr_item it;
+        memset(&it, 0, sizeof it);
+        it.id = ids[i];
+        it.propensity = props ? props[i] : -1.0;
+        it.name_off = (uint32_t)names.len;
+        it.name_len = items[i].len;
+        rn_buf_append(&names, rn_str_ptr(e, items[i]), items[i].len);
+        rn_buf_append(&j->cur, &it, sizeof it);
+    }
+    if (n_fb) rn_buf_append(&j->cur, pending, n_fb * sizeof *pending);
+    h = jr_hdr(j);
+    h->user_off = (uint32_t)names.len;
+    h->user_len = e->user.len;
+    rn_buf_append(&names, rn_str_ptr(e, e->user), e->user.len);
+    h->req_off = (uint32_t)names.len;
+    h->req_len = e->request.len;
+    rn_buf_append(&names, rn_str_ptr(e, e->request), e->request.len);
+    h->names_len = (uint32_t)names.len;
+    rn_buf_append(&j->cur, names.data, names.len);
+    rn_buf_free(&names);
+    free(pending);
+    /* Feedback that came first counts now, if it is inside the window. */
+    struct rn_jr_fb *fb = jr_fb(j);
+    for (uint32_t k = 0; k < jr_hdr(j)->n_fb; k++) {
+        if (fb[k].counted) continue;
+        if (fb[k].ts >= jr_hdr(j)->close_ts) {
+            rn_op_metric_add(op, M_LATE, 1);
+            fb[k].counted = 1;
+        } else {
+            jr_count(op, j, &fb[k]);
+        }
+    }
+    rn_op_metric_add(op, M_OPEN, 1);
+    rn_timer_register(op, jr_hdr(j)->close_ts - 1 + c->allowed_lateness, e->request_id);
+    jr_store(j, e->request_id);
+}
+
+static void rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
+                               const struct rn_event *e, struct rn_emitter *out)
+{
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    uint32_t type = (uint32_t)(e->kind - RN_EV_CLICK);
+    if (type >= c->n_types) return;
+    jr_load(j, e->request_id);
+    struct rn_jr *h = jr_hdr(j);
+    struct rn_jr_fb fb = {e->item_id, e->ts, type, 0};
+    struct rn_jr_fb *all = jr_fb(j);
+    for (uint32_t k = 0; k < h->n_fb; k++) {
+        if (all[k].item_id == fb.item_id && all[k].ts == fb.ts && all[k].type == fb.type) {
+            rn_op_metric_add(op, M_DUPLICATES, 1);
+            return;
+        }
+    }
+    if ((h->flags & RN_JR_CLOSED) || ((h->flags & RN_JR_HAS_IMP) && e->ts >= h->close_ts)) {
+        rn_op_metric_add(op, M_LATE, 1);
+        rn_op_count_late(op, 1);
+        rn_emit_copy(out, 1, r);
+        return;
+    }
+    if (h->n_fb >= RN_JR_MAX_FB) {
+        rn_op_metric_add(op, M_UNMATCHED, 1);
+        return;
+    }
+    jr_add_fb(j, &fb);
+    h = jr_hdr(j);
+    if (h->flags & RN_JR_HAS_IMP) {
+        jr_count(op, j, &jr_fb(j)[h->n_fb - 1]);
+    } else {
+        /* Early: wait for the impression, but not forever. */
+        if (e->ts > h->last_fb_ts || h->n_fb == 1) h->last_fb_ts = e->ts;
+        rn_timer_register(op, h->last_fb_ts + c->window - 1 + c->allowed_lateness,
+                          e->request_id);
+    }
+    jr_store(j, e->request_id);
+}
+
+static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
+{
+    struct rn_joiner *j = rn_op_local(op);
+    for (uint32_t i = 0; i < in->n; i++) {
+        const struct rn_record *r = &in->recs[i];
+        const struct rn_event *e = r->payload;
+        rn_state_key(op, r->key);
+        if (e->kind == RN_EV_IMPRESSION)
+            rn_joiner_impression(op, j, r, e, out);
+        else if (e->kind >= RN_EV_CLICK)
+            rn_joiner_feedback(op, j, r, e, out);
+    }
+    return 0;
+}
+
+static void rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emitter *out)
+{
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    struct rn_jr *h = jr_hdr(j);
+    const char *names = jr_names(j);
+    struct rn_payload *pl = &j->pl;
+    rn_payload_begin(pl, sizeof(struct rn_sample));
+    struct rn_str user = rn_payload_str(pl, names + h->user_off, h->user_len);
+    struct rn_str req = rn_payload_str(pl, names + h->req_off, h->req_len);
+    uint32_t n = h->n_items;
+    struct rn_str *inames = rn_xmalloc((n ? n : 1) * sizeof *inames);
+    for (uint32_t i = 0; i < n; i++)
+        inames[i] = rn_payload_str(pl, names + jr_items(j)[i].name_off, jr_items(j)[i].name_len);
+    uint32_t items_off = rn_payload_reserve(pl, n * sizeof(struct rn_sample_item));
+    uint32_t types_off = rn_payload_reserve(pl, c->n_types * 16);
+    h = jr_hdr(j);
+    struct rn_sample *s = rn_payload_fixed(pl);
+    struct rn_sample_item *si = (struct rn_sample_item *)(pl->buf.data + items_off);
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct rn_jr_item *it = &jr_items(j)[i];
+        si[i].item_id = it->id;
+        si[i].item = inames[i];
+        si[i].position = i + 1;
+        si[i].propensity = it->propensity;
+        double r = 0;
+        for (uint32_t t = 0; t < c->n_types; t++) {
+            si[i].counts[t] = it->counts[t];
+            r += c->weight[t] * it->counts[t];
+        }
+        si[i].reward = r;
+        total += r;
+    }
+    for (uint32_t t = 0; t < c->n_types; t++)
+        memcpy(pl->buf.data + types_off + 16 * t, c->type_names[t], 16);
+    s->impression_ts = h->imp_ts;
+    s->window_end = h->close_ts;
+    s->user_id = rn_hash64(names + h->user_off, h->user_len);
+    s->request_id = rn_hash64(names + h->req_off, h->req_len);
+    s->model_version = h->model_version;
+    s->reward = total;
+    s->user = user;
+    s->request = req;
+    s->n_items = n;
+    s->n_types = c->n_types;
+    s->items_off = items_off;
+    s->types_off = types_off;
+    free(inames);
+    rn_emit_payload(out, 0, h->close_ts - 1, s->user_id, pl);
+    rn_op_metric_add(op, M_SAMPLES, 1);
+    rn_op_metric_add(op, M_REWARD, (uint64_t)(total * 1000.0 + 0.5));
+}
+
+static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct rn_emitter *out)
+{
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    struct rn_joiner *j = rn_op_local(op);
+    if (jr_load(j, t->ns) != 0) return 0;
+    struct rn_jr *h = jr_hdr(j);
+    if ((h->flags & RN_JR_HAS_IMP) && !(h->flags & RN_JR_CLOSED)) {
+        if (t->ts != h->close_ts - 1 + c->allowed_lateness) return 0; /* an early-feedback timer */
+        rn_joiner_emit(op, j, out);
+        /* Keep a small tombstone to recognise late feedback, then forget. */
+        struct rn_jr tomb = *jr_hdr(j);
+        tomb.flags |= RN_JR_CLOSED;
+        tomb.n_items = tomb.n_fb = tomb.names_len = 0;
+        rn_buf_reset(&j->cur);
+        rn_buf_append(&j->cur, &tomb, sizeof tomb);
+        jr_store(j, t->ns);
+        rn_timer_register(op, t->ts + c->retain_closed, t->ns);
+        return 0;
+    }
+    if (h->flags & RN_JR_CLOSED) {
+        if (t->ts >= h->close_ts - 1 + c->allowed_lateness + c->retain_closed)
+            return rn_value_clear(j->req, t->ns);
+        return 0;
+    }
+    /* Only early feedback, and its impression never came. */
+    if (t->ts >= h->last_fb_ts + c->window - 1 + c->allowed_lateness) {
+        rn_op_metric_add(op, M_UNMATCHED, h->n_fb);
+        return rn_value_clear(j->req, t->ns);
+    }
+    return 0;
+}
+
+/* ---- the sample record type -------------------------------------------------------- */
+
+static void rn_sample_json(const struct rn_record *r, struct rn_buf *out)
+{
+    const struct rn_sample *s = r->payload;
+    RN_BUF_LIT(out, "{\"user\":");
+    rn_json_str(out, rn_str_ptr(s, s->user), s->user.len);
+    RN_BUF_LIT(out, ",\"request\":");
+    rn_json_str(out, rn_str_ptr(s, s->request), s->request.len);
+    RN_BUF_LIT(out, ",\"ts\":");
+    rn_json_i64(out, s->impression_ts);
+    RN_BUF_LIT(out, ",\"window_end\":");
+    rn_json_i64(out, s->window_end);
+    if (s->model_version >= 0) {
+        RN_BUF_LIT(out, ",\"model_version\":");
+        rn_json_i64(out, s->model_version);
+    }
+    RN_BUF_LIT(out, ",\"reward\":");
+    rn_json_f64(out, s->reward);
+    RN_BUF_LIT(out, ",\"items\":[");
+    const struct rn_sample_item *it = rn_sample_items(s);
+    for (uint32_t i = 0; i < s->n_items; i++) {
+        if (i) rn_buf_putc(out, ',');
+        RN_BUF_LIT(out, "{\"item\":");
+        rn_json_str(out, rn_str_ptr(s, it[i].item), it[i].item.len);
+        RN_BUF_LIT(out, ",\"position\":");
+        rn_json_u64(out, it[i].position);
+        if (it[i].propensity >= 0) {
+            RN_BUF_LIT(out, ",\"propensity\":");
+            rn_json_f64(out, it[i].propensity);
+        }
+        for (uint32_t t = 0; t < s->n_types; t++) {
+            rn_buf_printf(out, ",\"%s\":", rn_sample_type(s, t));
+            rn_json_u64(out, it[i].counts[t]);
+        }
+        RN_BUF_LIT(out, ",\"reward\":");
+        rn_json_f64(out, it[i].reward);
+        rn_buf_putc(out, '}');
+    }
+    RN_BUF_LIT(out, "]}");
+}
+
+static const char *const rn_sample_keys[] = {"user", "request", NULL};
+
+static uint64_t rn_sample_key_of(const struct rn_record *r, int field)
+{
+    const struct rn_sample *s = r->payload;
+    return field == 0 ? s->user_id : s->request_id;
+}
+
+const struct rn_type rn_type_sample = {
+    .name = "sample",
+    .description = "a labelled list: one request's displayed items with their feedback and rewards",
+    .write_json = rn_sample_json,
+    .key_fields = rn_sample_keys,
+    .key_of = rn_sample_key_of,
+};
+
+static const struct rn_port_decl rn_joiner_out[] = {
+    {NULL, "sample", "One labelled list per request, when its window closes."},
+    {"late", "event", "Feedback (and repeated impressions) after the request's window closed."},
+};
+
+static const struct rn_metric_ratio rn_joiner_ratios[] = {
+    {"mean_reward_per_list", M_REWARD, M_SAMPLES, 0.001},
+    {"feedback_per_list", M_JOINED, M_SAMPLES, 1.0},
+    {NULL, 0, 0, 0},
+};
+
+const struct rn_op_type rn_op_online_joiner = {
+    .abi_version = RN_OP_ABI_VERSION,
+    .name = "online_joiner",
+    .description = "Joins each impression with its feedback within an event-time window into "
+                   "one labelled list (`sample`) per request.",
+    .kind = RN_KIND_OPERATOR,
+    .flags = RN_OP_KEYED | RN_OP_STATEFUL,
+    .config = rn_joiner_keys,
+    .ctx_size = sizeof(struct rn_joiner_cfg),
+    .in_type = "event",
+    .outputs = rn_joiner_out,
+    .n_outputs = 2,
+    .metrics = rn_joiner_metrics,
+    .default_key = "user",
+    .init = rn_joiner_init,
+    .open = rn_joiner_open,
+    .process = rn_joiner_process,
+    .close = rn_joiner_close,
+    .on_timer = rn_joiner_on_timer,
+    .ratios = rn_joiner_ratios,
+};
