@@ -509,7 +509,7 @@ const struct rn_op_type rn_op_online_joiner = {
     .description = "Joins each impression with its feedback within an event-time window into "
                    "one labelled list (`sample`) per request.",
     .kind = RN_KIND_OPERATOR,
-    .flags = RN_OP_KEYED | RN_OP_STATEFUL,
+    .flags = RN_OP_KEYED | RN_OP_STATEFUL | RN_OP_KEEPS_KEY,
     .config = rn_joiner_keys,
     .ctx_size = sizeof(struct rn_joiner_cfg),
     .in_type = "event",

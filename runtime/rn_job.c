@@ -588,7 +588,8 @@ static int rn__assign_parallelism(struct rn_job *job, const int *order, char *er
         const struct rn_node *f = &job->nodes[ed->from], *t = &job->nodes[ed->to];
         if (t->type->flags & RN_OP_KEYED) {
             int same_key = (f->type->flags & RN_OP_KEYED) && ed->port == 0 &&
-                           f->parallelism == t->parallelism && f->in_type == t->in_type &&
+                           f->parallelism == t->parallelism &&
+                           (f->in_type == t->in_type || (f->type->flags & RN_OP_KEEPS_KEY)) &&
                            strcmp(f->key_name, t->key_name) == 0;
             ed->mode = same_key ? RN_EDGE_FORWARD : RN_EDGE_HASH;
         } else if (f->parallelism == t->parallelism) {

@@ -33,6 +33,10 @@ enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
 #define RN_OP_STATEFUL 0x2 /* keeps keyed state (rn_state.h) that checkpoints cover */
 #define RN_OP_EVENT_TIME 0x4 /* assigns event time (record.ts) to its output: the
                               * watermarks of its source split are derived from it */
+#define RN_OP_KEEPS_KEY 0x8  /* keyed, and its main output is keyed the same way (the
+                              * output type has the key field, with the same values):
+                              * a keyed operator after it with that key and parallelism
+                              * runs fused, without an exchange */
 
 /* Return codes of poll(). */
 #define RN_POLL_MORE 0 /* emitted something; call again */
