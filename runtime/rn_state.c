@@ -46,6 +46,13 @@
 #include <xxhash.h>
 /* uthash buckets by xxHash rather than its default Jenkins hash. */
 #define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
+/* Keys are 24-byte structs of integers: compare them as three words. */
+static inline int rn__key24_cmp(const void *a, const void *b)
+{
+    const uint64_t *x = a, *y = b;
+    return (x[0] != y[0]) | (x[1] != y[1]) | (x[2] != y[2]);
+}
+#define HASH_KEYCMP(a, b, n) ((n) == 24 ? rn__key24_cmp((a), (b)) : memcmp((a), (b), (n)))
 #include <uthash.h>
 
 #include "rn_fs.h"
@@ -129,6 +136,8 @@ struct rn_statedb {
     uint32_t max_parallelism, kg_start, kg_end;
 
     struct rn__centry *cache; /* uthash */
+    struct rn__centry *last;  /* the entry found last: a get and then a put of one key
+                               * look it up once */
     struct rn__centry *lru_head, *lru_tail;
     size_t cache_bytes, cache_cap;
 
@@ -371,6 +380,7 @@ static void rn__cache_free_all(struct rn_statedb *s)
         free(e);
     }
     s->lru_head = s->lru_tail = NULL;
+    s->last = NULL;
     s->cache_bytes = 0;
 }
 
@@ -498,6 +508,7 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
         else rn__dirty_unlink(s, e);
         rn__lru_unlink(s, e);
         HASH_DEL(s->cache, e);
+        if (s->last == e) s->last = NULL;
         s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
         free(e->val);
         free(e);
@@ -522,9 +533,10 @@ static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void
  * write). Never NULL. */
 static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__ckey *k, int load)
 {
-    struct rn__centry *e;
-    HASH_FIND(hh, s->cache, k, sizeof *k, e);
+    struct rn__centry *e = s->last;
+    if (!e || rn__key24_cmp(&e->k, k)) HASH_FIND(hh, s->cache, k, sizeof *k, e);
     if (e) {
+        s->last = e;
         if (e != s->lru_head) {
             rn__lru_unlink(s, e);
             rn__lru_front(s, e);
@@ -563,6 +575,7 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
     rn__lru_front(s, e);
     s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
     rn__evict(s, e);
+    s->last = e;
     return e;
 }
 

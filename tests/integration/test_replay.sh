@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# test_replay.sh — rn_convert turns real logs into runnel events that a job takes whole.
+# test_replay.sh — rn_convert turns real logs into runnel events, and the replay jobs
+# (log_collector -> online_joiner -> experience_collector) join them whole.
 #
 # For every data set: convert it, check the summary and that ts never decreases, run the
-# events through `runnel run`, and check by counting what came out of the sinks:
-#   OBD             requests == impressions == CSV rows, clicks == sum of the click column,
-#                   0 dead letters
-#   MovieTweetings  requests == impressions == distinct (user, ts), items shown == ratings,
-#                   clicks == ratings >= 7, 0 dead letters
-# Data: the shipped samples in examples/replay/ (always, through the shipped jobs), and the
-# real sets under $RUNNEL_SRC/../shared/data when that folder exists (OBD random and bts,
-# MovieTweetings 10K and 100K, through a temporary job: file -> log_collector -> file).
+# events through the shipped job (jobs/obd-replay.yaml, jobs/movietweetings-replay.yaml,
+# with its source, sinks and state directory moved into a temporary folder by --set), and
+# check by counting what came out:
+#   OBD             requests == impressions == samples == CSV rows; labelled items (summed
+#                   over the samples' "items") == CSV rows, and they are the CSV's rows
+#                   (request, item, click); clicks summed over the items == the CSV's click
+#                   column
+#   MovieTweetings  requests == impressions == samples == distinct (user, ts); labelled
+#                   items == ratings, and they are the ratings (request, movie, click);
+#                   clicks == ratings >= 7
+#   both            no late feedback, no unmatched feedback (the joiner's counters in the
+#                   end-of-run summary, and an empty `late` sink), 0 dead letters; one
+#                   experience per sample (the same requests), and as many with done = 1 as
+#                   there are sessions in the samples (per user, a gap > the job's
+#                   session_gap starts a new one)
+# Data: the shipped samples in examples/replay/ (always), and the real sets under
+# $RUNNEL_SRC/../shared/data when that folder exists (OBD random and bts, MovieTweetings
+# 10K and 100K).
 # Then malformed input: reported as FILE:LINE, skipped, counted; exit 1 when nothing is left.
 #
 # Run by ctest with RUNNEL_SRC (the repository root) and RUNNEL_BIN (the build directory).
+# Needs bash, awk (mawk will do), sed, sort, grep: no python.
 # Prints one PASS/FAIL line per check, ends with "N passed, M failed", exits 1 on failure.
 set -u
 
@@ -26,6 +38,7 @@ passed=0
 failed=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/runnel-replay.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+export LC_ALL=C
 
 pass() { passed=$((passed + 1)); echo "PASS $*"; }
 fail() { failed=$((failed + 1)); echo "FAIL $*"; }
@@ -42,6 +55,9 @@ for b in "$RUNNEL" "$CONVERT"; do
         exit 1
     fi
 done
+
+OBD_JOB=jobs/obd-replay.yaml
+MT_JOB=jobs/movietweetings-replay.yaml
 
 # ---- helpers ------------------------------------------------------------------------
 
@@ -74,94 +90,187 @@ convert() {
 # field KEY: the value of KEY=... in $summary.
 field() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$summary"; }
 
-# run_job NAME JOB EVENTS OUTDIR [--set ...]: runs JOB over EVENTS into OUTDIR/events.jsonl
-# and OUTDIR/rejected.jsonl; the sinks and source are set with --set, so shipped jobs run
-# unchanged.
-run_job() {
-    local name=$1 job=$2 events=$3 outdir=$4 rc=0
-    mkdir -p "$outdir"
-    timeout 120 "$RUNNEL" run "$job" --set http.listen=127.0.0.1:0 \
-        --set "sources.logs.path=$events" --set "sinks.events.path=$outdir/events.jsonl" \
-        --set "sinks.rejected.path=$outdir/rejected.jsonl" >"$outdir/run.out" 2>"$outdir/run.err" ||
-        rc=$?
-    if [ "$rc" -ne 0 ] || [ ! -f "$outdir/events.jsonl" ]; then
-        fail "$name: runnel run exits 0 (exit $rc)"
-        head -c 800 "$outdir/run.err"
-        return 1
-    fi
-    pass "$name: runnel run exits 0"
-    local dead=0
-    [ -f "$outdir/rejected.jsonl" ] && dead=$(wc -l <"$outdir/rejected.jsonl")
-    check "$name: dead letters" "$dead" 0
+# duration_ms D: a job-file duration (500ms, 30s, 30m, 2h, 1d) in milliseconds.
+duration_ms() {
+    case $1 in
+    *ms) echo "${1%ms}" ;;
+    *s) echo $((${1%s} * 1000)) ;;
+    *m) echo $((${1%m} * 60000)) ;;
+    *h) echo $((${1%h} * 3600000)) ;;
+    *d) echo $((${1%d} * 86400000)) ;;
+    *) echo "$1" ;;
+    esac
 }
 
-# count TYPE FILE: events of that type in a sink's output.
-count() { grep -c "\"type\":\"$1\"" "$2"; }
+# run_job NAME JOB EVENTS DIR: runs the shipped JOB over EVENTS, with its sinks in DIR
+# (samples.jsonl, experiences.jsonl, late.jsonl, rejected.jsonl), its keyed state in
+# DIR/state and its status page on a free port; stdout and stderr in DIR/run.out, run.err.
+run_job() {
+    local name=$1 job=$2 events=$3 dir=$4 rc=0 t0
+    t0=$(date +%s%N)
+    timeout 120 "$RUNNEL" run "$job" --set http.listen=127.0.0.1:0 \
+        --set "sources.logs.path=$events" --set "state.dir=$dir/state" \
+        --set "sinks.samples.path=$dir/samples.jsonl" \
+        --set "sinks.experiences.path=$dir/experiences.jsonl" \
+        --set "sinks.late.path=$dir/late.jsonl" \
+        --set "sinks.rejected.path=$dir/rejected.jsonl" >"$dir/run.out" 2>"$dir/run.err" || rc=$?
+    run_ms=$((($(date +%s%N) - t0) / 1000000))
+    if [ "$rc" -ne 0 ] || [ ! -f "$dir/samples.jsonl" ] || [ ! -f "$dir/experiences.jsonl" ]; then
+        fail "$name: runnel run exits 0 and writes samples and experiences (exit $rc)"
+        head -c 800 "$dir/run.err"
+        return 1
+    fi
+    pass "$name: runnel run $job exits 0 ($run_ms ms)"
+}
 
-# A job of our own for the real data: file -> log_collector (dead letters) -> file.
-TEST_JOB=$TMP/replay-test.yaml
-cat >"$TEST_JOB" <<'EOF'
-job: replay-test
-parallelism: 2
-http: { listen: 127.0.0.1:0 }
-sources:
-  logs: { type: file, path: set-by-the-test.jsonl, follow: false }
-operators:
-  - { id: collect, op: log_collector, from: logs, dead_letter: rejected }
-sinks:
-  events: { type: file, path: set-by-the-test.jsonl, from: collect }
-  rejected: { type: file, path: set-by-the-test.jsonl }
-EOF
+# counter DIR OP NAME: counter NAME of operator OP in the end-of-run summary
+# ("  join  in N  out N  late 0  impressions N ... late_feedback N ..."); empty if absent.
+counter() {
+    awk -v op="$2" -v name="$3" '$1 == op { for (i = 2; i < NF; i++) if ($i == name) {
+                                     print $(i + 1); exit } }' "$1/run.err"
+}
 
-# check_obd NAME CSV JOB
+# lines FILE: its number of lines (0 if it does not exist).
+lines() { if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi; }
+
+# check_joined NAME DIR JOB WANT_REQUESTS WANT_ITEMS WANT_CLICKS UNIT: the checks on the
+# output of run_job that both data sets share. DIR/want.txt holds the labelled items
+# expected, one "request item clicks" line each, sorted; UNIT names what each stands for
+# (rows, ratings).
+check_joined() {
+    local name=$1 dir=$2 job=$3 requests=$4 items=$5 clicks=$6 unit=$7
+    # The collector's counters: every request, impression and click was accepted.
+    check "$name: requests accepted by log_collector" "$(counter "$dir" collect requests)" \
+        "$requests"
+    check "$name: impressions accepted by log_collector" \
+        "$(counter "$dir" collect impressions)" "$requests"
+    check "$name: clicks accepted by log_collector" "$(counter "$dir" collect clicks)" "$clicks"
+    local dead_c dead_f
+    dead_c=$(counter "$dir" collect dead_letter)
+    dead_f=$(lines "$dir/rejected.jsonl")
+    if [ "$dead_c" = 0 ] && [ "$dead_f" = 0 ]; then pass "$name: 0 dead letters"; else
+        fail "$name: dead letters: collector counted '$dead_c', rejected sink has $dead_f lines"
+        head -c 600 "$dir/rejected.jsonl"
+    fi
+
+    # The samples: one per request; per sample, its labelled items ("items":[{"item":..,
+    # "click":N,..},..]) as "request item clicks" lines, and their number and click sum.
+    local n_samples n_items n_clicks
+    awk -v counts="$dir/counts.txt" '{
+            if (!match($0, /"request":"[^"]*"/)) { bad++; next }
+            req = substr($0, RSTART + 11, RLENGTH - 12)
+            i = index($0, "\"items\":[")
+            if (!i) { bad++; next }
+            samples++
+            n = split(substr($0, i), parts, /\{"item":"/)
+            for (k = 2; k <= n; k++) {
+                item = parts[k]; sub(/".*/, "", item)
+                c = -1
+                if (match(parts[k], /"click":[0-9]+/))
+                    c = substr(parts[k], RSTART + 8, RLENGTH - 8) + 0
+                print req, item, c
+                items++; clicks += c
+            }
+         }
+         END { printf "%d %d %d %d\n", samples, items, clicks, bad > counts }' \
+        "$dir/samples.jsonl" | sort >"$dir/got.txt"
+    local bad
+    read -r n_samples n_items n_clicks bad <"$dir/counts.txt"
+    check "$name: samples == requests" "$n_samples" "$requests"
+    check "$name: sample lines without request or items" "$bad" 0
+    if [ "$n_items" = "$items" ] && [ "$n_clicks" = "$clicks" ]; then
+        pass "$name: $items $unit = $n_items labelled items; clicks $clicks = $n_clicks"
+    else
+        fail "$name: $items $unit, $n_items labelled items; clicks: want $clicks, got $n_clicks"
+    fi
+    if cmp -s "$dir/got.txt" "$dir/want.txt"; then
+        pass "$name: the labelled items are the $unit (request, item, clicks)"
+    else
+        fail "$name: the labelled items differ from the $unit (< $unit, > samples):"
+        diff "$dir/want.txt" "$dir/got.txt" | grep '^[<>]' | head -n 10
+    fi
+
+    # The joiner: everything joined in time, nothing late or unmatched.
+    check "$name: joiner samples" "$(counter "$dir" join samples)" "$requests"
+    check "$name: joiner feedback_joined == clicks" "$(counter "$dir" join feedback_joined)" \
+        "$clicks"
+    check "$name: joiner late_feedback" "$(counter "$dir" join late_feedback)" 0
+    check "$name: joiner unmatched_feedback" "$(counter "$dir" join unmatched_feedback)" 0
+    check "$name: lines in the late sink" "$(lines "$dir/late.jsonl")" 0
+
+    # The experiences: one per sample, for the same requests.
+    local reqs='s/^{"user":"[^"]*","request":"\([^"]*\)".*/\1/p'
+    check "$name: experiences == samples" "$(lines "$dir/experiences.jsonl")" "$n_samples"
+    sed -n "$reqs" "$dir/samples.jsonl" | sort >"$dir/sample-requests.txt"
+    sed -n "$reqs" "$dir/experiences.jsonl" | sort >"$dir/experience-requests.txt"
+    if cmp -s "$dir/sample-requests.txt" "$dir/experience-requests.txt"; then
+        pass "$name: one experience per sample (same requests)"
+    else
+        fail "$name: the experiences' requests differ from the samples' (< samples, > experiences):"
+        diff "$dir/sample-requests.txt" "$dir/experience-requests.txt" | grep '^[<>]' | head -n 10
+    fi
+    # done = 1 ends a session: once per user, plus once per gap > session_gap between a
+    # user's consecutive samples (ties in ts do not change the number).
+    local gap sessions
+    gap=$(duration_ms "$(sed -n 's/^ *session_gap: *\([0-9a-z]*\).*/\1/p' "$job" | head -n 1)")
+    sessions=$(sed -n 's/^{"user":"\([^"]*\)","request":"[^"]*","ts":\([0-9]*\),.*/\1 \2/p' \
+        "$dir/samples.jsonl" | sort -k1,1 -k2,2n |
+        awk -v gap="$gap" '$1 != u || $2 - t > gap { n++ } { u = $1; t = $2 } END { print n + 0 }')
+    check "$name: experiences with done = 1 == sessions (gap > $gap ms)" \
+        "$(grep -c '"done":1' "$dir/experiences.jsonl")" "$sessions"
+    check "$name: collector sessions_ended == sessions" \
+        "$(counter "$dir" experience sessions_ended)" "$sessions"
+}
+
+# check_obd NAME CSV
 check_obd() {
-    local name=$1 csv=$2 job=$3 dir=$TMP/$1
+    local name=$1 csv=$2 dir=$TMP/$1
     mkdir -p "$dir"
-    # Expected counts, from the CSV itself: rows, and the sum of the click column.
+    # Expected, from the CSV itself: rows, the sum of the click column, and each row as
+    # "obd-<row index> i<item_id> <click>" (the request and item rn_convert names).
     local want
-    want=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "click") c = i; next }
-                    NF { rows++; clicks += $c } END { print rows + 0, clicks + 0 }' "$csv")
+    want=$(awk -F, -v want="$dir/want.txt" '
+            NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "click") c = i
+                                                  if ($i == "item_id") it = i }
+                      next }
+            NF { rows++; clicks += $c; print "obd-" $1, "i" $it, $c + 0 > want }
+            END { print rows + 0, clicks + 0 }' "$csv")
     local rows=${want% *} clicks=${want#* }
+    sort -o "$dir/want.txt" "$dir/want.txt"
     convert "$name" obd "$csv" "$dir/in.jsonl" || return
     check "$name: rn_convert reports rows=CSV rows" "$(field rows)" "$rows"
     check "$name: rn_convert reports clicks=sum of the click column" "$(field clicks)" "$clicks"
-    run_job "$name" "$job" "$dir/in.jsonl" "$dir" || return
-    check "$name: requests == CSV rows" "$(count request "$dir/events.jsonl")" "$rows"
-    check "$name: impressions == CSV rows" "$(count impression "$dir/events.jsonl")" "$rows"
-    check "$name: clicks == sum of the CSV click column" "$(count click "$dir/events.jsonl")" \
-        "$clicks"
+    run_job "$name" "$OBD_JOB" "$dir/in.jsonl" "$dir" || return
+    check_joined "$name" "$dir" "$OBD_JOB" "$rows" "$rows" "$clicks" rows
 }
 
-# check_mt NAME RATINGS JOB
+# check_mt NAME RATINGS
 check_mt() {
-    local name=$1 dat=$2 job=$3 dir=$TMP/$1
+    local name=$1 dat=$2 dir=$TMP/$1
     mkdir -p "$dir"
+    # Expected: ratings, ratings >= 7, distinct (user, second) = requests, and each rating
+    # as "mt-<user>-<ts> m<movie> <click>".
     local want
-    want=$(awk -F'::' 'NF { n++; if ($3 >= 7) c++; g[$1 " " $4] = 1 }
-                       END { print n + 0, c + 0, length(g) }' "$dat")
+    want=$(awk -F'::' -v want="$dir/want.txt" '
+            { sub(/\r$/, "") }
+            NF { n++; k = ($3 >= 7); c += k; g[$1 " " $4] = 1
+                 print "mt-" $1 "-" $4, "m" $2, k > want }
+            END { print n + 0, c + 0, length(g) }' "$dat")
     local ratings groups clicks
     read -r ratings clicks groups <<<"$want"
+    sort -o "$dir/want.txt" "$dir/want.txt"
     convert "$name" movietweetings "$dat" "$dir/in.jsonl" || return
     echo "     ($name: $ratings ratings converted in $convert_ms ms)"
     check "$name: rn_convert reports ratings=lines" "$(field ratings)" "$ratings"
     check "$name: rn_convert reports clicks=ratings >= 7" "$(field clicks)" "$clicks"
-    run_job "$name" "$job" "$dir/in.jsonl" "$dir" || return
-    check "$name: requests == distinct (user, ts)" "$(count request "$dir/events.jsonl")" "$groups"
-    check "$name: impressions == distinct (user, ts)" "$(count impression "$dir/events.jsonl")" \
-        "$groups"
-    # Items shown, summed over impressions: the quoted strings in each "items" list.
-    local shown
-    shown=$(awk '/"type":"impression"/ && match($0, /"items":\[[^]]*\]/) {
-                     s = substr($0, RSTART, RLENGTH); n += gsub(/"/, "", s) / 2 - 1 }
-                 END { print n + 0 }' "$dir/events.jsonl")
-    check "$name: items shown == ratings" "$shown" "$ratings"
-    check "$name: clicks == ratings >= 7" "$(count click "$dir/events.jsonl")" "$clicks"
+    run_job "$name" "$MT_JOB" "$dir/in.jsonl" "$dir" || return
+    check_joined "$name" "$dir" "$MT_JOB" "$groups" "$ratings" "$clicks" ratings
 }
 
-# ---- the shipped samples, through the shipped jobs -------------------------------------
+# ---- the shipped samples ---------------------------------------------------------------
 
-check_obd sample-obd examples/replay/sample-obd.csv jobs/obd-replay.yaml
-check_mt sample-ratings examples/replay/sample-ratings.dat jobs/movietweetings-replay.yaml
+check_obd sample-obd examples/replay/sample-obd.csv
+check_mt sample-ratings examples/replay/sample-ratings.dat
 
 # Order does not depend on the file's order: the rows reversed give the same bytes.
 {
@@ -191,7 +300,7 @@ if [ -d "$DATA" ]; then
         [ -d "$DATA/obd/$policy" ] || continue
         while IFS= read -r csv; do
             n_obd=$((n_obd + 1))
-            check_obd "obd-$policy-$(basename "$csv" .csv)" "$csv" "$TEST_JOB"
+            check_obd "obd-$policy-$(basename "$csv" .csv)" "$csv"
         done < <(find "$DATA/obd/$policy" -name '*.csv' ! -name item_context.csv | sort)
     done
     [ "$n_obd" -gt 0 ] || fail "no OBD CSV found under $DATA/obd"
@@ -200,7 +309,7 @@ if [ -d "$DATA" ]; then
         dat=$DATA/movietweetings/snapshots/$snap/ratings.dat
         [ -f "$dat" ] || continue
         n_mt=$((n_mt + 1))
-        check_mt "movietweetings-$snap" "$dat" "$TEST_JOB"
+        check_mt "movietweetings-$snap" "$dat"
     done
     [ "$n_mt" -gt 0 ] || fail "no MovieTweetings ratings.dat found under $DATA/movietweetings"
 else
