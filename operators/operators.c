@@ -9,6 +9,7 @@
 extern const struct rn_op_type rn_source_file;
 extern const struct rn_op_type rn_sink_file;
 extern const struct rn_op_type rn_sink_null;
+extern const struct rn_op_type rn_sink_partitioned_file;
 extern const struct rn_op_type rn_op_log_collector;
 extern const struct rn_op_type rn_op_filter;
 extern const struct rn_op_type rn_op_key_by;
@@ -22,7 +23,7 @@ extern const struct rn_type rn_type_experience;
 void rn_operators_init(void)
 {
     static const struct rn_op_type *const all[] = {
-        &rn_source_file, &rn_sink_file,   &rn_sink_null,
+        &rn_source_file, &rn_sink_file,   &rn_sink_null, &rn_sink_partitioned_file,
         &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
         &rn_op_online_joiner, &rn_op_experience_collector,
     };

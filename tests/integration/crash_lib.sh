@@ -10,21 +10,28 @@ pass=0 fail=0
 ok() { echo "PASS $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
 
+# An output's committed lines: a file, or every part file of a partitioned
+# output directory (in-progress and pending parts are hidden dot-files).
+out_of() {
+  local p="$work/var/out/$1"
+  if [ -d "$p" ]; then find "$p" -name 'part-*.jsonl' -exec cat {} +; else cat "$p.jsonl"; fi
+}
+
 # The reference: one run, no crash.
 make_reference() {
   "$bin/runnel" run "$work/job.yaml" --quiet --fresh || bad "reference run"
-  for f in $OUTPUTS; do sort "$work/var/out/$f.jsonl" >"$work/ref-$f.txt"; done
+  for f in $OUTPUTS; do out_of "$f" | sort >"$work/ref-$f.txt"; done
 }
 
 compare() { # label
   local same=1
   for f in $OUTPUTS; do
-    [ -f "$work/var/out/$f.jsonl" ] || { same=0; continue; }
-    sort "$work/var/out/$f.jsonl" | cmp -s - "$work/ref-$f.txt" || same=0
+    [ -e "$work/var/out/$f.jsonl" ] || [ -d "$work/var/out/$f" ] || { same=0; continue; }
+    out_of "$f" | sort | cmp -s - "$work/ref-$f.txt" || same=0
   done
   if [ $same -eq 1 ]; then ok "$1: committed output identical to the reference"; else
     bad "$1: output differs"; for f in $OUTPUTS; do
-      echo "  $f: $(wc -l <"$work/var/out/$f.jsonl") lines, reference $(wc -l <"$work/ref-$f.txt")"; done; fi
+      echo "  $f: $(out_of "$f" | wc -l) lines, reference $(wc -l <"$work/ref-$f.txt")"; done; fi
 }
 
 # The highest completed checkpoint id so far (0: none).

@@ -9,10 +9,10 @@ cd "${RUNNEL_SRC:?}"
 bin=${RUNNEL_BIN:?}
 work=$(mktemp -d /tmp/runnel-crash-rl.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-JOBNAME=crash-rl OUTPUTS="samples experiences late rejected" HEAD=join
+JOBNAME=crash-rl OUTPUTS="samples offline experiences late rejected" HEAD=join
 . "$RUNNEL_SRC/tests/integration/crash_lib.sh"
 
-"$bin/rn_loggen" --events 200000 --users 20000 --out-of-order 1000 --late-fraction 0.005 \
+"$bin/rn_loggen" --events 200000 --users 20000 --rate 10 --out-of-order 1000 --late-fraction 0.005 \
   --bad-fraction 0.001 --seed 12 --out "$work/in.jsonl" 2>/dev/null || { bad "loggen"; exit 1; }
 cat >"$work/job.yaml" <<YAML
 job: crash-rl
@@ -31,6 +31,7 @@ operators:
       label_delay: 1m }
 sinks:
   samples: { type: file, path: $work/var/out/samples.jsonl, from: join }
+  offline: { type: partitioned_file, dir: $work/var/out/offline, from: join }
   experiences: { type: file, path: $work/var/out/experiences.jsonl, from: experience }
   late: { type: file, path: $work/var/out/late.jsonl }
   rejected: { type: file, path: $work/var/out/rejected.jsonl }
@@ -40,6 +41,10 @@ make_reference
 n_s=$(wc -l <"$work/ref-samples.txt")
 n_x=$(wc -l <"$work/ref-experiences.txt")
 n_l=$(wc -l <"$work/ref-late.txt")
+n_o=$(wc -l <"$work/ref-offline.txt")
+n_h=$(find "$work/var/out/offline" -mindepth 2 -maxdepth 2 -type d | wc -l)
+[ "$n_o" -eq "$n_s" ] && [ "$n_h" -gt 1 ] && ok "offline samples: $n_o lines in $n_h hourly buckets" ||
+  bad "offline samples: $n_o lines in $n_h buckets (samples: $n_s)"
 [ "$n_s" -gt 50000 ] && [ "$n_x" -eq "$n_s" ] && [ "$n_l" -gt 10 ] &&
   ok "reference: $n_s samples, $n_x experiences, $n_l late" ||
   bad "reference output is off ($n_s samples, $n_x experiences, $n_l late)"
