@@ -24,6 +24,7 @@
  * many of its items were missing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,11 @@ struct rn_xc_cfg {
     size_t n_index;
     float *vecs;
     uint32_t dim;
+    /* Loaded by the first subtask to open (the data may be written after the
+     * job was validated); the others wait for it. */
+    pthread_mutex_t load_mu;
+    int loaded; /* 0 not yet, 1 loaded, -1 failed */
+    char load_err[512];
 };
 
 static const struct rn_config_key rn_xc_keys[] = {
@@ -75,8 +81,8 @@ static int rn_xc_load(struct rn_xc_cfg *c, const struct rn_cfg_node *at, char *e
 {
     FILE *f = fopen(c->embeddings, "r");
     if (!f) {
-        rn_cfg_errf(errbuf, errlen, at, "cannot open embeddings '%s': %s", c->embeddings,
-                    strerror(errno));
+        rn_errf(errbuf, errlen, "cannot open embeddings '%s': %s", c->embeddings, strerror(errno));
+        (void)at;
         return RN_EIO;
     }
     char *line = NULL;
@@ -129,14 +135,17 @@ out:
 static int rn_xc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
     struct rn_xc_cfg *c = ctx;
-    if (c->embeddings && c->embeddings[0])
-        return rn_xc_load(c, rn_cfg_get(node, "embeddings"), errbuf, errlen);
+    pthread_mutex_init(&c->load_mu, NULL);
+    (void)node;
+    (void)errbuf;
+    (void)errlen;
     return 0;
 }
 
 static void rn_xc_fini(void *ctx)
 {
     struct rn_xc_cfg *c = ctx;
+    pthread_mutex_destroy(&c->load_mu);
     free(c->index);
     free(c->vecs);
 }
@@ -183,6 +192,19 @@ static const struct rn_metric_ratio rn_xc_ratios[] = {
 
 static int rn_xc_open(struct rn_op *op)
 {
+    /* The config context is shared by every subtask and read-only once
+     * loaded; loading happens once, under its mutex. */
+    struct rn_xc_cfg *c = (struct rn_xc_cfg *)rn_op_ctx(op);
+    if (c->embeddings && c->embeddings[0]) {
+        pthread_mutex_lock(&c->load_mu);
+        if (!c->loaded) c->loaded = rn_xc_load(c, NULL, c->load_err, sizeof c->load_err) ? -1 : 1;
+        int ok = c->loaded == 1;
+        pthread_mutex_unlock(&c->load_mu);
+        if (!ok) {
+            rn_op_errorf(op, "%s", c->load_err);
+            return RN_EIO;
+        }
+    }
     struct rn_xc *x = rn_xcalloc(1, sizeof *x);
     rn_op_set_local(op, x);
     x->history = rn_state_value(op, "history");

@@ -78,6 +78,7 @@ static inline void rn_buf_reserve(struct rn_buf *b, size_t extra)
 }
 static inline void rn_buf_append(struct rn_buf *b, const void *p, size_t n)
 {
+    if (!n) return;
     rn_buf_reserve(b, n);
     __builtin_memcpy(b->data + b->len, p, n);
     b->len += n;
