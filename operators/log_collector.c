@@ -42,6 +42,7 @@ enum rn_lc_field {
     RN_F_PROPS,
     RN_F_AMOUNT,
     RN_F_MODEL_VERSION,
+    RN_F_EVENT_ID,
     RN_F_COUNT,
 };
 
@@ -80,6 +81,9 @@ static const struct rn_config_key rn_lc_keys[] = {
     RN_LC_NAME_KEY("amount_field", RN_F_AMOUNT, "amount", "Field holding the amount of a pay."),
     RN_LC_NAME_KEY("model_version_field", RN_F_MODEL_VERSION, "model_version",
                    "Field holding the model version that served an impression."),
+    RN_LC_NAME_KEY("event_id_field", RN_F_EVENT_ID, "event_id",
+                   "Field holding the producer's id of the event (optional; a `dedup` "
+                   "operator keyed by `event_id` drops repeats)."),
     {"ts_unit", RN_CT_ENUM, "ms", NULL, offsetof(struct rn_lc_cfg, ts_unit),
      "Format of the event-time field: epoch milliseconds (integer), epoch seconds (may have a "
      "fraction), or an RFC 3339 string (\"2023-11-14T22:13:20.5Z\", offsets allowed).",
@@ -324,6 +328,7 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
     case RN_F_USER:
     case RN_F_REQUEST:
     case RN_F_ITEM:
+    case RN_F_EVENT_ID:
         if (lc->in_array) return rn_lc_failf(lc, "'%s' must be a string", lc->cfg->names[lc->field]);
         if (n == 0) return rn_lc_failf(lc, "'%s' is empty", lc->cfg->names[lc->field]);
         if ((int64_t)n > lc->cfg->max_id_len)
@@ -333,6 +338,7 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
             e = rn_payload_fixed(&lc->pl);
             if (lc->field == RN_F_USER) e->user = str;
             else if (lc->field == RN_F_REQUEST) e->request = str;
+            else if (lc->field == RN_F_EVENT_ID) e->event_id = str;
             else e->item = str;
         }
         return 1;
@@ -586,6 +592,10 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
             e->model_version = lc->model_version;
         }
         if (lc->n_props) e->flags |= RN_EVENT_HAS_PROPENSITIES;
+        if (lc->seen & (1u << RN_F_EVENT_ID)) {
+            e->flags |= RN_EVENT_HAS_ID;
+            e->event_id_hash = rn_hash64(base + e->event_id.off, e->event_id.len);
+        }
         counts[lc->kind < RN_EV_KIND_MAX ? lc->kind : RN_EV_KIND_MAX]++;
         rn_emit_payload(out, 0, e->ts, 0, &lc->pl);
     }

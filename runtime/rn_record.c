@@ -251,10 +251,14 @@ static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
         RN_BUF_LIT(out, ",\"amount\":");
         rn_json_f64(out, e->amount);
     }
+    if (e->flags & RN_EVENT_HAS_ID) {
+        RN_BUF_LIT(out, ",\"event_id\":");
+        rn_json_str(out, rn_str_ptr(e, e->event_id), e->event_id.len);
+    }
     rn_buf_putc(out, '}');
 }
 
-static const char *const rn__event_keys[] = {"user", "request", "item", NULL};
+static const char *const rn__event_keys[] = {"user", "request", "item", "event_id", NULL};
 
 static uint64_t rn__event_key(const struct rn_record *r, int field)
 {
@@ -262,6 +266,7 @@ static uint64_t rn__event_key(const struct rn_record *r, int field)
     switch (field) {
     case RN_EVENT_KEY_USER: return e->user_id;
     case RN_EVENT_KEY_REQUEST: return e->request_id;
+    case RN_EVENT_KEY_EVENT_ID: return e->event_id_hash;
     default: return e->item_id;
     }
 }

@@ -25,6 +25,7 @@ int rn_event_kind_parse(const char *s, size_t n); /* kind or -1 */
 #define RN_EVENT_HAS_AMOUNT 0x1
 #define RN_EVENT_HAS_MODEL_VERSION 0x2
 #define RN_EVENT_HAS_PROPENSITIES 0x4
+#define RN_EVENT_HAS_ID 0x8
 
 struct rn_event {
     int64_t ts;            /* event time, ms since the epoch */
@@ -45,6 +46,8 @@ struct rn_event {
     uint32_t ids_off;      /* n_items uint64_t: rn_hash64 of each item */
     uint32_t props_off;    /* n_items double, when RN_EVENT_HAS_PROPENSITIES */
     uint32_t pad2;
+    uint64_t event_id_hash; /* rn_hash64(event_id), when RN_EVENT_HAS_ID */
+    struct rn_str event_id; /* the producer's id of this event (for de-duplication) */
 };
 
 static inline const struct rn_str *rn_event_items(const struct rn_event *e)
@@ -61,6 +64,7 @@ static inline const double *rn_event_props(const struct rn_event *e)
 }
 
 /* Key fields of the "event" type, in rn_type_event.key_fields order. */
-enum { RN_EVENT_KEY_USER = 0, RN_EVENT_KEY_REQUEST = 1, RN_EVENT_KEY_ITEM = 2 };
+enum { RN_EVENT_KEY_USER = 0, RN_EVENT_KEY_REQUEST = 1, RN_EVENT_KEY_ITEM = 2,
+       RN_EVENT_KEY_EVENT_ID = 3 };
 
 #endif
