@@ -89,33 +89,62 @@ static void rn__html_wm(struct rn_buf *b, int64_t wm)
     else rn_buf_printf(b, "%lld", (long long)wm);
 }
 
-/* State figures of every task with a state backend, as JSON. */
-static void rn__state_json(struct rn_job *job, struct rn_buf *b)
+/* The keyed state of one worker thread, for the three renderers. */
+struct rn__state_row {
+    const char *chain;
+    uint32_t subtask, kg_start, kg_end;
+    struct rn_state_figures f;
+};
+
+/* Rows for every task that has a state backend (malloc'd; *n of them). */
+static struct rn__state_row *rn__state_rows(struct rn_job *job, size_t *n)
 {
-    rn_buf_puts(b, "[");
-    int first = 1;
+    struct rn__state_row *rows = NULL;
+    *n = 0;
     for (int g = 0; g < job->n_groups; g++) {
         struct rn_group *gr = &job->groups[g];
         for (uint32_t s = 0; gr->tasks && s < gr->parallelism; s++) {
             struct rn_task *t = gr->tasks[s];
-            if (!atomic_load_explicit(&t->statedb_pub, memory_order_acquire)) continue;
-            struct rn_state_figures f;
-            rn__statedb_figures(atomic_load_explicit(&t->statedb_pub, memory_order_acquire), &f);
+            struct rn_statedb *db = atomic_load_explicit(&t->statedb_pub, memory_order_acquire);
+            if (!db) continue;
+            rows = rn_xrealloc(rows, (*n + 1) * sizeof *rows);
+            struct rn__state_row *r = &rows[(*n)++];
+            r->chain = job->nodes[gr->nodes[0]].id;
+            r->subtask = s;
+            r->kg_start = t->kg_start;
+            r->kg_end = t->kg_end;
+            rn__statedb_figures(db, &r->f);
+        }
+    }
+    return rows;
+}
+
+/* State figures of every task with a state backend, as JSON. */
+static void rn__state_json(struct rn_job *job, struct rn_buf *b)
+{
+    rn_buf_puts(b, "[");
+    size_t n;
+    struct rn__state_row *rows = rn__state_rows(job, &n);
+    for (size_t i = 0; i < n; i++) {
+        {
+            const struct rn_state_figures f = rows[i].f;
             rn_buf_printf(b,
                           "%s{\"chain\":\"%s\",\"subtask\":%u,\"key_groups\":[%u,%u],"
                           "\"cache_entries\":%llu,\"cache_bytes\":%llu,\"cache_hits\":%llu,"
                           "\"cache_misses\":%llu,\"cache_evictions\":%llu,\"memtable_bytes\":%llu,"
                           "\"sst_bytes\":%llu,\"live_data_bytes\":%llu,\"block_cache_bytes\":%llu,"
                           "\"keys_estimate\":%llu}",
-                          first ? "" : ",", job->nodes[gr->nodes[0]].id, s, t->kg_start, t->kg_end,
-                          (unsigned long long)f.cache_entries, (unsigned long long)f.cache_bytes,
-                          (unsigned long long)f.cache_hits, (unsigned long long)f.cache_misses,
-                          (unsigned long long)f.cache_evictions, (unsigned long long)f.memtable_bytes,
-                          (unsigned long long)f.sst_bytes, (unsigned long long)f.live_data_bytes,
-                          (unsigned long long)f.block_cache_bytes, (unsigned long long)f.keys_estimate);
-            first = 0;
+                          i ? "," : "", rows[i].chain, rows[i].subtask, rows[i].kg_start,
+                          rows[i].kg_end, (unsigned long long)f.cache_entries,
+                          (unsigned long long)f.cache_bytes, (unsigned long long)f.cache_hits,
+                          (unsigned long long)f.cache_misses, (unsigned long long)f.cache_evictions,
+                          (unsigned long long)f.memtable_bytes, (unsigned long long)f.sst_bytes,
+                          (unsigned long long)f.live_data_bytes,
+                          (unsigned long long)f.block_cache_bytes,
+                          (unsigned long long)f.keys_estimate);
         }
     }
+    free(rows);
     rn_buf_puts(b, "]");
 }
 
@@ -323,22 +352,18 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
                                             "live_data_bytes", "block_cache_bytes"};
         rn_buf_puts(b, "# HELP runnel_state_bytes Keyed state per worker thread, by where it "
                        "is.\n# TYPE runnel_state_bytes gauge\n");
-        for (int g = 0; g < job->n_groups; g++) {
-            struct rn_group *gr = &job->groups[g];
-            for (uint32_t s2 = 0; gr->tasks && s2 < gr->parallelism; s2++) {
-                struct rn_task *t = gr->tasks[s2];
-                if (!atomic_load_explicit(&t->statedb_pub, memory_order_acquire)) continue;
-                struct rn_state_figures f;
-                rn__statedb_figures(atomic_load_explicit(&t->statedb_pub, memory_order_acquire), &f);
-                uint64_t v[] = {f.cache_bytes, f.memtable_bytes, f.sst_bytes, f.live_data_bytes,
-                                f.block_cache_bytes};
-                for (int k = 0; k < 5; k++)
-                    rn_buf_printf(b, "runnel_state_bytes{job=\"%s\",chain=\"%s\",subtask=\"%u\","
-                                     "kind=\"%s\"} %llu\n",
-                                  jn, job->nodes[gr->nodes[0]].id, s2, names[k],
-                                  (unsigned long long)v[k]);
-            }
+        size_t n;
+        struct rn__state_row *rows = rn__state_rows(job, &n);
+        for (size_t i = 0; i < n; i++) {
+            const struct rn_state_figures *f = &rows[i].f;
+            uint64_t v[] = {f->cache_bytes, f->memtable_bytes, f->sst_bytes, f->live_data_bytes,
+                            f->block_cache_bytes};
+            for (int k = 0; k < 5; k++)
+                rn_buf_printf(b, "runnel_state_bytes{job=\"%s\",chain=\"%s\",subtask=\"%u\","
+                                 "kind=\"%s\"} %llu\n",
+                              jn, rows[i].chain, rows[i].subtask, names[k], (unsigned long long)v[k]);
         }
+        free(rows);
     }
     rn__ckpt_render_prometheus(job, b);
     rn_buf_puts(b, "# HELP runnel_queue_fill Batches waiting in a queue between threads.\n"
@@ -476,35 +501,27 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
         }
     }
     rn_buf_puts(b, "</table>");
-    int any_state = 0;
-    for (int g = 0; g < job->n_groups; g++)
-        for (uint32_t s = 0; job->groups[g].tasks && s < job->groups[g].parallelism; s++)
-            if (atomic_load_explicit(&job->groups[g].tasks[s]->statedb_pub, memory_order_acquire)) any_state = 1;
-    if (any_state) {
+    size_t n_rows;
+    struct rn__state_row *rows = rn__state_rows(job, &n_rows);
+    if (n_rows) {
         rn_buf_puts(b, "<h2>Keyed state</h2><table><tr><th class=l>chain</th><th>key groups</th>"
                        "<th>cache entries</th><th>cache MB</th><th>hit %</th><th>memtable MB</th>"
                        "<th>SST MB</th><th>block cache MB</th><th>keys (est.)</th></tr>");
-        for (int g = 0; g < job->n_groups; g++) {
-            struct rn_group *gr = &job->groups[g];
-            for (uint32_t s = 0; gr->tasks && s < gr->parallelism; s++) {
-                struct rn_task *t = gr->tasks[s];
-                if (!atomic_load_explicit(&t->statedb_pub, memory_order_acquire)) continue;
-                struct rn_state_figures f;
-                rn__statedb_figures(atomic_load_explicit(&t->statedb_pub, memory_order_acquire), &f);
-                uint64_t lookups = f.cache_hits + f.cache_misses;
-                rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td>%u&ndash;%u</td><td>%llu</td>"
-                                 "<td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
-                                 "<td>%llu</td></tr>",
-                              job->nodes[gr->nodes[0]].id, s, t->kg_start, t->kg_end - 1,
-                              (unsigned long long)f.cache_entries, (double)f.cache_bytes / 1e6,
-                              lookups ? 100.0 * (double)f.cache_hits / (double)lookups : 0,
-                              (double)f.memtable_bytes / 1e6, (double)f.sst_bytes / 1e6,
-                              (double)f.block_cache_bytes / 1e6,
-                              (unsigned long long)f.keys_estimate);
-            }
+        for (size_t i = 0; i < n_rows; i++) {
+            const struct rn_state_figures *f = &rows[i].f;
+            uint64_t lookups = f->cache_hits + f->cache_misses;
+            rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td>%u&ndash;%u</td><td>%llu</td>"
+                             "<td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
+                             "<td>%llu</td></tr>",
+                          rows[i].chain, rows[i].subtask, rows[i].kg_start, rows[i].kg_end - 1,
+                          (unsigned long long)f->cache_entries, (double)f->cache_bytes / 1e6,
+                          lookups ? 100.0 * (double)f->cache_hits / (double)lookups : 0,
+                          (double)f->memtable_bytes / 1e6, (double)f->sst_bytes / 1e6,
+                          (double)f->block_cache_bytes / 1e6, (unsigned long long)f->keys_estimate);
         }
         rn_buf_puts(b, "</table>");
     }
+    free(rows);
     rn__ckpt_render_html(job, b);
     rn_buf_puts(b, "<p><a href=\"/api/v1/job\">/api/v1/job</a> &middot; <a href=\"/metrics\">"
                    "/metrics</a> &middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n");
