@@ -70,72 +70,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_rand.h"
+
 #define RN_LOGGEN_OUTBUF (4u << 20)
 #define RN_LOGGEN_MAX_K 1000
 #define RN_LOGGEN_MAX_IDS 2000000000ull
 
 /* ---------------------------------------------------------------------------------------
- * Random numbers: xoshiro256** seeded through splitmix64, one state per independent stream.
+ * Random numbers: rn_rand.h (xoshiro256** seeded through splitmix64), one state per
+ * independent stream.
  */
-
-struct rn_loggen_rng {
-    uint64_t s[4];
-};
-
-static uint64_t rn_loggen_splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rn_loggen_rng_seed(struct rn_loggen_rng *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = rn_loggen_splitmix64(&x);
-}
-
-static inline uint64_t rn_loggen_rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static inline uint64_t rn_loggen_next(struct rn_loggen_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rn_loggen_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rn_loggen_rotl(s[3], 45);
-    return result;
-}
-
-/* A uniform double in [0, 1). */
-static inline double rn_loggen_uniform(struct rn_loggen_rng *r)
-{
-    return (double)(rn_loggen_next(r) >> 11) * 0x1.0p-53;
-}
 
 /* GCC and Clang on 64-bit targets have a 128-bit integer; __extension__ keeps -pedantic quiet. */
 __extension__ typedef unsigned __int128 rn_loggen_u128;
 
 /* A uniform integer in [0, n) for n >= 1 (Lemire's multiply-shift; the bias is far below
- * anything a benchmark could notice and keeps the stream consumption fixed). */
-static inline uint64_t rn_loggen_below(struct rn_loggen_rng *r, uint64_t n)
+ * anything a benchmark could notice and keeps the stream consumption fixed).  Unlike
+ * rn_rand_below it never rejects, and the logs depend on exactly this draw. */
+static inline uint64_t rn_loggen_below(struct rn_rand *r, uint64_t n)
 {
-    return (uint64_t)(((rn_loggen_u128)rn_loggen_next(r) * n) >> 64);
-}
-
-/* An exponential variate with the given mean. */
-static inline double rn_loggen_exp(struct rn_loggen_rng *r, double mean)
-{
-    return -log1p(-rn_loggen_uniform(r)) * mean;
+    return (uint64_t)(((rn_loggen_u128)rn_rand_next(r) * n) >> 64);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -210,14 +164,7 @@ static void rn_loggen_zipf_init(struct rn_loggen_zipf *z, uint64_t n, double s)
                 (unsigned long long)n);
         exit(1);
     }
-    double sum = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        sum += pow((double)(i + 1), -s);
-        z->cdf[i] = sum;
-    }
-    for (uint64_t i = 0; i < n; i++)
-        z->cdf[i] /= sum;
-    z->cdf[n - 1] = 1.0; /* No uniform in [0, 1) can fall past the last rank. */
+    rn_rand_zipf_cdf(z->cdf, n, s);
     uint64_t i = 0;
     for (uint64_t j = 0; j < n; j++) {
         while (z->cdf[i] <= (double)j / (double)n)
@@ -232,12 +179,12 @@ static void rn_loggen_zipf_destroy(struct rn_loggen_zipf *z)
     free(z->guide);
 }
 
-static uint64_t rn_loggen_zipf_sample(const struct rn_loggen_zipf *z, struct rn_loggen_rng *r)
+static uint64_t rn_loggen_zipf_sample(const struct rn_loggen_zipf *z, struct rn_rand *r)
 {
     if (z->s == 0.0 || z->n == 1) return 1 + rn_loggen_below(r, z->n);
     if (z->cdf) {
         /* The guide entry of u's bucket is at or below the answer: walk up to it. */
-        double u = rn_loggen_uniform(r);
+        double u = rn_rand_uniform(r);
         uint64_t j = (uint64_t)(u * (double)z->n);
         uint64_t i = z->guide[j < z->n ? j : z->n - 1];
         while (z->cdf[i] <= u)
@@ -245,7 +192,7 @@ static uint64_t rn_loggen_zipf_sample(const struct rn_loggen_zipf *z, struct rn_
         return i + 1;
     }
     for (;;) {
-        double u = z->h_n + rn_loggen_uniform(r) * (z->h_x1 - z->h_n);
+        double u = z->h_n + rn_rand_uniform(r) * (z->h_x1 - z->h_n);
         double x = rn_loggen_zipf_Hinv(z, u);
         double kd = floor(x + 0.5);
         uint64_t k;
@@ -277,7 +224,7 @@ static uint64_t rn_loggen_gcd(uint64_t a, uint64_t b)
     return a;
 }
 
-static void rn_loggen_perm_init(struct rn_loggen_perm *p, uint64_t n, struct rn_loggen_rng *r)
+static void rn_loggen_perm_init(struct rn_loggen_perm *p, uint64_t n, struct rn_rand *r)
 {
     p->n = n;
     p->stride = 0;
@@ -873,9 +820,9 @@ static char *rn_loggen_format(char *p, const struct rn_loggen_event *e,
 
 struct rn_loggen {
     struct rn_loggen_opts o;
-    struct rn_loggen_rng gen;   /* sessions, users, items, clicks, pays */
-    struct rn_loggen_rng noise; /* out-of-order and late shifts */
-    struct rn_loggen_rng bad;   /* which lines break, and how */
+    struct rn_rand gen;   /* sessions, users, items, clicks, pays */
+    struct rn_rand noise; /* out-of-order and late shifts */
+    struct rn_rand bad;   /* which lines break, and how */
     struct rn_loggen_zipf user_zipf, item_zipf;
     struct rn_loggen_perm user_perm, item_perm;
     struct rn_loggen_heap heap;
@@ -975,7 +922,7 @@ static char *rn_loggen_bad_line(struct rn_loggen *g, char *p, const struct rn_lo
     case RN_LG_BAD_BINARY: {
         size_t len = 8 + rn_loggen_below(&g->bad, 121);
         for (size_t i = 0; i < len; i++) {
-            unsigned char c = (unsigned char)rn_loggen_next(&g->bad);
+            unsigned char c = (unsigned char)rn_rand_next(&g->bad);
             if (c == '\n' || c == '\r') c ^= 0x80;
             p[i] = (char)c;
         }
@@ -996,13 +943,13 @@ static void rn_loggen_emit(struct rn_loggen *g, struct rn_loggen_event *e)
     static const struct rn_loggen_spoil good = {0};
     int64_t ts = e->ts;
     if (g->o.out_of_order) ts -= (int64_t)rn_loggen_below(&g->noise, g->o.out_of_order + 1);
-    if (g->o.late_fraction > 0 && rn_loggen_uniform(&g->noise) < g->o.late_fraction)
+    if (g->o.late_fraction > 0 && rn_rand_uniform(&g->noise) < g->o.late_fraction)
         ts -= g->late_base + (int64_t)rn_loggen_below(&g->noise, (uint64_t)g->late_base + 1);
     e->ts = ts < 0 ? 0 : ts;
 
     if (g->cap - g->len < g->max_line) rn_loggen_flush(g);
     char *p = g->buf + g->len, *q;
-    if (g->o.bad_fraction > 0 && rn_loggen_uniform(&g->bad) < g->o.bad_fraction) {
+    if (g->o.bad_fraction > 0 && rn_rand_uniform(&g->bad) < g->o.bad_fraction) {
         int kind = (int)(g->bad_cycle++ % RN_LG_BAD_KINDS);
         q = rn_loggen_bad_line(g, p, e, kind);
         g->bad_count[kind]++;
@@ -1056,7 +1003,7 @@ static void rn_loggen_session(struct rn_loggen *g, int64_t ts)
         g->cand[i] = g->cand[j];
         g->cand[j] = t;
         shown[i] = g->cand[i];
-        double w = 0.05 + rn_loggen_uniform(&g->gen);
+        double w = 0.05 + rn_rand_uniform(&g->gen);
         /* Insertion into descending order: the first slot gets the largest propensity. */
         uint32_t m = i;
         while (m > 0 && g->weights[m - 1] < w) {
@@ -1100,8 +1047,8 @@ static void rn_loggen_due(struct rn_loggen *g, const struct rn_loggen_pending *p
         e.model_version = 1 + (uint64_t)((pe->ts - g->o.start_ts) / 600000);
         rn_loggen_emit(g, &e);
         for (uint32_t i = 0; i < k; i++) {
-            if (rn_loggen_uniform(&g->gen) >= g->o.click_rate) continue;
-            double d = fmin(rn_loggen_exp(&g->gen, 5000.0), 300000.0);
+            if (rn_rand_uniform(&g->gen) >= g->o.click_rate) continue;
+            double d = fmin(rn_rand_exp(&g->gen, 5000.0), 300000.0);
             struct rn_loggen_pending c = {.ts = pe->ts + 1000 + (int64_t)d,
                                           .seq = g->seq++,
                                           .req = pe->req,
@@ -1116,9 +1063,9 @@ static void rn_loggen_due(struct rn_loggen *g, const struct rn_loggen_pending *p
     case RN_LG_CLICK:
         e.item = pe->item;
         rn_loggen_emit(g, &e);
-        if (rn_loggen_uniform(&g->gen) < g->o.pay_rate) {
-            double d = fmin(rn_loggen_exp(&g->gen, 50000.0), 1200000.0);
-            double amount = fmin(rn_loggen_exp(&g->gen, 3000.0), 10000000.0);
+        if (rn_rand_uniform(&g->gen) < g->o.pay_rate) {
+            double d = fmin(rn_rand_exp(&g->gen, 50000.0), 1200000.0);
+            double amount = fmin(rn_rand_exp(&g->gen, 3000.0), 10000000.0);
             struct rn_loggen_pending pay = {.ts = pe->ts + 10000 + (int64_t)d,
                                             .seq = g->seq++,
                                             .req = pe->req,
@@ -1152,7 +1099,7 @@ static void rn_loggen_run(struct rn_loggen *g)
             rn_loggen_due(g, &pe);
         } else {
             rn_loggen_session(g, next);
-            clock += rn_loggen_exp(&g->gen, mean_gap);
+            clock += rn_rand_exp(&g->gen, mean_gap);
             next = g->o.start_ts + (int64_t)clock;
         }
     }
@@ -1166,11 +1113,11 @@ int main(int argc, char **argv)
     if (rc) return rc > 0 ? 0 : 2;
 
     const struct rn_loggen_opts *o = &g.o;
-    rn_loggen_rng_seed(&g.gen, o->seed, 1);
-    rn_loggen_rng_seed(&g.noise, o->seed, 2);
-    rn_loggen_rng_seed(&g.bad, o->seed, 3);
-    struct rn_loggen_rng setup;
-    rn_loggen_rng_seed(&setup, o->seed, 4);
+    rn_rand_seed(&g.gen, o->seed, 1);
+    rn_rand_seed(&g.noise, o->seed, 2);
+    rn_rand_seed(&g.bad, o->seed, 3);
+    struct rn_rand setup;
+    rn_rand_seed(&setup, o->seed, 4);
     rn_loggen_zipf_init(&g.user_zipf, o->users, o->zipf);
     rn_loggen_zipf_init(&g.item_zipf, o->items, o->item_zipf);
     rn_loggen_perm_init(&g.user_perm, o->users, &setup);

@@ -101,18 +101,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_rand.h"
+
 #define RN_SIM_MAX_IDS 100000000u
 #define RN_SIM_MAX_DIM 4096u
 #define RN_SIM_MAX_CAND 100000u
 #define RN_SIM_OUTBUF (1u << 20)
 
 /* ---------------------------------------------------------------------------------------
- * Random numbers: xoshiro256** seeded through splitmix64, one state per independent stream.
+ * Random numbers: rn_rand.h (xoshiro256** seeded through splitmix64), one state per
+ * independent stream.
  */
-
-struct rn_sim_rng {
-    uint64_t s[4];
-};
 
 enum rn_sim_stream {
     RN_SIM_S_WORLD = 1, /* topics, items, users */
@@ -124,70 +123,12 @@ enum rn_sim_stream {
     RN_SIM_S_SETUP,     /* item popularity and user activity ranks */
 };
 
-static uint64_t rn_sim_splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static void rn_sim_rng_seed(struct rn_sim_rng *r, uint64_t seed, uint64_t stream)
-{
-    uint64_t x = seed ^ (stream * 0xd1b54a32d192ed03ull);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = rn_sim_splitmix64(&x);
-}
-
-static inline uint64_t rn_sim_rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static inline uint64_t rn_sim_next(struct rn_sim_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rn_sim_rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rn_sim_rotl(s[3], 45);
-    return result;
-}
-
-/* A uniform double in [0, 1). */
-static inline double rn_sim_uniform(struct rn_sim_rng *r)
-{
-    return (double)(rn_sim_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* A uniform integer in [0, n) for n >= 1, by rejection, so exactly unbiased. */
-static uint64_t rn_sim_below(struct rn_sim_rng *r, uint64_t n)
-{
-    assert(n >= 1);
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do {
-        x = rn_sim_next(r);
-    } while (x >= limit);
-    return x % n;
-}
-
-/* An exponential variate with the given mean. */
-static inline double rn_sim_exp(struct rn_sim_rng *r, double mean)
-{
-    return -log1p(-rn_sim_uniform(r)) * mean;
-}
-
 /* A standard normal variate (Box-Muller, one of the pair; the other is thrown away so that
  * the stream's consumption per call is fixed). */
-static double rn_sim_gauss(struct rn_sim_rng *r)
+static double rn_sim_gauss(struct rn_rand *r)
 {
-    double u1 = 1.0 - rn_sim_uniform(r); /* (0, 1]: log is finite */
-    double u2 = rn_sim_uniform(r);
+    double u1 = 1.0 - rn_rand_uniform(r); /* (0, 1]: log is finite */
+    double u2 = rn_rand_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
@@ -250,7 +191,7 @@ static void rn_sim_normalise(double *v, uint32_t d)
 
 /* Fills v with a unit vector near centre (noise sigma / sqrt(d) per component), or with a
  * uniformly random direction when centre is NULL. */
-static void rn_sim_draw_unit(struct rn_sim_rng *r, double *v, const double *centre, double sigma,
+static void rn_sim_draw_unit(struct rn_rand *r, double *v, const double *centre, double sigma,
                              uint32_t d)
 {
     double scale = centre ? sigma / sqrt((double)d) : 1.0;
@@ -262,21 +203,15 @@ static void rn_sim_draw_unit(struct rn_sim_rng *r, double *v, const double *cent
 /* Zipf weights over ranks: P(rank k) proportional to k^-s; a cumulative table (n entries). */
 static double *rn_sim_zipf_cdf(uint32_t n, double s)
 {
-    double *cdf = rn_sim_xmalloc(n, sizeof(*cdf)), sum = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        sum += pow((double)(i + 1), -s);
-        cdf[i] = sum;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        cdf[i] /= sum;
-    cdf[n - 1] = 1.0;
+    double *cdf = rn_sim_xmalloc(n, sizeof(*cdf));
+    rn_rand_zipf_cdf(cdf, n, s);
     return cdf;
 }
 
 /* A rank drawn from a cumulative table (0-based): binary search for the first cdf > u. */
-static uint32_t rn_sim_zipf_draw(const double *cdf, uint32_t n, struct rn_sim_rng *r)
+static uint32_t rn_sim_zipf_draw(const double *cdf, uint32_t n, struct rn_rand *r)
 {
-    double u = rn_sim_uniform(r);
+    double u = rn_rand_uniform(r);
     uint32_t lo = 0, hi = n - 1;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -289,13 +224,13 @@ static uint32_t rn_sim_zipf_draw(const double *cdf, uint32_t n, struct rn_sim_rn
 }
 
 /* A uniformly random permutation of 0..n-1 (Fisher-Yates). */
-static uint32_t *rn_sim_permutation(uint32_t n, struct rn_sim_rng *r)
+static uint32_t *rn_sim_permutation(uint32_t n, struct rn_rand *r)
 {
     uint32_t *p = rn_sim_xmalloc(n, sizeof(*p));
     for (uint32_t i = 0; i < n; i++)
         p[i] = i;
     for (uint32_t i = n; i > 1; i--) {
-        uint32_t j = (uint32_t)rn_sim_below(r, i);
+        uint32_t j = (uint32_t)rn_rand_below(r, i);
         uint32_t t = p[i - 1];
         p[i - 1] = p[j];
         p[j] = t;
@@ -412,8 +347,8 @@ static void rn_sim_world_create(struct rn_sim_world *w, const struct rn_sim_opts
 {
     const struct rn_sim_model *m = &rn_sim_model;
     uint32_t d = o->dim;
-    struct rn_sim_rng r;
-    rn_sim_rng_seed(&r, o->seed, RN_SIM_S_WORLD);
+    struct rn_rand r;
+    rn_rand_seed(&r, o->seed, RN_SIM_S_WORLD);
 
     memset(w, 0, sizeof(*w));
     w->m = m;
@@ -430,11 +365,11 @@ static void rn_sim_world_create(struct rn_sim_world *w, const struct rn_sim_opts
     w->price = rn_sim_xmalloc(o->items, sizeof(uint32_t));
     w->clickbait = rn_sim_xmalloc(o->items, 1);
     for (uint32_t i = 0; i < o->items; i++) {
-        uint32_t t = (uint32_t)rn_sim_below(&r, o->topics);
+        uint32_t t = (uint32_t)rn_rand_below(&r, o->topics);
         rn_sim_draw_unit(&r, w->item_vec + (size_t)i * d, centres + (size_t)t * d, m->item_sigma,
                          d);
-        int cb = rn_sim_uniform(&r) < o->clickbait;
-        double u1 = rn_sim_uniform(&r), u2 = rn_sim_uniform(&r), u3 = rn_sim_uniform(&r);
+        int cb = rn_rand_uniform(&r) < o->clickbait;
+        double u1 = rn_rand_uniform(&r), u2 = rn_rand_uniform(&r), u3 = rn_rand_uniform(&r);
         w->clickbait[i] = (uint8_t)cb;
         if (cb) {
             w->quality[i] = m->cb_quality * u1;
@@ -454,7 +389,7 @@ static void rn_sim_world_create(struct rn_sim_world *w, const struct rn_sim_opts
 
     w->user_vec = rn_sim_xmalloc((size_t)o->users * d, sizeof(double));
     for (uint32_t u = 0; u < o->users; u++) {
-        uint32_t t = (uint32_t)rn_sim_below(&r, o->topics);
+        uint32_t t = (uint32_t)rn_rand_below(&r, o->topics);
         rn_sim_draw_unit(&r, w->user_vec + (size_t)u * d, centres + (size_t)t * d, m->user_sigma,
                          d);
     }
@@ -543,7 +478,7 @@ struct rn_sim_policy_type {
 /* ---- the built-in policies' state, and the greedy slate with epsilon exploration -------- */
 
 struct rn_sim_greedy {
-    struct rn_sim_rng rng;
+    struct rn_rand rng;
     double epsilon, w_click, w_pay;
     uint32_t slate;
     uint32_t *order;  /* scratch: candidate positions by score */
@@ -555,7 +490,7 @@ struct rn_sim_greedy {
 static void *rn_sim_greedy_create(const struct rn_sim_opts *o, char *err, size_t errlen)
 {
     struct rn_sim_greedy *g = rn_sim_xmalloc(1, sizeof(*g));
-    rn_sim_rng_seed(&g->rng, o->seed, RN_SIM_S_POLICY);
+    rn_rand_seed(&g->rng, o->seed, RN_SIM_S_POLICY);
     g->epsilon = o->epsilon;
     g->w_click = o->w_click;
     g->w_pay = o->w_pay;
@@ -627,8 +562,8 @@ static void rn_sim_greedy_slate(struct rn_sim_greedy *g, uint32_t k, uint32_t *s
             props[j] = 1.0;
             continue;
         }
-        if (rn_sim_uniform(&g->rng) < g->epsilon) {
-            uint32_t pick = (uint32_t)rn_sim_below(&g->rng, npool);
+        if (rn_rand_uniform(&g->rng) < g->epsilon) {
+            uint32_t pick = (uint32_t)rn_rand_below(&g->rng, npool);
             slate[j] = g->pool[pick];
             g->pool[pick] = g->pool[--npool];
             props[j] = explore_prop;
@@ -652,7 +587,7 @@ static int rn_sim_random_rank(void *ctx, const struct rn_sim_query *q, const uin
     for (uint32_t c = 0; c < k; c++)
         g->order[c] = c;
     for (uint32_t j = 0; j < q->slate; j++) {
-        uint32_t pick = j + (uint32_t)rn_sim_below(&g->rng, k - j);
+        uint32_t pick = j + (uint32_t)rn_rand_below(&g->rng, k - j);
         uint32_t t = g->order[j];
         g->order[j] = g->order[pick];
         g->order[pick] = t;
@@ -1154,7 +1089,7 @@ struct rn_sim {
     struct rn_sim_world world;
     const struct rn_sim_policy_type *ptype;
     void *policy;
-    struct rn_sim_rng arrival, cand_rng, user_rng;
+    struct rn_rand arrival, cand_rng, user_rng;
     struct rn_sim_heap heap;
     struct rn_sim_fenwick users;
     struct rn_sim_pages pages;
@@ -1303,7 +1238,7 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
 {
     const struct rn_sim_opts *o = &s->o;
     const struct rn_sim_model *m = s->world.m;
-    struct rn_sim_rng *r = &s->user_rng;
+    struct rn_rand *r = &s->user_rng;
     uint32_t user = pe->user, L = o->slate, K = o->candidates;
     uint64_t req = ++s->nreq;
     int64_t t = pe->ts;
@@ -1335,7 +1270,7 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
         props[j] = s->props[j];
     }
     s->pages.model_version[slot] = s->ptype->model_version ? s->ptype->model_version(s->policy) : 0;
-    int64_t t_imp = t + 20 + (int64_t)rn_sim_below(r, 101);
+    int64_t t_imp = t + 20 + (int64_t)rn_rand_below(r, 101);
     struct rn_sim_pending imp = {
         .ts = t_imp, .request = req, .user = user, .page = slot, .kind = RN_SIM_K_IMPRESSION};
     rn_sim_schedule(s, &imp);
@@ -1347,7 +1282,7 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
     int64_t browsed = t_imp + 1500 * (int64_t)L;
     for (uint32_t j = 0; j < L; j++) {
         uint32_t item = shown[j];
-        double u_exam = rn_sim_uniform(r), u_click = rn_sim_uniform(r);
+        double u_exam = rn_rand_uniform(r), u_click = rn_rand_uniform(r);
         s->consumed[j] = 0;
         if (u_exam >= s->world.exam[j] || u_click >= rn_sim_click_prob(&s->world, user, item))
             continue;
@@ -1361,17 +1296,17 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
             sat += m->sat_click;
         }
         int64_t t_click =
-            t_imp + 800 * (int64_t)(j + 1) + (int64_t)fmin(rn_sim_exp(r, 1000), 20000);
+            t_imp + 800 * (int64_t)(j + 1) + (int64_t)fmin(rn_rand_exp(r, 1000), 20000);
         struct rn_sim_pending c = {
             .ts = t_click, .request = req, .user = user, .item = item, .kind = RN_SIM_K_CLICK};
         rn_sim_schedule(s, &c);
         rn_sim_session_touch(s, pe->session, t_click);
         if (t_click > browsed) browsed = t_click;
-        if (rn_sim_uniform(r) < rn_sim_pay_prob(&s->world, user, item)) {
+        if (rn_rand_uniform(r) < rn_sim_pay_prob(&s->world, user, item)) {
             pays++;
             s->pays++;
             sat += m->sat_pay;
-            int64_t t_pay = t_click + 3000 + (int64_t)fmin(rn_sim_exp(r, 20000), 297000);
+            int64_t t_pay = t_click + 3000 + (int64_t)fmin(rn_rand_exp(r, 20000), 297000);
             struct rn_sim_pending p = {.ts = t_pay,
                                        .request = req,
                                        .user = user,
@@ -1395,9 +1330,9 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
 
     double p_next = rn_sim_sigmoid(m->next_bias + m->next_sat * sat);
     if (p_next > m->next_max) p_next = m->next_max;
-    if (pe->page + 1 < o->max_pages && rn_sim_uniform(r) < p_next) {
+    if (pe->page + 1 < o->max_pages && rn_rand_uniform(r) < p_next) {
         struct rn_sim_pending next = {.ts = browsed + 2000 +
-                                            (int64_t)fmin(rn_sim_exp(r, 4000), 58000),
+                                            (int64_t)fmin(rn_rand_exp(r, 4000), 58000),
                                       .user = user,
                                       .session = pe->session,
                                       .page = pe->page + 1,
@@ -1418,7 +1353,7 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
 static void rn_sim_start_session(struct rn_sim *s, int64_t ts)
 {
     assert(s->users.total > 0 && s->started < s->o.sessions);
-    uint32_t user = rn_sim_fenwick_find(&s->users, rn_sim_below(&s->arrival, s->users.total));
+    uint32_t user = rn_sim_fenwick_find(&s->users, rn_rand_below(&s->arrival, s->users.total));
     rn_sim_fenwick_set_free(&s->users, user, 0);
     uint32_t session = (uint32_t)s->started++;
     s->sessions[session].end_ts = ts;
@@ -1447,7 +1382,7 @@ static int rn_sim_run(struct rn_sim *s)
             else
                 s->waiting++;
             if (s->arrivals < o->sessions) {
-                clock += rn_sim_exp(&s->arrival, mean_gap_ms);
+                clock += rn_rand_exp(&s->arrival, mean_gap_ms);
                 struct rn_sim_pending a = {.ts = o->start_ts + (int64_t)clock,
                                            .kind = RN_SIM_K_ARRIVAL};
                 if (a.ts < pe.ts) a.ts = pe.ts;
@@ -1506,8 +1441,8 @@ static int rn_sim_run(struct rn_sim *s)
 static int rn_sim_write_embeddings(const struct rn_sim *s, const char *path)
 {
     const struct rn_sim_world *w = &s->world;
-    struct rn_sim_rng r;
-    rn_sim_rng_seed(&r, s->o.seed, RN_SIM_S_EMBED);
+    struct rn_rand r;
+    rn_rand_seed(&r, s->o.seed, RN_SIM_S_EMBED);
     FILE *f = fopen(path, "wb");
     if (!f) {
         fprintf(stderr, "sim: cannot open %s: %s\n", path, strerror(errno));
@@ -1607,14 +1542,14 @@ int main(int argc, char **argv)
     }
 
     rn_sim_world_create(&s.world, o);
-    rn_sim_rng_seed(&s.arrival, o->seed, RN_SIM_S_ARRIVAL);
-    rn_sim_rng_seed(&s.cand_rng, o->seed, RN_SIM_S_CAND);
-    rn_sim_rng_seed(&s.user_rng, o->seed, RN_SIM_S_USER);
+    rn_rand_seed(&s.arrival, o->seed, RN_SIM_S_ARRIVAL);
+    rn_rand_seed(&s.cand_rng, o->seed, RN_SIM_S_CAND);
+    rn_rand_seed(&s.user_rng, o->seed, RN_SIM_S_USER);
 
     /* Item popularity and user activity: Zipf ranks over random permutations, from their own
      * stream so that they do not depend on the policy. */
-    struct rn_sim_rng setup;
-    rn_sim_rng_seed(&setup, o->seed, RN_SIM_S_SETUP);
+    struct rn_rand setup;
+    rn_rand_seed(&setup, o->seed, RN_SIM_S_SETUP);
     s.item_cdf = rn_sim_zipf_cdf(o->items, o->item_zipf);
     /* An item's exposure rank follows a noisy mix of its quality and appeal: what is widely
      * seen in a catalogue is partly what people like. */
