@@ -49,10 +49,20 @@
 /* Keys are 24-byte structs of integers: compare them as three words. */
 static inline int rn__key24_cmp(const void *a, const void *b)
 {
-    const uint64_t *x = a, *y = b;
+    uint64_t x[3], y[3]; /* memcpy: no aliasing of the key structs as words */
+    memcpy(x, a, sizeof x);
+    memcpy(y, b, sizeof y);
     return (x[0] != y[0]) | (x[1] != y[1]) | (x[2] != y[2]);
 }
-#define HASH_KEYCMP(a, b, n) ((n) == 24 ? rn__key24_cmp((a), (b)) : memcmp((a), (b), (n)))
+static inline int rn__key32_cmp(const void *a, const void *b)
+{
+    uint64_t x[4], y[4];
+    memcpy(x, a, sizeof x);
+    memcpy(y, b, sizeof y);
+    return (x[0] != y[0]) | (x[1] != y[1]) | (x[2] != y[2]) | (x[3] != y[3]);
+}
+#define HASH_KEYCMP(a, b, n)                                                                   \
+    ((n) == 24 ? rn__key24_cmp((a), (b)) : (n) == 32 ? rn__key32_cmp((a), (b)) : memcmp((a), (b), (n)))
 #include <uthash.h>
 
 #include "rn_fs.h"
