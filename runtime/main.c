@@ -8,6 +8,7 @@
  *
  * Exit codes: 0 success, 1 the job failed or is invalid, 2 bad usage.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,11 @@ int main(int argc, char **argv)
         rn_job_destroy(job);
         return 0;
     }
+    /* A pipeline allocates and frees the same sizes all the time (batches,
+     * state entries): keep freed memory instead of handing it back to the
+     * kernel, which would zero every page again on the next allocation. */
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
     rn__running = job;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
