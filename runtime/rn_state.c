@@ -249,6 +249,11 @@ static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_stat
     rocksdb_options_set_write_buffer_size(o, (size_t)cfg->write_buffer);
     rocksdb_options_set_max_background_jobs(o, 2);
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+    /* A bloom filter on the memtable too: most reads of a pipeline are for keys
+     * that are not there yet (a new request, a new user), and without it each
+     * walks the memtable's skip list. */
+    rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.1);
+    rocksdb_options_set_memtable_whole_key_filtering(o, 1);
     rocksdb_options_set_info_log_level(o, 3); /* errors only */
     rocksdb_options_set_keep_log_file_num(o, 2);
     s->bbto = rocksdb_block_based_options_create();
