@@ -1,0 +1,235 @@
+/*
+ * rn_model.h — the learning half of runnel: item embeddings, state features,
+ * the dueling Q model, its online TD learner, model files (safetensors) and the
+ * model store of immutable versions.
+ *
+ * One model serves three places with the same code: the value_advantage_learner
+ * operator trains it, the inference operator scores with it, and the user
+ * simulator's `model` policy scores with it. docs/learning.md has the maths.
+ *
+ *   φ(s)       state features from the user's history (simple φ, below, or a
+ *              pretrained state network, rn_statenet.h), F floats
+ *   V(s)       = vᵀφ(s)
+ *   A(s,i,p)   = e_iᵀ W φ(s) + wᵀe_i + b[i mod H] + c[p]   (bilinear, linear,
+ *              hashed item bias, position p's term)
+ *   Q(s,i,p)   = V(s) + A(s,i,p) − mean over the shown list of A
+ *
+ * Parameters live in one contiguous float array (v | W | w | b | c) so that a
+ * copy, a snapshot or a file is one memcpy.
+ */
+#ifndef RUNNEL_RN_MODEL_H
+#define RUNNEL_RN_MODEL_H
+
+#include "rn_common.h"
+
+/* ---- item embeddings ------------------------------------------------------ */
+
+struct rn_embed;
+
+/* Loads a table of `item_id v1 ... vD` lines ('#' starts a comment); errors
+ * name file:line. Returns NULL with a message. The table is read-only after
+ * load and may be shared between threads. */
+struct rn_embed *rn_embed_load(const char *path, char *errbuf, size_t errlen);
+void rn_embed_destroy(struct rn_embed *t);
+uint32_t rn_embed_dim(const struct rn_embed *t);
+size_t rn_embed_count(const struct rn_embed *t);
+/* The vector of rn_hash64(item id), or NULL when the item is not in the table
+ * (borrowed from the table). */
+const float *rn_embed_get(const struct rn_embed *t, uint64_t item_id);
+
+/* ---- state features ------------------------------------------------------- */
+
+/* One item of a user's history: the item and the impression time of the list
+ * it had feedback in. */
+struct rn_hist {
+    uint64_t item_id;
+    int64_t ts;
+};
+
+/* The simple φ (no state network), F = 2D + 2 floats:
+ *   [0, D)      mean embedding of the last `history` items found in the table
+ *   [D, 2D)     time-decayed sum Σ 2^(-(now - ts)/half_life) e_i of the same items
+ *   2D          1 (bias)
+ *   2D + 1      the fraction of `history` slots filled
+ * `h` holds n items, oldest first; only the last `history` count. */
+#define RN_PHI_SIMPLE_DIM(d) (2u * (d) + 2u)
+void rn_phi_simple(const struct rn_embed *emb, uint32_t history, double half_life_ms,
+                   const struct rn_hist *h, uint32_t n, int64_t now, float *phi);
+
+/* ---- the model -------------------------------------------------------------- */
+
+struct rn_model_shape {
+    uint32_t dim;       /* D: item embedding dimension */
+    uint32_t phi;       /* F: state feature dimension */
+    uint32_t buckets;   /* H: hashed item-bias buckets */
+    uint32_t positions; /* P: position terms (positions beyond P - 1 share the last) */
+};
+
+/* Offsets of each tensor in the parameter array, in floats. */
+struct rn_model_layout {
+    size_t v, W, w, b, c, n; /* n: total */
+};
+
+struct rn_model {
+    struct rn_model_shape shape;
+    struct rn_model_layout at;
+    float *params; /* at.n floats, owned */
+};
+
+void rn_model_layout(const struct rn_model_shape *s, struct rn_model_layout *out);
+/* All parameters zero. Returns NULL on a bad shape. */
+struct rn_model *rn_model_create(const struct rn_model_shape *s);
+struct rn_model *rn_model_clone(const struct rn_model *m);
+void rn_model_destroy(struct rn_model *m);
+
+/* V(s). */
+float rn_model_value(const struct rn_model *m, const float *phi);
+/* A(s, i) without the position term for n candidates whose embeddings are the
+ * rows of E (n x D, row-major; a zero row for an item without one): one
+ * gemv for u = Wφ + w, one for E u, then the biases. */
+void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
+                         const uint64_t *item_ids, uint32_t n, float *out);
+
+/* ---- online TD learning ----------------------------------------------------- */
+
+enum rn_optimizer { RN_OPT_SGD = 0, RN_OPT_ADAGRAD = 1, RN_OPT_ADAM = 2 };
+
+struct rn_learn_cfg {
+    int optimizer;        /* enum rn_optimizer */
+    double learning_rate;
+    double l2;            /* on W, w, v (not on biases) */
+    double clip;          /* global gradient-norm clip; 0: none */
+    double gamma;         /* discount */
+    uint32_t target_every; /* refresh the target copy every this many updates */
+    double adam_beta1, adam_beta2, eps;
+};
+
+/* One transition (s, a, r, s', done) as the learner sees it. Pointers are
+ * borrowed for the call. */
+struct rn_transition {
+    const float *phi;      /* F */
+    const float *phi_next; /* F (ignored when done) */
+    const float *E;        /* n x D embeddings of the shown items */
+    const uint64_t *items; /* n item ids */
+    const uint32_t *pos;   /* n positions, 0-based */
+    const float *reward;   /* n per-item rewards */
+    const uint8_t *clicked; /* n: 1 when the item had any feedback */
+    uint32_t n;
+    int done;
+};
+
+/* The per-item TD target (docs/learning.md, "The target"):
+ *   y_i = r_i + γ (1 − done) · n · share_i · V̂(s')
+ * with V̂ the target copy's state value and share_i = clicked_i / (number
+ * clicked), or 1/n when nothing was clicked: the list's continuation value
+ * n·V̂(s') is credited to the items that led to it. */
+
+struct rn_learn_stats {
+    uint64_t updates;     /* mini-batches applied, in all */
+    uint64_t transitions; /* transitions learned from, in all */
+    double last_loss;     /* mean squared TD error of the last mini-batch, per item */
+    double last_q;        /* mean Q of the last mini-batch */
+    double last_grad_norm;
+};
+
+struct rn_learner;
+
+/* Takes ownership of `m` (the online model); makes the target copy and the
+ * optimiser state. Returns NULL on a bad configuration. */
+struct rn_learner *rn_learner_create(struct rn_model *m, const struct rn_learn_cfg *cfg,
+                                     char *errbuf, size_t errlen);
+void rn_learner_destroy(struct rn_learner *l);
+const struct rn_model *rn_learner_model(const struct rn_learner *l);
+const struct rn_learn_stats *rn_learner_stats(const struct rn_learner *l);
+
+/* Loss (½ Σ over items of (Q − y)², divided by the number of items) of a
+ * mini-batch and, when grad != NULL, its gradient with respect to the online
+ * parameters (at.n floats, overwritten). Targets come from the target copy.
+ * Exposed for tests (finite differences). */
+double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint32_t n,
+                       float *grad);
+/* One optimiser step on a mini-batch of n transitions (L2, clipping,
+ * target refresh included). Deterministic for the same inputs. */
+int rn_learner_update(struct rn_learner *l, const struct rn_transition *t, uint32_t n);
+
+/* The learner's whole state (online and target parameters, optimiser moments,
+ * counters) as bytes, for checkpoints; and back. rn_learner_load checks the
+ * shape and returns RN_ECORRUPT on a mismatch. */
+void rn_learner_save(const struct rn_learner *l, struct rn_buf *out);
+int rn_learner_load(struct rn_learner *l, const void *p, size_t n);
+
+/* ---- safetensors ------------------------------------------------------------- */
+
+/* The safetensors layout: an 8-byte little-endian header length N, N bytes of
+ * JSON {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ * "__metadata__": {"key": "string", ...}}, then the data (little-endian,
+ * row-major). runnel reads F32, F64, F16, BF16, I64 and I32 (converted to
+ * float) and writes F32. */
+struct rn_tensor {
+    const char *name;
+    uint32_t ndim;
+    uint64_t shape[4];
+    float *data; /* product(shape) floats */
+};
+
+struct rn_st_file {
+    struct rn_tensor *tensors;
+    size_t n;
+    char **meta_keys, **meta_vals; /* __metadata__ */
+    size_t n_meta;
+};
+
+/* Writes tensors and metadata (n_meta key/value pairs) atomically (temporary
+ * file, fsync, rename). Tensors are written in the order given. */
+int rn_st_write(const char *path, const struct rn_tensor *t, size_t n, const char *const *meta_keys,
+                const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen);
+/* Reads a whole file, checking the header (JSON, offsets inside the data,
+ * contiguous, shapes matching sizes). Returns NULL with a message naming the
+ * file and what is wrong. */
+struct rn_st_file *rn_st_read(const char *path, char *errbuf, size_t errlen);
+struct rn_st_file *rn_st_parse(const void *p, size_t n, char *errbuf, size_t errlen);
+const struct rn_tensor *rn_st_find(const struct rn_st_file *f, const char *name);
+const char *rn_st_meta(const struct rn_st_file *f, const char *key);
+void rn_st_free(struct rn_st_file *f);
+
+/* A model as tensors "v" [F], "W" [D, F], "w" [D], "b" [H], "c" [P]. */
+int rn_model_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
+                   const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen);
+struct rn_model *rn_model_read(const char *path, char *errbuf, size_t errlen);
+struct rn_model *rn_model_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
+                                  size_t errlen);
+
+/* ---- the model store ------------------------------------------------------------
+ * A directory of immutable versions:
+ *   DIR/v000000000042.safetensors   the model (metadata: version, created, ...)
+ *   DIR/v000000000042.json          its manifest: id, created (ms), updates,
+ *                                   transitions, event_time (the learner's
+ *                                   event time when published), loss, mean_q
+ *   DIR/PINNED                      optional: the version to serve instead of
+ *                                   the newest (runnel models pin / rollback)
+ * A version is published by writing both files under temporary names and
+ * renaming the model first, the manifest last: a version exists once its
+ * manifest does. */
+
+struct rn_model_version {
+    int64_t id;
+    int64_t created_ms;
+    int64_t event_time;
+    uint64_t updates, transitions;
+    double loss, mean_q;
+};
+
+int rn_store_publish(const char *dir, const struct rn_model *m, const struct rn_model_version *v,
+                     char *errbuf, size_t errlen);
+/* The versions in the store, ascending; *out is malloc'd (caller frees). */
+int rn_store_list(const char *dir, struct rn_model_version **out, size_t *n, char *errbuf,
+                  size_t errlen);
+/* The version to serve: the pinned one if any, else the newest; RN_ENOENT
+ * when the store is empty. */
+int rn_store_current(const char *dir, int64_t *id, char *errbuf, size_t errlen);
+int rn_store_pin(const char *dir, int64_t id, char *errbuf, size_t errlen); /* id < 0: unpin */
+/* Path of a version's file ("DIR/vNNN.safetensors" or ".json") into buf. */
+void rn_store_path(const char *dir, int64_t id, const char *ext, char *buf, size_t len);
+struct rn_model *rn_store_load(const char *dir, int64_t id, char *errbuf, size_t errlen);
+
+#endif
