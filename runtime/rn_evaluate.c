@@ -520,7 +520,6 @@ struct rn_ope_policy {
     int64_t version;
 };
 
-#if RN_HAVE_MODEL
 static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data *d,
                              const char *arg, const struct rn_ope_opts *o, char *errbuf,
                              size_t errlen)
@@ -595,32 +594,6 @@ static void rn_ope_model_close(struct rn_ope_policy *pol)
     if (pol->model) rn_model_destroy(pol->model);
     if (pol->emb) rn_embed_destroy(pol->emb);
 }
-#else
-/* runtime/rn_model.c is not in this tree yet (CMake defines RN_HAVE_MODEL
- * when it is): the model: policy is refused with a message. */
-static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data *d,
-                             const char *arg, const struct rn_ope_opts *o, char *errbuf,
-                             size_t errlen)
-{
-    (void)pol, (void)d, (void)o;
-    rn_errf(errbuf, errlen, "model:%s: this runnel is built without the model library "
-                            "(runtime/rn_model.c)", arg);
-    return RN_ENOENT;
-}
-
-static void rn_ope_model_scores(struct rn_ope_policy *pol, const struct rn_ope_opts *o,
-                                const struct rn_ope_list *l, const uint32_t *c, uint32_t n,
-                                double *score)
-{
-    (void)pol, (void)o, (void)l, (void)c;
-    for (uint32_t i = 0; i < n; i++) score[i] = 0;
-}
-
-static void rn_ope_model_close(struct rn_ope_policy *pol)
-{
-    (void)pol;
-}
-#endif
 
 /* Feeds list l's feedback into the policy's causal state. */
 static void rn_ope_policy_observe(struct rn_ope_policy *pol, const struct rn_ope_data *d,

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "rn_evaluate_int.h"
+#include "rn_model.h"
 #include "rn_rand.h"
 #include "rn_test.h"
 
@@ -226,6 +227,65 @@ static void test_files(void)
     CHECK_STR_CONTAINS(err, "bad.jsonl:1: not a labelled list");
 }
 
+/* model:DIR: a model whose advantage is the first embedding coordinate
+ * (w = (1, 0), all else zero) with item iK embedded at (K, 0) prefers i3,
+ * whose click rate is 0.8: greedy's value. */
+static void test_model(void)
+{
+    char path[256], emb[256], store[256], spec[300], err[512];
+    snprintf(path, sizeof path, "%s/samples.jsonl", tmpdir);
+    snprintf(emb, sizeof emb, "%s/emb.txt", tmpdir);
+    snprintf(store, sizeof store, "%s/store", tmpdir);
+    FILE *f = fopen(emb, "w");
+    fputs("# item v1 v2\ni0 0 0\ni1 1 0\ni2 2 0\ni3 3 0\n", f);
+    fclose(f);
+    mkdir(store, 0755);
+    struct rn_model_shape sh = {.dim = 2, .phi = RN_PHI_SIMPLE_DIM(2), .buckets = 8, .positions = 2};
+    struct rn_model *m = rn_model_create(&sh);
+    CHECK(m != NULL);
+    if (!m) return;
+    m->params[m->at.w] = 1;
+    struct rn_model_version v = {.id = 1};
+    CHECK_EQ_INT(rn_store_publish(store, m, &v, err, sizeof err), 0);
+    m->params[m->at.w] = -1; /* version 2 prefers i0 (click rate 0.2) */
+    v.id = 2;
+    CHECK_EQ_INT(rn_store_publish(store, m, &v, err, sizeof err), 0);
+    rn_model_destroy(m);
+
+    struct rn_ope_data *d = rn_ope_load(path, err, sizeof err);
+    CHECK(d != NULL);
+    if (!d) return;
+    struct rn_ope_opts o = {.bootstrap = 1000, .seed = 1, .history = 10, .half_life_ms = 1e6,
+                            .embeddings = emb};
+    struct rn_ope_result r;
+    char *desc = NULL;
+    snprintf(spec, sizeof spec, "model:%s@1", store);
+    CHECK_EQ_INT(rn_ope_evaluate(d, spec, &o, &r, &desc, err, sizeof err), 0);
+    printf("model v1 (greedy i3, truth 0.8): IPS %.4f [%.4f, %.4f] SNIPS %.4f matched %zu\n",
+           r.ips.est, r.ips.lo, r.ips.hi, r.snips.est, r.matched);
+    CHECK(r.ips.lo <= 0.8 && 0.8 <= r.ips.hi);
+    CHECK(r.snips.lo <= 0.8 && 0.8 <= r.snips.hi);
+    CHECK(fabs(r.max_w - 10) < 1e-9); /* 1 / pi_0(i3) */
+    CHECK_STR_CONTAINS(desc, "(version 1)");
+    free(desc);
+    snprintf(spec, sizeof spec, "model:%s", store); /* the newest: version 2 */
+    o.epsilon = 0.2;
+    desc = NULL;
+    CHECK_EQ_INT(rn_ope_evaluate(d, spec, &o, &r, &desc, err, sizeof err), 0);
+    /* 0.8 * 0.2 + 0.2 * 0.5 = 0.26 */
+    printf("model v2 eps 0.2 (truth 0.26): IPS %.4f [%.4f, %.4f]\n", r.ips.est, r.ips.lo, r.ips.hi);
+    CHECK(r.ips.lo <= 0.26 && 0.26 <= r.ips.hi);
+    CHECK_STR_CONTAINS(desc, "(version 2) eps=0.2");
+    free(desc);
+    o.embeddings = NULL;
+    CHECK(rn_ope_evaluate(d, spec, &o, &r, NULL, err, sizeof err) == RN_EINVAL);
+    CHECK_STR_CONTAINS(err, "needs --embeddings");
+    o.embeddings = emb;
+    snprintf(spec, sizeof spec, "model:%s@7", store);
+    CHECK(rn_ope_evaluate(d, spec, &o, &r, NULL, err, sizeof err) < 0);
+    rn_ope_data_free(d);
+}
+
 /* Multi-item lists: resampling units are lists, and list candidates. */
 static void test_lists(void)
 {
@@ -260,6 +320,7 @@ int main(void)
     test_coverage(NULL, 0.7);
     test_unit_weights();
     test_files();
+    test_model();
     test_lists();
     char *help[] = {"evaluate", "--help", NULL}, *bad[] = {"evaluate", "--nope", NULL};
     CHECK_EQ_INT(rn_evaluate_main(2, help), 0);
