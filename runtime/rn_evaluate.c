@@ -112,7 +112,8 @@ int rn_ope_estimate(const struct rn_ope_obs *obs, size_t n, const size_t *start,
     }
     for (size_t k = 0; k < n_groups; k++) {
         size_t a = start ? start[k] : k, b = start ? start[k + 1] : k + 1;
-        for (size_t i = a; i < b; i++) rn_ope_add(&g[k], &obs[i]);
+        for (size_t i = a; i < b; i++)
+            rn_ope_add(&g[k], &obs[i]);
     }
     struct rn_rand rng;
     rn_rand_seed(&rng, seed, 0x09e);
@@ -188,7 +189,8 @@ static uint32_t rn_ope_intern_get(struct rn_ope_intern *t, const char *s)
         uint32_t *ns = rn_xcalloc(cap, sizeof *ns);
         for (size_t i = 0; i < t->n; i++) {
             size_t j = t->hashes[i] & (cap - 1);
-            while (ns[j]) j = (j + 1) & (cap - 1);
+            while (ns[j])
+                j = (j + 1) & (cap - 1);
             ns[j] = (uint32_t)i + 1;
         }
         free(t->slots);
@@ -214,7 +216,8 @@ static uint32_t rn_ope_intern_get(struct rn_ope_intern *t, const char *s)
 
 static void rn_ope_intern_free(struct rn_ope_intern *t)
 {
-    for (size_t i = 0; i < t->n; i++) free(t->names[i]);
+    for (size_t i = 0; i < t->n; i++)
+        free(t->names[i]);
     free(t->names);
     free(t->hashes);
     free(t->slots);
@@ -223,13 +226,15 @@ static void rn_ope_intern_free(struct rn_ope_intern *t)
 void rn_ope_data_free(struct rn_ope_data *d)
 {
     if (!d) return;
-    for (size_t i = 0; i < d->n_lists; i++) free(d->lists[i].request);
+    for (size_t i = 0; i < d->n_lists; i++)
+        free(d->lists[i].request);
     free(d->lists);
     free(d->slots);
     rn_ope_intern_free(&d->items);
     rn_ope_intern_free(&d->users);
     if (d->cat)
-        for (uint32_t p = 0; p + d->min_pos <= d->max_pos; p++) free(d->cat[p]);
+        for (uint32_t p = 0; p + d->min_pos <= d->max_pos; p++)
+            free(d->cat[p]);
     free(d->cat);
     free(d->n_cat);
     free(d);
@@ -343,7 +348,8 @@ static int rn_ope_load_file(struct rn_ope_data *d, const char *path, char *errbu
         lineno++;
         *end = 0;
         char *q = p;
-        while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+        while (*q == ' ' || *q == '\t' || *q == '\r')
+            q++;
         if (*q) rc = rn_ope_parse_line(d, p, path, lineno, errbuf, errlen);
         p = end + 1;
     }
@@ -389,14 +395,14 @@ static int rn_ope_load_dir(struct rn_ope_data *d, const char *dir, char *errbuf,
             rc = RN_EIO;
         } else if (S_ISDIR(st.st_mode)) {
             rc = rn_ope_load_dir(d, p.data, errbuf, errlen);
-        } else if (S_ISREG(st.st_mode) &&
-                   ((nl > 6 && strcmp(names[i] + nl - 6, ".jsonl") == 0) ||
-                    (nl > 5 && strcmp(names[i] + nl - 5, ".json") == 0))) {
+        } else if (S_ISREG(st.st_mode) && ((nl > 6 && strcmp(names[i] + nl - 6, ".jsonl") == 0) ||
+                                           (nl > 5 && strcmp(names[i] + nl - 5, ".json") == 0))) {
             rc = rn_ope_load_file(d, p.data, errbuf, errlen);
         }
         rn_buf_free(&p);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     return rc;
 }
@@ -437,7 +443,8 @@ struct rn_ope_data *rn_ope_load(const char *path, char *errbuf, size_t errlen)
                 path, d->min_pos, d->max_pos);
         goto fail;
     }
-    for (size_t i = 0; i < d->n_lists; i++) d->max_list = RN_MAX(d->max_list, d->lists[i].n);
+    for (size_t i = 0; i < d->n_lists; i++)
+        d->max_list = RN_MAX(d->max_list, d->lists[i].n);
     /* Catalogue of each position: the items logged there, in first-seen order. */
     uint32_t np = d->max_pos - d->min_pos + 1;
     d->cat = rn_xcalloc(np, sizeof *d->cat);
@@ -492,8 +499,8 @@ static void rn_ope_qhat_fit(struct rn_ope_qhat *m, const struct rn_ope_data *d, 
     for (uint32_t p = 0; p < np; p++) {
         double mu = Np[p] > 0 ? Sp[p] / Np[p] : (Nt > 0 ? St / Nt : 0);
         for (size_t a = 0; a < ni; a++)
-            m->q[(size_t)p * ni + a] =
-                (S[(size_t)p * ni + a] + RN_OPE_SHRINK * mu) / (N[(size_t)p * ni + a] + RN_OPE_SHRINK);
+            m->q[(size_t)p * ni + a] = (S[(size_t)p * ni + a] + RN_OPE_SHRINK * mu) /
+                                       (N[(size_t)p * ni + a] + RN_OPE_SHRINK);
     }
     free(S);
     free(N);
@@ -509,8 +516,8 @@ struct rn_ope_policy {
     int kind;
     double epsilon;
     /* causal state, advanced over lists strictly earlier than the current one */
-    double *clicks;           /* popularity: reward-bearing feedback per item */
-    struct rn_hist **hist;    /* model: per user, clicked items, oldest first */
+    double *clicks;        /* popularity: reward-bearing feedback per item */
+    struct rn_hist **hist; /* model: per user, clicked items, oldest first */
     uint32_t *n_hist, *cap_hist;
     /* model */
     struct rn_model *model;
@@ -584,7 +591,8 @@ static void rn_ope_model_scores(struct rn_ope_policy *pol, const struct rn_ope_o
             memset(pol->E + (size_t)i * D, 0, D * sizeof *pol->E);
     }
     rn_model_advantages(pol->model, pol->phi, pol->E, ids, n, a);
-    for (uint32_t i = 0; i < n; i++) score[i] = a[i];
+    for (uint32_t i = 0; i < n; i++)
+        score[i] = a[i];
     free(ids);
     free(a);
 }
@@ -631,7 +639,8 @@ static void rn_ope_policy_free(struct rn_ope_policy *pol, const struct rn_ope_da
 {
     free(pol->clicks);
     if (pol->hist)
-        for (size_t u = 0; u < d->users.n; u++) free(pol->hist[u]);
+        for (size_t u = 0; u < d->users.n; u++)
+            free(pol->hist[u]);
     free(pol->hist);
     free(pol->n_hist);
     free(pol->cap_hist);
@@ -646,7 +655,8 @@ int rn_ope_evaluate(const struct rn_ope_data *d, const char *spec, const struct 
 {
     struct rn_ope_policy pol = {.epsilon = o->epsilon, .version = -1};
     int rc = RN_EINVAL;
-    if (!(o->train_fraction >= 0 && o->train_fraction < 1) || !(o->epsilon >= 0 && o->epsilon <= 1)) {
+    if (!(o->train_fraction >= 0 && o->train_fraction < 1) ||
+        !(o->epsilon >= 0 && o->epsilon <= 1)) {
         rn_errf(errbuf, errlen, "train fraction must be in [0, 1) and epsilon in [0, 1]");
         return RN_EINVAL;
     }
@@ -678,20 +688,23 @@ int rn_ope_evaluate(const struct rn_ope_data *d, const char *spec, const struct 
     struct rn_ope_qhat qh[2] = {{0}};
     uint8_t *use = rn_xcalloc(d->n_lists, 1);
     if (cut > 0) {
-        for (size_t l = 0; l < cut; l++) use[l] = 1;
+        for (size_t l = 0; l < cut; l++)
+            use[l] = 1;
         rn_ope_qhat_fit(&qh[0], d, use);
     } else {
         /* Cross-fitting: lists alternate between two folds in time order; a
          * list's q^ is fitted on the other fold. */
         for (int f = 0; f < 2; f++) {
-            for (size_t l = 0; l < d->n_lists; l++) use[l] = (l & 1) != (size_t)f;
+            for (size_t l = 0; l < d->n_lists; l++)
+                use[l] = (l & 1) != (size_t)f;
             rn_ope_qhat_fit(&qh[f], d, use);
         }
     }
     free(use);
 
     size_t n_eval_slots = 0, n_groups = d->n_lists - cut;
-    for (size_t l = cut; l < d->n_lists; l++) n_eval_slots += d->lists[l].n;
+    for (size_t l = cut; l < d->n_lists; l++)
+        n_eval_slots += d->lists[l].n;
     struct rn_ope_obs *obs = rn_xcalloc(n_eval_slots, sizeof *obs);
     size_t *start = rn_xcalloc(n_groups + 1, sizeof *start);
     size_t maxc = RN_MAX((size_t)d->max_list, d->items.n) + 1;
@@ -725,21 +738,27 @@ int rn_ope_evaluate(const struct rn_ope_data *d, const char *spec, const struct 
                 memcpy(cidx, d->cat[p], n * sizeof *cidx);
             } else {
                 n = L->n;
-                for (uint32_t j = 0; j < n; j++) cidx[j] = d->slots[L->first + j].item;
+                for (uint32_t j = 0; j < n; j++)
+                    cidx[j] = d->slots[L->first + j].item;
             }
             if (pol.kind == RN_POL_POPULARITY)
-                for (uint32_t j = 0; j < n; j++) score[j] = pol.clicks[cidx[j]];
+                for (uint32_t j = 0; j < n; j++)
+                    score[j] = pol.clicks[cidx[j]];
             else if (pol.kind == RN_POL_MODEL)
                 rn_ope_model_scores(&pol, o, L, cidx, n, score);
             else
-                for (uint32_t j = 0; j < n; j++) score[j] = 0;
-            for (uint32_t j = 0; j < n; j++) cand[j] = (struct rn_ope_cand){cidx[j], score[j]};
+                for (uint32_t j = 0; j < n; j++)
+                    score[j] = 0;
+            for (uint32_t j = 0; j < n; j++)
+                cand[j] = (struct rn_ope_cand){cidx[j], score[j]};
             qsort(cand, n, sizeof *cand, rn_ope_cmp_cand);
             /* The greedy choice at rank r: the candidate ranked r, shared
              * with those tied with it. */
             uint32_t r = RN_MIN(p, n - 1), lo = r, hi = r + 1;
-            while (lo > 0 && cand[lo - 1].score == cand[r].score) lo--;
-            while (hi < n && cand[hi].score == cand[r].score) hi++;
+            while (lo > 0 && cand[lo - 1].score == cand[r].score)
+                lo--;
+            while (hi < n && cand[hi].score == cand[r].score)
+                hi++;
             double eps = pol.kind == RN_POL_RANDOM ? 0 : pol.epsilon;
             double pe_a = 0;
             ob->q_pi = 0;
@@ -780,37 +799,39 @@ fail_policy:
 
 static void rn_ope_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: runnel evaluate --data PATH --policy POLICY [--policy POLICY]...\n"
-            "                       [--train-fraction F] [--bootstrap B] [--seed S]\n"
-            "                       [--epsilon E] [--embeddings FILE] [--candidates auto|catalogue|list]\n"
-            "                       [--history N] [--half-life-ms MS] [--json]\n"
-            "\n"
-            "Off-policy evaluation of target policies from labelled lists (the online_joiner's\n"
-            "samples: a JSON-lines file, or a directory of *.jsonl files such as a\n"
-            "partitioned_file sink's). Each shown item is one logged action with its\n"
-            "per-position logging propensity; the estimand is the target's expected reward per\n"
-            "slot. Prints IPS, SNIPS and doubly robust (DR) estimates with bootstrap 95%%\n"
-            "intervals (lists resampled with replacement) and the effective sample size.\n"
-            "\n"
-            "  --policy            logging     the logged behaviour (weights 1: its on-policy mean)\n"
-            "                      random      uniform over the candidates\n"
-            "                      popularity  greedy by clicks on earlier lists\n"
-            "                      model:DIR[@VERSION]  greedy by the model store's advantages\n"
-            "                      (default: logging and random)\n"
-            "  --train-fraction F  the first F of the lists by time fit the reward model; only\n"
-            "                      the rest is evaluated (default 0: all, reward model cross-fitted)\n"
-            "  --bootstrap B       resamples (default 1000; 0: no intervals)\n"
-            "  --seed S            bootstrap seed (default 1)\n"
-            "  --epsilon E         epsilon-greedy for popularity and model (default 0)\n"
-            "  --embeddings FILE   item embeddings for model: policies\n"
-            "  --candidates C      catalogue (items logged at the position), list (the list's\n"
-            "                      shown items) or auto (catalogue when lists have one item)\n"
-            "  --history N         model: items of history in the state features (default 10)\n"
-            "  --half-life-ms MS   model: decay half life of the state features (default 1800000)\n"
-            "  --json              one JSON object instead of the table\n"
-            "\n"
-            "Exit status: 0 success, 1 bad data or a failed policy, 2 bad usage.\n");
+    fprintf(
+        f,
+        "usage: runnel evaluate --data PATH --policy POLICY [--policy POLICY]...\n"
+        "                       [--train-fraction F] [--bootstrap B] [--seed S]\n"
+        "                       [--epsilon E] [--embeddings FILE] [--candidates "
+        "auto|catalogue|list]\n"
+        "                       [--history N] [--half-life-ms MS] [--json]\n"
+        "\n"
+        "Off-policy evaluation of target policies from labelled lists (the online_joiner's\n"
+        "samples: a JSON-lines file, or a directory of *.jsonl files such as a\n"
+        "partitioned_file sink's). Each shown item is one logged action with its\n"
+        "per-position logging propensity; the estimand is the target's expected reward per\n"
+        "slot. Prints IPS, SNIPS and doubly robust (DR) estimates with bootstrap 95%%\n"
+        "intervals (lists resampled with replacement) and the effective sample size.\n"
+        "\n"
+        "  --policy            logging     the logged behaviour (weights 1: its on-policy mean)\n"
+        "                      random      uniform over the candidates\n"
+        "                      popularity  greedy by clicks on earlier lists\n"
+        "                      model:DIR[@VERSION]  greedy by the model store's advantages\n"
+        "                      (default: logging and random)\n"
+        "  --train-fraction F  the first F of the lists by time fit the reward model; only\n"
+        "                      the rest is evaluated (default 0: all, reward model cross-fitted)\n"
+        "  --bootstrap B       resamples (default 1000; 0: no intervals)\n"
+        "  --seed S            bootstrap seed (default 1)\n"
+        "  --epsilon E         epsilon-greedy for popularity and model (default 0)\n"
+        "  --embeddings FILE   item embeddings for model: policies\n"
+        "  --candidates C      catalogue (items logged at the position), list (the list's\n"
+        "                      shown items) or auto (catalogue when lists have one item)\n"
+        "  --history N         model: items of history in the state features (default 10)\n"
+        "  --half-life-ms MS   model: decay half life of the state features (default 1800000)\n"
+        "  --json              one JSON object instead of the table\n"
+        "\n"
+        "Exit status: 0 success, 1 bad data or a failed policy, 2 bad usage.\n");
 }
 
 static int rn_ope_num(const char *opt, const char *s, double lo, double hi, double *out)
@@ -826,7 +847,8 @@ static int rn_ope_num(const char *opt, const char *s, double lo, double hi, doub
     return 0;
 }
 
-static void rn_ope_json_ci(struct rn_buf *b, const char *name, const struct rn_ope_ci *c, int defined)
+static void rn_ope_json_ci(struct rn_buf *b, const char *name, const struct rn_ope_ci *c,
+                           int defined)
 {
     rn_buf_printf(b, ",\"%s\":{\"estimate\":", name);
     if (defined) {
@@ -869,11 +891,12 @@ int rn_evaluate_main(int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = {
-            "--data",       "--policy",     "--train-fraction", "--bootstrap",
-            "--seed",       "--epsilon",    "--embeddings",     "--candidates",
-            "--history",    "--half-life-ms", NULL};
+            "--data",    "--policy",     "--train-fraction", "--bootstrap", "--seed",
+            "--epsilon", "--embeddings", "--candidates",     "--history",   "--half-life-ms",
+            NULL};
         int known = 0;
-        for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
+        for (int k = 0; with_value[k]; k++)
+            known |= strcmp(a, with_value[k]) == 0;
         if (!known) {
             fprintf(stderr, "runnel evaluate: %s '%s'\n",
                     a[0] == '-' ? "unknown option" : "unexpected argument", a);
@@ -908,7 +931,8 @@ int rn_evaluate_main(int argc, char **argv)
             else if (strcmp(val, "list") == 0)
                 o.candidates = RN_OPE_CANDS_LIST;
             else {
-                fprintf(stderr, "runnel evaluate: --candidates '%s': auto, catalogue or list\n", val);
+                fprintf(stderr, "runnel evaluate: --candidates '%s': auto, catalogue or list\n",
+                        val);
                 goto usage;
             }
         } else if (strcmp(a, "--history") == 0) {
@@ -954,7 +978,9 @@ int rn_evaluate_main(int argc, char **argv)
         rn_json_f64(&b, rsum);
         RN_BUF_LIT(&b, ",\"train_fraction\":");
         rn_json_f64(&b, o.train_fraction);
-        rn_buf_printf(&b, ",\"reward_model\":\"%s\",\"candidates\":\"%s\",\"bootstrap\":%u,\"seed\":%llu,\"policies\":[",
+        rn_buf_printf(&b,
+                      ",\"reward_model\":\"%s\",\"candidates\":\"%s\",\"bootstrap\":%u,\"seed\":%"
+                      "llu,\"policies\":[",
                       cut > 0 ? "fit on the first part" : "cross-fitted (2 folds)",
                       cands == RN_OPE_CANDS_CATALOGUE ? "catalogue" : "list", o.bootstrap,
                       (unsigned long long)o.seed);
@@ -969,7 +995,8 @@ int rn_evaluate_main(int argc, char **argv)
         rn_buf_printf(&b,
                       "candidates: %s; bootstrap: %u resamples of lists, seed %llu, "
                       "95%% percentile intervals\n\n",
-                      cands == RN_OPE_CANDS_CATALOGUE ? "catalogue of the position" : "the list's shown items",
+                      cands == RN_OPE_CANDS_CATALOGUE ? "catalogue of the position"
+                                                      : "the list's shown items",
                       o.bootstrap, (unsigned long long)o.seed);
         rn_buf_printf(&b, "%-24s %8s %8s  %-26s  %-26s  %-26s  %9s\n", "policy", "n", "matched",
                       "IPS [95% CI]", "SNIPS [95% CI]", "DR [95% CI]", "ESS");

@@ -28,12 +28,12 @@ struct rn_ope_ci {
 };
 
 struct rn_ope_result {
-    size_t n;         /* observations (slots) */
-    size_t groups;    /* resampling units (lists) */
-    size_t matched;   /* observations with w > 0 */
-    double mean_r;    /* on-policy mean of the logged rewards */
+    size_t n;       /* observations (slots) */
+    size_t groups;  /* resampling units (lists) */
+    size_t matched; /* observations with w > 0 */
+    double mean_r;  /* on-policy mean of the logged rewards */
     struct rn_ope_ci ips, snips, dr;
-    double ess;       /* effective sample size (sum w)^2 / sum w^2 */
+    double ess; /* effective sample size (sum w)^2 / sum w^2 */
     double max_w;
     int snips_defined; /* 0 when sum w == 0 (no logged action the target takes) */
 };
@@ -65,11 +65,11 @@ struct rn_ope_opts {
     double train_fraction; /* 0: evaluate on all, q^ cross-fitted; else the first part fits q^ */
     uint32_t bootstrap;
     uint64_t seed;
-    double epsilon;          /* for greedy policies (popularity, model) */
-    int candidates;          /* enum rn_ope_cands */
-    const char *embeddings;  /* item-embedding table for model: policies */
-    uint32_t history;        /* phi: items of history */
-    double half_life_ms;     /* phi: decay half life */
+    double epsilon;         /* for greedy policies (popularity, model) */
+    int candidates;         /* enum rn_ope_cands */
+    const char *embeddings; /* item-embedding table for model: policies */
+    uint32_t history;       /* phi: items of history */
+    double half_life_ms;    /* phi: decay half life */
 };
 
 /* The policy named by `spec` (logging, random, popularity, model:DIR[@N])

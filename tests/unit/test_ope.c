@@ -52,7 +52,8 @@ static void make_obs(uint64_t seed, const double *pe, struct rn_ope_obs *o)
     struct rn_rand r;
     rn_rand_seed(&r, seed, 7);
     double qpi = 0;
-    for (int a = 0; a < K; a++) qpi += (pe ? pe[a] : a == K - 1) * pclick[a];
+    for (int a = 0; a < K; a++)
+        qpi += (pe ? pe[a] : a == K - 1) * pclick[a];
     for (int i = 0; i < N; i++) {
         int a = draw(&r, pi0);
         o[i].r = rn_rand_uniform(&r) < pclick[a];
@@ -240,7 +241,8 @@ static void test_model(void)
     fputs("# item v1 v2\ni0 0 0\ni1 1 0\ni2 2 0\ni3 3 0\n", f);
     fclose(f);
     mkdir(store, 0755);
-    struct rn_model_shape sh = {.dim = 2, .phi = RN_PHI_SIMPLE_DIM(2), .buckets = 8, .positions = 2};
+    struct rn_model_shape sh = {
+        .dim = 2, .phi = RN_PHI_SIMPLE_DIM(2), .buckets = 8, .positions = 2};
     struct rn_model *m = rn_model_create(&sh);
     CHECK(m != NULL);
     if (!m) return;
@@ -255,8 +257,8 @@ static void test_model(void)
     struct rn_ope_data *d = rn_ope_load(path, err, sizeof err);
     CHECK(d != NULL);
     if (!d) return;
-    struct rn_ope_opts o = {.bootstrap = 1000, .seed = 1, .history = 10, .half_life_ms = 1e6,
-                            .embeddings = emb};
+    struct rn_ope_opts o = {
+        .bootstrap = 1000, .seed = 1, .history = 10, .half_life_ms = 1e6, .embeddings = emb};
     struct rn_ope_result r;
     char *desc = NULL;
     snprintf(spec, sizeof spec, "model:%s@1", store);
