@@ -399,7 +399,14 @@ static int rn_xc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
             memcpy(&p, x->pend.data, sizeof p);
             if (s->impression_ts < p.impression_ts) rn_op_metric_add(op, M_OUT_OF_ORDER, 1);
             int done = s->impression_ts - p.impression_ts > c->session_gap;
-            rn_xc_emit(op, x, s->impression_ts, done, r->ts, out);
+            /* A list after the gap ends the session exactly as the timer would
+             * have: the same time and the same record, whichever of the two
+             * comes first (a sample may arrive ahead of the watermark), so
+             * the output does not depend on arrival timing. */
+            if (done)
+                rn_xc_emit(op, x, -1, 1, p.impression_ts + c->session_gap + c->label_delay, out);
+            else
+                rn_xc_emit(op, x, s->impression_ts, 0, r->ts, out);
         }
         /* This list waits for its successor, with the history before it. */
         struct rn_xc_pending p = {s->impression_ts, r->len, (uint32_t)x->hist.len};

@@ -138,6 +138,7 @@ struct rn_val {
     struct rn_val_list batch; /* the partial mini-batch, in learning order */
     int64_t next_boundary;    /* deterministic: the next event-time boundary; RN_TS_MIN: none yet */
     int64_t max_ts;           /* the latest transition's event time */
+    int64_t wm;               /* deterministic: the watermark learnt up to */
     int64_t next_version;
     uint64_t published_updates;
     int64_t last_publish_ns;
@@ -325,6 +326,13 @@ static int rn_val_take(struct rn_op *op, struct rn_val *v, const struct rn_val_r
     const struct rn_val_cfg *c = rn_op_ctx(op);
     int rc;
     if (c->deterministic) {
+        /* The first version is due at the boundary after the first transition
+         * (a function of the log, unlike the first watermark). */
+        if (v->next_boundary == RN_TS_MIN) {
+            int64_t p = c->publish_event_time;
+            int64_t fl = r->ts >= 0 ? r->ts / p * p : -((-r->ts + p - 1) / p) * p;
+            v->next_boundary = fl + p;
+        }
         /* boundaries before this transition come first */
         while (v->next_boundary != RN_TS_MIN && r->ts >= v->next_boundary) {
             if ((rc = rn_val_learn_batch(op, v))) return rc;
@@ -365,15 +373,7 @@ static int rn_val_advance(struct rn_op *op, struct rn_val *v, int64_t wm)
     const struct rn_val_cfg *c = rn_op_ctx(op);
     struct rn_val_list *W = &v->wait;
     int rc = 0;
-    if (v->next_boundary == RN_TS_MIN && wm != RN_TS_MIN) {
-        int64_t first = wm;
-        for (size_t i = 0; i < W->n; i++)
-            if (W->r[i].ts < first) first = W->r[i].ts;
-        if (first == RN_TS_MAX) return 0; /* drained before anything came */
-        int64_t p = c->publish_event_time;
-        int64_t fl = first >= 0 ? first / p * p : -((-first + p - 1) / p) * p;
-        v->next_boundary = fl + p;
-    }
+    if (wm > v->wm) v->wm = wm;
     rn_val_sort_list = W;
     qsort(W->r, W->n, sizeof *W->r, rn_val_cmp);
     size_t k = 0;
@@ -429,6 +429,7 @@ static int rn_val_open(struct rn_op *op)
     }
     v->next_boundary = RN_TS_MIN;
     v->max_ts = RN_TS_MIN;
+    v->wm = RN_TS_MIN;
     v->next_version = 1;
     v->last_publish_ns = rn_now_ns();
     return 0;
@@ -444,8 +445,11 @@ static int rn_val_process(struct rn_op *op, const struct rn_batch *in, struct rn
         const struct rn_experience *e = r->payload;
         struct rn_val_rec rec = {r->ts, e->user_id, e->request_id, r->len, 0};
         if (c->deterministic) {
-            if (v->next_boundary != RN_TS_MIN && r->ts < v->next_boundary - c->publish_event_time)
-                rn_op_metric_add(op, M_LATE, 1); /* behind a published version: learnt late */
+            if (v->wm != RN_TS_MIN && r->ts <= v->wm) {
+                /* behind the watermark (an upstream broke event time): learnt at the
+                 * next watermark, out of order; counted */
+                rn_op_metric_add(op, M_LATE, 1);
+            }
             rn_val_list_add(&v->wait, rec.ts, rec.user, rec.request, r->payload, r->len);
         } else {
             int rc = rn_val_take(op, v, &rec, r->payload);
@@ -513,6 +517,7 @@ static int rn_val_snapshot(struct rn_op *op, uint64_t checkpoint_id, struct rn_s
     rn_buf_free(&b);
     rn_snapshot_write_i64(w, v->next_boundary);
     rn_snapshot_write_i64(w, v->max_ts);
+    rn_snapshot_write_i64(w, v->wm);
     rn_snapshot_write_i64(w, v->next_version);
     rn_snapshot_write_i64(w, (int64_t)v->published_updates);
     rn_val_snap_list(w, &v->wait);
@@ -572,7 +577,7 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     }
     int64_t pub;
     if ((rc = rn_snapshot_read_i64(r, &v->next_boundary)) ||
-        (rc = rn_snapshot_read_i64(r, &v->max_ts)) ||
+        (rc = rn_snapshot_read_i64(r, &v->max_ts)) || (rc = rn_snapshot_read_i64(r, &v->wm)) ||
         (rc = rn_snapshot_read_i64(r, &v->next_version)) || (rc = rn_snapshot_read_i64(r, &pub)))
         return rc;
     v->published_updates = (uint64_t)pub;
