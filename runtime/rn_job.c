@@ -9,7 +9,7 @@
  *     cycles);
  *   - record types along every edge, and key fields of keyed operators.
  * Then the graph gets its parallelism and partitioning per edge, and
- * rn__job_plan (rn_exec.c) groups it into fused chains.
+ * rn__job_plan (rn_plan.c) groups it into fused chains.
  */
 #include <stdlib.h>
 #include <string.h>

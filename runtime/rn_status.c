@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "rn_http.h"
-#include "rn_job_int.h"
+#include "rn_exec_int.h"
 
 struct rn__node_figs {
     uint64_t in, out, dropped;
