@@ -15,8 +15,12 @@
  * output 0 is the main output; further outputs are side outputs (dead letters,
  * late records) that a job routes by naming them in YAML.
  *
- * ABI: abi_version comes first and callbacks are only ever appended, so an
- * operator built against an older header keeps working.
+ * ABI: abi_version and struct_size come first (write RN_OP_TYPE_HEAD, which
+ * fills both) and callbacks are only ever appended. struct_size tells the
+ * runtime how much of the struct the operator was compiled with: fields past
+ * it read as NULL/0, so an operator built against an older header keeps
+ * working, and one built against a newer header than the runtime's is
+ * refused at registration instead of being half understood.
  */
 #ifndef RUNNEL_RN_OPERATOR_H
 #define RUNNEL_RN_OPERATOR_H
@@ -24,7 +28,12 @@
 #include "rn_config.h"
 #include "rn_record.h"
 
-#define RN_OP_ABI_VERSION 1
+/* Version 2 added struct_size; version 1 types (no struct_size) are refused. */
+#define RN_OP_ABI_VERSION 2
+
+/* The first two fields of every struct rn_op_type initializer:
+ *   const struct rn_op_type my_op = { RN_OP_TYPE_HEAD, .name = "my_op", ... }; */
+#define RN_OP_TYPE_HEAD .abi_version = RN_OP_ABI_VERSION, .struct_size = sizeof(struct rn_op_type)
 
 enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
 
@@ -64,7 +73,8 @@ struct rn_port_decl {
 };
 
 struct rn_op_type {
-    uint32_t abi_version; /* RN_OP_ABI_VERSION */
+    uint32_t abi_version; /* RN_OP_ABI_VERSION the operator was built against */
+    uint32_t struct_size; /* sizeof(struct rn_op_type) as the operator saw it */
     const char *name;
     const char *description;
     enum rn_op_kind kind;
@@ -110,7 +120,15 @@ struct rn_op_type {
 
 /* ---- registry ------------------------------------------------------------- */
 
+/* Registers t (borrowed: it must outlive the process's jobs, as a static
+ * const does). Refuses, with RN_EINVAL and a message on stderr, a type whose
+ * abi_version is newer than RN_OP_ABI_VERSION or older than 2, whose
+ * struct_size is smaller than its abi_version requires or larger than this
+ * runtime's struct, or whose name is taken for its kind; RN_EFULL when the
+ * table is full. Not thread-safe: call before any job is loaded. */
 int rn_op_register(const struct rn_op_type *t);
+/* The same, with the message in errbuf instead of on stderr. */
+int rn_op_register_err(const struct rn_op_type *t, char *errbuf, size_t errlen);
 const struct rn_op_type *rn_op_find(const char *name, enum rn_op_kind kind);
 /* All registered types of a kind, for suggestions and docs; returns the count. */
 size_t rn_op_list(enum rn_op_kind kind, const struct rn_op_type **out, size_t max);
