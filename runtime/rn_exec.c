@@ -156,6 +156,7 @@ static void rn__task_run_source(struct rn_task *t)
             rn__task_notify(t);
         }
         if (atomic_load_explicit(&job->stopping, memory_order_relaxed)) break;
+        rn__task_fire_timers(t);
         int64_t t0 = rn_now_ns();
         uint32_t seen = atomic_load(&t->sig.seq);
         int rc = ty->poll(&head->op, &head->em);
@@ -173,7 +174,8 @@ static void rn__task_run_source(struct rn_task *t)
         }
         if (rc == RN_POLL_IDLE) {
             rn__task_flush_exchanges(t);
-            rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+            long wait = rn__task_wait_ns(t, RN_WAIT_NS);
+            if (wait > 0) rn__signal_wait(&t->sig, seen, wait);
         } else {
             rn__task_maybe_flush(t);
         }
@@ -193,6 +195,7 @@ static void rn__task_run_consumer(struct rn_task *t)
             rn__task_poll_state(t, 0);
             rn__task_notify(t);
         }
+        rn__task_fire_timers(t);
         uint32_t seen = atomic_load(&t->sig.seq);
         int got = 0;
         for (int k = 0; k < t->n_inputs; k++) {
@@ -237,7 +240,8 @@ static void rn__task_run_consumer(struct rn_task *t)
         if (!got) {
             rn__task_flush_exchanges(t);
             /* Pushing may have taken time in which input came. */
-            if (atomic_load(&t->sig.seq) == seen) rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
+            long wait = rn__task_wait_ns(t, RN_WAIT_NS);
+            if (wait > 0 && atomic_load(&t->sig.seq) == seen) rn__signal_wait(&t->sig, seen, wait);
         } else {
             rn__task_maybe_flush(t);
         }

@@ -74,6 +74,8 @@ struct rn_instance {
     int64_t wm;                  /* the watermark it was last given */
     _Atomic int64_t wm_seen;     /* the same, for the status page */
     _Atomic uint64_t late;       /* records behind its watermark (operators count) */
+    int64_t *pt_heap;            /* processing-time timers: min-heap of deadlines (mono ns) */
+    int pt_n, pt_cap;
 };
 
 struct rn_task {
@@ -101,6 +103,7 @@ struct rn_task {
     int64_t max_ts;             /* sources: largest event time seen */
     uint64_t assigned;          /* sources: records given event time so far */
     int64_t last_data_ns;       /* sources: when records last came */
+    int64_t pt_next_ns;         /* earliest processing-time timer of the chain, or INT64_MAX */
     _Atomic int64_t wm_seen;    /* for the status page */
     _Atomic int idle_seen;
 
@@ -142,6 +145,10 @@ void rn__task_advance(struct rn_task *t, int64_t wm);
 void rn__source_watermark(struct rn_task *t, int caught_up);
 /* Consumers: recomputes the watermark over the inputs. */
 void rn__consumer_watermark(struct rn_task *t);
+/* Fires the chain's processing-time timers that are due (task thread). */
+void rn__task_fire_timers(struct rn_task *t);
+/* How long the task may sleep: at most max_ns, less if a timer is due sooner. */
+long rn__task_wait_ns(const struct rn_task *t, long max_ns);
 
 /* ---- rn_barrier.c: the task side of checkpoints --------------------------------- */
 

@@ -12,6 +12,7 @@
  * chain owns the key groups [s*maxp/p, (s+1)*maxp/p) rounded up, as Flink
  * assigns them.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,7 @@ void rn__job_build(struct rn_job *job)
             t->subtask = s;
             t->wm = RN_TS_MIN;
             t->max_ts = RN_TS_MIN;
+            t->pt_next_ns = INT64_MAX;
             t->is_source = job->nodes[g->nodes[0]].kind == RN_KIND_SOURCE;
             atomic_init(&t->wm_seen, RN_TS_MIN);
             rn__kg_range(s, g->parallelism, job->max_parallelism, &t->kg_start, &t->kg_end);
@@ -188,6 +190,7 @@ void rn__job_destroy_exec(struct rn_job *job)
                 free(in->ports);
                 free((void *)in->metrics);
                 rn__op_state_destroy(in->keyed);
+                free(in->pt_heap);
                 free(in);
             }
             free(t->inst);

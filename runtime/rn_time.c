@@ -11,9 +11,18 @@
  * chain, in order, fires its event-time timers up to it (on_timer), is told
  * (on_watermark), and the watermark goes on to every downstream task.
  *
+ * Processing-time timers. rn_op_timer_after() pushes a deadline (monotonic
+ * ns) onto the instance's min-heap and lowers the task's pt_next_ns. The task
+ * loops (rn_exec.c) call rn__task_fire_timers() every round, which is cheap
+ * when nothing is due (one clock read), and bound every sleep by the earliest
+ * deadline (rn__task_wait_ns), so a timer fires on time in an idle stream too.
+ *
  * Everything here runs on the task's own thread.
  */
+#include <assert.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "rn_exec_int.h"
 
@@ -145,3 +154,80 @@ void rn__consumer_watermark(struct rn_task *t)
     if (wm > t->wm && wm != RN_TS_MIN) rn__task_advance(t, wm);
 }
 
+
+/* ---- processing-time timers ------------------------------------------------------- */
+
+static void rn__pt_push(struct rn_instance *in, int64_t at)
+{
+    if (in->pt_n == in->pt_cap) {
+        in->pt_cap = in->pt_cap ? in->pt_cap * 2 : 8;
+        in->pt_heap = rn_xrealloc(in->pt_heap, sizeof *in->pt_heap * (size_t)in->pt_cap);
+    }
+    int i = in->pt_n++;
+    while (i > 0 && in->pt_heap[(i - 1) / 2] > at) {
+        in->pt_heap[i] = in->pt_heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    in->pt_heap[i] = at;
+}
+
+static int64_t rn__pt_pop(struct rn_instance *in)
+{
+    assert(in->pt_n > 0);
+    int64_t top = in->pt_heap[0], last = in->pt_heap[--in->pt_n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= in->pt_n) break;
+        if (c + 1 < in->pt_n && in->pt_heap[c + 1] < in->pt_heap[c]) c++;
+        if (in->pt_heap[c] >= last) break;
+        in->pt_heap[i] = in->pt_heap[c];
+        i = c;
+    }
+    if (in->pt_n) in->pt_heap[i] = last;
+    return top;
+}
+
+int rn_op_timer_after(struct rn_op *op, int64_t delay_ms)
+{
+    struct rn_instance *in = op->inst;
+    if (!in->node->type->on_processing_time) {
+        rn_op_errorf(op, "rn_op_timer_after: the type has no on_processing_time callback");
+        return RN_EINVAL;
+    }
+    if (delay_ms < 0) delay_ms = 0;
+    if (delay_ms > INT64_MAX / 2000000) delay_ms = INT64_MAX / 2000000;
+    int64_t at = rn_now_ns() + delay_ms * 1000000;
+    rn__pt_push(in, at);
+    if (at < in->task->pt_next_ns) in->task->pt_next_ns = at;
+    return 0;
+}
+
+void rn__task_fire_timers(struct rn_task *t)
+{
+    if (RN_LIKELY(t->pt_next_ns == INT64_MAX)) return;
+    int64_t now = rn_now_ns();
+    if (now < t->pt_next_ns) return;
+    int64_t next = INT64_MAX;
+    for (int i = 0; i < t->n_inst; i++) {
+        struct rn_instance *in = t->inst[i];
+        /* Only timers due now: those a callback sets fire on a later round. */
+        while (in->pt_n && in->pt_heap[0] <= now && !in->finished) {
+            if (atomic_load_explicit(&t->job->aborting, memory_order_relaxed)) return;
+            rn__pt_pop(in);
+            int rc = in->node->type->on_processing_time(&in->op, rn_wall_ms(), &in->em);
+            rn__check_rc(in, rc, "on_processing_time");
+            rn__flush_ports(in);
+        }
+        if (in->pt_n && !in->finished && in->pt_heap[0] < next) next = in->pt_heap[0];
+    }
+    t->pt_next_ns = next;
+}
+
+long rn__task_wait_ns(const struct rn_task *t, long max_ns)
+{
+    if (t->pt_next_ns == INT64_MAX) return max_ns;
+    int64_t left = t->pt_next_ns - rn_now_ns();
+    if (left <= 0) return 0;
+    return left < max_ns ? (long)left : max_ns;
+}

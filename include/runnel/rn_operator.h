@@ -116,6 +116,13 @@ struct rn_op_type {
     int (*notify_checkpoint_complete)(struct rn_op *op, uint64_t id);
     /* Derived figures for the status page, NULL-name-ended (optional). */
     const struct rn_metric_ratio *ratios;
+
+    /* ---- appended in ABI 2 (optional: NULL when struct_size ends before) ---- */
+
+    /* A processing-time timer set with rn_op_timer_after() is due: the
+     * monotonic clock passed it. now_ms is the wall clock (ms since the
+     * epoch). Runs on the instance's worker thread, like every callback. */
+    int (*on_processing_time)(struct rn_op *op, int64_t now_ms, struct rn_emitter *out);
 };
 
 /* ---- registry ------------------------------------------------------------- */
@@ -156,6 +163,17 @@ int rn_op_checkpointing(const struct rn_op *op);
 void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta);
 /* Error report from inside a callback; shown on the status page and stderr. */
 void rn_op_errorf(struct rn_op *op, const char *fmt, ...) RN_PRINTF(2, 3);
+
+/* Processing-time timer: asks for on_processing_time() once delay_ms (>= 0)
+ * of wall-clock time has passed (measured on the monotonic clock). One-shot:
+ * re-arm from the callback for a period. Each call is its own timer; due
+ * timers fire in deadline order, each with one call. Works for sources and
+ * in idle streams (the task wakes for the earliest timer). Call from the
+ * instance's own callbacks (open() on) only: the timers are the instance's
+ * thread's, not locked. Not checkpointed (re-arm in open()); timers still
+ * pending when the task finishes do not fire. Returns 0, or RN_EINVAL when
+ * the type has no on_processing_time callback. */
+int rn_op_timer_after(struct rn_op *op, int64_t delay_ms);
 
 /* ---- emitting ------------------------------------------------------------- */
 
