@@ -30,6 +30,7 @@
 
 #include "rn_exec_int.h"
 #include "rn_http.h"
+#include "rn_serve_int.h"
 
 /* ---- job errors --------------------------------------------------------------- */
 
@@ -273,6 +274,8 @@ static void *rn__task_main(void *arg)
     }
     for (int i = 0; i < t->n_inst; i++) {
         struct rn_instance *in = t->inst[i];
+        /* No handler of the instance runs once close() begins. */
+        rn__serve_remove(t->job->serve, in);
         if (in->opened && in->node->type->close) in->node->type->close(&in->op);
     }
     struct timespec cpu;
@@ -350,6 +353,16 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
     job->rate = rn_xcalloc((size_t)job->n_nodes, sizeof *job->rate);
     job->start_ns = rn_now_ns();
     if (job->ckpt_enabled && rn__ckpt_start(job, errbuf, errlen)) return RN_EIO;
+    if (job->serve_listen) {
+        job->serve = rn__serve_start(job->serve_listen, job->serve_threads, errbuf, errlen);
+        if (!job->serve) {
+            rn__ckpt_stop(job);
+            return RN_EINVAL;
+        }
+        if (!job->quiet)
+            fprintf(stderr, "runnel: serving at http://%s/ (%d threads)\n",
+                    rn__serve_address(job->serve), job->serve_threads);
+    }
     /* From here on the status renderers may read the run's structures. */
     atomic_store_explicit(&job->built, 1, memory_order_release);
     atomic_store(&job->running, 1);
@@ -358,6 +371,8 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         if (!job->http) {
             rn__ckpt_stop(job);
             atomic_store(&job->running, 0);
+            rn__serve_stop(job->serve);
+            job->serve = NULL;
             return RN_EINVAL;
         }
         snprintf(job->http_addr, sizeof job->http_addr, "%s", rn_http_address(job->http));
@@ -403,6 +418,8 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         rn_http_stop(job->http);
         job->http = NULL;
     }
+    rn__serve_stop(job->serve);
+    job->serve = NULL;
     (void)started;
     if (job->error[0]) {
         rn_errf(errbuf, errlen, "%s", job->error);

@@ -104,6 +104,12 @@ struct rn_job {
     char http_addr[128];
     _Atomic int http_ready; /* http_addr is set (release/acquire) */
 
+    /* The serving server (serve:): operators' HTTP routes (rn_serve.c). Set
+     * before the worker and status threads start, freed after they end. */
+    const char *serve_listen;
+    int serve_threads;
+    struct rn_serve *serve;
+
     /* Event time, state and checkpoints (configured by watermark:, state:,
      * checkpoint:). */
     int64_t out_of_orderness_ms;

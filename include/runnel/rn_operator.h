@@ -26,6 +26,7 @@
 #define RUNNEL_RN_OPERATOR_H
 
 #include "rn_config.h"
+#include "rn_http.h"
 #include "rn_record.h"
 
 /* Version 2 added struct_size; version 1 types (no struct_size) are refused. */
@@ -174,6 +175,23 @@ void rn_op_errorf(struct rn_op *op, const char *fmt, ...) RN_PRINTF(2, 3);
  * pending when the task finishes do not fire. Returns 0, or RN_EINVAL when
  * the type has no on_processing_time callback. */
 int rn_op_timer_after(struct rn_op *op, int64_t delay_ms);
+
+/* Serves HTTP requests whose path starts with path_prefix (at a '/'
+ * boundary: "/score" takes "/score" and "/score/x", not "/scores") and whose
+ * method is `method` (NULL or "*": any) on the job's serving server
+ * (`serve:` in YAML), the longest matching prefix winning. Call from open()
+ * on; method and path_prefix are copied, ud is borrowed until close().
+ * Subtasks that register the same route share its requests round robin.
+ *
+ * Threads: the handler runs on a serving thread, NOT the instance's worker
+ * thread, and on several serving threads at once: it must be thread-safe
+ * against the instance's own callbacks and against itself. It must answer
+ * in the call (fill res) and must not wait for the worker thread. The
+ * runtime removes the instance's routes, waiting for handlers in flight,
+ * before close() runs. Unknown paths get a JSON 404. Returns 0, or
+ * RN_EINVAL (the job has no serve: section, or bad arguments). */
+int rn_op_route(struct rn_op *op, const char *method, const char *path_prefix,
+                rn_http_handler handler, void *ud);
 
 /* ---- emitting ------------------------------------------------------------- */
 
