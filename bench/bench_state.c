@@ -94,7 +94,7 @@ static void gen_close(struct rn_op *op)
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl gen_out[] = {{NULL, "bench_event", "events"}};
 static const struct rn_op_type gen_source = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "zipf_gen", .description = "benchmark source",
+    RN_OP_TYPE_HEAD, .name = "zipf_gen", .description = "benchmark source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
     .outputs = gen_out, .n_outputs = 1, .poll = gen_poll, .close = gen_close,
 };
@@ -122,7 +122,7 @@ static int count_process(struct rn_op *op, const struct rn_batch *in, struct rn_
     return 0;
 }
 static const struct rn_op_type count_op = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "keyed_count", .description = "benchmark operator",
+    RN_OP_TYPE_HEAD, .name = "keyed_count", .description = "benchmark operator",
     .kind = RN_KIND_OPERATOR, .flags = RN_OP_KEYED | RN_OP_STATEFUL, .config = no_keys,
     .ctx_size = 1, .in_type = "bench_event", .outputs = gen_out, .n_outputs = 1,
     .default_key = "key", .open = count_open, .process = count_process,

@@ -83,7 +83,7 @@ static const struct rn_port_decl rn_dedup_out[] = {
 };
 
 const struct rn_op_type rn_op_dedup = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "dedup",
     .description = "Drops events whose id was already seen within an event-time window.",
     .kind = RN_KIND_OPERATOR,

@@ -537,7 +537,7 @@ static const struct rn_port_decl rn_xc_out[] = {
 };
 
 const struct rn_op_type rn_op_experience_collector = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "experience_collector",
     .description = "Turns each user's labelled lists into transitions (s, a, r, s', done) with "
                    "a behaviour-history state and item embeddings.",

@@ -63,7 +63,7 @@ static int rn_filter_process(struct rn_op *op, const struct rn_batch *in, struct
 static const struct rn_port_decl rn_filter_out[] = {{NULL, "event", "The events kept."}};
 
 const struct rn_op_type rn_op_filter = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "filter",
     .description = "Keeps (or drops) events by type.",
     .kind = RN_KIND_OPERATOR,

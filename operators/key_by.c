@@ -20,7 +20,7 @@ static int rn_key_by_process(struct rn_op *op, const struct rn_batch *in, struct
 static const struct rn_port_decl rn_key_by_out[] = {{NULL, "*", "The input, keyed."}};
 
 const struct rn_op_type rn_op_key_by = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "key_by",
     .description = "Partitions the stream by `key` (a field of the record type) across "
                    "`parallelism` worker threads.",

@@ -611,7 +611,7 @@ static const struct rn_port_decl rn_lc_out[] = {
 };
 
 const struct rn_op_type rn_op_log_collector = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "log_collector",
     .description = "Parses and validates JSON event lines into typed events; bad lines go to "
                    "`dead_letter` with the reason and source offset.",

@@ -504,7 +504,7 @@ static const struct rn_metric_ratio rn_joiner_ratios[] = {
 };
 
 const struct rn_op_type rn_op_online_joiner = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "online_joiner",
     .description = "Joins each impression with its feedback within an event-time window into "
                    "one labelled list (`sample`) per request.",

@@ -439,7 +439,7 @@ static void rn_file_sink_close(struct rn_op *op)
 }
 
 const struct rn_op_type rn_sink_file = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "file",
     .description = "Writes records as JSON lines, one per line, in arrival order. With "
                    "checkpoints it is exactly-once: output becomes visible when the checkpoint "
@@ -468,7 +468,7 @@ static int rn_null_sink_process(struct rn_op *op, const struct rn_batch *in, str
 static const struct rn_config_key rn_null_sink_keys[] = {RN_CONFIG_END};
 
 const struct rn_op_type rn_sink_null = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "discard",
     .description = "Counts records and discards them.",
     .kind = RN_KIND_SINK,

@@ -365,7 +365,7 @@ static void rn_ps_close(struct rn_op *op)
 }
 
 const struct rn_op_type rn_sink_partitioned_file = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "partitioned_file",
     .description = "Writes JSON lines into one directory per hour (or day) of event time, as "
                    "part files; with checkpoints, exactly-once (parts appear when their "

@@ -366,7 +366,7 @@ static const struct rn_port_decl rn_file_source_out[] = {
 };
 
 const struct rn_op_type rn_source_file = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "file",
     .description = "Reads a file of lines; bounded, or following it like `tail -F`. Position: "
                    "the byte offset of the next line.",

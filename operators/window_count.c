@@ -210,7 +210,7 @@ static const struct rn_port_decl rn_wc_out[] = {
 static const char *const rn_wc_metrics[] = {"windows_fired", NULL};
 
 const struct rn_op_type rn_op_window_count = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "window_count",
     .description = "Counts events per key in tumbling or sliding event-time windows.",
     .kind = RN_KIND_OPERATOR,

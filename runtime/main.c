@@ -93,6 +93,8 @@ static int rn__schema(void)
     rn_config_doc(rn__job_config_keys(2), &b);
     rn_buf_puts(&b, "\n### Watermark (`watermark:`)\n\n");
     rn_config_doc(rn__job_config_keys(3), &b);
+    rn_buf_puts(&b, "\n### Serve (`serve:`)\n\n");
+    rn_config_doc(rn__job_config_keys(4), &b);
     rn_buf_putc(&b, '\n');
     rn__schema_kind(RN_KIND_SOURCE, "Source", &b);
     rn__schema_kind(RN_KIND_OPERATOR, "Operator", &b);

@@ -33,7 +33,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "rn_fs.h"
-#include "rn_job_int.h"
+#include "rn_exec_int.h"
 
 #define RN__SNAP_MAGIC "RNSNAP01"
 #define RN__HISTORY 32
@@ -505,11 +505,7 @@ static void rn__record_complete(struct rn_job *job, struct rn_ckpt_record *r)
     /* Tasks run their sinks' commit on their own threads: wake them. */
     for (int g = 0; g < job->n_groups; g++)
         for (uint32_t s = 0; s < job->groups[g].parallelism; s++) {
-            struct rn_task *t = job->groups[g].tasks[s];
-            atomic_fetch_add(&t->sig.seq, 1);
-            pthread_mutex_lock(&t->sig.mu);
-            pthread_cond_signal(&t->sig.cv);
-            pthread_mutex_unlock(&t->sig.mu);
+            rn__signal_notify(&job->groups[g].tasks[s]->sig);
         }
 }
 
@@ -538,10 +534,7 @@ static void rn__trigger(struct rn_job *job, int kind)
         for (uint32_t s = 0; s < gr->parallelism; s++) {
             struct rn_task *t = gr->tasks[s];
             atomic_store(&t->trigger, c->run.id);
-            atomic_fetch_add(&t->sig.seq, 1);
-            pthread_mutex_lock(&t->sig.mu);
-            pthread_cond_signal(&t->sig.cv);
-            pthread_mutex_unlock(&t->sig.mu);
+            rn__signal_notify(&t->sig);
         }
     }
 }

@@ -9,7 +9,7 @@
  * the handler, writing) happens on the server thread; the only thing another
  * thread ever does is rn_http_stop, which wakes the loop with a uv_async_t.
  *
- * One connection carries one request:
+ * By default one connection carries one request (the status server):
  *
  *   accept ──> READING ──(request complete)──> handler ──> WRITING
  *                 │ (malformed 400, head too big 431,                │
@@ -31,6 +31,19 @@
  * connection is bounded by RN_HTTP_MAX_HEAD plus RN_HTTP_MAX_BODY plus the
  * response; the head is counted in raw bytes as they are parsed, so a client
  * cannot grow it by sending it slowly.
+ *
+ * Keep-alive (rn_http_opts.keep_alive, the serving server). After a response
+ * to a request that allows it (HTTP/1.1 without "Connection: close", or 1.0
+ * with "Connection: keep-alive"), the connection goes back to READING with a
+ * fresh parser instead of half-closing; the request timer then bounds the
+ * idle time before the next request too. Bytes that arrive while a response
+ * is being written (pipelining) are kept, bounded by the request limits, and
+ * parsed once it is sent. Error responses (400, 413, 431) always close.
+ *
+ * Several threads (rn_http_opts.reuseport): each server is one loop on one
+ * thread; several servers bound to the same address with SO_REUSEPORT share
+ * its port, and the kernel spreads new connections over them. A connection
+ * stays on the thread that accepted it.
  *
  * Writes to a socket the peer has reset raise SIGPIPE on Linux; the server
  * thread starts with SIGPIPE (and the other asynchronous signals) blocked, so
@@ -80,6 +93,7 @@ struct rn_http_server {
     uv_thread_t thread;
     rn_http_handler handler;
     void *ud;
+    struct rn_http_opts opts;
     size_t nconns;    /* connections allocated and not yet freed; server thread only */
     char address[64]; /* "host:port" bound; written before the thread starts */
     /* One read buffer for every connection: libuv on Unix hands each read to
@@ -103,6 +117,8 @@ struct rn__http_conn {
     int peer_eof;           /* the client half-closed while we were writing */
     int head_request;       /* the request was HEAD: send headers only */
     int error_status;       /* 413 decided in a parser callback, else 0 */
+    int keep;               /* keep the connection open after this response */
+    struct rn_buf pending;  /* keep-alive: bytes received after the current request */
     size_t head_bytes;      /* raw bytes of the request head parsed so far */
     struct rn_buf url;      /* request target as received */
     struct rn_buf body;     /* request body, NUL-terminated before dispatch */
@@ -123,6 +139,7 @@ static void rn__conn_closed(uv_handle_t *h)
     rn_buf_free(&c->pq);
     rn_buf_free(&c->head_out);
     rn_buf_free(&c->body_out);
+    rn_buf_free(&c->pending);
     c->server->nconns--;
     free(c);
 }
@@ -155,12 +172,40 @@ static void rn__on_shutdown(uv_shutdown_t *req, int status)
     uv_timer_start(&c->timer, rn__on_timeout, RN__HTTP_LINGER_MS, 0);
 }
 
+static void rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n);
+
+/* Keep-alive: the response is out; read the next request on c. */
+static void rn__conn_next(struct rn__http_conn *c)
+{
+    c->state = RN__HTTP_READING;
+    c->head_done = c->message_done = c->head_request = c->error_status = 0;
+    c->keep = 0;
+    c->head_bytes = 0;
+    rn_buf_reset(&c->url);
+    rn_buf_reset(&c->body);
+    rn_buf_reset(&c->body_out);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_start(&c->timer, rn__on_timeout, RN__HTTP_REQUEST_MS, 0);
+    if (c->pending.len) {
+        /* Parsed from a copy: parsing may stash bytes into pending again. */
+        struct rn_buf p = c->pending;
+        c->pending = (struct rn_buf)RN_BUF_INIT;
+        rn__conn_parse(c, p.data, p.len);
+        rn_buf_free(&p);
+    }
+}
+
 static void rn__on_written(uv_write_t *req, int status)
 {
     struct rn__http_conn *c = req->data;
     if (c->state == RN__HTTP_CLOSING) return; /* cancelled by uv_close */
     if (status < 0) {
         rn__conn_close(c); /* the client went away (EPIPE, ECONNRESET) */
+        return;
+    }
+    if (c->keep && !c->peer_eof) {
+        rn__conn_next(c);
         return;
     }
     c->shutdown_req.data = c;
@@ -190,7 +235,7 @@ static void rn__conn_respond(struct rn__http_conn *c, int status, const char *co
     rn_buf_printf(&c->head_out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status,
                   rn__reason(status), content_type);
     if (!bodyless) rn_buf_printf(&c->head_out, "Content-Length: %zu\r\n", c->body_out.len);
-    rn_buf_puts(&c->head_out, "Connection: close\r\n\r\n");
+    rn_buf_puts(&c->head_out, c->keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
 
     uv_buf_t bufs[2];
     unsigned nbufs = 0;
@@ -217,6 +262,7 @@ static void rn__conn_fail(struct rn__http_conn *c, int status, const char *fmt, 
     va_end(ap);
     struct rn_buf b = RN_BUF_INIT;
     rn_buf_printf(&b, "%d %s: %s\n", status, rn__reason(status), msg);
+    c->keep = 0; /* the stream may be anywhere in a request: close it */
     rn__conn_respond(c, status, RN__HTTP_DEFAULT_TYPE, &b);
 }
 
@@ -273,6 +319,7 @@ static void rn__conn_dispatch(struct rn__http_conn *c)
     }
     const char *type = res.content_type;
     if (!type || !*type || strpbrk(type, "\r\n")) type = RN__HTTP_DEFAULT_TYPE;
+    c->keep = s->opts.keep_alive && http_should_keep_alive(&c->parser);
     rn__conn_respond(c, res.status, type, &res.body);
 }
 
@@ -349,6 +396,9 @@ static void rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n)
         }
         if (e == HPE_PAUSED) {
             if (c->message_done) {
+                /* Keep-alive: what follows is the next request. */
+                if (c->server->opts.keep_alive && n > got)
+                    rn_buf_append(&c->pending, p + got, n - got);
                 rn__conn_dispatch(c);
                 return;
             }
@@ -391,6 +441,15 @@ static void rn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         rn__conn_close(c); /* gone mid-request, reset, or the linger is over */
+        return;
+    }
+    if (c->state == RN__HTTP_WRITING && c->server->opts.keep_alive) {
+        /* The next request, pipelined: kept until the response is out. */
+        if (c->pending.len + (size_t)nread > RN_HTTP_MAX_HEAD + RN_HTTP_MAX_BODY) {
+            rn__conn_close(c);
+            return;
+        }
+        rn_buf_append(&c->pending, buf->base, (size_t)nread);
         return;
     }
     if (c->state != RN__HTTP_READING) return; /* drained and dropped */
@@ -554,10 +613,38 @@ static int rn__bound_address(struct rn_http_server *s)
 
 /* ---- public API --------------------------------------------------------- */
 
-/* Called on any thread. listen is borrowed; handler and ud are kept until
- * rn_http_stop and used only on the server thread. */
 struct rn_http_server *rn_http_start(const char *listen, rn_http_handler handler, void *ud,
                                      char *errbuf, size_t errlen)
+{
+    return rn_http_start_opts(listen, handler, ud, NULL, errbuf, errlen);
+}
+
+/* A listening socket with SO_REUSEPORT, bound to addr, handed to libuv (1.44
+ * has no flag for it). */
+static int rn__bind_reuseport(uv_tcp_t *t, const struct sockaddr_storage *addr)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return uv_translate_sys_error(errno);
+    int one = 1, r = 0;
+    socklen_t len = addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+        bind(fd, (const struct sockaddr *)addr, len) < 0) {
+        r = uv_translate_sys_error(errno);
+        close(fd);
+        return r;
+    }
+    r = uv_tcp_open(t, fd);
+    if (r < 0) close(fd);
+    return r;
+}
+
+/* Called on any thread. listen and opts are borrowed; handler and ud are
+ * kept until rn_http_stop and used only on the server thread. */
+struct rn_http_server *rn_http_start_opts(const char *listen, rn_http_handler handler, void *ud,
+                                          const struct rn_http_opts *opts, char *errbuf,
+                                          size_t errlen)
 {
     struct sockaddr_storage addr;
     sigset_t all, old;
@@ -572,6 +659,7 @@ struct rn_http_server *rn_http_start(const char *listen, rn_http_handler handler
     struct rn_http_server *s = rn_xcalloc(1, sizeof *s);
     s->handler = handler;
     s->ud = ud;
+    if (opts) s->opts = *opts;
 
     r = uv_loop_init(&s->loop);
     if (r < 0) {
@@ -585,7 +673,8 @@ struct rn_http_server *rn_http_start(const char *listen, rn_http_handler handler
     }
     s->listener.data = s;
     /* libuv may report a failed bind (EADDRINUSE) only at listen time. */
-    r = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
+    r = s->opts.reuseport ? rn__bind_reuseport(&s->listener, &addr)
+                          : uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
     if (r == 0) r = uv_listen((uv_stream_t *)&s->listener, RN__HTTP_BACKLOG, rn__on_connection);
     if (r < 0) {
         rn_errf(errbuf, errlen, "http: cannot listen on '%s': %s", listen, uv_strerror(r));

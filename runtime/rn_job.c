@@ -9,12 +9,13 @@
  *     cycles);
  *   - record types along every edge, and key fields of keyed operators.
  * Then the graph gets its parallelism and partitioning per edge, and
- * rn__job_plan (rn_exec.c) groups it into fused chains.
+ * rn__job_plan (rn_plan.c) groups it into fused chains.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "rn_job_int.h"
+#include "rn_serve_int.h"
 
 static const char *const rn__op_skip[] = {"id", "op", "from", "key", "parallelism", NULL};
 static const char *const rn__conn_skip[] = {"type", "from", NULL};
@@ -26,7 +27,24 @@ struct rn__job_cfg {
     int64_t queue_batches;
     int64_t buffer_timeout;
     const struct rn_cfg_node *sources, *operators, *sinks, *http;
-    const struct rn_cfg_node *state, *checkpoint, *watermark;
+    const struct rn_cfg_node *state, *checkpoint, *watermark, *serve;
+};
+
+struct rn__serve_cfg {
+    const char *listen;
+    int64_t threads;
+};
+
+static const struct rn_config_key rn__serve_keys[] = {
+    {"listen", RN_CT_STRING, NULL, NULL, offsetof(struct rn__serve_cfg, listen),
+     "host:port of the serving server (port 0 picks a free one; the status page's "
+     "/api/v1/job shows the address).",
+     NULL, RN_CK_REQUIRED, 0, 0},
+    {"threads", RN_CT_INT, "2", "threads", offsetof(struct rn__serve_cfg, threads),
+     "Serving threads, each with its own event loop on the shared port (SO_REUSEPORT). "
+     "Operators' handlers run on these threads, several at once.",
+     NULL, 0, 1, 64},
+    RN_CONFIG_END,
 };
 
 struct rn__state_cfg {
@@ -130,6 +148,10 @@ static const struct rn_config_key rn__job_keys[] = {
     {"http", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, http),
      "Status page and REST API: `listen: host:port` (port 0 picks a free one).", NULL, 0, 0,
      0},
+    {"serve", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, serve),
+     "Serving server for operators' HTTP routes (model inference, say), apart from the "
+     "status page: `listen`, `threads` (see Serve).",
+     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
@@ -139,6 +161,7 @@ const struct rn_config_key *rn__job_config_keys(int which)
     case 1: return rn__state_keys;
     case 2: return rn__ckpt_keys;
     case 3: return rn__wm_keys;
+    case 4: return rn__serve_keys;
     default: return rn__job_keys;
     }
 }
@@ -702,6 +725,21 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
         }
     }
 
+    if (jc.serve) {
+        struct rn__serve_cfg sv;
+        memset(&sv, 0, sizeof sv);
+        if (rn_config_apply(rn__serve_keys, jc.serve, &sv, NULL, errbuf, errlen)) goto fail;
+        const char *colon = strrchr(sv.listen, ':');
+        int64_t port;
+        if (!colon || rn_parse_i64(colon + 1, &port) || port < 0 || port > 65535) {
+            rn_cfg_errf(errbuf, errlen, rn_cfg_get(jc.serve, "listen"),
+                        "'listen' must be host:port, got '%s'", sv.listen);
+            goto fail;
+        }
+        job->serve_listen = sv.listen;
+        job->serve_threads = (int)sv.threads;
+    }
+
     job->nodes = rn_xcalloc(RN_MAX_NODES, sizeof *job->nodes);
     /* Sources. */
     if (jc.sources->kind != RN_CFG_MAP || !jc.sources->child) {
@@ -864,6 +902,12 @@ void rn_job_print(const struct rn_job *job, FILE *out)
     }
     if (job->http_listen) fprintf(out, "http: %s\n", job->http_listen);
     rn__job_warnings(job, out);
+}
+
+const char *rn_job_serve_address(struct rn_job *job)
+{
+    return atomic_load_explicit(&job->built, memory_order_acquire) ? rn__serve_address(job->serve)
+                                                                    : "";
 }
 
 const char *rn_job_http_listen(const struct rn_job *job)

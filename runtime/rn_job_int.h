@@ -1,7 +1,9 @@
 /*
  * rn_job_int.h — private structures of a job: the checked graph (nodes and
- * edges), the execution plan (groups of fused nodes, one task per subtask),
- * instances, channels and exchanges. See docs/architecture.md.
+ * edges), the execution plan (groups of fused nodes, one task per subtask)
+ * and the job itself. What a run is made of (tasks, instances) is in
+ * rn_exec_int.h, channels and exchanges in rn_channel_int.h. See
+ * docs/architecture.md.
  *
  *   graph   node = one source/operator/sink from YAML; edge = from -> to, with
  *           a partitioning mode fixed at load time.
@@ -56,168 +58,6 @@ struct rn_node {
     int n_in;        /* edges into this node */
 };
 
-/* ---- channels ---------------------------------------------------------------- */
-
-enum rn_msg_kind {
-    RN_MSG_DATA = 0,      /* a batch of records */
-    RN_MSG_WATERMARK = 1, /* value: event time no earlier record will have */
-    RN_MSG_END = 2,       /* the producer is done */
-    RN_MSG_IDLE = 3,      /* value 1: the producer is idle (ignore its watermark); 0: active */
-    RN_MSG_BARRIER = 4,   /* value: checkpoint id */
-};
-
-struct rn_msg {
-    uint32_t kind;
-    struct rn_batch *batch; /* DATA: owned by the receiver until it returns it */
-    int64_t value;
-};
-
-/* A bounded single-producer single-consumer ring. */
-struct rn_ring {
-    _Alignas(64) _Atomic uint32_t head; /* next slot to read; written by the consumer */
-    _Alignas(64) _Atomic uint32_t tail; /* next slot to write; written by the producer */
-    _Alignas(64) uint32_t mask;
-    uint32_t limit; /* messages it may hold (<= mask + 1) */
-    struct rn_msg *slots;
-};
-
-/* Wakes a sleeping task. seq counts notifications; a waiter sleeps only if seq
- * has not moved since it last looked at its inputs. */
-struct rn_signal {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    _Atomic uint32_t seq;
-    _Atomic int waiting;
-};
-
-struct rn_task;
-
-struct rn_channel {
-    struct rn_ring fwd;  /* producer -> consumer: messages */
-    struct rn_ring back; /* consumer -> producer: emptied batches for reuse */
-    struct rn_task *producer, *consumer;
-    int target;          /* index in the consumer group's node list */
-    int ended;           /* consumer side: END seen */
-    int idle;            /* consumer side: the producer said it is idle */
-    int64_t wm;          /* consumer side: last watermark received */
-    uint64_t blocked;    /* consumer side: barrier id it waits at (alignment), or 0 */
-    _Atomic uint64_t blocked_ns; /* producer time spent waiting on a full ring */
-    _Atomic uint64_t batches;
-    uint32_t capacity;
-};
-
-/* ---- instances ---------------------------------------------------------------- */
-
-struct rn_instance;
-
-struct rn_exchange {
-    enum rn_edge_mode mode;
-    int key_field;            /* HASH */
-    const struct rn_type *type;
-    uint32_t max_parallelism; /* HASH */
-    uint32_t n_dest;
-    struct rn_channel **ch;   /* n_dest */
-    struct rn_batch **pending;
-    uint32_t rr;              /* REBALANCE: next destination */
-};
-
-struct rn_target {
-    struct rn_instance *local; /* fused: call directly */
-    struct rn_exchange *xchg;  /* across threads */
-};
-
-struct rn_port_out {
-    int type;
-    struct rn_batch *batch; /* pending output; reused */
-    struct rn_target *targets;
-    int n_targets;
-    _Atomic uint64_t records;
-    _Atomic uint64_t dropped; /* emitted to a port routed nowhere */
-};
-
-struct rn_emitter {
-    struct rn_instance *inst;
-};
-
-struct rn_op {
-    struct rn_instance *inst;
-};
-
-struct rn_instance {
-    struct rn_op op; /* what callbacks see; first member */
-    struct rn_emitter em;
-    struct rn_node *node;
-    struct rn_task *task;
-    struct rn_job *job;
-    void *local;
-    struct rn_port_out *ports;
-    int n_ports;
-    _Atomic uint64_t records_in;
-    _Atomic uint64_t batches_in;
-    _Atomic uint64_t busy_ns;
-    _Atomic uint64_t *metrics; /* the type's own counters */
-    int n_metrics;
-    int opened;
-    int finished;
-    int restored;                /* restore() ran with a snapshot */
-    struct rn_op_state *keyed;   /* keyed state and timers, for stateful keyed operators */
-    struct rn_op_state *_Atomic keyed_pub; /* the same, for the status page (release) */
-    int64_t wm;                  /* the watermark it was last given */
-    _Atomic int64_t wm_seen;     /* the same, for the status page */
-    _Atomic uint64_t late;       /* records behind its watermark (operators count) */
-};
-
-struct rn_ckpt_stats {
-    int64_t sync_ns;  /* time the task spent snapshotting */
-    int64_t align_ns; /* time from the first barrier to the last (consumers) */
-    uint64_t bytes;   /* bytes the task's snapshot added */
-};
-
-struct rn_task {
-    struct rn_job *job;
-    int group;
-    uint32_t subtask;
-    pthread_t thread;
-    int started;
-    struct rn_instance **inst; /* per node of the group, in group order */
-    int n_inst;
-    struct rn_channel **inputs;
-    int n_inputs;
-    int n_ended;
-    struct rn_signal sig;
-    int rc;
-    _Atomic int64_t cpu_ns; /* thread CPU time, set when the thread ends */
-    struct rn_exchange **xchgs; /* every exchange this task feeds */
-    int n_xchgs;
-    int64_t flushed_ns;         /* when pending exchange batches were last pushed */
-
-    /* Event time. */
-    int64_t wm;                 /* watermark last forwarded */
-    int idle;                   /* told downstream that it is idle */
-    int is_source;              /* the chain starts with a source */
-    int64_t max_ts;             /* sources: largest event time seen */
-    uint64_t assigned;          /* sources: records given event time so far */
-    int64_t last_data_ns;       /* sources: when records last came */
-    _Atomic int64_t wm_seen;    /* for the status page */
-    _Atomic int idle_seen;
-
-    /* Checkpoints. */
-    struct rn_statedb *statedb; /* when the chain has stateful keyed operators */
-    struct rn_statedb *_Atomic statedb_pub; /* the same, for other threads (release) */
-    char *state_dir;
-    uint32_t kg_start, kg_end;  /* key groups this subtask owns */
-    _Atomic uint64_t trigger;   /* sources: checkpoint requested */
-    uint64_t last_ckpt;         /* last checkpoint id snapshotted */
-    uint64_t notified;          /* last completed id passed to notify callbacks */
-    uint64_t align_id;          /* consumers: the barrier being aligned */
-    int n_aligned;
-    int64_t align_start_ns;
-    int finished_ok;            /* ran to its end without error */
-    int stopped_input;          /* an input ended because the job was stopped */
-    uint64_t ack_id;            /* checkpoint whose state is still being written */
-    struct rn_ckpt_stats ack_stats;
-};
-
 struct rn_group {
     int *nodes; /* node indices, head first, topological order */
     int n_nodes;
@@ -264,6 +104,12 @@ struct rn_job {
     char http_addr[128];
     _Atomic int http_ready; /* http_addr is set (release/acquire) */
 
+    /* The serving server (serve:): operators' HTTP routes (rn_serve.c). Set
+     * before the worker and status threads start, freed after they end. */
+    const char *serve_listen;
+    int serve_threads;
+    struct rn_serve *serve;
+
     /* Event time, state and checkpoints (configured by watermark:, state:,
      * checkpoint:). */
     int64_t out_of_orderness_ms;
@@ -290,12 +136,16 @@ struct rn_job {
     double *rate;         /* per node: records/s over the last interval */
 };
 
-/* rn_exec.c */
+/* rn_plan.c: groups the checked graph into fused chains (load time). */
 int rn__job_plan(struct rn_job *job, char *errbuf, size_t errlen);
-void rn__job_set_error(struct rn_job *job, const char *fmt, ...) RN_PRINTF(2, 3);
-uint32_t rn__channel_fill(struct rn_channel *ch);
+/* Frees what rn__job_build made for a run. */
+void rn__job_destroy_exec(struct rn_job *job);
+/* Records in, out (port 0) and unrouted, summed over the node's subtasks. */
 void rn__instance_totals(struct rn_job *job, int node, uint64_t *in, uint64_t *out,
                          uint64_t *dropped);
+
+/* rn_exec.c: the job's first error wins; sets aborting. Any thread. */
+void rn__job_set_error(struct rn_job *job, const char *fmt, ...) RN_PRINTF(2, 3);
 
 /* rn_checkpoint.c */
 int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen);
@@ -303,43 +153,15 @@ void rn__ckpt_stop(struct rn_job *job);
 void rn__ckpt_free(struct rn_job *job);
 /* Requests a checkpoint (savepoint: kept until deleted). Returns its id or < 0. */
 int64_t rn__ckpt_request(struct rn_job *job, int savepoint);
-/* Task side: the directory for task t's part of checkpoint id (created). */
-char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t);
-void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st, int ok);
-/* Reserves (once) the id of the end-of-job checkpoint. */
-uint64_t rn__ckpt_final_id(struct rn_job *job);
-void rn__ckpt_fault_task(struct rn_job *job, uint64_t id);
+/* The checkpoint section of the status page (HTTP thread). */
 void rn__ckpt_render_json(struct rn_job *job, struct rn_buf *b);
 void rn__ckpt_render_prometheus(struct rn_job *job, struct rn_buf *b);
 void rn__ckpt_render_html(struct rn_job *job, struct rn_buf *b);
-
-/* Restore: the checkpoint this run starts from. */
-struct rn_restore_task {
-    char *head;
-    uint32_t subtask;
-    uint32_t kg_start, kg_end;
-    int has_state;
-};
-struct rn_restore {
-    char *dir; /* the checkpoint directory */
-    uint64_t id;
-    uint32_t max_parallelism;
-    struct rn_restore_task *tasks;
-    size_t n_tasks;
-};
 /* Finds the checkpoint to restore (--from-checkpoint or the latest complete
  * one); 0 with *out NULL when there is none. */
+struct rn_restore;
 int rn__restore_find(struct rn_job *job, struct rn_restore **out, char *errbuf, size_t errlen);
 void rn__restore_free(struct rn_restore *r);
-/* Snapshot files. */
-struct rn_snapshot_writer *rn__snapshot_writer_create(void);
-int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, char *errbuf,
-                             size_t errlen);
-void rn__snapshot_writer_destroy(struct rn_snapshot_writer *w);
-struct rn_snapshot_reader *rn__snapshot_reader_open(const char *path, uint64_t id, char *errbuf,
-                                                    size_t errlen);
-void rn__snapshot_reader_destroy(struct rn_snapshot_reader *r);
-
 /* rn_status.c */
 void rn__status_handler(void *ud, const struct rn_http_request *req,
                         struct rn_http_response *res);

@@ -69,7 +69,7 @@ int64_t rn__op_state_next_timer(struct rn_op_state *os);
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out);
 uint64_t rn__op_state_timers(struct rn_op_state *os);
 
-/* rn_exec.c: the keyed context of an operator (NULL when not keyed). */
+/* rn_time.c: the keyed context of an operator (NULL when not keyed). */
 struct rn_op_state *rn__op_keyed(const struct rn_op *op);
 
 #endif

@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "rn_http.h"
-#include "rn_job_int.h"
+#include "rn_exec_int.h"
+#include "rn_serve_int.h"
 
 struct rn__node_figs {
     uint64_t in, out, dropped;
@@ -204,6 +205,8 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
     rn_buf_puts(b, ",\"error\":");
     rn_json_str(b, err, strlen(err));
     rn_buf_printf(b, ",\"dead_letters\":%llu", (unsigned long long)rn__dead_letters(job));
+    rn_buf_puts(b, ",\"serve\":");
+    rn__serve_render_json(job->serve, job->serve_threads, b);
     rn_buf_puts(b, ",\"operators\":[");
     for (int i = 0; i < job->n_nodes; i++) {
         const struct rn_node *n = &job->nodes[i];

@@ -3,7 +3,8 @@
  *
  * It runs its own event loop on its own thread. Each complete request is
  * passed to a handler that fills a response; the handler runs on the server
- * thread and must not block. Requests that do not parse, or whose head or
+ * thread and must not block. With keep_alive a connection carries several
+ * requests (HTTP/1.1 keep-alive, pipelining too). Requests that do not parse, or whose head or
  * body exceed the limits, get a 4xx and the connection is closed; nothing a
  * client sends can crash the process.
  */
@@ -35,9 +36,18 @@ typedef void (*rn_http_handler)(void *ud, const struct rn_http_request *req,
 struct rn_http_server;
 
 /* Starts serving on "host:port" (port 0 picks a free one). Returns NULL with a
- * message on failure (bad address, port in use). */
+ * message on failure (bad address, port in use). One request per connection. */
 struct rn_http_server *rn_http_start(const char *listen, rn_http_handler handler, void *ud,
                                      char *errbuf, size_t errlen);
+
+struct rn_http_opts {
+    int keep_alive; /* HTTP/1.1 keep-alive: several requests per connection */
+    int reuseport;  /* SO_REUSEPORT: several servers may share one port */
+};
+/* The same with options (opts may be NULL: the defaults above, all off). */
+struct rn_http_server *rn_http_start_opts(const char *listen, rn_http_handler handler, void *ud,
+                                          const struct rn_http_opts *opts, char *errbuf,
+                                          size_t errlen);
 /* "host:port" actually bound. */
 const char *rn_http_address(const struct rn_http_server *s);
 /* Stops the loop, closes every connection, joins the thread, frees s. */

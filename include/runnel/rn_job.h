@@ -46,6 +46,9 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *out);
 /* The bound HTTP address once the server listens ("" before), e.g. after
  * `listen: 127.0.0.1:0`. */
 const char *rn_job_http_address(struct rn_job *job);
+/* The serving server's bound address (serve:), "" before the job runs or
+ * without one. */
+const char *rn_job_serve_address(struct rn_job *job);
 /* The configured http.listen (NULL when none). */
 const char *rn_job_http_listen(const struct rn_job *job);
 

@@ -15,16 +15,26 @@
  * output 0 is the main output; further outputs are side outputs (dead letters,
  * late records) that a job routes by naming them in YAML.
  *
- * ABI: abi_version comes first and callbacks are only ever appended, so an
- * operator built against an older header keeps working.
+ * ABI: abi_version and struct_size come first (write RN_OP_TYPE_HEAD, which
+ * fills both) and callbacks are only ever appended. struct_size tells the
+ * runtime how much of the struct the operator was compiled with: fields past
+ * it read as NULL/0, so an operator built against an older header keeps
+ * working, and one built against a newer header than the runtime's is
+ * refused at registration instead of being half understood.
  */
 #ifndef RUNNEL_RN_OPERATOR_H
 #define RUNNEL_RN_OPERATOR_H
 
 #include "rn_config.h"
+#include "rn_http.h"
 #include "rn_record.h"
 
-#define RN_OP_ABI_VERSION 1
+/* Version 2 added struct_size; version 1 types (no struct_size) are refused. */
+#define RN_OP_ABI_VERSION 2
+
+/* The first two fields of every struct rn_op_type initializer:
+ *   const struct rn_op_type my_op = { RN_OP_TYPE_HEAD, .name = "my_op", ... }; */
+#define RN_OP_TYPE_HEAD .abi_version = RN_OP_ABI_VERSION, .struct_size = sizeof(struct rn_op_type)
 
 enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
 
@@ -67,7 +77,8 @@ struct rn_port_decl {
 };
 
 struct rn_op_type {
-    uint32_t abi_version; /* RN_OP_ABI_VERSION */
+    uint32_t abi_version; /* RN_OP_ABI_VERSION the operator was built against */
+    uint32_t struct_size; /* sizeof(struct rn_op_type) as the operator saw it */
     const char *name;
     const char *description;
     enum rn_op_kind kind;
@@ -109,11 +120,26 @@ struct rn_op_type {
     int (*notify_checkpoint_complete)(struct rn_op *op, uint64_t id);
     /* Derived figures for the status page, NULL-name-ended (optional). */
     const struct rn_metric_ratio *ratios;
+
+    /* ---- appended in ABI 2 (optional: NULL when struct_size ends before) ---- */
+
+    /* A processing-time timer set with rn_op_timer_after() is due: the
+     * monotonic clock passed it. now_ms is the wall clock (ms since the
+     * epoch). Runs on the instance's worker thread, like every callback. */
+    int (*on_processing_time)(struct rn_op *op, int64_t now_ms, struct rn_emitter *out);
 };
 
 /* ---- registry ------------------------------------------------------------- */
 
+/* Registers t (borrowed: it must outlive the process's jobs, as a static
+ * const does). Refuses, with RN_EINVAL and a message on stderr, a type whose
+ * abi_version is newer than RN_OP_ABI_VERSION or older than 2, whose
+ * struct_size is smaller than its abi_version requires or larger than this
+ * runtime's struct, or whose name is taken for its kind; RN_EFULL when the
+ * table is full. Not thread-safe: call before any job is loaded. */
 int rn_op_register(const struct rn_op_type *t);
+/* The same, with the message in errbuf instead of on stderr. */
+int rn_op_register_err(const struct rn_op_type *t, char *errbuf, size_t errlen);
 const struct rn_op_type *rn_op_find(const char *name, enum rn_op_kind kind);
 /* All registered types of a kind, for suggestions and docs; returns the count. */
 size_t rn_op_list(enum rn_op_kind kind, const struct rn_op_type **out, size_t max);
@@ -141,6 +167,34 @@ int rn_op_checkpointing(const struct rn_op *op);
 void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta);
 /* Error report from inside a callback; shown on the status page and stderr. */
 void rn_op_errorf(struct rn_op *op, const char *fmt, ...) RN_PRINTF(2, 3);
+
+/* Processing-time timer: asks for on_processing_time() once delay_ms (>= 0)
+ * of wall-clock time has passed (measured on the monotonic clock). One-shot:
+ * re-arm from the callback for a period. Each call is its own timer; due
+ * timers fire in deadline order, each with one call. Works for sources and
+ * in idle streams (the task wakes for the earliest timer). Call from the
+ * instance's own callbacks (open() on) only: the timers are the instance's
+ * thread's, not locked. Not checkpointed (re-arm in open()); timers still
+ * pending when the task finishes do not fire. Returns 0, or RN_EINVAL when
+ * the type has no on_processing_time callback. */
+int rn_op_timer_after(struct rn_op *op, int64_t delay_ms);
+
+/* Serves HTTP requests whose path starts with path_prefix (at a '/'
+ * boundary: "/score" takes "/score" and "/score/x", not "/scores") and whose
+ * method is `method` (NULL or "*": any) on the job's serving server
+ * (`serve:` in YAML), the longest matching prefix winning. Call from open()
+ * on; method and path_prefix are copied, ud is borrowed until close().
+ * Subtasks that register the same route share its requests round robin.
+ *
+ * Threads: the handler runs on a serving thread, NOT the instance's worker
+ * thread, and on several serving threads at once: it must be thread-safe
+ * against the instance's own callbacks and against itself. It must answer
+ * in the call (fill res) and must not wait for the worker thread. The
+ * runtime removes the instance's routes, waiting for handlers in flight,
+ * before close() runs. Unknown paths get a JSON 404. Returns 0, or
+ * RN_EINVAL (the job has no serve: section, or bad arguments). */
+int rn_op_route(struct rn_op *op, const char *method, const char *path_prefix,
+                rn_http_handler handler, void *ud);
 
 /* ---- emitting ------------------------------------------------------------- */
 

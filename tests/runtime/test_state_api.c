@@ -83,7 +83,7 @@ static void src_close(struct rn_op *op)
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl cmd_out[] = {{NULL, "cmd", "commands"}};
 static const struct rn_op_type cmd_source = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "cmd_src", .description = "test source",
+    RN_OP_TYPE_HEAD, .name = "cmd_src", .description = "test source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
     .outputs = cmd_out, .n_outputs = 1, .poll = src_poll, .close = src_close,
     .snapshot = src_snapshot, .restore = src_restore,
@@ -175,7 +175,7 @@ static int kv_timer(struct rn_op *op, const struct rn_timer *t, struct rn_emitte
     return 0;
 }
 static const struct rn_op_type kv_op = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "kv", .description = "test operator",
+    RN_OP_TYPE_HEAD, .name = "kv", .description = "test operator",
     .kind = RN_KIND_OPERATOR, .flags = RN_OP_KEYED | RN_OP_STATEFUL, .config = no_keys,
     .ctx_size = 1, .in_type = "cmd", .outputs = cmd_out, .n_outputs = 1, .default_key = "key",
     .open = kv_open, .close = kv_close, .process = kv_process, .on_timer = kv_timer,

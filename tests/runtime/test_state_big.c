@@ -62,7 +62,7 @@ static void gen_close(struct rn_op *op)
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl gen_out[] = {{NULL, "big_probe", "probes"}};
 static const struct rn_op_type gen_source = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "big_gen", .description = "test source",
+    RN_OP_TYPE_HEAD, .name = "big_gen", .description = "test source",
     .kind = RN_KIND_SOURCE, .config = no_keys, .ctx_size = 1, .outputs = gen_out, .n_outputs = 1,
     .poll = gen_poll, .close = gen_close,
 };
@@ -115,7 +115,7 @@ static int st_process(struct rn_op *op, const struct rn_batch *in, struct rn_emi
     return 0;
 }
 static const struct rn_op_type state_probe = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "state_probe", .description = "test operator",
+    RN_OP_TYPE_HEAD, .name = "state_probe", .description = "test operator",
     .kind = RN_KIND_OPERATOR, .flags = RN_OP_KEYED | RN_OP_STATEFUL, .config = no_keys,
     .ctx_size = 1, .in_type = "big_probe", .outputs = gen_out, .n_outputs = 1,
     .default_key = "key", .open = st_open, .process = st_process,

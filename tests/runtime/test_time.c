@@ -99,7 +99,7 @@ static void gen_close(struct rn_op *op)
 }
 static const struct rn_port_decl gen_out[] = {{NULL, "probe", "probes"}};
 static const struct rn_op_type gen_source = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "probe_gen", .description = "test source",
+    RN_OP_TYPE_HEAD, .name = "probe_gen", .description = "test source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = gen_keys,
     .ctx_size = sizeof(struct gen_cfg), .outputs = gen_out, .n_outputs = 1, .poll = gen_poll,
     .close = gen_close,
@@ -141,7 +141,7 @@ static int tp_wm(struct rn_op *op, int64_t wm, struct rn_emitter *out)
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl tp_out[] = {{NULL, "probe", "fired timers"}};
 static const struct rn_op_type timer_probe = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "timer_probe", .description = "test operator",
+    RN_OP_TYPE_HEAD, .name = "timer_probe", .description = "test operator",
     .kind = RN_KIND_OPERATOR, .flags = RN_OP_KEYED | RN_OP_STATEFUL, .config = no_keys,
     .ctx_size = 1, .in_type = "probe", .outputs = tp_out, .n_outputs = 1, .default_key = "key",
     .process = tp_process, .on_timer = tp_timer, .on_watermark = tp_wm,
@@ -172,7 +172,7 @@ static int keep_process(struct rn_op *op, const struct rn_batch *in, struct rn_e
     return 0;
 }
 static const struct rn_op_type keep_sink = {
-    .abi_version = RN_OP_ABI_VERSION, .name = "keep", .description = "test sink",
+    RN_OP_TYPE_HEAD, .name = "keep", .description = "test sink",
     .kind = RN_KIND_SINK, .config = no_keys, .ctx_size = 1, .in_type = "*",
     .process = keep_process,
 };
