@@ -25,10 +25,10 @@
  * store, warms a new version up and swaps it in; scoring holds the version in
  * a hazard slot, never a lock.
  *
- * Serving (`listen`): POST /api/v1/recommend and GET
- * /api/v1/recommendations/{user}, GET /api/v1/inference on an HTTP server of
- * the operator's own (not the status page's loop). Bad requests get a 4xx
- * with the reason.
+ * Serving (when the job has `serve:`): POST /api/v1/recommend, GET
+ * /api/v1/recommendations/{user} and GET /api/v1/inference on the job's
+ * serving threads (rn_op_route), not the status page's loop. Bad requests get
+ * a 4xx with the reason.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -50,7 +50,7 @@
 static const char *const rn_inf_explore_modes[] = {"none", "epsilon", "softmax", NULL};
 
 struct rn_inf_cfg {
-    const char *embeddings, *model_store, *listen;
+    const char *embeddings, *model_store;
     int64_t slate, history, half_life, poll_interval, max_candidates, seed;
     int explore;
     double epsilon, temperature;
@@ -88,10 +88,6 @@ static const struct rn_config_key rn_inf_keys[] = {
      "How often the model loader looks for a new version.", NULL, 0, 1, 3600000},
     {"max_candidates", RN_CT_INT, "10000", "items", offsetof(struct rn_inf_cfg, max_candidates),
      "Most candidates a request may carry (more: rejected, 413 over HTTP).", NULL, 0, 1, 65536},
-    {"listen", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, listen),
-     "host:port to serve POST /api/v1/recommend and GET /api/v1/recommendations/{user} on "
-     "(port 0: any free one; see the job's log line). Not set: no serving.",
-     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
@@ -137,9 +133,6 @@ struct rn_inf_shared {
         pthread_mutex_t mu;
         struct rn_inf_user *users;
     } stripe[RN_INF_STRIPES];
-    struct rn_http_server *http;
-    pthread_mutex_t http_slot_mu;
-    int http_slot; /* the serving thread's hazard slot */
     /* request latencies (HTTP path), log2 buckets of microseconds/16 */
     atomic_uint_fast64_t lat[RN_INF_LAT_BUCKETS];
     atomic_uint_fast64_t http_ok, http_bad;
@@ -202,11 +195,7 @@ static void rn_inf_put_slate(struct rn_inf_shared *s, uint64_t user, const char 
 static void rn_inf_shared_free(struct rn_inf_shared *s)
 {
     if (!s) return;
-    if (s->http) rn_http_stop(s->http);
-    if (s->feed) {
-        rn_model_feed_slot_free(s->feed, s->http_slot);
-        rn_model_feed_release(s->feed);
-    }
+    rn_model_feed_release(s->feed);
     rn_embed_release(s->emb);
     for (int k = 0; k < RN_INF_STRIPES; k++) {
         struct rn_inf_user *u, *tmp;
@@ -219,7 +208,6 @@ static void rn_inf_shared_free(struct rn_inf_shared *s)
         }
         pthread_mutex_destroy(&s->stripe[k].mu);
     }
-    pthread_mutex_destroy(&s->http_slot_mu);
     free(s);
 }
 
@@ -333,24 +321,13 @@ static int rn_inf_open(struct rn_op *op)
     if (!c->sh) {
         struct rn_inf_shared *s = rn_xcalloc(1, sizeof *s);
         s->cfg = c;
-        s->http_slot = -1;
-        pthread_mutex_init(&s->http_slot_mu, NULL);
         for (int k = 0; k < RN_INF_STRIPES; k++)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
         s->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
         if (s->emb)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
-        if (s->feed) {
-            rn_model_feed_poll(s->feed); /* serve the newest version from the first request */
-            s->http_slot = rn_model_feed_slot(s->feed);
-        }
-        if (s->feed && c->listen && c->listen[0]) {
-            s->http = rn_http_start(c->listen, rn_inf_http, s, err, sizeof err);
-            if (s->http)
-                fprintf(stderr, "runnel: %s serves recommendations at http://%s/api/v1/recommend\n",
-                        rn_op_id(op), rn_http_address(s->http));
-        }
-        if (!s->emb || !s->feed || (c->listen && c->listen[0] && !s->http)) {
+        if (s->feed) rn_model_feed_poll(s->feed); /* the newest version from the first request */
+        if (!s->emb || !s->feed) {
             rn_inf_shared_free(s);
             pthread_mutex_unlock(&c->mu);
             rn_op_errorf(op, "%s", err);
@@ -365,6 +342,14 @@ static int rn_inf_open(struct rn_op *op)
     if (v->slot < 0) {
         rn_op_errorf(op, "too many readers of model store '%s'", c->model_store);
         return RN_EFULL;
+    }
+    /* Serving, when the job has a `serve:` section: handlers run on the
+     * serving threads (rn_op_route), each with its own hazard slot. */
+    if (rn_op_serving(op)) {
+        int rc = rn_op_route(op, NULL, "/api/v1/recommend", rn_inf_http, v->sh);
+        if (!rc) rc = rn_op_route(op, "GET", "/api/v1/recommendations", rn_inf_http, v->sh);
+        if (!rc) rc = rn_op_route(op, "GET", "/api/v1/inference", rn_inf_http, v->sh);
+        if (rc) return rc;
     }
     v->slate = rn_xmalloc((size_t)c->slate * sizeof *v->slate);
     v->prop = rn_xmalloc((size_t)c->slate * sizeof *v->prop);
@@ -618,14 +603,27 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     uint64_t uid = rn_hash64(uname, strlen(uname));
     const char *rname = rv ? YAJL_GET_STRING(rv) : NULL;
     uint64_t rid = rname ? rn_hash64(rname, strlen(rname)) : (uint64_t)ts ^ uid;
-    /* one serving thread: its scratch and slot are the server's */
-    static __thread struct rn_inf_scratch x;
+    /* Each serving thread keeps its scratch and hazard slot for this table. */
+    static __thread struct {
+        const struct rn_inf_shared *owner;
+        int slot;
+        struct rn_inf_scratch x;
+    } t;
+    if (t.owner != s) {
+        rn_inf_scratch_free(&t.x);
+        memset(&t.x, 0, sizeof t.x);
+        t.slot = rn_model_feed_slot(s->feed);
+        t.owner = s;
+    }
+    if (t.slot < 0) {
+        t.owner = NULL;
+        rn_inf_json_error(res, 503, "too many serving threads for one model store");
+        goto out;
+    }
     uint32_t slate[1000];
     double prop[1000];
     struct rn_inf_result r = {0, slate, prop, 0, 0, 0};
-    pthread_mutex_lock(&s->http_slot_mu);
-    int rc = rn_inf_rank(s, s->http_slot, &x, uid, rid, ts, ids, (uint32_t)k, (uint32_t)l, &r);
-    pthread_mutex_unlock(&s->http_slot_mu);
+    int rc = rn_inf_rank(s, t.slot, &t.x, uid, rid, ts, ids, (uint32_t)k, (uint32_t)l, &r);
     if (rc < 0) {
         rn_inf_json_error(res, 400, "cannot rank %zu candidates for k = %" PRId64, k, l);
         goto out;
@@ -732,7 +730,7 @@ static const struct rn_port_decl rn_inf_out[] = {
 };
 
 const struct rn_op_type rn_op_inference = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "inference",
     .description = "Scores each request's candidates with the current model version, explores, "
                    "and emits impressions with exact propensities; serves recommendations over "

@@ -610,7 +610,7 @@ static void rn_val_close(struct rn_op *op)
 }
 
 const struct rn_op_type rn_op_value_advantage_learner = {
-    .abi_version = RN_OP_ABI_VERSION,
+    RN_OP_TYPE_HEAD,
     .name = "value_advantage_learner",
     .description = "Learns a dueling Q = V(s) + A(s,a) − mean A online from transitions (TD "
                    "learning, mini-batches through BLAS) and publishes immutable model versions "

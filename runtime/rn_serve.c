@@ -216,6 +216,11 @@ void rn__serve_render_json(struct rn_serve *sv, int threads, struct rn_buf *b)
     rn_buf_puts(b, "]}");
 }
 
+int rn_op_serving(const struct rn_op *op)
+{
+    return op->inst->job->serve != NULL;
+}
+
 int rn_op_route(struct rn_op *op, const char *method, const char *path_prefix,
                 rn_http_handler handler, void *ud)
 {

@@ -195,6 +195,8 @@ int rn_op_timer_after(struct rn_op *op, int64_t delay_ms);
  * RN_EINVAL (the job has no serve: section, or bad arguments). */
 int rn_op_route(struct rn_op *op, const char *method, const char *path_prefix,
                 rn_http_handler handler, void *ud);
+/* Whether the job has a serving server (`serve:`), so rn_op_route can work. */
+int rn_op_serving(const struct rn_op *op);
 
 /* ---- emitting ------------------------------------------------------------- */
 
