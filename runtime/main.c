@@ -18,6 +18,7 @@
 #include "rn_http.h"
 #include "rn_job.h"
 #include "rn_operator.h"
+#include "rn_pretrain.h"
 
 static struct rn_job *rn__running;
 
@@ -38,6 +39,7 @@ static int rn__usage(FILE *out)
                  "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel status ADDRESS|JOB.yaml\n"
+                 "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -224,6 +226,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "savepoint") == 0 || strcmp(cmd, "checkpoint") == 0)
         return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
+    if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);
