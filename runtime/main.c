@@ -20,6 +20,7 @@
 #include "rn_http.h"
 #include "rn_job.h"
 #include "rn_operator.h"
+#include "rn_pretrain.h"
 
 static struct rn_job *rn__running;
 
@@ -41,6 +42,7 @@ static int rn__usage(FILE *out)
                  "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel status ADDRESS|JOB.yaml\n"
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
+                 "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -230,6 +232,7 @@ int main(int argc, char **argv)
         return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
     if (strcmp(cmd, "evaluate") == 0) return rn_evaluate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);
