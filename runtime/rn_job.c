@@ -561,7 +561,14 @@ static int rn__assign_parallelism(struct rn_job *job, const int *order, char *er
         struct rn_node *n = &job->nodes[order[k]];
         const struct rn_cfg_node *pn = rn_cfg_get(n->cfg, "parallelism");
         int64_t p = 0;
-        if (pn && n->kind == RN_KIND_OPERATOR) {
+        if (n->kind == RN_KIND_OPERATOR && (n->type->flags & RN_OP_SINGLETON)) {
+            if (pn && (rn_parse_i64(pn->value, &p) || p != 1)) {
+                rn_cfg_errf(errbuf, errlen, pn, "'%s' runs as one instance: parallelism must be 1",
+                            n->type->name);
+                return RN_EINVAL;
+            }
+            p = 1;
+        } else if (pn && n->kind == RN_KIND_OPERATOR) {
             if (rn_parse_i64(pn->value, &p) || p < 1 || p > 1024) {
                 rn_cfg_errf(errbuf, errlen, pn, "'parallelism' must be an integer in 1..1024");
                 return RN_EINVAL;

@@ -36,6 +36,14 @@ size_t rn_embed_count(const struct rn_embed *t);
 /* The vector of rn_hash64(item id), or NULL when the item is not in the table
  * (borrowed from the table). */
 const float *rn_embed_get(const struct rn_embed *t, uint64_t item_id);
+/* The process-wide table of `path`, loaded by the first caller and shared
+ * (reference-counted) by every operator instance that names the same file;
+ * thread-safe. Release each successful acquire once. */
+struct rn_embed *rn_embed_acquire(const char *path, char *errbuf, size_t errlen);
+void rn_embed_release(struct rn_embed *t);
+/* Copies the vectors of n items into rows of E (n x D); a zero row for an
+ * item not in the table. Returns how many were missing. */
+uint32_t rn_embed_rows(const struct rn_embed *t, const uint64_t *ids, uint32_t n, float *E);
 
 /* ---- state features ------------------------------------------------------- */
 
@@ -95,11 +103,11 @@ void rn_model_advantages(const struct rn_model *m, const float *phi, const float
 enum rn_optimizer { RN_OPT_SGD = 0, RN_OPT_ADAGRAD = 1, RN_OPT_ADAM = 2 };
 
 struct rn_learn_cfg {
-    int optimizer;        /* enum rn_optimizer */
+    int optimizer; /* enum rn_optimizer */
     double learning_rate;
-    double l2;            /* on W, w, v (not on biases) */
-    double clip;          /* global gradient-norm clip; 0: none */
-    double gamma;         /* discount */
+    double l2;             /* on W, w, v (not on biases) */
+    double clip;           /* global gradient-norm clip; 0: none */
+    double gamma;          /* discount */
     uint32_t target_every; /* refresh the target copy every this many updates */
     double adam_beta1, adam_beta2, eps;
 };
@@ -107,12 +115,12 @@ struct rn_learn_cfg {
 /* One transition (s, a, r, s', done) as the learner sees it. Pointers are
  * borrowed for the call. */
 struct rn_transition {
-    const float *phi;      /* F */
-    const float *phi_next; /* F (ignored when done) */
-    const float *E;        /* n x D embeddings of the shown items */
-    const uint64_t *items; /* n item ids */
-    const uint32_t *pos;   /* n positions, 0-based */
-    const float *reward;   /* n per-item rewards */
+    const float *phi;       /* F */
+    const float *phi_next;  /* F (ignored when done) */
+    const float *E;         /* n x D embeddings of the shown items */
+    const uint64_t *items;  /* n item ids */
+    const uint32_t *pos;    /* n positions, 0-based */
+    const float *reward;    /* n per-item rewards */
     const uint8_t *clicked; /* n: 1 when the item had any feedback */
     uint32_t n;
     int done;

@@ -37,6 +37,9 @@ enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
                               * output type has the key field, with the same values):
                               * a keyed operator after it with that key and parallelism
                               * runs fused, without an exchange */
+#define RN_OP_SINGLETON 0x10 /* runs as one instance, whatever the job's parallelism:
+                              * every upstream subtask gathers into it (a learner
+                              * that trains one model) */
 
 /* Return codes of poll(). */
 #define RN_POLL_MORE 0 /* emitted something; call again */

@@ -1,0 +1,631 @@
+/*
+ * value_advantage_learner.c — `value_advantage_learner`: online TD learning of
+ * a dueling Q = V(s) + A(s,a) − mean A on the experience stream, publishing
+ * immutable model versions to a model store (docs/learning.md).
+ *
+ * One instance (RN_OP_SINGLETON: every upstream subtask gathers into it). Each
+ * transition becomes φ(s), φ(s'), the shown items' embeddings, positions,
+ * rewards and clicks (rn_model.h), and mini-batches of `batch_size` go through
+ * rn_learner_update.
+ *
+ * Order. With `deterministic: true` (the default) transitions wait in a buffer
+ * until the watermark passes them, then are learnt in (event time, user,
+ * request, bytes) order: since no record at or before a watermark comes after
+ * it, that order — and so every mini-batch and every model — is a function of
+ * the log alone, whatever the parallelism upstream, the batch boundaries of
+ * the exchanges or a crash and restore in between. Versions are then
+ * published only at event-time boundaries b = k · publish_event_time (a
+ * version at b has learnt exactly the transitions before b, the partial
+ * mini-batch cut there) and at the end of a bounded input. Without it,
+ * transitions are learnt as they come and versions are published every
+ * `publish_every` updates, every `publish_interval` of wall time and when a
+ * checkpoint completes.
+ *
+ * The whole learner (online and target parameters, optimiser moments,
+ * counters), the waiting transitions and the partial mini-batch are operator
+ * state in the same checkpoint as the stream (snapshot/restore).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rn_checkpoint.h"
+#include "rn_model.h"
+#include "rn_operator.h"
+#include "rn_sample.h"
+
+enum { RN_VAL_SGD, RN_VAL_ADAGRAD, RN_VAL_ADAM };
+static const char *const rn_val_optimizers[] = {"sgd", "adagrad", "adam", NULL};
+
+struct rn_val_cfg {
+    const char *embeddings, *model_store;
+    double gamma, learning_rate, l2, clip;
+    int optimizer;
+    int64_t batch_size, target_every, history, half_life, item_buckets, positions;
+    int deterministic;
+    int64_t publish_event_time, publish_every, publish_interval;
+};
+
+static const struct rn_config_key rn_val_keys[] = {
+    {"embeddings", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, embeddings),
+     "Item-embedding table (`item_id v1 ... vD` lines), the same file the experience collector "
+     "reads. Required.",
+     NULL, 1, 0, 0},
+    {"model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, model_store),
+     "Directory of the model store the learner publishes versions to (created if missing). "
+     "Required.",
+     NULL, 1, 0, 0},
+    {"gamma", RN_CT_DOUBLE, "0.9", NULL, offsetof(struct rn_val_cfg, gamma),
+     "Discount of the next list's value in the TD target, in [0, 1).", NULL, 0, 0, 0},
+    {"learning_rate", RN_CT_DOUBLE, "0.01", NULL, offsetof(struct rn_val_cfg, learning_rate),
+     "Step size of the optimiser.", NULL, 0, 0, 0},
+    {"optimizer", RN_CT_ENUM, "adam", NULL, offsetof(struct rn_val_cfg, optimizer),
+     "Optimiser: sgd, adagrad or adam.", rn_val_optimizers, 0, 0, 0},
+    {"l2", RN_CT_DOUBLE, "0.000001", NULL, offsetof(struct rn_val_cfg, l2),
+     "L2 penalty on v, W and w (not on the item and position biases).", NULL, 0, 0, 0},
+    {"clip", RN_CT_DOUBLE, "10", NULL, offsetof(struct rn_val_cfg, clip),
+     "Clip the gradient's global L2 norm to this; 0: no clipping.", NULL, 0, 0, 0},
+    {"batch_size", RN_CT_INT, "32", "transitions", offsetof(struct rn_val_cfg, batch_size),
+     "Transitions per mini-batch.", NULL, 0, 1, 65536},
+    {"target_every", RN_CT_INT, "200", "updates", offsetof(struct rn_val_cfg, target_every),
+     "Refresh the target copy (used for V̂(s') in the target) every this many updates.", NULL, 0, 1,
+     (int64_t)1 << 40},
+    {"history", RN_CT_INT, "10", "items", offsetof(struct rn_val_cfg, history),
+     "How many of the user's latest feedback items the state features use.", NULL, 0, 1, 1000},
+    {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_val_cfg, half_life),
+     "Half-life of the time-decayed history sum in the state features.", NULL, 0, 1,
+     (int64_t)1 << 50},
+    {"item_buckets", RN_CT_INT, "65536", "buckets", offsetof(struct rn_val_cfg, item_buckets),
+     "Hashed item-bias buckets (item id mod buckets).", NULL, 0, 1, 1 << 24},
+    {"positions", RN_CT_INT, "16", "positions", offsetof(struct rn_val_cfg, positions),
+     "Position terms of the advantage; deeper positions share the last.", NULL, 0, 1, 1024},
+    {"deterministic", RN_CT_BOOL, "true", NULL, offsetof(struct rn_val_cfg, deterministic),
+     "Learn in event-time order up to the watermark, so that the same log gives the same "
+     "models at any parallelism and across crashes; versions at event-time boundaries.",
+     NULL, 0, 0, 0},
+    {"publish_event_time", RN_CT_DURATION, "10m", "ms",
+     offsetof(struct rn_val_cfg, publish_event_time),
+     "Deterministic mode: publish a version at every multiple of this much event time.", NULL, 0, 1,
+     (int64_t)1 << 50},
+    {"publish_every", RN_CT_INT, "1000", "updates", offsetof(struct rn_val_cfg, publish_every),
+     "Otherwise: publish a version every this many updates.", NULL, 0, 1, (int64_t)1 << 40},
+    {"publish_interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn_val_cfg, publish_interval),
+     "Otherwise: publish a version at least this often (wall time) while learning.", NULL, 0, 1,
+     (int64_t)1 << 40},
+    RN_CONFIG_END,
+};
+
+static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
+{
+    const struct rn_val_cfg *c = ctx;
+    if (!(c->gamma >= 0 && c->gamma < 1)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "gamma"), "gamma must be in [0, 1)");
+        return RN_EINVAL;
+    }
+    if (!(c->learning_rate > 0)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "learning_rate"), "learning_rate must be > 0");
+        return RN_EINVAL;
+    }
+    if (!(c->l2 >= 0) || !(c->clip >= 0)) {
+        rn_cfg_errf(errbuf, errlen, node, "l2 and clip must be >= 0");
+        return RN_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- the instance ---------------------------------------------------------------- */
+
+/* A waiting transition: its record's bytes, with the header fields kept. */
+struct rn_val_rec {
+    int64_t ts;
+    uint64_t user, request;
+    uint32_t len, off; /* payload in rn_val.bytes */
+};
+
+struct rn_val_list {
+    struct rn_val_rec *r;
+    size_t n, cap;
+    struct rn_buf bytes;
+};
+
+struct rn_val {
+    struct rn_embed *emb;
+    struct rn_learner *l;
+    uint32_t dim, phi;
+    struct rn_val_list wait;  /* deterministic: behind the watermark */
+    struct rn_val_list batch; /* the partial mini-batch, in learning order */
+    int64_t next_boundary;    /* deterministic: the next event-time boundary; RN_TS_MIN: none yet */
+    int64_t max_ts;           /* the latest transition's event time */
+    int64_t next_version;
+    uint64_t published_updates;
+    int64_t last_publish_ns;
+    /* Scratch for one mini-batch. */
+    struct rn_transition *tr;
+    float *fl;
+    uint64_t *ids;
+    uint32_t *pos;
+    uint8_t *clicked;
+    size_t fl_cap, it_cap;
+    struct rn_hist *hist;
+    size_t hist_cap;
+};
+
+enum {
+    M_TRANSITIONS,
+    M_UPDATES,
+    M_VERSIONS,
+    M_VERSION,
+    M_LATE,
+    M_MISSING,
+    M_LOSS_MICRO,
+    M_REWARD_MILLI,
+    M_DONE,
+};
+static const char *const rn_val_metrics[] = {"transitions",      "updates",
+                                             "versions",         "model_version",
+                                             "late_transitions", "missing_embeddings",
+                                             "loss_micro_sum",   "reward_milli_sum",
+                                             "sessions_ended",   NULL};
+static const struct rn_metric_ratio rn_val_ratios[] = {
+    {"mean_td_loss", M_LOSS_MICRO, M_UPDATES, 1e-6},
+    {"reward_per_list", M_REWARD_MILLI, M_TRANSITIONS, 1e-3},
+    {"reward_per_session", M_REWARD_MILLI, M_DONE, 1e-3},
+    {NULL, 0, 0, 0},
+};
+
+static void rn_val_list_add(struct rn_val_list *L, int64_t ts, uint64_t user, uint64_t request,
+                            const void *p, uint32_t len)
+{
+    if (L->n == L->cap) {
+        L->cap = L->cap ? L->cap * 2 : 256;
+        L->r = rn_xrealloc(L->r, L->cap * sizeof *L->r);
+    }
+    /* payloads stay 8-aligned in the buffer */
+    size_t pad = (8 - (L->bytes.len & 7)) & 7;
+    static const char zeros[8];
+    rn_buf_append(&L->bytes, zeros, pad);
+    L->r[L->n++] = (struct rn_val_rec){ts, user, request, len, (uint32_t)L->bytes.len};
+    rn_buf_append(&L->bytes, p, len);
+}
+
+static void rn_val_list_clear(struct rn_val_list *L)
+{
+    L->n = 0;
+    rn_buf_reset(&L->bytes);
+}
+
+static void rn_val_list_free(struct rn_val_list *L)
+{
+    free(L->r);
+    rn_buf_free(&L->bytes);
+    memset(L, 0, sizeof *L);
+}
+
+static const struct rn_experience *rn_val_payload(const struct rn_val_list *L, size_t i)
+{
+    return (const struct rn_experience *)(L->bytes.data + L->r[i].off);
+}
+
+/* ---- learning ------------------------------------------------------------------------- */
+
+static void rn_val_hist(struct rn_val *v, const struct rn_experience *e,
+                        const struct rn_state_vec *sv)
+{
+    if (sv->n_history > v->hist_cap) {
+        v->hist_cap = sv->n_history;
+        v->hist = rn_xrealloc(v->hist, v->hist_cap * sizeof *v->hist);
+    }
+    const struct rn_history_item *h =
+        (const struct rn_history_item *)((const char *)e + sv->history_off);
+    for (uint32_t i = 0; i < sv->n_history; i++) {
+        v->hist[i].item_id = h[i].item_id;
+        v->hist[i].ts = h[i].ts;
+    }
+}
+
+/* Learns the partial mini-batch (any size > 0) and empties it. */
+static int rn_val_learn_batch(struct rn_op *op, struct rn_val *v)
+{
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val_list *B = &v->batch;
+    if (!B->n) return 0;
+    size_t items = 0;
+    for (size_t k = 0; k < B->n; k++)
+        items += rn_val_payload(B, k)->n_items;
+    size_t fl = B->n * 2 * v->phi + items * (v->dim + 1);
+    if (fl > v->fl_cap) {
+        v->fl_cap = fl;
+        v->fl = rn_xrealloc(v->fl, fl * sizeof *v->fl);
+    }
+    if (items > v->it_cap) {
+        v->it_cap = items;
+        v->ids = rn_xrealloc(v->ids, items * sizeof *v->ids);
+        v->pos = rn_xrealloc(v->pos, items * sizeof *v->pos);
+        v->clicked = rn_xrealloc(v->clicked, items);
+    }
+    v->tr = rn_xrealloc(v->tr, B->n * sizeof *v->tr);
+    float *f = v->fl;
+    size_t at = 0;
+    uint64_t reward_milli = 0, done = 0, missing = 0;
+    for (size_t k = 0; k < B->n; k++) {
+        const struct rn_experience *e = rn_val_payload(B, k);
+        struct rn_transition *t = &v->tr[k];
+        float *phi = f, *phin = f + v->phi;
+        f += 2 * v->phi;
+        rn_val_hist(v, e, &e->s);
+        rn_phi_simple(v->emb, (uint32_t)c->history, (double)c->half_life, v->hist, e->s.n_history,
+                      e->ts, phi);
+        rn_val_hist(v, e, &e->s_next);
+        rn_phi_simple(v->emb, (uint32_t)c->history, (double)c->half_life, v->hist,
+                      e->s_next.n_history, e->next_ts >= 0 ? e->next_ts : e->ts, phin);
+        const struct rn_sample_item *it =
+            (const struct rn_sample_item *)((const char *)e + e->items_off);
+        float *E = f, *rw = f + (size_t)e->n_items * v->dim;
+        f += (size_t)e->n_items * (v->dim + 1);
+        for (uint32_t i = 0; i < e->n_items; i++) {
+            v->ids[at + i] = it[i].item_id;
+            v->pos[at + i] = it[i].position ? it[i].position - 1 : 0;
+            rw[i] = (float)it[i].reward;
+            uint8_t any = 0;
+            for (uint32_t ty = 0; ty < RN_FEEDBACK_MAX; ty++)
+                any |= it[i].counts[ty] != 0;
+            v->clicked[at + i] = any;
+        }
+        missing += rn_embed_rows(v->emb, v->ids + at, e->n_items, E);
+        *t = (struct rn_transition){
+            phi, phin, E, v->ids + at, v->pos + at, rw, v->clicked + at, e->n_items, (int)e->done};
+        at += e->n_items;
+        reward_milli += (uint64_t)(e->reward > 0 ? e->reward * 1000.0 + 0.5 : 0);
+        done += e->done != 0;
+    }
+    int rc = rn_learner_update(v->l, v->tr, (uint32_t)B->n);
+    if (rc) {
+        rn_op_errorf(op, "learner update failed: the gradient is not finite (lower "
+                         "learning_rate or set clip)");
+        return rc;
+    }
+    const struct rn_learn_stats *st = rn_learner_stats(v->l);
+    rn_op_metric_add(op, M_TRANSITIONS, B->n);
+    rn_op_metric_add(op, M_UPDATES, 1);
+    rn_op_metric_add(op, M_LOSS_MICRO, (uint64_t)(st->last_loss * 1e6 + 0.5));
+    rn_op_metric_add(op, M_REWARD_MILLI, reward_milli);
+    rn_op_metric_add(op, M_DONE, done);
+    if (missing) rn_op_metric_add(op, M_MISSING, missing);
+    rn_val_list_clear(B);
+    return 0;
+}
+
+static int rn_val_publish(struct rn_op *op, struct rn_val *v, int64_t event_time)
+{
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    const struct rn_learn_stats *st = rn_learner_stats(v->l);
+    struct rn_model_version mv = {v->next_version, rn_wall_ms(),  event_time, st->updates,
+                                  st->transitions, st->last_loss, st->last_q};
+    if (c->deterministic) mv.created_ms = 0; /* the same log gives the same bytes */
+    char err[512];
+    int rc = rn_store_publish(c->model_store, rn_learner_model(v->l), &mv, err, sizeof err);
+    if (rc) {
+        rn_op_errorf(op, "cannot publish model version %" PRId64 ": %s", mv.id, err);
+        return rc;
+    }
+    rn_op_metric_add(op, M_VERSIONS, 1);
+    rn_op_metric_add(op, M_VERSION, 1); /* ids are consecutive: the counter is the id */
+    v->next_version++;
+    v->published_updates = st->updates;
+    v->last_publish_ns = rn_now_ns();
+    return 0;
+}
+
+/* Adds one transition to the mini-batch in learning order; learns when full. */
+static int rn_val_take(struct rn_op *op, struct rn_val *v, const struct rn_val_rec *r,
+                       const void *payload)
+{
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    int rc;
+    if (c->deterministic) {
+        /* boundaries before this transition come first */
+        while (v->next_boundary != RN_TS_MIN && r->ts >= v->next_boundary) {
+            if ((rc = rn_val_learn_batch(op, v))) return rc;
+            if ((rc = rn_val_publish(op, v, v->next_boundary))) return rc;
+            v->next_boundary += c->publish_event_time;
+        }
+    }
+    rn_val_list_add(&v->batch, r->ts, r->user, r->request, payload, r->len);
+    if (r->ts > v->max_ts) v->max_ts = r->ts;
+    if (v->batch.n >= (size_t)c->batch_size && (rc = rn_val_learn_batch(op, v))) return rc;
+    if (!c->deterministic) {
+        const struct rn_learn_stats *st = rn_learner_stats(v->l);
+        if (st->updates - v->published_updates >= (uint64_t)c->publish_every ||
+            (st->updates > v->published_updates &&
+             rn_now_ns() - v->last_publish_ns >= c->publish_interval * 1000000))
+            return rn_val_publish(op, v, v->max_ts);
+    }
+    return 0;
+}
+
+static const struct rn_val_list *rn_val_sort_list;
+
+static int rn_val_cmp(const void *a, const void *b)
+{
+    const struct rn_val_rec *x = a, *y = b;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    if (x->user != y->user) return x->user < y->user ? -1 : 1;
+    if (x->request != y->request) return x->request < y->request ? -1 : 1;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    const char *base = rn_val_sort_list->bytes.data;
+    return memcmp(base + x->off, base + y->off, x->len);
+}
+
+/* Deterministic mode: learns every waiting transition at or before wm, in
+ * order, then publishes the boundaries wm passed. */
+static int rn_val_advance(struct rn_op *op, struct rn_val *v, int64_t wm)
+{
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val_list *W = &v->wait;
+    int rc = 0;
+    if (v->next_boundary == RN_TS_MIN && wm != RN_TS_MIN) {
+        int64_t first = wm;
+        for (size_t i = 0; i < W->n; i++)
+            if (W->r[i].ts < first) first = W->r[i].ts;
+        if (first == RN_TS_MAX) return 0; /* drained before anything came */
+        int64_t p = c->publish_event_time;
+        int64_t fl = first >= 0 ? first / p * p : -((-first + p - 1) / p) * p;
+        v->next_boundary = fl + p;
+    }
+    rn_val_sort_list = W;
+    qsort(W->r, W->n, sizeof *W->r, rn_val_cmp);
+    size_t k = 0;
+    for (; k < W->n && W->r[k].ts <= wm; k++)
+        if ((rc = rn_val_take(op, v, &W->r[k], W->bytes.data + W->r[k].off))) return rc;
+    /* keep the rest */
+    if (k) {
+        struct rn_val_list rest = {0};
+        for (size_t i = k; i < W->n; i++)
+            rn_val_list_add(&rest, W->r[i].ts, W->r[i].user, W->r[i].request,
+                            W->bytes.data + W->r[i].off, W->r[i].len);
+        rn_val_list_free(W);
+        *W = rest;
+    }
+    /* boundaries the watermark passed; at the end of input (wm = +inf) up to
+     * the last transition only */
+    int64_t upto = wm == RN_TS_MAX ? v->max_ts : wm;
+    while (v->next_boundary != RN_TS_MIN && v->next_boundary <= upto) {
+        if ((rc = rn_val_learn_batch(op, v))) return rc;
+        if ((rc = rn_val_publish(op, v, v->next_boundary))) return rc;
+        v->next_boundary += c->publish_event_time;
+    }
+    return 0;
+}
+
+/* ---- callbacks ------------------------------------------------------------------------- */
+
+static int rn_val_open(struct rn_op *op)
+{
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val *v = rn_op_local(op);
+    if (!v) {
+        v = rn_xcalloc(1, sizeof *v);
+        rn_op_set_local(op, v);
+    }
+    if (v->l) return 0; /* restored */
+    char err[512];
+    v->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
+    if (!v->emb) {
+        rn_op_errorf(op, "%s", err);
+        return RN_EIO;
+    }
+    v->dim = rn_embed_dim(v->emb);
+    v->phi = RN_PHI_SIMPLE_DIM(v->dim);
+    struct rn_model_shape sh = {v->dim, v->phi, (uint32_t)c->item_buckets, (uint32_t)c->positions};
+    struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2, c->clip,
+                              c->gamma,     (uint32_t)c->target_every, 0.9,   0.999,
+                              1e-8};
+    v->l = rn_learner_create(rn_model_create(&sh), &lc, err, sizeof err);
+    if (!v->l) {
+        rn_op_errorf(op, "%s", err);
+        return RN_EINVAL;
+    }
+    v->next_boundary = RN_TS_MIN;
+    v->max_ts = RN_TS_MIN;
+    v->next_version = 1;
+    v->last_publish_ns = rn_now_ns();
+    return 0;
+}
+
+static int rn_val_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
+{
+    (void)out;
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val *v = rn_op_local(op);
+    for (uint32_t i = 0; i < in->n; i++) {
+        const struct rn_record *r = &in->recs[i];
+        const struct rn_experience *e = r->payload;
+        struct rn_val_rec rec = {r->ts, e->user_id, e->request_id, r->len, 0};
+        if (c->deterministic) {
+            if (v->next_boundary != RN_TS_MIN && r->ts < v->next_boundary - c->publish_event_time)
+                rn_op_metric_add(op, M_LATE, 1); /* behind a published version: learnt late */
+            rn_val_list_add(&v->wait, rec.ts, rec.user, rec.request, r->payload, r->len);
+        } else {
+            int rc = rn_val_take(op, v, &rec, r->payload);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
+static int rn_val_on_watermark(struct rn_op *op, int64_t wm, struct rn_emitter *out)
+{
+    (void)out;
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val *v = rn_op_local(op);
+    if (!c->deterministic) return 0;
+    return rn_val_advance(op, v, wm);
+}
+
+static int rn_val_finish(struct rn_op *op, struct rn_emitter *out)
+{
+    (void)out;
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val *v = rn_op_local(op);
+    int rc;
+    if (c->deterministic && (rc = rn_val_advance(op, v, RN_TS_MAX))) return rc;
+    if ((rc = rn_val_learn_batch(op, v))) return rc;
+    if (rn_learner_stats(v->l)->updates > v->published_updates || v->next_version == 1)
+        return rn_val_publish(op, v, v->max_ts);
+    return 0;
+}
+
+static int rn_val_checkpoint_complete(struct rn_op *op, uint64_t id)
+{
+    (void)id;
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    struct rn_val *v = rn_op_local(op);
+    if (c->deterministic || !v || !v->l) return 0;
+    if (rn_learner_stats(v->l)->updates > v->published_updates)
+        return rn_val_publish(op, v, v->max_ts);
+    return 0;
+}
+
+/* Snapshot: format, the learner's bytes, the boundary and version counters,
+ * then the waiting transitions and the partial mini-batch. */
+#define RN_VAL_SNAP_FORMAT 1
+
+static void rn_val_snap_list(struct rn_snapshot_writer *w, const struct rn_val_list *L)
+{
+    rn_snapshot_write_i64(w, (int64_t)L->n);
+    for (size_t i = 0; i < L->n; i++) {
+        rn_snapshot_write(w, &L->r[i], sizeof L->r[i]);
+        rn_snapshot_write(w, L->bytes.data + L->r[i].off, L->r[i].len);
+    }
+}
+
+static int rn_val_snapshot(struct rn_op *op, uint64_t checkpoint_id, struct rn_snapshot_writer *w)
+{
+    (void)checkpoint_id;
+    struct rn_val *v = rn_op_local(op);
+    struct rn_buf b = RN_BUF_INIT;
+    rn_learner_save(v->l, &b);
+    rn_snapshot_write_i64(w, RN_VAL_SNAP_FORMAT);
+    rn_snapshot_write_i64(w, (int64_t)b.len);
+    rn_snapshot_write(w, b.data, b.len);
+    rn_buf_free(&b);
+    rn_snapshot_write_i64(w, v->next_boundary);
+    rn_snapshot_write_i64(w, v->max_ts);
+    rn_snapshot_write_i64(w, v->next_version);
+    rn_snapshot_write_i64(w, (int64_t)v->published_updates);
+    rn_val_snap_list(w, &v->wait);
+    rn_val_snap_list(w, &v->batch);
+    return 0;
+}
+
+static int rn_val_restore_list(struct rn_snapshot_reader *r, struct rn_val_list *L)
+{
+    int64_t n;
+    int rc = rn_snapshot_read_i64(r, &n);
+    if (rc) return rc;
+    if (n < 0 || n > (int64_t)1 << 32) return RN_ECORRUPT;
+    char *tmp = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        struct rn_val_rec rec;
+        if ((rc = rn_snapshot_read(r, &rec, sizeof rec))) break;
+        if (rec.len > (1u << 30)) {
+            rc = RN_ECORRUPT;
+            break;
+        }
+        tmp = rn_xrealloc(tmp, rec.len ? rec.len : 1);
+        if ((rc = rn_snapshot_read(r, tmp, rec.len))) break;
+        rn_val_list_add(L, rec.ts, rec.user, rec.request, tmp, rec.len);
+    }
+    free(tmp);
+    return rc;
+}
+
+static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
+{
+    struct rn_val *v = rn_op_local(op);
+    if (!v) {
+        v = rn_xcalloc(1, sizeof *v);
+        rn_op_set_local(op, v);
+    }
+    /* Build the learner as open() would, then load its bytes. */
+    int rc = rn_val_open(op);
+    if (rc) return rc;
+    int64_t fmt, len;
+    if ((rc = rn_snapshot_read_i64(r, &fmt))) return rc;
+    if (fmt != RN_VAL_SNAP_FORMAT) {
+        rn_op_errorf(op, "checkpoint holds learner state of format %" PRId64 ", expected %d", fmt,
+                     RN_VAL_SNAP_FORMAT);
+        return RN_ECORRUPT;
+    }
+    if ((rc = rn_snapshot_read_i64(r, &len))) return rc;
+    if (len < 0 || len > ((int64_t)1 << 40)) return RN_ECORRUPT;
+    char *bytes = rn_xmalloc(len ? (size_t)len : 1);
+    rc = rn_snapshot_read(r, bytes, (size_t)len);
+    if (!rc) rc = rn_learner_load(v->l, bytes, (size_t)len);
+    free(bytes);
+    if (rc) {
+        rn_op_errorf(op, "learner state in the checkpoint does not fit this job's model "
+                         "(embedding dimension, item_buckets or positions changed?)");
+        return rc;
+    }
+    int64_t pub;
+    if ((rc = rn_snapshot_read_i64(r, &v->next_boundary)) ||
+        (rc = rn_snapshot_read_i64(r, &v->max_ts)) ||
+        (rc = rn_snapshot_read_i64(r, &v->next_version)) || (rc = rn_snapshot_read_i64(r, &pub)))
+        return rc;
+    v->published_updates = (uint64_t)pub;
+    if ((rc = rn_val_restore_list(r, &v->wait)) || (rc = rn_val_restore_list(r, &v->batch)))
+        return rc;
+    const struct rn_learn_stats *st = rn_learner_stats(v->l);
+    rn_op_metric_add(op, M_UPDATES, st->updates);
+    rn_op_metric_add(op, M_TRANSITIONS, st->transitions);
+    rn_op_metric_add(op, M_VERSIONS, (uint64_t)(v->next_version - 1));
+    rn_op_metric_add(op, M_VERSION, (uint64_t)(v->next_version - 1));
+    return 0;
+}
+
+static void rn_val_close(struct rn_op *op)
+{
+    struct rn_val *v = rn_op_local(op);
+    if (!v) return;
+    rn_learner_destroy(v->l);
+    rn_embed_release(v->emb);
+    rn_val_list_free(&v->wait);
+    rn_val_list_free(&v->batch);
+    free(v->tr);
+    free(v->fl);
+    free(v->ids);
+    free(v->pos);
+    free(v->clicked);
+    free(v->hist);
+    free(v);
+    rn_op_set_local(op, NULL);
+}
+
+const struct rn_op_type rn_op_value_advantage_learner = {
+    .abi_version = RN_OP_ABI_VERSION,
+    .name = "value_advantage_learner",
+    .description = "Learns a dueling Q = V(s) + A(s,a) − mean A online from transitions (TD "
+                   "learning, mini-batches through BLAS) and publishes immutable model versions "
+                   "to a model store.",
+    .kind = RN_KIND_OPERATOR,
+    .flags = RN_OP_SINGLETON,
+    .config = rn_val_keys,
+    .ctx_size = sizeof(struct rn_val_cfg),
+    .in_type = "experience",
+    .outputs = NULL,
+    .n_outputs = 0,
+    .metrics = rn_val_metrics,
+    .init = rn_val_init,
+    .open = rn_val_open,
+    .process = rn_val_process,
+    .on_watermark = rn_val_on_watermark,
+    .finish = rn_val_finish,
+    .close = rn_val_close,
+    .snapshot = rn_val_snapshot,
+    .restore = rn_val_restore,
+    .notify_checkpoint_complete = rn_val_checkpoint_complete,
+    .ratios = rn_val_ratios,
+};
