@@ -79,7 +79,16 @@
  * so an explored slot holds any one of them with probability 1 / (K - L)); 1 when K = L,
  * where there is nothing to explore.  They are written with six significant digits.  These
  * are per-slot marginals (as in the Open Bandit Dataset); their product is not the slate's
- * probability.  model_version is 0: no policy here is a learnt model.
+ * probability.  model_version is 0 for the fixed policies.
+ *
+ * Two policies close the loop through a runnel job (docs/simulator.md has the details):
+ *   model:DIR         greedy (with the same exploration) on the advantages of the model a job
+ *                     learns from this log and publishes into the model store DIR, scored with
+ *                     the library's rn_model on the users' click histories; in deterministic
+ *                     mode a request at t uses the version of event time floor((t - lag) /
+ *                     period) period, waiting for the learner to publish it.
+ *   http://HOST:PORT  asks the job's serving endpoint (POST /api/v1/recommend) for each slate,
+ *                     over one keep-alive connection (rn_sim_http.c).
  *
  * The same options and seed give byte-identical output: the world, the arrivals, the
  * candidates, the users' behaviour, the embedding noise and the policy each draw from their
