@@ -20,6 +20,7 @@ extern const struct rn_type rn_type_sample;
 extern const struct rn_op_type rn_op_experience_collector;
 extern const struct rn_op_type rn_op_dedup;
 extern const struct rn_op_type rn_op_value_advantage_learner;
+extern const struct rn_op_type rn_op_inference;
 extern const struct rn_type rn_type_experience;
 
 void rn_operators_init(void)
@@ -28,7 +29,7 @@ void rn_operators_init(void)
         &rn_source_file, &rn_sink_file,   &rn_sink_null, &rn_sink_partitioned_file,
         &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
         &rn_op_online_joiner, &rn_op_experience_collector, &rn_op_dedup,
-        &rn_op_value_advantage_learner,
+        &rn_op_value_advantage_learner, &rn_op_inference,
     };
     rn_type_register(&rn_type_experience);
     rn_type_register(&rn_type_window_count);

@@ -3,6 +3,7 @@
  *
  *   runnel validate JOB.yaml [--set key=value]...   check a job, print its graph
  *   runnel run JOB.yaml [--set key=value]...        run a job in this process
+ *   runnel evaluate --data PATH --policy P...       off-policy evaluation (rn_evaluate.c)
  *   runnel schema                                   print the YAML reference
  *   runnel version
  *
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_evaluate_int.h"
 #include "rn_http.h"
 #include "rn_job.h"
 #include "rn_operator.h"
@@ -38,6 +40,7 @@ static int rn__usage(FILE *out)
                  "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel status ADDRESS|JOB.yaml\n"
+                 "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "savepoint") == 0 || strcmp(cmd, "checkpoint") == 0)
         return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
+    if (strcmp(cmd, "evaluate") == 0) return rn_evaluate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);

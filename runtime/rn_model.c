@@ -339,6 +339,91 @@ void rn_model_advantages(const struct rn_model *m, const float *phi, const float
     if (u != ustack) free(u);
 }
 
+/* ---- slates and exploration -------------------------------------------------------- */
+
+int rn_slate_pick(const float *scores, uint32_t k, uint32_t l, const struct rn_explore_cfg *x,
+                  double (*u)(void *), void *uctx, uint32_t *slate, double *prop,
+                  double *slate_prop, double *scratch)
+{
+    if (l > k || k > 65536) return RN_EINVAL;
+    uint32_t *idx = (uint32_t *)scratch; /* k indices fit in k doubles */
+    *slate_prop = 1.0;
+    if (x->mode == RN_EXPLORE_SOFTMAX) {
+        double *w = scratch + k, mx = -INFINITY, t = x->temperature > 0 ? x->temperature : 1.0;
+        for (uint32_t i = 0; i < k; i++)
+            if (scores[i] > mx) mx = scores[i];
+        for (uint32_t i = 0; i < k; i++) {
+            w[i] = exp(((double)scores[i] - mx) / t);
+            idx[i] = i;
+        }
+        uint32_t left = k;
+        for (uint32_t j = 0; j < l; j++) {
+            double total = 0;
+            for (uint32_t i = 0; i < left; i++)
+                total += w[idx[i]];
+            double r = u(uctx) * total, acc = 0;
+            uint32_t pick = left - 1;
+            for (uint32_t i = 0; i < left; i++) {
+                acc += w[idx[i]];
+                if (r < acc) {
+                    pick = i;
+                    break;
+                }
+            }
+            slate[j] = idx[pick];
+            prop[j] = w[idx[pick]] / total;
+            *slate_prop *= prop[j];
+            memmove(idx + pick, idx + pick + 1, (left - pick - 1) * sizeof *idx);
+            left--;
+        }
+        return (int)l;
+    }
+    /* the top l by score, ties to the earlier candidate: selection, O(k l) */
+    for (uint32_t i = 0; i < k; i++)
+        idx[i] = i;
+    for (uint32_t j = 0; j < l; j++) {
+        uint32_t best = j;
+        for (uint32_t i = j + 1; i < k; i++) {
+            float a = scores[idx[i]], b = scores[idx[best]];
+            if (a > b || (a == b && idx[i] < idx[best])) best = i;
+        }
+        uint32_t tmp = idx[j];
+        idx[j] = idx[best];
+        idx[best] = tmp;
+    }
+    /* idx[l..k) are the others, in some order: sort them by index so that the
+     * draws below do not depend on the selection's swaps */
+    for (uint32_t i = l + 1; i < k; i++) {
+        uint32_t v = idx[i], m = i;
+        while (m > l && idx[m - 1] > v) {
+            idx[m] = idx[m - 1];
+            m--;
+        }
+        idx[m] = v;
+    }
+    uint32_t pool = k - l, explored = 0;
+    for (uint32_t j = 0; j < l; j++) {
+        if (x->mode == RN_EXPLORE_EPSILON && pool > explored && x->epsilon > 0 &&
+            u(uctx) < x->epsilon) {
+            uint32_t left = pool - explored;
+            uint32_t pick = l + explored + (uint32_t)(u(uctx) * left);
+            if (pick >= k) pick = k - 1;
+            uint32_t tmp = idx[l + explored];
+            idx[l + explored] = idx[pick];
+            idx[pick] = tmp;
+            slate[j] = idx[l + explored];
+            prop[j] = x->epsilon / pool;
+            *slate_prop *= x->epsilon / left;
+            explored++;
+        } else {
+            slate[j] = idx[j];
+            prop[j] = x->mode == RN_EXPLORE_EPSILON && pool ? 1.0 - x->epsilon : 1.0;
+            *slate_prop *= prop[j];
+        }
+    }
+    return (int)l;
+}
+
 /* ---- the learner ------------------------------------------------------------------ */
 
 struct rn_learner {

@@ -98,6 +98,35 @@ float rn_model_value(const struct rn_model *m, const float *phi);
 void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
                          const uint64_t *item_ids, uint32_t n, float *out);
 
+/* ---- slates and exploration -------------------------------------------------------- */
+
+enum rn_explore { RN_EXPLORE_NONE = 0, RN_EXPLORE_EPSILON = 1, RN_EXPLORE_SOFTMAX = 2 };
+
+struct rn_explore_cfg {
+    int mode;           /* enum rn_explore */
+    double epsilon;     /* RN_EXPLORE_EPSILON */
+    double temperature; /* RN_EXPLORE_SOFTMAX */
+};
+
+/* Picks a slate of L of the K candidates from their scores (K <= 65536):
+ *   none     the top L by score (ties: the earlier candidate), propensity 1;
+ *   epsilon  the top L, then each slot independently with probability ε shows
+ *            a candidate drawn uniformly, without replacement, from the K − L
+ *            outside the top L. prop[j] is the marginal probability that the
+ *            item shown in slot j is put there: 1 − ε for the slot's greedy
+ *            item, ε / (K − L) for an explored one (the simulator's greedy
+ *            policies explore the same way);
+ *   softmax  Plackett–Luce: slot by slot, a candidate not yet shown with
+ *            probability ∝ exp(score / T). prop[j] is the probability of the
+ *            item in slot j given the items above it (prop[0] is also its
+ *            marginal).
+ * *slate_prop is the probability of the whole ordered slate. `u` draws
+ * uniform numbers in [0, 1) from the caller's stream. Writes slate[L] (indices into the candidates)
+ * and prop[L]; `scratch` holds at least 2K doubles. Returns L, or < 0 when L > K. */
+int rn_slate_pick(const float *scores, uint32_t k, uint32_t l, const struct rn_explore_cfg *x,
+                  double (*u)(void *), void *uctx, uint32_t *slate, double *prop,
+                  double *slate_prop, double *scratch);
+
 /* ---- online TD learning ----------------------------------------------------- */
 
 enum rn_optimizer { RN_OPT_SGD = 0, RN_OPT_ADAGRAD = 1, RN_OPT_ADAM = 2 };
@@ -206,6 +235,41 @@ int rn_model_write(const char *path, const struct rn_model *m, const char *const
 struct rn_model *rn_model_read(const char *path, char *errbuf, size_t errlen);
 struct rn_model *rn_model_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
                                   size_t errlen);
+
+/* ---- following a model store ----------------------------------------------------------
+ * A feed follows one store directory for every reader in the process: a
+ * loader thread polls it, loads a new current version (rn_store_current:
+ * newest, or pinned), warms it up with a scoring pass and swaps it in with
+ * one atomic store. Readers never lock: each holds a slot (a hazard pointer);
+ * enter() publishes the model it reads in its slot, exit() clears it, and the
+ * loader frees a replaced version only once no slot holds it. */
+
+struct rn_model_feed;
+
+struct rn_model_feed_stats {
+    int64_t version;   /* current; 0: none yet */
+    uint64_t loads;    /* versions loaded */
+    uint64_t failures; /* failed loads (the previous version keeps serving) */
+    double last_load_ms;
+    char last_error[512];
+};
+
+/* The feed of `dir` (shared; started on the first acquire); poll_ms: how
+ * often the loader looks. Release each acquire once. */
+struct rn_model_feed *rn_model_feed_acquire(const char *dir, int64_t poll_ms, char *errbuf,
+                                            size_t errlen);
+void rn_model_feed_release(struct rn_model_feed *f);
+/* A reader slot for one thread (RN_EFULL when all 256 are taken); keep it for
+ * the thread's life. */
+int rn_model_feed_slot(struct rn_model_feed *f);
+void rn_model_feed_slot_free(struct rn_model_feed *f, int slot);
+/* The current model (NULL: none yet) and its version; valid until exit(). */
+const struct rn_model *rn_model_feed_enter(struct rn_model_feed *f, int slot, int64_t *version);
+void rn_model_feed_exit(struct rn_model_feed *f, int slot);
+/* Loads now (synchronously) if the store has something newer; for tests and
+ * for a job's start. Returns the current version. */
+int64_t rn_model_feed_poll(struct rn_model_feed *f);
+void rn_model_feed_stats(struct rn_model_feed *f, struct rn_model_feed_stats *out);
 
 /* ---- the model store ------------------------------------------------------------
  * A directory of immutable versions:
