@@ -79,7 +79,16 @@
  * so an explored slot holds any one of them with probability 1 / (K - L)); 1 when K = L,
  * where there is nothing to explore.  They are written with six significant digits.  These
  * are per-slot marginals (as in the Open Bandit Dataset); their product is not the slate's
- * probability.  model_version is 0: no policy here is a learnt model.
+ * probability.  model_version is 0 for the fixed policies.
+ *
+ * Two policies close the loop through a runnel job (docs/simulator.md has the details):
+ *   model:DIR         greedy (with the same exploration) on the advantages of the model a job
+ *                     learns from this log and publishes into the model store DIR, scored with
+ *                     the library's rn_model on the users' click histories; in deterministic
+ *                     mode a request at t uses the version of event time floor((t - lag) /
+ *                     period) period, waiting for the learner to publish it.
+ *   http://HOST:PORT  asks the job's serving endpoint (POST /api/v1/recommend) for each slate,
+ *                     over one keep-alive connection (rn_sim_http.c).
  *
  * The same options and seed give byte-identical output: the world, the arrivals, the
  * candidates, the users' behaviour, the embedding noise and the policy each draw from their
@@ -100,8 +109,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <yajl/yajl_tree.h>
+
+#include "rn_model.h"
 #include "rn_rand.h"
+#include "rn_sim_http.h"
 
 #define RN_SIM_MAX_IDS 100000000u
 #define RN_SIM_MAX_DIM 4096u
@@ -259,6 +273,12 @@ struct rn_sim_opts {
     double clickbait, drift, epsilon, w_click, w_pay, embedding_noise, rate, item_zipf, user_zipf,
         exam_decay;
     const char *policy, *out, *embeddings, *summary_json;
+    /* The model policy: lag and period of the learner's versions (s), how long to wait for
+     * one (s), and the state features' history length and half-life (s). */
+    uint64_t model_lag_s, model_period_s;
+    double model_wait_s, model_half_life_s;
+    uint32_t model_history;
+    double http_timeout_s; /* the http policy: per request */
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -452,6 +472,8 @@ struct rn_sim_query {
     int64_t ts;                       /* event time of the request, ms */
     uint32_t slate;                   /* L: how many items to return */
     const struct rn_sim_world *world; /* ground truth: for oracle baselines only */
+    FILE *log; /* the event log, written up to this request; a policy whose model reads it
+                * (a runnel job following the file) flushes it before it asks or waits */
 };
 
 struct rn_sim_policy_type {
@@ -473,7 +495,12 @@ struct rn_sim_policy_type {
      * 0, a fixed policy). */
     uint64_t (*model_version)(void *ctx);
     void (*destroy)(void *ctx);
+    /* Non-NULL: name is a prefix and the rest of --policy is the policy's argument, named
+     * so in the help ("model:" "DIR", "http://" "HOST:PORT"). */
+    const char *arg;
 };
+
+static int rn_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
 /* ---- the built-in policies' state, and the greedy slate with epsilon exploration -------- */
 
@@ -655,23 +682,527 @@ static int rn_sim_oracle_rank(void *ctx, const struct rn_sim_query *q, const uin
     return 0;
 }
 
+/* ---- model: the learnt model from a runnel model store ---------------------------------
+ *
+ * Ranks by the advantages A(s, i) of a model that a runnel job learns from this very log and
+ * publishes into a model store (rn_model.h).  The state s is what the job's
+ * experience_collector holds for the user: the items the user clicked in earlier lists, each
+ * with its list's impression time, oldest first (a pay adds nothing: the item is already
+ * there), of which φ uses the last --model-history.  This policy rebuilds that history from
+ * the log it sees (observe), and scores with the same code the job uses (rn_phi_simple,
+ * rn_model_advantages) on the embedding table the simulator wrote and read back.
+ *
+ * Which version.  Deterministic mode (--model-lag L > 0): the learner publishes a version at
+ * every event-time boundary k·P whose manifest's event_time is that boundary and which learnt
+ * from exactly the transitions before it.  A request at t uses the newest version with
+ * event_time <= b = floor((t - L) / P)·P, after waiting (the log flushed, so that the job can
+ * get there) until the store holds a version with event_time >= b; before the first such b
+ * at or after the start of the simulation it ranks at random.  So a run depends only on the
+ * seed and on what the learner publishes, not on how fast it is.  Live mode (--model-lag 0):
+ * the store's current version (pins honoured), looked up at most every 100 ms of wall time,
+ * never waited for; not reproducible.
+ */
+
+struct rn_sim_mpol {
+    struct rn_sim_greedy *g; /* rng, epsilon, scratch; random ranking before the first model */
+    const char *dir;         /* borrowed from the options */
+    int64_t lag_ms, period_ms, start_ts, wait_ms;
+    double half_life_ms;
+    uint32_t hist_cap, slate, dim;
+    struct rn_embed *emb;
+    uint64_t *item_id;    /* per item index: rn_hash64("i<n>") */
+    const float **item_e; /* per item index: its embedding row, NULL if none */
+    float *E, *phi, *adv; /* scratch: K x D, F, K */
+    uint64_t *cand_id;    /* scratch: K */
+    /* Per user: the history (hist_cap entries, oldest first) and the last list, whose clicked
+     * items join the history at the user's next request. */
+    struct rn_hist *hist;
+    uint32_t *hist_n;
+    uint64_t *pend_req; /* 0: none */
+    int64_t *pend_ts;
+    uint32_t *pend_items; /* users x L */
+    uint8_t *pend_click;  /* users x L */
+    /* The store as last listed, and the model in use. */
+    struct rn_model_version *vers;
+    size_t nvers;
+    struct rn_model *model;
+    int64_t model_id;      /* -1: none loaded */
+    uint64_t used;         /* the version of the slate just ranked; 0: random */
+    int64_t last_check_ms; /* live mode */
+    int checked, warned_gap;
+};
+
+static int64_t rn_sim_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rn_sim_model_destroy(void *ctx)
+{
+    struct rn_sim_mpol *mp = ctx;
+    if (!mp) return;
+    if (mp->g) rn_sim_greedy_destroy(mp->g);
+    rn_embed_destroy(mp->emb);
+    rn_model_destroy(mp->model);
+    free(mp->item_id);
+    free(mp->item_e);
+    free(mp->E);
+    free(mp->phi);
+    free(mp->adv);
+    free(mp->cand_id);
+    free(mp->hist);
+    free(mp->hist_n);
+    free(mp->pend_req);
+    free(mp->pend_ts);
+    free(mp->pend_items);
+    free(mp->pend_click);
+    free(mp->vers);
+    free(mp);
+}
+
+/* Needs the embedding table written already (main writes it before creating the policy). */
+static void *rn_sim_model_create(const struct rn_sim_opts *o, char *err, size_t errlen)
+{
+    struct rn_sim_mpol *mp = rn_sim_xmalloc(1, sizeof(*mp));
+    mp->dir = o->policy + strlen("model:");
+    mp->lag_ms = (int64_t)o->model_lag_s * 1000;
+    mp->period_ms = (int64_t)o->model_period_s * 1000;
+    mp->start_ts = o->start_ts;
+    mp->wait_ms = (int64_t)(o->model_wait_s * 1000.0);
+    mp->half_life_ms = o->model_half_life_s * 1000.0;
+    mp->hist_cap = o->model_history;
+    mp->slate = o->slate;
+    mp->model_id = -1;
+    mp->g = rn_sim_greedy_create(o, err, errlen);
+    if (!o->embeddings) {
+        snprintf(err, errlen, "needs --embeddings");
+        goto fail;
+    }
+    char eerr[512];
+    mp->emb = rn_embed_load(o->embeddings, eerr, sizeof(eerr));
+    if (!mp->emb) {
+        snprintf(err, errlen, "reading back the embedding table: %s", eerr);
+        goto fail;
+    }
+    mp->dim = rn_embed_dim(mp->emb);
+    if (mp->dim != o->dim || rn_embed_count(mp->emb) != o->items) {
+        snprintf(err, errlen, "%s holds %zu items of dimension %u, want %u of dimension %u",
+                 o->embeddings, rn_embed_count(mp->emb), mp->dim, o->items, o->dim);
+        goto fail;
+    }
+    mp->item_id = rn_sim_xmalloc(o->items, sizeof(*mp->item_id));
+    mp->item_e = rn_sim_xmalloc(o->items, sizeof(*mp->item_e));
+    for (uint32_t i = 0; i < o->items; i++) {
+        char name[16];
+        int n = snprintf(name, sizeof(name), "i%u", i + 1);
+        mp->item_id[i] = rn_hash64(name, (size_t)n);
+        mp->item_e[i] = rn_embed_get(mp->emb, mp->item_id[i]);
+    }
+    mp->E = rn_sim_xmalloc((size_t)o->candidates * mp->dim, sizeof(*mp->E));
+    mp->phi = rn_sim_xmalloc(RN_PHI_SIMPLE_DIM(mp->dim), sizeof(*mp->phi));
+    mp->adv = rn_sim_xmalloc(o->candidates, sizeof(*mp->adv));
+    mp->cand_id = rn_sim_xmalloc(o->candidates, sizeof(*mp->cand_id));
+    mp->hist = rn_sim_xmalloc((size_t)o->users * mp->hist_cap, sizeof(*mp->hist));
+    mp->hist_n = rn_sim_xmalloc(o->users, sizeof(*mp->hist_n));
+    mp->pend_req = rn_sim_xmalloc(o->users, sizeof(*mp->pend_req));
+    mp->pend_ts = rn_sim_xmalloc(o->users, sizeof(*mp->pend_ts));
+    mp->pend_items = rn_sim_xmalloc((size_t)o->users * o->slate, sizeof(*mp->pend_items));
+    mp->pend_click = rn_sim_xmalloc((size_t)o->users * o->slate, sizeof(*mp->pend_click));
+    return mp;
+
+fail:
+    rn_sim_model_destroy(mp);
+    return NULL;
+}
+
+/* The user's last list's clicked items join the history, in slot order, with its impression
+ * time; only the last hist_cap are kept. */
+static void rn_sim_model_fold(struct rn_sim_mpol *mp, uint32_t user)
+{
+    if (!mp->pend_req[user]) return;
+    struct rn_hist *h = mp->hist + (size_t)user * mp->hist_cap;
+    const uint32_t *items = mp->pend_items + (size_t)user * mp->slate;
+    const uint8_t *click = mp->pend_click + (size_t)user * mp->slate;
+    for (uint32_t j = 0; j < mp->slate; j++) {
+        if (!click[j] || mp->hist_cap == 0) continue;
+        if (mp->hist_n[user] == mp->hist_cap)
+            memmove(h, h + 1, (mp->hist_cap - 1) * sizeof(*h));
+        else
+            mp->hist_n[user]++;
+        h[mp->hist_n[user] - 1] = (struct rn_hist){mp->item_id[items[j]], mp->pend_ts[user]};
+    }
+    mp->pend_req[user] = 0;
+}
+
+static void rn_sim_model_observe(void *ctx, const struct rn_sim_event *e)
+{
+    struct rn_sim_mpol *mp = ctx;
+    uint32_t u = e->user;
+    switch (e->type) {
+    case RN_SIM_REQUEST:
+        rn_sim_model_fold(mp, u); /* all of the last list's clicks are in by now */
+        break;
+    case RN_SIM_IMPRESSION:
+        assert(e->n == mp->slate);
+        rn_sim_model_fold(mp, u);
+        mp->pend_req[u] = e->request;
+        mp->pend_ts[u] = e->ts;
+        memcpy(mp->pend_items + (size_t)u * mp->slate, e->list, mp->slate * sizeof(*e->list));
+        memset(mp->pend_click + (size_t)u * mp->slate, 0, mp->slate);
+        break;
+    case RN_SIM_CLICK:
+        if (mp->pend_req[u] != e->request) break;
+        for (uint32_t j = 0; j < mp->slate; j++)
+            if (mp->pend_items[(size_t)u * mp->slate + j] == e->item)
+                mp->pend_click[(size_t)u * mp->slate + j] = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Makes version id the model in use (loading it unless it is already).  Returns 0 or -1. */
+static int rn_sim_model_use(struct rn_sim_mpol *mp, int64_t id, char *err, size_t errlen)
+{
+    if (id == mp->model_id) return 0;
+    char lerr[512];
+    struct rn_model *m = rn_store_load(mp->dir, id, lerr, sizeof(lerr));
+    if (!m) {
+        snprintf(err, errlen, "model store %s: version %lld: %s", mp->dir, (long long)id, lerr);
+        return -1;
+    }
+    if (m->shape.dim != mp->dim || m->shape.phi != RN_PHI_SIMPLE_DIM(mp->dim)) {
+        snprintf(err, errlen,
+                 "model store %s: version %lld has dim %u and phi %u; the embeddings want dim "
+                 "%u and phi %u (the simple state features)",
+                 mp->dir, (long long)id, m->shape.dim, m->shape.phi, mp->dim,
+                 RN_PHI_SIMPLE_DIM(mp->dim));
+        rn_model_destroy(m);
+        return -1;
+    }
+    rn_model_destroy(mp->model);
+    mp->model = m;
+    mp->model_id = id;
+    return 0;
+}
+
+/* Deterministic mode: picks the version for a request at t into mp->used (0: none yet),
+ * waiting for the learner when needed.  Returns 0 or -1. */
+static int rn_sim_model_pick(struct rn_sim_mpol *mp, const struct rn_sim_query *q, char *err,
+                             size_t errlen)
+{
+    int64_t x = q->ts - mp->lag_ms, P = mp->period_ms;
+    int64_t b = (x >= 0 ? x / P : -((-x + P - 1) / P)) * P; /* floor(x / P) P */
+    mp->used = 0;
+    if (b < mp->start_ts) return 0;
+
+    /* The learner publishes in event-time order, so once the list reaches b it holds every
+     * version at or before b: list again only when it does not. */
+    int64_t newest = INT64_MIN;
+    for (size_t i = 0; i < mp->nvers; i++)
+        if (mp->vers[i].event_time > newest) newest = mp->vers[i].event_time;
+    if (newest < b) {
+        if (fflush(q->log) != 0) {
+            snprintf(err, errlen, "flushing the event log: %s", strerror(errno));
+            return -1;
+        }
+        int64_t deadline = rn_sim_mono_ms() + mp->wait_ms;
+        char lerr[512] = "";
+        for (;;) {
+            free(mp->vers);
+            mp->vers = NULL;
+            mp->nvers = 0;
+            lerr[0] = '\0';
+            if (rn_store_list(mp->dir, &mp->vers, &mp->nvers, lerr, sizeof(lerr)) < 0) {
+                free(mp->vers);
+                mp->vers = NULL;
+                mp->nvers = 0;
+            }
+            newest = INT64_MIN;
+            for (size_t i = 0; i < mp->nvers; i++)
+                if (mp->vers[i].event_time > newest) newest = mp->vers[i].event_time;
+            if (newest >= b) break;
+            if (rn_sim_mono_ms() >= deadline) {
+                char nb[64] = "none";
+                if (mp->nvers) snprintf(nb, sizeof(nb), "%lld", (long long)newest);
+                snprintf(err, errlen,
+                         "model store %s has no version with event_time >= %lld (the request "
+                         "at %lld minus --model-lag %llds, rounded down to --model-period %llds) "
+                         "after waiting %gs (--model-wait); its newest event_time: %s%s%s",
+                         mp->dir, (long long)b, (long long)q->ts, (long long)(mp->lag_ms / 1000),
+                         (long long)(P / 1000), mp->wait_ms / 1000.0, nb, lerr[0] ? "; " : "",
+                         lerr);
+                return -1;
+            }
+            struct timespec pause = {0, 2000000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    const struct rn_model_version *best = NULL;
+    for (size_t i = 0; i < mp->nvers; i++) {
+        const struct rn_model_version *v = &mp->vers[i];
+        if (v->event_time <= b && (!best || v->event_time > best->event_time ||
+                                   (v->event_time == best->event_time && v->id > best->id)))
+            best = v;
+    }
+    if (!best) {
+        /* Only versions from after b: the learner skipped boundaries.  Using a later one would
+         * peek at the future; rank at random as before the first model. */
+        if (!mp->warned_gap++)
+            fprintf(stderr,
+                    "sim: warning: model store %s has no version at or before event time %lld; "
+                    "ranking at random until it has\n",
+                    mp->dir, (long long)b);
+        return 0;
+    }
+    if (rn_sim_model_use(mp, best->id, err, errlen) < 0) return -1;
+    mp->used = (uint64_t)best->id;
+    return 0;
+}
+
+/* Live mode: the store's current version, looked up at most every 100 ms. */
+static int rn_sim_model_current(struct rn_sim_mpol *mp, const struct rn_sim_query *q, char *err,
+                                size_t errlen)
+{
+    int64_t now = rn_sim_mono_ms();
+    if (mp->checked && now - mp->last_check_ms < 100) return 0;
+    mp->checked = 1;
+    mp->last_check_ms = now;
+    if (fflush(q->log) != 0) {
+        snprintf(err, errlen, "flushing the event log: %s", strerror(errno));
+        return -1;
+    }
+    int64_t id;
+    char lerr[512];
+    int rc = rn_store_current(mp->dir, &id, lerr, sizeof(lerr));
+    if (rc == RN_ENOENT) {
+        mp->used = 0;
+        return 0;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s", lerr);
+        return -1;
+    }
+    if (rn_sim_model_use(mp, id, err, errlen) < 0) return -1;
+    mp->used = (uint64_t)id;
+    return 0;
+}
+
+static int rn_sim_model_rank(void *ctx, const struct rn_sim_query *q, const uint32_t *cand,
+                             uint32_t k, uint32_t *slate, double *props, char *err, size_t errlen)
+{
+    struct rn_sim_mpol *mp = ctx;
+    int rc = mp->lag_ms ? rn_sim_model_pick(mp, q, err, errlen)
+                        : rn_sim_model_current(mp, q, err, errlen);
+    if (rc < 0) return rc;
+    if (!mp->used) return rn_sim_random_rank(mp->g, q, cand, k, slate, props, err, errlen);
+
+    uint32_t d = mp->dim;
+    rn_phi_simple(mp->emb, mp->hist_cap, mp->half_life_ms,
+                  mp->hist + (size_t)q->user * mp->hist_cap, mp->hist_n[q->user], q->ts, mp->phi);
+    for (uint32_t c = 0; c < k; c++) {
+        mp->cand_id[c] = mp->item_id[cand[c]];
+        if (mp->item_e[cand[c]])
+            memcpy(mp->E + (size_t)c * d, mp->item_e[cand[c]], d * sizeof(float));
+        else
+            memset(mp->E + (size_t)c * d, 0, d * sizeof(float));
+    }
+    rn_model_advantages(mp->model, mp->phi, mp->E, mp->cand_id, k, mp->adv);
+    for (uint32_t c = 0; c < k; c++)
+        mp->g->score[c] = (double)mp->adv[c];
+    rn_sim_greedy_slate(mp->g, k, slate, props);
+    return 0;
+}
+
+static uint64_t rn_sim_model_version(void *ctx)
+{
+    return ((struct rn_sim_mpol *)ctx)->used;
+}
+
+/* ---- http: a remote policy, the serving endpoint of a runnel job ------------------------
+ *
+ * Each page is a POST /api/v1/recommend to the job, as an app would send it:
+ *   {"user":"u7","request":"r12","candidates":["i1",...],"context":{"hour":22,"page":0},
+ *    "k":5,"ts":1700000000000}
+ * and the answer must be 200 with {"items":[k distinct candidates],"propensities":[k numbers
+ * in [0, 1]],"model_version":N,...}.  The log is flushed before each request: the job follows
+ * the file, and may want this very request line before it answers.
+ */
+
+struct rn_sim_hpol {
+    struct rn_sim_http *http;
+    const char *url; /* borrowed from the options */
+    struct rn_buf body, resp;
+    uint32_t *pos_of;  /* per item index: its candidate position in the current request */
+    uint64_t *mark_of; /* per item index: the request that set pos_of */
+    uint64_t used;
+};
+
+static void rn_sim_http_pol_destroy(void *ctx)
+{
+    struct rn_sim_hpol *hp = ctx;
+    if (!hp) return;
+    rn_sim_http_destroy(hp->http);
+    rn_buf_free(&hp->body);
+    rn_buf_free(&hp->resp);
+    free(hp->pos_of);
+    free(hp->mark_of);
+    free(hp);
+}
+
+static void *rn_sim_http_pol_create(const struct rn_sim_opts *o, char *err, size_t errlen)
+{
+    struct rn_sim_hpol *hp = rn_sim_xmalloc(1, sizeof(*hp));
+    hp->url = o->policy;
+    hp->http = rn_sim_http_create(o->policy, (int)(o->http_timeout_s * 1000.0), err, errlen);
+    if (!hp->http) {
+        rn_sim_http_pol_destroy(hp);
+        return NULL;
+    }
+    hp->pos_of = rn_sim_xmalloc(o->items, sizeof(*hp->pos_of));
+    hp->mark_of = rn_sim_xmalloc(o->items, sizeof(*hp->mark_of));
+    return hp;
+}
+
+/* The candidate position of an item id "i<n>" in the request, or -1. */
+static int64_t rn_sim_http_pol_find(const struct rn_sim_hpol *hp, uint64_t req, uint32_t n_items,
+                                    const char *id)
+{
+    if (id[0] != 'i' || id[1] < '1' || id[1] > '9') return -1;
+    uint64_t n;
+    if (rn_sim_parse_u64(id + 1, 1, n_items, &n)) return -1;
+    return hp->mark_of[n - 1] == req ? (int64_t)hp->pos_of[n - 1] : -1;
+}
+
+static int rn_sim_http_pol_rank(void *ctx, const struct rn_sim_query *q, const uint32_t *cand,
+                                uint32_t k, uint32_t *slate, double *props, char *err,
+                                size_t errlen)
+{
+    struct rn_sim_hpol *hp = ctx;
+    static const char path[] = "/api/v1/recommend";
+    uint32_t n_items = q->world->n_items;
+    struct rn_buf *b = &hp->body;
+    rn_buf_reset(b);
+    rn_buf_printf(b, "{\"user\":\"u%u\",\"request\":\"r%llu\",\"candidates\":[", q->user + 1,
+                  (unsigned long long)q->request);
+    for (uint32_t c = 0; c < k; c++) {
+        rn_buf_printf(b, c ? ",\"i%u\"" : "\"i%u\"", cand[c] + 1);
+        hp->pos_of[cand[c]] = c;
+        hp->mark_of[cand[c]] = q->request;
+    }
+    rn_buf_printf(b, "],\"context\":{\"hour\":%d,\"page\":%u},\"k\":%u,\"ts\":%lld}",
+                  (int)(q->ts / 3600000 % 24), q->page, q->slate, (long long)q->ts);
+
+    if (fflush(q->log) != 0) {
+        snprintf(err, errlen, "flushing the event log: %s", strerror(errno));
+        return -1;
+    }
+    int status = 0;
+    char herr[512];
+    if (rn_sim_http_post(hp->http, path, b->data, b->len, &status, &hp->resp, herr, sizeof(herr)) <
+        0) {
+        snprintf(err, errlen, "%s", herr);
+        return -1;
+    }
+    rn_buf_putc(&hp->resp, '\0');
+    const char *text = hp->resp.data;
+    if (status != 200) {
+        snprintf(err, errlen, "%s%s answered %d: %.200s", hp->url, path, status, text);
+        return -1;
+    }
+    char jerr[256];
+    yajl_val root = yajl_tree_parse(text, jerr, sizeof(jerr));
+    int rc = -1;
+    const char *items_path[] = {"items", NULL}, *props_path[] = {"propensities", NULL},
+               *ver_path[] = {"model_version", NULL};
+    yajl_val items = root ? yajl_tree_get(root, items_path, yajl_t_array) : NULL;
+    yajl_val pv = root ? yajl_tree_get(root, props_path, yajl_t_array) : NULL;
+    yajl_val ver = root ? yajl_tree_get(root, ver_path, yajl_t_any) : NULL;
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        snprintf(err, errlen, "%s%s: the answer is not a JSON object (%s): %.200s", hp->url, path,
+                 root ? "not an object" : jerr, text);
+        goto done;
+    }
+    if (!items || items->u.array.len != q->slate) {
+        snprintf(err, errlen, "%s%s: \"items\" must be an array of %u (k) candidates, got %s%zu",
+                 hp->url, path, q->slate, items ? "" : "no array; ",
+                 items ? items->u.array.len : 0);
+        goto done;
+    }
+    if (!pv || pv->u.array.len != q->slate) {
+        snprintf(err, errlen,
+                 "%s%s: \"propensities\" must be an array of %u (k) numbers, got %s%zu", hp->url,
+                 path, q->slate, pv ? "" : "no array; ", pv ? pv->u.array.len : 0);
+        goto done;
+    }
+    if (!ver || !YAJL_IS_INTEGER(ver) || YAJL_GET_INTEGER(ver) < 0) {
+        snprintf(err, errlen, "%s%s: \"model_version\" must be an integer >= 0", hp->url, path);
+        goto done;
+    }
+    for (uint32_t j = 0; j < q->slate; j++) {
+        yajl_val it = items->u.array.values[j], p = pv->u.array.values[j];
+        const char *id = YAJL_IS_STRING(it) ? YAJL_GET_STRING(it) : NULL;
+        int64_t c = id ? rn_sim_http_pol_find(hp, q->request, n_items, id) : -1;
+        if (c < 0) {
+            snprintf(err, errlen, "%s%s: items[%u] (%.40s) is not one of r%llu's candidates",
+                     hp->url, path, j, id ? id : "not a string", (unsigned long long)q->request);
+            goto done;
+        }
+        for (uint32_t m = 0; m < j; m++)
+            if (slate[m] == (uint32_t)c) {
+                snprintf(err, errlen, "%s%s: items[%u] and items[%u] are both %s", hp->url, path, m,
+                         j, id);
+                goto done;
+            }
+        if (!YAJL_IS_NUMBER(p) || !(YAJL_GET_DOUBLE(p) >= 0.0 && YAJL_GET_DOUBLE(p) <= 1.0)) {
+            snprintf(err, errlen, "%s%s: propensities[%u] is not a number in [0, 1]", hp->url, path,
+                     j);
+            goto done;
+        }
+        slate[j] = (uint32_t)c;
+        props[j] = YAJL_GET_DOUBLE(p);
+    }
+    hp->used = (uint64_t)YAJL_GET_INTEGER(ver);
+    rc = 0;
+done:
+    yajl_tree_free(root);
+    return rc;
+}
+
+static uint64_t rn_sim_http_pol_version(void *ctx)
+{
+    return ((struct rn_sim_hpol *)ctx)->used;
+}
+
 static const struct rn_sim_policy_type rn_sim_policies[] = {
     {"random", "a uniform random slate; propensity 1/K per slot", rn_sim_greedy_create,
-     rn_sim_random_rank, NULL, NULL, rn_sim_greedy_destroy},
+     rn_sim_random_rank, NULL, NULL, rn_sim_greedy_destroy, NULL},
     {"popularity", "top-L candidates by clicks so far, epsilon-greedy", rn_sim_greedy_create,
-     rn_sim_popularity_rank, rn_sim_popularity_observe, NULL, rn_sim_greedy_destroy},
+     rn_sim_popularity_rank, rn_sim_popularity_observe, NULL, rn_sim_greedy_destroy, NULL},
     {"myopic", "top-L by true click probability (favours clickbait), epsilon-greedy",
-     rn_sim_greedy_create, rn_sim_myopic_rank, NULL, NULL, rn_sim_greedy_destroy},
+     rn_sim_greedy_create, rn_sim_myopic_rank, NULL, NULL, rn_sim_greedy_destroy, NULL},
     {"oracle-longterm",
      "top-L by true click value incl. pays, minus a clickbait penalty, epsilon-greedy",
-     rn_sim_greedy_create, rn_sim_oracle_rank, NULL, NULL, rn_sim_greedy_destroy},
+     rn_sim_greedy_create, rn_sim_oracle_rank, NULL, NULL, rn_sim_greedy_destroy, NULL},
+    {"model:", "top-L by a learnt model's advantages from a runnel model store, epsilon-greedy",
+     rn_sim_model_create, rn_sim_model_rank, rn_sim_model_observe, rn_sim_model_version,
+     rn_sim_model_destroy, "DIR"},
+    {"http://", "asks a runnel job's serving endpoint (POST /api/v1/recommend) per page",
+     rn_sim_http_pol_create, rn_sim_http_pol_rank, NULL, rn_sim_http_pol_version,
+     rn_sim_http_pol_destroy, "HOST:PORT"},
 };
 #define RN_SIM_NPOLICIES (sizeof(rn_sim_policies) / sizeof(rn_sim_policies[0]))
 
 static const struct rn_sim_policy_type *rn_sim_policy_find(const char *name)
 {
-    for (size_t i = 0; i < RN_SIM_NPOLICIES; i++)
-        if (strcmp(rn_sim_policies[i].name, name) == 0) return &rn_sim_policies[i];
+    for (size_t i = 0; i < RN_SIM_NPOLICIES; i++) {
+        const struct rn_sim_policy_type *t = &rn_sim_policies[i];
+        size_t n = strlen(t->name);
+        if (t->arg ? strncmp(t->name, name, n) == 0 && name[n] != '\0' : strcmp(t->name, name) == 0)
+            return t;
+    }
     return NULL;
 }
 
@@ -685,8 +1216,8 @@ static void rn_sim_usage(FILE *f)
           "Simulates the users of a recommender in closed loop with a policy and writes the\n"
           "event log (JSON lines: request, impression, click, pay) in event-time order.\n"
           "\n"
-          "  --policy NAME          random | popularity | myopic | oracle-longterm\n"
-          "                         (default random)\n"
+          "  --policy NAME          random | popularity | myopic | oracle-longterm |\n"
+          "                         model:DIR | http://HOST:PORT (default random)\n"
           "  --sessions S           sessions to simulate (default 2000)\n"
           "  --users U              users u1..uU (default 5000)\n"
           "  --items N              items i1..iN (default 2000)\n"
@@ -711,6 +1242,13 @@ static void rn_sim_usage(FILE *f)
           "  --embeddings PATH      item-embedding table: \"i<n>\" then D floats per line\n"
           "  --embedding-noise S    gaussian noise per embedding component (default 0.1)\n"
           "  --summary-json PATH    write the summary figures as JSON\n"
+          "  --model-lag SEC        model:DIR uses the version of event time t - SEC, rounded\n"
+          "                         down to --model-period; 0: the current one (default 3600)\n"
+          "  --model-period SEC     the learner's publishing period (default 600)\n"
+          "  --model-wait SEC       longest wait for that version (default 120)\n"
+          "  --model-history N      clicked items in the state (default 10)\n"
+          "  --model-half-life SEC  half-life of the state's decayed sum (default 1800)\n"
+          "  --http-timeout SEC     http://HOST:PORT: limit per request (default 10)\n"
           "  --help                 print this help\n",
           f);
 }
@@ -773,6 +1311,12 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         O_EMB,
         O_EMBNOISE,
         O_SUMMARY,
+        O_MLAG,
+        O_MPERIOD,
+        O_MWAIT,
+        O_MHIST,
+        O_MHALF,
+        O_HTIMEOUT,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -801,6 +1345,12 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         {"embeddings", required_argument, NULL, O_EMB},
         {"embedding-noise", required_argument, NULL, O_EMBNOISE},
         {"summary-json", required_argument, NULL, O_SUMMARY},
+        {"model-lag", required_argument, NULL, O_MLAG},
+        {"model-period", required_argument, NULL, O_MPERIOD},
+        {"model-wait", required_argument, NULL, O_MWAIT},
+        {"model-history", required_argument, NULL, O_MHIST},
+        {"model-half-life", required_argument, NULL, O_MHALF},
+        {"http-timeout", required_argument, NULL, O_HTIMEOUT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -827,6 +1377,12 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         .user_zipf = 0.5,
         .exam_decay = 0.7,
         .policy = "random",
+        .model_lag_s = 3600,
+        .model_period_s = 600,
+        .model_wait_s = 120,
+        .model_history = 10,
+        .model_half_life_s = 1800,
+        .http_timeout_s = 10,
     };
     int c, li = 0;
     opterr = 0;
@@ -912,6 +1468,24 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         case O_SUMMARY:
             o->summary_json = a;
             break;
+        case O_MLAG:
+            bad = rn_sim_parse_u64(a, 0, 10ull * 365 * 86400, &o->model_lag_s);
+            break;
+        case O_MPERIOD:
+            bad = rn_sim_parse_u64(a, 1, 10ull * 365 * 86400, &o->model_period_s);
+            break;
+        case O_MWAIT:
+            bad = rn_sim_parse_double(a, 0.0, 1e6, &o->model_wait_s);
+            break;
+        case O_MHIST:
+            bad = rn_sim_parse_u32(a, 1, 1000, &o->model_history);
+            break;
+        case O_MHALF:
+            bad = rn_sim_parse_double(a, 0.0, 1e9, &o->model_half_life_s);
+            break;
+        case O_HTIMEOUT:
+            bad = rn_sim_parse_double(a, 0.001, 1e6, &o->http_timeout_s);
+            break;
         case O_HELP:
             rn_sim_usage(stdout);
             return 1;
@@ -927,9 +1501,12 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
             fprintf(stderr, "sim: bad value '%s' for option --%s\n", a, longopts[li].name);
             if (c == O_POLICY) {
                 fputs("sim: policies:\n", stderr);
-                for (size_t i = 0; i < RN_SIM_NPOLICIES; i++)
-                    fprintf(stderr, "  %-16s %s\n", rn_sim_policies[i].name,
-                            rn_sim_policies[i].description);
+                for (size_t i = 0; i < RN_SIM_NPOLICIES; i++) {
+                    const struct rn_sim_policy_type *t = &rn_sim_policies[i];
+                    char name[64];
+                    snprintf(name, sizeof(name), "%s%s", t->name, t->arg ? t->arg : "");
+                    fprintf(stderr, "  %-18s %s\n", name, t->description);
+                }
             } else {
                 rn_sim_usage(stderr);
             }
@@ -947,6 +1524,13 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
     }
     if (o->slate > o->candidates) {
         fprintf(stderr, "sim: --slate (%u) exceeds --candidates (%u)\n", o->slate, o->candidates);
+        return -1;
+    }
+    if (strncmp(o->policy, "model:", 6) == 0 && !o->embeddings) {
+        fprintf(stderr,
+                "sim: --policy %s needs --embeddings PATH: the model scores with the "
+                "table the simulator writes there\n",
+                o->policy);
         return -1;
     }
     return 0;
@@ -1253,8 +1837,13 @@ static int rn_sim_page(struct rn_sim *s, const struct rn_sim_pending *pe)
                               .list = s->cand};
     rn_sim_emit(s, &ev);
 
-    struct rn_sim_query q = {
-        .request = req, .user = user, .page = pe->page, .ts = t, .slate = L, .world = &s->world};
+    struct rn_sim_query q = {.request = req,
+                             .user = user,
+                             .page = pe->page,
+                             .ts = t,
+                             .slate = L,
+                             .world = &s->world,
+                             .log = s->out};
     s->err[0] = '\0';
     if (s->ptype->rank(s->policy, &q, s->cand, K, s->slate, s->props, s->err, sizeof(s->err)) < 0 ||
         rn_sim_check_slate(s) < 0) {
@@ -1470,6 +2059,22 @@ static int rn_sim_write_embeddings(const struct rn_sim *s, const char *path)
     return 0;
 }
 
+/* Writes s as a JSON string (a policy's argument may hold any byte). */
+static void rn_sim_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
 /* The summary figures: on stderr always, as JSON with --summary-json.  Returns 0 or -1. */
 static int rn_sim_summary(const struct rn_sim *s)
 {
@@ -1506,17 +2111,18 @@ static int rn_sim_summary(const struct rn_sim *s)
         fprintf(stderr, "sim: cannot open %s: %s\n", o->summary_json, strerror(errno));
         return -1;
     }
+    fputs("{\"policy\":", f);
+    rn_sim_json_str(f, o->policy);
     fprintf(f,
-            "{\"policy\":\"%s\",\"seed\":%llu,\"sessions\":%llu,\"pages\":%llu,"
+            ",\"seed\":%llu,\"sessions\":%llu,\"pages\":%llu,"
             "\"pages_per_session\":%.6g,\"requests\":%llu,\"impressions\":%llu,"
             "\"clicks\":%llu,\"pays\":%llu,\"clickbait_clicks\":%llu,"
             "\"clickbait_click_share\":%.6g,\"ctr\":%.6g,\"w_click\":%.6g,\"w_pay\":%.6g,"
             "\"mean_session_return\":%.6g,",
-            o->policy, (unsigned long long)o->seed, (unsigned long long)n,
-            (unsigned long long)s->n_pages, pps, (unsigned long long)s->nreq,
-            (unsigned long long)s->impressions, (unsigned long long)s->clicks,
-            (unsigned long long)s->pays, (unsigned long long)s->clickbait_clicks, cb_share, ctr,
-            o->w_click, o->w_pay, mean);
+            (unsigned long long)o->seed, (unsigned long long)n, (unsigned long long)s->n_pages, pps,
+            (unsigned long long)s->nreq, (unsigned long long)s->impressions,
+            (unsigned long long)s->clicks, (unsigned long long)s->pays,
+            (unsigned long long)s->clickbait_clicks, cb_share, ctr, o->w_click, o->w_pay, mean);
     if (n > 1)
         fprintf(f, "\"ci95_low\":%.6g,\"ci95_high\":%.6g,", mean - half, mean + half);
     else
@@ -1586,6 +2192,10 @@ int main(int argc, char **argv)
     s.consumed = rn_sim_xmalloc(o->slate, sizeof(*s.consumed));
     s.pages.slate = o->slate;
 
+    /* The embedding table depends only on the world as created, before any drift.  It is
+     * written before the policy is made: the model policy reads it back. */
+    if (o->embeddings && rn_sim_write_embeddings(&s, o->embeddings) < 0) return 1;
+
     s.ptype = rn_sim_policy_find(o->policy);
     assert(s.ptype);
     s.policy = s.ptype->create(o, s.err, sizeof(s.err));
@@ -1593,9 +2203,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "sim: policy '%s': %s\n", o->policy, s.err);
         return 1;
     }
-
-    /* The embedding table depends only on the world as created, before any drift. */
-    if (o->embeddings && rn_sim_write_embeddings(&s, o->embeddings) < 0) return 1;
 
     static char outbuf[RN_SIM_OUTBUF];
     if (o->out) {
