@@ -109,6 +109,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <yajl/yajl_tree.h>
@@ -272,7 +273,7 @@ struct rn_sim_opts {
     int64_t start_ts;
     double clickbait, drift, epsilon, w_click, w_pay, embedding_noise, rate, item_zipf, user_zipf,
         exam_decay;
-    const char *policy, *out, *embeddings, *summary_json;
+    const char *policy, *out, *embeddings, *summary_json, *returns;
     /* The model policy: lag and period of the learner's versions (s), how long to wait for
      * one (s), and the state features' history length and half-life (s). */
     uint64_t model_lag_s, model_period_s;
@@ -1242,6 +1243,8 @@ static void rn_sim_usage(FILE *f)
           "  --embeddings PATH      item-embedding table: \"i<n>\" then D floats per line\n"
           "  --embedding-noise S    gaussian noise per embedding component (default 0.1)\n"
           "  --summary-json PATH    write the summary figures as JSON\n"
+          "  --returns PATH         write each session's return, one line per session in\n"
+          "                         arrival order: index pages return (learning curves)\n"
           "  --model-lag SEC        model:DIR uses the version of event time t - SEC, rounded\n"
           "                         down to --model-period; 0: the current one (default 3600)\n"
           "  --model-period SEC     the learner's publishing period (default 600)\n"
@@ -1311,6 +1314,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         O_EMB,
         O_EMBNOISE,
         O_SUMMARY,
+        O_RETURNS,
         O_MLAG,
         O_MPERIOD,
         O_MWAIT,
@@ -1345,6 +1349,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         {"embeddings", required_argument, NULL, O_EMB},
         {"embedding-noise", required_argument, NULL, O_EMBNOISE},
         {"summary-json", required_argument, NULL, O_SUMMARY},
+        {"returns", required_argument, NULL, O_RETURNS},
         {"model-lag", required_argument, NULL, O_MLAG},
         {"model-period", required_argument, NULL, O_MPERIOD},
         {"model-wait", required_argument, NULL, O_MWAIT},
@@ -1467,6 +1472,9 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
             break;
         case O_SUMMARY:
             o->summary_json = a;
+            break;
+        case O_RETURNS:
+            o->returns = a;
             break;
         case O_MLAG:
             bad = rn_sim_parse_u64(a, 0, 10ull * 365 * 86400, &o->model_lag_s);
@@ -2032,9 +2040,16 @@ static int rn_sim_write_embeddings(const struct rn_sim *s, const char *path)
     const struct rn_sim_world *w = &s->world;
     struct rn_rand r;
     rn_rand_seed(&r, s->o.seed, RN_SIM_S_EMBED);
-    FILE *f = fopen(path, "wb");
+    /* Written under a temporary name and renamed into place, so that a job
+     * started as soon as the file exists never reads half a table. */
+    size_t plen = strlen(path) + 16;
+    char *tmp = malloc(plen);
+    if (!tmp) return -1;
+    snprintf(tmp, plen, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
     if (!f) {
-        fprintf(stderr, "sim: cannot open %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "sim: cannot open %s: %s\n", tmp, strerror(errno));
+        free(tmp);
         return -1;
     }
     for (uint32_t i = 0; i < w->n_items; i++) {
@@ -2047,15 +2062,15 @@ static int rn_sim_write_embeddings(const struct rn_sim *s, const char *path)
         }
         fputc('\n', f);
     }
-    if (fflush(f) != 0 || ferror(f)) {
+    int bad = fflush(f) != 0 || ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad || rename(tmp, path) != 0) {
         fprintf(stderr, "sim: write to %s failed: %s\n", path, strerror(errno));
-        fclose(f);
+        unlink(tmp);
+        free(tmp);
         return -1;
     }
-    if (fclose(f) != 0) {
-        fprintf(stderr, "sim: write to %s failed: %s\n", path, strerror(errno));
-        return -1;
-    }
+    free(tmp);
     return 0;
 }
 
@@ -2105,6 +2120,20 @@ static int rn_sim_summary(const struct rn_sim *s)
         fprintf(stderr, "sim: mean_session_return=%.4f ci95=n/a (w_click=%g w_pay=%g)\n", mean,
                 o->w_click, o->w_pay);
 
+    if (o->returns) {
+        FILE *r = fopen(o->returns, "wb");
+        if (!r) {
+            fprintf(stderr, "sim: cannot open %s: %s\n", o->returns, strerror(errno));
+            return -1;
+        }
+        for (uint64_t i = 0; i < n; i++)
+            fprintf(r, "%llu %u %.6g\n", (unsigned long long)i, s->sessions[i].pages,
+                    s->sessions[i].ret);
+        if (fflush(r) != 0 || ferror(r) || fclose(r) != 0) {
+            fprintf(stderr, "sim: write to %s failed: %s\n", o->returns, strerror(errno));
+            return -1;
+        }
+    }
     if (!o->summary_json) return 0;
     FILE *f = fopen(o->summary_json, "wb");
     if (!f) {
