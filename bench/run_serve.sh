@@ -44,7 +44,7 @@ done
 # let the log's clicks (the users' histories) reach the operator
 sleep 1
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-field() { sed -n "s/.* $1 *\([0-9.]*\).*/\1/p"; }
+field() { sed -n "s/.* $1 \+\([0-9][0-9.]*\) .*/\1/p"; }
 for mode in swaps quiet; do
   : >"$tmp/$mode.txt"
   for i in $(seq "$R"); do
