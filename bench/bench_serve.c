@@ -230,8 +230,8 @@ static int bs_inproc(double secs, int rounds, uint32_t k, uint32_t items, int64_
     for (int r = 0; r < NREQ; r++) {
         for (uint32_t h = 0; h < BS_HIST; h++) {
             int n = snprintf(name, sizeof name, "i%u", 1 + (uint32_t)(bs_next(&s) % items));
-            rq[r].hist[h] = (struct rn_hist){rn_hash64(name, (size_t)n),
-                                             now - (int64_t)(BS_HIST - h) * 60000};
+            rq[r].hist[h] =
+                (struct rn_hist){rn_hash64(name, (size_t)n), now - (int64_t)(BS_HIST - h) * 60000};
         }
         rq[r].cand = rn_xmalloc(k * sizeof *rq[r].cand);
         for (uint32_t i = 0; i < k; i++) {
@@ -294,8 +294,8 @@ static int bs_inproc(double secs, int rounds, uint32_t k, uint32_t items, int64_
     struct rn_model_feed_stats st;
     rn_model_feed_stats(feed, &st);
     printf("in-process scoring: %u candidates of %u items, D=%u, slate %u (epsilon 0.05), "
-           "%d rounds of %.1f s quiet + %.1f s with a version every %" PRId64
-           " ms (poll %" PRId64 " ms)\n",
+           "%d rounds of %.1f s quiet + %.1f s with a version every %" PRId64 " ms (poll %" PRId64
+           " ms)\n",
            k, items, d, BS_SLATE, rounds, secs, secs, every_ms, poll_ms);
     bs_lat_print("without swaps", &quiet, wall[0], cpu[0]);
     bs_lat_print("with swaps", &swap, wall[1], cpu[1]);
@@ -381,8 +381,7 @@ static int bs_publisher(const char *store, int64_t every_ms, double secs)
     nanosleep(&ts, NULL);
     atomic_store(&pub.stop, 1);
     pthread_join(th, NULL);
-    printf("published %ld versions, every %" PRId64 " ms\n", atomic_load(&pub.published),
-           every_ms);
+    printf("published %ld versions, every %" PRId64 " ms\n", atomic_load(&pub.published), every_ms);
     return 0;
 }
 
@@ -446,8 +445,8 @@ static int bs_http(const char *url, double secs, uint32_t k, uint32_t items, uin
         }
         int64_t ns = bs_ns(CLOCK_MONOTONIC) - t0;
         if (status != 200) {
-            if (bad++ < 3) fprintf(stderr, "bench_serve: HTTP %d: %.*s\n", status, (int)resp.len,
-                                   resp.data);
+            if (bad++ < 3)
+                fprintf(stderr, "bench_serve: HTTP %d: %.*s\n", status, (int)resp.len, resp.data);
             continue;
         }
         rn_buf_putc(&resp, 0);
@@ -542,9 +541,11 @@ int main(int argc, char **argv)
         bs_usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "inproc")) return bs_inproc(secs > 0 ? secs : 2, rounds, k, items, every, poll);
+    if (!strcmp(argv[1], "inproc"))
+        return bs_inproc(secs > 0 ? secs : 2, rounds, k, items, every, poll);
     if (!strcmp(argv[1], "setup") && dir) return bs_setup(dir, items, users);
-    if (!strcmp(argv[1], "publish") && store) return bs_publisher(store, every, secs > 0 ? secs : 30);
+    if (!strcmp(argv[1], "publish") && store)
+        return bs_publisher(store, every, secs > 0 ? secs : 30);
     if (!strcmp(argv[1], "http") && (url || body_file))
         return bs_http(url, secs > 0 ? secs : 10, k, items, users, body_file);
     bs_usage(stderr);
