@@ -127,6 +127,7 @@ struct rn_inf_user {
 
 struct rn_inf_shared {
     const struct rn_inf_cfg *cfg;
+    uint64_t gen; /* unique per table in the process (serving threads' caches key on it) */
     struct rn_embed *emb;
     struct rn_model_feed *feed;
     struct {
@@ -321,6 +322,8 @@ static int rn_inf_open(struct rn_op *op)
     if (!c->sh) {
         struct rn_inf_shared *s = rn_xcalloc(1, sizeof *s);
         s->cfg = c;
+        static atomic_uint_fast64_t gens;
+        s->gen = atomic_fetch_add(&gens, 1) + 1;
         for (int k = 0; k < RN_INF_STRIPES; k++)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
         s->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
@@ -603,20 +606,24 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     uint64_t uid = rn_hash64(uname, strlen(uname));
     const char *rname = rv ? YAJL_GET_STRING(rv) : NULL;
     uint64_t rid = rname ? rn_hash64(rname, strlen(rname)) : (uint64_t)ts ^ uid;
-    /* Each serving thread keeps its scratch and hazard slot for this table. */
+    /* Each serving thread keeps its scratch and hazard slot for this table
+     * (keyed by the table's generation, not its address, which a later table
+     * may reuse); a slot is kept while the thread serves the same feed. */
     static __thread struct {
-        const struct rn_inf_shared *owner;
+        uint64_t gen;
+        const struct rn_model_feed *feed;
         int slot;
         struct rn_inf_scratch x;
-    } t;
-    if (t.owner != s) {
+    } t = {0, NULL, -1, {0}};
+    if (t.gen != s->gen) {
         rn_inf_scratch_free(&t.x);
         memset(&t.x, 0, sizeof t.x);
-        t.slot = rn_model_feed_slot(s->feed);
-        t.owner = s;
+        if (t.feed != s->feed || t.slot < 0) t.slot = rn_model_feed_slot(s->feed);
+        t.feed = s->feed;
+        t.gen = s->gen;
     }
     if (t.slot < 0) {
-        t.owner = NULL;
+        t.gen = 0;
         rn_inf_json_error(res, 503, "too many serving threads for one model store");
         goto out;
     }

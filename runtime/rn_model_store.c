@@ -231,16 +231,32 @@ int rn_store_current(const char *dir, int64_t *id, char *errbuf, size_t errlen)
         *id = v;
         return 0;
     }
-    struct rn_model_version *vs;
-    size_t n;
-    int rc = rn_store_list(dir, &vs, &n, errbuf, errlen);
-    if (rc) return rc;
-    if (!n) {
+    /* The newest: the largest id among the manifests' names (no parsing: a
+     * follower polls this often). */
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) {
+            rn_errf(errbuf, errlen, "model store '%s' holds no version", dir);
+            return RN_ENOENT;
+        }
+        rn_errf(errbuf, errlen, "cannot open model store '%s': %s", dir, strerror(errno));
+        return RN_EIO;
+    }
+    int64_t best = -1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *nm = de->d_name;
+        if (nm[0] != 'v' || strlen(nm) != 18 || strcmp(nm + 13, ".json")) continue;
+        char *end;
+        long long v = strtoll(nm + 1, &end, 10);
+        if (end == nm + 13 && v > best) best = v;
+    }
+    closedir(d);
+    if (best < 0) {
         rn_errf(errbuf, errlen, "model store '%s' holds no version", dir);
         return RN_ENOENT;
     }
-    *id = vs[n - 1].id;
-    free(vs);
+    *id = best;
     return 0;
 }
 
