@@ -145,6 +145,13 @@ static void epsilon_case(uint32_t k, uint32_t l, double eps, uint64_t n, double 
     for (uint32_t j = 0; j < KMAX; j++)
         for (uint32_t i = 0; i < KMAX; i++)
             rec[j][i] = -1;
+    /* whole slates, numbered in base k, when there are few enough */
+    int whole = pow(k, l) <= 1000;
+    static uint64_t scount[1000];
+    static double srec[1000];
+    memset(scount, 0, sizeof scount);
+    for (int i = 0; i < 1000; i++)
+        srec[i] = -1;
     int ok = 1, consistent = 1;
     for (uint64_t t = 0; t < n; t++) {
         uint32_t slate[KMAX];
@@ -159,9 +166,47 @@ static void epsilon_case(uint32_t k, uint32_t l, double eps, uint64_t n, double 
             else
                 consistent &= rec[j][i] == prop[j];
         }
+        if (whole) {
+            uint32_t code = 0;
+            for (uint32_t j = 0; j < l; j++)
+                code = code * k + slate[j];
+            scount[code]++;
+            if (srec[code] < 0)
+                srec[code] = sp;
+            else
+                consistent &= fabs(srec[code] - sp) < 1e-15;
+        }
     }
     CHECK(ok);
     CHECK(consistent);
+    if (whole) {
+        /* the recorded slate propensity against each ordered slate's frequency */
+        uint64_t obs[1000];
+        double p[1000], total = 0;
+        int m = 0;
+        for (int c = 0; c < 1000; c++)
+            if (srec[c] > 0) {
+                obs[m] = scount[c];
+                total += p[m++] = srec[c];
+            }
+        CHECK(fabs(total - 1) < 1e-9); /* every possible slate was seen */
+        int df;
+        double stat = chi2(obs, p, m, n, &df);
+        if (df > 20) {
+            /* Wilson–Hilferty: the 0.999 quantile of χ²(df) */
+            double a = 2.0 / (9.0 * df), z = 3.0902;
+            double crit = df * pow(1 - a + z * sqrt(a), 3);
+            if (stat >= crit)
+                fprintf(stderr, "K=%u L=%u: slates chi2 %.2f >= %.3f (df %d)\n", k, l, stat, crit,
+                        df);
+            CHECK(stat < crit);
+        } else {
+            if (stat >= chi2_999[df])
+                fprintf(stderr, "K=%u L=%u: slates chi2 %.2f >= %.3f (df %d)\n", k, l, stat,
+                        chi2_999[df], df);
+            CHECK(df >= 1 && stat < chi2_999[df]);
+        }
+    }
     uint32_t pool = k - l;
     for (uint32_t j = 0; j < l; j++) {
         /* Only the slot's greedy item and the outside ones may land there. */
