@@ -18,6 +18,7 @@
 
 #include "rn_evaluate_int.h"
 #include "rn_http.h"
+#include "rn_models_int.h"
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_pretrain.h"
@@ -43,6 +44,7 @@ static int rn__usage(FILE *out)
                  "       runnel status ADDRESS|JOB.yaml\n"
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
+                 "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -233,6 +235,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
     if (strcmp(cmd, "evaluate") == 0) return rn_evaluate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "models") == 0) return rn_models_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);

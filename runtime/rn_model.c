@@ -361,6 +361,15 @@ int rn_slate_pick(const float *scores, uint32_t k, uint32_t l, const struct rn_e
             double total = 0;
             for (uint32_t i = 0; i < left; i++)
                 total += w[idx[i]];
+            if (!(total > 0)) {
+                /* every weight left underflowed (scores far below the
+                 * maximum): rescale by the largest left, as above */
+                double m = -INFINITY;
+                for (uint32_t i = 0; i < left; i++)
+                    if (scores[idx[i]] > m) m = scores[idx[i]];
+                for (uint32_t i = 0; i < left; i++)
+                    total += w[idx[i]] = exp(((double)scores[idx[i]] - m) / t);
+            }
             double r = u(uctx) * total, acc = 0;
             uint32_t pick = left - 1;
             for (uint32_t i = 0; i < left; i++) {
@@ -401,8 +410,25 @@ int rn_slate_pick(const float *scores, uint32_t k, uint32_t l, const struct rn_e
         }
         idx[m] = v;
     }
+    /* Slot j explores only while the pool lasts. With pool >= l it always
+     * does, so it explores with probability ε; with fewer outside candidates
+     * than slots, with probability q_j = ε · P(Binomial(j, ε) < pool), the
+     * chance that fewer than `pool` of the slots above explored. Any one
+     * outside item is equally likely to be the one drawn, so its marginal in
+     * slot j is q_j / pool; the greedy item's is 1 − q_j. */
     uint32_t pool = k - l, explored = 0;
     for (uint32_t j = 0; j < l; j++) {
+        double q = x->mode == RN_EXPLORE_EPSILON && pool ? x->epsilon : 0;
+        if (q >= 1 && j >= pool) {
+            q = 0; /* ε = 1: the first `pool` slots explore, the rest cannot */
+        } else if (q > 0 && j >= pool) {
+            double cdf = 0, pmf = pow(1 - q, j); /* P(Bin(j, ε) = 0) */
+            for (uint32_t e = 0; e < pool; e++) {
+                cdf += pmf;
+                pmf *= (double)(j - e) / (e + 1) * q / (1 - q);
+            }
+            q *= cdf;
+        }
         if (x->mode == RN_EXPLORE_EPSILON && pool > explored && x->epsilon > 0 &&
             u(uctx) < x->epsilon) {
             uint32_t left = pool - explored;
@@ -412,13 +438,14 @@ int rn_slate_pick(const float *scores, uint32_t k, uint32_t l, const struct rn_e
             idx[l + explored] = idx[pick];
             idx[pick] = tmp;
             slate[j] = idx[l + explored];
-            prop[j] = x->epsilon / pool;
+            prop[j] = q / pool;
             *slate_prop *= x->epsilon / left;
             explored++;
         } else {
             slate[j] = idx[j];
-            prop[j] = x->mode == RN_EXPLORE_EPSILON && pool ? 1.0 - x->epsilon : 1.0;
-            *slate_prop *= prop[j];
+            prop[j] = 1.0 - q;
+            /* a slot that found the pool spent drew nothing: it was certain */
+            if (x->mode == RN_EXPLORE_EPSILON && pool > explored) *slate_prop *= 1.0 - x->epsilon;
         }
     }
     return (int)l;

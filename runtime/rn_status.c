@@ -6,6 +6,11 @@
  *   GET /api/v1/job   the same figures as JSON
  *   GET /metrics      Prometheus text format (version 0.0.4)
  *   GET /healthz      "ok" while the job runs normally, 503 once it failed
+ *   GET /api/v1/models, POST /api/v1/models/{pin,unpin,rollback}
+ *                     the model stores the job's operators name (a string
+ *                     key `model_store` in their key table): versions, and
+ *                     which one they serve. Only those stores: a request
+ *                     never names an arbitrary directory.
  *
  * Runs on the HTTP server's thread. Every figure it reads is an atomic
  * counter that worker threads bump with relaxed stores; the structures that
@@ -14,9 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <yajl/yajl_tree.h>
 
 #include "rn_http.h"
 #include "rn_exec_int.h"
+#include "rn_model.h"
+#include "rn_models_int.h"
 #include "rn_serve_int.h"
 
 struct rn__node_figs {
@@ -530,9 +538,176 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
                    "/metrics</a> &middot; <a href=\"/healthz\">/healthz</a></p></body></html>\n");
 }
 
+/* ---- model stores ----------------------------------------------------------------- */
+
+/* The model store node i names, or NULL: the value of a string key called
+ * `model_store` in its type's key table (the learner, inference). */
+static const char *rn__node_store(struct rn_job *job, int i)
+{
+    const struct rn_node *n = &job->nodes[i];
+    for (const struct rn_config_key *k = n->type->config; k && k->name; k++)
+        if (k->type == RN_CT_STRING && strcmp(k->name, "model_store") == 0 && n->ctx)
+            return *(const char *const *)((const char *)n->ctx + k->offset);
+    return NULL;
+}
+
+static void rn__models_error(struct rn_http_response *res, int status, const char *msg)
+{
+    res->status = status;
+    rn_buf_reset(&res->body);
+    rn_buf_puts(&res->body, "{\"error\":");
+    rn_json_str(&res->body, msg, strlen(msg));
+    rn_buf_puts(&res->body, "}\n");
+}
+
+/* GET /api/v1/models: {"stores":[{store object, "operators":[ids]}, ...]}. */
+static void rn__models_list(struct rn_job *job, struct rn_http_response *res)
+{
+    struct rn_buf *b = &res->body;
+    rn_buf_puts(b, "{\"stores\":[");
+    int first = 1;
+    for (int i = 0; i < job->n_nodes; i++) {
+        const char *dir = rn__node_store(job, i);
+        int seen = 0;
+        for (int e = 0; dir && e < i && !seen; e++) {
+            const char *o = rn__node_store(job, e);
+            seen = o && strcmp(o, dir) == 0;
+        }
+        if (!dir || seen) continue;
+        if (!first) rn_buf_putc(b, ',');
+        first = 0;
+        char err[1024];
+        size_t at = b->len;
+        if (rn__models_json(dir, b, err, sizeof err)) {
+            b->len = at;
+            rn_buf_puts(b, "{\"store\":");
+            rn_json_str(b, dir, strlen(dir));
+            rn_buf_puts(b, ",\"error\":");
+            rn_json_str(b, err, strlen(err));
+            rn_buf_putc(b, '}');
+        }
+        b->len--; /* reopen the object for the operators */
+        rn_buf_puts(b, ",\"operators\":[");
+        for (int e = i, k = 0; e < job->n_nodes; e++) {
+            const char *o = rn__node_store(job, e);
+            if (!o || strcmp(o, dir)) continue;
+            if (k++) rn_buf_putc(b, ',');
+            rn_json_str(b, job->nodes[e].id, strlen(job->nodes[e].id));
+        }
+        rn_buf_puts(b, "]}");
+    }
+    rn_buf_puts(b, "]}\n");
+}
+
+/* POST /api/v1/models/{pin,unpin,rollback} with {"store": DIR, "version": N}
+ * ("store" may be left out when the job uses one store). */
+static void rn__models_post(struct rn_job *job, const char *action,
+                            const struct rn_http_request *req, struct rn_http_response *res)
+{
+    char perr[256], err[1024];
+    char *text = rn_xstrndup(req->body ? req->body : "", req->body_len);
+    yajl_val root = text[0] ? yajl_tree_parse(text, perr, sizeof perr) : NULL;
+    int empty = !text[0];
+    free(text);
+    if (!empty && (!root || !YAJL_IS_OBJECT(root))) {
+        rn__models_error(res, 400, "the body is not a JSON object");
+        goto out;
+    }
+    const char *ps[] = {"store", NULL}, *pv[] = {"version", NULL};
+    yajl_val sv = root ? yajl_tree_get(root, ps, yajl_t_any) : NULL;
+    yajl_val vv = root ? yajl_tree_get(root, pv, yajl_t_any) : NULL;
+    if (sv && !YAJL_IS_STRING(sv)) {
+        rn__models_error(res, 400, "'store' must be a string");
+        goto out;
+    }
+    /* The store: one the job's operators name, never any other path. */
+    const char *dir = NULL, *want = sv ? YAJL_GET_STRING(sv) : NULL;
+    int n_stores = 0;
+    for (int i = 0; i < job->n_nodes; i++) {
+        const char *o = rn__node_store(job, i);
+        if (!o) continue;
+        int seen = 0;
+        for (int e = 0; e < i && !seen; e++) {
+            const char *p = rn__node_store(job, e);
+            seen = p && strcmp(p, o) == 0;
+        }
+        n_stores += !seen;
+        if (!dir && (!want || strcmp(o, want) == 0)) dir = o;
+    }
+    if (!want && n_stores != 1) {
+        rn__models_error(res, 400,
+                         n_stores ? "the job uses several model stores: name one with 'store'"
+                                  : "no operator of this job uses a model store");
+        goto out;
+    }
+    if (!dir) {
+        snprintf(err, sizeof err, "no operator of this job uses model store '%s'", want);
+        rn__models_error(res, 404, err);
+        goto out;
+    }
+    int64_t before = -1, from = -1, to = -1;
+    if (rn_store_current(dir, &before, err, sizeof err)) before = -1;
+    int rc;
+    if (strcmp(action, "pin") == 0) {
+        if (!vv || !YAJL_IS_INTEGER(vv) || YAJL_GET_INTEGER(vv) < 0) {
+            rn__models_error(res, 400, "'version' (a version id, an integer >= 0) is required");
+            goto out;
+        }
+        to = YAJL_GET_INTEGER(vv);
+        rc = rn_store_pin(dir, to, err, sizeof err);
+    } else if (strcmp(action, "unpin") == 0) {
+        rc = rn_store_pin(dir, -1, err, sizeof err);
+    } else {
+        rc = rn__models_rollback(dir, &from, &to, err, sizeof err);
+    }
+    if (rc) {
+        rn__models_error(res, rc == RN_ENOENT ? (strcmp(action, "rollback") ? 404 : 409) : 500,
+                         err);
+        goto out;
+    }
+    /* the store as GET shows it, plus the version served before */
+    if (rn__models_json(dir, &res->body, err, sizeof err)) {
+        rn__models_error(res, 500, err);
+        goto out;
+    }
+    res->body.len--;
+    rn_buf_puts(&res->body, ",\"previous\":");
+    if (before >= 0) rn_json_i64(&res->body, before);
+    else rn_buf_puts(&res->body, "null");
+    rn_buf_puts(&res->body, "}\n");
+out:
+    yajl_tree_free(root);
+}
+
+static void rn__models_handler(struct rn_job *job, const struct rn_http_request *req,
+                               struct rn_http_response *res)
+{
+    res->content_type = "application/json";
+    static const char pre[] = "/api/v1/models/";
+    const char *action = strncmp(req->path, pre, sizeof pre - 1) == 0 ? req->path + sizeof pre - 1
+                                                                       : NULL;
+    if (!action) {
+        if (strcmp(req->method, "GET") && strcmp(req->method, "HEAD"))
+            rn__models_error(res, 405, "use GET");
+        else
+            rn__models_list(job, res);
+    } else if (strcmp(action, "pin") && strcmp(action, "unpin") && strcmp(action, "rollback")) {
+        rn__models_error(res, 404, "no such endpoint (pin, unpin, rollback)");
+    } else if (strcmp(req->method, "POST")) {
+        rn__models_error(res, 405, "use POST");
+    } else {
+        rn__models_post(job, action, req, res);
+    }
+}
+
 void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_http_response *res)
 {
     struct rn_job *job = ud;
+    if (strcmp(req->path, "/api/v1/models") == 0 ||
+        strncmp(req->path, "/api/v1/models/", 15) == 0) {
+        rn__models_handler(job, req, res);
+        return;
+    }
     if (strcmp(req->method, "POST") == 0 &&
         (strcmp(req->path, "/api/v1/checkpoints") == 0 ||
          strcmp(req->path, "/api/v1/savepoints") == 0)) {

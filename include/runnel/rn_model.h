@@ -115,7 +115,9 @@ struct rn_explore_cfg {
  *            outside the top L. prop[j] is the marginal probability that the
  *            item shown in slot j is put there: 1 − ε for the slot's greedy
  *            item, ε / (K − L) for an explored one (the simulator's greedy
- *            policies explore the same way);
+ *            policies explore the same way). When K − L < L the pool can run
+ *            out: slot j then explores with q_j = ε · P(Binomial(j, ε) <
+ *            K − L), and its marginals are 1 − q_j and q_j / (K − L);
  *   softmax  Plackett–Luce: slot by slot, a candidate not yet shown with
  *            probability ∝ exp(score / T). prop[j] is the probability of the
  *            item in slot j given the items above it (prop[0] is also its
