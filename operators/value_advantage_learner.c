@@ -38,11 +38,13 @@
 
 enum { RN_VAL_SGD, RN_VAL_ADAGRAD, RN_VAL_ADAM };
 static const char *const rn_val_optimizers[] = {"sgd", "adagrad", "adam", NULL};
+/* In the order of enum rn_adv_baseline. */
+static const char *const rn_val_baselines[] = {"list_mean", "none", NULL};
 
 struct rn_val_cfg {
     const char *embeddings, *model_store;
     double gamma, learning_rate, l2, clip;
-    int optimizer;
+    int optimizer, advantage_baseline;
     int64_t batch_size, target_every, history, half_life, item_buckets, positions;
     int deterministic;
     int64_t publish_event_time, publish_every, publish_interval;
@@ -63,6 +65,12 @@ static const struct rn_config_key rn_val_keys[] = {
      "Step size of the optimiser.", NULL, 0, 0, 0},
     {"optimizer", RN_CT_ENUM, "adam", NULL, offsetof(struct rn_val_cfg, optimizer),
      "Optimiser: sgd, adagrad or adam.", rn_val_optimizers, 0, 0, 0},
+    {"advantage_baseline", RN_CT_ENUM, "list_mean", NULL,
+     offsetof(struct rn_val_cfg, advantage_baseline),
+     "What Q subtracts from the advantage: `list_mean` (the dueling network's mean over the "
+     "shown list; A learns only differences within a list, so lists of one item, as in the Open "
+     "Bandit Dataset, teach it nothing) or `none` (Q = V + A: A learns from one-item lists too).",
+     rn_val_baselines, 0, 0, 0},
     {"l2", RN_CT_DOUBLE, "0.000001", NULL, offsetof(struct rn_val_cfg, l2),
      "L2 penalty on v, W and w (not on the item and position biases).", NULL, 0, 0, 0},
     {"clip", RN_CT_DOUBLE, "10", NULL, offsetof(struct rn_val_cfg, clip),
@@ -421,7 +429,7 @@ static int rn_val_open(struct rn_op *op)
     struct rn_model_shape sh = {v->dim, v->phi, (uint32_t)c->item_buckets, (uint32_t)c->positions};
     struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2, c->clip,
                               c->gamma,     (uint32_t)c->target_every, 0.9,   0.999,
-                              1e-8};
+                              1e-8,         c->advantage_baseline};
     v->l = rn_learner_create(rn_model_create(&sh), &lc, err, sizeof err);
     if (!v->l) {
         rn_op_errorf(op, "%s", err);

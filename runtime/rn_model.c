@@ -585,7 +585,7 @@ double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint
             l->a[i] += c[rn__pos(m, x->pos[i])];
             abar += l->a[i];
         }
-        abar /= n;
+        abar = l->cfg.advantage_baseline == RN_ADV_BASELINE_NONE ? 0 : abar / n;
         double cont = x->done ? 0 : l->cfg.gamma * (double)n * vnext, dsum = 0;
         for (uint32_t i = 0; i < n; i++) {
             double share = clicked ? (x->clicked[i] ? 1.0 / clicked : 0) : 1.0 / n;
@@ -598,9 +598,9 @@ double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint
             dsum += e * inv_total;
         }
         if (!grad) continue;
-        /* ∂/∂v = Σδ φ;  ∂/∂A_j = δ_j − mean δ */
+        /* ∂/∂v = Σδ φ;  ∂/∂A_j = δ_j − mean δ (δ_j without the list-mean baseline) */
         cblas_saxpy((int)f, (float)dsum, x->phi, 1, grad + m->at.v, 1);
-        float mean = (float)(dsum / n);
+        float mean = l->cfg.advantage_baseline == RN_ADV_BASELINE_NONE ? 0.0f : (float)(dsum / n);
         for (uint32_t i = 0; i < n; i++) {
             l->g[i] -= mean;
             grad[m->at.b + rn__bucket(m, x->items[i])] += l->g[i];

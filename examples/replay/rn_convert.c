@@ -4,6 +4,7 @@
  *
  *   rn_convert obd FILE.csv [--out PATH] [--item-context PATH]
  *   rn_convert movietweetings ratings.dat [--out PATH] [--click-threshold 7]
+ *   rn_convert obd-items item_context.csv [--out PATH] [--buckets 64]
  *
  * Open Bandit Dataset (Saito et al., arXiv:2008.07146).  One CSV row is one item shown at
  * one position (1-3) with its logging propensity and a click flag.  The header names the
@@ -28,6 +29,10 @@
  * impression carries the row's position in an extra field `positions` (the pipeline
  * ignores fields it does not know), because OBD logs one item per row and so the position
  * cannot be the index in `items`.  Rows are taken in (timestamp, row index) order.
+ *
+ * OBD items.  `obd-items` turns OBD's item_context.csv into an item-embedding table
+ * (`i<item_id> v1 ... vD` lines, the format of the learner's `embeddings`): numeric
+ * features standardised, categorical ones one-hot (see rn_cv_obd_items).
  *
  * MovieTweetings (Dooms et al., CrowdRec 2013).  Lines `user_id::movie_id::rating::ts`
  * (Unix seconds, ratings 0-10).  The ratings a user made in the same second form one
@@ -1183,6 +1188,210 @@ out:
 }
 
 /* ---------------------------------------------------------------------------------------
+ * OBD item features -> an item-embedding table (`rn_convert obd-items`).
+ *
+ * item_context.csv has a row per item: `item_id` and `item_feature_0..k`.  A feature
+ * column whose every value is a finite number is numeric and becomes one coordinate, its
+ * z-score over the file's items (population standard deviation; all 0 when it is
+ * constant).  Any other column is categorical (OBD's are hashed strings) and becomes a
+ * one-hot block: one coordinate per distinct value, in the order in which the values
+ * first occur when the items are taken by ascending item_id -- so the same categories
+ * give the same table whatever strings they were hashed to (OBD's random/ and bts/ files
+ * hash them differently).  A column with more than --buckets distinct values is hashed
+ * instead: FNV-1a of the value modulo --buckets picks the coordinate (a hashed one-hot).
+ * Columns are taken in header order.  Each item is written as `i<item_id> v1 ... vD`,
+ * the id the `obd` conversion gives it, in ascending item_id order, after one comment
+ * line (`#`) that names the coordinates' sources.
+ */
+
+#define RN_CV_ITEMS_MAX_COLS 256
+
+struct rn_cv_items_col {
+    int col;         /* index in the header */
+    int numeric;     /* 1: z-score; 0: one-hot (or hashed one-hot) */
+    double mean, sd; /* numeric */
+    char **cats;     /* categorical: distinct values, in first-seen order */
+    size_t n_cats;
+    int hashed;   /* categorical: more than buckets values */
+    size_t width; /* coordinates */
+};
+
+struct rn_cv_items_row {
+    int64_t id;
+    struct rn_cv_field f[RN_CV_ITEMS_MAX_COLS];
+};
+
+static int rn_cv_items_row_cmp(const void *pa, const void *pb)
+{
+    const struct rn_cv_items_row *a = pa, *b = pb;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int rn_cv_obd_items(const char *path, const char *out_path, size_t buckets)
+{
+    int rc = 1;
+    size_t len;
+    char *buf = rn_cv_read_file(path, &len);
+    if (!buf) return 1;
+    struct rn_cv_items_row *rows = NULL;
+    size_t n_rows = 0, cap_rows = 0;
+    struct rn_cv_items_col cols[RN_CV_ITEMS_MAX_COLS];
+    int n_cols = 0;
+    struct rn_cv_field h[RN_CV_ITEMS_MAX_COLS];
+    memset(cols, 0, sizeof cols);
+
+    char *data = rn_cv_skip_bom(buf, &len);
+    struct rn_cv_lines it = {data, data + len, 0};
+    size_t n;
+    char *line = rn_cv_next_line(&it, &n);
+    int nh = line ? rn_cv_csv_split(line, n, h, RN_CV_ITEMS_MAX_COLS) : -1;
+    int id_col = nh > 0 && nh <= RN_CV_ITEMS_MAX_COLS ? rn_cv_col(h, nh, "item_id") : -1;
+    if (id_col < 0) {
+        fprintf(stderr, "%s:1: no 'item_id' column in the header (at most %d columns)\n", path,
+                RN_CV_ITEMS_MAX_COLS);
+        goto out;
+    }
+    for (int c = 0; c < nh; c++)
+        if (h[c].n > 13 && memcmp(h[c].s, "item_feature_", 13) == 0) cols[n_cols++].col = c;
+    if (n_cols == 0) {
+        fprintf(stderr, "%s:1: no 'item_feature_*' columns in the header\n", path);
+        goto out;
+    }
+    /* Every row is needed (the features are standardised over all items); any problem in
+     * this small metadata file is fatal rather than a silently different table. */
+    while ((line = rn_cv_next_line(&it, &n))) {
+        rn_cv_grow((void **)&rows, &cap_rows, n_rows + 1, sizeof *rows);
+        struct rn_cv_items_row *r = &rows[n_rows];
+        int nf = rn_cv_csv_split(line, n, r->f, RN_CV_ITEMS_MAX_COLS);
+        if (nf != nh || rn_cv_parse_i64(r->f[id_col].s, r->f[id_col].n, 0, &r->id) ||
+            r->id > UINT32_MAX) {
+            fprintf(stderr, "%s:%llu: malformed row (expected %d fields with an integer item_id)\n",
+                    path, (unsigned long long)it.lineno, nh);
+            goto out;
+        }
+        for (int k = 0; k < n_cols; k++)
+            r->f[cols[k].col].s[r->f[cols[k].col].n] = 0; /* safe: a separator or the line's end */
+        n_rows++;
+    }
+    if (n_rows == 0) {
+        fprintf(stderr, "%s: no items\n", path);
+        goto out;
+    }
+    qsort(rows, n_rows, sizeof *rows, rn_cv_items_row_cmp);
+    for (size_t i = 1; i < n_rows; i++)
+        if (rows[i].id == rows[i - 1].id) {
+            fprintf(stderr, "%s: item_id %lld appears twice\n", path, (long long)rows[i].id);
+            goto out;
+        }
+
+    size_t dim = 0;
+    for (int k = 0; k < n_cols; k++) {
+        struct rn_cv_items_col *c = &cols[k];
+        c->numeric = 1;
+        double sum = 0, sq = 0, v;
+        for (size_t i = 0; i < n_rows && c->numeric; i++) {
+            const struct rn_cv_field *f = &rows[i].f[c->col];
+            if (rn_cv_parse_double(f->s, f->n, &v))
+                c->numeric = 0;
+            else
+                sum += v;
+        }
+        if (c->numeric) {
+            c->mean = sum / (double)n_rows;
+            for (size_t i = 0; i < n_rows; i++) {
+                rn_cv_parse_double(rows[i].f[c->col].s, rows[i].f[c->col].n, &v);
+                sq += (v - c->mean) * (v - c->mean);
+            }
+            c->sd = sqrt(sq / (double)n_rows);
+            c->width = 1;
+        } else {
+            for (size_t i = 0; i < n_rows; i++) {
+                const char *s = rows[i].f[c->col].s;
+                size_t j = 0;
+                while (j < c->n_cats && strcmp(c->cats[j], s) != 0)
+                    j++;
+                if (j == c->n_cats) {
+                    c->cats = rn_cv_xrealloc(c->cats, (c->n_cats + 1) * sizeof *c->cats);
+                    c->cats[c->n_cats++] = (char *)s;
+                }
+            }
+            c->hashed = c->n_cats > buckets;
+            c->width = c->hashed ? buckets : c->n_cats;
+        }
+        dim += c->width;
+    }
+
+    struct rn_cv_out o;
+    char *tmp;
+    if (rn_cv_out_open(&o, out_path, &tmp)) goto out;
+    char num[32];
+    RN_CV_LIT(&o, "# rn_convert obd-items: ");
+    rn_cv_put_i64(&o, (int64_t)n_rows);
+    RN_CV_LIT(&o, " items, dim ");
+    rn_cv_put_i64(&o, (int64_t)dim);
+    RN_CV_LIT(&o, ":");
+    for (int k = 0; k < n_cols; k++) {
+        const struct rn_cv_items_col *c = &cols[k];
+        RN_CV_LIT(&o, " ");
+        rn_cv_put(&o, h[c->col].s, h[c->col].n);
+        if (c->numeric) {
+            RN_CV_LIT(&o, " z-score (mean ");
+            rn_cv_put(&o, num, (size_t)rn_cv_fmt_double(num, c->mean));
+            RN_CV_LIT(&o, ", sd ");
+            rn_cv_put(&o, num, (size_t)rn_cv_fmt_double(num, c->sd));
+            RN_CV_LIT(&o, ")");
+        } else {
+            if (c->hashed)
+                RN_CV_LIT(&o, " hashed one-hot ");
+            else
+                RN_CV_LIT(&o, " one-hot ");
+            rn_cv_put_i64(&o, (int64_t)c->width);
+        }
+        if (k + 1 < n_cols) RN_CV_LIT(&o, ";");
+    }
+    RN_CV_LIT(&o, "\n");
+    for (size_t i = 0; i < n_rows; i++) {
+        RN_CV_LIT(&o, "i");
+        rn_cv_put_i64(&o, rows[i].id);
+        for (int k = 0; k < n_cols; k++) {
+            const struct rn_cv_items_col *c = &cols[k];
+            const struct rn_cv_field *f = &rows[i].f[c->col];
+            if (c->numeric) {
+                double v;
+                rn_cv_parse_double(f->s, f->n, &v);
+                RN_CV_LIT(&o, " ");
+                rn_cv_put(&o, num,
+                          (size_t)rn_cv_fmt_double(num, c->sd > 0 ? (v - c->mean) / c->sd : 0));
+                continue;
+            }
+            size_t hot;
+            if (c->hashed) {
+                hot = (size_t)(rn_cv_fnv1a(RN_CV_FNV_INIT, f->s, f->n) % buckets);
+            } else {
+                hot = 0;
+                while (strcmp(c->cats[hot], f->s) != 0)
+                    hot++;
+            }
+            for (size_t j = 0; j < c->width; j++)
+                if (j == hot)
+                    RN_CV_LIT(&o, " 1");
+                else
+                    RN_CV_LIT(&o, " 0");
+        }
+        RN_CV_LIT(&o, "\n");
+    }
+    if (rn_cv_out_close(&o, out_path, tmp)) goto out;
+    fprintf(stderr, "obd-items: items=%zu features=%d dim=%zu\n", n_rows, n_cols, dim);
+    rc = 0;
+out:
+    for (int k = 0; k < n_cols; k++)
+        free(cols[k].cats);
+    free(rows);
+    free(buf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------
  * Command line.
  */
 
@@ -1190,7 +1399,9 @@ static void rn_cv_usage(FILE *f)
 {
     fputs("usage: rn_convert obd FILE.csv [--out PATH] [--item-context item_context.csv]\n"
           "       rn_convert movietweetings ratings.dat [--out PATH] [--click-threshold 7]\n"
-          "Writes runnel events (JSON lines, in event-time order) to PATH, or to stdout.\n"
+          "       rn_convert obd-items item_context.csv [--out PATH] [--buckets 64]\n"
+          "Writes runnel events (JSON lines, in event-time order) to PATH, or to stdout;\n"
+          "obd-items writes an item-embedding table (`i<item_id> v1 ... vD` lines).\n"
           "FILE '-' reads stdin.  Exit 0 if at least one row was converted, 1 if none,\n"
           "2 on a usage error.\n",
           f);
@@ -1217,7 +1428,8 @@ static int rn_cv_opt(int argc, char **argv, int *i, const char *name, const char
 
 int main(int argc, char **argv)
 {
-    const char *format = NULL, *file = NULL, *out = NULL, *item_ctx = NULL, *thr = NULL;
+    const char *format = NULL, *file = NULL, *out = NULL, *item_ctx = NULL, *thr = NULL,
+               *buckets = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -1225,7 +1437,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (rn_cv_opt(argc, argv, &i, "--out", &out) ||
                    rn_cv_opt(argc, argv, &i, "--item-context", &item_ctx) ||
-                   rn_cv_opt(argc, argv, &i, "--click-threshold", &thr)) {
+                   rn_cv_opt(argc, argv, &i, "--click-threshold", &thr) ||
+                   rn_cv_opt(argc, argv, &i, "--buckets", &buckets)) {
             continue;
         } else if (a[0] == '-' && a[1] != 0) {
             fprintf(stderr, "rn_convert: unknown option '%s'\n", a);
@@ -1244,6 +1457,23 @@ int main(int argc, char **argv)
     if (!format || !file) {
         rn_cv_usage(stderr);
         return 2;
+    }
+    if (buckets && strcmp(format, "obd-items") != 0) {
+        fprintf(stderr, "rn_convert: --buckets is for obd-items\n");
+        return 2;
+    }
+    if (strcmp(format, "obd-items") == 0) {
+        int64_t b = 64;
+        if (thr || item_ctx) {
+            fprintf(stderr, "rn_convert: obd-items takes only --out and --buckets\n");
+            return 2;
+        }
+        if (buckets && (rn_cv_parse_i64(buckets, strlen(buckets), 0, &b) || b < 1 || b > 65536)) {
+            fprintf(stderr, "rn_convert: --buckets must be an integer in [1, 65536], got '%s'\n",
+                    buckets);
+            return 2;
+        }
+        return rn_cv_obd_items(file, out, (size_t)b);
     }
     if (strcmp(format, "obd") == 0) {
         if (thr) {
@@ -1264,7 +1494,7 @@ int main(int argc, char **argv)
         }
         return rn_cv_movietweetings(file, out, threshold);
     }
-    fprintf(stderr, "rn_convert: unknown format '%s' (obd or movietweetings)\n", format);
+    fprintf(stderr, "rn_convert: unknown format '%s' (obd, obd-items or movietweetings)\n", format);
     rn_cv_usage(stderr);
     return 2;
 }

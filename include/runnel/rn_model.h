@@ -13,6 +13,9 @@
  *   A(s,i,p)   = e_iᵀ W φ(s) + wᵀe_i + b[i mod H] + c[p]   (bilinear, linear,
  *              hashed item bias, position p's term)
  *   Q(s,i,p)   = V(s) + A(s,i,p) − mean over the shown list of A
+ *              (or V(s) + A(s,i,p) with RN_ADV_BASELINE_NONE: a list of one item,
+ *              as in the Open Bandit Dataset, has A − mean A ≡ 0, so its
+ *              advantage would never learn)
  *
  * Parameters live in one contiguous float array (v | W | w | b | c) so that a
  * copy, a snapshot or a file is one memcpy.
@@ -141,7 +144,14 @@ struct rn_learn_cfg {
     double gamma;          /* discount */
     uint32_t target_every; /* refresh the target copy every this many updates */
     double adam_beta1, adam_beta2, eps;
+    int advantage_baseline; /* enum rn_adv_baseline; appended, 0 keeps the old meaning */
 };
+
+/* What Q subtracts from A(s, i, p). RN_ADV_BASELINE_LIST_MEAN (the dueling
+ * network's identifiability term) makes A learn only differences between the
+ * items of one list; RN_ADV_BASELINE_NONE lets A learn from one-item lists
+ * too, leaving V and A's biases to share the level of Q. */
+enum rn_adv_baseline { RN_ADV_BASELINE_LIST_MEAN = 0, RN_ADV_BASELINE_NONE = 1 };
 
 /* One transition (s, a, r, s', done) as the learner sees it. Pointers are
  * borrowed for the call. */

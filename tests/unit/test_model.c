@@ -65,7 +65,8 @@ static struct rn_learner *make_learner(double gamma, int opt, uint32_t target_ev
     struct rn_model *m = rn_model_create(&sh);
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = 0.3f * frand();
-    struct rn_learn_cfg cfg = {opt, 0.05, 0, 0, gamma, target_every, 0.9, 0.999, 1e-8};
+    struct rn_learn_cfg cfg = {opt,          0.05, 0,     0,    gamma,
+                               target_every, 0.9,  0.999, 1e-8, RN_ADV_BASELINE_LIST_MEAN};
     char err[256];
     struct rn_learner *l = rn_learner_create(m, &cfg, err, sizeof err);
     CHECK(l != NULL);
@@ -120,7 +121,8 @@ static void test_target_by_hand(void)
     m->params[m->at.w] = 1;
     m->params[m->at.b + 5] = 0.5f; /* item 5 */
     m->params[m->at.c + 1] = -0.25f;
-    struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0.5, 1000, 0, 0, 0};
+    struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0.5,
+                               1000,       0,   0, 0, RN_ADV_BASELINE_LIST_MEAN};
     char err[128];
     struct rn_learner *l = rn_learner_create(m, &cfg, err, sizeof err);
     float phi[3] = {1, 1, 0}, phin[3] = {2, 0, 0}; /* V(s) = 3, V̂(s') = 2 */
@@ -167,6 +169,37 @@ static void test_target_by_hand(void)
     CHECK(fabs(adv[0] - 1.5) < 1e-6 && fabs(adv[1] - 2.0) < 1e-6 && fabs(adv[2]) < 1e-6);
     CHECK(fabs(rn_model_value(rn_learner_model(l), phi) - 3) < 1e-6);
     rn_learner_destroy(l);
+}
+
+/* A list of one item (the Open Bandit Dataset's): with the list-mean baseline
+ * A − mean A ≡ 0, so no gradient reaches the advantage and every item keeps the
+ * same score; without it, Q = V + A and the clicked item's advantage rises. */
+static void test_one_item_lists(void)
+{
+    for (int base = RN_ADV_BASELINE_LIST_MEAN; base <= RN_ADV_BASELINE_NONE; base++) {
+        struct rn_model_shape sh = {2, 3, 8, 2};
+        struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0, 1000, 0, 0, 0, base};
+        char err[128];
+        struct rn_learner *l = rn_learner_create(rn_model_create(&sh), &cfg, err, sizeof err);
+        CHECK(l != NULL);
+        float phi[3] = {0, 0, 1};
+        float E1[2] = {1, 0}, E2[2] = {0, 1}, E[4] = {1, 0, 0, 1};
+        uint64_t id1 = 1, id2 = 2, ids[2] = {1, 2};
+        uint32_t pos = 0;
+        float r1 = 1, r0 = 0;
+        uint8_t c1 = 1, c0 = 0;
+        struct rn_transition t[2] = {{phi, phi, E1, &id1, &pos, &r1, &c1, 1, 1},
+                                     {phi, phi, E2, &id2, &pos, &r0, &c0, 1, 1}};
+        for (int k = 0; k < 50; k++)
+            CHECK(rn_learner_update(l, t, 2) == 0);
+        float adv[2];
+        rn_model_advantages(rn_learner_model(l), phi, E, ids, 2, adv);
+        if (base == RN_ADV_BASELINE_LIST_MEAN)
+            CHECK(adv[0] == 0 && adv[1] == 0);
+        else
+            CHECK(adv[0] > adv[1] + 0.1);
+        rn_learner_destroy(l);
+    }
 }
 
 static void test_learning_and_bytes(void)
@@ -327,6 +360,7 @@ int main(void)
     rn_rand_seed(&rng, 1, 0);
     test_gradient();
     test_target_by_hand();
+    test_one_item_lists();
     test_learning_and_bytes();
     test_files_and_store();
     test_phi();
