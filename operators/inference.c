@@ -137,6 +137,7 @@ struct rn_inf_shared {
     /* request latencies (HTTP path), log2 buckets of microseconds/16 */
     atomic_uint_fast64_t lat[RN_INF_LAT_BUCKETS];
     atomic_uint_fast64_t http_ok, http_bad;
+    atomic_int misfit_reported; /* a model that does not fit was reported once */
 };
 
 static struct rn_inf_user *rn_inf_user_get(struct rn_inf_shared *s, uint64_t user, int create)
@@ -278,7 +279,11 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
         rn_model_advantages(m, x->phi, x->E, ids, k, x->scores);
     } else {
         /* no (fitting) model: a uniformly random slate */
-        memset(x->scores, 0, k * sizeof *x->scores);
+        if (m && !atomic_exchange(&s->misfit_reported, 1))
+            fprintf(stderr,
+                    "runnel: inference: model version %" PRId64 " of '%s' does not fit the "
+                    "embedding table (dimension %u, state features %u): serving random slates\n",
+                    version, c->model_store, m->shape.dim, m->shape.phi);
         ex.mode = RN_EXPLORE_SOFTMAX;
         ex.temperature = 1.0;
         version = 0;
@@ -529,6 +534,12 @@ static double rn_inf_percentile(struct rn_inf_shared *s, double p)
     return 0;
 }
 
+static int rn_inf_u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_request *req,
                              struct rn_http_response *res)
 {
@@ -537,7 +548,7 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     char *body = rn_xstrndup(req->body ? req->body : "", req->body_len);
     yajl_val root = yajl_tree_parse(body, perr, sizeof perr);
     free(body);
-    uint64_t *ids = NULL;
+    uint64_t *ids = NULL, *sorted = NULL;
     const char **names = NULL;
     size_t *lens = NULL;
     if (!root || !YAJL_IS_OBJECT(root)) {
@@ -602,6 +613,20 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
             goto out;
         }
     }
+    /* A slate shows distinct items: a candidate listed twice is the client's
+     * mistake. Sorted ids find it in O(k log k). */
+    sorted = rn_xmalloc(k * sizeof *sorted);
+    memcpy(sorted, ids, k * sizeof *sorted);
+    qsort(sorted, k, sizeof *sorted, rn_inf_u64_cmp);
+    for (size_t i = 1; i < k; i++)
+        if (sorted[i] == sorted[i - 1]) {
+            for (size_t j = 0; j < k; j++)
+                if (ids[j] == sorted[i]) {
+                    rn_inf_json_error(res, 400, "candidate '%s' is listed twice", names[j]);
+                    break;
+                }
+            goto out;
+        }
     const char *uname = YAJL_GET_STRING(user);
     uint64_t uid = rn_hash64(uname, strlen(uname));
     const char *rname = rv ? YAJL_GET_STRING(rv) : NULL;
@@ -660,6 +685,7 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     rn_inf_put_slate(s, uid, sn, sl, r.l, r.version, ts);
 out:
     free(ids);
+    free(sorted);
     free(names);
     free(lens);
     yajl_tree_free(root);

@@ -127,6 +127,7 @@ static void *rn__feed_main(void *arg)
     pthread_mutex_lock(&f->mu);
     while (!f->stop) {
         rn__feed_check(f);
+        rn__feed_reclaim(f); /* versions whose last reader left since the last poll */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         int64_t ns = ts.tv_nsec + f->poll_ms * 1000000;
