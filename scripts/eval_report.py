@@ -72,7 +72,7 @@ def main():
 
     # The picture: one panel per seed.
     colours = ["#6b6b6b", "#b07aa1", "#e15759", "#59a14f", "#4e79a7", "#f28e2b", "#76b7b2", "#edc948"]
-    pw, ph, ml, mt, mb = 420, 300, 50, 30, 40
+    pw, ph, ml, mt, mb = 420, 300, 50, 30, 44
     width = ml + len(seeds) * (pw + 20) + 180
     height = mt + ph + mb
     ymax = 0.0
@@ -104,7 +104,15 @@ def main():
                 continue
             coords = " ".join("%.1f,%.1f" % (x0 + pw * (i + 0.5) / n, mt + ph - ph * v / ymax) for i, v in enumerate(pts))
             svg.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"><title>%s</title></polyline>' % (colours[j % len(colours)], coords, label(p)))
-        svg.append('<text x="%d" y="%d" text-anchor="middle">sessions (blocks of %d)</text>' % (x0 + pw // 2, mt + ph + 28, block))
+        total = n * block
+        step = 10 ** max(0, len(str(total)) - 1)
+        if total // step < 3:
+            step //= 2 if step >= 2 else 1
+        for xs_ in range(0, total + 1, step or 1):
+            x = x0 + pw * xs_ / total
+            svg.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#999"/>' % (x, x, mt + ph, mt + ph + 4))
+            svg.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>' % (x, mt + ph + 16, "{:,}".format(xs_)))
+        svg.append('<text x="%d" y="%d" text-anchor="middle">sessions (points: means of %d)</text>' % (x0 + pw // 2, mt + ph + 32, block))
     lx = ml + len(seeds) * (pw + 20)
     for j, p in enumerate(policies):
         y = mt + 20 + 20 * j
