@@ -6,23 +6,25 @@
 # checkpoints every 200 ms, parallelism 2).
 #
 #   reference    one run without crashes: the sim's log and summary, the model store
-#   crash run    the same, but a supervisor kills the job with SIGKILL at random points (one
+#   crash run    the same, but a supervisor kills the job with SIGKILL at 4 random points (one
 #                of them as soon as the store has a new version, so while versions are being
-#                published) and restarts it without --fresh; the sim waits for the versions
-#                it needs meanwhile (--model-wait)
+#                published) and stops it once with SIGTERM, restarting it each time without
+#                --fresh; the sim waits for the versions it needs meanwhile (--model-wait)
 #   checks       the log and summary are byte-identical; the stores hold the same version ids
 #                with byte-identical .safetensors and .json files, the final version
-#                included; the job restored a checkpoint at every restart; no dead letters
+#                included; the job restored a checkpoint at each of the 5 restarts; no dead
+#                letters
 #   parallelism  the job at parallelism 1, bounded, over the reference log publishes
 #                byte-identical versions for every boundary the reference's watermark passed
 #
-# Both runs stop the job with SIGTERM once it has caught up with the whole log (its learner's
+# Both runs end with SIGTERM once the job has caught up with the whole log (its learner's
 # watermark is the log's last event time minus the 5 s out-of-orderness, minus 1 ms), so that
-# what the learner holds at the stop is a function of the log too.
+# every version the log calls for has been published.
 #
-# The kill points come from bash's $RANDOM seeded with CRASH_SEED (printed; set it to rerun
-# a failure). Run by ctest with RUNNEL_SRC and RUNNEL_BIN. One PASS/FAIL line per check,
-# then "N passed, M failed"; exits 1 if anything failed.
+# The interruption points (numbers of versions in the store, and delays) come from bash's
+# $RANDOM seeded with CRASH_SEED (printed; set it to rerun a failure). Run by ctest with
+# RUNNEL_SRC and RUNNEL_BIN. One PASS/FAIL line per check, then "N passed, M failed"; exits 1
+# if anything failed.
 set -u
 cd "${RUNNEL_SRC:?}" || exit 1
 bin=${RUNNEL_BIN:?}
@@ -40,10 +42,9 @@ finish() {
 }
 
 SESSIONS=${SESSIONS:-30000}
-KILLS=4
 seed=${CRASH_SEED:-$(((RANDOM << 15) | RANDOM))}
 RANDOM=$seed
-echo "kill points from CRASH_SEED=$seed; $SESSIONS sessions"
+echo "interruption points from CRASH_SEED=$seed; $SESSIONS sessions"
 SIM=("$bin/rn_sim" --sessions "$SESSIONS" --seed 11 --model-lag 3600 --model-period 600
   --model-wait 60 --policy "model:$work/run/models" --out "$work/run/log.jsonl"
   --embeddings "$work/run/emb.txt" --summary-json "$work/run/sum.json")
@@ -83,7 +84,7 @@ poll_until() {
 }
 
 n_versions() { find "$work/run/models" -maxdepth 1 -name 'v*.json' 2>/dev/null | wc -l; }
-more_versions() { [ "$(n_versions)" -gt "$1" ] || ! kill -0 "$simpid" 2>/dev/null; }
+at_least_versions() { [ "$(n_versions)" -ge "$1" ]; }
 latest_ckpt() { # the highest completed checkpoint id (0: none)
   local best=0 m id
   for m in "$work"/run/ckpt/crash-learner/chk-*/_manifest.json; do
@@ -94,7 +95,7 @@ latest_ckpt() { # the highest completed checkpoint id (0: none)
   done
   echo "$best"
 }
-new_ckpt() { [ "$(latest_ckpt)" -gt "$1" ] || ! kill -0 "$simpid" 2>/dev/null; }
+new_ckpt() { [ "$(latest_ckpt)" -gt "$1" ]; }
 sim_running() { kill -0 "$simpid" 2>/dev/null; }
 have_log() { [ -s "$work/run/log.jsonl" ] || ! sim_running; }
 
@@ -156,43 +157,54 @@ echo "reference: $(grep -o 'lines=[0-9]*' "$work/ref/sim.err"), $n_ref versions,
 [ "$n_ref" -ge 10 ] || bad "reference: only $n_ref versions"
 
 # ---- the crash run -------------------------------------------------------------------------
-# Kill k (0-based) comes at a random point of the k-th fifth of the reference's run (the
-# crash run, slowed by its restarts, lasts longer), but not before the run has completed a
-# new checkpoint since the last restart, so that every restart has progress to restore. The
-# second kill instead waits, after that point, until the store has a new version and kills at
-# once: while the learner is publishing.
+# Five interruptions, placed by progress (so on a slow machine too): interruption k (0-based)
+# comes once the store holds a random number of versions in the k-th of five equal parts of
+# 5 %..85 % of the reference's versions (the sim ends near 94 %), and not before the run has
+# completed a new checkpoint since the last restart, so that every restart has progress to
+# restore. Kills 0, 2 and 4 then wait a further random 0..299 ms; kill 1 comes at once, as
+# the version appears: while the learner is publishing. Interruption 3 is a SIGTERM stop
+# instead of a kill: a stopped job's final checkpoint must not hold anything learnt beyond
+# its watermark either. Each is followed by a restart without --fresh.
 t0=$(now_ms)
 start_sim
 start_job --fresh
-kills=0
-while [ "$kills" -lt "$KILLS" ] && sim_running; do
-  at=$((t_ref * (5 + 20 * kills + RANDOM % 20) / 100))
+kills=0 stops=0
+for k in 0 1 2 3 4; do
+  target=$((n_ref * (5 + 16 * k) / 100 + RANDOM % (n_ref * 16 / 100 + 1)))
   before=$(latest_ckpt)
-  poll_until 30 new_ckpt "$before" || { bad "no checkpoint completes after restart $kills"; break; }
-  delay=$((at - ($(now_ms) - t0)))
-  [ "$delay" -gt 0 ] && sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
-  if [ "$kills" -eq 1 ]; then
+  poll_until 60 new_ckpt "$before" || bad "no checkpoint completes after restart $k"
+  poll_until 60 at_least_versions "$target" || bad "the store does not reach $target versions"
+  if [ "$k" -eq 1 ]; then
     nv=$(n_versions)
-    poll_until 60 more_versions "$nv"
+    poll_until 60 at_least_versions $((nv + 1)) || bad "no version after $nv"
     what="as version $(n_versions) appeared"
   else
-    what="checkpoint $(latest_ckpt) complete"
+    delay=$((RANDOM % 300))
+    sleep "0.$(printf %03d "$delay")"
+    what="$delay ms after version $target"
   fi
-  sim_running || break
-  kill -9 "$jobpid"
-  wait "$jobpid" 2>/dev/null
-  kills=$((kills + 1))
-  echo "  kill -9 #$kills at $(($(now_ms) - t0)) ms, $what; $(n_versions) versions in the store"
+  if [ "$k" -eq 3 ]; then
+    kill -TERM "$jobpid"
+    wait "$jobpid" || bad "the job exited $? after SIGTERM"
+    stops=$((stops + 1))
+    echo "  SIGTERM at $(($(now_ms) - t0)) ms, $what; $(n_versions) versions in the store"
+  else
+    kill -9 "$jobpid"
+    wait "$jobpid" 2>/dev/null
+    kills=$((kills + 1))
+    echo "  kill -9 at $(($(now_ms) - t0)) ms, $what; $(n_versions) versions in the store"
+  fi
   start_job
 done
 end_run "crash run"
-echo "crash run: $kills kills, the sim ran ${t_sim} ms"
+echo "crash run: $kills kills, $stops stop, the sim ran ${t_sim} ms"
 
 # ---- checks --------------------------------------------------------------------------------
-[ "$kills" -ge 3 ] && ok "killed the job $kills times" || bad "only $kills kills (the sim finished first)"
+[ "$kills" -eq 4 ] && [ "$stops" -eq 1 ] && ok "killed the job $kills times, stopped it once" ||
+  bad "$kills kills, $stops stops"
 restores=$(cat "$work"/run/job.*.err | grep -c 'restoring from')
-[ "$restores" -ge "$kills" ] && [ "$restores" -ge 3 ] &&
-  ok "$restores restarts restored a checkpoint" || bad "$restores restores for $kills kills"
+[ "$restores" -eq 5 ] && ok "all $restores restarts restored a checkpoint" ||
+  bad "$restores restores for 5 restarts"
 cmp -s "$work/ref/log.jsonl" "$work/run/log.jsonl" &&
   ok "the sim's log is byte-identical ($(wc -l <"$work/run/log.jsonl") lines)" ||
   bad "the sim's log differs: $(cmp "$work/ref/log.jsonl" "$work/run/log.jsonl" 2>&1 | head -n 1)"
