@@ -16,7 +16,8 @@
  * the exchanges or a crash and restore in between. Versions are then
  * published only at event-time boundaries b = k · publish_event_time (a
  * version at b has learnt exactly the transitions before b, the partial
- * mini-batch cut there) and at the end of a bounded input. Without it,
+ * mini-batch cut there) and at the end of a bounded input (not when the job
+ * is stopped: what waits then stays in the final checkpoint). Without it,
  * transitions are learnt as they come and versions are published every
  * `publish_every` updates, every `publish_interval` of wall time and when a
  * checkpoint completes.
@@ -482,6 +483,12 @@ static int rn_val_finish(struct rn_op *op, struct rn_emitter *out)
     const struct rn_val_cfg *c = rn_op_ctx(op);
     struct rn_val *v = rn_op_local(op);
     int rc;
+    /* Stopped (SIGTERM) rather than drained: event time did not reach +inf
+     * (a drained input has sent it through on_watermark already). Learning the
+     * waiting transitions or the partial mini-batch now, or publishing, would
+     * depend on how far the job got; they stay in the final checkpoint and the
+     * restarted job goes on as if it had not been stopped. */
+    if (c->deterministic && v->wm != RN_TS_MAX) return 0;
     if (c->deterministic && (rc = rn_val_advance(op, v, RN_TS_MAX))) return rc;
     if ((rc = rn_val_learn_batch(op, v))) return rc;
     if (rn_learner_stats(v->l)->updates > v->published_updates || v->next_version == 1)
