@@ -569,12 +569,15 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
         rn_inf_json_error(res, 400, "'user' (a non-empty string) is required");
         goto out;
     }
-    if (!cand || !YAJL_GET_ARRAY(cand)->len) {
-        rn_inf_json_error(res, 400, "'candidates' (a non-empty array of item ids) is required");
+    /* Without candidates: every item of the embedding table (top-K over the
+     * catalogue). With them: a non-empty array, at most max_candidates. */
+    yajl_val cand_any = yajl_tree_get(root, pc, yajl_t_any);
+    if (cand_any && (!cand || !YAJL_GET_ARRAY(cand)->len)) {
+        rn_inf_json_error(res, 400, "'candidates' must be a non-empty array of item ids");
         goto out;
     }
-    size_t k = YAJL_GET_ARRAY(cand)->len;
-    if (k > (size_t)c->max_candidates) {
+    size_t k = cand ? YAJL_GET_ARRAY(cand)->len : rn_embed_count(s->emb);
+    if (cand && k > (size_t)c->max_candidates) {
         rn_inf_json_error(res, 413, "%zu candidates, at most %" PRId64 " (max_candidates)", k,
                           c->max_candidates);
         goto out;
@@ -599,7 +602,12 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     ids = rn_xmalloc(k * sizeof *ids);
     names = rn_xmalloc(k * sizeof *names);
     lens = rn_xmalloc(k * sizeof *lens);
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < k && !cand; i++) {
+        names[i] = rn_embed_name(s->emb, i);
+        lens[i] = strlen(names[i]);
+        ids[i] = rn_embed_id(s->emb, i);
+    }
+    for (size_t i = 0; i < k && cand; i++) {
         yajl_val it = YAJL_GET_ARRAY(cand)->values[i];
         if (!YAJL_IS_STRING(it)) {
             rn_inf_json_error(res, 400, "candidates[%zu] is not a string", i);

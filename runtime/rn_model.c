@@ -40,7 +40,8 @@ static void rn__blas_single_thread(void)
 
 struct rn_embed_entry {
     uint64_t id;
-    uint32_t off; /* into vecs, in floats */
+    uint32_t off;  /* into vecs, in floats */
+    uint32_t name; /* into names */
 };
 
 struct rn_embed {
@@ -48,6 +49,7 @@ struct rn_embed {
     size_t n;
     float *vecs;
     uint32_t dim;
+    struct rn_buf names; /* NUL-terminated item ids */
 };
 
 static int rn__embed_cmp(const void *a, const void *b)
@@ -101,6 +103,8 @@ struct rn_embed *rn_embed_load(const char *path, char *errbuf, size_t errlen)
         }
         t->index[t->n].id = id;
         t->index[t->n].off = (uint32_t)start;
+        t->index[t->n].name = (uint32_t)t->names.len;
+        rn_buf_append(&t->names, tok, strlen(tok) + 1);
         t->n++;
     }
     if (ferror(f)) {
@@ -132,7 +136,18 @@ void rn_embed_destroy(struct rn_embed *t)
     if (!t) return;
     free(t->index);
     free(t->vecs);
+    rn_buf_free(&t->names);
     free(t);
+}
+
+const char *rn_embed_name(const struct rn_embed *t, size_t i)
+{
+    return t->names.data + t->index[i].name;
+}
+
+uint64_t rn_embed_id(const struct rn_embed *t, size_t i)
+{
+    return t->index[i].id;
 }
 
 uint32_t rn_embed_dim(const struct rn_embed *t)

@@ -39,6 +39,10 @@ size_t rn_embed_count(const struct rn_embed *t);
 /* The vector of rn_hash64(item id), or NULL when the item is not in the table
  * (borrowed from the table). */
 const float *rn_embed_get(const struct rn_embed *t, uint64_t item_id);
+/* The i-th item (0 <= i < count) in the table's order (by id hash): its id
+ * string (borrowed) and its hash. */
+const char *rn_embed_name(const struct rn_embed *t, size_t i);
+uint64_t rn_embed_id(const struct rn_embed *t, size_t i);
 /* The process-wide table of `path`, loaded by the first caller and shared
  * (reference-counted) by every operator instance that names the same file;
  * thread-safe. Release each successful acquire once. */
