@@ -33,6 +33,9 @@ uint32_t rn_statenet_out_dim(const struct rn_statenet *n);
 uint32_t rn_statenet_history(const struct rn_statenet *n);
 uint32_t rn_statenet_dim(const struct rn_statenet *n);
 uint32_t rn_statenet_context(const struct rn_statenet *n);
+/* The half-life of the long-term interest vector the network was trained
+ * with (metadata half_life_ms; 24 h when the file does not say). */
+double rn_statenet_half_life_ms(const struct rn_statenet *n);
 
 /* φ into out (S floats). H holds n_hist item embeddings (n_hist x D,
  * row-major, oldest first); only the last k are used, and when there are
