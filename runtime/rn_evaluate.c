@@ -563,12 +563,11 @@ static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data
     uint32_t F = rn_phi_dim(&pol->spec, pol->emb);
     if (pol->model->shape.dim != D || pol->model->shape.phi != F) {
         rn_errf(errbuf, errlen,
-                "model:%s version %lld has dim %u and phi %u; the embeddings give dim %u and "
-                "%s phi %u",
-                arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D,
-                o->state_network ? "--state-network"
-                                 : "the simple state features (no --state-network)",
-                F);
+                "model:%s version %lld has dim %u and phi %u; want dim %u (the embeddings) and "
+                "phi %u (%s)",
+                arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D, F,
+                o->state_network ? "the output size of --state-network"
+                                 : "the simple state features: is --state-network missing?");
         return RN_EINVAL;
     }
     pol->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&pol->spec, pol->emb) + 1);

@@ -12,11 +12,12 @@
 # either side runs. Writes DIR/{log.jsonl,sim.txt,summary.json,returns.txt,job.txt,
 # models/}; prints the simulator's summary line. Needs build/ (scripts/build.sh).
 # Environment: RUNNEL_GAMMA (default 0.9) and any other RUNNEL_* of the job; SIM_ARGS
-# (extra simulator options, e.g. "--users 2000").
+# (extra simulator options, e.g. "--users 2000"); RUNNEL_BIN (the build directory, default
+# build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { echo "usage: $0 DIR SEED SESSIONS [--set key=value ...]" >&2; exit 2; }
-dir=$1 seed=$2 sessions=$3
+dir=$1 seed=$2 sessions=$3 bin=${RUNNEL_BIN:-build}
 shift 3
 rm -rf "$dir"
 mkdir -p "$dir"
@@ -25,7 +26,7 @@ mkdir -p "$dir"
 # starts once the table is there and follows the log.
 : >"$dir/log.jsonl"
 # shellcheck disable=SC2086
-build/rn_sim --policy "model:$dir/models" --sessions "$sessions" --seed "$seed" ${SIM_ARGS:-} \
+"$bin/rn_sim" --policy "model:$dir/models" --sessions "$sessions" --seed "$seed" ${SIM_ARGS:-} \
   --model-lag 3600 --model-period 600 --model-wait 120 --out "$dir/log.jsonl" \
   --embeddings "$dir/embeddings.txt" --summary-json "$dir/summary.json" \
   --returns "$dir/returns.txt" 2>"$dir/sim.txt" &
@@ -40,7 +41,7 @@ done
 RUNNEL_LOG="$dir/log.jsonl" RUNNEL_FOLLOW=true RUNNEL_VAR="$dir/var" RUNNEL_OUT="$dir/out" \
   RUNNEL_MODELS="$dir/models" RUNNEL_EMBEDDINGS="$dir/embeddings.txt" \
   RUNNEL_HTTP=${RUNNEL_HTTP:-127.0.0.1:0} RUNNEL_SERVE=${RUNNEL_SERVE:-127.0.0.1:0} \
-  build/runnel run jobs/guess-you-like.yaml --fresh "$@" 2>"$dir/job.txt" &
+  "$bin/runnel" run jobs/guess-you-like.yaml --fresh "$@" 2>"$dir/job.txt" &
 job=$!
 if ! wait $sim; then
   cat "$dir/sim.txt" >&2
