@@ -9,7 +9,10 @@
  *   φ = tanh(Wd z + bd)                                                        (S)
  *
  * The network is read from a safetensors file (rn_model.h) and is read-only
- * after loading: one instance may be shared by any number of threads.
+ * after loading: one instance may be shared by any number of threads. Jobs,
+ * the simulator and `runnel evaluate` use it through rn_phi_compute
+ * (rn_model.h), which builds H, ctx and longterm from a user's history as
+ * `runnel pretrain` does.
  */
 #ifndef RUNNEL_RN_STATENET_H
 #define RUNNEL_RN_STATENET_H
