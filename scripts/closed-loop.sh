@@ -12,12 +12,12 @@
 # either side runs. Writes DIR/{log.jsonl,sim.txt,summary.json,returns.txt,job.txt,
 # models/}; prints the simulator's summary line. Needs build/ (scripts/build.sh).
 # Environment: RUNNEL_GAMMA (default 0.9) and any other RUNNEL_* of the job; SIM_ARGS
-# (extra simulator options, e.g. "--users 2000"); RUNNEL_BIN (the build directory, default
-# build).
+# (extra simulator options, e.g. "--users 2000"); RUNNEL_BIN (the build directory, default build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { echo "usage: $0 DIR SEED SESSIONS [--set key=value ...]" >&2; exit 2; }
-dir=$1 seed=$2 sessions=$3 bin=${RUNNEL_BIN:-build}
+dir=$1 seed=$2 sessions=$3
+bin=${RUNNEL_BIN:-build}
 shift 3
 rm -rf "$dir"
 mkdir -p "$dir"
