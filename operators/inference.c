@@ -12,7 +12,8 @@
  *   click        appends (item, impression time) to the user's history.
  * The history is the experience collector's: the items the user gave feedback
  * on, oldest first, with the time of the list they were shown in; φ is the
- * learner's (rn_phi_simple with the same `history` and `half_life`).
+ * learner's (rn_phi_compute with the same `history`, `half_life` and
+ * `state_network`), and a version whose shape does not fit it is not used.
  *
  * The users' histories and latest slates live in a serving table shared by
  * every subtask of the operator and by the serving threads: 64 stripes, each a
@@ -50,7 +51,7 @@
 static const char *const rn_inf_explore_modes[] = {"none", "epsilon", "softmax", NULL};
 
 struct rn_inf_cfg {
-    const char *embeddings, *model_store;
+    const char *embeddings, *model_store, *state_network;
     int64_t slate, history, half_life, poll_interval, max_candidates, seed;
     int explore;
     double epsilon, temperature;
@@ -72,6 +73,10 @@ static const struct rn_config_key rn_inf_keys[] = {
     {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_inf_cfg, half_life),
      "Half-life of the decayed history sum: the learner's `half_life`.", NULL, 0, 1,
      (int64_t)1 << 50},
+    {"state_network", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, state_network),
+     "The learner's `state_network` (FILE.safetensors), if it has one: versions whose `phi` is "
+     "not its output size are not used.",
+     NULL, 0, 0, 0},
     {"explore", RN_CT_ENUM, "epsilon", NULL, offsetof(struct rn_inf_cfg, explore),
      "Exploration: none (greedy), epsilon (each slot w.p. epsilon a uniformly drawn non-top "
      "candidate) or softmax (Plackett-Luce with `temperature`).",
@@ -129,6 +134,8 @@ struct rn_inf_shared {
     const struct rn_inf_cfg *cfg;
     uint64_t gen; /* unique per table in the process (serving threads' caches key on it) */
     struct rn_embed *emb;
+    struct rn_phi_spec spec; /* φ, read-only once open: shared by every thread */
+    uint32_t phi_dim;
     struct rn_model_feed *feed;
     struct {
         pthread_mutex_t mu;
@@ -198,6 +205,7 @@ static void rn_inf_shared_free(struct rn_inf_shared *s)
 {
     if (!s) return;
     rn_model_feed_release(s->feed);
+    rn_phi_spec_close(&s->spec);
     rn_embed_release(s->emb);
     for (int k = 0; k < RN_INF_STRIPES; k++) {
         struct rn_inf_user *u, *tmp;
@@ -217,6 +225,7 @@ static void rn_inf_shared_free(struct rn_inf_shared *s)
 
 struct rn_inf_scratch {
     float *E, *scores, *phi;
+    void *phi_scratch;
     double *dscratch;
     struct rn_hist *hist;
     size_t cap;
@@ -226,7 +235,8 @@ static void rn_inf_scratch_grow(struct rn_inf_scratch *x, const struct rn_inf_sh
 {
     uint32_t d = rn_embed_dim(s->emb);
     if (!x->phi) {
-        x->phi = rn_xmalloc(RN_PHI_SIMPLE_DIM(d) * sizeof *x->phi);
+        x->phi = rn_xmalloc(s->phi_dim * sizeof *x->phi);
+        x->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&s->spec, s->emb) + 1);
         x->hist = rn_xmalloc((size_t)s->cfg->history * sizeof *x->hist);
     }
     if (k <= x->cap) return;
@@ -241,6 +251,7 @@ static void rn_inf_scratch_free(struct rn_inf_scratch *x)
     free(x->E);
     free(x->scores);
     free(x->phi);
+    free(x->phi_scratch);
     free(x->dscratch);
     free(x->hist);
 }
@@ -269,21 +280,22 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
     const struct rn_inf_cfg *c = s->cfg;
     rn_inf_scratch_grow(x, s, k);
     uint32_t nh = rn_inf_history(s, user, x->hist);
-    rn_phi_simple(s->emb, (uint32_t)c->history, (double)c->half_life, x->hist, nh, ts, x->phi);
+    rn_phi_compute(&s->spec, s->emb, x->hist, nh, ts, x->phi, x->phi_scratch);
     rn_embed_rows(s->emb, ids, k, x->E);
     int64_t version = 0;
     const struct rn_model *m = rn_model_feed_enter(s->feed, slot, &version);
     struct rn_explore_cfg ex = {c->explore, c->epsilon, c->temperature};
-    if (m && m->shape.dim == rn_embed_dim(s->emb) &&
-        m->shape.phi == RN_PHI_SIMPLE_DIM(m->shape.dim)) {
+    if (m && m->shape.dim == rn_embed_dim(s->emb) && m->shape.phi == s->phi_dim) {
         rn_model_advantages(m, x->phi, x->E, ids, k, x->scores);
     } else {
         /* no (fitting) model: a uniformly random slate */
         if (m && !atomic_exchange(&s->misfit_reported, 1))
             fprintf(stderr,
                     "runnel: inference: model version %" PRId64 " of '%s' does not fit the "
-                    "embedding table (dimension %u, state features %u): serving random slates\n",
-                    version, c->model_store, m->shape.dim, m->shape.phi);
+                    "embedding table and state features (dimension %u, state features %u; "
+                    "want %u and %u%s): serving random slates\n",
+                    version, c->model_store, m->shape.dim, m->shape.phi, rn_embed_dim(s->emb),
+                    s->phi_dim, c->state_network ? ", the state network's" : "");
         ex.mode = RN_EXPLORE_SOFTMAX;
         ex.temperature = 1.0;
         version = 0;
@@ -332,7 +344,10 @@ static int rn_inf_open(struct rn_op *op)
         for (int k = 0; k < RN_INF_STRIPES; k++)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
         s->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
-        if (s->emb)
+        int bad = !s->emb || rn_phi_spec_open(&s->spec, (uint32_t)c->history, (double)c->half_life,
+                                              c->state_network, s->emb, err, sizeof err);
+        if (!bad) s->phi_dim = rn_phi_dim(&s->spec, s->emb);
+        if (!bad)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
         if (s->feed) rn_model_feed_poll(s->feed); /* the newest version from the first request */
         if (!s->emb || !s->feed) {

@@ -4,8 +4,9 @@
  * immutable model versions to a model store (docs/learning.md).
  *
  * One instance (RN_OP_SINGLETON: every upstream subtask gathers into it). Each
- * transition becomes φ(s), φ(s'), the shown items' embeddings, positions,
- * rewards and clicks (rn_model.h), and mini-batches of `batch_size` go through
+ * transition becomes φ(s), φ(s') (rn_phi_compute: the simple φ, or the
+ * `state_network`'s), the shown items' embeddings, positions, rewards and
+ * clicks (rn_model.h), and mini-batches of `batch_size` go through
  * rn_learner_update.
  *
  * Order. With `deterministic: true` (the default) transitions wait in a buffer
@@ -43,7 +44,7 @@ static const char *const rn_val_optimizers[] = {"sgd", "adagrad", "adam", NULL};
 static const char *const rn_val_baselines[] = {"list_mean", "none", NULL};
 
 struct rn_val_cfg {
-    const char *embeddings, *model_store;
+    const char *embeddings, *model_store, *state_network;
     double gamma, learning_rate, l2, clip;
     int optimizer, advantage_baseline;
     int64_t batch_size, target_every, history, half_life, item_buckets, positions;
@@ -86,6 +87,11 @@ static const struct rn_config_key rn_val_keys[] = {
     {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_val_cfg, half_life),
      "Half-life of the time-decayed history sum in the state features.", NULL, 0, 1,
      (int64_t)1 << 50},
+    {"state_network", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, state_network),
+     "A pretrained state network (`runnel pretrain`'s FILE.safetensors) that computes the "
+     "state features instead of the simple ones; the model's `phi` is then its output size. "
+     "Inference, the simulator and `runnel evaluate` must name the same file.",
+     NULL, 0, 0, 0},
     {"item_buckets", RN_CT_INT, "65536", "buckets", offsetof(struct rn_val_cfg, item_buckets),
      "Hashed item-bias buckets (item id mod buckets).", NULL, 0, 1, 1 << 24},
     {"positions", RN_CT_INT, "16", "positions", offsetof(struct rn_val_cfg, positions),
@@ -141,6 +147,8 @@ struct rn_val_list {
 
 struct rn_val {
     struct rn_embed *emb;
+    struct rn_phi_spec spec; /* φ: the simple one or the state network */
+    void *phi_scratch;
     struct rn_learner *l;
     uint32_t dim, phi;
     struct rn_val_list wait;  /* deterministic: behind the watermark */
@@ -238,7 +246,6 @@ static void rn_val_hist(struct rn_val *v, const struct rn_experience *e,
 /* Learns the partial mini-batch (any size > 0) and empties it. */
 static int rn_val_learn_batch(struct rn_op *op, struct rn_val *v)
 {
-    const struct rn_val_cfg *c = rn_op_ctx(op);
     struct rn_val_list *B = &v->batch;
     if (!B->n) return 0;
     size_t items = 0;
@@ -265,11 +272,10 @@ static int rn_val_learn_batch(struct rn_op *op, struct rn_val *v)
         float *phi = f, *phin = f + v->phi;
         f += 2 * v->phi;
         rn_val_hist(v, e, &e->s);
-        rn_phi_simple(v->emb, (uint32_t)c->history, (double)c->half_life, v->hist, e->s.n_history,
-                      e->ts, phi);
+        rn_phi_compute(&v->spec, v->emb, v->hist, e->s.n_history, e->ts, phi, v->phi_scratch);
         rn_val_hist(v, e, &e->s_next);
-        rn_phi_simple(v->emb, (uint32_t)c->history, (double)c->half_life, v->hist,
-                      e->s_next.n_history, e->next_ts >= 0 ? e->next_ts : e->ts, phin);
+        rn_phi_compute(&v->spec, v->emb, v->hist, e->s_next.n_history,
+                       e->next_ts >= 0 ? e->next_ts : e->ts, phin, v->phi_scratch);
         const struct rn_sample_item *it =
             (const struct rn_sample_item *)((const char *)e + e->items_off);
         float *E = f, *rw = f + (size_t)e->n_items * v->dim;
@@ -426,7 +432,13 @@ static int rn_val_open(struct rn_op *op)
         return RN_EIO;
     }
     v->dim = rn_embed_dim(v->emb);
-    v->phi = RN_PHI_SIMPLE_DIM(v->dim);
+    if (rn_phi_spec_open(&v->spec, (uint32_t)c->history, (double)c->half_life, c->state_network,
+                         v->emb, err, sizeof err)) {
+        rn_op_errorf(op, "%s", err);
+        return RN_EINVAL;
+    }
+    v->phi = rn_phi_dim(&v->spec, v->emb);
+    v->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&v->spec, v->emb) + 1);
     struct rn_model_shape sh = {v->dim, v->phi, (uint32_t)c->item_buckets, (uint32_t)c->positions};
     struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2, c->clip,
                               c->gamma,     (uint32_t)c->target_every, 0.9,   0.999,
@@ -587,7 +599,8 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     free(bytes);
     if (rc) {
         rn_op_errorf(op, "learner state in the checkpoint does not fit this job's model "
-                         "(embedding dimension, item_buckets or positions changed?)");
+                         "(embedding dimension, state_network, item_buckets or positions "
+                         "changed?)");
         return rc;
     }
     int64_t pub;
@@ -611,6 +624,8 @@ static void rn_val_close(struct rn_op *op)
     struct rn_val *v = rn_op_local(op);
     if (!v) return;
     rn_learner_destroy(v->l);
+    rn_phi_spec_close(&v->spec);
+    free(v->phi_scratch);
     rn_embed_release(v->emb);
     rn_val_list_free(&v->wait);
     rn_val_list_free(&v->batch);

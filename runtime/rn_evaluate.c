@@ -522,6 +522,8 @@ struct rn_ope_policy {
     /* model */
     struct rn_model *model;
     struct rn_embed *emb;
+    struct rn_phi_spec spec;
+    void *phi_scratch;
     uint64_t *item_hash;
     float *phi, *E;
     int64_t version;
@@ -555,18 +557,24 @@ static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data
     pol->emb = rn_embed_load(o->embeddings, errbuf, errlen);
     if (!pol->emb) return RN_EIO;
     uint32_t D = rn_embed_dim(pol->emb);
-    if (pol->model->shape.dim != D || pol->model->shape.phi != RN_PHI_SIMPLE_DIM(D)) {
+    if (rn_phi_spec_open(&pol->spec, o->history, o->half_life_ms, o->state_network, pol->emb,
+                         errbuf, errlen))
+        return RN_EINVAL;
+    uint32_t F = rn_phi_dim(&pol->spec, pol->emb);
+    if (pol->model->shape.dim != D || pol->model->shape.phi != F) {
         rn_errf(errbuf, errlen,
-                "model:%s version %lld has dim %u and phi %u; the embeddings give dim %u "
-                "(phi %u with the simple state features)",
-                arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D,
-                RN_PHI_SIMPLE_DIM(D));
+                "model:%s version %lld has dim %u and phi %u; want dim %u (the embeddings) and "
+                "phi %u (%s)",
+                arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D, F,
+                o->state_network ? "the output size of --state-network"
+                                 : "the simple state features: is --state-network missing?");
         return RN_EINVAL;
     }
+    pol->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&pol->spec, pol->emb) + 1);
     pol->item_hash = rn_xmalloc((d->items.n + 1) * sizeof *pol->item_hash);
     for (size_t i = 0; i < d->items.n; i++)
         pol->item_hash[i] = rn_hash64(d->items.names[i], strlen(d->items.names[i]));
-    pol->phi = rn_xcalloc(RN_PHI_SIMPLE_DIM(D), sizeof *pol->phi);
+    pol->phi = rn_xcalloc(F, sizeof *pol->phi);
     size_t maxc = RN_MAX((size_t)d->max_list, d->items.n);
     pol->E = rn_xcalloc(maxc * D + 1, sizeof *pol->E);
     return 0;
@@ -578,8 +586,8 @@ static void rn_ope_model_scores(struct rn_ope_policy *pol, const struct rn_ope_o
                                 double *score)
 {
     uint32_t D = rn_embed_dim(pol->emb);
-    rn_phi_simple(pol->emb, o->history, o->half_life_ms, pol->hist[l->user], pol->n_hist[l->user],
-                  l->ts, pol->phi);
+    rn_phi_compute(&pol->spec, pol->emb, pol->hist[l->user], pol->n_hist[l->user], l->ts, pol->phi,
+                   pol->phi_scratch);
     uint64_t *ids = rn_xmalloc((n + 1) * sizeof *ids);
     float *a = rn_xmalloc((n + 1) * sizeof *a);
     for (uint32_t i = 0; i < n; i++) {
@@ -600,6 +608,8 @@ static void rn_ope_model_scores(struct rn_ope_policy *pol, const struct rn_ope_o
 static void rn_ope_model_close(struct rn_ope_policy *pol)
 {
     if (pol->model) rn_model_destroy(pol->model);
+    rn_phi_spec_close(&pol->spec);
+    free(pol->phi_scratch);
     if (pol->emb) rn_embed_destroy(pol->emb);
 }
 
@@ -805,7 +815,8 @@ static void rn_ope_usage(FILE *f)
         "                       [--train-fraction F] [--bootstrap B] [--seed S]\n"
         "                       [--epsilon E] [--embeddings FILE] [--candidates "
         "auto|catalogue|list]\n"
-        "                       [--history N] [--half-life-ms MS] [--json]\n"
+        "                       [--history N] [--half-life-ms MS] [--state-network FILE] "
+        "[--json]\n"
         "\n"
         "Off-policy evaluation of target policies from labelled lists (the online_joiner's\n"
         "samples: a JSON-lines file, or a directory of *.jsonl files such as a\n"
@@ -829,6 +840,8 @@ static void rn_ope_usage(FILE *f)
         "                      shown items) or auto (catalogue when lists have one item)\n"
         "  --history N         model: items of history in the state features (default 10)\n"
         "  --half-life-ms MS   model: decay half life of the state features (default 1800000)\n"
+        "  --state-network FILE  model: the state network the learner named (state_network);\n"
+        "                      default: the simple state features\n"
         "  --json              one JSON object instead of the table\n"
         "\n"
         "Exit status: 0 success, 1 bad data or a failed policy, 2 bad usage.\n");
@@ -891,9 +904,9 @@ int rn_evaluate_main(int argc, char **argv)
             continue;
         }
         static const char *const with_value[] = {
-            "--data",    "--policy",     "--train-fraction", "--bootstrap", "--seed",
-            "--epsilon", "--embeddings", "--candidates",     "--history",   "--half-life-ms",
-            NULL};
+            "--data",    "--policy",       "--train-fraction", "--bootstrap",
+            "--seed",    "--epsilon",      "--embeddings",     "--candidates",
+            "--history", "--half-life-ms", "--state-network",  NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -940,6 +953,8 @@ int rn_evaluate_main(int argc, char **argv)
             o.history = (uint32_t)v;
         } else if (strcmp(a, "--half-life-ms") == 0) {
             if (rn_ope_num(a, val, 1, 1e15, &o.half_life_ms)) goto usage;
+        } else if (strcmp(a, "--state-network") == 0) {
+            o.state_network = val;
         }
     }
     if (!data) {

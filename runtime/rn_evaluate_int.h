@@ -65,11 +65,12 @@ struct rn_ope_opts {
     double train_fraction; /* 0: evaluate on all, q^ cross-fitted; else the first part fits q^ */
     uint32_t bootstrap;
     uint64_t seed;
-    double epsilon;         /* for greedy policies (popularity, model) */
-    int candidates;         /* enum rn_ope_cands */
-    const char *embeddings; /* item-embedding table for model: policies */
-    uint32_t history;       /* phi: items of history */
-    double half_life_ms;    /* phi: decay half life */
+    double epsilon;            /* for greedy policies (popularity, model) */
+    int candidates;            /* enum rn_ope_cands */
+    const char *embeddings;    /* item-embedding table for model: policies */
+    uint32_t history;          /* phi: items of history */
+    double half_life_ms;       /* phi: decay half life */
+    const char *state_network; /* phi: the learner's state network; NULL: the simple phi */
 };
 
 /* The policy named by `spec` (logging, random, popularity, model:DIR[@N])

@@ -16,12 +16,14 @@
  *             filled: the fraction of the k history slots filled)
  *   longterm  the time-decayed mean of all earlier clicks' embeddings
  *             (half-life 24 h)
- * and whose target is the clicked items among the shown ones: softmax
- * cross-entropy of the scores φ(s)ᵀ P e_i over the shown items, with the
- * projection P (S x D) learned jointly and written next to the network as
- * "proj.weight". The last 10 % of examples by time are held out; each epoch
- * prints the training loss and the held-out hit-rate@1 (the top-scored item
- * was clicked) next to what a uniformly random pick would get.
+ * (built by rn__sn_inputs and the long-term sums of rn_statenet_int.h, the
+ * code rn_phi_compute builds the same inputs with online), and whose target
+ * is the clicked items among the shown ones: softmax cross-entropy of the
+ * scores φ(s)ᵀ P e_i over the shown items, with the projection P (S x D)
+ * learned jointly and written next to the network as "proj.weight". The last
+ * 10 % of examples by time are held out; each epoch prints the training loss
+ * and the held-out hit-rate@1 (the top-scored item was clicked) next to what
+ * a uniformly random pick would get.
  *
  * Training is Adam on mini-batches of 16 in an order shuffled from --seed,
  * single-threaded BLAS, so the same inputs and seed give the same bytes.
@@ -43,8 +45,6 @@
 #include "rn_rand.h"
 #include "rn_statenet_int.h"
 
-#define RN_PT_CTX 3
-#define RN_PT_HALF_LIFE_MS 86400000.0
 #define RN_PT_BATCH 16
 
 static int rn__pt_usage(FILE *out)
@@ -362,7 +362,7 @@ struct rn__pt_example {
     uint32_t n_hist; /* rows in H (<= k) */
     float *H;        /* k x D (the first n_hist rows used) */
     float *longterm; /* D */
-    float ctx[RN_PT_CTX];
+    float ctx[RN_SN_CONTEXT];
     float *E; /* m x D */
     float *y; /* m */
     uint32_t m;
@@ -384,44 +384,33 @@ static int rn__pt_cmp_example(const void *a, const void *b)
 }
 
 /* Builds the examples (sorted by time) from the lists; *out malloc'd. */
-static size_t rn__pt_examples(struct rn__pt_data *d, uint32_t k, uint32_t D,
+static size_t rn__pt_examples(struct rn__pt_data *d, uint32_t k, uint32_t D, double half_life_ms,
                               struct rn__pt_example **out)
 {
     qsort(d->lists, d->n, sizeof *d->lists, rn__pt_cmp_user_time);
     struct rn__pt_example *ex = rn_xcalloc(d->n ? d->n : 1, sizeof *ex);
     size_t n_ex = 0;
-    float *ring = rn_xmalloc((size_t)k * D * sizeof(float)); /* last k clicks, circular */
-    double *decayed = rn_xmalloc(D * sizeof(double));
+    const float **ring = rn_xmalloc((size_t)k * sizeof *ring); /* last k clicks, circular */
+    const float **last = rn_xmalloc((size_t)k * sizeof *last); /* the same, oldest first */
+    double *sum = rn_xmalloc(D * sizeof(double));
+    struct rn__sn_longterm lt;
     for (size_t i = 0; i < d->n;) {
         /* One user's lists, in time order. */
         uint64_t user = d->lists[i].user;
         uint32_t n_clicks = 0;
-        double weight = 0;
-        int64_t last_ts = d->lists[i].ts;
-        memset(decayed, 0, D * sizeof(double));
+        rn__sn_longterm_init(&lt, D, half_life_ms, sum);
         for (; i < d->n && d->lists[i].user == user; i++) {
             const struct rn__pt_list *l = &d->lists[i];
-            double f = exp2(-(double)(l->ts - last_ts) / RN_PT_HALF_LIFE_MS);
-            weight *= f;
-            for (uint32_t j = 0; j < D; j++)
-                decayed[j] *= f;
-            last_ts = l->ts;
+            rn__sn_longterm_decay(&lt, l->ts);
             if (l->n_clicked && l->m >= 2) {
                 struct rn__pt_example *e = &ex[n_ex++];
                 e->ts = l->ts, e->seq = l->seq, e->m = l->m;
                 e->n_hist = RN_MIN(n_clicks, k);
+                for (uint32_t r = 0; r < e->n_hist; r++)
+                    last[r] = ring[(n_clicks - e->n_hist + r) % k];
                 e->H = rn_xcalloc((size_t)k * D, sizeof(float));
-                for (uint32_t r = 0; r < e->n_hist; r++) {
-                    uint32_t slot = (n_clicks - e->n_hist + r) % k;
-                    memcpy(e->H + (size_t)r * D, ring + (size_t)slot * D, D * sizeof(float));
-                }
-                e->longterm = rn_xcalloc(D, sizeof(float));
-                for (uint32_t j = 0; weight > 0 && j < D; j++)
-                    e->longterm[j] = (float)(decayed[j] / weight);
-                int64_t hour = ((l->ts / 3600000) % 24 + 24) % 24;
-                e->ctx[0] = (float)sin(2 * M_PI * (double)hour / 24);
-                e->ctx[1] = (float)cos(2 * M_PI * (double)hour / 24);
-                e->ctx[2] = (float)e->n_hist / (float)k;
+                e->longterm = rn_xmalloc(D * sizeof(float));
+                rn__sn_inputs(&lt, k, last, e->n_hist, l->ts, e->H, e->longterm, e->ctx);
                 e->E = rn_xmalloc((size_t)l->m * D * sizeof(float));
                 e->y = rn_xmalloc(l->m * sizeof(float));
                 for (uint32_t j = 0; j < l->m; j++) {
@@ -433,15 +422,14 @@ static size_t rn__pt_examples(struct rn__pt_data *d, uint32_t k, uint32_t D,
             for (uint32_t j = 0; j < l->m; j++) {
                 if (!d->clicked[l->at + j]) continue;
                 const float *v = d->items[l->at + j];
-                memcpy(ring + (size_t)(n_clicks % k) * D, v, D * sizeof(float));
+                ring[n_clicks % k] = v;
                 n_clicks++;
-                weight += 1;
-                for (uint32_t q = 0; q < D; q++)
-                    decayed[q] += v[q];
+                rn__sn_longterm_add(&lt, v);
             }
         }
     }
-    free(decayed);
+    free(sum);
+    free(last);
     free(ring);
     qsort(ex, n_ex, sizeof *ex, rn__pt_cmp_example);
     *out = ex;
@@ -536,7 +524,7 @@ static int rn__pt_train(const struct rn__pt_opts *o)
         fprintf(stderr, "runnel pretrain: %s\n", err);
         goto fail_data;
     }
-    n_ex = rn__pt_examples(&d, k, D, &ex);
+    n_ex = rn__pt_examples(&d, k, D, RN_SN_HALF_LIFE_MS, &ex);
     size_t n_train = n_ex - n_ex / 10;
     printf("pretrain: %zu lists from %s (%zu shown items without an embedding skipped), %zu "
            "lists with a click: %zu to train, %zu held out; %zu items of dimension %u\n",
@@ -546,7 +534,7 @@ static int rn__pt_train(const struct rn__pt_opts *o)
                 n_ex);
         goto fail_data;
     }
-    net = rn__statenet_create(k, D, o->filters, 2, 3, RN_PT_CTX, o->out_dim, err, sizeof err);
+    net = rn__statenet_create(k, D, o->filters, 2, 3, RN_SN_CONTEXT, o->out_dim, err, sizeof err);
     if (!net) {
         fprintf(stderr, "runnel pretrain: %s\n", err);
         goto fail_data;
@@ -619,7 +607,7 @@ static int rn__pt_train(const struct rn__pt_opts *o)
     snprintf(s_seed, sizeof s_seed, "%llu", (unsigned long long)o->seed);
     snprintf(s_hit, sizeof s_hit, "%.6f", hit);
     snprintf(s_rnd, sizeof s_rnd, "%.6f", rnd);
-    snprintf(s_hl, sizeof s_hl, "%.0f", RN_PT_HALF_LIFE_MS);
+    snprintf(s_hl, sizeof s_hl, "%.0f", RN_SN_HALF_LIFE_MS);
     snprintf(s_lr, sizeof s_lr, "%g", o->lr);
     const char *mk[] = {"format", "context_features", "half_life_ms",   "epochs", "seed",
                         "lr",     "heldout_hit_at_1", "random_hit_at_1"};
@@ -636,7 +624,7 @@ static int rn__pt_train(const struct rn__pt_opts *o)
         goto fail_train;
     }
     printf("pretrain: wrote %s (history %u, dim %u, context %u, filters %u, out %u)\n", o->out, k,
-           D, RN_PT_CTX, C, S);
+           D, RN_SN_CONTEXT, C, S);
     rc = 0;
 fail_train:
     free(an.m), free(an.v), free(ap.m), free(ap.v);

@@ -23,6 +23,7 @@
  * them as one vector. After load the network is read-only; forward keeps its
  * scratch on the caller's stack, so any number of threads may share one.
  */
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ struct rn_statenet *rn__statenet_create(uint32_t k, uint32_t D, uint32_t C, uint
     struct rn_statenet *n = rn_xcalloc(1, sizeof *n);
     n->k = k, n->D = D, n->C = C, n->w1 = w1, n->w2 = w2, n->n_ctx = n_ctx, n->S = S;
     n->Z = (uint32_t)Z;
+    n->half_life_ms = RN_SN_HALF_LIFE_MS;
     size_t at = 0;
     n->at.W1 = at, at += (size_t)C * w1 * D;
     n->at.b1 = at, at += C;
@@ -102,6 +104,11 @@ uint32_t rn_statenet_dim(const struct rn_statenet *n)
 uint32_t rn_statenet_context(const struct rn_statenet *n)
 {
     return n->n_ctx;
+}
+
+double rn_statenet_half_life_ms(const struct rn_statenet *n)
+{
+    return n->half_life_ms;
 }
 
 /* ---- files ---------------------------------------------------------------------------- */
@@ -214,6 +221,19 @@ struct rn_statenet *rn_statenet_load(const char *path, char *errbuf, size_t errl
     memcpy(n->params + n->at.b2, t_b2->data, C * sizeof(float));
     memcpy(n->params + n->at.Wd, t_dw->data, (size_t)S * Z * sizeof(float));
     memcpy(n->params + n->at.bd, t_db->data, S * sizeof(float));
+    const char *hl = rn_st_meta(f, "half_life_ms");
+    if (hl) {
+        char *end;
+        double x = strtod(hl, &end);
+        if (!hl[0] || *end || !(x > 0 && x < 1e18)) {
+            rn_errf(errbuf, errlen,
+                    "%s: state network: metadata 'half_life_ms' is not a positive number", path);
+            rn_statenet_destroy(n);
+            n = NULL;
+            goto fail;
+        }
+        n->half_life_ms = x;
+    }
     for (size_t i = 0; i < n->at.n; i++)
         if (!isfinite(n->params[i])) {
             rn_errf(errbuf, errlen, "%s: state network: a parameter is not finite", path);
@@ -312,6 +332,49 @@ void rn_statenet_forward(const struct rn_statenet *n, const float *H, uint32_t n
     uint32_t args[2 * (RN_SN_MAX_SCRATCH / 2)];
     float *y = buf, *z = buf + n->C;
     rn__sn_forward(n, H, n_hist, longterm, ctx, z, out, args, args + n->C, y);
+}
+
+/* ---- the inputs from a history ------------------------------------------------------------ */
+
+void rn__sn_longterm_init(struct rn__sn_longterm *lt, uint32_t D, double half_life_ms, double *sum)
+{
+    *lt = (struct rn__sn_longterm){.sum = sum, .half_life_ms = half_life_ms, .D = D};
+    memset(sum, 0, D * sizeof *sum);
+}
+
+void rn__sn_longterm_decay(struct rn__sn_longterm *lt, int64_t ts)
+{
+    if (!lt->started) {
+        lt->started = 1;
+        lt->last_ts = ts;
+    }
+    double f = exp2(-(double)(ts - lt->last_ts) / lt->half_life_ms);
+    lt->weight *= f;
+    for (uint32_t j = 0; j < lt->D; j++)
+        lt->sum[j] *= f;
+    lt->last_ts = ts;
+}
+
+void rn__sn_longterm_add(struct rn__sn_longterm *lt, const float *e)
+{
+    lt->weight += 1;
+    for (uint32_t j = 0; j < lt->D; j++)
+        lt->sum[j] += e[j];
+}
+
+void rn__sn_inputs(const struct rn__sn_longterm *lt, uint32_t k, const float *const *last,
+                   uint32_t n_last, int64_t now, float *H, float *longterm, float *ctx)
+{
+    const uint32_t D = lt->D;
+    assert(n_last <= k);
+    for (uint32_t r = 0; r < n_last; r++)
+        memcpy(H + (size_t)r * D, last[r], D * sizeof(float));
+    for (uint32_t j = 0; j < D; j++)
+        longterm[j] = lt->weight > 0 ? (float)(lt->sum[j] / lt->weight) : 0.0f;
+    int64_t hour = ((now / 3600000) % 24 + 24) % 24;
+    ctx[0] = (float)sin(2 * M_PI * (double)hour / 24);
+    ctx[1] = (float)cos(2 * M_PI * (double)hour / 24);
+    ctx[2] = (float)n_last / (float)k;
 }
 
 /* ---- the next-click loss and its gradient ----------------------------------------------- */

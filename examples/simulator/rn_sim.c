@@ -275,7 +275,9 @@ struct rn_sim_opts {
         exam_decay;
     const char *policy, *out, *embeddings, *summary_json, *returns;
     /* The model policy: lag and period of the learner's versions (s), how long to wait for
-     * one (s), and the state features' history length and half-life (s). */
+     * one (s), the state features' history length and half-life (s), and the state network
+     * (NULL: the simple state features). */
+    const char *model_state_network;
     uint64_t model_lag_s, model_period_s;
     double model_wait_s, model_half_life_s;
     uint32_t model_history;
@@ -690,8 +692,9 @@ static int rn_sim_oracle_rank(void *ctx, const struct rn_sim_query *q, const uin
  * experience_collector holds for the user: the items the user clicked in earlier lists, each
  * with its list's impression time, oldest first (a pay adds nothing: the item is already
  * there), of which φ uses the last --model-history.  This policy rebuilds that history from
- * the log it sees (observe), and scores with the same code the job uses (rn_phi_simple,
- * rn_model_advantages) on the embedding table the simulator wrote and read back.
+ * the log it sees (observe), and scores with the same code the job uses (rn_phi_compute:
+ * the simple φ, or the --model-state-network the job's learner names; rn_model_advantages)
+ * on the embedding table the simulator wrote and read back.
  *
  * Which version.  Deterministic mode (--model-lag L > 0): the learner publishes a version at
  * every event-time boundary k·P whose manifest's event_time is that boundary and which learnt
@@ -708,9 +711,11 @@ struct rn_sim_mpol {
     struct rn_sim_greedy *g; /* rng, epsilon, scratch; random ranking before the first model */
     const char *dir;         /* borrowed from the options */
     int64_t lag_ms, period_ms, start_ts, wait_ms;
-    double half_life_ms;
     uint32_t hist_cap, slate, dim;
     struct rn_embed *emb;
+    struct rn_phi_spec spec; /* φ: the simple one or the state network */
+    uint32_t phi_dim;
+    void *phi_scratch;
     uint64_t *item_id;    /* per item index: rn_hash64("i<n>") */
     const float **item_e; /* per item index: its embedding row, NULL if none */
     float *E, *phi, *adv; /* scratch: K x D, F, K */
@@ -745,6 +750,8 @@ static void rn_sim_model_destroy(void *ctx)
     struct rn_sim_mpol *mp = ctx;
     if (!mp) return;
     if (mp->g) rn_sim_greedy_destroy(mp->g);
+    rn_phi_spec_close(&mp->spec);
+    free(mp->phi_scratch);
     rn_embed_destroy(mp->emb);
     rn_model_destroy(mp->model);
     free(mp->item_id);
@@ -772,7 +779,6 @@ static void *rn_sim_model_create(const struct rn_sim_opts *o, char *err, size_t 
     mp->period_ms = (int64_t)o->model_period_s * 1000;
     mp->start_ts = o->start_ts;
     mp->wait_ms = (int64_t)(o->model_wait_s * 1000.0);
-    mp->half_life_ms = o->model_half_life_s * 1000.0;
     mp->hist_cap = o->model_history;
     mp->slate = o->slate;
     mp->model_id = -1;
@@ -801,8 +807,15 @@ static void *rn_sim_model_create(const struct rn_sim_opts *o, char *err, size_t 
         mp->item_id[i] = rn_hash64(name, (size_t)n);
         mp->item_e[i] = rn_embed_get(mp->emb, mp->item_id[i]);
     }
+    if (rn_phi_spec_open(&mp->spec, mp->hist_cap, o->model_half_life_s * 1000.0,
+                         o->model_state_network, mp->emb, eerr, sizeof(eerr))) {
+        snprintf(err, errlen, "%s", eerr);
+        goto fail;
+    }
+    mp->phi_dim = rn_phi_dim(&mp->spec, mp->emb);
+    mp->phi_scratch = rn_sim_xmalloc(rn_phi_scratch_size(&mp->spec, mp->emb) + 1, 1);
     mp->E = rn_sim_xmalloc((size_t)o->candidates * mp->dim, sizeof(*mp->E));
-    mp->phi = rn_sim_xmalloc(RN_PHI_SIMPLE_DIM(mp->dim), sizeof(*mp->phi));
+    mp->phi = rn_sim_xmalloc(mp->phi_dim, sizeof(*mp->phi));
     mp->adv = rn_sim_xmalloc(o->candidates, sizeof(*mp->adv));
     mp->cand_id = rn_sim_xmalloc(o->candidates, sizeof(*mp->cand_id));
     mp->hist = rn_sim_xmalloc((size_t)o->users * mp->hist_cap, sizeof(*mp->hist));
@@ -874,12 +887,13 @@ static int rn_sim_model_use(struct rn_sim_mpol *mp, int64_t id, char *err, size_
         snprintf(err, errlen, "model store %s: version %lld: %s", mp->dir, (long long)id, lerr);
         return -1;
     }
-    if (m->shape.dim != mp->dim || m->shape.phi != RN_PHI_SIMPLE_DIM(mp->dim)) {
+    if (m->shape.dim != mp->dim || m->shape.phi != mp->phi_dim) {
         snprintf(err, errlen,
                  "model store %s: version %lld has dim %u and phi %u; the embeddings want dim "
-                 "%u and phi %u (the simple state features)",
-                 mp->dir, (long long)id, m->shape.dim, m->shape.phi, mp->dim,
-                 RN_PHI_SIMPLE_DIM(mp->dim));
+                 "%u and phi %u (%s)",
+                 mp->dir, (long long)id, m->shape.dim, m->shape.phi, mp->dim, mp->phi_dim,
+                 mp->spec.net ? "the output size of --model-state-network"
+                              : "the simple state features; does the job name a state_network?");
         rn_model_destroy(m);
         return -1;
     }
@@ -1001,8 +1015,8 @@ static int rn_sim_model_rank(void *ctx, const struct rn_sim_query *q, const uint
     if (!mp->used) return rn_sim_random_rank(mp->g, q, cand, k, slate, props, err, errlen);
 
     uint32_t d = mp->dim;
-    rn_phi_simple(mp->emb, mp->hist_cap, mp->half_life_ms,
-                  mp->hist + (size_t)q->user * mp->hist_cap, mp->hist_n[q->user], q->ts, mp->phi);
+    rn_phi_compute(&mp->spec, mp->emb, mp->hist + (size_t)q->user * mp->hist_cap,
+                   mp->hist_n[q->user], q->ts, mp->phi, mp->phi_scratch);
     for (uint32_t c = 0; c < k; c++) {
         mp->cand_id[c] = mp->item_id[cand[c]];
         if (mp->item_e[cand[c]])
@@ -1251,6 +1265,8 @@ static void rn_sim_usage(FILE *f)
           "  --model-wait SEC       longest wait for that version (default 120)\n"
           "  --model-history N      clicked items in the state (default 10)\n"
           "  --model-half-life SEC  half-life of the state's decayed sum (default 1800)\n"
+          "  --model-state-network FILE  the state network the job's learner names\n"
+          "                         (state_network); default: the simple state features\n"
           "  --http-timeout SEC     http://HOST:PORT: limit per request (default 10)\n"
           "  --help                 print this help\n",
           f);
@@ -1320,6 +1336,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         O_MWAIT,
         O_MHIST,
         O_MHALF,
+        O_MSTATENET,
         O_HTIMEOUT,
         O_HELP
     };
@@ -1355,6 +1372,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         {"model-wait", required_argument, NULL, O_MWAIT},
         {"model-history", required_argument, NULL, O_MHIST},
         {"model-half-life", required_argument, NULL, O_MHALF},
+        {"model-state-network", required_argument, NULL, O_MSTATENET},
         {"http-timeout", required_argument, NULL, O_HTIMEOUT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -1491,6 +1509,9 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         case O_MHALF:
             bad = rn_sim_parse_double(a, 0.0, 1e9, &o->model_half_life_s);
             break;
+        case O_MSTATENET:
+            o->model_state_network = a;
+            break;
         case O_HTIMEOUT:
             bad = rn_sim_parse_double(a, 0.001, 1e6, &o->http_timeout_s);
             break;
@@ -1538,6 +1559,11 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         fprintf(stderr,
                 "sim: --policy %s needs --embeddings PATH: the model scores with the "
                 "table the simulator writes there\n",
+                o->policy);
+        return -1;
+    }
+    if (o->model_state_network && strncmp(o->policy, "model:", 6) != 0) {
+        fprintf(stderr, "sim: --model-state-network is for --policy model:DIR, not %s\n",
                 o->policy);
         return -1;
     }

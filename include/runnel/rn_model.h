@@ -71,6 +71,45 @@ struct rn_hist {
 void rn_phi_simple(const struct rn_embed *emb, uint32_t history, double half_life_ms,
                    const struct rn_hist *h, uint32_t n, int64_t now, float *phi);
 
+/* φ as the learner, inference, the simulator's model policy and `runnel
+ * evaluate` all compute it (runtime/rn_phi.c): the simple φ above, or, when
+ * the spec names a state network (rn_statenet.h), that network's forward pass
+ * over the last `history` items of h found in the table:
+ *   H         the last k of them (k: the network's history)
+ *   longterm  their time-decayed mean (the network's half-life, 24 h from
+ *             `runnel pretrain`), decayed to `now`
+ *   ctx       [sin 2πh/24, cos 2πh/24, filled]: h the hour (UTC) of `now`,
+ *             filled the fraction of the k slots used
+ * built by the same code that `runnel pretrain` trains the network on. */
+struct rn_statenet;
+
+struct rn_phi_spec {
+    uint32_t history;              /* the latest items of a history that φ uses */
+    double half_life_ms;           /* the simple φ's decayed sum */
+    const struct rn_statenet *net; /* NULL: the simple φ; else borrowed (or owned
+                                    * after rn_phi_spec_open) */
+    int owned;                     /* rn_phi_spec_close destroys net */
+};
+
+/* Fills spec; when state_network is not NULL, loads that file (spec owns the
+ * network: rn_phi_spec_close) and checks that it fits emb and history: its
+ * dim is the table's, it takes the three context features above, its k is at
+ * most `history`. Returns 0, or < 0 with a message naming the file. */
+int rn_phi_spec_open(struct rn_phi_spec *spec, uint32_t history, double half_life_ms,
+                     const char *state_network, const struct rn_embed *emb, char *errbuf,
+                     size_t errlen);
+void rn_phi_spec_close(struct rn_phi_spec *spec);
+/* F: the network's output size, else RN_PHI_SIMPLE_DIM(D). */
+uint32_t rn_phi_dim(const struct rn_phi_spec *spec, const struct rn_embed *emb);
+/* Bytes of scratch rn_phi_compute needs (0 for the simple φ). */
+size_t rn_phi_scratch_size(const struct rn_phi_spec *spec, const struct rn_embed *emb);
+/* φ(s) (rn_phi_dim floats) of the history h (n items, oldest first) at time
+ * `now`. `scratch` holds rn_phi_scratch_size bytes (any alignment malloc
+ * gives) and is the caller's, one per thread: the spec, the table and the
+ * network are only read, so threads may share them. */
+void rn_phi_compute(const struct rn_phi_spec *spec, const struct rn_embed *emb,
+                    const struct rn_hist *h, uint32_t n, int64_t now, float *phi, void *scratch);
+
 /* ---- the model -------------------------------------------------------------- */
 
 struct rn_model_shape {

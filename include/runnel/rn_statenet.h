@@ -9,7 +9,10 @@
  *   φ = tanh(Wd z + bd)                                                        (S)
  *
  * The network is read from a safetensors file (rn_model.h) and is read-only
- * after loading: one instance may be shared by any number of threads.
+ * after loading: one instance may be shared by any number of threads. Jobs,
+ * the simulator and `runnel evaluate` use it through rn_phi_compute
+ * (rn_model.h), which builds H, ctx and longterm from a user's history as
+ * `runnel pretrain` does.
  */
 #ifndef RUNNEL_RN_STATENET_H
 #define RUNNEL_RN_STATENET_H
@@ -33,6 +36,9 @@ uint32_t rn_statenet_out_dim(const struct rn_statenet *n);
 uint32_t rn_statenet_history(const struct rn_statenet *n);
 uint32_t rn_statenet_dim(const struct rn_statenet *n);
 uint32_t rn_statenet_context(const struct rn_statenet *n);
+/* The half-life of the long-term interest vector the network was trained
+ * with (metadata half_life_ms; 24 h when the file does not say). */
+double rn_statenet_half_life_ms(const struct rn_statenet *n);
 
 /* φ into out (S floats). H holds n_hist item embeddings (n_hist x D,
  * row-major, oldest first); only the last k are used, and when there are
