@@ -549,6 +549,43 @@ static double rn_inf_percentile(struct rn_inf_shared *s, double p)
     return 0;
 }
 
+/* A serving thread's scratch and hazard slot, for the table it last served
+ * (keyed by the table's generation, not its address, which a later table may
+ * reuse; the slot is kept while the thread serves the same feed). Freed with
+ * the thread (a pthread key's destructor). */
+struct rn_inf_tls {
+    uint64_t gen;
+    const struct rn_model_feed *feed;
+    int slot;
+    struct rn_inf_scratch x;
+};
+static pthread_key_t rn_inf_tls_key;
+static pthread_once_t rn_inf_tls_once = PTHREAD_ONCE_INIT;
+
+static void rn_inf_tls_free(void *p)
+{
+    struct rn_inf_tls *t = p;
+    rn_inf_scratch_free(&t->x);
+    free(t);
+}
+
+static void rn_inf_tls_init(void)
+{
+    pthread_key_create(&rn_inf_tls_key, rn_inf_tls_free);
+}
+
+static struct rn_inf_tls *rn_inf_tls_get(void)
+{
+    pthread_once(&rn_inf_tls_once, rn_inf_tls_init);
+    struct rn_inf_tls *t = pthread_getspecific(rn_inf_tls_key);
+    if (!t) {
+        t = rn_xcalloc(1, sizeof *t);
+        t->slot = -1;
+        pthread_setspecific(rn_inf_tls_key, t);
+    }
+    return t;
+}
+
 static int rn_inf_u64_cmp(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -657,28 +694,23 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     /* Each serving thread keeps its scratch and hazard slot for this table
      * (keyed by the table's generation, not its address, which a later table
      * may reuse); a slot is kept while the thread serves the same feed. */
-    static __thread struct {
-        uint64_t gen;
-        const struct rn_model_feed *feed;
-        int slot;
-        struct rn_inf_scratch x;
-    } t = {0, NULL, -1, {0}};
-    if (t.gen != s->gen) {
-        rn_inf_scratch_free(&t.x);
-        memset(&t.x, 0, sizeof t.x);
-        if (t.feed != s->feed || t.slot < 0) t.slot = rn_model_feed_slot(s->feed);
-        t.feed = s->feed;
-        t.gen = s->gen;
+    struct rn_inf_tls *t = rn_inf_tls_get();
+    if (t->gen != s->gen) {
+        rn_inf_scratch_free(&t->x);
+        memset(&t->x, 0, sizeof t->x);
+        if (t->feed != s->feed || t->slot < 0) t->slot = rn_model_feed_slot(s->feed);
+        t->feed = s->feed;
+        t->gen = s->gen;
     }
-    if (t.slot < 0) {
-        t.gen = 0;
+    if (t->slot < 0) {
+        t->gen = 0;
         rn_inf_json_error(res, 503, "too many serving threads for one model store");
         goto out;
     }
     uint32_t slate[1000];
     double prop[1000];
     struct rn_inf_result r = {0, slate, prop, 0, 0, 0};
-    int rc = rn_inf_rank(s, t.slot, &t.x, uid, rid, ts, ids, (uint32_t)k, (uint32_t)l, &r);
+    int rc = rn_inf_rank(s, t->slot, &t->x, uid, rid, ts, ids, (uint32_t)k, (uint32_t)l, &r);
     if (rc < 0) {
         rn_inf_json_error(res, 400, "cannot rank %zu candidates for k = %" PRId64, k, l);
         goto out;

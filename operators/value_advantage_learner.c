@@ -390,7 +390,7 @@ static int rn_val_advance(struct rn_op *op, struct rn_val *v, int64_t wm)
     int rc = 0;
     if (wm > v->wm) v->wm = wm;
     rn_val_sort_list = W;
-    qsort(W->r, W->n, sizeof *W->r, rn_val_cmp);
+    if (W->n) qsort(W->r, W->n, sizeof *W->r, rn_val_cmp);
     size_t k = 0;
     for (; k < W->n && W->r[k].ts <= wm; k++)
         if ((rc = rn_val_take(op, v, &W->r[k], W->bytes.data + W->r[k].off))) return rc;

@@ -227,6 +227,7 @@ static void rn__conn_respond(struct rn__http_conn *c, int status, const char *co
                              struct rn_buf *body)
 {
     assert(c->state == RN__HTTP_READING);
+    rn_buf_free(&c->body_out); /* the previous response's, on a kept-alive connection */
     c->body_out = *body;
     *body = (struct rn_buf)RN_BUF_INIT;
     /* 204 and 304 responses carry neither a body nor a length (RFC 9110). */

@@ -522,6 +522,18 @@ int main(void)
         snprintf(want, sizeof want, "%.*s,\"model_version\":1", (int)len, it ? it : "");
         CHECK_STR_CONTAINS(out, want);
     }
+    /* No candidates: the whole embedding table is ranked (top-K over the
+     * catalogue); the slate holds `slate` distinct items of the table. */
+    CHECK_EQ_INT(call(sv, "POST", "/api/v1/recommend", "{\"user\":\"u3\",\"k\":3}", out, sizeof out),
+                 200);
+    CHECK_STR_CONTAINS(out, "\"items\":[\"i");
+    CHECK_STR_CONTAINS(out, "\"model_version\":1");
+    {
+        const char *it = strstr(out, "\"items\":[");
+        int commas = 0;
+        for (const char *p = it; p && *p && *p != ']'; p++) commas += *p == ',';
+        CHECK_EQ_INT(commas, 2);
+    }
     /* Bad requests, each with its status and reason. */
     struct {
         const char *method, *body;
@@ -533,7 +545,8 @@ int main(void)
         {"POST", "{\"candidates\":[\"i1\"]}", 400, "'user'"},
         {"POST", "{\"user\":\"\",\"candidates\":[\"i1\"]}", 400, "'user'"},
         {"POST", "{\"user\":\"x\",\"candidates\":[]}", 400, "'candidates'"},
-        {"POST", "{\"user\":\"x\"}", 400, "'candidates'"},
+        {"POST", "{\"user\":\"x\",\"candidates\":\"i1\"}", 400, "'candidates'"},
+        {"POST", "{\"user\":\"x\",\"candidates\":[\"i1\",\"i2\",\"i1\"]}", 400, "listed twice"},
         {"POST", "{\"user\":\"x\",\"candidates\":[\"i1\",\"nope\"]}", 422, "unknown item 'nope'"},
         {"POST", "{\"user\":\"x\",\"candidates\":[\"i1\",7]}", 400, "candidates[1]"},
         {"POST", "{\"user\":\"x\",\"candidates\":[\"i1\"],\"k\":0}", 400, "'k'"},
