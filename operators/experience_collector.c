@@ -24,41 +24,26 @@
  * many of its items were missing.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_model.h"
 #include "rn_operator.h"
 #include "rn_sample.h"
 #include "rn_state.h"
 
-struct rn_emb_entry {
-    uint64_t id;
-    uint32_t off; /* into vecs, in floats */
-};
-
 struct rn_xc_cfg {
     int64_t history, session_gap, label_delay;
     const char *embeddings;
-    /* The table, loaded by init (shared, read-only while running). */
-    struct rn_emb_entry *index;
-    size_t n_index;
-    float *vecs;
-    uint32_t dim;
-    /* Loaded by the first subtask to open (the data may be written after the
-     * job was validated); the others wait for it. */
-    pthread_mutex_t load_mu;
-    int loaded; /* 0 not yet, 1 loaded, -1 failed */
-    char load_err[512];
 };
 
 static const struct rn_config_key rn_xc_keys[] = {
     {"history", RN_CT_INT, "10", "items", offsetof(struct rn_xc_cfg, history),
      "How many of the user's most recent feedback items make up the state.", NULL, 0, 1, 1000},
     {"session_gap", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_xc_cfg, session_gap),
-     "A next list more than this much later (event time) ends the session: done = 1.", NULL, 0,
-     1, (int64_t)1 << 50},
+     "A next list more than this much later (event time) ends the session: done = 1.", NULL, 0, 1,
+     (int64_t)1 << 50},
     {"label_delay", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_xc_cfg, label_delay),
      "How long after a list's impression its sample can still arrive (the joiner's window + "
      "allowed_lateness): waited for before deciding that no next list came.",
@@ -70,95 +55,13 @@ static const struct rn_config_key rn_xc_keys[] = {
     RN_CONFIG_END,
 };
 
-static int rn_emb_cmp(const void *a, const void *b)
-{
-    const struct rn_emb_entry *x = a, *y = b;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Loads the embedding table; errors name file:line. */
-static int rn_xc_load(struct rn_xc_cfg *c, const struct rn_cfg_node *at, char *errbuf, size_t errlen)
-{
-    FILE *f = fopen(c->embeddings, "r");
-    if (!f) {
-        rn_errf(errbuf, errlen, "cannot open embeddings '%s': %s", c->embeddings, strerror(errno));
-        (void)at;
-        return RN_EIO;
-    }
-    char *line = NULL;
-    size_t cap = 0, vcap = 0, icap = 0;
-    ssize_t n;
-    int lineno = 0, rc = 0;
-    while ((n = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
-        if (!tok || tok[0] == '#') continue;
-        uint64_t id = rn_hash64(tok, strlen(tok));
-        uint32_t d = 0;
-        size_t start = c->n_index ? (size_t)c->n_index * c->dim : 0;
-        for (char *v = strtok_r(NULL, " \t\r\n", &save); v; v = strtok_r(NULL, " \t\r\n", &save)) {
-            char *end;
-            float x = strtof(v, &end);
-            if (*end) {
-                rn_errf(errbuf, errlen, "%s:%d: '%s' is not a number", c->embeddings, lineno, v);
-                rc = RN_EINVAL;
-                goto out;
-            }
-            if (start + d + 1 > vcap) {
-                vcap = vcap ? vcap * 2 : 4096;
-                c->vecs = rn_xrealloc(c->vecs, vcap * sizeof *c->vecs);
-            }
-            c->vecs[start + d++] = x;
-        }
-        if (!c->n_index) c->dim = d;
-        if (d == 0 || d != c->dim) {
-            rn_errf(errbuf, errlen, "%s:%d: %u values, expected %u (the first line's)",
-                    c->embeddings, lineno, d, c->dim ? c->dim : 1);
-            rc = RN_EINVAL;
-            goto out;
-        }
-        if (c->n_index == icap) {
-            icap = icap ? icap * 2 : 1024;
-            c->index = rn_xrealloc(c->index, icap * sizeof *c->index);
-        }
-        c->index[c->n_index].id = id;
-        c->index[c->n_index].off = (uint32_t)start;
-        c->n_index++;
-    }
-    qsort(c->index, c->n_index, sizeof *c->index, rn_emb_cmp);
-out:
-    free(line);
-    fclose(f);
-    return rc;
-}
-
 static int rn_xc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
-    struct rn_xc_cfg *c = ctx;
-    pthread_mutex_init(&c->load_mu, NULL);
+    (void)ctx;
     (void)node;
     (void)errbuf;
     (void)errlen;
     return 0;
-}
-
-static void rn_xc_fini(void *ctx)
-{
-    struct rn_xc_cfg *c = ctx;
-    pthread_mutex_destroy(&c->load_mu);
-    free(c->index);
-    free(c->vecs);
-}
-
-static const float *rn_xc_lookup(const struct rn_xc_cfg *c, uint64_t id)
-{
-    size_t lo = 0, hi = c->n_index;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (c->index[mid].id < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < c->n_index && c->index[lo].id == id ? c->vecs + c->index[lo].off : NULL;
 }
 
 /* ---- state --------------------------------------------------------------------------
@@ -178,13 +81,15 @@ struct rn_xc_pending {
 
 struct rn_xc {
     struct rn_state *history, *pending;
+    struct rn_embed *emb; /* the shared table (rn_embed_acquire); NULL: none */
+    uint32_t dim;
     struct rn_buf hist, hist_new, pend;
     struct rn_payload pl;
 };
 
 enum { M_EXPERIENCES, M_TERMINAL, M_MISSING, M_OUT_OF_ORDER };
-static const char *const rn_xc_metrics[] = {"experiences", "sessions_ended",
-                                            "missing_embeddings", "out_of_order", NULL};
+static const char *const rn_xc_metrics[] = {"experiences", "sessions_ended", "missing_embeddings",
+                                            "out_of_order", NULL};
 static const struct rn_metric_ratio rn_xc_ratios[] = {
     {"mean_session_length", M_EXPERIENCES, M_TERMINAL, 1.0},
     {NULL, 0, 0, 0},
@@ -192,21 +97,20 @@ static const struct rn_metric_ratio rn_xc_ratios[] = {
 
 static int rn_xc_open(struct rn_op *op)
 {
-    /* The config context is shared by every subtask and read-only once
-     * loaded; loading happens once, under its mutex. */
-    struct rn_xc_cfg *c = (struct rn_xc_cfg *)rn_op_ctx(op);
-    if (c->embeddings && c->embeddings[0]) {
-        pthread_mutex_lock(&c->load_mu);
-        if (!c->loaded) c->loaded = rn_xc_load(c, NULL, c->load_err, sizeof c->load_err) ? -1 : 1;
-        int ok = c->loaded == 1;
-        pthread_mutex_unlock(&c->load_mu);
-        if (!ok) {
-            rn_op_errorf(op, "%s", c->load_err);
-            return RN_EIO;
-        }
-    }
+    /* The table is loaded when the job opens (the data may be written after
+     * the job was validated), once per process: rn_embed_acquire shares it. */
+    const struct rn_xc_cfg *c = rn_op_ctx(op);
     struct rn_xc *x = rn_xcalloc(1, sizeof *x);
     rn_op_set_local(op, x);
+    if (c->embeddings && c->embeddings[0]) {
+        char err[512];
+        x->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
+        if (!x->emb) {
+            rn_op_errorf(op, "%s", err);
+            return RN_EIO;
+        }
+        x->dim = rn_embed_dim(x->emb);
+    }
     x->history = rn_state_value(op, "history");
     x->pending = rn_state_value(op, "pending");
     return x->history && x->pending ? 0 : RN_ESTATE;
@@ -216,6 +120,7 @@ static void rn_xc_close(struct rn_op *op)
 {
     struct rn_xc *x = rn_op_local(op);
     if (!x) return;
+    rn_embed_release(x->emb);
     rn_buf_free(&x->hist);
     rn_buf_free(&x->hist_new);
     rn_buf_free(&x->pend);
@@ -251,7 +156,6 @@ static uint32_t rn_xc_hist_count(const char *h, size_t len)
 static struct rn_state_vec rn_xc_state(struct rn_op *op, struct rn_payload *pl, const char *h,
                                        size_t hlen)
 {
-    const struct rn_xc_cfg *c = rn_op_ctx(op);
     struct rn_state_vec sv;
     memset(&sv, 0, sizeof sv);
     uint32_t n = rn_xc_hist_count(h, hlen);
@@ -266,8 +170,9 @@ static struct rn_state_vec rn_xc_state(struct rn_op *op, struct rn_payload *pl, 
     }
     sv.n_history = n;
     sv.history_off = rn_payload_reserve(pl, n * sizeof(struct rn_history_item));
-    sv.dim = c->dim;
-    sv.vec_off = rn_payload_reserve(pl, c->dim * sizeof(float));
+    struct rn_xc *x = rn_op_local(op);
+    sv.dim = x->dim;
+    sv.vec_off = rn_payload_reserve(pl, x->dim * sizeof(float));
     struct rn_history_item *hi = (struct rn_history_item *)(pl->buf.data + sv.history_off);
     float *vec = (float *)(pl->buf.data + sv.vec_off);
     uint32_t found = 0;
@@ -279,18 +184,20 @@ static struct rn_state_vec rn_xc_state(struct rn_op *op, struct rn_payload *pl, 
         hi[i].item = strs[i];
         hi[i].kind = e.kind;
         hi[i].pad = 0;
-        if (!c->dim) continue;
-        const float *v = rn_xc_lookup(c, e.item_id);
+        if (!x->dim) continue;
+        const float *v = rn_embed_get(x->emb, e.item_id);
         if (!v) {
             sv.n_missing++;
             rn_op_metric_add(op, M_MISSING, 1);
             continue;
         }
-        for (uint32_t d = 0; d < c->dim; d++) vec[d] += v[d];
+        for (uint32_t d = 0; d < x->dim; d++)
+            vec[d] += v[d];
         found++;
     }
     if (found)
-        for (uint32_t d = 0; d < c->dim; d++) vec[d] /= (float)found;
+        for (uint32_t d = 0; d < x->dim; d++)
+            vec[d] /= (float)found;
     free(strs);
     return sv;
 }
@@ -347,7 +254,8 @@ static void rn_xc_emit(struct rn_op *op, struct rn_xc *x, int64_t next_ts, int d
 }
 
 /* Adds the list's feedback items to the history, keeping the last `history`. */
-static void rn_xc_update_history(const struct rn_xc_cfg *c, struct rn_xc *x, const struct rn_sample *s)
+static void rn_xc_update_history(const struct rn_xc_cfg *c, struct rn_xc *x,
+                                 const struct rn_sample *s)
 {
     const char *h = x->hist.data;
     uint32_t n = rn_xc_hist_count(h, x->hist.len);
@@ -375,8 +283,10 @@ static void rn_xc_update_history(const struct rn_xc_cfg *c, struct rn_xc *x, con
     }
     uint32_t from = total > (uint32_t)c->history ? total - (uint32_t)c->history : 0;
     rn_buf_reset(&x->hist_new);
-    for (uint32_t i = from; i < total; i++) rn_buf_append(&x->hist_new, &ents[i], sizeof ents[i]);
-    for (uint32_t i = from; i < total; i++) rn_buf_append(&x->hist_new, names[i], ents[i].name_len);
+    for (uint32_t i = from; i < total; i++)
+        rn_buf_append(&x->hist_new, &ents[i], sizeof ents[i]);
+    for (uint32_t i = from; i < total; i++)
+        rn_buf_append(&x->hist_new, names[i], ents[i].name_len);
     free(ents);
     free(names);
     struct rn_buf tmp = x->hist;
@@ -443,8 +353,10 @@ static void rn_xc_json_float(struct rn_buf *out, float v)
 {
     char tmp[32];
     int n = snprintf(tmp, sizeof tmp, "%.7g", (double)v);
-    if (v != v) rn_buf_puts(out, "null");
-    else rn_buf_append(out, tmp, (size_t)n);
+    if (v != v)
+        rn_buf_puts(out, "null");
+    else
+        rn_buf_append(out, tmp, (size_t)n);
 }
 
 static void rn_xc_state_json(struct rn_buf *out, const struct rn_experience *e,
@@ -486,8 +398,10 @@ static void rn_experience_json(const struct rn_record *r, struct rn_buf *out)
     RN_BUF_LIT(out, ",\"ts\":");
     rn_json_i64(out, e->ts);
     RN_BUF_LIT(out, ",\"next_ts\":");
-    if (e->next_ts >= 0) rn_json_i64(out, e->next_ts);
-    else RN_BUF_LIT(out, "null");
+    if (e->next_ts >= 0)
+        rn_json_i64(out, e->next_ts);
+    else
+        RN_BUF_LIT(out, "null");
     RN_BUF_LIT(out, ",\"done\":");
     rn_json_u64(out, e->done);
     RN_BUF_LIT(out, ",\"reward\":");
@@ -495,7 +409,8 @@ static void rn_experience_json(const struct rn_record *r, struct rn_buf *out)
     RN_BUF_LIT(out, ",\"s\":");
     rn_xc_state_json(out, e, &e->s);
     RN_BUF_LIT(out, ",\"a\":[");
-    const struct rn_sample_item *it = (const struct rn_sample_item *)((const char *)e + e->items_off);
+    const struct rn_sample_item *it =
+        (const struct rn_sample_item *)((const char *)e + e->items_off);
     for (uint32_t i = 0; i < e->n_items; i++) {
         if (i) rn_buf_putc(out, ',');
         RN_BUF_LIT(out, "{\"item\":");
@@ -532,8 +447,9 @@ const struct rn_type rn_type_experience = {
 };
 
 static const struct rn_port_decl rn_xc_out[] = {
-    {NULL, "experience", "One transition per labelled list, once its successor (or the end of "
-                         "the session) is known."},
+    {NULL, "experience",
+     "One transition per labelled list, once its successor (or the end of "
+     "the session) is known."},
 };
 
 const struct rn_op_type rn_op_experience_collector = {
@@ -551,7 +467,6 @@ const struct rn_op_type rn_op_experience_collector = {
     .metrics = rn_xc_metrics,
     .default_key = "user",
     .init = rn_xc_init,
-    .fini = rn_xc_fini,
     .open = rn_xc_open,
     .process = rn_xc_process,
     .close = rn_xc_close,

@@ -64,116 +64,8 @@ static int rn__pt_usage(FILE *out)
     return out == stdout ? 0 : 2;
 }
 
-/* ---- the embedding table ------------------------------------------------------------ */
-
-struct rn__pt_key {
-    uint64_t hash;
-    uint32_t index;
-};
-
-struct rn__pt_emb {
-    uint32_t dim;
-    size_t n;
-    float *vec;             /* n x dim */
-    struct rn__pt_key *idx; /* sorted by hash */
-};
-
-static int rn__pt_cmp_key(const void *a, const void *b)
-{
-    const struct rn__pt_key *x = a, *y = b;
-    return x->hash < y->hash ? -1 : x->hash > y->hash;
-}
-
-static void rn__pt_emb_free(struct rn__pt_emb *e)
-{
-    free(e->vec);
-    free(e->idx);
-}
-
-/* Reads "id v1 ... vD" lines ('#' comments, blank lines skipped) into e. */
-static int rn__pt_emb_load(const char *path, struct rn__pt_emb *e, char *errbuf, size_t errlen)
-{
-    memset(e, 0, sizeof *e);
-    size_t len = 0;
-    char *text = rn_fs_read_all(path, &len);
-    if (!text) {
-        rn_errf(errbuf, errlen, "%s: cannot read: %s", path, strerror(errno));
-        return RN_EIO;
-    }
-    size_t cap = 0;
-    int rc = 0;
-    unsigned line = 0;
-    for (char *p = text, *next; p && *p; p = next) {
-        line++;
-        char *nl = strchr(p, '\n');
-        next = nl ? nl + 1 : NULL;
-        if (nl) *nl = 0;
-        char *c = strchr(p, '#');
-        if (c) *c = 0;
-        char *save, *tok = strtok_r(p, " \t\r", &save);
-        if (!tok) continue;
-        uint64_t h = rn_hash64(tok, strlen(tok));
-        uint32_t d = 0;
-        if (e->n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            e->idx = rn_xrealloc(e->idx, cap * sizeof *e->idx);
-            if (e->dim) e->vec = rn_xrealloc(e->vec, cap * e->dim * sizeof(float));
-        }
-        float row[4096];
-        for (char *v; (v = strtok_r(NULL, " \t\r", &save));) {
-            char *end;
-            float x = strtof(v, &end);
-            if (*end || !isfinite(x) || d == 4096) {
-                rn_errf(errbuf, errlen, "%s:%u: bad embedding value '%s'", path, line, v);
-                rc = RN_EINVAL;
-                goto done;
-            }
-            row[d++] = x;
-        }
-        if (!e->dim) {
-            if (!d) {
-                rn_errf(errbuf, errlen, "%s:%u: item '%s' has no values", path, line, tok);
-                rc = RN_EINVAL;
-                goto done;
-            }
-            e->dim = d;
-            e->vec = rn_xmalloc(cap * e->dim * sizeof(float));
-        }
-        if (d != e->dim) {
-            rn_errf(errbuf, errlen, "%s:%u: item '%s' has %u values, the first line had %u", path,
-                    line, tok, d, e->dim);
-            rc = RN_EINVAL;
-            goto done;
-        }
-        memcpy(e->vec + e->n * e->dim, row, d * sizeof(float));
-        e->idx[e->n] = (struct rn__pt_key){h, (uint32_t)e->n};
-        e->n++;
-    }
-    if (!e->n) {
-        rn_errf(errbuf, errlen, "%s: no embeddings", path);
-        rc = RN_EINVAL;
-        goto done;
-    }
-    qsort(e->idx, e->n, sizeof *e->idx, rn__pt_cmp_key);
-    for (size_t i = 1; i < e->n; i++)
-        if (e->idx[i].hash == e->idx[i - 1].hash) {
-            rn_errf(errbuf, errlen, "%s: an item id appears twice (line %zu)", path,
-                    (size_t)e->idx[i].index + 1);
-            rc = RN_EINVAL;
-            goto done;
-        }
-done:
-    free(text);
-    if (rc) rn__pt_emb_free(e);
-    return rc;
-}
-
-static const float *rn__pt_emb_get(const struct rn__pt_emb *e, const char *id)
-{
-    struct rn__pt_key k = {rn_hash64(id, strlen(id)), 0};
-    const struct rn__pt_key *f = bsearch(&k, e->idx, e->n, sizeof k, rn__pt_cmp_key);
-    return f ? e->vec + (size_t)f->index * e->dim : NULL;
-}
+/* The embedding table is rn_model.h's (rn_embed_load), the one every
+ * operator reads. */
 
 /* ---- the training lists ---------------------------------------------------------------- */
 
@@ -250,7 +142,7 @@ static yajl_val rn__pt_get(yajl_val v, const char *key, yajl_type t)
 }
 
 /* Parses one line into d; a message naming file:line on failure. */
-static int rn__pt_line(struct rn__pt_data *d, const struct rn__pt_emb *emb, char *line,
+static int rn__pt_line(struct rn__pt_data *d, const struct rn_embed *emb, char *line,
                        const char *file, size_t lineno, char *errbuf, size_t errlen)
 {
     char jerr[256] = "";
@@ -289,7 +181,7 @@ static int rn__pt_line(struct rn__pt_data *d, const struct rn__pt_emb *emb, char
         yajl_val py = rn__pt_get(it, "pay", yajl_t_number);
         int clicked = (ck && YAJL_GET_DOUBLE(ck) > 0) || (py && YAJL_GET_DOUBLE(py) > 0);
         const char *iname = YAJL_GET_STRING(id);
-        const float *e = iname ? rn__pt_emb_get(emb, iname) : NULL;
+        const float *e = iname ? rn_embed_get(emb, rn_hash64(iname, strlen(iname))) : NULL;
         if (!e) {
             d->missing_items++;
             continue;
@@ -314,7 +206,7 @@ done:
     return rc;
 }
 
-static int rn__pt_read(const char *dir, const struct rn__pt_emb *emb, struct rn__pt_data *d,
+static int rn__pt_read(const char *dir, const struct rn_embed *emb, struct rn__pt_data *d,
                        char *errbuf, size_t errlen)
 {
     char **paths = NULL;
@@ -506,7 +398,7 @@ struct rn__pt_opts {
 static int rn__pt_train(const struct rn__pt_opts *o)
 {
     char err[1024];
-    struct rn__pt_emb emb;
+    struct rn_embed *emb = NULL;
     struct rn__pt_data d = {0};
     struct rn__pt_example *ex = NULL;
     size_t n_ex = 0;
@@ -515,12 +407,12 @@ static int rn__pt_train(const struct rn__pt_opts *o)
     struct rn__pt_adam an = {0}, ap = {0};
     int rc = 1;
     openblas_set_num_threads(1); /* the same sums in the same order: byte-identical output */
-    if (rn__pt_emb_load(o->embeddings, &emb, err, sizeof err)) {
+    if (!(emb = rn_embed_load(o->embeddings, err, sizeof err))) {
         fprintf(stderr, "runnel pretrain: %s\n", err);
         return 1;
     }
-    const uint32_t D = emb.dim, k = o->history;
-    if (rn__pt_read(o->data, &emb, &d, err, sizeof err)) {
+    const uint32_t D = rn_embed_dim(emb), k = o->history;
+    if (rn__pt_read(o->data, emb, &d, err, sizeof err)) {
         fprintf(stderr, "runnel pretrain: %s\n", err);
         goto fail_data;
     }
@@ -528,7 +420,7 @@ static int rn__pt_train(const struct rn__pt_opts *o)
     size_t n_train = n_ex - n_ex / 10;
     printf("pretrain: %zu lists from %s (%zu shown items without an embedding skipped), %zu "
            "lists with a click: %zu to train, %zu held out; %zu items of dimension %u\n",
-           d.n, o->data, d.missing_items, n_ex, n_train, n_ex - n_train, emb.n, D);
+           d.n, o->data, d.missing_items, n_ex, n_train, n_ex - n_train, rn_embed_count(emb), D);
     if (n_train < 1 || n_ex - n_train < 1) {
         fprintf(stderr, "runnel pretrain: too few lists with a click to train and hold out (%zu)\n",
                 n_ex);
@@ -635,7 +527,7 @@ fail_train:
 fail_data:
     rn__pt_examples_free(ex, n_ex);
     rn__pt_data_free(&d);
-    rn__pt_emb_free(&emb);
+    rn_embed_destroy(emb);
     return rc;
 }
 
