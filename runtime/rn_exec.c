@@ -354,6 +354,7 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
     job->start_ns = rn_now_ns();
     if (job->ckpt_enabled && rn__ckpt_start(job, errbuf, errlen)) return RN_EIO;
     if (job->serve_listen) {
+        rn__serve_free(job->serve); /* a previous run's, if the job runs again */
         job->serve = rn__serve_start(job->serve_listen, job->serve_threads, errbuf, errlen);
         if (!job->serve) {
             rn__ckpt_stop(job);
@@ -371,8 +372,7 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         if (!job->http) {
             rn__ckpt_stop(job);
             atomic_store(&job->running, 0);
-            rn__serve_stop(job->serve);
-            job->serve = NULL;
+            rn__serve_stop(job->serve); /* freed with the job */
             return RN_EINVAL;
         }
         snprintf(job->http_addr, sizeof job->http_addr, "%s", rn_http_address(job->http));
@@ -418,8 +418,7 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         rn_http_stop(job->http);
         job->http = NULL;
     }
-    rn__serve_stop(job->serve);
-    job->serve = NULL;
+    rn__serve_stop(job->serve); /* freed with the job: the status page may still read it */
     (void)started;
     if (job->error[0]) {
         rn_errf(errbuf, errlen, "%s", job->error);

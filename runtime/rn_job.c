@@ -921,6 +921,7 @@ void rn_job_destroy(struct rn_job *job)
 {
     if (!job) return;
     rn__ckpt_free(job);
+    rn__serve_free(job->serve);
     rn__job_destroy_exec(job);
     if (job->nodes) rn__job_free_graph(job);
     rn_cfg_free(job->doc);

@@ -149,14 +149,24 @@ struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, 
     }
     return sv;
 fail:
-    rn__serve_stop(sv);
+    rn__serve_free(sv);
     return NULL;
 }
 
 void rn__serve_stop(struct rn_serve *sv)
 {
     if (!sv) return;
-    for (int i = 0; i < sv->n_servers; i++) rn_http_stop(sv->servers[i]);
+    pthread_rwlock_wrlock(&sv->mu);
+    int n = sv->n_servers;
+    sv->n_servers = 0;
+    pthread_rwlock_unlock(&sv->mu);
+    for (int i = 0; i < n; i++) rn_http_stop(sv->servers[i]);
+}
+
+void rn__serve_free(struct rn_serve *sv)
+{
+    if (!sv) return;
+    rn__serve_stop(sv);
     free(sv->servers);
     for (int i = 0; i < sv->n_routes; i++) {
         free(sv->routes[i].method);

@@ -14,7 +14,10 @@ struct rn_instance;
  * message on failure. Called by rn_job_run before the worker threads. */
 struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, size_t errlen);
 /* Stops every server and frees sv (NULL: nothing). After the workers ended. */
+/* Stops the servers (joins their threads); routes and figures stay readable. */
 void rn__serve_stop(struct rn_serve *sv);
+/* Frees what rn__serve_start made (after rn__serve_stop). */
+void rn__serve_free(struct rn_serve *sv);
 /* "host:port" bound (owned by sv), or "" for NULL. Any thread. */
 const char *rn__serve_address(const struct rn_serve *sv);
 /* Removes owner's routes, waiting for its handlers in flight (task thread,
