@@ -229,6 +229,11 @@ int rn_context_fields_set(char names[][RN_CONTEXT_NAME_MAX], uint32_t n)
     return 0;
 }
 
+void rn_context_fields_reset(void)
+{
+    rn__n_ctx = 0;
+}
+
 uint32_t rn_context_field_count(void)
 {
     return rn__n_ctx;

@@ -84,6 +84,8 @@ static inline const double *rn_event_context(const struct rn_event *e)
 /* Sets the table; 0, or RN_EINVAL when a different non-empty list is already
  * set (one job, one list). Called at job load; not thread-safe. */
 int rn_context_fields_set(char names[][RN_CONTEXT_NAME_MAX], uint32_t n);
+/* Empties the table; rn_job_load calls it first (one job per process at a time). */
+void rn_context_fields_reset(void);
 uint32_t rn_context_field_count(void);
 const char *rn_context_field_name(uint32_t i); /* "" when out of range */
 /* Appends `"context":{name:value,...}` (NaN as null); names past the table
