@@ -4,7 +4,9 @@
  * the events, samples and transitions (s: this list's request, s': the next
  * list's) carry the values by name; a missing field is NaN (null in JSON)
  * and counted; a non-numeric value sends the line to the dead letters with
- * the reason. Without context_fields nothing of it appears.
+ * the reason. Without context_fields nothing of it appears. Broken jobs: a
+ * learner whose list differs from log_collector's, context with a state
+ * network, a list that is not a list of names.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +107,26 @@ static int run(const char *dir, const char *collect_extra)
     return 0;
 }
 
+/* Loads a job whose operators section is `ops`; returns the load error. */
+static int load_fails(const char *dir, const char *ops, const char *want)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.yaml", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "job: bad\nsources: { logs: { type: file, path: \"%s/in.jsonl\" } }\n"
+            "operators:\n%s",
+            dir, ops);
+    fclose(f);
+    char err[1024] = "";
+    struct rn_job_options opt = {.quiet = 1};
+    struct rn_job *j = rn_job_load(path, &opt, err, sizeof err);
+    CHECK(j == NULL);
+    if (j) rn_job_destroy(j);
+    CHECK_STR_CONTAINS(err, want);
+    return 0;
+}
+
 int main(void)
 {
     char dir[] = "/tmp/rn_test_ctx_XXXXXX";
@@ -181,5 +203,24 @@ int main(void)
         CHECK(strstr(rj, "context") == NULL);
         free(rj);
     }
+    load_fails(dir,
+               "  - { id: collect, op: log_collector, from: logs, context_fields: [hour, page] }\n"
+               "  - { id: join, op: online_joiner, from: collect }\n"
+               "  - { id: xp, op: experience_collector, from: join }\n"
+               "  - { id: learn, op: value_advantage_learner, from: xp, embeddings: e.txt,\n"
+               "      model_store: m, context_fields: [hour] }\n",
+               "'context_fields' differs from another operator's list");
+    load_fails(dir,
+               "  - { id: collect, op: log_collector, from: logs, context_fields: [hour, page] }\n"
+               "  - { id: join, op: online_joiner, from: collect }\n"
+               "  - { id: xp, op: experience_collector, from: join }\n"
+               "  - { id: learn, op: value_advantage_learner, from: xp, embeddings: e.txt,\n"
+               "      model_store: m, state_network: n.safetensors, context_fields: [hour, page] }\n",
+               "'context_fields' with 'state_network'");
+    load_fails(dir, "  - { id: collect, op: log_collector, from: logs, context_fields: hour }\n",
+               "'context_fields' must be a list of names");
+    load_fails(dir,
+               "  - { id: collect, op: log_collector, from: logs, context_fields: [hour, hour] }\n",
+               "context field 'hour' is listed twice");
     return rn_test_summary();
 }
