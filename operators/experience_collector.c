@@ -18,6 +18,10 @@
  *           label_delay (label_delay: how late the joiner emits a list, its
  *           window plus allowed lateness) without one.
  *
+ * Context: when samples carry their request's context values (the job's
+ * context_fields), s carries the list's and s' the next list's; a transition
+ * that ends the session repeats s's values in s' (s' is not bootstrapped from).
+ *
  * Item embeddings come from a table loaded at start (`embeddings`: lines of
  * `item_id v1 v2 ... vD`); an item not in the table is counted
  * (`missing_embeddings`) and left out of the mean, and each state says how
@@ -202,9 +206,19 @@ static struct rn_state_vec rn_xc_state(struct rn_op *op, struct rn_payload *pl, 
     return sv;
 }
 
-/* Emits the transition of the pending list (x->pend), with s' = x->hist. */
+/* Copies n context values into the payload; returns their offset. */
+static uint32_t rn_xc_ctx(struct rn_payload *pl, const double *v, uint32_t n)
+{
+    if (!n) return 0;
+    uint32_t off = rn_payload_reserve(pl, n * sizeof(double));
+    memcpy(pl->buf.data + off, v, n * sizeof(double));
+    return off;
+}
+
+/* Emits the transition of the pending list (x->pend), with s' = x->hist and
+ * the context of `next` (borrowed; NULL: the pending list's own). */
 static void rn_xc_emit(struct rn_op *op, struct rn_xc *x, int64_t next_ts, int done, int64_t ts,
-                       struct rn_emitter *out)
+                       const struct rn_sample *next, struct rn_emitter *out)
 {
     struct rn_xc_pending p;
     memcpy(&p, x->pend.data, sizeof p);
@@ -219,6 +233,12 @@ static void rn_xc_emit(struct rn_op *op, struct rn_xc *x, int64_t next_ts, int d
     struct rn_str req = rn_payload_str(pl, rn_str_ptr(s, s->request), s->request.len);
     struct rn_state_vec sv = rn_xc_state(op, pl, hist_before, p.hist_len);
     struct rn_state_vec sv2 = rn_xc_state(op, pl, x->hist.data, x->hist.len);
+    if (s->n_context) {
+        const struct rn_sample *ns = next && next->n_context == s->n_context ? next : s;
+        sv.n_context = sv2.n_context = s->n_context;
+        sv.ctx_off = rn_xc_ctx(pl, rn_sample_context(s), s->n_context);
+        sv2.ctx_off = rn_xc_ctx(pl, rn_sample_context(ns), s->n_context);
+    }
     const struct rn_sample_item *items = rn_sample_items(s);
     struct rn_str *inames = rn_xmalloc((s->n_items ? s->n_items : 1) * sizeof *inames);
     for (uint32_t i = 0; i < s->n_items; i++)
@@ -314,9 +334,10 @@ static int rn_xc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
              * comes first (a sample may arrive ahead of the watermark), so
              * the output does not depend on arrival timing. */
             if (done)
-                rn_xc_emit(op, x, -1, 1, p.impression_ts + c->session_gap + c->label_delay, out);
+                rn_xc_emit(op, x, -1, 1, p.impression_ts + c->session_gap + c->label_delay,
+                           NULL, out);
             else
-                rn_xc_emit(op, x, s->impression_ts, 0, r->ts, out);
+                rn_xc_emit(op, x, s->impression_ts, 0, r->ts, s, out);
         }
         /* This list waits for its successor, with the history before it. */
         struct rn_xc_pending p = {s->impression_ts, r->len, (uint32_t)x->hist.len};
@@ -343,7 +364,7 @@ static int rn_xc_on_timer(struct rn_op *op, const struct rn_timer *t, struct rn_
     /* A timer of an earlier list: its successor came, nothing to do. */
     if (p.impression_ts + c->session_gap + c->label_delay != t->ts) return 0;
     rn_xc_get(x->history, &x->hist);
-    rn_xc_emit(op, x, -1, 1, t->ts, out);
+    rn_xc_emit(op, x, -1, 1, t->ts, NULL, out);
     return rn_value_clear(x->pending, 0);
 }
 
@@ -385,6 +406,8 @@ static void rn_xc_state_json(struct rn_buf *out, const struct rn_experience *e,
         RN_BUF_LIT(out, ",\"missing\":");
         rn_json_u64(out, sv->n_missing);
     }
+    if (sv->n_context)
+        rn_context_json(out, (const double *)((const char *)e + sv->ctx_off), sv->n_context);
     rn_buf_putc(out, '}');
 }
 

@@ -14,6 +14,9 @@
  * on, oldest first, with the time of the list they were shown in; φ is the
  * learner's (rn_phi_compute with the same `history`, `half_life` and
  * `state_network`), and a version whose shape does not fit it is not used.
+ * With `context_fields` (the learner's list), φ ends with the request's
+ * context values: a request event's (log_collector carries them), or over
+ * HTTP the body's `context` object, read by name (missing: 0).
  *
  * The users' histories and latest slates live in a serving table shared by
  * every subtask of the operator and by the serving threads: 64 stripes, each a
@@ -55,6 +58,9 @@ struct rn_inf_cfg {
     int64_t slate, history, half_life, poll_interval, max_candidates, seed;
     int explore;
     double epsilon, temperature;
+    const struct rn_cfg_node *context_node;
+    char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
+    uint32_t n_ctx;
     /* shared by every subtask: made by the first open(), freed by fini() */
     pthread_mutex_t mu;
     int opened;
@@ -93,12 +99,24 @@ static const struct rn_config_key rn_inf_keys[] = {
      "How often the model loader looks for a new version.", NULL, 0, 1, 3600000},
     {"max_candidates", RN_CT_INT, "10000", "items", offsetof(struct rn_inf_cfg, max_candidates),
      "Most candidates a request may carry (more: rejected, 413 over HTTP).", NULL, 0, 1, 65536},
+    {"context_fields", RN_CT_NODE, NULL, NULL, offsetof(struct rn_inf_cfg, context_node),
+     "The request-context fields appended to phi (a list of names; default none): the same "
+     "list as log_collector's `context_fields`, so phi is [simple phi | context values] "
+     "(dimension 2D+2+C; a missing value counts as 0): the learner's list. Over HTTP the values are read from the body's `context` object by name. Not with `state_network`.",
+     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
 static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
     struct rn_inf_cfg *c = ctx;
+    int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
+    if (rc) return rc;
+    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' differs from another operator's list in this job");
+        return RN_EINVAL;
+    }
     if (!(c->epsilon >= 0 && c->epsilon <= 1)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "epsilon"), "epsilon must be in [0, 1]");
         return RN_EINVAL;
@@ -274,13 +292,13 @@ struct rn_inf_result {
  * model and picks a slate of l. Runs on any thread; `slot` is the caller's
  * hazard slot. Without a model yet, the slate is uniformly random. */
 static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch *x, uint64_t user,
-                       uint64_t request, int64_t ts, const uint64_t *ids, uint32_t k, uint32_t l,
-                       struct rn_inf_result *res)
+                       uint64_t request, int64_t ts, const double *ctx, uint32_t n_ctx,
+                       const uint64_t *ids, uint32_t k, uint32_t l, struct rn_inf_result *res)
 {
     const struct rn_inf_cfg *c = s->cfg;
     rn_inf_scratch_grow(x, s, k);
     uint32_t nh = rn_inf_history(s, user, x->hist);
-    rn_phi_compute(&s->spec, s->emb, x->hist, nh, ts, x->phi, x->phi_scratch);
+    rn_phi_compute_ctx(&s->spec, s->emb, x->hist, nh, ts, ctx, n_ctx, x->phi, x->phi_scratch);
     rn_embed_rows(s->emb, ids, k, x->E);
     int64_t version = 0;
     const struct rn_model *m = rn_model_feed_enter(s->feed, slot, &version);
@@ -346,6 +364,7 @@ static int rn_inf_open(struct rn_op *op)
         s->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
         int bad = !s->emb || rn_phi_spec_open(&s->spec, (uint32_t)c->history, (double)c->half_life,
                                               c->state_network, s->emb, err, sizeof err);
+        if (!bad) bad = rn_phi_spec_set_context(&s->spec, c->n_ctx, err, sizeof err);
         if (!bad) s->phi_dim = rn_phi_dim(&s->spec, s->emb);
         if (!bad)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
@@ -473,6 +492,7 @@ static int rn_inf_process(struct rn_op *op, const struct rn_batch *in, struct rn
             }
             struct rn_inf_result res = {0, v->slate, v->prop, 0, 0, 0};
             if (rn_inf_rank(s, v->slot, &v->x, e->user_id, e->request_id, e->ts,
+                            e->n_context ? rn_event_context(e) : NULL, e->n_context,
                             rn_event_item_ids(e), k, l, &res) < 0) {
                 rn_op_metric_add(op, M_REJECTED, 1);
                 continue;
@@ -707,10 +727,30 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
         rn_inf_json_error(res, 503, "too many serving threads for one model store");
         goto out;
     }
+    /* The request's context, by the configured names (missing: 0 in φ). */
+    double ctxv[RN_CONTEXT_MAX];
+    if (c->n_ctx) {
+        const char *pctx[] = {"context", NULL};
+        yajl_val cv = yajl_tree_get(root, pctx, yajl_t_any);
+        if (cv && !YAJL_IS_OBJECT(cv)) {
+            rn_inf_json_error(res, 400, "'context' must be an object");
+            goto out;
+        }
+        for (uint32_t i = 0; i < c->n_ctx; i++) {
+            const char *pf[] = {c->ctx_names[i], NULL};
+            yajl_val fv = cv ? yajl_tree_get(cv, pf, yajl_t_any) : NULL;
+            if (fv && !YAJL_IS_NUMBER(fv)) {
+                rn_inf_json_error(res, 400, "context field '%s' must be a number", c->ctx_names[i]);
+                goto out;
+            }
+            ctxv[i] = fv ? YAJL_GET_DOUBLE(fv) : NAN;
+        }
+    }
     uint32_t slate[1000];
     double prop[1000];
     struct rn_inf_result r = {0, slate, prop, 0, 0, 0};
-    int rc = rn_inf_rank(s, t->slot, &t->x, uid, rid, ts, ids, (uint32_t)k, (uint32_t)l, &r);
+    int rc = rn_inf_rank(s, t->slot, &t->x, uid, rid, ts, c->n_ctx ? ctxv : NULL, c->n_ctx, ids,
+                         (uint32_t)k, (uint32_t)l, &r);
     if (rc < 0) {
         rn_inf_json_error(res, 400, "cannot rank %zu candidates for k = %" PRId64, k, l);
         goto out;

@@ -20,7 +20,11 @@
  *                list of numbers in [0, 1], as many as items; model_version:
  *                optional integer
  *   click, pay   item (string); pay: amount optional number
+ *   context      only with `context_fields`: an object; each listed field in
+ *                it must be a number (else the line is rejected); a request
+ *                carries the listed values in order (missing: NaN, counted)
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,7 @@ enum rn_lc_field {
     RN_F_AMOUNT,
     RN_F_MODEL_VERSION,
     RN_F_EVENT_ID,
+    RN_F_CONTEXT,
     RN_F_COUNT,
 };
 
@@ -53,13 +58,17 @@ struct rn_lc_cfg {
     int64_t max_items;
     int64_t max_id_len;
     int64_t min_ts, max_ts; /* ms */
+    const struct rn_cfg_node *context_node;
     size_t name_len[RN_F_COUNT];
+    char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
+    size_t ctx_len[RN_CONTEXT_MAX];
+    uint32_t n_ctx;
 };
 
 static const char *const rn_lc_units[] = {"ms", "s", "rfc3339", NULL};
 static const char *const rn_lc_metrics[] = {"requests", "impressions", "clicks", "pays",
-                                            "rejected", "other_feedback", NULL};
-enum { RN_LC_M_REJECTED = 4, RN_LC_M_OTHER = 5 };
+                                            "rejected", "other_feedback", "context_missing", NULL};
+enum { RN_LC_M_REJECTED = 4, RN_LC_M_OTHER = 5, RN_LC_M_CTX_MISSING = 6 };
 
 #define RN_LC_NAME_KEY(key, idx, def, what)                                                    \
     {key, RN_CT_STRING, def, NULL, offsetof(struct rn_lc_cfg, names) + (idx) * sizeof(char *), \
@@ -84,6 +93,15 @@ static const struct rn_config_key rn_lc_keys[] = {
     RN_LC_NAME_KEY("event_id_field", RN_F_EVENT_ID, "event_id",
                    "Field holding the producer's id of the event (optional; a `dedup` "
                    "operator keyed by `event_id` drops repeats)."),
+    RN_LC_NAME_KEY("context_field", RN_F_CONTEXT, "context",
+                   "Field holding a request's context object (read only with `context_fields`)."),
+    {"context_fields", RN_CT_NODE, NULL, NULL, offsetof(struct rn_lc_cfg, context_node),
+     "Numeric fields of a request's context object to carry in its event (a list of names, "
+     "such as [hour, page]; default none). A request without one of them carries NaN "
+     "(counted as context_missing); a non-numeric value rejects the line. Downstream, "
+     "online_joiner and experience_collector carry the values into samples and states, and "
+     "the learner and inference append them to phi when they name the same list.",
+     NULL, 0, 0, 0},
     {"ts_unit", RN_CT_ENUM, "ms", NULL, offsetof(struct rn_lc_cfg, ts_unit),
      "Format of the event-time field: epoch milliseconds (integer), epoch seconds (may have a "
      "fraction), or an RFC 3339 string (\"2023-11-14T22:13:20.5Z\", offsets allowed).",
@@ -140,6 +158,14 @@ static int rn_lc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, s
             }
         }
     }
+    int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < c->n_ctx; i++) c->ctx_len[i] = strlen(c->ctx_names[i]);
+    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' differs from another operator's list in this job");
+        return RN_EINVAL;
+    }
     if (c->min_ts >= c->max_ts) {
         rn_cfg_errf(errbuf, errlen, node, "min_ts must be below max_ts");
         return RN_EINVAL;
@@ -160,6 +186,10 @@ struct rn_lc {
     int depth;
     int field;     /* field of the current depth-1 key */
     int in_array;  /* inside the current field's array (depth 2) */
+    int in_ctx;    /* inside the context object (depth 2) */
+    int ctx_field; /* index into context_fields of the current depth-2 key, or -1 */
+    uint32_t ctx_seen; /* bit per context field */
+    double ctx[RN_CONTEXT_MAX];
     uint32_t seen; /* bit per field */
     const char *reason;
     char reason_buf[160];
@@ -229,6 +259,10 @@ static int rn_lc_push_item(struct rn_lc *lc, const char *s, size_t n)
 static int rn_lc_number(struct rn_lc *lc, double d, int is_int, long long iv)
 {
     if (!rn_lc_top(lc)) return 0;
+    if (lc->in_ctx) {
+        if (lc->depth == 2 && lc->ctx_field >= 0) lc->ctx[lc->ctx_field] = is_int ? (double)iv : d;
+        return 1;
+    }
     if (lc->depth > 2 || (lc->depth == 2 && !lc->in_array)) return 1;
     switch (lc->field) {
     case RN_F_TS:
@@ -268,8 +302,18 @@ static int rn_lc_number(struct rn_lc *lc, double d, int is_int, long long iv)
         return 1;
     }
     case RN_F_NONE: return 1;
+    case RN_F_CONTEXT:
+        return rn_lc_failf(lc, "'%s' must be an object", lc->cfg->names[lc->field]);
     default: return rn_lc_failf(lc, "'%s' must be a string", lc->cfg->names[lc->field]);
     }
+}
+
+/* A non-numeric value inside the context object: rejects the line when the
+ * key is one of context_fields, else skips it. */
+static int rn_lc_ctx_not_number(struct rn_lc *lc)
+{
+    if (lc->depth != 2 || lc->ctx_field < 0) return 1;
+    return rn_lc_failf(lc, "context field '%s' must be a number", lc->cfg->ctx_names[lc->ctx_field]);
 }
 
 static int rn_lc_integer(void *ctx, long long v)
@@ -286,6 +330,7 @@ static int rn_lc_other(void *ctx, const char *what)
 {
     struct rn_lc *lc = ctx;
     if (!rn_lc_top(lc)) return 0;
+    if (lc->in_ctx) return rn_lc_ctx_not_number(lc);
     if (lc->depth > 2 || (lc->depth == 2 && !lc->in_array) || lc->field == RN_F_NONE) return 1;
     char msg[96];
     snprintf(msg, sizeof msg, "'%%s' must not be %s", what);
@@ -307,6 +352,7 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
 {
     struct rn_lc *lc = ctx;
     if (!rn_lc_top(lc)) return 0;
+    if (lc->in_ctx) return rn_lc_ctx_not_number(lc);
     if (lc->depth > 2 || (lc->depth == 2 && !lc->in_array) || lc->field == RN_F_NONE) return 1;
     const char *p = (const char *)s;
     struct rn_event *e;
@@ -347,6 +393,8 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
         if (!lc->in_array)
             return rn_lc_failf(lc, "'%s' must be a list of strings", lc->cfg->names[lc->field]);
         return rn_lc_push_item(lc, p, n);
+    case RN_F_CONTEXT:
+        return rn_lc_failf(lc, "'%s' must be an object", lc->cfg->names[lc->field]);
     default:
         return rn_lc_failf(lc, "'%s' must be a number", lc->cfg->names[lc->field]);
     }
@@ -355,6 +403,17 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
 static int rn_lc_start_map(void *ctx)
 {
     struct rn_lc *lc = ctx;
+    if (lc->in_ctx) {
+        if (lc->depth == 2 && lc->ctx_field >= 0) return rn_lc_ctx_not_number(lc);
+        lc->depth++;
+        return 1;
+    }
+    if (lc->depth == 1 && lc->field == RN_F_CONTEXT) {
+        lc->in_ctx = 1;
+        lc->ctx_field = -1;
+        lc->depth++;
+        return 1;
+    }
     if (lc->depth == 1 && lc->field != RN_F_NONE)
         return rn_lc_failf(lc, "'%s' must not be an object", lc->cfg->names[lc->field]);
     if (lc->depth == 2 && lc->in_array && lc->field != RN_F_NONE)
@@ -366,9 +425,23 @@ static int rn_lc_start_map(void *ctx)
 static int rn_lc_map_key(void *ctx, const unsigned char *k, size_t n)
 {
     struct rn_lc *lc = ctx;
+    if (lc->in_ctx && lc->depth == 2) {
+        lc->ctx_field = -1;
+        for (uint32_t i = 0; i < lc->cfg->n_ctx; i++) {
+            if (lc->cfg->ctx_len[i] == n && memcmp(lc->cfg->ctx_names[i], k, n) == 0) {
+                if (lc->ctx_seen & (1u << i))
+                    return rn_lc_failf(lc, "duplicate context field '%s'", lc->cfg->ctx_names[i]);
+                lc->ctx_seen |= 1u << i;
+                lc->ctx_field = (int)i;
+                break;
+            }
+        }
+        return 1;
+    }
     if (lc->depth != 1) return 1;
     lc->field = RN_F_NONE;
     for (int i = 0; i < RN_F_COUNT; i++) {
+        if (i == RN_F_CONTEXT && lc->cfg->n_ctx == 0) continue; /* not read: skipped as before */
         if (lc->cfg->name_len[i] == n && memcmp(lc->cfg->names[i], k, n) == 0) {
             if (lc->seen & (1u << i)) return rn_lc_failf(lc, "duplicate field '%s'", lc->cfg->names[i]);
             lc->seen |= 1u << i;
@@ -383,6 +456,7 @@ static int rn_lc_end_map(void *ctx)
 {
     struct rn_lc *lc = ctx;
     lc->depth--;
+    if (lc->depth == 1) lc->in_ctx = 0;
     return 1;
 }
 
@@ -390,12 +464,16 @@ static int rn_lc_start_array(void *ctx)
 {
     struct rn_lc *lc = ctx;
     if (lc->depth == 0) RN_LC_FAIL(lc, "not a JSON object");
-    if (lc->depth == 1) {
+    if (lc->in_ctx) {
+        if (lc->depth == 2 && lc->ctx_field >= 0) return rn_lc_ctx_not_number(lc);
+    } else if (lc->depth == 1) {
         switch (lc->field) {
         case RN_F_ITEMS:
         case RN_F_CANDIDATES:
         case RN_F_PROPS: lc->in_array = 1; break;
         case RN_F_NONE: break;
+        case RN_F_CONTEXT:
+            return rn_lc_failf(lc, "'%s' must be an object", lc->cfg->names[lc->field]);
         default: return rn_lc_failf(lc, "'%s' must not be a list", lc->cfg->names[lc->field]);
         }
     } else if (lc->depth == 2 && lc->in_array && lc->field != RN_F_NONE) {
@@ -526,6 +604,9 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         lc->depth = 0;
         lc->field = RN_F_NONE;
         lc->in_array = 0;
+        lc->in_ctx = 0;
+        lc->ctx_field = -1;
+        lc->ctx_seen = 0;
         lc->seen = 0;
         lc->reason = NULL;
         lc->kind = -1;
@@ -566,6 +647,8 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         uint32_t items_off = rn_payload_reserve(&lc->pl, n * sizeof(struct rn_str));
         uint32_t ids_off = rn_payload_reserve(&lc->pl, n * sizeof(uint64_t));
         uint32_t props_off = lc->n_props ? rn_payload_reserve(&lc->pl, n * sizeof(double)) : 0;
+        uint32_t n_ctx = lc->kind == RN_EV_REQUEST ? lc->cfg->n_ctx : 0;
+        uint32_t ctx_off = n_ctx ? rn_payload_reserve(&lc->pl, n_ctx * sizeof(double)) : 0;
         char *base = lc->pl.buf.data;
         struct rn_event *e = (struct rn_event *)base;
         if (n) memcpy(base + items_off, lc->items, n * sizeof(struct rn_str));
@@ -573,6 +656,21 @@ static int rn_lc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         for (uint32_t j = 0; j < n; j++)
             ids[j] = rn_hash64(base + lc->items[j].off, lc->items[j].len);
         if (lc->n_props) memcpy(base + props_off, lc->props, n * sizeof(double));
+        if (n_ctx) {
+            double *cv = (double *)(base + ctx_off);
+            uint32_t missing = 0;
+            for (uint32_t j = 0; j < n_ctx; j++) {
+                if (lc->ctx_seen & (1u << j)) {
+                    cv[j] = lc->ctx[j];
+                } else {
+                    cv[j] = NAN;
+                    missing++;
+                }
+            }
+            if (missing) rn_op_metric_add(op, RN_LC_M_CTX_MISSING, missing);
+            e->n_context = n_ctx;
+            e->context_off = ctx_off;
+        }
         e->ts = lc->ts;
         e->offset = raw->offset;
         e->kind = (uint8_t)lc->kind;

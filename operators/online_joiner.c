@@ -27,7 +27,14 @@
  *               recognised (after that it looks early, and ends unmatched).
  *   reward      per item r = sum over types of rewards[type] * count; the
  *               sample's reward is the sum over items.
+ *   context     only when the job names context_fields (log_collector): a
+ *               request event's context values are kept (state `contexts`,
+ *               namespace = request id) until request time + 2 window +
+ *               allowed_lateness, and the request's sample carries them
+ *               (NaN when the request event was not seen in that time).
+ *               Without context fields, request events are ignored as before.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,8 +76,16 @@ struct rn_jr_fb {
     uint32_t counted;
 };
 
+/* The kept context of a request: this header, then n doubles. */
+struct rn_jr_ctx {
+    int64_t expire_ts;
+    uint32_t n, pad;
+};
+
 struct rn_joiner {
     struct rn_state *req;
+    struct rn_state *ctx; /* NULL when the job names no context fields */
+    uint32_t n_context;
     struct rn_buf cur; /* the request being worked on */
     struct rn_payload pl;
 };
@@ -140,7 +155,13 @@ static int rn_joiner_open(struct rn_op *op)
     struct rn_joiner *j = rn_xcalloc(1, sizeof *j);
     rn_op_set_local(op, j);
     j->req = rn_state_value(op, "requests");
-    return j->req ? 0 : RN_ESTATE;
+    if (!j->req) return RN_ESTATE;
+    j->n_context = rn_context_field_count();
+    if (j->n_context) {
+        j->ctx = rn_state_value(op, "contexts");
+        if (!j->ctx) return RN_ESTATE;
+    }
+    return 0;
 }
 
 static void rn_joiner_close(struct rn_op *op)
@@ -334,6 +355,20 @@ static void rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const stru
     jr_store(j, e->request_id);
 }
 
+/* A request event: keeps its context values for its sample. */
+static void rn_joiner_request(struct rn_op *op, struct rn_joiner *j, const struct rn_event *e)
+{
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    if (!j->ctx || e->n_context == 0) return;
+    uint32_t n = RN_MIN(e->n_context, (uint32_t)RN_CONTEXT_MAX);
+    char buf[sizeof(struct rn_jr_ctx) + RN_CONTEXT_MAX * sizeof(double)];
+    struct rn_jr_ctx hdr = {e->ts + 2 * c->window + c->allowed_lateness, n, 0};
+    memcpy(buf, &hdr, sizeof hdr);
+    memcpy(buf + sizeof hdr, rn_event_context(e), n * sizeof(double));
+    rn_value_put(j->ctx, e->request_id, buf, sizeof hdr + n * sizeof(double));
+    rn_timer_register(op, hdr.expire_ts, e->request_id);
+}
+
 static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
 {
     struct rn_joiner *j = rn_op_local(op);
@@ -343,6 +378,8 @@ static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct
         rn_state_key(op, r->key);
         if (e->kind == RN_EV_IMPRESSION)
             rn_joiner_impression(op, j, r, e, out);
+        else if (e->kind == RN_EV_REQUEST)
+            rn_joiner_request(op, j, e);
         else if (e->kind >= RN_EV_CLICK)
             rn_joiner_feedback(op, j, r, e, out);
     }
@@ -364,6 +401,23 @@ static void rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emit
         inames[i] = rn_payload_str(pl, names + jr_items(j)[i].name_off, jr_items(j)[i].name_len);
     uint32_t items_off = rn_payload_reserve(pl, n * sizeof(struct rn_sample_item));
     uint32_t types_off = rn_payload_reserve(pl, c->n_types * 16);
+    /* The request's context, when the job carries one: NaN if never seen. */
+    uint32_t n_ctx = j->n_context, ctx_off = 0;
+    if (n_ctx) {
+        ctx_off = rn_payload_reserve(pl, n_ctx * sizeof(double));
+        double *cv = (double *)(pl->buf.data + ctx_off);
+        for (uint32_t k = 0; k < n_ctx; k++) cv[k] = NAN;
+        const void *v;
+        size_t len;
+        uint64_t rid = rn_hash64(names + h->req_off, h->req_len);
+        struct rn_jr_ctx ch;
+        if (rn_value_get(j->ctx, rid, &v, &len) == 0 && len >= sizeof ch) {
+            memcpy(&ch, v, sizeof ch);
+            uint32_t m = RN_MIN(ch.n, n_ctx);
+            if (len >= sizeof ch + m * sizeof(double))
+                memcpy(cv, (const char *)v + sizeof ch, m * sizeof(double));
+        }
+    }
     h = jr_hdr(j);
     struct rn_sample *s = rn_payload_fixed(pl);
     struct rn_sample_item *si = (struct rn_sample_item *)(pl->buf.data + items_off);
@@ -396,6 +450,8 @@ static void rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emit
     s->n_types = c->n_types;
     s->items_off = items_off;
     s->types_off = types_off;
+    s->n_context = n_ctx;
+    s->context_off = ctx_off;
     free(inames);
     rn_emit_payload(out, 0, h->close_ts - 1, s->user_id, pl);
     rn_op_metric_add(op, M_SAMPLES, 1);
@@ -406,6 +462,16 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
     struct rn_joiner *j = rn_op_local(op);
+    if (j->ctx) {
+        /* A kept context expires (the same timer may also close the request). */
+        const void *v;
+        size_t len;
+        struct rn_jr_ctx ch;
+        if (rn_value_get(j->ctx, t->ns, &v, &len) == 0 && len >= sizeof ch) {
+            memcpy(&ch, v, sizeof ch);
+            if (t->ts >= ch.expire_ts) rn_value_clear(j->ctx, t->ns);
+        }
+    }
     if (jr_load(j, t->ns) != 0) return 0;
     struct rn_jr *h = jr_hdr(j);
     if ((h->flags & RN_JR_HAS_IMP) && !(h->flags & RN_JR_CLOSED)) {
@@ -453,6 +519,7 @@ static void rn_sample_json(const struct rn_record *r, struct rn_buf *out)
     }
     RN_BUF_LIT(out, ",\"reward\":");
     rn_json_f64(out, s->reward);
+    if (s->n_context) rn_context_json(out, rn_sample_context(s), s->n_context);
     RN_BUF_LIT(out, ",\"items\":[");
     const struct rn_sample_item *it = rn_sample_items(s);
     for (uint32_t i = 0; i < s->n_items; i++) {

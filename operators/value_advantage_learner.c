@@ -50,6 +50,9 @@ struct rn_val_cfg {
     int64_t batch_size, target_every, history, half_life, item_buckets, positions;
     int deterministic;
     int64_t publish_event_time, publish_every, publish_interval;
+    const struct rn_cfg_node *context_node;
+    char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
+    uint32_t n_ctx;
 };
 
 static const struct rn_config_key rn_val_keys[] = {
@@ -109,12 +112,30 @@ static const struct rn_config_key rn_val_keys[] = {
     {"publish_interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn_val_cfg, publish_interval),
      "Otherwise: publish a version at least this often (wall time) while learning.", NULL, 0, 1,
      (int64_t)1 << 40},
+    {"context_fields", RN_CT_NODE, NULL, NULL, offsetof(struct rn_val_cfg, context_node),
+     "The request-context fields appended to phi (a list of names; default none): the same "
+     "list as log_collector's `context_fields`, so phi is [simple phi | context values] "
+     "(dimension 2D+2+C; a missing value counts as 0). Not with `state_network`.",
+     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
 static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
-    const struct rn_val_cfg *c = ctx;
+    struct rn_val_cfg *c = ctx;
+    int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
+    if (rc) return rc;
+    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' differs from another operator's list in this job");
+        return RN_EINVAL;
+    }
+    if (c->n_ctx && c->state_network) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' with 'state_network': a state network takes only its own "
+                    "context features; leave one out");
+        return RN_EINVAL;
+    }
     if (!(c->gamma >= 0 && c->gamma < 1)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "gamma"), "gamma must be in [0, 1)");
         return RN_EINVAL;
@@ -272,10 +293,14 @@ static int rn_val_learn_batch(struct rn_op *op, struct rn_val *v)
         float *phi = f, *phin = f + v->phi;
         f += 2 * v->phi;
         rn_val_hist(v, e, &e->s);
-        rn_phi_compute(&v->spec, v->emb, v->hist, e->s.n_history, e->ts, phi, v->phi_scratch);
+        rn_phi_compute_ctx(&v->spec, v->emb, v->hist, e->s.n_history, e->ts,
+                           (const double *)((const char *)e + e->s.ctx_off), e->s.n_context, phi,
+                           v->phi_scratch);
         rn_val_hist(v, e, &e->s_next);
-        rn_phi_compute(&v->spec, v->emb, v->hist, e->s_next.n_history,
-                       e->next_ts >= 0 ? e->next_ts : e->ts, phin, v->phi_scratch);
+        rn_phi_compute_ctx(&v->spec, v->emb, v->hist, e->s_next.n_history,
+                           e->next_ts >= 0 ? e->next_ts : e->ts,
+                           (const double *)((const char *)e + e->s_next.ctx_off),
+                           e->s_next.n_context, phin, v->phi_scratch);
         const struct rn_sample_item *it =
             (const struct rn_sample_item *)((const char *)e + e->items_off);
         float *E = f, *rw = f + (size_t)e->n_items * v->dim;
@@ -433,7 +458,8 @@ static int rn_val_open(struct rn_op *op)
     }
     v->dim = rn_embed_dim(v->emb);
     if (rn_phi_spec_open(&v->spec, (uint32_t)c->history, (double)c->half_life, c->state_network,
-                         v->emb, err, sizeof err)) {
+                         v->emb, err, sizeof err) ||
+        rn_phi_spec_set_context(&v->spec, c->n_ctx, err, sizeof err)) {
         rn_op_errorf(op, "%s", err);
         return RN_EINVAL;
     }

@@ -26,6 +26,10 @@
  * not carry the request's candidates); `auto` takes the catalogue when every
  * list has one item, the shown items otherwise.
  *
+ * A model whose learner named context_fields is evaluated with --context
+ * (the same names): each sample's "context" object (online_joiner writes it)
+ * supplies the values appended to φ, a missing one as 0.
+ *
  * Everything runs on one thread; the data is read once and kept in memory.
  * docs/evaluation.md ("Off-policy evaluation") states the estimators.
  */
@@ -157,6 +161,13 @@ struct rn_ope_list {
     uint32_t user;
     uint32_t first, n; /* slots[first .. first + n) */
     char *request;
+    uint32_t ctx_first, n_ctx; /* ctx[ctx_first .. + n_ctx): the sample's numeric context */
+};
+
+/* One numeric field of a sample's context: name (index into ctx_names) and value. */
+struct rn_ope_ctxval {
+    uint32_t name;
+    double v;
 };
 
 /* A string -> dense index table (open addressing on rn_hash64). */
@@ -173,7 +184,9 @@ struct rn_ope_data {
     size_t n_lists, cap_lists;
     struct rn_ope_slot *slots;
     size_t n_slots, cap_slots;
-    struct rn_ope_intern items, users;
+    struct rn_ope_intern items, users, ctx_names;
+    struct rn_ope_ctxval *ctx;
+    size_t n_ctx, cap_ctx;
     uint32_t min_pos, max_pos, max_list;
     /* The catalogue of position p: cat[p - min_pos] holds n_cat[..] item indices. */
     uint32_t **cat;
@@ -232,6 +245,8 @@ void rn_ope_data_free(struct rn_ope_data *d)
     free(d->slots);
     rn_ope_intern_free(&d->items);
     rn_ope_intern_free(&d->users);
+    rn_ope_intern_free(&d->ctx_names);
+    free(d->ctx);
     if (d->cat)
         for (uint32_t p = 0; p + d->min_pos <= d->max_pos; p++)
             free(d->cat[p]);
@@ -254,7 +269,8 @@ size_t rn_ope_data_slots(const struct rn_ope_data *d)
 static const char *rn_ope_k_user[] = {"user", NULL}, *rn_ope_k_request[] = {"request", NULL},
                   *rn_ope_k_ts[] = {"ts", NULL}, *rn_ope_k_items[] = {"items", NULL},
                   *rn_ope_k_item[] = {"item", NULL}, *rn_ope_k_pos[] = {"position", NULL},
-                  *rn_ope_k_prop[] = {"propensity", NULL}, *rn_ope_k_reward[] = {"reward", NULL};
+                  *rn_ope_k_prop[] = {"propensity", NULL}, *rn_ope_k_reward[] = {"reward", NULL},
+                  *rn_ope_k_context[] = {"context", NULL};
 
 /* One JSON line (NUL-terminated, borrowed) into d; errors name file:line. */
 static int rn_ope_parse_line(struct rn_ope_data *d, char *line, const char *file, size_t lineno,
@@ -325,6 +341,20 @@ static int rn_ope_parse_line(struct rn_ope_data *d, char *line, const char *file
     l->first = (uint32_t)d->n_slots;
     l->n = (uint32_t)n;
     l->request = rn_xstrdup(YAJL_GET_STRING(req));
+    l->ctx_first = (uint32_t)d->n_ctx;
+    l->n_ctx = 0;
+    yajl_val ctx = yajl_tree_get(v, rn_ope_k_context, yajl_t_object);
+    for (size_t i = 0; ctx && i < YAJL_GET_OBJECT(ctx)->len; i++) {
+        yajl_val cv = YAJL_GET_OBJECT(ctx)->values[i];
+        if (!YAJL_IS_NUMBER(cv)) continue; /* null: a missing value */
+        if (d->n_ctx == d->cap_ctx) {
+            d->cap_ctx = d->cap_ctx ? d->cap_ctx * 2 : 1024;
+            d->ctx = rn_xrealloc(d->ctx, d->cap_ctx * sizeof *d->ctx);
+        }
+        d->ctx[d->n_ctx].name = rn_ope_intern_get(&d->ctx_names, YAJL_GET_OBJECT(ctx)->keys[i]);
+        d->ctx[d->n_ctx++].v = YAJL_GET_DOUBLE(cv);
+        l->n_ctx++;
+    }
     d->n_slots += n;
     rc = 0;
 out:
@@ -512,6 +542,8 @@ static void rn_ope_qhat_fit(struct rn_ope_qhat *m, const struct rn_ope_data *d, 
 
 enum rn_ope_kind { RN_POL_LOGGING, RN_POL_RANDOM, RN_POL_POPULARITY, RN_POL_MODEL };
 
+#define RN_OPE_CTX_MAX 16
+
 struct rn_ope_policy {
     int kind;
     double epsilon;
@@ -527,6 +559,9 @@ struct rn_ope_policy {
     uint64_t *item_hash;
     float *phi, *E;
     int64_t version;
+    const struct rn_ope_data *d;       /* borrowed: the contexts */
+    uint32_t n_ctx;                    /* --context: fields appended to φ */
+    uint32_t ctx_name[RN_OPE_CTX_MAX]; /* their index in d->ctx_names; UINT32_MAX: never seen */
 };
 
 static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data *d,
@@ -560,6 +595,23 @@ static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data
     if (rn_phi_spec_open(&pol->spec, o->history, o->half_life_ms, o->state_network, pol->emb,
                          errbuf, errlen))
         return RN_EINVAL;
+    pol->d = d;
+    for (const char *p = o->context; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || pol->n_ctx == RN_OPE_CTX_MAX) {
+            rn_errf(errbuf, errlen, "--context '%s': 1 to %d comma-separated names", o->context,
+                    RN_OPE_CTX_MAX);
+            return RN_EINVAL;
+        }
+        uint32_t idx = UINT32_MAX;
+        for (size_t i = 0; i < d->ctx_names.n; i++)
+            if (strlen(d->ctx_names.names[i]) == n && memcmp(d->ctx_names.names[i], p, n) == 0)
+                idx = (uint32_t)i;
+        pol->ctx_name[pol->n_ctx++] = idx;
+        p = e ? e + 1 : p + n;
+    }
+    if (rn_phi_spec_set_context(&pol->spec, pol->n_ctx, errbuf, errlen)) return RN_EINVAL;
     uint32_t F = rn_phi_dim(&pol->spec, pol->emb);
     if (pol->model->shape.dim != D || pol->model->shape.phi != F) {
         rn_errf(errbuf, errlen,
@@ -567,7 +619,8 @@ static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data
                 "phi %u (%s)",
                 arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D, F,
                 o->state_network ? "the output size of --state-network"
-                                 : "the simple state features: is --state-network missing?");
+                                 : "the simple state features and --context: is --state-network or --context "
+                                   "missing?");
         return RN_EINVAL;
     }
     pol->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&pol->spec, pol->emb) + 1);
@@ -586,8 +639,15 @@ static void rn_ope_model_scores(struct rn_ope_policy *pol, const struct rn_ope_o
                                 double *score)
 {
     uint32_t D = rn_embed_dim(pol->emb);
-    rn_phi_compute(&pol->spec, pol->emb, pol->hist[l->user], pol->n_hist[l->user], l->ts, pol->phi,
-                   pol->phi_scratch);
+    double cv[RN_OPE_CTX_MAX];
+    for (uint32_t k = 0; k < pol->n_ctx; k++) {
+        cv[k] = NAN;
+        for (uint32_t i = 0; i < l->n_ctx; i++)
+            if (pol->d->ctx[l->ctx_first + i].name == pol->ctx_name[k])
+                cv[k] = pol->d->ctx[l->ctx_first + i].v;
+    }
+    rn_phi_compute_ctx(&pol->spec, pol->emb, pol->hist[l->user], pol->n_hist[l->user], l->ts, cv,
+                       pol->n_ctx, pol->phi, pol->phi_scratch);
     uint64_t *ids = rn_xmalloc((n + 1) * sizeof *ids);
     float *a = rn_xmalloc((n + 1) * sizeof *a);
     for (uint32_t i = 0; i < n; i++) {
@@ -842,6 +902,8 @@ static void rn_ope_usage(FILE *f)
         "  --half-life-ms MS   model: decay half life of the state features (default 1800000)\n"
         "  --state-network FILE  model: the state network the learner named (state_network);\n"
         "                      default: the simple state features\n"
+        "  --context LIST      model: the learner's context_fields (comma-separated), read\n"
+        "                      from each sample's \"context\"\n"
         "  --json              one JSON object instead of the table\n"
         "\n"
         "Exit status: 0 success, 1 bad data or a failed policy, 2 bad usage.\n");
@@ -906,7 +968,7 @@ int rn_evaluate_main(int argc, char **argv)
         static const char *const with_value[] = {
             "--data",    "--policy",       "--train-fraction", "--bootstrap",
             "--seed",    "--epsilon",      "--embeddings",     "--candidates",
-            "--history", "--half-life-ms", "--state-network",  NULL};
+            "--history", "--half-life-ms", "--state-network", "--context", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++)
             known |= strcmp(a, with_value[k]) == 0;
@@ -955,6 +1017,8 @@ int rn_evaluate_main(int argc, char **argv)
             if (rn_ope_num(a, val, 1, 1e15, &o.half_life_ms)) goto usage;
         } else if (strcmp(a, "--state-network") == 0) {
             o.state_network = val;
+        } else if (strcmp(a, "--context") == 0) {
+            o.context = val;
         }
     }
     if (!data) {

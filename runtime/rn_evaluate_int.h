@@ -71,6 +71,8 @@ struct rn_ope_opts {
     uint32_t history;          /* phi: items of history */
     double half_life_ms;       /* phi: decay half life */
     const char *state_network; /* phi: the learner's state network; NULL: the simple phi */
+    const char *context;       /* phi: comma-separated request-context fields (the learner's
+                                * context_fields), read from each sample's "context"; NULL: none */
 };
 
 /* The policy named by `spec` (logging, random, popularity, model:DIR[@N])

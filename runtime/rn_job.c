@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_event.h"
 #include "rn_job_int.h"
 #include "rn_serve_int.h"
 
@@ -637,6 +638,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
                            size_t errlen)
 {
     rn_types_init();
+    rn_context_fields_reset(); /* this job's log_collector sets them again */
     rn_operators_init();
     struct rn_job *job = rn_xcalloc(1, sizeof *job);
     pthread_mutex_init(&job->err_mu, NULL);

@@ -15,9 +15,15 @@
  * vector covers every earlier click, online it covers the `history` latest
  * items the operators keep.
  *
+ * Request context (rn_phi_spec_set_context): the simple φ is followed by the
+ * C context values as they are (NaN, a missing field, as 0); scaling them is
+ * the job's business. A state network is not given them (it was trained on
+ * its own RN_SN_CONTEXT features), so a spec refuses both at once.
+ *
  * Scratch is the caller's (rn_phi_scratch_size), so one spec serves any
  * number of threads.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +67,20 @@ fail:
     return RN_EINVAL;
 }
 
+int rn_phi_spec_set_context(struct rn_phi_spec *spec, uint32_t n_context, char *errbuf,
+                            size_t errlen)
+{
+    if (n_context && spec->net) {
+        rn_errf(errbuf, errlen,
+                "context_fields with a state network: the network takes only its own %u context "
+                "features (sin and cos of the hour, the history's fill), not the request's",
+                RN_SN_CONTEXT);
+        return RN_EINVAL;
+    }
+    spec->n_context = n_context;
+    return 0;
+}
+
 void rn_phi_spec_close(struct rn_phi_spec *spec)
 {
     if (spec->owned) rn_statenet_destroy((struct rn_statenet *)spec->net);
@@ -70,7 +90,7 @@ void rn_phi_spec_close(struct rn_phi_spec *spec)
 
 uint32_t rn_phi_dim(const struct rn_phi_spec *spec, const struct rn_embed *emb)
 {
-    return spec->net ? spec->net->S : RN_PHI_SIMPLE_DIM(rn_embed_dim(emb));
+    return spec->net ? spec->net->S : RN_PHI_SIMPLE_DIM(rn_embed_dim(emb)) + spec->n_context;
 }
 
 /* The network's scratch: sum (D doubles) | ring, last (k pointers each) | H (k x D) |
@@ -88,11 +108,24 @@ size_t rn_phi_scratch_size(const struct rn_phi_spec *spec, const struct rn_embed
 void rn_phi_compute(const struct rn_phi_spec *spec, const struct rn_embed *emb,
                     const struct rn_hist *h, uint32_t n, int64_t now, float *phi, void *scratch)
 {
+    rn_phi_compute_ctx(spec, emb, h, n, now, NULL, 0, phi, scratch);
+}
+
+void rn_phi_compute_ctx(const struct rn_phi_spec *spec, const struct rn_embed *emb,
+                        const struct rn_hist *h, uint32_t n, int64_t now, const double *cv,
+                        uint32_t n_cv, float *phi, void *scratch)
+{
     const struct rn_statenet *net = spec->net;
     if (!net) {
         rn_phi_simple(emb, spec->history, spec->half_life_ms, h, n, now, phi);
+        float *c = phi + RN_PHI_SIMPLE_DIM(rn_embed_dim(emb));
+        for (uint32_t i = 0; i < spec->n_context; i++) {
+            double v = cv && i < n_cv ? cv[i] : 0.0;
+            c[i] = v == v ? (float)v : 0.0f;
+        }
         return;
     }
+    assert(spec->n_context == 0);
     const uint32_t k = net->k, D = net->D;
     double *sum = scratch;
     const float **ring = (const float **)(sum + D), **last = ring + k;

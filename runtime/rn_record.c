@@ -14,6 +14,7 @@
 
 #include "rn_event.h"
 #include "rn_sample.h"
+#include "rn_config.h"
 
 #define RN_MAX_TYPES 64
 
@@ -210,6 +211,87 @@ int rn_event_kind_count(void)
     return rn__n_kinds;
 }
 
+static char rn__ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
+static uint32_t rn__n_ctx;
+
+int rn_context_fields_set(char names[][RN_CONTEXT_NAME_MAX], uint32_t n)
+{
+    if (n == 0) return 0;
+    if (rn__n_ctx) {
+        if (rn__n_ctx != n) return RN_EINVAL;
+        for (uint32_t i = 0; i < n; i++)
+            if (strcmp(rn__ctx_names[i], names[i]) != 0) return RN_EINVAL;
+        return 0;
+    }
+    if (n > RN_CONTEXT_MAX) return RN_EINVAL;
+    for (uint32_t i = 0; i < n; i++) memcpy(rn__ctx_names[i], names[i], RN_CONTEXT_NAME_MAX);
+    rn__n_ctx = n;
+    return 0;
+}
+
+void rn_context_fields_reset(void)
+{
+    rn__n_ctx = 0;
+}
+
+uint32_t rn_context_field_count(void)
+{
+    return rn__n_ctx;
+}
+
+const char *rn_context_field_name(uint32_t i)
+{
+    return i < rn__n_ctx ? rn__ctx_names[i] : "";
+}
+
+void rn_context_json(struct rn_buf *out, const double *v, uint32_t n)
+{
+    RN_BUF_LIT(out, ",\"context\":{");
+    for (uint32_t i = 0; i < n; i++) {
+        if (i) rn_buf_putc(out, ',');
+        if (i < rn__n_ctx) {
+            rn_json_str(out, rn__ctx_names[i], strlen(rn__ctx_names[i]));
+        } else {
+            char nm[16];
+            snprintf(nm, sizeof nm, "c%u", i);
+            rn_json_str(out, nm, strlen(nm));
+        }
+        rn_buf_putc(out, ':');
+        rn_json_f64(out, v[i]);
+    }
+    rn_buf_putc(out, '}');
+}
+
+int rn_context_fields_parse(const struct rn_cfg_node *node, char names[][RN_CONTEXT_NAME_MAX],
+                            uint32_t *n, char *errbuf, size_t errlen)
+{
+    *n = 0;
+    if (!node) return 0;
+    if (node->kind != RN_CFG_SEQ) {
+        rn_cfg_errf(errbuf, errlen, node, "'context_fields' must be a list of names");
+        return RN_EINVAL;
+    }
+    for (const struct rn_cfg_node *c = node->child; c; c = c->next) {
+        if (c->kind != RN_CFG_SCALAR || !c->value[0] || strlen(c->value) >= RN_CONTEXT_NAME_MAX) {
+            rn_cfg_errf(errbuf, errlen, c, "a context field is a name of 1 to %d bytes",
+                        RN_CONTEXT_NAME_MAX - 1);
+            return RN_EINVAL;
+        }
+        if (*n == RN_CONTEXT_MAX) {
+            rn_cfg_errf(errbuf, errlen, c, "at most %d context fields", RN_CONTEXT_MAX);
+            return RN_EINVAL;
+        }
+        for (uint32_t j = 0; j < *n; j++) {
+            if (strcmp(names[j], c->value) == 0) {
+                rn_cfg_errf(errbuf, errlen, c, "context field '%s' is listed twice", c->value);
+                return RN_EINVAL;
+            }
+        }
+        snprintf(names[(*n)++], RN_CONTEXT_NAME_MAX, "%s", c->value);
+    }
+    return 0;
+}
+
 static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_event *e = r->payload;
@@ -255,6 +337,7 @@ static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
         RN_BUF_LIT(out, ",\"event_id\":");
         rn_json_str(out, rn_str_ptr(e, e->event_id), e->event_id.len);
     }
+    if (e->n_context) rn_context_json(out, rn_event_context(e), e->n_context);
     rn_buf_putc(out, '}');
 }
 

@@ -12,7 +12,8 @@
 # either side runs. Writes DIR/{log.jsonl,sim.txt,summary.json,returns.txt,job.txt,
 # models/}; prints the simulator's summary line. Needs build/ (scripts/build.sh).
 # Environment: RUNNEL_GAMMA (default 0.9) and any other RUNNEL_* of the job; SIM_ARGS
-# (extra simulator options, e.g. "--users 2000"); RUNNEL_BIN (the build directory, default build).
+# (extra simulator options, e.g. "--users 2000"); RUNNEL_BIN (the build directory, default build);
+# RUNNEL_JOB (the job file, default jobs/guess-you-like.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { echo "usage: $0 DIR SEED SESSIONS [--set key=value ...]" >&2; exit 2; }
@@ -41,7 +42,7 @@ done
 RUNNEL_LOG="$dir/log.jsonl" RUNNEL_FOLLOW=true RUNNEL_VAR="$dir/var" RUNNEL_OUT="$dir/out" \
   RUNNEL_MODELS="$dir/models" RUNNEL_EMBEDDINGS="$dir/embeddings.txt" \
   RUNNEL_HTTP=${RUNNEL_HTTP:-127.0.0.1:0} RUNNEL_SERVE=${RUNNEL_SERVE:-127.0.0.1:0} \
-  "$bin/runnel" run jobs/guess-you-like.yaml --fresh "$@" 2>"$dir/job.txt" &
+  "$bin/runnel" run "${RUNNEL_JOB:-jobs/guess-you-like.yaml}" --fresh "$@" 2>"$dir/job.txt" &
 job=$!
 if ! wait $sim; then
   cat "$dir/sim.txt" >&2

@@ -281,6 +281,10 @@ struct rn_sim_opts {
     uint64_t model_lag_s, model_period_s;
     double model_wait_s, model_half_life_s;
     uint32_t model_history;
+    /* --model-context: the request-context values appended to φ, in the job's
+     * context_fields order; each 0 (hour of the day) or 1 (page number). */
+    uint32_t model_n_ctx;
+    uint8_t model_ctx[16];
     double http_timeout_s; /* the http policy: per request */
 };
 
@@ -716,6 +720,7 @@ struct rn_sim_mpol {
     struct rn_phi_spec spec; /* φ: the simple one or the state network */
     uint32_t phi_dim;
     void *phi_scratch;
+    const struct rn_sim_opts *opts; /* borrowed: --model-context */
     uint64_t *item_id;    /* per item index: rn_hash64("i<n>") */
     const float **item_e; /* per item index: its embedding row, NULL if none */
     float *E, *phi, *adv; /* scratch: K x D, F, K */
@@ -807,8 +812,10 @@ static void *rn_sim_model_create(const struct rn_sim_opts *o, char *err, size_t 
         mp->item_id[i] = rn_hash64(name, (size_t)n);
         mp->item_e[i] = rn_embed_get(mp->emb, mp->item_id[i]);
     }
+    mp->opts = o;
     if (rn_phi_spec_open(&mp->spec, mp->hist_cap, o->model_half_life_s * 1000.0,
-                         o->model_state_network, mp->emb, eerr, sizeof(eerr))) {
+                         o->model_state_network, mp->emb, eerr, sizeof(eerr)) ||
+        rn_phi_spec_set_context(&mp->spec, o->model_n_ctx, eerr, sizeof(eerr))) {
         snprintf(err, errlen, "%s", eerr);
         goto fail;
     }
@@ -1015,8 +1022,13 @@ static int rn_sim_model_rank(void *ctx, const struct rn_sim_query *q, const uint
     if (!mp->used) return rn_sim_random_rank(mp->g, q, cand, k, slate, props, err, errlen);
 
     uint32_t d = mp->dim;
-    rn_phi_compute(&mp->spec, mp->emb, mp->hist + (size_t)q->user * mp->hist_cap,
-                   mp->hist_n[q->user], q->ts, mp->phi, mp->phi_scratch);
+    /* The request's context as the log carries it (the values written there). */
+    double cv[16];
+    for (uint32_t i = 0; i < mp->opts->model_n_ctx; i++)
+        cv[i] = mp->opts->model_ctx[i] == 0 ? (double)(q->ts / 3600000 % 24) : (double)q->page;
+    rn_phi_compute_ctx(&mp->spec, mp->emb, mp->hist + (size_t)q->user * mp->hist_cap,
+                       mp->hist_n[q->user], q->ts, cv, mp->opts->model_n_ctx, mp->phi,
+                       mp->phi_scratch);
     for (uint32_t c = 0; c < k; c++) {
         mp->cand_id[c] = mp->item_id[cand[c]];
         if (mp->item_e[cand[c]])
@@ -1265,6 +1277,8 @@ static void rn_sim_usage(FILE *f)
           "  --model-wait SEC       longest wait for that version (default 120)\n"
           "  --model-history N      clicked items in the state (default 10)\n"
           "  --model-half-life SEC  half-life of the state's decayed sum (default 1800)\n"
+          "  --model-context LIST   request-context values in the state, as the job's\n"
+          "                         context_fields (comma-separated: hour, page)\n"
           "  --model-state-network FILE  the state network the job's learner names\n"
           "                         (state_network); default: the simple state features\n"
           "  --http-timeout SEC     http://HOST:PORT: limit per request (default 10)\n"
@@ -1299,6 +1313,24 @@ static int rn_sim_parse_double(const char *s, double lo, double hi, double *out)
     if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return -1;
     *out = v;
     return 0;
+}
+
+/* --model-context: a comma-separated list of hour and page (each at most once). */
+static int rn_sim_parse_context(const char *s, struct rn_sim_opts *o)
+{
+    o->model_n_ctx = 0;
+    while (*s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        int which = n == 4 && !memcmp(s, "hour", 4) ? 0 : n == 4 && !memcmp(s, "page", 4) ? 1 : -1;
+        if (which < 0) return -1;
+        for (uint32_t i = 0; i < o->model_n_ctx; i++)
+            if (o->model_ctx[i] == which) return -1;
+        o->model_ctx[o->model_n_ctx++] = (uint8_t)which;
+        if (!e) break;
+        s = e + 1;
+    }
+    return o->model_n_ctx ? 0 : -1;
 }
 
 /* Fills o from argv; returns 0, 1 after --help, or -1 after printing what was wrong. */
@@ -1337,6 +1369,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         O_MHIST,
         O_MHALF,
         O_MSTATENET,
+        O_MCTX,
         O_HTIMEOUT,
         O_HELP
     };
@@ -1372,6 +1405,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         {"model-wait", required_argument, NULL, O_MWAIT},
         {"model-history", required_argument, NULL, O_MHIST},
         {"model-half-life", required_argument, NULL, O_MHALF},
+        {"model-context", required_argument, NULL, O_MCTX},
         {"model-state-network", required_argument, NULL, O_MSTATENET},
         {"http-timeout", required_argument, NULL, O_HTIMEOUT},
         {"help", no_argument, NULL, O_HELP},
@@ -1512,6 +1546,9 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         case O_MSTATENET:
             o->model_state_network = a;
             break;
+        case O_MCTX:
+            bad = rn_sim_parse_context(a, o);
+            break;
         case O_HTIMEOUT:
             bad = rn_sim_parse_double(a, 0.001, 1e6, &o->http_timeout_s);
             break;
@@ -1560,6 +1597,10 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
                 "sim: --policy %s needs --embeddings PATH: the model scores with the "
                 "table the simulator writes there\n",
                 o->policy);
+        return -1;
+    }
+    if (o->model_n_ctx && strncmp(o->policy, "model:", 6) != 0) {
+        fprintf(stderr, "sim: --model-context is for --policy model:DIR, not %s\n", o->policy);
         return -1;
     }
     if (o->model_state_network && strncmp(o->policy, "model:", 6) != 0) {

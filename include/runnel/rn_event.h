@@ -48,6 +48,11 @@ struct rn_event {
     uint32_t pad2;
     uint64_t event_id_hash; /* rn_hash64(event_id), when RN_EVENT_HAS_ID */
     struct rn_str event_id; /* the producer's id of this event (for de-duplication) */
+    /* Appended (older code never reads past event_id): a request's context
+     * values, from log_collector's `context_fields`, in that order. 0 unless
+     * the job names context fields. */
+    uint32_t n_context;
+    uint32_t context_off; /* n_context double; NaN: the field was missing */
 };
 
 static inline const struct rn_str *rn_event_items(const struct rn_event *e)
@@ -62,6 +67,36 @@ static inline const double *rn_event_props(const struct rn_event *e)
 {
     return (const double *)((const char *)e + e->props_off);
 }
+
+static inline const double *rn_event_context(const struct rn_event *e)
+{
+    return (const double *)((const char *)e + e->context_off);
+}
+
+/* ---- context fields ----------------------------------------------------------
+ * The names of a job's numeric request-context fields (log_collector's
+ * `context_fields`). Records carry only the values, in this order; the JSON
+ * writers of event, sample and experience name them from this process-wide
+ * table (like the registry of event kinds). */
+#define RN_CONTEXT_MAX 16
+#define RN_CONTEXT_NAME_MAX 32
+
+/* Sets the table; 0, or RN_EINVAL when a different non-empty list is already
+ * set (one job, one list). Called at job load; not thread-safe. */
+int rn_context_fields_set(char names[][RN_CONTEXT_NAME_MAX], uint32_t n);
+/* Empties the table; rn_job_load calls it first (one job per process at a time). */
+void rn_context_fields_reset(void);
+uint32_t rn_context_field_count(void);
+const char *rn_context_field_name(uint32_t i); /* "" when out of range */
+/* Appends `"context":{name:value,...}` (NaN as null); names past the table
+ * are written as c<i>. */
+void rn_context_json(struct rn_buf *out, const double *v, uint32_t n);
+
+struct rn_cfg_node;
+/* Parses a `context_fields` node (a list of names, NULL: none) into names;
+ * fills errbuf naming the place on failure. Used by every operator with the key. */
+int rn_context_fields_parse(const struct rn_cfg_node *node, char names[][RN_CONTEXT_NAME_MAX],
+                            uint32_t *n, char *errbuf, size_t errlen);
 
 /* Key fields of the "event" type, in rn_type_event.key_fields order. */
 enum { RN_EVENT_KEY_USER = 0, RN_EVENT_KEY_REQUEST = 1, RN_EVENT_KEY_ITEM = 2,

@@ -89,6 +89,9 @@ struct rn_phi_spec {
     const struct rn_statenet *net; /* NULL: the simple φ; else borrowed (or owned
                                     * after rn_phi_spec_open) */
     int owned;                     /* rn_phi_spec_close destroys net */
+    /* Appended: C, the request-context values appended to the simple φ
+     * (rn_phi_spec_set_context; 0: none, φ as before). */
+    uint32_t n_context;
 };
 
 /* Fills spec; when state_network is not NULL, loads that file (spec owns the
@@ -99,7 +102,14 @@ int rn_phi_spec_open(struct rn_phi_spec *spec, uint32_t history, double half_lif
                      const char *state_network, const struct rn_embed *emb, char *errbuf,
                      size_t errlen);
 void rn_phi_spec_close(struct rn_phi_spec *spec);
-/* F: the network's output size, else RN_PHI_SIMPLE_DIM(D). */
+/* Appends C request-context values to φ (the job's context_fields): the
+ * simple φ becomes [simple φ (2D+2) | c_1 .. c_C], a missing value (NaN)
+ * entering as 0. A state network takes only its own context features
+ * (RN_SN_CONTEXT), so with one, C > 0 is refused (< 0 and a message).
+ * Call after rn_phi_spec_open. */
+int rn_phi_spec_set_context(struct rn_phi_spec *spec, uint32_t n_context, char *errbuf,
+                            size_t errlen);
+/* F: the network's output size, else RN_PHI_SIMPLE_DIM(D) + n_context. */
 uint32_t rn_phi_dim(const struct rn_phi_spec *spec, const struct rn_embed *emb);
 /* Bytes of scratch rn_phi_compute needs (0 for the simple φ). */
 size_t rn_phi_scratch_size(const struct rn_phi_spec *spec, const struct rn_embed *emb);
@@ -109,6 +119,11 @@ size_t rn_phi_scratch_size(const struct rn_phi_spec *spec, const struct rn_embed
  * network are only read, so threads may share them. */
 void rn_phi_compute(const struct rn_phi_spec *spec, const struct rn_embed *emb,
                     const struct rn_hist *h, uint32_t n, int64_t now, float *phi, void *scratch);
+/* The same with the request's context: ctx holds n_ctx values in the spec's
+ * order (borrowed; NULL or fewer than spec->n_context: the rest are 0). */
+void rn_phi_compute_ctx(const struct rn_phi_spec *spec, const struct rn_embed *emb,
+                        const struct rn_hist *h, uint32_t n, int64_t now, const double *ctx,
+                        uint32_t n_ctx, float *phi, void *scratch);
 
 /* ---- the model -------------------------------------------------------------- */
 

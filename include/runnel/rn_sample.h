@@ -40,11 +40,20 @@ struct rn_sample {
     uint32_t n_types;
     uint32_t items_off; /* n_items struct rn_sample_item */
     uint32_t types_off; /* n_types NUL-terminated names, each padded to 16 bytes */
+    /* Appended: the request's context values (log_collector's context_fields,
+     * in order; NaN: missing). 0 when the job names none or the request event
+     * was not seen. */
+    uint32_t n_context;
+    uint32_t context_off; /* n_context double */
 };
 
 static inline const struct rn_sample_item *rn_sample_items(const struct rn_sample *s)
 {
     return (const struct rn_sample_item *)((const char *)s + s->items_off);
+}
+static inline const double *rn_sample_context(const struct rn_sample *s)
+{
+    return (const double *)((const char *)s + s->context_off);
 }
 static inline const char *rn_sample_type(const struct rn_sample *s, uint32_t k)
 {
@@ -68,6 +77,10 @@ struct rn_state_vec {
     uint32_t vec_off;     /* dim floats: mean embedding of the history items found */
     uint32_t n_missing;   /* history items without an embedding */
     uint32_t pad;
+    /* Appended: the list's request context (s: this list's, s': the next
+     * list's; at the end of a session s' repeats s's). 0 without context. */
+    uint32_t n_context;
+    uint32_t ctx_off; /* n_context double, from the experience payload start */
 };
 
 struct rn_experience {

@@ -398,6 +398,104 @@ static void *run_thread(void *arg)
 
 /* ---- the checks ------------------------------------------------------------------------------ */
 
+/* Request context over HTTP: with context_fields [hour], φ is the simple φ
+ * and the body's context.hour; the slate is exactly the one computed here
+ * from that φ, it changes with the hour, and a non-numeric hour is a 400. */
+static void check_context(void)
+{
+    char cstore[700], path[700], err[1024];
+    snprintf(cstore, sizeof cstore, "%s/ctxstore", dir);
+    struct rn_model_shape sh = {D, RN_PHI_SIMPLE_DIM(D) + 1, buckets, 5};
+    struct rn_model *m = rn_model_create(&sh);
+    struct rn_rand r;
+    rn_rand_seed(&r, 11, 0);
+    for (size_t i = m->at.W; i < m->at.b; i++)
+        m->params[i] = (float)(rn_rand_uniform(&r) - 0.5);
+    struct rn_model_version v = {1, 1000, 60000, 10, 100, 0.5, 0.25};
+    CHECK_EQ_INT(rn_store_publish(cstore, m, &v, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/empty.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    snprintf(path, sizeof path, "%s/job-ctx.yaml", dir);
+    f = fopen(path, "w");
+    fprintf(f,
+            "job: infer-ctx\nparallelism: 1\n"
+            "serve: { listen: 127.0.0.1:0, threads: 1 }\n"
+            "sources: { logs: { type: file, path: \"%s/empty.jsonl\", follow: true } }\n"
+            "operators:\n"
+            "  - { id: collect, op: log_collector, from: logs, context_fields: [hour] }\n"
+            "  - { id: infer, op: inference, from: collect, embeddings: \"%s\",\n"
+            "      model_store: \"%s\", slate: %d, explore: none, seed: %d, history: %d,\n"
+            "      half_life: 30m, poll_interval: 20ms, context_fields: [hour] }\n"
+            "sinks: { out: { type: file, path: \"%s/ctx-out.jsonl\", from: infer } }\n",
+            dir, embpath, cstore, L, SEED, HISTORY, dir);
+    fclose(f);
+    struct rn_job_options opt = {.quiet = 1};
+    struct rn_job *j = rn_job_load(path, &opt, err, sizeof err);
+    if (!j) fprintf(stderr, "%s\n", err);
+    CHECK(j != NULL);
+    if (!j) return;
+    struct runner run = {.job = j};
+    pthread_t th;
+    pthread_create(&th, NULL, run_thread, &run);
+    int64_t deadline = mono_ms() + 30000;
+    while (!rn_job_serve_address(j)[0] && mono_ms() < deadline) usleep(5000);
+    char sv[128], out[4096], body[1024];
+    snprintf(sv, sizeof sv, "%s", rn_job_serve_address(j));
+    int64_t ts = 1700000500000;
+    uint32_t slates[2][L];
+    for (int h = 0; h < 2; h++) {
+        double hour = h ? -9 : 9;
+        int n = snprintf(body, sizeof body,
+                         "{\"user\":\"cx%d\",\"request\":\"cr%d\",\"ts\":%" PRId64
+                         ",\"context\":{\"page\":\"x\",\"hour\":%g},\"candidates\":[",
+                         h, h, ts, hour);
+        for (int c = 0; c < K; c++)
+            n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\"", c ? "," : "", hcand[c]);
+        snprintf(body + n, sizeof body - (size_t)n, "]}");
+        long long version = 0;
+        while (mono_ms() < deadline) { /* until the version is loaded */
+            if (call(sv, "POST", "/api/v1/recommend", body, out, sizeof out) != 200) break;
+            yajl_val y = yajl_tree_parse(out, NULL, 0);
+            version = y ? jint(y, "model_version") : -1;
+            yajl_tree_free(y);
+            if (version == 1) break;
+            usleep(10000);
+        }
+        CHECK_EQ_INT(version, 1);
+        float phi[RN_PHI_SIMPLE_DIM(D) + 1], E[K * D], scores[K];
+        uint64_t ids[K];
+        for (uint32_t i = 0; i < K; i++) ids[i] = hid(hcand[i]);
+        rn_phi_simple(emb, HISTORY, HALF_LIFE_MS, NULL, 0, ts, phi);
+        phi[RN_PHI_SIMPLE_DIM(D)] = (float)hour;
+        rn_embed_rows(emb, ids, K, E);
+        rn_model_advantages(m, phi, E, ids, K, scores);
+        double prop[L];
+        char req[16];
+        snprintf(req, sizeof req, "cr%d", h);
+        expect_slate(scores, K, L, RN_EXPLORE_NONE, req, slates[h], prop);
+        char want[256];
+        snprintf(want, sizeof want, "\"items\":[\"%s\",\"%s\",\"%s\"]", hcand[slates[h][0]],
+                 hcand[slates[h][1]], hcand[slates[h][2]]);
+        CHECK_STR_CONTAINS(out, want);
+    }
+    CHECK(memcmp(slates[0], slates[1], sizeof slates[0]) != 0); /* the hour matters */
+    CHECK_EQ_INT(call(sv, "POST", "/api/v1/recommend",
+                      "{\"user\":\"x\",\"candidates\":[\"i1\"],\"context\":{\"hour\":\"9\"}}", out,
+                      sizeof out),
+                 400);
+    CHECK_STR_CONTAINS(out, "context field 'hour' must be a number");
+    CHECK_EQ_INT(call(sv, "POST", "/api/v1/recommend",
+                      "{\"user\":\"x\",\"candidates\":[\"i1\"],\"context\":[9]}", out, sizeof out),
+                 400);
+    CHECK_STR_CONTAINS(out, "'context' must be an object");
+    rn_job_stop(j);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(run.rc, 0);
+    rn_job_destroy(j);
+    rn_model_destroy(m);
+}
+
 /* Run 1: epsilon at parallelism 1; every impression exactly as expected. */
 static void check_epsilon(void)
 {
@@ -668,6 +766,8 @@ int main(void)
     CHECK(firsts >= 1 && later_differ > 0);
     free_lines(s1, n1);
     free_lines(s2, n2);
+
+    check_context();
 
     rn_model_destroy(m1);
     rn_model_destroy(m2);

@@ -9,6 +9,9 @@
  *               table, their time-decayed mean from the closed form, the hour
  *               and fill context): full, short, empty histories, items
  *               missing from the table, the `history` window
+ *   context     with C request-context values the simple φ is 2D+2+C: the
+ *               simple φ unchanged, then the values (NaN and absent as 0);
+ *               a state network refuses them
  *   open        rn_phi_spec_open loads a file and refuses one that does not
  *               fit (dimension, context, history shorter than k), naming it
  */
@@ -115,6 +118,39 @@ static void test_simple(const struct rn_embed *emb)
     rn_phi_spec_close(&spec);
 }
 
+static void test_context(const struct rn_embed *emb)
+{
+    struct rn_phi_spec spec;
+    CHECK_EQ_INT(rn_phi_spec_open(&spec, 4, 1800000.0, NULL, emb, err, sizeof err), 0);
+    CHECK_EQ_INT(rn_phi_spec_set_context(&spec, 0, err, sizeof err), 0);
+    CHECK_EQ_INT(rn_phi_dim(&spec, emb), RN_PHI_SIMPLE_DIM(D));
+    CHECK_EQ_INT(rn_phi_spec_set_context(&spec, 3, err, sizeof err), 0);
+    CHECK_EQ_INT(rn_phi_dim(&spec, emb), RN_PHI_SIMPLE_DIM(D) + 3);
+    int64_t now = t0 + 20 * HOUR;
+    float a[RN_PHI_SIMPLE_DIM(D) + 3], b[RN_PHI_SIMPLE_DIM(D)];
+    const double cv[3] = {22, NAN, 1.5};
+    rn_phi_compute_ctx(&spec, emb, hist, 7, now, cv, 3, a, NULL);
+    rn_phi_simple(emb, 4, 1800000.0, hist, 7, now, b);
+    CHECK(memcmp(a, b, sizeof b) == 0);
+    CHECK(a[RN_PHI_SIMPLE_DIM(D)] == 22.0f);
+    CHECK(a[RN_PHI_SIMPLE_DIM(D) + 1] == 0.0f);
+    CHECK(a[RN_PHI_SIMPLE_DIM(D) + 2] == 1.5f);
+    /* fewer values than the spec's, or none: the rest are 0 */
+    rn_phi_compute_ctx(&spec, emb, hist, 7, now, cv, 1, a, NULL);
+    CHECK(a[RN_PHI_SIMPLE_DIM(D)] == 22.0f && a[RN_PHI_SIMPLE_DIM(D) + 2] == 0.0f);
+    rn_phi_compute(&spec, emb, hist, 7, now, a, NULL);
+    CHECK(a[RN_PHI_SIMPLE_DIM(D)] == 0.0f);
+    rn_phi_spec_close(&spec);
+    /* a state network takes only its own context */
+    struct rn_statenet *n = rn__statenet_create(3, D, 3, 2, 3, 3, 5, err, sizeof err);
+    struct rn_phi_spec ns = {.history = 6, .half_life_ms = 1800000.0, .net = n};
+    CHECK(rn_phi_spec_set_context(&ns, 2, err, sizeof err) < 0);
+    CHECK_STR_CONTAINS(err, "context_fields with a state network");
+    CHECK_EQ_INT(rn_phi_spec_set_context(&ns, 0, err, sizeof err), 0);
+    CHECK_EQ_INT(rn_phi_dim(&ns, emb), 5);
+    rn_statenet_destroy(n);
+}
+
 static void test_network(const struct rn_embed *emb)
 {
     struct rn_statenet *n = rn__statenet_create(3, D, 3, 2, 3, 3, 5, err, sizeof err);
@@ -202,6 +238,7 @@ int main(void)
     make_hist();
     if (emb) {
         test_simple(emb);
+        test_context(emb);
         test_network(emb);
         test_open(emb, dir);
     }
