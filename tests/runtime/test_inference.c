@@ -454,8 +454,13 @@ static void check_context(void)
             n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\"", c ? "," : "", hcand[c]);
         snprintf(body + n, sizeof body - (size_t)n, "]}");
         long long version = 0;
-        while (mono_ms() < deadline) { /* until the version is loaded */
-            if (call(sv, "POST", "/api/v1/recommend", body, out, sizeof out) != 200) break;
+        while (mono_ms() < deadline) { /* until the route is there and the version loaded */
+            int st = call(sv, "POST", "/api/v1/recommend", body, out, sizeof out);
+            if (st == 404) { /* the server is up before the operator has opened */
+                usleep(10000);
+                continue;
+            }
+            if (st != 200) break;
             yajl_val y = yajl_tree_parse(out, NULL, 0);
             version = y ? jint(y, "model_version") : -1;
             yajl_tree_free(y);
