@@ -66,8 +66,17 @@ static void rn__schema_kind(enum rn_op_kind kind, const char *title, struct rn_b
     for (size_t i = 0; i < n; i++) {
         const struct rn_op_type *t = types[i];
         rn_buf_printf(b, "### %s `%s`\n\n%s\n\n", title, t->name, t->description);
-        if (t->in_type) rn_buf_printf(b, "Input: `%s`.", t->in_type);
-        if (t->in_type && t->n_outputs) rn_buf_putc(b, ' ');
+        if (t->n_inputs > 1) {
+            rn_buf_puts(b, "Inputs:");
+            for (uint32_t i = 0; i < t->n_inputs; i++)
+                rn_buf_printf(b, "%s `%s` (`%s`%s)", i ? "," : "", t->inputs[i].name,
+                              t->inputs[i].type,
+                              (t->inputs[i].flags & RN_IN_BROADCAST) ? ", broadcast" : "");
+            rn_buf_putc(b, '.');
+        } else if (t->in_type) {
+            rn_buf_printf(b, "Input: `%s`.", t->in_type);
+        }
+        if ((t->in_type || t->n_inputs > 1) && t->n_outputs) rn_buf_putc(b, ' ');
         for (uint32_t p = 0; p < t->n_outputs; p++)
             rn_buf_printf(b, "%s%s `%s`: %s", p ? " " : "", p ? "Side output" : "Output",
                           p ? t->outputs[p].name : t->outputs[p].type, t->outputs[p].description);

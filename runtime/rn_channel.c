@@ -216,6 +216,19 @@ void rn__exchange_send(struct rn_exchange *x, const struct rn_batch *b)
     /* Rebalance: whole batches, round robin over the destinations. */
     uint32_t rr = x->rr;
     if (x->mode == RN_EDGE_REBALANCE) x->rr = (x->rr + 1) % x->n_dest;
+    if (x->mode == RN_EDGE_BROADCAST) {
+        for (uint32_t i = 0; i < b->n; i++) {
+            const struct rn_record *r = &b->recs[i];
+            for (uint32_t d = 0; d < x->n_dest; d++) {
+                struct rn_batch *pb = x->pending[d];
+                void *p = rn_batch_add(pb, r->type, r->ts, r->key, r->len);
+                memcpy(p, r->payload, r->len);
+                pb->recs[pb->n - 1].flags = r->flags;
+                if (rn_batch_full(pb)) rn__exchange_flush_dest(x, d);
+            }
+        }
+        return;
+    }
     for (uint32_t i = 0; i < b->n; i++) {
         const struct rn_record *r = &b->recs[i];
         uint32_t d;

@@ -63,6 +63,7 @@ struct rn_channel {
     struct rn_ring back; /* consumer -> producer: emptied batches for reuse */
     struct rn_task *producer, *consumer;
     int target;          /* index in the consumer group's node list */
+    int input;           /* which input of that node it feeds */
     int ended;           /* consumer side: END seen */
     int idle;            /* consumer side: the producer said it is idle */
     int64_t wm;          /* consumer side: last watermark received */
@@ -81,6 +82,8 @@ struct rn_exchange {
     struct rn_channel **ch;   /* n_dest */
     struct rn_batch **pending;
     uint32_t rr;              /* REBALANCE: next destination */
+    /* BROADCAST: every record is copied into the pending batch of every
+     * destination (no reference counting: batches are recycled per channel). */
 };
 
 /* ---- signals ---------------------------------------------------------------- */

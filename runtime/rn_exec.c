@@ -51,7 +51,7 @@ void rn__send_batch(struct rn_instance *in, struct rn_port_out *po, const struct
 {
     for (int t = 0; t < po->n_targets; t++) {
         if (po->targets[t].local)
-            rn__deliver(po->targets[t].local, b);
+            rn__deliver(po->targets[t].local, po->targets[t].input, b);
         else
             rn__exchange_send(po->targets[t].xchg, b);
     }
@@ -82,12 +82,17 @@ void rn__check_rc(struct rn_instance *in, int rc, const char *what)
         rn__job_set_error(in->job, "'%s' failed in %s: %s", in->node->id, what, rn_strerror(rc));
 }
 
-void rn__deliver(struct rn_instance *in, const struct rn_batch *b)
+void rn__deliver(struct rn_instance *in, int input, const struct rn_batch *b)
 {
     if (RN_UNLIKELY(atomic_load_explicit(&in->job->aborting, memory_order_relaxed))) return;
     atomic_fetch_add_explicit(&in->records_in, b->n, memory_order_relaxed);
     atomic_fetch_add_explicit(&in->batches_in, 1, memory_order_relaxed);
+    /* A fused chain may call process() of a downstream instance from inside
+     * this one's; each call restores what it found. */
+    int outer = in->cur_input;
+    in->cur_input = input;
     int rc = in->node->type->process(&in->op, b, &in->em);
+    in->cur_input = outer;
     rn__check_rc(in, rc, "process");
     rn__flush_ports(in);
 }
@@ -211,7 +216,7 @@ static void rn__task_run_consumer(struct rn_task *t)
                 case RN_MSG_DATA: {
                     struct rn_instance *in = t->inst[ch->target];
                     int64_t t0 = rn_now_ns();
-                    rn__deliver(in, m.batch);
+                    rn__deliver(in, ch->input, m.batch);
                     atomic_fetch_add_explicit(&in->busy_ns, (uint64_t)(rn_now_ns() - t0),
                                               memory_order_relaxed);
                     rn__channel_recycle(ch, m.batch);

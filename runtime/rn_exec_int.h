@@ -31,6 +31,7 @@
 struct rn_instance;
 
 struct rn_target {
+    int input;                 /* fused: the input of `local` it feeds */
     struct rn_instance *local; /* fused: call directly */
     struct rn_exchange *xchg;  /* across threads */
 };
@@ -66,6 +67,7 @@ struct rn_instance {
     _Atomic uint64_t busy_ns;
     _Atomic uint64_t *metrics; /* the type's own counters */
     int n_metrics;
+    int cur_input;               /* during process(): the batch's input; else -1 */
     int opened;
     int finished;
     int restored;                /* restore() ran with a snapshot */
@@ -126,8 +128,9 @@ struct rn_task {
 
 /* ---- rn_exec.c: delivery ------------------------------------------------------- */
 
-/* Task thread: runs in's process() on b (borrowed), then flushes its ports. */
-void rn__deliver(struct rn_instance *in, const struct rn_batch *b);
+/* Task thread: runs in's process() on b (borrowed), which came from input
+ * `input` of the instance, then flushes its ports. */
+void rn__deliver(struct rn_instance *in, int input, const struct rn_batch *b);
 /* Task thread: hands every pending output of `in` to its targets. */
 void rn__flush_ports(struct rn_instance *in);
 /* Hands b (borrowed) to every target of port po. */

@@ -7,7 +7,11 @@
  *   - operator and connector types (with "did you mean");
  *   - `from:` references and side-output routes (unknown ids, unknown ports,
  *     cycles);
- *   - record types along every edge, and key fields of keyed operators.
+ *   - record types along every edge, and key fields of keyed operators;
+ *   - operators with several inputs (rn_op_type.n_inputs > 1): `from:` lists
+ *     one stream per input, in order, each checked against that input's
+ *     type and keyed by its own key field; `broadcast:` (or the input's
+ *     RN_IN_BROADCAST) makes an edge broadcast.
  * Then the graph gets its parallelism and partitioning per edge, and
  * rn__job_plan (rn_plan.c) groups it into fused chains.
  */
@@ -18,7 +22,8 @@
 #include "rn_job_int.h"
 #include "rn_serve_int.h"
 
-static const char *const rn__op_skip[] = {"id", "op", "from", "key", "parallelism", NULL};
+static const char *const rn__op_skip[] = {"id", "op", "from", "key", "parallelism", "broadcast",
+                                          NULL};
 static const char *const rn__conn_skip[] = {"type", "from", NULL};
 
 struct rn__job_cfg {
@@ -132,7 +137,11 @@ static const struct rn_config_key rn__job_keys[] = {
      "Map of source id to source settings (`type:` and the connector's keys).", NULL,
      RN_CK_REQUIRED, 0, 0},
     {"operators", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, operators),
-     "List of operators (`id`, `op`, `from`, and the operator's keys).", NULL, 0, 0, 0},
+     "List of operators (`id`, `op`, `from`, and the operator's keys). `from` is one "
+     "stream or a list: for an operator with several inputs, one stream per input in order; "
+     "otherwise the union of the streams. `broadcast: [id]` sends a stream of `from` whole "
+     "to every subtask.",
+     NULL, 0, 0, 0},
     {"sinks", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, sinks),
      "Map of sink id to sink settings (`type:`, `from:` and the connector's keys).", NULL, 0,
      0, 0},
@@ -259,6 +268,11 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
     n->id_col = id_at->col;
     n->in_type = -1;
     n->key_field = -1;
+    n->n_inputs = kind == RN_KIND_SOURCE ? 0 : t->n_inputs > 1 ? (int)t->n_inputs : 1;
+    for (int i = 0; i < RN_MAX_INPUTS; i++) {
+        n->in_types[i] = -1;
+        n->key_fields[i] = -1;
+    }
     n->source_index = kind == RN_KIND_SOURCE ? job->n_sources++ : -1;
     n->ctx = rn_xcalloc(1, t->ctx_size ? t->ctx_size : 1);
     job->n_nodes++;
@@ -280,12 +294,12 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
     return 0;
 }
 
-static int rn__add_edge(struct rn_job *job, int from, int port, int to,
+static int rn__add_edge(struct rn_job *job, int from, int port, int to, int input,
                         const struct rn_cfg_node *where, char *errbuf, size_t errlen)
 {
     for (int e = 0; e < job->n_edges; e++) {
         const struct rn_edge *d = &job->edges[e];
-        if (d->from == from && d->port == port && d->to == to) {
+        if (d->from == from && d->port == port && d->to == to && d->input == input) {
             rn_cfg_errf(errbuf, errlen, where,
                         "'%s' already reads from '%s%s%s' (at %s:%d:%d): every record would "
                         "arrive twice",
@@ -301,14 +315,17 @@ static int rn__add_edge(struct rn_job *job, int from, int port, int to,
     e->port = port;
     e->to = to;
     e->mode = RN_EDGE_FORWARD;
+    e->input = input;
+    e->broadcast = 0;
     e->where = where;
     job->nodes[to].n_in++;
     return 0;
 }
 
-/* Resolves one `from:` reference "id" or "id.port" at node `to`. */
-static int rn__resolve_from(struct rn_job *job, int to, const struct rn_cfg_node *ref, char *errbuf,
-                            size_t errlen)
+/* Resolves one `from:` reference "id" or "id.port" at node `to`, feeding its
+ * input `input`. */
+static int rn__resolve_from(struct rn_job *job, int to, int input, const struct rn_cfg_node *ref,
+                            char *errbuf, size_t errlen)
 {
     if (ref->kind != RN_CFG_SCALAR) {
         rn_cfg_errf(errbuf, errlen, ref, "'from' must be an id or a list of ids");
@@ -360,7 +377,7 @@ static int rn__resolve_from(struct rn_job *job, int to, const struct rn_cfg_node
             goto out;
         }
     }
-    rc = rn__add_edge(job, from, port, to, ref, errbuf, errlen);
+    rc = rn__add_edge(job, from, port, to, input, ref, errbuf, errlen);
 out:
     free(id);
     return rc;
@@ -369,18 +386,96 @@ out:
 static int rn__resolve_from_list(struct rn_job *job, int to, const struct rn_cfg_node *from,
                                  char *errbuf, size_t errlen)
 {
+    const struct rn_node *n = &job->nodes[to];
+    if (n->n_inputs > 1) {
+        /* One stream per input, in the order the type declares them. */
+        int k = 0;
+        for (const struct rn_cfg_node *c = from->kind == RN_CFG_SEQ ? from->child : NULL; c;
+             c = c->next)
+            k++;
+        if (k != n->n_inputs) {
+            struct rn_buf names = RN_BUF_INIT;
+            for (int i = 0; i < n->n_inputs; i++)
+                rn_buf_printf(&names, "%s%s", i ? ", " : "", n->type->inputs[i].name);
+            rn_buf_putc(&names, 0);
+            rn_cfg_errf(errbuf, errlen, from,
+                        "'%s' (%s) has %d inputs: 'from' must list one stream for each, in order "
+                        "[%s]",
+                        n->id, n->type->name, n->n_inputs, names.data);
+            rn_buf_free(&names);
+            return RN_EINVAL;
+        }
+        int i = 0;
+        for (const struct rn_cfg_node *c = from->child; c; c = c->next, i++) {
+            int rc = rn__resolve_from(job, to, i, c, errbuf, errlen);
+            if (rc) return rc;
+        }
+        return 0;
+    }
     if (from->kind == RN_CFG_SEQ) {
         if (!from->child) {
             rn_cfg_errf(errbuf, errlen, from, "'from' must not be empty");
             return RN_EINVAL;
         }
         for (const struct rn_cfg_node *c = from->child; c; c = c->next) {
-            int rc = rn__resolve_from(job, to, c, errbuf, errlen);
+            int rc = rn__resolve_from(job, to, 0, c, errbuf, errlen);
             if (rc) return rc;
         }
         return 0;
     }
-    return rn__resolve_from(job, to, from, errbuf, errlen);
+    return rn__resolve_from(job, to, 0, from, errbuf, errlen);
+}
+
+/* The name an edge's producer has in `from:`: "id" or "id.port". */
+static void rn__edge_from_name(const struct rn_job *job, const struct rn_edge *ed, char *buf,
+                               size_t len)
+{
+    const struct rn_node *f = &job->nodes[ed->from];
+    snprintf(buf, len, "%s%s%s", f->id, ed->port ? "." : "",
+             ed->port ? f->type->outputs[ed->port].name : "");
+}
+
+/* Broadcast edges: inputs the type declares RN_IN_BROADCAST, and the streams
+ * an operator's `broadcast:` names (each one of its `from:` entries). */
+static int rn__resolve_broadcast(struct rn_job *job, int to, char *errbuf, size_t errlen)
+{
+    const struct rn_node *n = &job->nodes[to];
+    for (int e = 0; e < job->n_edges; e++) {
+        struct rn_edge *ed = &job->edges[e];
+        if (ed->to == to && n->n_inputs > 1 && (n->type->inputs[ed->input].flags & RN_IN_BROADCAST))
+            ed->broadcast = 1;
+    }
+    const struct rn_cfg_node *b = rn_cfg_get(n->cfg, "broadcast");
+    if (!b) return 0;
+    if (b->kind == RN_CFG_MAP || (b->kind == RN_CFG_SEQ && !b->child)) {
+        rn_cfg_errf(errbuf, errlen, b, "'broadcast' must list streams of 'from' (such as [models])");
+        return RN_EINVAL;
+    }
+    const struct rn_cfg_node *items = b->kind == RN_CFG_SEQ ? b->child : b;
+    for (const struct rn_cfg_node *c = items; c; c = b->kind == RN_CFG_SEQ ? c->next : NULL) {
+        if (c->kind != RN_CFG_SCALAR) {
+            rn_cfg_errf(errbuf, errlen, c, "'broadcast' must list streams of 'from'");
+            return RN_EINVAL;
+        }
+        int found = 0;
+        for (int e = 0; e < job->n_edges; e++) {
+            struct rn_edge *ed = &job->edges[e];
+            char name[256];
+            if (ed->to != to) continue;
+            rn__edge_from_name(job, ed, name, sizeof name);
+            if (strcmp(name, c->value) == 0) {
+                ed->broadcast = 1;
+                found = 1;
+            }
+        }
+        if (!found) {
+            rn_cfg_errf(errbuf, errlen, c,
+                        "'%s' does not read from '%s': 'broadcast' names streams of its 'from'",
+                        n->id, c->value);
+            return RN_EINVAL;
+        }
+    }
+    return 0;
 }
 
 /* Side outputs routed by the producing operator: `dead_letter: rejected`. */
@@ -420,7 +515,13 @@ static int rn__resolve_routes(struct rn_job *job, int from, char *errbuf, size_t
                 rn_cfg_errf(errbuf, errlen, c, "'%s' cannot read its own output (cycle)", c->value);
                 return RN_EINVAL;
             }
-            if (rn__add_edge(job, from, (int)p, to, c, errbuf, errlen)) return RN_EINVAL;
+            if (job->nodes[to].n_inputs > 1) {
+                rn_cfg_errf(errbuf, errlen, c,
+                            "'%s' has several inputs: name '%s.%s' in its 'from' list instead",
+                            c->value, f->id, f->type->outputs[p].name);
+                return RN_EINVAL;
+            }
+            if (rn__add_edge(job, from, (int)p, to, 0, c, errbuf, errlen)) return RN_EINVAL;
         }
     }
     return 0;
@@ -486,14 +587,26 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
     for (int k = 0; k < job->n_nodes; k++) {
         struct rn_node *n = &job->nodes[order[k]];
         const struct rn_op_type *t = n->type;
-        /* Input type: all inputs must agree, and match what the type takes. */
-        const struct rn_edge *first = NULL;
+        /* Input types: the streams into one input must agree, and match what
+         * the type takes there. */
+        const struct rn_edge *firsts[RN_MAX_INPUTS] = {NULL};
         for (int e = 0; e < job->n_edges; e++) {
             const struct rn_edge *ed = &job->edges[e];
             if (ed->to != n->index) continue;
             int ty = rn__port_type(&job->nodes[ed->from], ed->port);
             const char *ty_name = rn_type_get(ty)->name;
-            if (strcmp(t->in_type, "*") != 0 && strcmp(t->in_type, ty_name) != 0) {
+            const char *want = n->n_inputs > 1 ? t->inputs[ed->input].type : t->in_type;
+            if (n->n_inputs > 1 && strcmp(want, "*") != 0 && strcmp(want, ty_name) != 0) {
+                rn_cfg_errf(errbuf, errlen, ed->where,
+                            "type mismatch: input %d ('%s') of %s '%s' (%s) takes '%s' records, "
+                            "but '%s'%s%s gives '%s'",
+                            ed->input + 1, t->inputs[ed->input].name, rn__kind_name(n->kind),
+                            n->id, t->name, want, job->nodes[ed->from].id, ed->port ? "." : "",
+                            ed->port ? job->nodes[ed->from].type->outputs[ed->port].name : "",
+                            ty_name);
+                return RN_ETYPE;
+            }
+            if (strcmp(want, "*") != 0 && strcmp(want, ty_name) != 0) {
                 rn_cfg_errf(errbuf, errlen, ed->where,
                             "type mismatch: %s '%s' (%s) takes '%s' records, but '%s'%s%s gives "
                             "'%s'",
@@ -503,19 +616,22 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
                             ty_name);
                 return RN_ETYPE;
             }
+            const struct rn_edge *first = firsts[ed->input];
             if (!first) {
-                first = ed;
-                n->in_type = ty;
-            } else if (n->in_type != ty) {
+                firsts[ed->input] = ed;
+                n->in_types[ed->input] = ty;
+                if (ed->input == 0) n->in_type = ty;
+            } else if (n->in_types[ed->input] != ty) {
                 rn_cfg_errf(errbuf, errlen, ed->where,
                             "type mismatch: inputs of '%s' must all carry one record type, but "
                             "'%s' gives '%s' and '%s' gives '%s'",
-                            n->id, job->nodes[first->from].id, rn_type_get(n->in_type)->name,
-                            job->nodes[ed->from].id, ty_name);
+                            n->id, job->nodes[first->from].id,
+                            rn_type_get(n->in_types[ed->input])->name, job->nodes[ed->from].id,
+                            ty_name);
                 return RN_ETYPE;
             }
         }
-        if (n->kind != RN_KIND_SOURCE && !first) {
+        if (n->kind != RN_KIND_SOURCE && !firsts[0]) {
             if (n->kind == RN_KIND_SINK)
                 rn_cfg_errf(errbuf, errlen, n->cfg,
                             "sink '%s' has no input: give it 'from:' or route a side output "
@@ -537,36 +653,73 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
             }
             n->out_types[p] = id;
         }
-        /* Keyed operators: the key field must exist in the input type. */
+        /* Keyed operators: the key field must exist in the input type; with
+         * several inputs, each non-broadcast input has its own. */
         if (t->flags & RN_OP_KEYED) {
             const struct rn_cfg_node *kn = rn_cfg_get(n->cfg, "key");
-            if (kn && kn->kind != RN_CFG_SCALAR) {
-                rn_cfg_errf(errbuf, errlen, kn, "'key' must be a field name");
+            int kn_list = kn && kn->kind == RN_CFG_SEQ && n->n_inputs > 1;
+            if (kn && kn->kind != RN_CFG_SCALAR && !kn_list) {
+                rn_cfg_errf(errbuf, errlen, kn,
+                            n->n_inputs > 1 ? "'key' must be a field name or a list of one per input"
+                                            : "'key' must be a field name");
                 return RN_EINVAL;
             }
-            n->key_name = kn ? kn->value : t->default_key;
-            const struct rn_type *in = rn_type_get(n->in_type);
-            if (!n->key_name || !n->key_name[0]) {
-                rn_cfg_errf(errbuf, errlen, n->cfg, "operator '%s' needs 'key:' (a field of '%s')",
-                            n->id, in->name);
-                return RN_EINVAL;
+            const struct rn_cfg_node *kc = kn_list ? kn->child : kn;
+            if (kn_list) {
+                int k = 0;
+                for (const struct rn_cfg_node *c = kn->child; c; c = c->next) k++;
+                if (k != n->n_inputs) {
+                    rn_cfg_errf(errbuf, errlen, kn,
+                                "'key' lists %d fields, but '%s' has %d inputs (one each, in order)",
+                                k, n->id, n->n_inputs);
+                    return RN_EINVAL;
+                }
             }
-            n->key_field = rn_type_field(in, n->key_name);
-            if (n->key_field < 0) {
-                size_t nk = 0;
-                while (in->key_fields && in->key_fields[nk]) nk++;
-                const char *s = nk ? rn_suggest(n->key_name, in->key_fields, nk) : NULL;
-                struct rn_buf all = RN_BUF_INIT;
-                for (size_t i = 0; i < nk; i++)
-                    rn_buf_printf(&all, "%s%s", i ? ", " : "", in->key_fields[i]);
-                rn_buf_putc(&all, 0);
-                rn_cfg_errf(errbuf, errlen, kn ? kn : n->cfg,
-                            "'%s' records have no key field '%s'%s%s%s (key fields: %s)", in->name,
-                            n->key_name, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "",
-                            nk ? all.data : "none");
-                rn_buf_free(&all);
-                return RN_ETYPE;
+            for (int i = 0; i < n->n_inputs; i++, kc = kn_list ? kc->next : kc) {
+                if (kc && kc->kind != RN_CFG_SCALAR) {
+                    rn_cfg_errf(errbuf, errlen, kc, "'key' must be a field name");
+                    return RN_EINVAL;
+                }
+                int bcast = 1;
+                for (int e = 0; e < job->n_edges; e++)
+                    if (job->edges[e].to == n->index && job->edges[e].input == i &&
+                        !job->edges[e].broadcast)
+                        bcast = 0;
+                if (bcast) continue; /* every subtask gets all of it: no key */
+                const char *name = kc ? kc->value
+                                   : n->n_inputs > 1 && t->inputs[i].key ? t->inputs[i].key
+                                                                         : t->default_key;
+                const struct rn_type *in = rn_type_get(n->in_types[i]);
+                char which[96] = "";
+                if (n->n_inputs > 1)
+                    snprintf(which, sizeof which, " for input %d ('%s')", i + 1, t->inputs[i].name);
+                if (!name || !name[0]) {
+                    rn_cfg_errf(errbuf, errlen, n->cfg,
+                                "operator '%s' needs 'key:'%s (a field of '%s')", n->id, which,
+                                in->name);
+                    return RN_EINVAL;
+                }
+                int field = rn_type_field(in, name);
+                if (field < 0) {
+                    size_t nk = 0;
+                    while (in->key_fields && in->key_fields[nk]) nk++;
+                    const char *sg = nk ? rn_suggest(name, in->key_fields, nk) : NULL;
+                    struct rn_buf all = RN_BUF_INIT;
+                    for (size_t q = 0; q < nk; q++)
+                        rn_buf_printf(&all, "%s%s", q ? ", " : "", in->key_fields[q]);
+                    rn_buf_putc(&all, 0);
+                    rn_cfg_errf(errbuf, errlen, kc ? kc : n->cfg,
+                                "'%s' records have no key field '%s'%s%s%s%s (key fields: %s)",
+                                in->name, name, which, sg ? " (did you mean '" : "", sg ? sg : "",
+                                sg ? "'?)" : "", nk ? all.data : "none");
+                    rn_buf_free(&all);
+                    return RN_ETYPE;
+                }
+                n->key_names[i] = name;
+                n->key_fields[i] = field;
             }
+            n->key_name = n->key_names[0];
+            n->key_field = n->key_fields[0];
         } else if (rn_cfg_get(n->cfg, "key") && n->kind == RN_KIND_OPERATOR) {
             rn_cfg_key_errf(errbuf, errlen, rn_cfg_get(n->cfg, "key"),
                             "operator '%s' (%s) is not keyed: 'key' does not apply", n->id,
@@ -617,11 +770,15 @@ static int rn__assign_parallelism(struct rn_job *job, const int *order, char *er
     for (int e = 0; e < job->n_edges; e++) {
         struct rn_edge *ed = &job->edges[e];
         const struct rn_node *f = &job->nodes[ed->from], *t = &job->nodes[ed->to];
-        if (t->type->flags & RN_OP_KEYED) {
+        if (ed->broadcast) {
+            ed->mode = RN_EDGE_BROADCAST;
+        } else if (t->type->flags & RN_OP_KEYED) {
+            int in = ed->input;
             int same_key = (f->type->flags & RN_OP_KEYED) && ed->port == 0 &&
                            f->parallelism == t->parallelism &&
-                           (f->in_type == t->in_type || (f->type->flags & RN_OP_KEEPS_KEY)) &&
-                           strcmp(f->key_name, t->key_name) == 0;
+                           (f->in_type == t->in_types[in] || (f->type->flags & RN_OP_KEEPS_KEY)) &&
+                           f->key_name && t->key_names[in] &&
+                           strcmp(f->key_name, t->key_names[in]) == 0;
             ed->mode = same_key ? RN_EDGE_FORWARD : RN_EDGE_HASH;
         } else if (f->parallelism == t->parallelism) {
             ed->mode = RN_EDGE_FORWARD;
@@ -825,6 +982,9 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     for (int i = 0; i < job->n_nodes; i++)
         if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_routes(job, i, errbuf, errlen))
             goto fail;
+    for (int i = 0; i < job->n_nodes; i++)
+        if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_broadcast(job, i, errbuf, errlen))
+            goto fail;
 
     int order[RN_MAX_NODES];
     if (rn__topo(job, order, errbuf, errlen)) goto fail;
@@ -868,6 +1028,7 @@ static const char *rn__mode_name(enum rn_edge_mode m)
     case RN_EDGE_HASH: return "hash";
     case RN_EDGE_GATHER: return "gather";
     case RN_EDGE_REBALANCE: return "rebalance";
+    case RN_EDGE_BROADCAST: return "broadcast";
     }
     return "?";
 }
@@ -880,8 +1041,16 @@ void rn_job_print(const struct rn_job *job, FILE *out)
         const struct rn_node *n = &job->nodes[i];
         fprintf(out, "  %-8s %-16s %-20s x%u", rn__kind_name(n->kind), n->id, n->type->name,
                 n->parallelism);
-        if (n->in_type >= 0) fprintf(out, "  in: %s", rn_type_get(n->in_type)->name);
-        if (n->key_name) fprintf(out, " keyed by %s", n->key_name);
+        if (n->n_inputs > 1) {
+            for (int i = 0; i < n->n_inputs; i++) {
+                fprintf(out, "%s %s: %s", i ? "," : "  in", n->type->inputs[i].name,
+                        rn_type_get(n->in_types[i])->name);
+                if (n->key_names[i]) fprintf(out, " keyed by %s", n->key_names[i]);
+            }
+        } else {
+            if (n->in_type >= 0) fprintf(out, "  in: %s", rn_type_get(n->in_type)->name);
+            if (n->key_name) fprintf(out, " keyed by %s", n->key_name);
+        }
         for (uint32_t p = 0; p < n->type->n_outputs; p++)
             fprintf(out, "  %s: %s", p ? n->type->outputs[p].name : "out",
                     rn_type_get(n->out_types[p])->name);
@@ -890,8 +1059,11 @@ void rn_job_print(const struct rn_job *job, FILE *out)
             const struct rn_edge *ed = &job->edges[e];
             if (ed->to != i) continue;
             const struct rn_node *f = &job->nodes[ed->from];
-            fprintf(out, "           <- %s%s%s [%s]\n", f->id, ed->port ? "." : "",
+            fprintf(out, "           <- %s%s%s [%s]", f->id, ed->port ? "." : "",
                     ed->port ? f->type->outputs[ed->port].name : "", rn__mode_name(ed->mode));
+            if (n->n_inputs > 1)
+                fprintf(out, " input %d (%s)", ed->input + 1, n->type->inputs[ed->input].name);
+            fputc('\n', out);
         }
     }
     fprintf(out, "threads:\n");

@@ -31,10 +31,13 @@ enum rn_edge_mode {
     RN_EDGE_HASH = 1,      /* by key group of the key field */
     RN_EDGE_GATHER = 2,    /* every subtask -> subtask 0 */
     RN_EDGE_REBALANCE = 3, /* subtask i -> subtask i mod n */
+    RN_EDGE_BROADCAST = 4, /* every subtask -> every subtask (each record copied) */
 };
 
 struct rn_edge {
     int from, port, to;
+    int input;     /* which input of `to` (0 unless its type has several) */
+    int broadcast; /* declared broadcast (type or YAML `broadcast:`) */
     enum rn_edge_mode mode;
     const struct rn_cfg_node *where; /* the YAML that made it, for messages */
 };
@@ -56,6 +59,12 @@ struct rn_node {
     int group;
     int source_index;
     int n_in;        /* edges into this node */
+    /* Per input (one, or the type's n_inputs): record type, key field and
+     * name. Input 0's are also in_type, key_field and key_name above. */
+    int n_inputs;
+    int in_types[RN_MAX_INPUTS];
+    int key_fields[RN_MAX_INPUTS];
+    const char *key_names[RN_MAX_INPUTS];
 };
 
 struct rn_group {

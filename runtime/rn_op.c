@@ -45,7 +45,13 @@ int rn_op_source_index(const struct rn_op *op)
 }
 int rn_op_key_field(const struct rn_op *op)
 {
-    return op->inst->node->key_field;
+    int i = op->inst->cur_input;
+    return i > 0 ? op->inst->node->key_fields[i] : op->inst->node->key_field;
+}
+
+int rn_op_input(const struct rn_op *op)
+{
+    return op->inst->cur_input;
 }
 
 int rn_op_checkpointing(const struct rn_op *op)

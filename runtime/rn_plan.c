@@ -11,6 +11,13 @@
  * one channel per destination subtask it can reach. Subtask s of a keyed
  * chain owns the key groups [s*maxp/p, (s+1)*maxp/p) rounded up, as Flink
  * assigns them.
+ *
+ * Several inputs. An edge carries the index of the consumer's input it feeds
+ * (`from: [a, b]` of an operator type with n_inputs > 1); a node with more
+ * than one incoming edge never fuses, so each input arrives on its own
+ * channels, which remember the input index for process() (rn_op_input). A
+ * BROADCAST edge is an exchange to every subtask of the consumer that copies
+ * each record into every destination's batch.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -109,6 +116,7 @@ void rn__job_build(struct rn_job *job)
                 in->task = t;
                 in->job = job;
                 in->wm = RN_TS_MIN;
+                in->cur_input = -1;
                 atomic_init(&in->wm_seen, RN_TS_MIN);
                 in->n_ports = (int)n->type->n_outputs;
                 in->ports = rn_xcalloc((size_t)(in->n_ports ? in->n_ports : 1), sizeof *in->ports);
@@ -136,14 +144,15 @@ void rn__job_build(struct rn_job *job)
             po->targets = rn_xrealloc(po->targets, sizeof *po->targets * (size_t)(po->n_targets + 1));
             struct rn_target *tg = &po->targets[po->n_targets++];
             memset(tg, 0, sizeof *tg);
+            tg->input = ed->input;
             if (f->group == to->group) {
                 tg->local = gt->tasks[s]->inst[pt];
                 continue;
             }
             struct rn_exchange *x = rn_xcalloc(1, sizeof *x);
             x->mode = ed->mode;
-            x->key_field = to->key_field;
-            x->type = rn_type_get(to->in_type);
+            x->key_field = to->key_fields[ed->input];
+            x->type = rn_type_get(to->in_types[ed->input]);
             x->max_parallelism = job->max_parallelism;
             /* FORWARD across groups (a multi-input head): pointwise. */
             x->n_dest = ed->mode == RN_EDGE_FORWARD ? 1 : gt->parallelism;
@@ -154,6 +163,7 @@ void rn__job_build(struct rn_job *job)
                 struct rn_channel *ch =
                     rn__channel_create(gf->tasks[s], gt->tasks[dest], job->channel_capacity);
                 ch->target = pt;
+                ch->input = ed->input;
                 struct rn_task *ct = ch->consumer;
                 ct->inputs = rn_xrealloc(ct->inputs, sizeof *ct->inputs * (size_t)(ct->n_inputs + 1));
                 ct->inputs[ct->n_inputs++] = ch;

@@ -70,6 +70,26 @@ int rn_op_register_err(const struct rn_op_type *t, char *errbuf, size_t errlen)
         rn_errf(errbuf, errlen, "operator type has no name");
         return RN_EINVAL;
     }
+    /* Fields past struct_size read as 0: only look at them when covered. */
+    uint32_t n_inputs = t->struct_size >= offsetof(struct rn_op_type, n_inputs) + sizeof(uint32_t)
+                            ? t->n_inputs
+                            : 0;
+    if (n_inputs > 1) {
+        if (t->kind != RN_KIND_OPERATOR || n_inputs > RN_MAX_INPUTS || !t->inputs) {
+            rn_errf(errbuf, errlen,
+                    "operator type '%s' declares %u inputs: only operators (not sources or sinks) "
+                    "may have several, at most %d, each described in 'inputs'",
+                    t->name, n_inputs, RN_MAX_INPUTS);
+            return RN_EINVAL;
+        }
+        for (uint32_t i = 0; i < n_inputs; i++) {
+            if (!t->inputs[i].type || !t->inputs[i].name) {
+                rn_errf(errbuf, errlen, "operator type '%s': input %u needs a name and a type",
+                        t->name, i + 1);
+                return RN_EINVAL;
+            }
+        }
+    }
     for (size_t i = 0; i < rn__n_op_types; i++) {
         if (rn__op_given[i] == t) return 0;
         if (rn__op_types[i].kind == t->kind && strcmp(rn__op_types[i].name, t->name) == 0) {

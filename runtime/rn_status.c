@@ -457,7 +457,8 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
                 rn_buf_putc(b, '.');
                 rn_buf_puts(b, job->nodes[ed->from].type->outputs[ed->port].name);
             }
-            static const char *const modes[] = {"forward", "hash", "gather", "rebalance"};
+            static const char *const modes[] = {"forward", "hash", "gather", "rebalance",
+                                                       "broadcast"};
             rn_buf_printf(b, " (%s) ", modes[ed->mode]);
         }
         rn_buf_printf(b, "</td><td>%u</td><td>%llu</td><td>%llu</td><td>%.0f</td><td>",

@@ -76,6 +76,19 @@ struct rn_port_decl {
     const char *description;
 };
 
+/* Flags of an input (struct rn_input_decl). */
+#define RN_IN_BROADCAST 0x1 /* every subtask receives every record of this input */
+
+/* One input of an operator with several inputs (rn_op_type.n_inputs > 1). */
+struct rn_input_decl {
+    const char *name;  /* for messages and docs ("events", "models") */
+    const char *type;  /* record type name; "*": any */
+    uint32_t flags;    /* RN_IN_* */
+    const char *key;   /* keyed operators: this input's key field when YAML gives
+                        * no `key:` (NULL: the type's default_key) */
+    const char *description;
+};
+
 struct rn_op_type {
     uint32_t abi_version; /* RN_OP_ABI_VERSION the operator was built against */
     uint32_t struct_size; /* sizeof(struct rn_op_type) as the operator saw it */
@@ -127,7 +140,19 @@ struct rn_op_type {
      * monotonic clock passed it. now_ms is the wall clock (ms since the
      * epoch). Runs on the instance's worker thread, like every callback. */
     int (*on_processing_time)(struct rn_op *op, int64_t now_ms, struct rn_emitter *out);
+
+    /* Several typed inputs (optional: 0 or 1 means the one input of in_type).
+     * With n_inputs > 1 (at most RN_MAX_INPUTS) the operator has n_inputs
+     * inputs described by inputs[] and in_type is not used; YAML names them
+     * in order, `from: [first, second]`, each checked against its type at
+     * load time. process() learns which input a batch came from with
+     * rn_op_input(). The operator's watermark is the minimum over all its
+     * inputs; finish() runs once every input has ended. */
+    const struct rn_input_decl *inputs;
+    uint32_t n_inputs;
 };
+
+#define RN_MAX_INPUTS 8
 
 /* ---- registry ------------------------------------------------------------- */
 
@@ -155,8 +180,15 @@ const char *rn_op_id(const struct rn_op *op);
 uint32_t rn_op_subtask(const struct rn_op *op);
 uint32_t rn_op_parallelism(const struct rn_op *op);
 int rn_op_source_index(const struct rn_op *op); /* sources: index in the job */
-/* Keyed operators: the index of the key field in the input type's key_fields. */
+/* Keyed operators: the index of the key field in the input type's key_fields
+ * (during process(): of the input the batch came from; elsewhere input 0's). */
 int rn_op_key_field(const struct rn_op *op);
+/* During process(): the index of the input the batch came from (0 for an
+ * operator with one input; 0..n_inputs-1 otherwise). Outside process(): -1.
+ * Records of a broadcast input reach every subtask, whatever their key: do
+ * not use keyed state under such a record's key (the subtask may not own
+ * its key group). */
+int rn_op_input(const struct rn_op *op);
 /* True once the job was asked to stop (SIGINT/SIGTERM, REST). */
 int rn_op_stopping(const struct rn_op *op);
 /* Counts records that came behind the instance's watermark (status page). */
