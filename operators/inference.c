@@ -54,13 +54,11 @@
 static const char *const rn_inf_explore_modes[] = {"none", "epsilon", "softmax", NULL};
 
 struct rn_inf_cfg {
-    const char *embeddings, *model_store, *state_network;
-    int64_t slate, history, half_life, poll_interval, max_candidates, seed;
+    const char *model_store;
+    struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
+    int64_t slate, poll_interval, max_candidates, seed;
     int explore;
     double epsilon, temperature;
-    const struct rn_cfg_node *context_node;
-    char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
-    uint32_t n_ctx;
     /* shared by every subtask: made by the first open(), freed by fini() */
     pthread_mutex_t mu;
     int opened;
@@ -68,21 +66,11 @@ struct rn_inf_cfg {
 };
 
 static const struct rn_config_key rn_inf_keys[] = {
-    {"embeddings", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, embeddings),
-     "Item-embedding table, the learner's. Required.", NULL, RN_CK_REQUIRED, 0, 0},
+    RN_PHI_CONFIG_KEYS(struct rn_inf_cfg, feat),
     {"model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, model_store),
      "Model store to follow (the learner's `model_store`). Required.", NULL, RN_CK_REQUIRED, 0, 0},
     {"slate", RN_CT_INT, "5", "items", offsetof(struct rn_inf_cfg, slate),
      "Items per recommendation (a request may ask for fewer with `k`).", NULL, 0, 1, 1000},
-    {"history", RN_CT_INT, "10", "items", offsetof(struct rn_inf_cfg, history),
-     "History items in the state features: the learner's `history`.", NULL, 0, 1, 1000},
-    {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_inf_cfg, half_life),
-     "Half-life of the decayed history sum: the learner's `half_life`.", NULL, 0, 1,
-     (int64_t)1 << 50},
-    {"state_network", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, state_network),
-     "The learner's `state_network` (FILE.safetensors), if it has one: versions whose `phi` is "
-     "not its output size are not used.",
-     NULL, 0, 0, 0},
     {"explore", RN_CT_ENUM, "epsilon", NULL, offsetof(struct rn_inf_cfg, explore),
      "Exploration: none (greedy), epsilon (each slot w.p. epsilon a uniformly drawn non-top "
      "candidate) or softmax (Plackett-Luce with `temperature`).",
@@ -99,24 +87,14 @@ static const struct rn_config_key rn_inf_keys[] = {
      "How often the model loader looks for a new version.", NULL, 0, 1, 3600000},
     {"max_candidates", RN_CT_INT, "10000", "items", offsetof(struct rn_inf_cfg, max_candidates),
      "Most candidates a request may carry (more: rejected, 413 over HTTP).", NULL, 0, 1, 65536},
-    {"context_fields", RN_CT_NODE, NULL, NULL, offsetof(struct rn_inf_cfg, context_node),
-     "The request-context fields appended to phi (a list of names; default none): the same "
-     "list as log_collector's `context_fields`, so phi is [simple phi | context values] "
-     "(dimension 2D+2+C; a missing value counts as 0): the learner's list. Over HTTP the values are read from the body's `context` object by name. Not with `state_network`.",
-     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
 static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
     struct rn_inf_cfg *c = ctx;
-    int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
+    int rc = rn_phi_cfg_init(&c->feat, errbuf, errlen);
     if (rc) return rc;
-    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
-        rn_cfg_errf(errbuf, errlen, c->context_node,
-                    "'context_fields' differs from another operator's list in this job");
-        return RN_EINVAL;
-    }
     if (!(c->epsilon >= 0 && c->epsilon <= 1)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "epsilon"), "epsilon must be in [0, 1]");
         return RN_EINVAL;
@@ -173,7 +151,7 @@ static struct rn_inf_user *rn_inf_user_get(struct rn_inf_shared *s, uint64_t use
     if (!u && create) {
         u = rn_xcalloc(1, sizeof *u);
         u->user_id = user;
-        u->hist = rn_xcalloc((size_t)s->cfg->history, sizeof *u->hist);
+        u->hist = rn_xcalloc((size_t)s->cfg->feat.history, sizeof *u->hist);
         u->slate_version = -1;
         HASH_ADD(hh, s->stripe[k].users, user_id, sizeof u->user_id, u);
     }
@@ -186,7 +164,7 @@ static uint32_t rn_inf_history(struct rn_inf_shared *s, uint64_t user, struct rn
     unsigned k = (unsigned)(user % RN_INF_STRIPES);
     pthread_mutex_lock(&s->stripe[k].mu);
     struct rn_inf_user *u = rn_inf_user_get(s, user, 0);
-    uint32_t n = 0, cap = (uint32_t)s->cfg->history;
+    uint32_t n = 0, cap = (uint32_t)s->cfg->feat.history;
     if (u)
         for (; n < u->n_hist; n++)
             h[n] = u->hist[(u->hist_at + cap - u->n_hist + n) % cap];
@@ -255,7 +233,7 @@ static void rn_inf_scratch_grow(struct rn_inf_scratch *x, const struct rn_inf_sh
     if (!x->phi) {
         x->phi = rn_xmalloc(s->phi_dim * sizeof *x->phi);
         x->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&s->spec, s->emb) + 1);
-        x->hist = rn_xmalloc((size_t)s->cfg->history * sizeof *x->hist);
+        x->hist = rn_xmalloc((size_t)s->cfg->feat.history * sizeof *x->hist);
     }
     if (k <= x->cap) return;
     x->cap = k;
@@ -313,7 +291,7 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
                     "embedding table and state features (dimension %u, state features %u; "
                     "want %u and %u%s): serving random slates\n",
                     version, c->model_store, m->shape.dim, m->shape.phi, rn_embed_dim(s->emb),
-                    s->phi_dim, c->state_network ? ", the state network's" : "");
+                    s->phi_dim, c->feat.state_network ? ", the state network's" : "");
         ex.mode = RN_EXPLORE_SOFTMAX;
         ex.temperature = 1.0;
         version = 0;
@@ -361,10 +339,7 @@ static int rn_inf_open(struct rn_op *op)
         s->gen = atomic_fetch_add(&gens, 1) + 1;
         for (int k = 0; k < RN_INF_STRIPES; k++)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
-        s->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
-        int bad = !s->emb || rn_phi_spec_open(&s->spec, (uint32_t)c->history, (double)c->half_life,
-                                              c->state_network, s->emb, err, sizeof err);
-        if (!bad) bad = rn_phi_spec_set_context(&s->spec, c->n_ctx, err, sizeof err);
+        int bad = rn_phi_cfg_open(&c->feat, &s->emb, &s->spec, err, sizeof err) != 0;
         if (!bad) s->phi_dim = rn_phi_dim(&s->spec, s->emb);
         if (!bad)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
@@ -480,7 +455,7 @@ static int rn_inf_process(struct rn_op *op, const struct rn_batch *in, struct rn
     const struct rn_inf_cfg *c = rn_op_ctx(op);
     struct rn_inf *v = rn_op_local(op);
     struct rn_inf_shared *s = v->sh;
-    uint32_t cap = (uint32_t)c->history;
+    uint32_t cap = (uint32_t)c->feat.history;
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_event *e = in->recs[i].payload;
         if (e->kind == RN_EV_REQUEST) {
@@ -729,18 +704,18 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     }
     /* The request's context, by the configured names (missing: 0 in φ). */
     double ctxv[RN_CONTEXT_MAX];
-    if (c->n_ctx) {
+    if (c->feat.n_ctx) {
         const char *pctx[] = {"context", NULL};
         yajl_val cv = yajl_tree_get(root, pctx, yajl_t_any);
         if (cv && !YAJL_IS_OBJECT(cv)) {
             rn_inf_json_error(res, 400, "'context' must be an object");
             goto out;
         }
-        for (uint32_t i = 0; i < c->n_ctx; i++) {
-            const char *pf[] = {c->ctx_names[i], NULL};
+        for (uint32_t i = 0; i < c->feat.n_ctx; i++) {
+            const char *pf[] = {c->feat.ctx_names[i], NULL};
             yajl_val fv = cv ? yajl_tree_get(cv, pf, yajl_t_any) : NULL;
             if (fv && !YAJL_IS_NUMBER(fv)) {
-                rn_inf_json_error(res, 400, "context field '%s' must be a number", c->ctx_names[i]);
+                rn_inf_json_error(res, 400, "context field '%s' must be a number", c->feat.ctx_names[i]);
                 goto out;
             }
             ctxv[i] = fv ? YAJL_GET_DOUBLE(fv) : NAN;
@@ -749,7 +724,7 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     uint32_t slate[1000];
     double prop[1000];
     struct rn_inf_result r = {0, slate, prop, 0, 0, 0};
-    int rc = rn_inf_rank(s, t->slot, &t->x, uid, rid, ts, c->n_ctx ? ctxv : NULL, c->n_ctx, ids,
+    int rc = rn_inf_rank(s, t->slot, &t->x, uid, rid, ts, c->feat.n_ctx ? ctxv : NULL, c->feat.n_ctx, ids,
                          (uint32_t)k, (uint32_t)l, &r);
     if (rc < 0) {
         rn_inf_json_error(res, 400, "cannot rank %zu candidates for k = %" PRId64, k, l);

@@ -44,22 +44,17 @@ static const char *const rn_val_optimizers[] = {"sgd", "adagrad", "adam", NULL};
 static const char *const rn_val_baselines[] = {"list_mean", "none", NULL};
 
 struct rn_val_cfg {
-    const char *embeddings, *model_store, *state_network;
+    const char *model_store;
+    struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
     double gamma, learning_rate, l2, clip;
     int optimizer, advantage_baseline;
-    int64_t batch_size, target_every, history, half_life, item_buckets, positions;
+    int64_t batch_size, target_every, item_buckets, positions;
     int deterministic;
     int64_t publish_event_time, publish_every, publish_interval;
-    const struct rn_cfg_node *context_node;
-    char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
-    uint32_t n_ctx;
 };
 
 static const struct rn_config_key rn_val_keys[] = {
-    {"embeddings", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, embeddings),
-     "Item-embedding table (`item_id v1 ... vD` lines), the same file the experience collector "
-     "reads. Required.",
-     NULL, 1, 0, 0},
+    RN_PHI_CONFIG_KEYS(struct rn_val_cfg, feat),
     {"model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, model_store),
      "Directory of the model store the learner publishes versions to (created if missing). "
      "Required.",
@@ -85,16 +80,6 @@ static const struct rn_config_key rn_val_keys[] = {
     {"target_every", RN_CT_INT, "200", "updates", offsetof(struct rn_val_cfg, target_every),
      "Refresh the target copy (used for V̂(s') in the target) every this many updates.", NULL, 0, 1,
      (int64_t)1 << 40},
-    {"history", RN_CT_INT, "10", "items", offsetof(struct rn_val_cfg, history),
-     "How many of the user's latest feedback items the state features use.", NULL, 0, 1, 1000},
-    {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(struct rn_val_cfg, half_life),
-     "Half-life of the time-decayed history sum in the state features.", NULL, 0, 1,
-     (int64_t)1 << 50},
-    {"state_network", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, state_network),
-     "A pretrained state network (`runnel pretrain`'s FILE.safetensors) that computes the "
-     "state features instead of the simple ones; the model's `phi` is then its output size. "
-     "Inference, the simulator and `runnel evaluate` must name the same file.",
-     NULL, 0, 0, 0},
     {"item_buckets", RN_CT_INT, "65536", "buckets", offsetof(struct rn_val_cfg, item_buckets),
      "Hashed item-bias buckets (item id mod buckets).", NULL, 0, 1, 1 << 24},
     {"positions", RN_CT_INT, "16", "positions", offsetof(struct rn_val_cfg, positions),
@@ -112,30 +97,14 @@ static const struct rn_config_key rn_val_keys[] = {
     {"publish_interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn_val_cfg, publish_interval),
      "Otherwise: publish a version at least this often (wall time) while learning.", NULL, 0, 1,
      (int64_t)1 << 40},
-    {"context_fields", RN_CT_NODE, NULL, NULL, offsetof(struct rn_val_cfg, context_node),
-     "The request-context fields appended to phi (a list of names; default none): the same "
-     "list as log_collector's `context_fields`, so phi is [simple phi | context values] "
-     "(dimension 2D+2+C; a missing value counts as 0). Not with `state_network`.",
-     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
 static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
 {
     struct rn_val_cfg *c = ctx;
-    int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
+    int rc = rn_phi_cfg_init(&c->feat, errbuf, errlen);
     if (rc) return rc;
-    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
-        rn_cfg_errf(errbuf, errlen, c->context_node,
-                    "'context_fields' differs from another operator's list in this job");
-        return RN_EINVAL;
-    }
-    if (c->n_ctx && c->state_network) {
-        rn_cfg_errf(errbuf, errlen, c->context_node,
-                    "'context_fields' with 'state_network': a state network takes only its own "
-                    "context features; leave one out");
-        return RN_EINVAL;
-    }
     if (!(c->gamma >= 0 && c->gamma < 1)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "gamma"), "gamma must be in [0, 1)");
         return RN_EINVAL;
@@ -451,18 +420,12 @@ static int rn_val_open(struct rn_op *op)
     }
     if (v->l) return 0; /* restored */
     char err[512];
-    v->emb = rn_embed_acquire(c->embeddings, err, sizeof err);
-    if (!v->emb) {
+    int rc = rn_phi_cfg_open(&c->feat, &v->emb, &v->spec, err, sizeof err);
+    if (rc) {
         rn_op_errorf(op, "%s", err);
-        return RN_EIO;
+        return rc;
     }
     v->dim = rn_embed_dim(v->emb);
-    if (rn_phi_spec_open(&v->spec, (uint32_t)c->history, (double)c->half_life, c->state_network,
-                         v->emb, err, sizeof err) ||
-        rn_phi_spec_set_context(&v->spec, c->n_ctx, err, sizeof err)) {
-        rn_op_errorf(op, "%s", err);
-        return RN_EINVAL;
-    }
     v->phi = rn_phi_dim(&v->spec, v->emb);
     v->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&v->spec, v->emb) + 1);
     struct rn_model_shape sh = {v->dim, v->phi, (uint32_t)c->item_buckets, (uint32_t)c->positions};

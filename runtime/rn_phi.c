@@ -147,3 +147,35 @@ void rn_phi_compute_ctx(const struct rn_phi_spec *spec, const struct rn_embed *e
     rn__sn_inputs(&lt, k, last, n_last, now, H, longterm, ctx);
     rn_statenet_forward(net, H, n_last, longterm, ctx, phi);
 }
+
+/* ---- the state-feature settings of an operator ------------------------------------ */
+
+int rn_phi_cfg_init(struct rn_phi_cfg *c, char *errbuf, size_t errlen)
+{
+    int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
+    if (rc) return rc;
+    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' differs from another operator's list in this job");
+        return RN_EINVAL;
+    }
+    if (c->n_ctx && c->state_network) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' with 'state_network': a state network takes only its own "
+                    "context features; leave one out");
+        return RN_EINVAL;
+    }
+    return 0;
+}
+
+int rn_phi_cfg_open(const struct rn_phi_cfg *c, struct rn_embed **emb, struct rn_phi_spec *spec,
+                    char *errbuf, size_t errlen)
+{
+    *emb = rn_embed_acquire(c->embeddings, errbuf, errlen);
+    if (!*emb) return RN_EIO;
+    if (rn_phi_spec_open(spec, (uint32_t)c->history, (double)c->half_life, c->state_network, *emb,
+                         errbuf, errlen) ||
+        rn_phi_spec_set_context(spec, c->n_ctx, errbuf, errlen))
+        return RN_EINVAL;
+    return 0;
+}

@@ -24,6 +24,8 @@
 #define RUNNEL_RN_MODEL_H
 
 #include "rn_common.h"
+#include "rn_config.h"
+#include "rn_event.h"
 
 /* ---- item embeddings ------------------------------------------------------ */
 
@@ -109,6 +111,53 @@ void rn_phi_spec_close(struct rn_phi_spec *spec);
  * Call after rn_phi_spec_open. */
 int rn_phi_spec_set_context(struct rn_phi_spec *spec, uint32_t n_context, char *errbuf,
                             size_t errlen);
+/* The state-feature settings an operator that computes φ takes from YAML —
+ * the learner and inference alike, so that the two cannot drift apart: embed
+ * a struct rn_phi_cfg in the operator's config struct and list
+ * RN_PHI_CONFIG_KEYS(its type, the member) in its key table. */
+struct rn_phi_cfg {
+    const char *embeddings, *state_network;
+    int64_t history, half_life;
+    const struct rn_cfg_node *context_node;
+    char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX]; /* filled by rn_phi_cfg_init */
+    uint32_t n_ctx;
+};
+
+#define RN_PHI_CONFIG_KEYS(type, m)                                                              \
+    {"embeddings", RN_CT_STRING, NULL, NULL, offsetof(type, m.embeddings),                         \
+     "Item-embedding table (`item_id v1 ... vD` lines): the same file for the experience "         \
+     "collector, the learner and inference. Required.",                                            \
+     NULL, RN_CK_REQUIRED, 0, 0},                                                                  \
+        {"history", RN_CT_INT, "10", "items", offsetof(type, m.history),                           \
+         "How many of the user's latest feedback items the state features use (the same in the "   \
+         "learner and inference).",                                                                \
+         NULL, 0, 1, 1000},                                                                        \
+        {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(type, m.half_life),                    \
+         "Half-life of the time-decayed history sum in the simple state features.", NULL, 0, 1,    \
+         (int64_t)1 << 50},                                                                        \
+        {"state_network", RN_CT_STRING, NULL, NULL, offsetof(type, m.state_network),               \
+         "A pretrained state network (`runnel pretrain`'s FILE.safetensors) that computes the "    \
+         "state features instead of the simple ones; the model's `phi` is then its output size. " \
+         "The learner, inference, the simulator and `runnel evaluate` must name the same file.",   \
+         NULL, 0, 0, 0},                                                                           \
+    {                                                                                              \
+        "context_fields", RN_CT_NODE, NULL, NULL, offsetof(type, m.context_node),                  \
+            "Request-context fields appended to the simple state features (a list of names; "     \
+            "default none): log_collector's `context_fields`, so phi is [simple phi | context "   \
+            "values] (dimension 2D+2+C; a missing value counts as 0). Over HTTP, inference reads " \
+            "them from the body's `context` object. Not with `state_network`.",                   \
+            NULL, 0, 0, 0                                                                          \
+    }
+
+/* Load time: reads context_fields (the same list as every other operator of
+ * the job names) and refuses context with a state network. Returns 0 or < 0
+ * with a message naming the YAML position. */
+int rn_phi_cfg_init(struct rn_phi_cfg *c, char *errbuf, size_t errlen);
+/* Open time: acquires the embedding table into *emb (release it with
+ * rn_embed_release, also on failure) and opens spec for it. Returns 0, RN_EIO
+ * (the table) or RN_EINVAL (the network or the context), with a message. */
+int rn_phi_cfg_open(const struct rn_phi_cfg *c, struct rn_embed **emb, struct rn_phi_spec *spec,
+                    char *errbuf, size_t errlen);
 /* F: the network's output size, else RN_PHI_SIMPLE_DIM(D) + n_context. */
 uint32_t rn_phi_dim(const struct rn_phi_spec *spec, const struct rn_embed *emb);
 /* Bytes of scratch rn_phi_compute needs (0 for the simple φ). */
