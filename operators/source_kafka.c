@@ -57,6 +57,7 @@ struct rn_kafka_source_cfg {
     int stop_at_end;
     int64_t max_message;
     int64_t metadata_timeout;
+    int64_t max_rate;
     /* Filled by init. */
     char **topics;
     size_t n_topics;
@@ -98,6 +99,8 @@ struct rn_kafka_source {
     struct rn_kpending pending[RN_KSRC_PENDING_MAX];
     size_t n_pending;
     int64_t lag_total;
+    int64_t rate_start_ns; /* max_rate: when pacing began */
+    int64_t rate_emitted;
     int64_t lag_at_ns;
     rd_kafka_message_t **msgs;
     struct rn_op *op; /* for the rebalance callback */
@@ -139,6 +142,9 @@ static const struct rn_config_key rn_kafka_source_keys[] = {
      offsetof(struct rn_kafka_source_cfg, metadata_timeout),
      "How long to wait for the brokers when the source starts (topic metadata, end offsets).",
      NULL, 0, 1, 3600000},
+    {"max_rate", RN_CT_INT, "0", "messages/s", offsetof(struct rn_kafka_source_cfg, max_rate),
+     "Read at most this many messages per second per subtask (0: as fast as possible).", NULL,
+     0, 0, (int64_t)1 << 40},
     RN_CONFIG_END,
 };
 
@@ -515,13 +521,24 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
         return RN_EIO;
     }
     rn__ksrc_lag(op, s);
+    int limit = RN_BATCH_RECORDS;
+    if (c->max_rate > 0) {
+        int64_t now = rn_now_ns();
+        if (!s->rate_start_ns) s->rate_start_ns = now;
+        int64_t allowed = (now - s->rate_start_ns) / 1000 * c->max_rate / 1000000 - s->rate_emitted;
+        if (allowed <= 0) {
+            usleep(1000);
+            return RN_POLL_MORE;
+        }
+        limit = (int)RN_MIN(allowed, (int64_t)RN_BATCH_RECORDS);
+    }
     int all_done = c->stop_at_end;
     for (size_t tries = 0; tries < s->n_parts; tries++) {
         struct rn_kpart *k = &s->parts[s->rr];
         s->rr = (s->rr + 1) % s->n_parts;
         if (!k->q || k->done) continue;
         all_done = 0;
-        ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, s->msgs, RN_BATCH_RECORDS);
+        ssize_t n = rd_kafka_consume_batch_queue(k->q, 0, s->msgs, (size_t)limit);
         if (n <= 0) continue;
         int emitted = 0;
         rn_op_source_split(op, k->split_index, s->n_splits);
@@ -540,6 +557,7 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
             rd_kafka_message_destroy(m);
         }
         if (emitted) {
+            s->rate_emitted += emitted;
             rn_op_metric_add(op, 0, (uint64_t)emitted);
             return RN_POLL_MORE;
         }

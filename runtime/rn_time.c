@@ -172,15 +172,19 @@ void rn__source_watermark(struct rn_task *t, int caught_up)
     if (t->last_data_ns == -1) {
         t->last_data_ns = now;
         rn__task_set_idle(t, 0);
-    } else if (!t->idle && job->idle_timeout_ms > 0 &&
-               now - t->last_data_ns >= job->idle_timeout_ms * 1000000) {
-        /* Nothing for a while: stop holding back downstream event time. */
-        rn__task_set_idle(t, 1);
     }
+    /* The watermark first: one that moves as the task turns idle (a split
+     * passed its idle timeout) must reach downstream before the idle mark,
+     * after which downstream ignores the task. */
     int64_t m = t->n_splits ? rn__splits_max_ts(t, now) : t->max_ts;
     if (caught_up && m != RN_TS_MIN) {
         int64_t wm = m - job->out_of_orderness_ms - 1;
         if (wm > t->wm) rn__task_advance(t, wm);
+    }
+    if (!t->idle && job->idle_timeout_ms > 0 &&
+        now - t->last_data_ns >= job->idle_timeout_ms * 1000000) {
+        /* Nothing for a while: stop holding back downstream event time. */
+        rn__task_set_idle(t, 1);
     }
 }
 
