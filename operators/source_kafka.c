@@ -562,8 +562,11 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
             return RN_POLL_MORE;
         }
     }
-    if (all_done) return RN_POLL_END;
-    if (c->stop_at_end && !s->n_parts) return RN_POLL_END;
+    if (all_done || (c->stop_at_end && !s->n_parts)) {
+        s->lag_at_ns = 0; /* the last figure, not one 200 ms old */
+        rn__ksrc_lag(op, s);
+        return RN_POLL_END;
+    }
     /* Nothing buffered: wait a little for the fetcher (librdkafka fetches in
      * its own threads; fetch.wait.max.ms bounds how stale an empty fetch is). */
     usleep(2000);
