@@ -578,27 +578,21 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
 static int rn_kafka_source_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
 {
     struct rn_kafka_source *s = rn_op_local(op);
+    /* Only the partitions the subtask reads now: every subtask restores
+     * every subtask's offsets (RN_OP_UNION_RESTORE), so a partition that
+     * moved away is the new owner's to write. */
     size_t n = 0;
-    for (size_t i = 0; i < s->n_parts; i++) n += s->parts[i].next >= 0;
-    for (size_t i = 0; i < s->n_restored; i++)
-        n += !rn__kpart_find(s->parts, s->n_parts, s->restored[i].topic, s->restored[i].partition);
+    for (size_t i = 0; i < s->n_parts; i++) n += s->parts[i].next >= 0 && s->parts[i].q;
     rn_snapshot_write_i64(w, RN_KSRC_SNAPSHOT_VERSION);
     rn_snapshot_write_i64(w, (int64_t)n);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n + 1);
     for (size_t i = 0; i < s->n_parts; i++) {
         const struct rn_kpart *k = &s->parts[i];
-        if (k->next < 0) continue;
+        if (k->next < 0 || !k->q) continue;
         rn_snapshot_write_str(w, k->topic);
         rn_snapshot_write_i64(w, k->partition);
         rn_snapshot_write_i64(w, k->next);
         rd_kafka_topic_partition_list_add(l, k->topic, k->partition)->offset = k->next;
-    }
-    for (size_t i = 0; i < s->n_restored; i++) {
-        const struct rn_kpart *k = &s->restored[i];
-        if (rn__kpart_find(s->parts, s->n_parts, k->topic, k->partition)) continue;
-        rn_snapshot_write_str(w, k->topic);
-        rn_snapshot_write_i64(w, k->partition);
-        rn_snapshot_write_i64(w, k->next);
     }
     /* Kept to commit to Kafka once the checkpoint completes. */
     if (s->n_pending == RN_KSRC_PENDING_MAX) {
@@ -610,10 +604,14 @@ static int rn_kafka_source_snapshot(struct rn_op *op, uint64_t id, struct rn_sna
     return 0;
 }
 
+/* Called once per subtask of the checkpoint (RN_OP_UNION_RESTORE): collects
+ * every partition's offset; open() takes those of the partitions this
+ * subtask reads now. A partition found twice (it moved between members of a
+ * consumer group) keeps the larger offset. */
 static int rn_kafka_source_restore(struct rn_op *op, struct rn_snapshot_reader *r)
 {
     struct rn_kafka_source *s = rn__ksrc_local(op);
-    int64_t version, n;
+    int64_t version = 0, n;
     if (rn_snapshot_read_i64(r, &version) || version != RN_KSRC_SNAPSHOT_VERSION ||
         rn_snapshot_read_i64(r, &n) || n < 0 || n > RN_KSRC_MAX_PARTS) {
         rn_op_errorf(op, "the checkpoint's Kafka offsets are unreadable (format %lld)",
@@ -626,6 +624,11 @@ static int rn_kafka_source_restore(struct rn_op *op, struct rn_snapshot_reader *
         if (rn_snapshot_read_str(r, &topic) || rn_snapshot_read_i64(r, &p) ||
             rn_snapshot_read_i64(r, &next) || p < 0 || p > INT32_MAX || next < 0)
             return RN_ECORRUPT;
+        struct rn_kpart *dup = rn__kpart_find(s->restored, s->n_restored, topic, (int32_t)p);
+        if (dup) {
+            if (next > dup->next) dup->next = next;
+            continue;
+        }
         s->restored = rn_xrealloc(s->restored, (s->n_restored + 1) * sizeof *s->restored);
         s->restored[s->n_restored++] =
             (struct rn_kpart){.topic = rn_xstrdup(topic), .partition = (int32_t)p, .next = next};
@@ -699,6 +702,7 @@ const struct rn_op_type rn_source_kafka = {
                    "event-time watermarks are kept per partition. Metric `lag`: messages behind "
                    "the partitions' ends.",
     .kind = RN_KIND_SOURCE,
+    .flags = RN_OP_UNION_RESTORE,
     .config = rn_kafka_source_keys,
     .ctx_size = sizeof(struct rn_kafka_source_cfg),
     .outputs = rn_kafka_source_out,
