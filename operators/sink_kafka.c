@@ -71,10 +71,10 @@ struct rn_kafka_sink {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
     int eos;
-    int in_txn;         /* a transaction is open */
-    uint64_t precommitted; /* exactly_once: checkpoint whose transaction awaits commit, or 0 */
-    struct rn_kmsgs txn;   /* exactly_once: the open transaction's messages */
-    struct rn_kmsgs held;  /* exactly_once: records after a pre-commit */
+    int in_txn;             /* a transaction is open */
+    uint64_t precommitted;  /* exactly_once: checkpoint whose transaction awaits commit, or 0 */
+    struct rn_kmsgs txn;    /* exactly_once: the open transaction's messages */
+    struct rn_kmsgs held;   /* exactly_once: records after a pre-commit */
     struct rn_kmsgs replay; /* restored: the pre-committed transaction to write again */
     struct rn_buf json;
     char *key_field;
@@ -109,16 +109,16 @@ static const struct rn_config_key rn_kafka_sink_keys[] = {
      "exactly_once: the broker aborts a transaction left open this long (longer than the "
      "checkpoint interval; at most the broker's transaction.max.timeout.ms).",
      NULL, 0, 1000, 3600000},
-    {"flush_timeout", RN_CT_DURATION, "60s", "ms", offsetof(struct rn_kafka_sink_cfg, flush_timeout),
+    {"flush_timeout", RN_CT_DURATION, "60s", "ms",
+     offsetof(struct rn_kafka_sink_cfg, flush_timeout),
      "How long a checkpoint or the end of the stream waits for the brokers to acknowledge "
      "messages before the job fails.",
      NULL, 0, 100, 3600000},
     RN_CONFIG_END,
 };
 
-static const char *const rn_ksink_reserved[] = {"bootstrap.servers", "transactional.id",
-                                               "enable.idempotence", "transaction.timeout.ms",
-                                               NULL};
+static const char *const rn_ksink_reserved[] = {
+    "bootstrap.servers", "transactional.id", "enable.idempotence", "transaction.timeout.ms", NULL};
 
 static int rn_kafka_sink_init(void *ctx, const struct rn_cfg_node *node, char *errbuf,
                               size_t errlen)
@@ -150,7 +150,8 @@ static int rn__json_field(const char *j, size_t n, const char *name, size_t name
         char ch = j[i];
         if (ch == '"') {
             size_t s = ++i;
-            while (i < n && j[i] != '"') i += j[i] == '\\' ? 2 : 1;
+            while (i < n && j[i] != '"')
+                i += j[i] == '\\' ? 2 : 1;
             if (i >= n) return -1;
             size_t e = i;
             if (depth == 1 && i + 1 < n && j[i + 1] == ':' && e - s == name_len &&
@@ -158,7 +159,8 @@ static int rn__json_field(const char *j, size_t n, const char *name, size_t name
                 size_t a = i + 2, b = a;
                 if (a < n && j[a] == '"') {
                     b = ++a;
-                    while (b < n && j[b] != '"') b += j[b] == '\\' ? 2 : 1;
+                    while (b < n && j[b] != '"')
+                        b += j[b] == '\\' ? 2 : 1;
                 } else {
                     int d = 0;
                     while (b < n && (d > 0 || (j[b] != ',' && j[b] != '}'))) {
@@ -318,12 +320,17 @@ static int rn_kafka_sink_open(struct rn_op *op)
     else
         snprintf(txid, sizeof txid, "runnel-%s-%s-%u", rn_op_job_name(op), rn_op_id(op),
                  rn_op_subtask(op));
-    const char *defaults[] = {"linger.ms", "5",
-                              "enable.idempotence", "true",
-                              "log.connection.close", "false",
-                              s->eos ? "transactional.id" : NULL, txid,
-                              "transaction.timeout.ms", timeout,
-                              NULL};
+    /* Name and value pairs; at_least_once ends the list before the
+     * transactional ones. */
+    /* clang-format off */
+    const char *defaults[] = {
+        "linger.ms", "5",
+        "enable.idempotence", "true",
+        "log.connection.close", "false",
+        s->eos ? "transactional.id" : NULL, txid,
+        "transaction.timeout.ms", timeout,
+        NULL};
+    /* clang-format on */
     rd_kafka_conf_t *conf = rn__kafka_conf(&c->kc, defaults, err, sizeof err);
     if (!conf) {
         rn_op_errorf(op, "%s", err);
@@ -358,7 +365,8 @@ static int rn_kafka_sink_open(struct rn_op *op)
     return rn__ksink_begin(op, s);
 }
 
-static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
+static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
+                                 struct rn_emitter *out)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
     (void)out;
