@@ -15,14 +15,14 @@
  * by default "runnel-<job>-<sink id>"):
  *
  *   open            init_transactions (fences an older producer with the same
- *                   id and aborts its open transaction), begin_transaction
- *   process         produce into the open transaction
+ *                   id and aborts its open transaction)
+ *   process         begin_transaction before the first record after a
+ *                   commit; produce into the open transaction
  *   snapshot(N)     flush and check delivery ("pre-commit"); the transaction
  *                   stays open and its messages are also written to the
  *                   snapshot; records that arrive until N completes are held
  *                   in memory (they belong to the next transaction)
- *   notify(N)       commit_transaction, begin the next one, produce the held
- *                   records into it
+ *   notify(N)       commit_transaction; the held records begin the next one
  *   failure/close   the open transaction is aborted (or, after a crash,
  *                   aborted by the next init_transactions)
  *
@@ -362,7 +362,7 @@ static int rn_kafka_sink_open(struct rn_op *op)
         rn_buf_free(&s->replay.buf);
         s->replay.n = 0;
     }
-    return rn__ksink_begin(op, s);
+    return 0; /* the next transaction begins with its first record */
 }
 
 static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
@@ -386,6 +386,10 @@ static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
             rn__kmsgs_add(&s->held, k, kn, s->json.data, s->json.len);
             continue;
         }
+        if (s->eos && !s->in_txn) {
+            int rc = rn__ksink_begin(op, s);
+            if (rc) return rc;
+        }
         int rc = rn__ksink_produce(op, s, k, kn, s->json.data, s->json.len);
         if (rc) return rc;
         if (s->eos) rn__kmsgs_add(&s->txn, k, kn, s->json.data, s->json.len);
@@ -407,7 +411,8 @@ static int rn_kafka_sink_snapshot(struct rn_op *op, uint64_t id, struct rn_snaps
     int rc = rn__ksink_flush(op, s);
     if (rc) return rc;
     rn_snapshot_write_i64(w, RN_KSINK_SNAPSHOT_VERSION);
-    if (!s->eos) {
+    if (!s->eos || !s->in_txn) {
+        /* Nothing written since the last commit: no transaction to hold. */
         rn_snapshot_write_i64(w, 0);
         return 0;
     }
@@ -464,7 +469,7 @@ static int rn_kafka_sink_restore(struct rn_op *op, struct rn_snapshot_reader *r)
 }
 
 /* Checkpoint `id` completed: commit the transaction pre-committed for it (or
- * an earlier one), begin the next and produce what was held meanwhile. */
+ * an earlier one); what was held meanwhile begins the next. */
 static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
@@ -474,8 +479,10 @@ static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
     s->precommitted = 0;
     rn_buf_reset(&s->txn.buf);
     s->txn.n = 0;
-    rc = rn__ksink_begin(op, s);
-    if (!rc) rc = rn__ksink_produce_all(op, s, &s->held, &s->txn);
+    if (s->held.n) {
+        rc = rn__ksink_begin(op, s);
+        if (!rc) rc = rn__ksink_produce_all(op, s, &s->held, &s->txn);
+    }
     rn_buf_reset(&s->held.buf);
     s->held.n = 0;
     return rc;

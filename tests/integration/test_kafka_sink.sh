@@ -84,6 +84,9 @@ api=$(grep -c 'Transactional API called: commit_transaction' "$work/eos.err")
 [ "${txns:-0}" -ge 3 ] && [ "$txns" -le "${ckpts:-0}" ] && [ "$api" = "$txns" ] &&
   ok "exactly_once: $txns transactions committed, for $ckpts completed checkpoints" ||
   bad "exactly_once: transactions ${txns:-?}, commit_transaction calls $api, checkpoints ${ckpts:-?}"
+grep -q 'Transactional API called: abort_transaction' "$work/eos.err" &&
+  bad "exactly_once: a transaction was aborted in a run without failures" ||
+  ok "exactly_once: no transaction aborted in a run without failures"
 delivered eos "exactly_once" 1
 key_ok=$(kcat_dump eos '%k %s\n' | awk '{ u = $2; sub(/.*"user":"/, "", u); sub(/".*/, "", u); if (u != $1) bad++ } END { print bad + 0 }')
 [ "$key_ok" -eq 0 ] && ok "every message is keyed by its user" || bad "$key_ok messages with a wrong key"
