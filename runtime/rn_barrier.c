@@ -14,9 +14,11 @@
  *
  * Everything here runs on the task's own thread.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rn_exec_int.h"
 #include "rn_fs.h"
@@ -191,6 +193,19 @@ void rn__consumer_input_ended(struct rn_task *t)
 
 /* ---- restore ----------------------------------------------------------------------- */
 
+/* Fault injection for the fault tests: RUNNEL_FAULT=restore:kill kills the
+ * process with SIGKILL once a task has restored its keyed state, and
+ * restore:stall hangs that task there, like a disk that stopped answering. */
+static void rn__restore_fault(void)
+{
+    const char *f = getenv("RUNNEL_FAULT");
+    if (!f || strncmp(f, "restore:", 8) != 0) return;
+    fprintf(stderr, "runnel: RUNNEL_FAULT: %s\n", f);
+    if (strcmp(f + 8, "kill") == 0) kill(getpid(), SIGKILL);
+    if (strcmp(f + 8, "stall") == 0)
+        for (;;) pause();
+}
+
 /* Opens the task's state and gives each instance its snapshot back. */
 int rn__task_restore(struct rn_task *t)
 {
@@ -244,6 +259,7 @@ int rn__task_restore(struct rn_task *t)
         atomic_store_explicit(&t->statedb_pub, t->statedb, memory_order_release);
     }
     if (!r) return 0;
+    rn__restore_fault();
     size_t pl = strlen(r->dir) + strlen(head) + 512;
     char *path = rn_xmalloc(pl);
     snprintf(path, pl, "%s/tasks/%s-%u/runtime.bin", r->dir, head, t->subtask);

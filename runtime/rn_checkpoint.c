@@ -80,11 +80,13 @@ struct rn__hcache {
 
 struct rn_ckpt_coord {
     /* Fault injection for crash tests: RUNNEL_FAULT=checkpoint:<id>:<point>
-     * kills the process with SIGKILL at <point> of checkpoint <id>:
+     * kills the process with SIGKILL at <point> of checkpoint <id> (or
+     * "final"):
      * "task" (a task has written part of its snapshot) or "manifest" (every
      * task has acked, the manifest is not yet written); "stall" makes the
      * task's snapshot hang instead, like a disk that stopped answering. */
     uint64_t fault_id;
+    int fault_final; /* <id> is "final": the end-of-job checkpoint, whatever its id */
     int fault_point; /* 1 task, 2 manifest, 3 stall (a task's snapshot never returns) */
     pthread_t thread;
     int started;
@@ -100,6 +102,7 @@ struct rn_ckpt_coord {
     int n_history; /* total ever added; ring index = n % RN__HISTORY */
     uint64_t n_completed, n_failed;
     int streak; /* checkpoints failed in a row (savepoints do not count) */
+    char first_error[400]; /* why the first of them failed */
     struct rn__dead dead[RN__DEAD];
     int n_dead;
     struct rn__hcache *hcache; /* coordinator thread only */
@@ -674,7 +677,7 @@ int rn__restore_find(struct rn_job *job, struct rn_restore **out, char *errbuf, 
             return RN_ECORRUPT;
         }
         if (!r) return 0;
-        if (damaged && !job->quiet)
+        if (damaged)
             fprintf(stderr, "runnel: using checkpoint %llu, the latest intact one\n",
                     (unsigned long long)r->id);
     }
@@ -750,13 +753,15 @@ static void rn__record_fail(struct rn_job *job, struct rn_ckpt_record *r, const 
     if (!job->quiet || counts)
         fprintf(stderr, "runnel: checkpoint %llu failed: %s\n", (unsigned long long)r->id, why);
     if (!counts) return;
-    c->streak++;
+    if (c->streak++ == 0) snprintf(c->first_error, sizeof c->first_error, "%s", why);
     if (c->streak > job->ckpt_tolerable) {
+        int same = strcmp(c->first_error, why) == 0 || c->streak == 1;
         rn__job_set_error(job,
                           "checkpoint %llu failed: %s (%d checkpoints in a row failed; "
-                          "checkpoint.tolerable_failures is %lld)",
+                          "checkpoint.tolerable_failures is %lld)%s%s",
                           (unsigned long long)r->id, why, c->streak,
-                          (long long)job->ckpt_tolerable);
+                          (long long)job->ckpt_tolerable, same ? "" : "; the first failed: ",
+                          same ? "" : c->first_error);
         rn__notify_tasks(job);
     }
 }
@@ -778,16 +783,16 @@ static void rn__final_fail(struct rn_job *job, const char *why, int stopping)
     }
     rn__begin(job, &c->final, c->next_id++, RN__K_FINAL);
     atomic_store(&job->final_id, c->final.id);
-    if (!job->quiet)
-        fprintf(stderr, "runnel: taking the final checkpoint again as %llu\n",
-                (unsigned long long)c->final.id);
+    fprintf(stderr, "runnel: taking the final checkpoint again as %llu\n",
+            (unsigned long long)c->final.id);
     rn__notify_tasks(job);
 }
 
 /* Called with c->mu held. */
 static void rn__fault(struct rn_ckpt_coord *c, uint64_t id, int point)
 {
-    if (c->fault_id == id && c->fault_point == point) {
+    if ((c->fault_id == id || (c->fault_final && c->has_final && c->final.id == id)) &&
+        c->fault_point == point) {
         fprintf(stderr, "runnel: RUNNEL_FAULT: killing the process in checkpoint %llu\n",
                 (unsigned long long)id);
         kill(getpid(), SIGKILL);
@@ -798,12 +803,16 @@ void rn__ckpt_fault_task(struct rn_job *job, uint64_t id)
 {
     struct rn_ckpt_coord *c = job->coord;
     if (!c) return;
-    if (c->fault_id == id && c->fault_point == 3) {
+    pthread_mutex_lock(&c->mu);
+    int stall = (c->fault_id == id || (c->fault_final && c->has_final && c->final.id == id)) &&
+                c->fault_point == 3;
+    rn__fault(c, id, 1);
+    pthread_mutex_unlock(&c->mu);
+    if (stall) {
         /* A disk that stopped answering: this thread never comes back. */
         fprintf(stderr, "runnel: RUNNEL_FAULT: checkpoint %llu stalls\n", (unsigned long long)id);
         for (;;) pause();
     }
-    rn__fault(c, id, 1);
 }
 
 /* Called with c->mu held, on the coordinator thread: writes the manifest of
@@ -813,10 +822,10 @@ static void rn__complete(struct rn_job *job, struct rn_ckpt_record *r)
     struct rn_ckpt_coord *c = job->coord;
     r->writing = 1;
     struct rn_ckpt_record copy = *r;
+    rn__fault(c, copy.id, 2);
     pthread_mutex_unlock(&c->mu);
     char err[512] = "";
     uint64_t bytes = 0;
-    rn__fault(c, copy.id, 2);
     int rc = rn__write_manifest(job, &copy, &bytes, err, sizeof err);
     if (rc == 0 && copy.kind != RN__K_SAVEPOINT) rn__retain(job);
     pthread_mutex_lock(&c->mu);
@@ -983,6 +992,10 @@ int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen)
     if (fault && strncmp(fault, "checkpoint:", 11) == 0) {
         char *end;
         c->fault_id = strtoull(fault + 11, &end, 10);
+        if (strncmp(fault + 11, "final", 5) == 0) {
+            c->fault_final = 1;
+            end = (char *)fault + 16;
+        }
         if (*end == ':')
             c->fault_point = strcmp(end + 1, "task") == 0    ? 1
                              : strcmp(end + 1, "stall") == 0 ? 3

@@ -255,7 +255,10 @@ static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_stat
      * walks the memtable's skip list. */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.1);
     rocksdb_options_set_memtable_whole_key_filtering(o, 1);
-    rocksdb_options_set_info_log_level(o, 3); /* errors only */
+    /* Fatal messages only: on a full disk RocksDB's own LOG file fails too,
+     * and an error message appended to it after that aborts the process
+     * (RocksDB 7.8 asserts in its logger). Errors reach us as statuses. */
+    rocksdb_options_set_info_log_level(o, 4);
     rocksdb_options_set_keep_log_file_num(o, 2);
     s->bbto = rocksdb_block_based_options_create();
     s->bcache = rocksdb_cache_create_lru((size_t)cfg->block_cache);
