@@ -144,10 +144,11 @@ static int rn_file_source_open(struct rn_op *op)
             offset = 0;
         } else if (stat(c->path, &st) == 0 && st.st_size < offset) {
             /* Truncated since the checkpoint: what is there now is new. */
-            fprintf(stderr, "runnel: source '%s': '%s' is shorter (%lld bytes) than the "
-                            "checkpoint's position %lld: it was truncated; reading it from its "
-                            "start\n", rn_op_id(op), c->path, (long long)st.st_size,
-                    (long long)offset);
+            fprintf(stderr,
+                    "runnel: source '%s': '%s' is shorter (%lld bytes) than the "
+                    "checkpoint's position %lld: it was truncated; reading it from its "
+                    "start\n",
+                    rn_op_id(op), c->path, (long long)st.st_size, (long long)offset);
             offset = 0;
         }
     }
@@ -219,9 +220,10 @@ static int rn__fs_check_rotation(struct rn_op *op, struct rn_file_source *s)
     if (s->fd >= 0 && st.st_ino == s->ino && st.st_size >= pos) return 0;
     if (s->fd >= 0 && st.st_ino == s->ino && st.st_size < pos) {
         /* Truncated in place: start over. */
-        fprintf(stderr, "runnel: source '%s': '%s' was truncated (%lld bytes, read up to %lld); "
-                        "reading it from its start\n", rn_op_id(op), c->path,
-                (long long)st.st_size, (long long)pos);
+        fprintf(stderr,
+                "runnel: source '%s': '%s' was truncated (%lld bytes, read up to %lld); "
+                "reading it from its start\n",
+                rn_op_id(op), c->path, (long long)st.st_size, (long long)pos);
         lseek(s->fd, 0, SEEK_SET);
         s->buf_offset = 0;
         s->start = s->end = 0;
@@ -229,8 +231,10 @@ static int rn__fs_check_rotation(struct rn_op *op, struct rn_file_source *s)
         return 1;
     }
     if (s->fd >= 0) {
-        fprintf(stderr, "runnel: source '%s': '%s' was replaced; the old file was read to its "
-                        "end, reading the new one from its start\n", rn_op_id(op), c->path);
+        fprintf(stderr,
+                "runnel: source '%s': '%s' was replaced; the old file was read to its "
+                "end, reading the new one from its start\n",
+                rn_op_id(op), c->path);
         close(s->fd);
     }
     s->fd = -1;

@@ -57,13 +57,16 @@ static void rn__on_signal(int sig)
 static void *rn__watchdog(void *arg)
 {
     (void)arg;
-    while (sem_wait(&rn__wake) != 0 && errno == EINTR) {}
+    while (sem_wait(&rn__wake) != 0 && errno == EINTR) {
+    }
     if (atomic_load(&rn__ended)) return NULL;
     int64_t deadline = rn_now_ns() + RN__STOP_LIMIT_MS * 1000000LL;
-    while (!atomic_load(&rn__ended) && rn_now_ns() < deadline) usleep(20000);
+    while (!atomic_load(&rn__ended) && rn_now_ns() < deadline)
+        usleep(20000);
     if (atomic_load(&rn__ended)) return NULL;
-    fprintf(stderr, "runnel: the job did not stop within %.1f s of the signal; exiting without "
-                    "its final checkpoint (a restart resumes from the last completed one)\n",
+    fprintf(stderr,
+            "runnel: the job did not stop within %.1f s of the signal; exiting without "
+            "its final checkpoint (a restart resumes from the last completed one)\n",
             RN__STOP_LIMIT_MS / 1000.0);
     /* Straight to the kernel: no atexit handlers, and no sanitizer's exit
      * report about the threads that are still running on purpose. */

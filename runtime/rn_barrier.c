@@ -203,7 +203,8 @@ static void rn__restore_fault(void)
     fprintf(stderr, "runnel: RUNNEL_FAULT: %s\n", f);
     if (strcmp(f + 8, "kill") == 0) kill(getpid(), SIGKILL);
     if (strcmp(f + 8, "stall") == 0)
-        for (;;) pause();
+        for (;;)
+            pause();
 }
 
 /* Opens the task's state and gives each instance its snapshot back. */

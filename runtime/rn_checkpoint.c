@@ -40,8 +40,8 @@
 
 #define RN__SNAP_MAGIC "RNSNAP01"
 #define RN__HISTORY 32
-#define RN__DEAD 16             /* failed checkpoints waiting for late acks */
-#define RN__STOP_GRACE_MS 3000LL/* a stop waits this long for the final checkpoint */
+#define RN__DEAD 16              /* failed checkpoints waiting for late acks */
+#define RN__STOP_GRACE_MS 3000LL /* a stop waits this long for the final checkpoint */
 
 enum { RN__K_CHECKPOINT = 0, RN__K_SAVEPOINT = 1, RN__K_FINAL = 2 };
 enum { RN__S_RUNNING = 0, RN__S_COMPLETED = 1, RN__S_FAILED = 2 };
@@ -101,7 +101,7 @@ struct rn_ckpt_coord {
     struct rn_ckpt_record history[RN__HISTORY];
     int n_history; /* total ever added; ring index = n % RN__HISTORY */
     uint64_t n_completed, n_failed;
-    int streak; /* checkpoints failed in a row (savepoints do not count) */
+    int streak;            /* checkpoints failed in a row (savepoints do not count) */
     char first_error[400]; /* why the first of them failed */
     struct rn__dead dead[RN__DEAD];
     int n_dead;
@@ -255,8 +255,8 @@ char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t, char
     if (r) {
         size_t n = strlen(r->path) + 256;
         dir = rn_xmalloc(n);
-        snprintf(dir, n, "%s/tasks/%s-%u", r->path,
-                 job->nodes[job->groups[t->group].nodes[0]].id, t->subtask);
+        snprintf(dir, n, "%s/tasks/%s-%u", r->path, job->nodes[job->groups[t->group].nodes[0]].id,
+                 t->subtask);
         /* The task now owes an ack: until it comes, a failed checkpoint's
          * directory stays (deleting it under a task that is writing there is
          * what made RocksDB miss files it was linking). */
@@ -406,10 +406,10 @@ static int rn__hash_cached(struct rn_ckpt_coord *c, const char *path, const stru
         c->cap_hcache = c->cap_hcache ? c->cap_hcache * 2 : 64;
         c->hcache = rn_xrealloc(c->hcache, c->cap_hcache * sizeof *c->hcache);
     }
-    c->hcache[c->n_hcache++] = (struct rn__hcache){st->st_dev, st->st_ino, size,
-                                                   (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                                                       st->st_mtim.tv_nsec,
-                                                   *hash, c->hcache_gen};
+    c->hcache[c->n_hcache++] = (struct rn__hcache){
+        st->st_dev, st->st_ino,
+        size,       (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+        *hash,      c->hcache_gen};
     return 0;
 }
 
@@ -455,7 +455,8 @@ static int rn__list_files(struct rn_ckpt_coord *c, const char *root, const char 
             }
         }
     }
-    for (int i = 0; i < n; i++) free(names[i]);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
     free(names);
     return rc;
 }
@@ -469,13 +470,14 @@ static int rn__list_files(struct rn_ckpt_coord *c, const char *root, const char 
 
 /* Coordinator thread, no lock held: `r` is a copy taken under the lock.
  * Lists and hashes the checkpoint's files, writes the manifest atomically. */
-static int rn__write_manifest(struct rn_job *job, const struct rn_ckpt_record *r,
-                              uint64_t *bytes, char *errbuf, size_t errlen)
+static int rn__write_manifest(struct rn_job *job, const struct rn_ckpt_record *r, uint64_t *bytes,
+                              char *errbuf, size_t errlen)
 {
     static const char *const kinds[] = {"checkpoint", "savepoint", "final"};
     struct rn_ckpt_coord *c = job->coord;
     struct rn_buf b = RN_BUF_INIT;
-    rn_buf_printf(&b, "{\"format\":2,\"id\":%llu,\"kind\":\"%s\",\"job\":", (unsigned long long)r->id,
+    rn_buf_printf(&b,
+                  "{\"format\":2,\"id\":%llu,\"kind\":\"%s\",\"job\":", (unsigned long long)r->id,
                   kinds[r->kind]);
     rn_json_str(&b, job->name, strlen(job->name));
     rn_buf_printf(&b, ",\"time_ms\":%lld,\"max_parallelism\":%u,\"parallelism\":%u,\"tasks\":[",
@@ -576,7 +578,8 @@ static struct rn_restore *rn__read_manifest(const char *dir, char *errbuf, size_
     }
     /* format 2 and later: the checksum over everything before it. */
     char *sum = NULL;
-    for (char *p = strstr(text, RN__SUM_KEY); p; p = strstr(p + 1, RN__SUM_KEY)) sum = p;
+    for (char *p = strstr(text, RN__SUM_KEY); p; p = strstr(p + 1, RN__SUM_KEY))
+        sum = p;
     if (sum || strncmp(text, "{\"format\":1,", 12) != 0) {
         char want[17];
         snprintf(want, sizeof want, "%016llx",
@@ -759,9 +762,8 @@ static void rn__record_fail(struct rn_job *job, struct rn_ckpt_record *r, const 
         rn__job_set_error(job,
                           "checkpoint %llu failed: %s (%d checkpoints in a row failed; "
                           "checkpoint.tolerable_failures is %lld)%s%s",
-                          (unsigned long long)r->id, why, c->streak,
-                          (long long)job->ckpt_tolerable, same ? "" : "; the first failed: ",
-                          same ? "" : c->first_error);
+                          (unsigned long long)r->id, why, c->streak, (long long)job->ckpt_tolerable,
+                          same ? "" : "; the first failed: ", same ? "" : c->first_error);
         rn__notify_tasks(job);
     }
 }
@@ -774,8 +776,9 @@ static void rn__final_fail(struct rn_job *job, const char *why, int stopping)
     rn__record_fail(job, &c->final, why, 1);
     if (atomic_load(&job->aborting)) return;
     if (stopping) {
-        rn__job_set_error(job, "the job was stopped before its final checkpoint %llu completed "
-                               "(%s); a restart resumes from checkpoint %llu",
+        rn__job_set_error(job,
+                          "the job was stopped before its final checkpoint %llu completed "
+                          "(%s); a restart resumes from checkpoint %llu",
                           (unsigned long long)c->final.id, why,
                           (unsigned long long)atomic_load(&job->completed_id));
         rn__notify_tasks(job);
@@ -811,7 +814,8 @@ void rn__ckpt_fault_task(struct rn_job *job, uint64_t id)
     if (stall) {
         /* A disk that stopped answering: this thread never comes back. */
         fprintf(stderr, "runnel: RUNNEL_FAULT: checkpoint %llu stalls\n", (unsigned long long)id);
-        for (;;) pause();
+        for (;;)
+            pause();
     }
 }
 
@@ -832,7 +836,8 @@ static void rn__complete(struct rn_job *job, struct rn_ckpt_record *r)
     r->writing = 0;
     if (r->status != RN__S_RUNNING || r->id != copy.id) return; /* given up meanwhile */
     if (rc) {
-        if (r == &c->final) rn__final_fail(job, err, atomic_load(&job->stopping));
+        if (r == &c->final)
+            rn__final_fail(job, err, atomic_load(&job->stopping));
         else {
             rn__record_fail(job, r, err, r->kind != RN__K_SAVEPOINT);
             c->has_run = 0;

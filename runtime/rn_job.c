@@ -81,8 +81,7 @@ struct rn__ckpt_cfg {
 
 static const struct rn_config_key rn__ckpt_keys[] = {
     {"dir", RN_CT_STRING, "var/checkpoints", NULL, offsetof(struct rn__ckpt_cfg, dir),
-     "Where checkpoints go: <dir>/<job>/chk-<id>/ (savepoints: savepoint-<id>/).", NULL, 0, 0,
-     0},
+     "Where checkpoints go: <dir>/<job>/chk-<id>/ (savepoints: savepoint-<id>/).", NULL, 0, 0, 0},
     {"interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__ckpt_cfg, interval),
      "Time between checkpoints; 0: only on demand (REST) and at the end.", NULL, 0, 0,
      (int64_t)1 << 40},
