@@ -252,7 +252,8 @@ done
 # exit. A process still there 10 s later is killed (status 999).
 term_when() {
   local pattern=$1 sigs=$2; shift 2
-  "$@" 2>"$work/sig.txt" &
+  : >"$work/sig.txt" # emptied here, not in the child: no stale match
+  "$@" 2>>"$work/sig.txt" &
   local pid=$! waited=0
   while ! grep -q "$pattern" "$work/sig.txt" && [ $waited -lt 400 ]; do
     sleep 0.05; waited=$((waited + 1))
@@ -322,9 +323,18 @@ wait_lines() { # n: committed output reaches n lines
     sleep 0.05; waited=$((waited + 1))
   done
 }
+# SIGTERM to a job started in the background; its exit status (124: still
+# there 10 s later, then killed).
+stop_within() {
+  kill -TERM "$1"
+  local waited=0
+  while kill -0 "$1" 2>/dev/null && [ $waited -lt 200 ]; do sleep 0.05; waited=$((waited + 1)); done
+  if kill -9 "$1" 2>/dev/null; then wait "$1"; return 124; fi
+  wait "$1"
+}
 rm -rf "$work/var"; mkdir -p "$work/var"
 cp "$work/a1" "$work/var/a.jsonl"
-timeout 60 "$bin/runnel" run "$work/follow2.yaml" --quiet 2>"$work/follow.err" &
+"$bin/runnel" run "$work/follow2.yaml" --quiet 2>"$work/follow.err" &
 pid=$!
 wait_lines 15000
 # Replaced: a new file under the same name.
@@ -333,7 +343,7 @@ wait_lines 30000
 # Truncated in place, then written again (shorter than what was read).
 : >"$work/var/a.jsonl"; sleep 0.3; cat "$work/a3" >>"$work/var/a.jsonl"
 wait_lines 40000
-kill -TERM $pid; wait $pid
+stop_within $pid
 rc=$?
 check "followed file: the job stopped cleanly (exit $rc)" [ $rc -eq 0 ]
 check "followed file: the replacement was reported" grep -q "was replaced" "$work/follow.err"
@@ -341,10 +351,10 @@ check "followed file: the truncation was reported" grep -q "was truncated" "$wor
 # While the job is stopped, the file is truncated and rewritten shorter than
 # the checkpoint's position: the restart reads it from its start.
 head -n 100 "$work/a1" >"$work/var/a.jsonl.tmp" && cat "$work/var/a.jsonl.tmp" >"$work/var/a.jsonl"
-timeout 60 "$bin/runnel" run "$work/follow2.yaml" --quiet 2>"$work/follow.err" &
+"$bin/runnel" run "$work/follow2.yaml" --quiet 2>"$work/follow.err" &
 pid=$!
 wait_lines 40100
-kill -TERM $pid; wait $pid
+stop_within $pid
 check "followed file truncated while stopped: reported on restore" \
   grep -q "is shorter .* than the checkpoint's position" "$work/follow.err"
 cat "$work/a1" "$work/a2" "$work/a3" <(head -n 100 "$work/a1") >"$work/all.jsonl"
