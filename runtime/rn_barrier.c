@@ -14,9 +14,11 @@
  *
  * Everything here runs on the task's own thread.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rn_exec_int.h"
 #include "rn_fs.h"
@@ -37,6 +39,14 @@ void rn__task_notify(struct rn_task *t)
     }
 }
 
+/* "chain 'x' subtask n" for messages. */
+static void rn__task_name(const struct rn_task *t, char *out, size_t n)
+{
+    const struct rn_job *job = t->job;
+    snprintf(out, n, "chain '%s' subtask %u", job->nodes[job->groups[t->group].nodes[0]].id,
+             t->subtask);
+}
+
 /* Acks the task's checkpoint once its state's background part is written
  * (wait: block until it is). */
 void rn__task_poll_state(struct rn_task *t, int wait)
@@ -45,10 +55,16 @@ void rn__task_poll_state(struct rn_task *t, int wait)
     char err[512] = "";
     int rc = rn__statedb_checkpoint_poll(t->statedb, wait, err, sizeof err);
     if (rc == 0) return;
-    if (rc < 0) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)t->ack_id, err);
     uint64_t id = t->ack_id;
     t->ack_id = 0;
-    rn__ckpt_ack(t->job, id, &t->ack_stats, rc == 1);
+    if (rc < 0) {
+        char name[200], msg[800];
+        rn__task_name(t, name, sizeof name);
+        snprintf(msg, sizeof msg, "%s: %s", name, err);
+        rn__ckpt_ack(t->job, id, &t->ack_stats, msg);
+    } else {
+        rn__ckpt_ack(t->job, id, &t->ack_stats, NULL);
+    }
 }
 
 /* Snapshots the task into checkpoint `id` and acks it (at once, or when the
@@ -62,10 +78,18 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
     int64_t t0 = rn_now_ns();
     int ok = 1;
     char err[512] = "";
-    char *dir = rn__ckpt_task_dir(job, id, t);
+    char *dir = rn__ckpt_task_dir(job, id, t, err, sizeof err);
     if (!dir) {
-        /* The coordinator gave this id up; the barrier still passes on. */
+        /* The coordinator gave this id up (the barrier still passes on), or
+         * the directory could not be made. */
         t->last_ckpt = id;
+        if (err[0]) {
+            char name[200], msg[800];
+            rn__task_name(t, name, sizeof name);
+            snprintf(msg, sizeof msg, "%s: %s", name, err);
+            struct rn_ckpt_stats st = {rn_now_ns() - t0, align_ns, 0};
+            rn__ckpt_ack(job, id, &st, msg);
+        }
         return;
     }
     struct rn_snapshot_writer *w = rn__snapshot_writer_create();
@@ -84,7 +108,11 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
         w = rn__snapshot_writer_create();
         int rc = in->node->type->snapshot(&in->op, id, w);
         snprintf(path, pl, "%s/ops", dir);
-        rn_fs_mkdirs(path, NULL, 0);
+        if (rc >= 0 && rn_fs_mkdirs(path, err, sizeof err)) {
+            ok = 0;
+            rn__snapshot_writer_destroy(w);
+            break;
+        }
         snprintf(path, pl, "%s/ops/%s.bin", dir, in->node->id);
         if (rc < 0) {
             snprintf(err, sizeof err, "'%s' snapshot failed: %s", in->node->id, rn_strerror(rc));
@@ -100,7 +128,6 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
         if (rn__statedb_checkpoint_begin(t->statedb, path, err, sizeof err)) ok = 0;
         else deferred = 1;
     }
-    if (!ok) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)id, err);
     free(path);
     free(dir);
     t->last_ckpt = id;
@@ -108,8 +135,13 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
     if (deferred) {
         t->ack_id = id;
         t->ack_stats = st;
+    } else if (ok) {
+        rn__ckpt_ack(job, id, &st, NULL);
     } else {
-        rn__ckpt_ack(job, id, &st, ok);
+        char name[200], msg[800];
+        rn__task_name(t, name, sizeof name);
+        snprintf(msg, sizeof msg, "%s: %s", name, err);
+        rn__ckpt_ack(job, id, &st, msg);
     }
 }
 
@@ -160,6 +192,20 @@ void rn__consumer_input_ended(struct rn_task *t)
 }
 
 /* ---- restore ----------------------------------------------------------------------- */
+
+/* Fault injection for the fault tests: RUNNEL_FAULT=restore:kill kills the
+ * process with SIGKILL once a task has restored its keyed state, and
+ * restore:stall hangs that task there, like a disk that stopped answering. */
+static void rn__restore_fault(void)
+{
+    const char *f = getenv("RUNNEL_FAULT");
+    if (!f || strncmp(f, "restore:", 8) != 0) return;
+    fprintf(stderr, "runnel: RUNNEL_FAULT: %s\n", f);
+    if (strcmp(f + 8, "kill") == 0) kill(getpid(), SIGKILL);
+    if (strcmp(f + 8, "stall") == 0)
+        for (;;)
+            pause();
+}
 
 /* Opens the task's state and gives each instance its snapshot back. */
 /* RN_OP_UNION_RESTORE: restore() once with the bytes of every subtask of
@@ -241,6 +287,7 @@ int rn__task_restore(struct rn_task *t)
         atomic_store_explicit(&t->statedb_pub, t->statedb, memory_order_release);
     }
     if (!r) return 0;
+    rn__restore_fault();
     size_t pl = strlen(r->dir) + strlen(head) + 512;
     char *path = rn_xmalloc(pl);
     snprintf(path, pl, "%s/tasks/%s-%u/runtime.bin", r->dir, head, t->subtask);

@@ -18,10 +18,15 @@ struct rn_ckpt_stats {
 };
 
 /* Task side: the directory for task t's part of checkpoint id (created;
- * the caller frees it), or NULL when the coordinator gave the id up. */
-char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t);
-/* Any task thread: task's part of checkpoint id is written (ok) or failed. */
-void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st, int ok);
+ * the caller frees it). NULL with errbuf empty when the coordinator gave the
+ * id up (no ack is owed); NULL with errbuf set when it could not be created
+ * (the task acks the failure). */
+char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t, char *errbuf,
+                        size_t errlen);
+/* Any task thread: task's part of checkpoint id is written (error NULL) or
+ * failed (error says why, naming the task and the file; copied). */
+void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st,
+                  const char *error);
 /* Reserves (once) the id of the end-of-job checkpoint. */
 uint64_t rn__ckpt_final_id(struct rn_job *job);
 void rn__ckpt_fault_task(struct rn_job *job, uint64_t id);

@@ -171,6 +171,7 @@ struct rn_statedb {
     pthread_mutex_t bg_mu;
     pthread_cond_t bg_cv;
     int bg_state; /* 0 idle, 1 working, 2 done, 3 failed, 4 stop */
+    int bg_fatal; /* the failure was in the database itself, not the copy */
     char *bg_dir;
     rocksdb_writebatch_t *delta;
     char bg_err[512];
@@ -254,7 +255,10 @@ static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_stat
      * walks the memtable's skip list. */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.1);
     rocksdb_options_set_memtable_whole_key_filtering(o, 1);
-    rocksdb_options_set_info_log_level(o, 3); /* errors only */
+    /* Fatal messages only: on a full disk RocksDB's own LOG file fails too,
+     * and an error message appended to it after that aborts the process
+     * (RocksDB 7.8 asserts in its logger). Errors reach us as statuses. */
+    rocksdb_options_set_info_log_level(o, 4);
     rocksdb_options_set_keep_log_file_num(o, 2);
     s->bbto = rocksdb_block_based_options_create();
     s->bcache = rocksdb_cache_create_lru((size_t)cfg->block_cache);
@@ -1004,7 +1008,9 @@ static void *rn__bg_main(void *arg)
         pthread_mutex_unlock(&s->bg_mu);
         char *err = NULL;
         char msg[512] = "";
+        int fatal = 0;
         rocksdb_write(s->db, s->wo, s->delta, &err);
+        if (err) fatal = 1; /* the database lacks the delta: it is unusable */
         if (!err) {
             rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
             if (!err) {
@@ -1019,6 +1025,7 @@ static void *rn__bg_main(void *arg)
         rocksdb_writebatch_clear(s->delta);
         pthread_mutex_lock(&s->bg_mu);
         snprintf(s->bg_err, sizeof s->bg_err, "%s", msg);
+        s->bg_fatal = fatal;
         s->bg_state = msg[0] ? 3 : 2;
         pthread_cond_broadcast(&s->bg_cv);
     }
@@ -1041,8 +1048,10 @@ static int rn__bg_collect(struct rn_statedb *s, int wait, char *errbuf, size_t e
     if (st == 1) return 0;
     s->held = 0;
     if (st == 3) {
+        /* Only the checkpoint's copy failed (its directory is full or gone):
+         * the database is intact and the next checkpoint may succeed. */
         rn_errf(errbuf, errlen, "%s", err);
-        s->failed = 1;
+        if (s->bg_fatal) s->failed = 1;
         return RN_ESTATE;
     }
     s->durable = s->gen;
