@@ -153,11 +153,15 @@ static int rn_wc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
             const void *v;
             size_t len;
             int64_t count = 1;
-            if (rn_value_get(w->counts, (uint64_t)end, &v, &len) == 0) {
+            int rc = rn_value_get(w->counts, (uint64_t)end, &v, &len);
+            if (rc == 0) {
                 memcpy(buf, v, RN_MIN(len, sizeof buf));
                 struct rn_wc_state *st = (struct rn_wc_state *)buf;
                 st->count++;
-                rn_value_put(w->counts, (uint64_t)end, buf, RN_MIN(len, sizeof buf));
+                rc = rn_value_put(w->counts, (uint64_t)end, buf, RN_MIN(len, sizeof buf));
+                if (rc) return rc;
+            } else if (rc != RN_ENOENT) {
+                return rc;
             } else {
                 struct rn_str ks = w->key_field == RN_EVENT_KEY_USER      ? e->user
                                    : w->key_field == RN_EVENT_KEY_REQUEST ? e->request
@@ -167,8 +171,9 @@ static int rn_wc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
                 st->count = count;
                 st->key_len = kl;
                 memcpy(st->key, rn_str_ptr(e, ks), kl);
-                rn_value_put(w->counts, (uint64_t)end, buf, sizeof *st + kl);
-                rn_timer_register(op, fire, (uint64_t)end);
+                if ((rc = rn_value_put(w->counts, (uint64_t)end, buf, sizeof *st + kl)) ||
+                    (rc = rn_timer_register(op, fire, (uint64_t)end)))
+                    return rc;
             }
             counted = 1;
         }
@@ -186,7 +191,9 @@ static int rn_wc_on_timer(struct rn_op *op, const struct rn_timer *t, struct rn_
     struct rn_window_count *w = rn_op_local(op);
     const void *v;
     size_t len;
-    if (rn_value_get(w->counts, t->ns, &v, &len) != 0) return 0;
+    int rc = rn_value_get(w->counts, t->ns, &v, &len);
+    if (rc == RN_ENOENT) return 0;
+    if (rc) return rc;
     const struct rn_wc_state *st = v;
     int64_t end = (int64_t)t->ns;
     struct rn_wc_record *rec =

@@ -37,6 +37,16 @@ void rn__task_notify(struct rn_task *t)
     }
 }
 
+/* A state backend that failed (not only a checkpoint that could not be
+ * written) fails the job: its working data can no longer be trusted. */
+static void rn__task_check_state(struct rn_task *t)
+{
+    const char *serr = rn__statedb_error(t->statedb);
+    if (serr && !atomic_load(&t->job->aborting))
+        rn__job_set_error(t->job, "chain '%s' subtask %u: %s",
+                          t->job->nodes[t->job->groups[t->group].nodes[0]].id, t->subtask, serr);
+}
+
 /* Acks the task's checkpoint once its state's background part is written
  * (wait: block until it is). */
 void rn__task_poll_state(struct rn_task *t, int wait)
@@ -46,6 +56,7 @@ void rn__task_poll_state(struct rn_task *t, int wait)
     int rc = rn__statedb_checkpoint_poll(t->statedb, wait, err, sizeof err);
     if (rc == 0) return;
     if (rc < 0) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)t->ack_id, err);
+    rn__task_check_state(t);
     uint64_t id = t->ack_id;
     t->ack_id = 0;
     rn__ckpt_ack(t->job, id, &t->ack_stats, rc == 1);
@@ -101,6 +112,7 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
         else deferred = 1;
     }
     if (!ok) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)id, err);
+    rn__task_check_state(t);
     free(path);
     free(dir);
     t->last_ckpt = id;
