@@ -131,6 +131,12 @@ struct rn_op_state {
     size_t heap_n, heap_cap;
     struct rn_state *states;
     _Atomic uint64_t n_timers;
+    /* State format (rn_op_type.state_version): what the restored checkpoint
+     * holds and what the operator writes; states declared while found <
+     * version go through migrate once. */
+    struct rn_op *op;
+    uint32_t found_version, version;
+    rn__migrate_fn migrate;
 };
 
 struct rn_statedb {
@@ -213,6 +219,7 @@ static inline uint32_t rn__get_be32(const unsigned char *p)
 
 #define RN__SKEY_LEN 22
 #define RN__TKEY_LEN 30
+#define RN__MAP_PREFIX 14 /* [kg:2][sid:4][key:8] before a map entry's own key */
 
 static void rn__state_key(unsigned char out[RN__SKEY_LEN], const struct rn__ckey *k, uint32_t maxp)
 {
@@ -248,7 +255,8 @@ static int rn__rocks_err(char *err, char *errbuf, size_t errlen, const char *wha
 }
 
 /* Marks the working database failed (first message wins) and returns
- * RN_ESTATE. Takes RocksDB's message `rerr` (freed here; may be NULL). */
+ * RN_ESTATE. Takes RocksDB's message `rerr` (freed here; NULL when the
+ * failure is not RocksDB's). */
 static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...) RN_PRINTF(3, 4);
 static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...)
 {
@@ -258,8 +266,10 @@ static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);
-        snprintf(s->err, sizeof s->err, "state: %s in %s: %s", what, s->dir,
-                 rerr ? rerr : "unknown RocksDB error");
+        if (rerr)
+            snprintf(s->err, sizeof s->err, "state: %s in %s: %s", what, s->dir, rerr);
+        else
+            snprintf(s->err, sizeof s->err, "state: %s in %s", what, s->dir);
         s->failed = 1;
     }
     rocksdb_free(rerr);
@@ -754,6 +764,7 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->op_id = rn_xstrdup(op_id);
     os->max_parallelism = max_parallelism;
     os->timer_sid = rn__sid(op_id, "#timers", 0);
+    os->found_version = os->version = 1;
     db->ops = rn_xrealloc(db->ops, (db->n_ops + 1) * sizeof *db->ops);
     db->ops[db->n_ops++] = os;
     /* Claim this operator's restored timers. */
@@ -807,14 +818,96 @@ uint64_t rn__op_state_timers(struct rn_op_state *os)
     return atomic_load_explicit(&os->n_timers, memory_order_relaxed);
 }
 
+void rn__op_state_set_format(struct rn_op_state *os, struct rn_op *op, uint32_t found,
+                             uint32_t version, rn__migrate_fn migrate)
+{
+    os->op = op;
+    os->found_version = found;
+    os->version = version;
+    os->migrate = migrate;
+}
+
+/* Passes every stored entry of state st (in the key groups this database
+ * owns) through the operator's migrate_state, from the restored format
+ * version to the current one. Runs in open(), when the state is declared:
+ * before the operator can read it, and with nothing of it in the cache. */
+static int rn__migrate(struct rn_op_state *os, struct rn_state *st, const char *name)
+{
+    struct rn_statedb *s = os->db;
+    if (rn__wb_write(s)) return RN_ESTATE;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[0]);
+    struct rn_buf out = RN_BUF_INIT;
+    uint64_t saved_key = os->cur_key, n = 0;
+    int rc = 0;
+    for (uint32_t kg = s->kg_start; kg < s->kg_end && rc == 0; kg++) {
+        unsigned char prefix[6];
+        rn__be16(prefix, (uint16_t)kg);
+        rn__be32(prefix + 2, st->sid);
+        for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            size_t kl, vl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            if (kl < RN__MAP_PREFIX || memcmp(k, prefix, sizeof prefix) != 0) break;
+            const char *v = rocksdb_iter_value(it, &vl);
+            os->cur_key = rn__get_be64((const unsigned char *)k + 6);
+            rn_buf_reset(&out);
+            rc = os->migrate(os->op, name, os->found_version, v, vl, &out);
+            if (rc == RN_ENOENT) {
+                rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], k, kl);
+                rc = 0;
+            } else if (rc < 0) {
+                rn__fail(s, NULL,
+                         "operator '%s': migrating state '%s' of key %llu (key group %u) from "
+                         "format version %u to %u: %s",
+                         os->op_id, name, (unsigned long long)os->cur_key, kg, os->found_version,
+                         os->version, rn_strerror(rc));
+                break;
+            } else {
+                rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], k, kl, out.data ? out.data : "",
+                                             out.len);
+            }
+            n++;
+            /* The iterator reads a snapshot: writing under it is safe. */
+            if (++s->wb_ops >= RN__WB_MAX_OPS && rn__wb_write(s)) rc = RN_ESTATE;
+            if (rc) break;
+        }
+        if (rc == 0) {
+            char *err = NULL;
+            rocksdb_iter_get_error(it, &err);
+            if (err)
+                rc = rn__fail(s, err, "operator '%s': reading state '%s' to migrate it", os->op_id,
+                              name);
+        }
+    }
+    rocksdb_iter_destroy(it);
+    rn_buf_free(&out);
+    os->cur_key = saved_key;
+    if (rc == 0) rc = rn__wb_write(s);
+    if (rc == 0)
+        fprintf(stderr,
+                "runnel: operator '%s': state '%s' migrated from format version %u to %u "
+                "(%llu entries)\n",
+                os->op_id, name, os->found_version, os->version, (unsigned long long)n);
+    return rc ? RN_ESTATE : 0;
+}
+
 static struct rn_state *rn__state_declare(struct rn_op *op, const char *name, int kind)
 {
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return NULL;
+    uint32_t sid = rn__sid(os->op_id, name, kind);
+    int seen = 0;
+    for (struct rn_state *o = os->states; o; o = o->next)
+        seen |= o->sid == sid;
+    /* Older data is migrated once per state, at its first declaration. */
+    if (!seen && os->found_version < os->version && os->migrate) {
+        struct rn_state tmp = {os, sid, kind, NULL};
+        if (rn__migrate(os, &tmp, name)) return NULL;
+    }
     struct rn_state *st = rn_xcalloc(1, sizeof *st);
     st->os = os;
     st->kind = kind;
-    st->sid = rn__sid(os->op_id, name, kind);
+    st->sid = sid;
     st->next = os->states;
     os->states = st;
     return st;
@@ -957,8 +1050,6 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
  * bypasses the cache: reads and writes go through the indexed write batch
  * (so they see each other at memtable speed, and a checkpoint's cut covers
  * them) and iteration merges that batch with RocksDB. */
-
-#define RN__MAP_PREFIX 14
 
 static char *rn__map_key(const struct rn_state *st, const void *mk, size_t mkl, size_t *len)
 {

@@ -75,6 +75,15 @@ int64_t rn__op_state_next_timer(struct rn_op_state *os);
 /* Pops the earliest timer if its ts <= wm; sets it as the current key. */
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out);
 uint64_t rn__op_state_timers(struct rn_op_state *os);
+/* The instance's state format: `found` is the version of the restored
+ * checkpoint's data (= version when nothing older was restored), `version`
+ * the operator type's. While found < version, each state the operator
+ * declares has its stored entries passed through migrate (when not NULL)
+ * once, at declaration; a failure fails the database (rn__statedb_error). */
+typedef int (*rn__migrate_fn)(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                              size_t len, struct rn_buf *out);
+void rn__op_state_set_format(struct rn_op_state *os, struct rn_op *op, uint32_t found,
+                             uint32_t version, rn__migrate_fn migrate);
 /* rn__statedb_error() of the instance's database. */
 const char *rn__op_state_error(const struct rn_op_state *os);
 

@@ -58,15 +58,18 @@ fault_run() {
     { bad "$label: restart failed"; tail -3 "$work/restart.txt"; }
   grep -q "restoring from .*chk-" "$work/restart.txt" && ok "$label: the restart restored a checkpoint" ||
     bad "$label: the restart did not restore"
+  ! grep -q "migrated" "$work/restart.txt" && ok "$label: state of the current format, not migrated" ||
+    bad "$label: a checkpoint of this runnel was migrated"
   compare "$label"
 }
 
 # The read: a cache miss of window_count's state, in the middle of the input.
 fault_run "read error" state:read:30000 \
   "'counts' \(subtask 0\) failed in (process|on_timer): state: operator 'counts': reading key [0-9]+ \(key group [0-9]+, namespace [0-9]+\) in .*/counts-0: IO error: injected fault \(RUNNEL_FAULT=state:read:30000\)"
-# The write: evicted entries written back to RocksDB in a batch.
+# The write: evicted entries written back to RocksDB in a batch (by the
+# operator's call, or at a checkpoint barrier: then the chain is named).
 fault_run "write error" state:write:5 \
-  "'counts' \(subtask 0\) failed in (process|on_timer): state: writing a batch of [0-9]+ changes in .*/counts-0: IO error: injected fault \(RUNNEL_FAULT=state:write:5\)"
+  "('counts' \(subtask 0\) failed in (process|on_timer)|chain 'counts' subtask 0): state: writing a batch of [0-9]+ changes in .*/counts-0: IO error: injected fault \(RUNNEL_FAULT=state:write:5\)"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
