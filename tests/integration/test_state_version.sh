@@ -58,6 +58,19 @@ sort "$fix/emitted.jsonl" "$work/restored.jsonl" | cmp -s - "$work/ref.txt" &&
   ok "old run's windows + restored run's windows = the fresh run's ($n_ref)" ||
   bad "restored output differs: $(wc -l <"$fix/emitted.jsonl") + $(wc -l <"$work/restored.jsonl") lines, fresh $n_ref"
 
+# The same at parallelism 2: each subtask copies its key groups out of the old
+# checkpoint and migrates them (the version comes from the old subtask's files).
+rm -rf "$work/old" "$work/ck-p2"
+cp -r "$fix/ckpt" "$work/old"
+sed -e 's/^parallelism: 1/parallelism: 2/' -e 's/ck-restored/ck-p2/' -e 's/restored.jsonl/p2.jsonl/' \
+  "$work/restore.yaml" >"$work/p2.yaml"
+"$bin/runnel" run "$work/p2.yaml" --quiet --from-checkpoint "$work/old" 2>"$work/log.txt" ||
+  { bad "restore at parallelism 2 failed"; cat "$work/log.txt"; }
+[ "$(grep -c "state 'counts' migrated from format version 1 to 2" "$work/log.txt")" = 2 ] &&
+  ok "at parallelism 2 both subtasks migrated their key groups" || { bad "p2 migration"; cat "$work/log.txt"; }
+sort "$fix/emitted.jsonl" "$work/p2.jsonl" | cmp -s - "$work/ref.txt" &&
+  ok "at parallelism 2 too, the windows continue exactly" || bad "p2 output differs"
+
 # What the restored run wrote is the current version, and restores as is.
 ck=$(ls -d "$work"/ck-restored/wcv/chk-* | head -1)
 v=$("$bin/rn_snapver" "$ck/tasks/counts-0/ops/counts.bin")
