@@ -38,7 +38,10 @@
 #include "rn_fs.h"
 #include "rn_exec_int.h"
 
-#define RN__SNAP_MAGIC "RNSNAP01"
+/* Snapshot files: RNSNAP02 (magic, length, xxHash, format version, payload);
+ * RNSNAP01 files, written before format versions, read as version 1. */
+#define RN__SNAP_MAGIC "RNSNAP02"
+#define RN__SNAP_MAGIC_V1 "RNSNAP01"
 #define RN__HISTORY 32
 #define RN__DEAD 16              /* failed checkpoints waiting for late acks */
 #define RN__STOP_GRACE_MS 3000LL /* a stop waits this long for the final checkpoint */
@@ -117,19 +120,28 @@ struct rn_ckpt_coord {
 
 struct rn_snapshot_writer {
     struct rn_buf buf;
+    uint32_t version;
 };
 
 struct rn_snapshot_reader {
     char *data;
     size_t len, pos;
     uint64_t id;
+    uint32_t version; /* the format version of the payload, from the header */
     char **strs; /* strings handed out, owned until destroy */
     size_t n_strs;
 };
 
 struct rn_snapshot_writer *rn__snapshot_writer_create(void)
 {
-    return rn_xcalloc(1, sizeof(struct rn_snapshot_writer));
+    struct rn_snapshot_writer *w = rn_xcalloc(1, sizeof *w);
+    w->version = 1;
+    return w;
+}
+
+void rn__snapshot_writer_set_version(struct rn_snapshot_writer *w, uint32_t version)
+{
+    w->version = version ? version : 1;
 }
 
 void rn__snapshot_writer_destroy(struct rn_snapshot_writer *w)
@@ -159,13 +171,18 @@ void rn_snapshot_write_str(struct rn_snapshot_writer *w, const char *s)
 int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, char *errbuf,
                              size_t errlen)
 {
-    /* magic, payload length, xxHash of the payload, payload */
+    /* magic, length and xxHash of what follows them, then the format version
+     * (4 bytes and 4 reserved zeros) and the payload */
     struct rn_buf out = RN_BUF_INIT;
-    uint64_t len = w->buf.len, sum = rn_hash64(w->buf.data ? w->buf.data : "", w->buf.len);
+    uint32_t ver[2] = {w->version, 0};
+    uint64_t len = sizeof ver + w->buf.len, sum = 0;
     rn_buf_append(&out, RN__SNAP_MAGIC, 8);
     rn_buf_append(&out, &len, 8);
     rn_buf_append(&out, &sum, 8);
+    rn_buf_append(&out, ver, sizeof ver);
     if (w->buf.len) rn_buf_append(&out, w->buf.data, w->buf.len);
+    sum = rn_hash64(out.data + 24, out.len - 24);
+    memcpy(out.data + 16, &sum, 8);
     int rc = rn_fs_write_atomic(path, out.data, out.len, errbuf, errlen);
     rn_buf_free(&out);
     return rc;
@@ -181,15 +198,23 @@ struct rn_snapshot_reader *rn__snapshot_reader_open(const char *path, uint64_t i
         return NULL;
     }
     uint64_t plen, sum;
-    if (len < 24 || memcmp(data, RN__SNAP_MAGIC, 8) != 0) goto corrupt;
+    int v1 = len >= 8 && memcmp(data, RN__SNAP_MAGIC_V1, 8) == 0;
+    if (len < 24 || (!v1 && memcmp(data, RN__SNAP_MAGIC, 8) != 0)) goto corrupt;
     memcpy(&plen, data + 8, 8);
     memcpy(&sum, data + 16, 8);
     if (plen != len - 24 || rn_hash64(data + 24, plen) != sum) goto corrupt;
+    uint32_t ver[2] = {1, 0};
+    if (!v1) {
+        if (plen < sizeof ver) goto corrupt;
+        memcpy(ver, data + 24, sizeof ver);
+        if (ver[0] == 0) goto corrupt;
+    }
     struct rn_snapshot_reader *r = rn_xcalloc(1, sizeof *r);
     r->data = data;
     r->len = len;
-    r->pos = 24;
+    r->pos = v1 ? 24 : 24 + sizeof ver;
     r->id = id;
+    r->version = ver[0];
     return r;
 corrupt:
     rn_errf(errbuf, errlen, "snapshot '%s' is corrupt (bad header, length or checksum)", path);
@@ -233,6 +258,11 @@ int rn_snapshot_read_str(struct rn_snapshot_reader *r, const char **s)
 uint64_t rn_snapshot_id(const struct rn_snapshot_reader *r)
 {
     return r->id;
+}
+
+uint32_t rn_snapshot_version(const struct rn_snapshot_reader *r)
+{
+    return r->version;
 }
 
 /* ---- directories ---------------------------------------------------------------- */

@@ -47,7 +47,11 @@ struct rn_restore {
 };
 
 /* Snapshot files. */
+/* A writer of format version 1 until set_version() says otherwise (0 means
+ * 1); the version goes into the file's header, and the reader gives it back
+ * (rn_snapshot_version). */
 struct rn_snapshot_writer *rn__snapshot_writer_create(void);
+void rn__snapshot_writer_set_version(struct rn_snapshot_writer *w, uint32_t version);
 int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, char *errbuf,
                              size_t errlen);
 void rn__snapshot_writer_destroy(struct rn_snapshot_writer *w);

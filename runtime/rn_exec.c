@@ -78,8 +78,17 @@ void rn__flush_ports(struct rn_instance *in)
 
 void rn__check_rc(struct rn_instance *in, int rc, const char *what)
 {
-    if (rc < 0 && !atomic_load(&in->job->aborting))
-        rn__job_set_error(in->job, "'%s' failed in %s: %s", in->node->id, what, rn_strerror(rc));
+    /* A failed state backend fails the job even if the callback went on as
+     * if nothing happened; its message says what failed and where. */
+    const char *serr = in->keyed ? rn__op_state_error(in->keyed) : NULL;
+    if ((rc < 0 || serr) && !atomic_load(&in->job->aborting)) {
+        if (serr)
+            rn__job_set_error(in->job, "'%s' (subtask %u) failed in %s: %s", in->node->id,
+                              in->task->subtask, what, serr);
+        else
+            rn__job_set_error(in->job, "'%s' failed in %s: %s", in->node->id, what,
+                              rn_strerror(rc));
+    }
 }
 
 void rn__deliver(struct rn_instance *in, int input, const struct rn_batch *b)

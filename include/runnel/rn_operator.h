@@ -155,6 +155,30 @@ struct rn_op_type {
      * inputs; finish() runs once every input has ended. */
     const struct rn_input_decl *inputs;
     uint32_t n_inputs;
+
+    /* State format version (optional: 0 reads as 1). One number for
+     * everything the operator stores: the bytes its snapshot() writes and the
+     * values it keeps in keyed state. Raise it whenever either changes; the
+     * runtime writes it into every checkpoint (the header of ops/<id>.bin) and
+     * on restore hands the version it found to restore()
+     * (rn_snapshot_version) and to migrate_state(). */
+    uint32_t state_version;
+    /* The oldest version restore() and migrate_state() can read (0: only
+     * state_version). A checkpoint outside [state_version_min,
+     * state_version] is refused before restore(), with a message naming the
+     * operator and both versions. */
+    uint32_t state_version_min;
+    /* Keyed-state migration (optional). When a checkpoint of an older
+     * version is restored, each stored entry of each state the operator
+     * declares (value and list state: the value of a key and namespace; map
+     * state: one entry) passes through it once, when the state is declared in
+     * open(): `val` (borrowed) is the old value of state `state`, written by
+     * version `from`; write the new value into `out` (empty on entry) and
+     * return 0, or return RN_ENOENT to drop the entry, or < 0 to fail the
+     * restore. The current key (rn_state_key) is the entry's key during the
+     * call. Without it, values of older versions are kept as they are. */
+    int (*migrate_state)(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                         size_t len, struct rn_buf *out);
 };
 
 #define RN_MAX_INPUTS 8
