@@ -16,8 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_config_int.h"
 #include "rn_evaluate_int.h"
-#include "rn_http.h"
+#include "rn_http_int.h"
 #include "rn_models_int.h"
 #include "rn_job.h"
 #include "rn_operator.h"

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "rn_exec_int.h"
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 

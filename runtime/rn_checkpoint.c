@@ -32,7 +32,7 @@
 #include <sys/stat.h>
 #include <yajl/yajl_tree.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_exec_int.h"
 
 #define RN__SNAP_MAGIC "RNSNAP01"

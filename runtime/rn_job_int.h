@@ -20,8 +20,8 @@
 #include <stdatomic.h>
 
 #include "rn_checkpoint.h"
-#include "rn_config.h"
-#include "rn_http.h"
+#include "rn_config_int.h"
+#include "rn_http_int.h"
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_state_int.h"

@@ -8,7 +8,7 @@
  * simulator's `model` policy scores with it. docs/learning.md has the maths.
  *
  *   φ(s)       state features from the user's history (simple φ, below, or a
- *              pretrained state network, rn_statenet.h), F floats
+ *              pretrained state network, runtime/rn_statenet.h), F floats
  *   V(s)       = vᵀφ(s)
  *   A(s,i,p)   = e_iᵀ W φ(s) + wᵀe_i + b[i mod H] + c[p]   (bilinear, linear,
  *              hashed item bias, position p's term)
@@ -75,7 +75,7 @@ void rn_phi_simple(const struct rn_embed *emb, uint32_t history, double half_lif
 
 /* φ as the learner, inference, the simulator's model policy and `runnel
  * evaluate` all compute it (runtime/rn_phi.c): the simple φ above, or, when
- * the spec names a state network (rn_statenet.h), that network's forward pass
+ * the spec names a state network (runtime/rn_statenet.h), that network's forward pass
  * over the last `history` items of h found in the table:
  *   H         the last k of them (k: the network's history)
  *   longterm  their time-decayed mean (the network's half-life, 24 h from

@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#include "rn_http.h"
+#include "rn_http_int.h"
 #include "rn_job.h"
 #include "rn_model.h"
 #include "rn_operator.h"
