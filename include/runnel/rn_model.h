@@ -149,10 +149,12 @@ struct rn_phi_cfg {
             NULL, 0, 0, 0                                                                          \
     }
 
-/* Load time: reads context_fields (the same list as every other operator of
- * the job names) and refuses context with a state network. Returns 0 or < 0
- * with a message naming the YAML position. */
+/* Load time (init): reads context_fields and refuses context with a state
+ * network. Returns 0 or < 0 with a message naming the YAML position. */
 int rn_phi_cfg_init(struct rn_phi_cfg *c, char *errbuf, size_t errlen);
+/* Load time (init_types): checks that the list is the one every other
+ * operator of the job names, and sets it for the job (rn_event.h). */
+int rn_phi_cfg_init_types(struct rn_phi_cfg *c, struct rn_types *ts, char *errbuf, size_t errlen);
 /* Open time: acquires the embedding table into *emb (release it with
  * rn_embed_release, also on failure) and opens spec for it. Returns 0, RN_EIO
  * (the table) or RN_EINVAL (the network or the context), with a message. */

@@ -554,7 +554,6 @@ static void check_epsilon(void)
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
     rn_operators_init();
     snprintf(store, sizeof store, "%s/store", dir);
     snprintf(embpath, sizeof embpath, "%s/emb.txt", dir);
