@@ -588,13 +588,23 @@ static int rn__port_type(const struct rn_node *n, int port)
  * operator types define, in the order the job names them, then those of every
  * other registered type, so that an input can name a type that no operator of
  * this job gives (and the mismatch be reported as such). */
-static int rn__add_types(struct rn_job *job, const struct rn_op_type *t, char *errbuf,
+static int rn__add_types(struct rn_job *job, const struct rn_op_type *t, int own, char *errbuf,
                          size_t errlen)
 {
     for (size_t i = 0; t->types && t->types[i]; i++) {
-        if (rn__types_add(job->types, t->types[i]) < 0) {
+        int rc = rn__types_add(job->types, t->types[i]);
+        if (rc == RN_EFULL) {
             rn_errf(errbuf, errlen, "too many record types in job '%s'", job->name);
-            return RN_EFULL;
+            return rc;
+        }
+        /* Two definitions of one name: an error between the job's own
+         * operators; otherwise the job's own (or the first) stands. */
+        if (rc == RN_EINVAL && own) {
+            rn_errf(errbuf, errlen,
+                    "operator type '%s' defines record type '%s', which another operator type "
+                    "of job '%s' defines differently",
+                    t->name, t->types[i]->name, job->name);
+            return rc;
         }
     }
     return 0;
@@ -602,14 +612,15 @@ static int rn__add_types(struct rn_job *job, const struct rn_op_type *t, char *e
 
 static int rn__number_types(struct rn_job *job, char *errbuf, size_t errlen)
 {
+    int rc;
     for (int i = 0; i < job->n_nodes; i++)
-        if (rn__add_types(job, job->nodes[i].type, errbuf, errlen)) return RN_EFULL;
+        if ((rc = rn__add_types(job, job->nodes[i].type, 1, errbuf, errlen))) return rc;
     static const enum rn_op_kind kinds[] = {RN_KIND_SOURCE, RN_KIND_OPERATOR, RN_KIND_SINK};
     for (size_t k = 0; k < RN_ARRAY_LEN(kinds); k++) {
         const struct rn_op_type *all[128];
         size_t n = rn_op_list(kinds[k], all, RN_ARRAY_LEN(all));
         for (size_t i = 0; i < n; i++)
-            if (rn__add_types(job, all[i], errbuf, errlen)) return RN_EFULL;
+            if ((rc = rn__add_types(job, all[i], 0, errbuf, errlen))) return rc;
     }
     return 0;
 }

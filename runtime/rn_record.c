@@ -10,6 +10,7 @@
  */
 #include "rn_record.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,10 @@ void rn__types_destroy(struct rn_types *ts)
 
 int rn__types_add(struct rn_types *ts, const struct rn_type *t)
 {
-    for (int i = 0; i < ts->n_types; i++)
-        if (ts->types[i] == t || strcmp(ts->types[i]->name, t->name) == 0) return i;
+    for (int i = 0; i < ts->n_types; i++) {
+        if (ts->types[i] == t) return i;
+        if (strcmp(ts->types[i]->name, t->name) == 0) return RN_EINVAL;
+    }
     if (ts->n_types > UINT16_MAX) return RN_EFULL; /* struct rn_record.type is 16 bits */
     if (ts->n_types == ts->cap_types) {
         ts->cap_types = ts->cap_types ? 2 * ts->cap_types : 16;
@@ -83,6 +86,7 @@ const struct rn_type *rn_types_get(const struct rn_types *ts, int id)
 
 void rn_types_write_json(const struct rn_types *ts, const struct rn_record *r, struct rn_buf *out)
 {
+    assert(r->type < ts->n_types);
     const struct rn_type *t = ts->types[r->type];
     if (t->write_json_job)
         t->write_json_job(ts, r, out);

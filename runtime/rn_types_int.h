@@ -11,8 +11,9 @@
 /* A table holding raw (id 0) and dead_letter (id 1). The caller owns it. */
 struct rn_types *rn__types_create(void);
 void rn__types_destroy(struct rn_types *ts);
-/* Numbers t (borrowed: it must outlive the job) in ts: its id, the id of the
- * type of that name when there is one already, or RN_EFULL. */
+/* Numbers t (borrowed: it must outlive the job) in ts: its id (the one it has
+ * when it is there already), RN_EINVAL when another type of that name is, or
+ * RN_EFULL. */
 int rn__types_add(struct rn_types *ts, const struct rn_type *t);
 
 #endif

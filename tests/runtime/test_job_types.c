@@ -5,7 +5,9 @@
  * each parse, join and write only their own (a kind the other job declared is
  * a dead letter; samples count only the job's feedback types; context values
  * carry the job's names). A job with no log_collector still knows the event
- * type its operators take, so a mismatch names it as before.
+ * type its operators take, so a mismatch names it as before. Two operator
+ * types of one job that define different record types of one name are
+ * refused; a job that uses only one of them loads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +135,63 @@ static void check_mismatch(const char *dir)
     rn_job_destroy(j);
 }
 
+/* Two sources that each define a record type called "twin", differently. */
+static void twin_json(const struct rn_record *r, struct rn_buf *out)
+{
+    (void)r;
+    rn_buf_puts(out, "{}");
+}
+static int twin_poll(struct rn_op *op, struct rn_emitter *out)
+{
+    (void)op, (void)out;
+    return RN_POLL_END;
+}
+static const struct rn_type twin_a = {
+    .name = "twin", .description = "one", .write_json = twin_json};
+static const struct rn_type twin_b = {
+    .name = "twin", .description = "two", .write_json = twin_json};
+static const struct rn_type *const twin_a_types[] = {&twin_a, NULL};
+static const struct rn_type *const twin_b_types[] = {&twin_b, NULL};
+static const struct rn_port_decl twin_out[] = {{NULL, "twin", "nothing"}};
+static const struct rn_op_type twin_a_src = {
+    RN_OP_TYPE_HEAD, .name = "twin_a", .description = "test source", .kind = RN_KIND_SOURCE,
+    .ctx_size = 1, .outputs = twin_out, .n_outputs = 1, .poll = twin_poll,
+    .types = twin_a_types,
+};
+static const struct rn_op_type twin_b_src = {
+    RN_OP_TYPE_HEAD, .name = "twin_b", .description = "test source", .kind = RN_KIND_SOURCE,
+    .ctx_size = 1, .outputs = twin_out, .n_outputs = 1, .poll = twin_poll,
+    .types = twin_b_types,
+};
+
+static void check_twins(const char *dir)
+{
+    CHECK_EQ_INT(rn_op_register(&twin_a_src), 0);
+    CHECK_EQ_INT(rn_op_register(&twin_b_src), 0);
+    char path[512], err[1024];
+    struct rn_job_options opt = {.quiet = 1};
+    for (int both = 0; both < 2; both++) {
+        snprintf(path, sizeof path, "%s/twins.yaml", dir);
+        FILE *f = fopen(path, "w");
+        fprintf(f,
+                "job: twins\nsources: { a: { type: twin_a }%s }\n"
+                "sinks: { out: { type: file, path: \"%s/twins.jsonl\", from: [a%s] } }\n",
+                both ? ", b: { type: twin_b }" : "", dir, both ? ", b" : "");
+        fclose(f);
+        err[0] = 0;
+        struct rn_job *j = rn_job_load(path, &opt, err, sizeof err);
+        if (both) {
+            CHECK(j == NULL);
+            CHECK_STR_CONTAINS(err, "operator type 'twin_b' defines record type 'twin', which "
+                                    "another operator type of job 'twins' defines differently");
+        } else {
+            CHECK(j != NULL);
+            if (!j) fprintf(stderr, "%s\n", err);
+        }
+        rn_job_destroy(j);
+    }
+}
+
 int main(void)
 {
     char dir[] = "/tmp/rn_test_job_types_XXXXXX";
@@ -158,6 +217,7 @@ int main(void)
     rn_job_destroy(a);
     rn_job_destroy(b);
     check_mismatch(dir);
+    check_twins(dir);
 
     snprintf(path, sizeof path, "rm -rf %s", dir);
     if (system(path) != 0) return 1;
