@@ -39,7 +39,14 @@ static void ev_json(const struct rn_record *r, struct rn_buf *out)
 {
     rn_buf_printf(out, "{\"key\":%llu}", (unsigned long long)((const struct ev *)r->payload)->key);
 }
-static const struct rn_type ev_type = {"bench_event", "benchmark event", ev_json, ev_keys, ev_key_of};
+static const struct rn_type ev_type = {
+    .name = "bench_event",
+    .description = "benchmark event",
+    .write_json = ev_json,
+    .key_fields = ev_keys,
+    .key_of = ev_key_of,
+};
+static const struct rn_type *const ev_types[] = {&ev_type, NULL};
 
 static uint64_t n_keys = 1000000;
 static double zipf_s = 1.0;
@@ -97,6 +104,7 @@ static const struct rn_op_type gen_source = {
     RN_OP_TYPE_HEAD, .name = "zipf_gen", .description = "benchmark source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
     .outputs = gen_out, .n_outputs = 1, .poll = gen_poll, .close = gen_close,
+    .types = ev_types,
 };
 
 static int count_open(struct rn_op *op)
@@ -159,9 +167,6 @@ int main(int argc, char **argv)
     for (uint64_t k = 0; k < n_keys; k++) sum += 1.0 / pow((double)(k + 1), zipf_s);
     double acc = 0;
     for (uint64_t k = 0; k < n_keys; k++) cdf[k] = (acc += 1.0 / pow((double)(k + 1), zipf_s) / sum);
-
-    rn_types_init();
-    rn_type_register(&ev_type);
     rn_op_register(&gen_source);
     rn_op_register(&count_op);
     char path[512], err[1024];

@@ -70,7 +70,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rn_rand.h"
+#include "rn_gen.h"
 
 #define RN_LOGGEN_OUTBUF (4u << 20)
 #define RN_LOGGEN_MAX_K 1000

@@ -387,8 +387,8 @@ static void rn_xc_json_float(struct rn_buf *out, float v)
         rn_buf_append(out, tmp, (size_t)n);
 }
 
-static void rn_xc_state_json(struct rn_buf *out, const struct rn_experience *e,
-                             const struct rn_state_vec *sv)
+static void rn_xc_state_json(const struct rn_types *ts, struct rn_buf *out,
+                             const struct rn_experience *e, const struct rn_state_vec *sv)
 {
     RN_BUF_LIT(out, "{\"history\":[");
     const struct rn_history_item *h =
@@ -414,11 +414,12 @@ static void rn_xc_state_json(struct rn_buf *out, const struct rn_experience *e,
         rn_json_u64(out, sv->n_missing);
     }
     if (sv->n_context)
-        rn_context_json(out, (const double *)((const char *)e + sv->ctx_off), sv->n_context);
+        rn_context_json(ts, out, (const double *)((const char *)e + sv->ctx_off), sv->n_context);
     rn_buf_putc(out, '}');
 }
 
-static void rn_experience_json(const struct rn_record *r, struct rn_buf *out)
+static void rn_experience_json(const struct rn_types *ts, const struct rn_record *r,
+                               struct rn_buf *out)
 {
     const struct rn_experience *e = r->payload;
     RN_BUF_LIT(out, "{\"user\":");
@@ -437,7 +438,7 @@ static void rn_experience_json(const struct rn_record *r, struct rn_buf *out)
     RN_BUF_LIT(out, ",\"reward\":");
     rn_json_f64(out, e->reward);
     RN_BUF_LIT(out, ",\"s\":");
-    rn_xc_state_json(out, e, &e->s);
+    rn_xc_state_json(ts, out, e, &e->s);
     RN_BUF_LIT(out, ",\"a\":[");
     const struct rn_sample_item *it =
         (const struct rn_sample_item *)((const char *)e + e->items_off);
@@ -456,7 +457,7 @@ static void rn_experience_json(const struct rn_record *r, struct rn_buf *out)
         rn_buf_putc(out, '}');
     }
     RN_BUF_LIT(out, "],\"s_next\":");
-    rn_xc_state_json(out, e, &e->s_next);
+    rn_xc_state_json(ts, out, e, &e->s_next);
     rn_buf_putc(out, '}');
 }
 
@@ -468,13 +469,15 @@ static uint64_t rn_experience_key_of(const struct rn_record *r, int field)
     return ((const struct rn_experience *)r->payload)->user_id;
 }
 
-const struct rn_type rn_type_experience = {
+static const struct rn_type rn_type_experience = {
     .name = "experience",
     .description = "a transition (s, a, r, s', done) of one user",
-    .write_json = rn_experience_json,
     .key_fields = rn_experience_keys,
     .key_of = rn_experience_key_of,
+    .write_json_job = rn_experience_json,
 };
+
+static const struct rn_type *const rn_xc_types[] = {&rn_type_experience, NULL};
 
 static const struct rn_port_decl rn_xc_out[] = {
     {NULL, "experience",
@@ -496,6 +499,7 @@ const struct rn_op_type rn_op_experience_collector = {
     .n_outputs = 1,
     .metrics = rn_xc_metrics,
     .default_key = "user",
+    .types = rn_xc_types,
     .init = rn_xc_init,
     .open = rn_xc_open,
     .process = rn_xc_process,

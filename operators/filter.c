@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "rn_event.h"
-#include "rn_sample.h"
 #include "rn_operator.h"
 
 struct rn_filter_cfg {
@@ -24,7 +23,8 @@ static const struct rn_config_key rn_filter_keys[] = {
     RN_CONFIG_END,
 };
 
-static int rn_filter_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
+static int rn_filter_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg_node *node,
+                                char *errbuf, size_t errlen)
 {
     struct rn_filter_cfg *c = ctx;
     const struct rn_cfg_node *t = c->types;
@@ -34,7 +34,7 @@ static int rn_filter_init(void *ctx, const struct rn_cfg_node *node, char *errbu
         return RN_EINVAL;
     }
     for (const struct rn_cfg_node *n = first; n; n = t->kind == RN_CFG_SEQ ? n->next : NULL) {
-        int k = n->kind == RN_CFG_SCALAR ? rn_event_kind_parse(n->value, strlen(n->value)) : -1;
+        int k = n->kind == RN_CFG_SCALAR ? rn_event_kind_find(ts, n->value, strlen(n->value)) : -1;
         if (k < 0) {
             static const char *const kinds[] = {"request", "impression", "click", "pay"};
             const char *s = n->kind == RN_CFG_SCALAR ? rn_suggest(n->value, kinds, 4) : NULL;
@@ -72,6 +72,6 @@ const struct rn_op_type rn_op_filter = {
     .in_type = "event",
     .outputs = rn_filter_out,
     .n_outputs = 1,
-    .init = rn_filter_init,
+    .init_types = rn_filter_init_types,
     .process = rn_filter_process,
 };

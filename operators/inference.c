@@ -107,6 +107,14 @@ static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
     return 0;
 }
 
+static int rn_inf_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg_node *node,
+                             char *errbuf, size_t errlen)
+{
+    struct rn_inf_cfg *c = ctx;
+    (void)node;
+    return rn_phi_cfg_init_types(&c->feat, ts, errbuf, errlen);
+}
+
 /* ---- the serving table ------------------------------------------------------------- */
 
 #define RN_INF_STRIPES 64
@@ -848,6 +856,7 @@ const struct rn_op_type rn_op_inference = {
     .metrics = rn_inf_metrics,
     .default_key = "user",
     .init = rn_inf_init,
+    .init_types = rn_inf_init_types,
     .fini = rn_inf_fini,
     .open = rn_inf_open,
     .process = rn_inf_process,

@@ -63,6 +63,7 @@ struct rn_lc_cfg {
     char ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
     size_t ctx_len[RN_CONTEXT_MAX];
     uint32_t n_ctx;
+    const struct rn_names *kinds; /* the job's event kinds (read-only once it runs) */
 };
 
 static const char *const rn_lc_units[] = {"ms", "s", "rfc3339", NULL};
@@ -121,9 +122,13 @@ static const struct rn_config_key rn_lc_keys[] = {
     RN_CONFIG_END,
 };
 
-static int rn_lc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
+/* Load time: checks the settings and declares the job's event kinds (the
+ * feedback types) and context fields, which the event type keeps per job. */
+static int rn_lc_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg_node *node,
+                            char *errbuf, size_t errlen)
 {
     struct rn_lc_cfg *c = ctx;
+    c->kinds = rn_event_kinds(ts);
     const struct rn_cfg_node *ft = c->feedback_types;
     if (ft) {
         if (ft->kind != RN_CFG_SEQ) {
@@ -138,7 +143,7 @@ static int rn_lc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, s
                 rn_cfg_errf(errbuf, errlen, n, "a feedback type is a name of a-z, 0-9 and '_'");
                 return RN_EINVAL;
             }
-            int k = rn_event_kind_register(n->value);
+            int k = rn_event_kind_register(ts, n->value);
             if (k < 0) {
                 rn_cfg_errf(errbuf, errlen, n, "too many event types (at most 16, names < 24 bytes)");
                 return RN_EINVAL;
@@ -161,7 +166,7 @@ static int rn_lc_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, s
     int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
     if (rc) return rc;
     for (uint32_t i = 0; i < c->n_ctx; i++) c->ctx_len[i] = strlen(c->ctx_names[i]);
-    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
+    if (rn_context_fields_set(ts, c->ctx_names, c->n_ctx)) {
         rn_cfg_errf(errbuf, errlen, c->context_node,
                     "'context_fields' differs from another operator's list in this job");
         return RN_EINVAL;
@@ -364,7 +369,7 @@ static int rn_lc_string(void *ctx, const unsigned char *s, size_t n)
         return 1;
     case RN_F_TYPE:
         if (lc->in_array) RN_LC_FAIL(lc, "'type' must be a string");
-        lc->kind = rn_event_kind_parse(p, n);
+        lc->kind = rn_names_find(lc->cfg->kinds, p, n);
         if (lc->kind < 0) {
             char t[48];
             snprintf(t, sizeof t, "%.*s", (int)RN_MIN(n, 40), p);
@@ -708,6 +713,8 @@ static const struct rn_port_decl rn_lc_out[] = {
     {"dead_letter", "dead_letter", "Rejected lines with reason and source offset."},
 };
 
+static const struct rn_type *const rn_lc_types[] = {&rn_type_event, NULL};
+
 const struct rn_op_type rn_op_log_collector = {
     RN_OP_TYPE_HEAD,
     .name = "log_collector",
@@ -721,7 +728,8 @@ const struct rn_op_type rn_op_log_collector = {
     .outputs = rn_lc_out,
     .n_outputs = 2,
     .metrics = rn_lc_metrics,
-    .init = rn_lc_init,
+    .init_types = rn_lc_init_types,
+    .types = rn_lc_types,
     .open = rn_lc_open,
     .process = rn_lc_process,
     .close = rn_lc_close,

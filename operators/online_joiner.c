@@ -113,15 +113,18 @@ static const struct rn_config_key rn_joiner_keys[] = {
     RN_CONFIG_END,
 };
 
-static int rn_joiner_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, size_t errlen)
+/* Load time: the feedback types are the job's event kinds from click on (a
+ * log_collector before this operator declares extra ones). */
+static int rn_joiner_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg_node *node,
+                                char *errbuf, size_t errlen)
 {
     struct rn_joiner_cfg *c = ctx;
     if (!rn_cfg_get(node, "retain_closed")) c->retain_closed = c->window;
-    int kinds = rn_event_kind_count();
+    int kinds = rn_event_kind_count(ts);
     c->n_types = (uint32_t)RN_MIN(kinds - RN_EV_CLICK, RN_FEEDBACK_MAX);
     for (uint32_t t = 0; t < c->n_types; t++)
         snprintf(c->type_names[t], sizeof c->type_names[t], "%s",
-                 rn_event_kind_name((int)t + RN_EV_CLICK));
+                 rn_event_kind_name(ts, (int)t + RN_EV_CLICK));
     if (!c->rewards) {
         c->weight[0] = 1.0;
         c->weight[1] = 5.0;
@@ -132,7 +135,7 @@ static int rn_joiner_init(void *ctx, const struct rn_cfg_node *node, char *errbu
         return RN_EINVAL;
     }
     for (const struct rn_cfg_node *r = c->rewards->child; r; r = r->next) {
-        int k = rn_event_kind_find(r->key, strlen(r->key));
+        int k = rn_event_kind_find(ts, r->key, strlen(r->key));
         if (k < RN_EV_CLICK || k - RN_EV_CLICK >= (int)c->n_types) {
             rn_cfg_key_errf(errbuf, errlen, r,
                             "'%s' is not a feedback type (click, pay, or one listed in a "
@@ -156,7 +159,7 @@ static int rn_joiner_open(struct rn_op *op)
     rn_op_set_local(op, j);
     j->req = rn_state_value(op, "requests");
     if (!j->req) return RN_ESTATE;
-    j->n_context = rn_context_field_count();
+    j->n_context = rn_context_field_count(rn_op_types(op));
     if (j->n_context) {
         j->ctx = rn_state_value(op, "contexts");
         if (!j->ctx) return RN_ESTATE;
@@ -525,7 +528,7 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
 
 /* ---- the sample record type -------------------------------------------------------- */
 
-static void rn_sample_json(const struct rn_record *r, struct rn_buf *out)
+static void rn_sample_json(const struct rn_types *ts, const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_sample *s = r->payload;
     RN_BUF_LIT(out, "{\"user\":");
@@ -542,7 +545,7 @@ static void rn_sample_json(const struct rn_record *r, struct rn_buf *out)
     }
     RN_BUF_LIT(out, ",\"reward\":");
     rn_json_f64(out, s->reward);
-    if (s->n_context) rn_context_json(out, rn_sample_context(s), s->n_context);
+    if (s->n_context) rn_context_json(ts, out, rn_sample_context(s), s->n_context);
     RN_BUF_LIT(out, ",\"items\":[");
     const struct rn_sample_item *it = rn_sample_items(s);
     for (uint32_t i = 0; i < s->n_items; i++) {
@@ -574,13 +577,15 @@ static uint64_t rn_sample_key_of(const struct rn_record *r, int field)
     return field == 0 ? s->user_id : s->request_id;
 }
 
-const struct rn_type rn_type_sample = {
+static const struct rn_type rn_type_sample = {
     .name = "sample",
     .description = "a labelled list: one request's displayed items with their feedback and rewards",
-    .write_json = rn_sample_json,
     .key_fields = rn_sample_keys,
     .key_of = rn_sample_key_of,
+    .write_json_job = rn_sample_json,
 };
+
+static const struct rn_type *const rn_joiner_types[] = {&rn_type_sample, NULL};
 
 static const struct rn_port_decl rn_joiner_out[] = {
     {NULL, "sample", "One labelled list per request, when its window closes."},
@@ -607,7 +612,8 @@ const struct rn_op_type rn_op_online_joiner = {
     .n_outputs = 2,
     .metrics = rn_joiner_metrics,
     .default_key = "user",
-    .init = rn_joiner_init,
+    .types = rn_joiner_types,
+    .init_types = rn_joiner_init_types,
     .open = rn_joiner_open,
     .process = rn_joiner_process,
     .close = rn_joiner_close,

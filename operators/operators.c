@@ -1,10 +1,10 @@
 /*
  * operators.c — registers every built-in source, operator and sink type.
  * Adding an operator: write operators/<name>.c defining one struct
- * rn_op_type, and list it here.
+ * rn_op_type, and list it here. The record types an operator defines are
+ * listed in its own type (rn_op_type.types), not here.
  */
 #include "rn_operator.h"
-#include "rn_record.h"
 
 extern const struct rn_op_type rn_source_file;
 extern const struct rn_op_type rn_source_kafka;
@@ -16,14 +16,11 @@ extern const struct rn_op_type rn_op_log_collector;
 extern const struct rn_op_type rn_op_filter;
 extern const struct rn_op_type rn_op_key_by;
 extern const struct rn_op_type rn_op_window_count;
-extern const struct rn_type rn_type_window_count;
 extern const struct rn_op_type rn_op_online_joiner;
-extern const struct rn_type rn_type_sample;
 extern const struct rn_op_type rn_op_experience_collector;
 extern const struct rn_op_type rn_op_dedup;
 extern const struct rn_op_type rn_op_value_advantage_learner;
 extern const struct rn_op_type rn_op_inference;
-extern const struct rn_type rn_type_experience;
 
 void rn_operators_init(void)
 {
@@ -33,8 +30,5 @@ void rn_operators_init(void)
         &rn_op_online_joiner, &rn_op_experience_collector, &rn_op_dedup,
         &rn_op_value_advantage_learner, &rn_op_inference, &rn_source_kafka, &rn_sink_kafka,
     };
-    rn_type_register(&rn_type_experience);
-    rn_type_register(&rn_type_window_count);
-    rn_type_register(&rn_type_sample);
     for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
 }

@@ -343,10 +343,10 @@ static int rn_file_sink_process(struct rn_op *op, const struct rn_batch *in, str
 {
     const struct rn_file_sink_cfg *c = rn_op_ctx(op);
     struct rn_file_sink *s = rn_op_local(op);
+    const struct rn_types *ts = rn_op_types(op);
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_record *r = &in->recs[i];
-        const struct rn_type *t = rn_type_get(r->type);
-        t->write_json(r, &s->buf);
+        rn_types_write_json(ts, r, &s->buf);
         rn_buf_putc(&s->buf, '\n');
     }
     if ((int64_t)s->buf.len >= c->buffer ||

@@ -373,7 +373,7 @@ static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_record *r = &in->recs[i];
         rn_buf_reset(&s->json);
-        rn_type_get(r->type)->write_json(r, &s->json);
+        rn_types_write_json(rn_op_types(op), r, &s->json);
         const char *k = NULL;
         size_t kn = 0;
         if (s->key_field &&

@@ -266,13 +266,14 @@ static int rn_ps_process(struct rn_op *op, const struct rn_batch *in, struct rn_
 {
     const struct rn_ps_cfg *c = rn_op_ctx(op);
     struct rn_ps *p = rn_op_local(op);
+    const struct rn_types *ts = rn_op_types(op);
     char path[4096];
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_record *r = &in->recs[i];
         rn__bucket_name(c, r->ts, path, sizeof path);
         struct rn_ps_bucket *b = rn__ps_bucket(op, p, path);
         if (!b) return RN_EIO;
-        rn_type_get(r->type)->write_json(r, &b->buf);
+        rn_types_write_json(ts, r, &b->buf);
         rn_buf_putc(&b->buf, '\n');
         if (b->buf.len >= (1 << 20) && rn__ps_write(op, b)) return RN_EIO;
     }

@@ -120,6 +120,14 @@ static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
     return 0;
 }
 
+static int rn_val_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg_node *node,
+                             char *errbuf, size_t errlen)
+{
+    struct rn_val_cfg *c = ctx;
+    (void)node;
+    return rn_phi_cfg_init_types(&c->feat, ts, errbuf, errlen);
+}
+
 /* ---- the instance ---------------------------------------------------------------- */
 
 /* A waiting transition: its record's bytes, with the header fields kept. */
@@ -643,6 +651,7 @@ const struct rn_op_type rn_op_value_advantage_learner = {
     .n_outputs = 0,
     .metrics = rn_val_metrics,
     .init = rn_val_init,
+    .init_types = rn_val_init_types,
     .open = rn_val_open,
     .process = rn_val_process,
     .on_watermark = rn_val_on_watermark,

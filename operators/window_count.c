@@ -71,13 +71,15 @@ static uint64_t rn_wc_key_of(const struct rn_record *r, int field)
     return ((const struct rn_wc_record *)r->payload)->key_id;
 }
 
-const struct rn_type rn_type_window_count = {
+static const struct rn_type rn_type_window_count = {
     .name = "window_count",
     .description = "a count of events per key and event-time window",
     .write_json = rn_wc_json,
     .key_fields = rn_wc_key_fields,
     .key_of = rn_wc_key_of,
 };
+
+static const struct rn_type *const rn_wc_types[] = {&rn_type_window_count, NULL};
 
 static const struct rn_config_key rn_wc_keys[] = {
     {"size", RN_CT_DURATION, NULL, "ms", offsetof(struct rn_wc_cfg, size),
@@ -247,6 +249,7 @@ const struct rn_op_type rn_op_window_count = {
     .n_outputs = 2,
     .metrics = rn_wc_metrics,
     .default_key = "user",
+    .types = rn_wc_types,
     .init = rn_wc_init,
     .open = rn_wc_open,
     .process = rn_wc_process,

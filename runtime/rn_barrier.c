@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "rn_exec_int.h"
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 
 /* Format version of runtime.bin (the task's event time). */
 #define RN__RUNTIME_FORMAT 1

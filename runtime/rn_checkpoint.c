@@ -35,7 +35,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_exec_int.h"
 
 /* Snapshot files: RNSNAP02 (magic, length, xxHash, format version, payload);

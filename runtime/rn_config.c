@@ -8,7 +8,7 @@
  * do). Aliases are refused rather than half-supported, and duplicate keys are
  * an error: silently keeping one of two `parallelism:` lines hides mistakes.
  */
-#include "rn_config.h"
+#include "rn_config_int.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -44,7 +44,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "rn_evaluate_int.h"
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_model.h"
 #include "rn_rand.h"
 

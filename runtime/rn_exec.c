@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "rn_exec_int.h"
-#include "rn_http.h"
+#include "rn_http_int.h"
 #include "rn_serve_int.h"
 
 /* ---- job errors --------------------------------------------------------------- */

@@ -7,7 +7,7 @@
  * never a torn mix.
  */
 #define _XOPEN_SOURCE 700
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -49,7 +49,7 @@
  * thread starts with SIGPIPE (and the other asynchronous signals) blocked, so
  * such a write just fails with EPIPE and the process lives on.
  */
-#include "rn_http.h"
+#include "rn_http_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

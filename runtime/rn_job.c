@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rn_event.h"
 #include "rn_job_int.h"
 #include "rn_serve_int.h"
 
@@ -295,6 +294,10 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
         if (rc) return rc;
     }
     n->ctx_inited = 1;
+    if (t->init_types) {
+        rc = t->init_types(n->ctx, job->types, cfg, errbuf, errlen);
+        if (rc) return rc;
+    }
     return 0;
 }
 
@@ -585,6 +588,47 @@ static int rn__port_type(const struct rn_node *n, int port)
     return n->out_types[port];
 }
 
+/* Numbers the job's record types: after raw and dead_letter, those its
+ * operator types define, in the order the job names them, then those of every
+ * other registered type, so that an input can name a type that no operator of
+ * this job gives (and the mismatch be reported as such). */
+static int rn__add_types(struct rn_job *job, const struct rn_op_type *t, int own, char *errbuf,
+                         size_t errlen)
+{
+    for (size_t i = 0; t->types && t->types[i]; i++) {
+        int rc = rn__types_add(job->types, t->types[i]);
+        if (rc == RN_EFULL) {
+            rn_errf(errbuf, errlen, "too many record types in job '%s'", job->name);
+            return rc;
+        }
+        /* Two definitions of one name: an error between the job's own
+         * operators; otherwise the job's own (or the first) stands. */
+        if (rc == RN_EINVAL && own) {
+            rn_errf(errbuf, errlen,
+                    "operator type '%s' defines record type '%s', which another operator type "
+                    "of job '%s' defines differently",
+                    t->name, t->types[i]->name, job->name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int rn__number_types(struct rn_job *job, char *errbuf, size_t errlen)
+{
+    int rc;
+    for (int i = 0; i < job->n_nodes; i++)
+        if ((rc = rn__add_types(job, job->nodes[i].type, 1, errbuf, errlen))) return rc;
+    static const enum rn_op_kind kinds[] = {RN_KIND_SOURCE, RN_KIND_OPERATOR, RN_KIND_SINK};
+    for (size_t k = 0; k < RN_ARRAY_LEN(kinds); k++) {
+        const struct rn_op_type *all[128];
+        size_t n = rn_op_list(kinds[k], all, RN_ARRAY_LEN(all));
+        for (size_t i = 0; i < n; i++)
+            if ((rc = rn__add_types(job, all[i], 0, errbuf, errlen))) return rc;
+    }
+    return 0;
+}
+
 /* Resolves record types in topological order and checks every edge. */
 static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, size_t errlen)
 {
@@ -598,7 +642,7 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
             const struct rn_edge *ed = &job->edges[e];
             if (ed->to != n->index) continue;
             int ty = rn__port_type(&job->nodes[ed->from], ed->port);
-            const char *ty_name = rn_type_get(ty)->name;
+            const char *ty_name = rn_types_get(job->types, ty)->name;
             const char *want = n->n_inputs > 1 ? t->inputs[ed->input].type : t->in_type;
             if (n->n_inputs > 1 && strcmp(want, "*") != 0 && strcmp(want, ty_name) != 0) {
                 rn_cfg_errf(errbuf, errlen, ed->where,
@@ -630,7 +674,8 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
                             "type mismatch: inputs of '%s' must all carry one record type, but "
                             "'%s' gives '%s' and '%s' gives '%s'",
                             n->id, job->nodes[first->from].id,
-                            rn_type_get(n->in_types[ed->input])->name, job->nodes[ed->from].id,
+                            rn_types_get(job->types, n->in_types[ed->input])->name,
+                            job->nodes[ed->from].id,
                             ty_name);
                 return RN_ETYPE;
             }
@@ -649,7 +694,7 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
         n->out_types = rn_xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof *n->out_types);
         for (uint32_t p = 0; p < t->n_outputs; p++) {
             const char *tn = t->outputs[p].type;
-            int id = strcmp(tn, "*") == 0 ? n->in_type : rn_type_find(tn);
+            int id = strcmp(tn, "*") == 0 ? n->in_type : rn_types_find(job->types, tn);
             if (id < 0) {
                 rn_cfg_errf(errbuf, errlen, n->cfg, "internal: '%s' declares unknown type '%s'",
                             t->name, tn);
@@ -693,7 +738,7 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
                 const char *name = kc ? kc->value
                                    : n->n_inputs > 1 && t->inputs[i].key ? t->inputs[i].key
                                                                          : t->default_key;
-                const struct rn_type *in = rn_type_get(n->in_types[i]);
+                const struct rn_type *in = rn_types_get(job->types, n->in_types[i]);
                 char which[96] = "";
                 if (n->n_inputs > 1)
                     snprintf(which, sizeof which, " for input %d ('%s')", i + 1, t->inputs[i].name);
@@ -798,10 +843,9 @@ static int rn__assign_parallelism(struct rn_job *job, const int *order, char *er
 struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, char *errbuf,
                            size_t errlen)
 {
-    rn_types_init();
-    rn_context_fields_reset(); /* this job's log_collector sets them again */
     rn_operators_init();
     struct rn_job *job = rn_xcalloc(1, sizeof *job);
+    job->types = rn__types_create();
     pthread_mutex_init(&job->err_mu, NULL);
     pthread_mutex_init(&job->rate_mu, NULL);
     job->quiet = opt ? opt->quiet : 0;
@@ -991,6 +1035,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
         if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_broadcast(job, i, errbuf, errlen))
             goto fail;
 
+    if (rn__number_types(job, errbuf, errlen)) goto fail;
     int order[RN_MAX_NODES];
     if (rn__topo(job, order, errbuf, errlen)) goto fail;
     if (rn__check_types(job, order, errbuf, errlen)) goto fail;
@@ -1049,16 +1094,17 @@ void rn_job_print(const struct rn_job *job, FILE *out)
         if (n->n_inputs > 1) {
             for (int i = 0; i < n->n_inputs; i++) {
                 fprintf(out, "%s %s: %s", i ? "," : "  in", n->type->inputs[i].name,
-                        rn_type_get(n->in_types[i])->name);
+                        rn_types_get(job->types, n->in_types[i])->name);
                 if (n->key_names[i]) fprintf(out, " keyed by %s", n->key_names[i]);
             }
         } else {
-            if (n->in_type >= 0) fprintf(out, "  in: %s", rn_type_get(n->in_type)->name);
+            if (n->in_type >= 0)
+                fprintf(out, "  in: %s", rn_types_get(job->types, n->in_type)->name);
             if (n->key_name) fprintf(out, " keyed by %s", n->key_name);
         }
         for (uint32_t p = 0; p < n->type->n_outputs; p++)
             fprintf(out, "  %s: %s", p ? n->type->outputs[p].name : "out",
-                    rn_type_get(n->out_types[p])->name);
+                    rn_types_get(job->types, n->out_types[p])->name);
         fputc('\n', out);
         for (int e = 0; e < job->n_edges; e++) {
             const struct rn_edge *ed = &job->edges[e];
@@ -1103,6 +1149,7 @@ void rn_job_destroy(struct rn_job *job)
     rn__serve_free(job->serve);
     rn__job_destroy_exec(job);
     if (job->nodes) rn__job_free_graph(job);
+    rn__types_destroy(job->types);
     rn_cfg_free(job->doc);
     rn__restore_free(job->restore);
     free(job->ckpt_dir);

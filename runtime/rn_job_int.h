@@ -20,11 +20,12 @@
 #include <stdatomic.h>
 
 #include "rn_checkpoint.h"
-#include "rn_config.h"
-#include "rn_http.h"
+#include "rn_config_int.h"
+#include "rn_http_int.h"
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_state_int.h"
+#include "rn_types_int.h"
 
 enum rn_edge_mode {
     RN_EDGE_FORWARD = 0,   /* subtask i -> subtask i (fused when possible) */
@@ -88,6 +89,8 @@ struct rn_job {
     int64_t buffer_timeout_ns; /* longest a partly filled batch waits for more */
     int quiet;
     int hold;
+
+    struct rn_types *types; /* the job's record types (rn_record.h) */
 
     struct rn_node *nodes;
     int n_nodes;

@@ -22,7 +22,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_model.h"
 
 #define RN_MODEL_FORMAT "runnel-dueling-q/1"

@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_model.h"
 #include "rn_models_int.h"
 

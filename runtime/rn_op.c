@@ -27,6 +27,10 @@ void rn_op_set_local(struct rn_op *op, void *p)
 {
     op->inst->local = p;
 }
+const struct rn_types *rn_op_types(const struct rn_op *op)
+{
+    return op->inst->job->types;
+}
 const char *rn_op_id(const struct rn_op *op)
 {
     return op->inst->node->id;

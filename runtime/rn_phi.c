@@ -154,15 +154,20 @@ int rn_phi_cfg_init(struct rn_phi_cfg *c, char *errbuf, size_t errlen)
 {
     int rc = rn_context_fields_parse(c->context_node, c->ctx_names, &c->n_ctx, errbuf, errlen);
     if (rc) return rc;
-    if (rn_context_fields_set(c->ctx_names, c->n_ctx)) {
-        rn_cfg_errf(errbuf, errlen, c->context_node,
-                    "'context_fields' differs from another operator's list in this job");
-        return RN_EINVAL;
-    }
     if (c->n_ctx && c->state_network) {
         rn_cfg_errf(errbuf, errlen, c->context_node,
                     "'context_fields' with 'state_network': a state network takes only its own "
                     "context features; leave one out");
+        return RN_EINVAL;
+    }
+    return 0;
+}
+
+int rn_phi_cfg_init_types(struct rn_phi_cfg *c, struct rn_types *ts, char *errbuf, size_t errlen)
+{
+    if (rn_context_fields_set(ts, c->ctx_names, c->n_ctx)) {
+        rn_cfg_errf(errbuf, errlen, c->context_node,
+                    "'context_fields' differs from another operator's list in this job");
         return RN_EINVAL;
     }
     return 0;

@@ -152,7 +152,7 @@ void rn__job_build(struct rn_job *job)
             struct rn_exchange *x = rn_xcalloc(1, sizeof *x);
             x->mode = ed->mode;
             x->key_field = to->key_fields[ed->input];
-            x->type = rn_type_get(to->in_types[ed->input]);
+            x->type = rn_types_get(job->types, to->in_types[ed->input]);
             x->max_parallelism = job->max_parallelism;
             /* FORWARD across groups (a multi-input head): pointwise. */
             x->n_dest = ed->mode == RN_EDGE_FORWARD ? 1 : gt->parallelism;

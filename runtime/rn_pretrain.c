@@ -39,7 +39,7 @@
 #include <cblas.h>
 #include <yajl/yajl_tree.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_model.h"
 #include "rn_pretrain.h"
 #include "rn_rand.h"

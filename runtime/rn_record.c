@@ -1,45 +1,146 @@
 /*
- * rn_record.c — the record type registry, batches, payload building, and the
- * built-in record types (raw, dead_letter, event) with their JSON writers.
+ * rn_record.c — a job's table of record types and lists of names, batches,
+ * payload building, and the runtime's own record types (raw, dead_letter)
+ * with their JSON writers.
  *
- * The registry is filled once at start (rn_types_init, operators' own types
- * in rn_operators_init) before any job thread exists, and is read-only after;
- * no lock is needed to read it.
+ * Each job has its own table (struct rn_types), filled at load time
+ * (rn_job.c) before any of its threads exists and read-only after; no lock
+ * is needed to read it. Record types beyond raw and dead_letter belong to the
+ * operators that define them (rn_op_type.types).
  */
 #include "rn_record.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rn_event.h"
-#include "rn_sample.h"
-#include "rn_config.h"
+#include "rn_types_int.h"
 
-#define RN_MAX_TYPES 64
+/* A job's lists of names: each name a NUL-terminated copy, with its length. */
+struct rn_names {
+    char *list; /* the list's name */
+    char **names;
+    size_t *lens;
+    int n, cap;
+};
 
-static const struct rn_type *rn__types[RN_MAX_TYPES];
-static int rn__n_types;
+struct rn_types {
+    const struct rn_type **types;
+    int n_types, cap_types;
+    struct rn_names **lists;
+    int n_lists;
+};
 
-int rn_type_register(const struct rn_type *t)
+struct rn_types *rn__types_create(void)
 {
-    for (int i = 0; i < rn__n_types; i++)
-        if (rn__types[i] == t || strcmp(rn__types[i]->name, t->name) == 0) return i;
-    if (rn__n_types == RN_MAX_TYPES) return RN_EFULL;
-    rn__types[rn__n_types] = t;
-    return rn__n_types++;
+    struct rn_types *ts = rn_xcalloc(1, sizeof *ts);
+    rn__types_add(ts, &rn_type_raw);
+    rn__types_add(ts, &rn_type_dead_letter);
+    return ts;
 }
 
-int rn_type_find(const char *name)
+void rn__types_destroy(struct rn_types *ts)
 {
-    for (int i = 0; i < rn__n_types; i++)
-        if (strcmp(rn__types[i]->name, name) == 0) return i;
+    if (!ts) return;
+    for (int i = 0; i < ts->n_lists; i++) {
+        struct rn_names *l = ts->lists[i];
+        for (int k = 0; k < l->n; k++)
+            free(l->names[k]);
+        free(l->names);
+        free(l->lens);
+        free(l->list);
+        free(l);
+    }
+    free(ts->lists);
+    free(ts->types);
+    free(ts);
+}
+
+int rn__types_add(struct rn_types *ts, const struct rn_type *t)
+{
+    for (int i = 0; i < ts->n_types; i++) {
+        if (ts->types[i] == t) return i;
+        if (strcmp(ts->types[i]->name, t->name) == 0) return RN_EINVAL;
+    }
+    if (ts->n_types > UINT16_MAX) return RN_EFULL; /* struct rn_record.type is 16 bits */
+    if (ts->n_types == ts->cap_types) {
+        ts->cap_types = ts->cap_types ? 2 * ts->cap_types : 16;
+        ts->types = rn_xrealloc(ts->types, sizeof *ts->types * (size_t)ts->cap_types);
+    }
+    ts->types[ts->n_types] = t;
+    return ts->n_types++;
+}
+
+int rn_types_find(const struct rn_types *ts, const char *name)
+{
+    for (int i = 0; i < ts->n_types; i++)
+        if (strcmp(ts->types[i]->name, name) == 0) return i;
     return RN_ENOENT;
 }
 
-const struct rn_type *rn_type_get(int id)
+const struct rn_type *rn_types_get(const struct rn_types *ts, int id)
 {
-    return id >= 0 && id < rn__n_types ? rn__types[id] : NULL;
+    return id >= 0 && id < ts->n_types ? ts->types[id] : NULL;
+}
+
+void rn_types_write_json(const struct rn_types *ts, const struct rn_record *r, struct rn_buf *out)
+{
+    assert(r->type < ts->n_types);
+    const struct rn_type *t = ts->types[r->type];
+    if (t->write_json_job)
+        t->write_json_job(ts, r, out);
+    else
+        t->write_json(r, out);
+}
+
+const struct rn_names *rn_types_names_find(const struct rn_types *ts, const char *list)
+{
+    for (int i = 0; i < ts->n_lists; i++)
+        if (strcmp(ts->lists[i]->list, list) == 0) return ts->lists[i];
+    return NULL;
+}
+
+struct rn_names *rn_types_names(struct rn_types *ts, const char *list)
+{
+    struct rn_names *l = (struct rn_names *)rn_types_names_find(ts, list);
+    if (l) return l;
+    l = rn_xcalloc(1, sizeof *l);
+    l->list = rn_xstrdup(list);
+    ts->lists = rn_xrealloc(ts->lists, sizeof *ts->lists * (size_t)(ts->n_lists + 1));
+    ts->lists[ts->n_lists++] = l;
+    return l;
+}
+
+int rn_names_add(struct rn_names *l, const char *name)
+{
+    int i = rn_names_find(l, name, strlen(name));
+    if (i >= 0) return i;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->names = rn_xrealloc(l->names, sizeof *l->names * (size_t)l->cap);
+        l->lens = rn_xrealloc(l->lens, sizeof *l->lens * (size_t)l->cap);
+    }
+    l->names[l->n] = rn_xstrdup(name);
+    l->lens[l->n] = strlen(name);
+    return l->n++;
+}
+
+int rn_names_find(const struct rn_names *l, const char *s, size_t n)
+{
+    for (int i = 0; l && i < l->n; i++)
+        if (l->lens[i] == n && memcmp(l->names[i], s, n) == 0) return i;
+    return -1;
+}
+
+const char *rn_names_get(const struct rn_names *l, int i)
+{
+    return l && i >= 0 && i < l->n ? l->names[i] : NULL;
+}
+
+int rn_names_count(const struct rn_names *l)
+{
+    return l ? l->n : 0;
 }
 
 int rn_type_field(const struct rn_type *t, const char *field)
@@ -172,199 +273,3 @@ const struct rn_type rn_type_dead_letter = {
     .description = "a rejected record: where it came from, why, and its bytes",
     .write_json = rn__dead_letter_json,
 };
-
-/* Event kinds: the four of product.md, then extra feedback types a job
- * declares (log_collector's `feedback_types`), registered at load time,
- * before any thread runs, and read-only after. */
-#define RN__MAX_KINDS 16
-static char rn__kind_names[RN__MAX_KINDS][24] = {"request", "impression", "click", "pay"};
-static int rn__n_kinds = RN_EV_KIND_MAX;
-
-const char *rn_event_kind_name(int kind)
-{
-    return kind >= 0 && kind < rn__n_kinds ? rn__kind_names[kind] : "?";
-}
-
-int rn_event_kind_find(const char *s, size_t n)
-{
-    for (int i = 0; i < rn__n_kinds; i++)
-        if (strlen(rn__kind_names[i]) == n && memcmp(rn__kind_names[i], s, n) == 0) return i;
-    return -1;
-}
-
-int rn_event_kind_parse(const char *s, size_t n)
-{
-    return rn_event_kind_find(s, n);
-}
-
-int rn_event_kind_register(const char *name)
-{
-    int k = rn_event_kind_find(name, strlen(name));
-    if (k >= 0) return k;
-    if (rn__n_kinds == RN__MAX_KINDS || strlen(name) >= sizeof rn__kind_names[0]) return -1;
-    snprintf(rn__kind_names[rn__n_kinds], sizeof rn__kind_names[0], "%s", name);
-    return rn__n_kinds++;
-}
-
-int rn_event_kind_count(void)
-{
-    return rn__n_kinds;
-}
-
-static char rn__ctx_names[RN_CONTEXT_MAX][RN_CONTEXT_NAME_MAX];
-static uint32_t rn__n_ctx;
-
-int rn_context_fields_set(char names[][RN_CONTEXT_NAME_MAX], uint32_t n)
-{
-    if (n == 0) return 0;
-    if (rn__n_ctx) {
-        if (rn__n_ctx != n) return RN_EINVAL;
-        for (uint32_t i = 0; i < n; i++)
-            if (strcmp(rn__ctx_names[i], names[i]) != 0) return RN_EINVAL;
-        return 0;
-    }
-    if (n > RN_CONTEXT_MAX) return RN_EINVAL;
-    for (uint32_t i = 0; i < n; i++) memcpy(rn__ctx_names[i], names[i], RN_CONTEXT_NAME_MAX);
-    rn__n_ctx = n;
-    return 0;
-}
-
-void rn_context_fields_reset(void)
-{
-    rn__n_ctx = 0;
-}
-
-uint32_t rn_context_field_count(void)
-{
-    return rn__n_ctx;
-}
-
-const char *rn_context_field_name(uint32_t i)
-{
-    return i < rn__n_ctx ? rn__ctx_names[i] : "";
-}
-
-void rn_context_json(struct rn_buf *out, const double *v, uint32_t n)
-{
-    RN_BUF_LIT(out, ",\"context\":{");
-    for (uint32_t i = 0; i < n; i++) {
-        if (i) rn_buf_putc(out, ',');
-        if (i < rn__n_ctx) {
-            rn_json_str(out, rn__ctx_names[i], strlen(rn__ctx_names[i]));
-        } else {
-            char nm[16];
-            snprintf(nm, sizeof nm, "c%u", i);
-            rn_json_str(out, nm, strlen(nm));
-        }
-        rn_buf_putc(out, ':');
-        rn_json_f64(out, v[i]);
-    }
-    rn_buf_putc(out, '}');
-}
-
-int rn_context_fields_parse(const struct rn_cfg_node *node, char names[][RN_CONTEXT_NAME_MAX],
-                            uint32_t *n, char *errbuf, size_t errlen)
-{
-    *n = 0;
-    if (!node) return 0;
-    if (node->kind != RN_CFG_SEQ) {
-        rn_cfg_errf(errbuf, errlen, node, "'context_fields' must be a list of names");
-        return RN_EINVAL;
-    }
-    for (const struct rn_cfg_node *c = node->child; c; c = c->next) {
-        if (c->kind != RN_CFG_SCALAR || !c->value[0] || strlen(c->value) >= RN_CONTEXT_NAME_MAX) {
-            rn_cfg_errf(errbuf, errlen, c, "a context field is a name of 1 to %d bytes",
-                        RN_CONTEXT_NAME_MAX - 1);
-            return RN_EINVAL;
-        }
-        if (*n == RN_CONTEXT_MAX) {
-            rn_cfg_errf(errbuf, errlen, c, "at most %d context fields", RN_CONTEXT_MAX);
-            return RN_EINVAL;
-        }
-        for (uint32_t j = 0; j < *n; j++) {
-            if (strcmp(names[j], c->value) == 0) {
-                rn_cfg_errf(errbuf, errlen, c, "context field '%s' is listed twice", c->value);
-                return RN_EINVAL;
-            }
-        }
-        snprintf(names[(*n)++], RN_CONTEXT_NAME_MAX, "%s", c->value);
-    }
-    return 0;
-}
-
-static void rn__event_json(const struct rn_record *r, struct rn_buf *out)
-{
-    const struct rn_event *e = r->payload;
-    rn_buf_reserve(out, 256);
-    RN_BUF_LIT(out, "{\"type\":\"");
-    rn_buf_puts(out, rn_event_kind_name(e->kind));
-    RN_BUF_LIT(out, "\",\"ts\":");
-    rn_json_i64(out, e->ts);
-    RN_BUF_LIT(out, ",\"request\":");
-    rn_json_str(out, rn_str_ptr(e, e->request), e->request.len);
-    RN_BUF_LIT(out, ",\"user\":");
-    rn_json_str(out, rn_str_ptr(e, e->user), e->user.len);
-    if (e->kind == RN_EV_REQUEST || e->kind == RN_EV_IMPRESSION) {
-        rn_buf_puts(out, e->kind == RN_EV_REQUEST ? ",\"candidates\":[" : ",\"items\":[");
-        const struct rn_str *items = rn_event_items(e);
-        for (uint32_t i = 0; i < e->n_items; i++) {
-            if (i) rn_buf_putc(out, ',');
-            rn_json_str(out, rn_str_ptr(e, items[i]), items[i].len);
-        }
-        rn_buf_putc(out, ']');
-        if (e->flags & RN_EVENT_HAS_PROPENSITIES) {
-            RN_BUF_LIT(out, ",\"propensities\":[");
-            const double *p = rn_event_props(e);
-            for (uint32_t i = 0; i < e->n_items; i++) {
-                if (i) rn_buf_putc(out, ',');
-                rn_json_f64(out, p[i]);
-            }
-            rn_buf_putc(out, ']');
-        }
-    } else {
-        RN_BUF_LIT(out, ",\"item\":");
-        rn_json_str(out, rn_str_ptr(e, e->item), e->item.len);
-    }
-    if (e->flags & RN_EVENT_HAS_MODEL_VERSION) {
-        RN_BUF_LIT(out, ",\"model_version\":");
-        rn_json_i64(out, e->model_version);
-    }
-    if (e->flags & RN_EVENT_HAS_AMOUNT) {
-        RN_BUF_LIT(out, ",\"amount\":");
-        rn_json_f64(out, e->amount);
-    }
-    if (e->flags & RN_EVENT_HAS_ID) {
-        RN_BUF_LIT(out, ",\"event_id\":");
-        rn_json_str(out, rn_str_ptr(e, e->event_id), e->event_id.len);
-    }
-    if (e->n_context) rn_context_json(out, rn_event_context(e), e->n_context);
-    rn_buf_putc(out, '}');
-}
-
-static const char *const rn__event_keys[] = {"user", "request", "item", "event_id", NULL};
-
-static uint64_t rn__event_key(const struct rn_record *r, int field)
-{
-    const struct rn_event *e = r->payload;
-    switch (field) {
-    case RN_EVENT_KEY_USER: return e->user_id;
-    case RN_EVENT_KEY_REQUEST: return e->request_id;
-    case RN_EVENT_KEY_EVENT_ID: return e->event_id_hash;
-    default: return e->item_id;
-    }
-}
-
-const struct rn_type rn_type_event = {
-    .name = "event",
-    .description = "a parsed recommendation event: request, impression, click or pay",
-    .write_json = rn__event_json,
-    .key_fields = rn__event_keys,
-    .key_of = rn__event_key,
-};
-
-void rn_types_init(void)
-{
-    rn_type_register(&rn_type_raw);
-    rn_type_register(&rn_type_dead_letter);
-    rn_type_register(&rn_type_event);
-}

@@ -38,7 +38,7 @@
 
 #include <yajl/yajl_tree.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_model.h"
 
 #define RN_ST_MAX_HEADER (100u * 1000u * 1000u)

@@ -66,7 +66,7 @@ static inline int rn__key32_cmp(const void *a, const void *b)
     ((n) == 24 ? rn__key24_cmp((a), (b)) : (n) == 32 ? rn__key32_cmp((a), (b)) : memcmp((a), (b), (n)))
 #include <uthash.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
 #define RN__WB_MAX_OPS 4096

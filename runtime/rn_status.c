@@ -183,7 +183,8 @@ static uint64_t rn__dead_letters(struct rn_job *job)
         struct rn__node_figs f;
         rn__node_figures(job, i, &f);
         for (uint32_t p = 1; p < job->nodes[i].type->n_outputs && p < 16; p++)
-            if (job->nodes[i].out_types[p] == rn_type_find("dead_letter")) total += f.ports[p];
+            if (job->nodes[i].out_types[p] == rn_types_find(job->types, "dead_letter"))
+                total += f.ports[p];
     }
     return total;
 }

@@ -115,7 +115,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "rn_model.h"
-#include "rn_rand.h"
+#include "rn_gen.h"
 #include "rn_sim_http.h"
 
 #define RN_SIM_MAX_IDS 100000000u

@@ -1,12 +1,11 @@
 /*
- * rn_config.h — job configuration: a YAML document as a tree of nodes that
- * remember where they came from, and key tables that turn a node into a
- * typed struct.
+ * rn_config.h — what an operator sees of job configuration: a YAML node tree
+ * whose nodes remember where they came from, and key tables that turn a node
+ * into a typed struct.
  *
- * The YAML file is read with libyaml into rn_cfg_node trees. Every node keeps
- * file, line and column, so every error can name its place. `${VAR}` in a
- * scalar is replaced by the environment variable VAR (`${VAR:-default}` gives a
- * default); `--set a.b=v` overrides are applied to the tree before it is read.
+ * The runtime reads the YAML file (runtime/rn_config_int.h: the loader,
+ * `${VAR}` and `--set`); an operator gets its own map node, already read.
+ * Every node keeps file, line and column, so every error can name its place.
  *
  * Operators, sources and sinks describe their keys with a table of
  * struct rn_config_key. rn_config_apply() fills the operator's context struct
@@ -32,23 +31,6 @@ struct rn_cfg_node {
     struct rn_cfg_node *child; /* first child (maps, sequences) */
     struct rn_cfg_node *next;  /* next sibling */
 };
-
-struct rn_cfg_doc {
-    struct rn_cfg_node *root;
-    char *file;
-    char **owned; /* names of --set overrides, which their nodes point at */
-    size_t n_owned;
-};
-
-/* Loads a YAML file. Returns NULL with "file:line:col: message" in errbuf. */
-struct rn_cfg_doc *rn_cfg_load_file(const char *path, char *errbuf, size_t errlen);
-struct rn_cfg_doc *rn_cfg_load_string(const char *name, const char *text, size_t len,
-                                      char *errbuf, size_t errlen);
-void rn_cfg_free(struct rn_cfg_doc *doc);
-
-/* Applies "a.b.c=value". A path segment into a sequence matches the element
- * whose `id` equals it, or a numeric index. Missing map keys are created. */
-int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, size_t errlen);
 
 struct rn_cfg_node *rn_cfg_get(const struct rn_cfg_node *map, const char *key);
 size_t rn_cfg_count(const struct rn_cfg_node *n);
@@ -109,8 +91,5 @@ int rn_config_apply(const struct rn_config_key *keys, const struct rn_cfg_node *
 /* Checks that every key of `map` is one of `names` (NULL-ended). */
 int rn_config_check_keys(const struct rn_cfg_node *map, const char *const *names,
                          const char *what, char *errbuf, size_t errlen);
-
-/* Appends a Markdown table describing `keys`. */
-void rn_config_doc(const struct rn_config_key *keys, struct rn_buf *out);
 
 #endif

@@ -19,8 +19,32 @@ enum rn_event_kind {
     RN_EV_KIND_MAX = 4,
 };
 
-const char *rn_event_kind_name(int kind);
-int rn_event_kind_parse(const char *s, size_t n); /* kind or -1 */
+/* The event type, defined by log_collector (its rn_op_type.types). */
+extern const struct rn_type rn_type_event;
+
+/* ---- event kinds ---------------------------------------------------------------
+ * A job's event kinds are the four above, then the extra feedback types its
+ * log_collector declares (`feedback_types`), numbered from RN_EV_KIND_MAX in
+ * the order they are declared. They live in the job's record types
+ * (rn_record.h, list "event.kind"), so two jobs in one process each have
+ * their own. */
+#define RN_EVENT_KINDS_MAX 16
+#define RN_EVENT_KIND_NAME_MAX 24
+
+/* The job's kinds, created with the four built-in ones on first use (load
+ * time: init_types). Keep it to look kinds up on the hot path with
+ * rn_names_find; it stays valid while the job exists. */
+struct rn_names *rn_event_kinds(struct rn_types *ts);
+/* Registers kind `name` in the job (load time): the kind, the one it has when
+ * it is there already, or -1 past RN_EVENT_KINDS_MAX kinds or for a name of
+ * RN_EVENT_KIND_NAME_MAX bytes or more. */
+int rn_event_kind_register(struct rn_types *ts, const char *name);
+/* The name of `kind` in the job ("?" when it has none). */
+const char *rn_event_kind_name(const struct rn_types *ts, int kind);
+/* The kind called by the n bytes at s, or -1. */
+int rn_event_kind_find(const struct rn_types *ts, const char *s, size_t n);
+/* How many kinds the job has (RN_EV_KIND_MAX and its feedback types). */
+int rn_event_kind_count(const struct rn_types *ts);
 
 #define RN_EVENT_HAS_AMOUNT 0x1
 #define RN_EVENT_HAS_MODEL_VERSION 0x2
@@ -76,21 +100,20 @@ static inline const double *rn_event_context(const struct rn_event *e)
 /* ---- context fields ----------------------------------------------------------
  * The names of a job's numeric request-context fields (log_collector's
  * `context_fields`). Records carry only the values, in this order; the JSON
- * writers of event, sample and experience name them from this process-wide
- * table (like the registry of event kinds). */
+ * writers of event, sample and experience name them from the job's list
+ * ("event.context" in its record types, like the event kinds). */
 #define RN_CONTEXT_MAX 16
 #define RN_CONTEXT_NAME_MAX 32
 
-/* Sets the table; 0, or RN_EINVAL when a different non-empty list is already
- * set (one job, one list). Called at job load; not thread-safe. */
-int rn_context_fields_set(char names[][RN_CONTEXT_NAME_MAX], uint32_t n);
-/* Empties the table; rn_job_load calls it first (one job per process at a time). */
-void rn_context_fields_reset(void);
-uint32_t rn_context_field_count(void);
-const char *rn_context_field_name(uint32_t i); /* "" when out of range */
-/* Appends `"context":{name:value,...}` (NaN as null); names past the table
- * are written as c<i>. */
-void rn_context_json(struct rn_buf *out, const double *v, uint32_t n);
+/* Sets the job's list (load time: init_types); 0, or RN_EINVAL when a
+ * different non-empty list is already set (one job, one list). */
+int rn_context_fields_set(struct rn_types *ts, char names[][RN_CONTEXT_NAME_MAX], uint32_t n);
+uint32_t rn_context_field_count(const struct rn_types *ts);
+/* "" when out of range. */
+const char *rn_context_field_name(const struct rn_types *ts, uint32_t i);
+/* Appends `"context":{name:value,...}` (NaN as null); names past the job's
+ * list are written as c<i>. */
+void rn_context_json(const struct rn_types *ts, struct rn_buf *out, const double *v, uint32_t n);
 
 struct rn_cfg_node;
 /* Parses a `context_fields` node (a list of names, NULL: none) into names;

@@ -1,21 +1,17 @@
 /*
- * rn_http.h — a small HTTP/1.1 server on libuv with Debian's http-parser.
- *
- * It runs its own event loop on its own thread. Each complete request is
- * passed to a handler that fills a response; the handler runs on the server
- * thread and must not block. With keep_alive a connection carries several
- * requests (HTTP/1.1 keep-alive, pipelining too). Requests that do not parse, or whose head or
- * body exceed the limits, get a 4xx and the connection is closed; nothing a
- * client sends can crash the process.
+ * rn_http.h — what a request handler sees of HTTP: one parsed request in, one
+ * response to fill. Operators serve requests with these through rn_op_route
+ * (rn_operator.h) on the job's serving server; the server itself (libuv and
+ * Debian's http-parser, its limits, keep-alive and client call) is the
+ * runtime's (runtime/rn_http_int.h).
  */
 #ifndef RUNNEL_RN_HTTP_H
 #define RUNNEL_RN_HTTP_H
 
 #include "rn_common.h"
 
-#define RN_HTTP_MAX_HEAD (16 * 1024)
-#define RN_HTTP_MAX_BODY (1024 * 1024)
-
+/* A complete request, borrowed for the handler's call: every pointer is the
+ * server's and invalid once the handler returns. */
 struct rn_http_request {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* without the query string */
@@ -30,33 +26,10 @@ struct rn_http_response {
     struct rn_buf body;
 };
 
+/* Fills res for req: appends to res->body, which starts empty and which the
+ * server owns (it sends and frees it). Runs on a server thread and must not
+ * block. */
 typedef void (*rn_http_handler)(void *ud, const struct rn_http_request *req,
                                 struct rn_http_response *res);
-
-struct rn_http_server;
-
-/* Starts serving on "host:port" (port 0 picks a free one). Returns NULL with a
- * message on failure (bad address, port in use). One request per connection. */
-struct rn_http_server *rn_http_start(const char *listen, rn_http_handler handler, void *ud,
-                                     char *errbuf, size_t errlen);
-
-struct rn_http_opts {
-    int keep_alive; /* HTTP/1.1 keep-alive: several requests per connection */
-    int reuseport;  /* SO_REUSEPORT: several servers may share one port */
-};
-/* The same with options (opts may be NULL: the defaults above, all off). */
-struct rn_http_server *rn_http_start_opts(const char *listen, rn_http_handler handler, void *ud,
-                                          const struct rn_http_opts *opts, char *errbuf,
-                                          size_t errlen);
-/* "host:port" actually bound. */
-const char *rn_http_address(const struct rn_http_server *s);
-/* Stops the loop, closes every connection, joins the thread, frees s. */
-void rn_http_stop(struct rn_http_server *s);
-
-/* A blocking client call (for the CLI): sends `method path` with an optional
- * body to "host:port", parses the response with http-parser, and returns 0
- * with *status and the body appended to `out`, or < 0 with a message. */
-int rn_http_call(const char *addr, const char *method, const char *path, const char *body,
-                 int timeout_ms, int *status, struct rn_buf *out, char *errbuf, size_t errlen);
 
 #endif

@@ -8,7 +8,7 @@
  * simulator's `model` policy scores with it. docs/learning.md has the maths.
  *
  *   φ(s)       state features from the user's history (simple φ, below, or a
- *              pretrained state network, rn_statenet.h), F floats
+ *              pretrained state network, runtime/rn_statenet.h), F floats
  *   V(s)       = vᵀφ(s)
  *   A(s,i,p)   = e_iᵀ W φ(s) + wᵀe_i + b[i mod H] + c[p]   (bilinear, linear,
  *              hashed item bias, position p's term)
@@ -75,7 +75,7 @@ void rn_phi_simple(const struct rn_embed *emb, uint32_t history, double half_lif
 
 /* φ as the learner, inference, the simulator's model policy and `runnel
  * evaluate` all compute it (runtime/rn_phi.c): the simple φ above, or, when
- * the spec names a state network (rn_statenet.h), that network's forward pass
+ * the spec names a state network (runtime/rn_statenet.h), that network's forward pass
  * over the last `history` items of h found in the table:
  *   H         the last k of them (k: the network's history)
  *   longterm  their time-decayed mean (the network's half-life, 24 h from
@@ -149,10 +149,12 @@ struct rn_phi_cfg {
             NULL, 0, 0, 0                                                                          \
     }
 
-/* Load time: reads context_fields (the same list as every other operator of
- * the job names) and refuses context with a state network. Returns 0 or < 0
- * with a message naming the YAML position. */
+/* Load time (init): reads context_fields and refuses context with a state
+ * network. Returns 0 or < 0 with a message naming the YAML position. */
 int rn_phi_cfg_init(struct rn_phi_cfg *c, char *errbuf, size_t errlen);
+/* Load time (init_types): checks that the list is the one every other
+ * operator of the job names, and sets it for the job (rn_event.h). */
+int rn_phi_cfg_init_types(struct rn_phi_cfg *c, struct rn_types *ts, char *errbuf, size_t errlen);
 /* Open time: acquires the embedding table into *emb (release it with
  * rn_embed_release, also on failure) and opens spec for it. Returns 0, RN_EIO
  * (the table) or RN_EINVAL (the network or the context), with a message. */

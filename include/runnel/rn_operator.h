@@ -179,6 +179,19 @@ struct rn_op_type {
      * call. Without it, values of older versions are kept as they are. */
     int (*migrate_state)(struct rn_op *op, const char *state, uint32_t from, const void *val,
                          size_t len, struct rn_buf *out);
+
+    /* Record types this type defines (NULL-ended; NULL: none), such as
+     * log_collector's "event". Each job numbers the types of its own
+     * operators, then those of every other registered type (rn_record.h). */
+    const struct rn_type *const *types;
+    /* Load time, right after init() (optional): what the instance adds to or
+     * reads from its job's record types — lists of names that a type keeps
+     * per job, such as the event kinds and context fields of rn_event.h.
+     * Nodes are visited in the order the job lists them, so an operator sees
+     * what those before it declared. `types` belongs to the job and outlives
+     * ctx: the operator may keep it (or a list from it) in ctx. */
+    int (*init_types)(void *ctx, struct rn_types *types, const struct rn_cfg_node *node,
+                      char *errbuf, size_t errlen);
 };
 
 #define RN_MAX_INPUTS 8
@@ -207,6 +220,9 @@ void *rn_op_local(const struct rn_op *op);     /* the instance's own pointer */
 void rn_op_set_local(struct rn_op *op, void *p);
 const char *rn_op_id(const struct rn_op *op);
 const char *rn_op_job_name(const struct rn_op *op); /* `job:` in YAML */
+/* The record types of the instance's job (rn_record.h): to name a record's
+ * type, write it as JSON (rn_types_write_json), or read the job's names. */
+const struct rn_types *rn_op_types(const struct rn_op *op);
 uint32_t rn_op_subtask(const struct rn_op *op);
 uint32_t rn_op_parallelism(const struct rn_op *op);
 int rn_op_source_index(const struct rn_op *op); /* sources: index in the job */

@@ -1,19 +1,18 @@
 /*
- * rn_rand.h — header-only random numbers for runnel's standalone data generators
- * (bench/rn_loggen.c, examples/simulator/rn_sim.c): xoshiro256** seeded through
- * splitmix64, one state per independent stream; uniform doubles in [0, 1); unbiased
- * bounded integers (by rejection); exponential variates; and the cumulative table of a
- * Zipf distribution for sampling by inversion.
+ * rn_rand.h — header-only random numbers: xoshiro256** seeded through
+ * splitmix64, one state per independent stream; uniform doubles in [0, 1) and
+ * unbiased bounded integers (by rejection). Operators that draw (inference),
+ * `runnel evaluate` and `runnel pretrain` use it; the data
+ * generators add their distributions on top (examples/simulator/rn_gen.h).
  *
- * Everything is static inline and needs only libc and libm.  The sequences are part of the
- * generators' output (same options and seed, same bytes): changing what a function draws,
- * or how many numbers it consumes, changes every log they write.
+ * Everything is static inline and needs only libc. The sequences are part of
+ * the output of whatever draws from them (same seed, same numbers): changing
+ * what a function draws, or how many numbers it consumes, changes them.
  */
 #ifndef RUNNEL_RN_RAND_H
 #define RUNNEL_RN_RAND_H
 
 #include <assert.h>
-#include <math.h>
 #include <stdint.h>
 
 /* One xoshiro256** state. */
@@ -74,28 +73,6 @@ static inline uint64_t rn_rand_below(struct rn_rand *r, uint64_t n)
         x = rn_rand_next(r);
     } while (x >= limit);
     return x % n;
-}
-
-/* An exponential variate with the given mean. */
-static inline double rn_rand_exp(struct rn_rand *r, double mean)
-{
-    return -log1p(-rn_rand_uniform(r)) * mean;
-}
-
-/* Fills cdf[0..n-1] (n >= 1) with the cumulative Zipf distribution over ranks 1..n,
- * P(rank k) proportional to k^-s (s >= 0; 0 is uniform): cdf[i] = P(rank <= i + 1), with
- * cdf[n - 1] exactly 1 so that no uniform in [0, 1) falls past the last rank.  A rank is
- * then drawn as 1 + the first index i with cdf[i] > rn_rand_uniform(). */
-static inline void rn_rand_zipf_cdf(double *cdf, uint64_t n, double s)
-{
-    double sum = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        sum += pow((double)(i + 1), -s);
-        cdf[i] = sum;
-    }
-    for (uint64_t i = 0; i < n; i++)
-        cdf[i] /= sum;
-    cdf[n - 1] = 1.0;
 }
 
 #endif

@@ -42,7 +42,11 @@ static inline const char *rn_str_ptr(const void *payload, struct rn_str s)
 
 /* ---- record types ---------------------------------------------------------
  * Each stream carries records of one type. Operators declare the types they
- * take and give by name; the job graph checks them at load time. */
+ * take and give by name; the job graph checks them at load time. A record
+ * type is defined by the operator type that owns it (rn_op_type.types in
+ * rn_operator.h); the runtime defines only "raw" and "dead_letter". */
+
+struct rn_types;
 
 struct rn_type {
     const char *name;
@@ -53,19 +57,57 @@ struct rn_type {
     const char *const *key_fields;
     /* Computes the key for field index `field` (into key_fields). */
     uint64_t (*key_of)(const struct rn_record *r, int field);
+    /* Appended (optional): like write_json, for a type whose JSON needs names
+     * its job keeps (an event's kind, context field names: see
+     * rn_types_names); used instead of write_json when set. */
+    void (*write_json_job)(const struct rn_types *types, const struct rn_record *r,
+                           struct rn_buf *out);
 };
 
-/* Built-in types, registered at start. */
+/* Built-in types of the runtime, first in every job (ids 0 and 1). */
 extern const struct rn_type rn_type_raw;         /* "raw": one input line */
 extern const struct rn_type rn_type_dead_letter; /* "dead_letter" */
-extern const struct rn_type rn_type_event;       /* "event": see rn_event.h */
 
-int rn_type_register(const struct rn_type *t); /* returns the type id, or < 0 */
-int rn_type_find(const char *name);            /* id or RN_ENOENT */
-const struct rn_type *rn_type_get(int id);
 int rn_type_field(const struct rn_type *t, const char *field); /* index or -1 */
-/* Registers the built-in types; idempotent; call before loading a job. */
-void rn_types_init(void);
+
+/* ---- a job's record types -------------------------------------------------
+ * Every job numbers its record types itself, in one struct rn_types: first
+ * raw and dead_letter, then the types its operator types define, in the order
+ * the job names them, then those of every other registered operator type (so
+ * that a type mismatch can name what an input takes). A record's `type` is an
+ * index into its job's table; two jobs in one process share nothing.
+ *
+ * A type may also keep lists of names per job (an event's kinds, the names of
+ * its context fields: rn_event.h), filled at load time by the operators that
+ * own them (rn_op_type.init_types) and read by every operator of the job.
+ * Everything is filled before any thread of the job runs and read-only after,
+ * so reading takes no lock. An operator reaches its job's table with
+ * rn_op_types(). */
+
+struct rn_names;
+
+/* The id of the type called `name`, or RN_ENOENT. */
+int rn_types_find(const struct rn_types *ts, const char *name);
+/* The type with id `id` (borrowed), or NULL. */
+const struct rn_type *rn_types_get(const struct rn_types *ts, int id);
+/* Appends r as one JSON object (no newline) through its type. */
+void rn_types_write_json(const struct rn_types *ts, const struct rn_record *r, struct rn_buf *out);
+
+/* The job's list of names called `list` (by convention "<type>.<what>", such
+ * as "event.kind"), created empty on first use. Owned by ts; the pointer stays
+ * valid for the job's lifetime. Load time only (init_types). */
+struct rn_names *rn_types_names(struct rn_types *ts, const char *list);
+/* The same, or NULL when no operator of the job created it. Any time. */
+const struct rn_names *rn_types_names_find(const struct rn_types *ts, const char *list);
+/* Appends a copy of name; returns its index (the one it has when it is there
+ * already). Load time only. */
+int rn_names_add(struct rn_names *l, const char *name);
+/* The index of the n bytes at s, or -1 (also when l is NULL). */
+int rn_names_find(const struct rn_names *l, const char *s, size_t n);
+/* The name at index i (borrowed), or NULL when out of range. */
+const char *rn_names_get(const struct rn_names *l, int i);
+/* How many names l holds (0 when l is NULL). */
+int rn_names_count(const struct rn_names *l);
 
 /* "raw": a line of input and where it came from. */
 struct rn_raw {

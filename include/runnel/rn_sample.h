@@ -100,11 +100,4 @@ struct rn_experience {
     uint32_t pad;
 };
 
-/* Extra event types (besides request, impression, click, pay) are registered
- * by name when a job is loaded; their kinds are RN_EV_KIND_MAX and up. Returns
- * the kind, or -1 when full. */
-int rn_event_kind_register(const char *name);
-int rn_event_kind_find(const char *name, size_t n); /* any kind, or -1 */
-int rn_event_kind_count(void);
-
 #endif

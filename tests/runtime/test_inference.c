@@ -33,7 +33,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#include "rn_http.h"
+#include "rn_http_int.h"
 #include "rn_job.h"
 #include "rn_model.h"
 #include "rn_operator.h"
@@ -554,7 +554,6 @@ static void check_epsilon(void)
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
     rn_operators_init();
     snprintf(store, sizeof store, "%s/store", dir);
     snprintf(embpath, sizeof embpath, "%s/emb.txt", dir);

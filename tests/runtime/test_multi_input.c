@@ -50,10 +50,22 @@ static void rec_json(const struct rn_record *r, struct rn_buf *out)
     const struct rec *p = r->payload;
     rn_buf_printf(out, "{\"key\":%llu}", (unsigned long long)p->key);
 }
-static const struct rn_type lrec_type = {"lrec", "left test record", rec_json, rec_keys,
-                                         rec_key_of};
-static const struct rn_type rrec_type = {"rrec", "right test record", rec_json, rec_keys,
-                                         rec_key_of};
+static const struct rn_type lrec_type = {
+    .name = "lrec",
+    .description = "left test record",
+    .write_json = rec_json,
+    .key_fields = rec_keys,
+    .key_of = rec_key_of,
+};
+static const struct rn_type *const lrec_types[] = {&lrec_type, NULL};
+static const struct rn_type rrec_type = {
+    .name = "rrec",
+    .description = "right test record",
+    .write_json = rec_json,
+    .key_fields = rec_keys,
+    .key_of = rec_key_of,
+};
+static const struct rn_type *const rrec_types[] = {&rrec_type, NULL};
 
 /* ---- sources: `n` records of lrec (which: 0) or rrec (which: 1) -------------------
  * Record i has ts 1,000,000 + i * step and key i % keys; left record 0 asks for
@@ -128,12 +140,14 @@ static const struct rn_op_type lgen_source = {
     .flags = RN_OP_EVENT_TIME, .config = gen_keys, .ctx_size = sizeof(struct gen_cfg),
     .outputs = lgen_out, .n_outputs = 1, .poll = gen_poll, .close = gen_close,
     .snapshot = gen_snapshot, .restore = gen_restore,
+    .types = lrec_types,
 };
 static const struct rn_op_type rgen_source = {
     RN_OP_TYPE_HEAD, .name = "rgen", .description = "test source", .kind = RN_KIND_SOURCE,
     .flags = RN_OP_EVENT_TIME, .config = gen_keys, .ctx_size = sizeof(struct gen_cfg),
     .outputs = rgen_out, .n_outputs = 1, .poll = gen_poll, .close = gen_close,
     .snapshot = gen_snapshot, .restore = gen_restore,
+    .types = rrec_types,
 };
 
 /* ---- the two-input operator --------------------------------------------------------- */
@@ -152,7 +166,7 @@ static int pair_process(struct rn_op *op, const struct rn_batch *in, struct rn_e
         atomic_fetch_add(&bad_index, 1);
         return 0;
     }
-    int want = rn_type_find(input == 0 ? "lrec" : "rrec");
+    int want = rn_types_find(rn_op_types(op), input == 0 ? "lrec" : "rrec");
     uint32_t s = rn_op_subtask(op);
     int64_t *right_seen = rn_op_local(op);
     for (uint32_t i = 0; i < in->n; i++) {
@@ -594,9 +608,6 @@ static void test_checkpoint(void)
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
-    rn_type_register(&lrec_type);
-    rn_type_register(&rrec_type);
     rn_op_register(&lgen_source);
     rn_op_register(&rgen_source);
     rn_op_register(&pair_op);

@@ -42,7 +42,13 @@ static void tick_json(const struct rn_record *r, struct rn_buf *out)
     const struct tick *t = r->payload;
     rn_buf_printf(out, "{\"who\":%lld,\"seq\":%lld}", (long long)t->who, (long long)t->seq);
 }
-static const struct rn_type tick_type = {"tick", "test record", tick_json, tick_keys, NULL};
+static const struct rn_type tick_type = {
+    .name = "tick",
+    .description = "test record",
+    .write_json = tick_json,
+    .key_fields = tick_keys,
+};
+static const struct rn_type *const tick_types[] = {&tick_type, NULL};
 
 /* Per instance: the deadlines it set, to check "never early" and the order. */
 struct pt_local {
@@ -116,6 +122,7 @@ static const struct rn_op_type tick_source = {
     RN_OP_TYPE_HEAD, .name = "tick_src", .description = "test source", .kind = RN_KIND_SOURCE,
     .config = no_keys, .ctx_size = 1, .outputs = tick_out, .n_outputs = 1, .open = src_open,
     .poll = src_poll, .close = pt_close, .on_processing_time = src_ptime,
+    .types = tick_types,
 };
 
 /* ---- an operator downstream of a source that never emits ------------------------ */
@@ -297,8 +304,6 @@ static void test_refused(void)
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
-    rn_type_register(&tick_type);
     rn_op_register(&tick_source);
     rn_op_register(&pt_op);
     rn_op_register(&bad_op);

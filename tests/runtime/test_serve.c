@@ -42,7 +42,14 @@ static void blob_json(const struct rn_record *r, struct rn_buf *out)
     (void)r;
     rn_buf_puts(out, "{}");
 }
-static const struct rn_type blob_type = {"blob", "test record", blob_json, blob_keys, blob_key_of};
+static const struct rn_type blob_type = {
+    .name = "blob",
+    .description = "test record",
+    .write_json = blob_json,
+    .key_fields = blob_keys,
+    .key_of = blob_key_of,
+};
+static const struct rn_type *const blob_types[] = {&blob_type, NULL};
 
 /* ---- the test operator ------------------------------------------------------------ */
 
@@ -101,6 +108,7 @@ static const struct rn_port_decl raw_out[] = {{NULL, "blob", "nothing"}};
 static const struct rn_op_type idle_source = {
     RN_OP_TYPE_HEAD, .name = "idle_src", .description = "test source", .kind = RN_KIND_SOURCE,
     .config = no_keys, .ctx_size = 1, .outputs = raw_out, .n_outputs = 1, .poll = idle_poll,
+    .types = blob_types,
 };
 
 /* ---- a small blocking client ------------------------------------------------------ */
@@ -234,8 +242,6 @@ static char dir[] = "/tmp/rn_test_serve_XXXXXX";
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
-    rn_type_register(&blob_type);
     rn_op_register(&idle_source);
     rn_op_register(&echo_op);
     char path[256], err[1024];

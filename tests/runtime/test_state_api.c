@@ -38,7 +38,14 @@ static void cmd_json(const struct rn_record *r, struct rn_buf *out)
     (void)r;
     rn_buf_puts(out, "{}");
 }
-static const struct rn_type cmd_type = {"cmd", "test command", cmd_json, cmd_keys, cmd_key_of};
+static const struct rn_type cmd_type = {
+    .name = "cmd",
+    .description = "test command",
+    .write_json = cmd_json,
+    .key_fields = cmd_keys,
+    .key_of = cmd_key_of,
+};
+static const struct rn_type *const cmd_types[] = {&cmd_type, NULL};
 
 #define N_KEYS 40
 #define N_STEPS 4000
@@ -87,6 +94,7 @@ static const struct rn_op_type cmd_source = {
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
     .outputs = cmd_out, .n_outputs = 1, .poll = src_poll, .close = src_close,
     .snapshot = src_snapshot, .restore = src_restore,
+    .types = cmd_types,
 };
 
 struct kv {
@@ -244,8 +252,6 @@ int main(void)
         script[i].op = rand() % 5;
         script[i].arg = rand() % 1000;
     }
-    rn_types_init();
-    rn_type_register(&cmd_type);
     rn_op_register(&cmd_source);
     rn_op_register(&kv_op);
     char path[256], err[1024];

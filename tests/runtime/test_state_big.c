@@ -33,8 +33,14 @@ static void probe_json(const struct rn_record *r, struct rn_buf *out)
     (void)r;
     rn_buf_puts(out, "{}");
 }
-static const struct rn_type probe_type = {"big_probe", "test record", probe_json, probe_keys,
-                                          probe_key_of};
+static const struct rn_type probe_type = {
+    .name = "big_probe",
+    .description = "test record",
+    .write_json = probe_json,
+    .key_fields = probe_keys,
+    .key_of = probe_key_of,
+};
+static const struct rn_type *const probe_types[] = {&probe_type, NULL};
 
 static uint64_t n_keys = 2000000;
 
@@ -65,6 +71,7 @@ static const struct rn_op_type gen_source = {
     RN_OP_TYPE_HEAD, .name = "big_gen", .description = "test source",
     .kind = RN_KIND_SOURCE, .config = no_keys, .ctx_size = 1, .outputs = gen_out, .n_outputs = 1,
     .poll = gen_poll, .close = gen_close,
+    .types = probe_types,
 };
 
 static _Atomic uint64_t n_written, n_ok, n_bad, n_gone;
@@ -154,8 +161,6 @@ int main(void)
     if (nk) n_keys = strtoull(nk, NULL, 10);
     char dir[] = "/tmp/rn_test_big_XXXXXX";
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
-    rn_type_register(&probe_type);
     rn_op_register(&gen_source);
     rn_op_register(&state_probe);
     char path[256], err[1024];

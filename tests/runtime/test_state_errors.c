@@ -37,7 +37,14 @@ static void rec_json(const struct rn_record *r, struct rn_buf *out)
     (void)r;
     rn_buf_puts(out, "{}");
 }
-static const struct rn_type rec_type = {"rec", "test record", rec_json, rec_keys, rec_key_of};
+static const struct rn_type rec_type = {
+    .name = "rec",
+    .description = "test record",
+    .write_json = rec_json,
+    .key_fields = rec_keys,
+    .key_of = rec_key_of,
+};
+static const struct rn_type *const rec_types[] = {&rec_type, NULL};
 
 static int src_poll(struct rn_op *op, struct rn_emitter *out)
 {
@@ -63,7 +70,7 @@ static const struct rn_op_type rec_source = {
     RN_OP_TYPE_HEAD,        .name = "rec_src",         .description = "test source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys,
     .ctx_size = 1,          .outputs = rec_out,        .n_outputs = 1,
-    .poll = src_poll,       .close = src_close,
+    .poll = src_poll,       .close = src_close,         .types = rec_types,
 };
 
 /* What the operator saw (its thread; read after the job ended). */
@@ -168,8 +175,6 @@ static int scenario(const char *dir, int at, int call, const char *what)
     char env[64];
     snprintf(env, sizeof env, "state:read:%d", at);
     setenv("RUNNEL_FAULT", env, 1);
-    rn_types_init();
-    rn_type_register(&rec_type);
     rn_op_register(&rec_source);
     rn_op_register(&kv_op);
     char path[256], err[1024] = "";

@@ -39,8 +39,14 @@ static void probe_json(const struct rn_record *r, struct rn_buf *out)
     const struct probe *p = r->payload;
     rn_buf_printf(out, "{\"key\":%llu,\"ts\":%lld}", (unsigned long long)p->key, (long long)r->ts);
 }
-static const struct rn_type probe_type = {"probe", "test record", probe_json, probe_keys,
-                                          probe_key_of};
+static const struct rn_type probe_type = {
+    .name = "probe",
+    .description = "test record",
+    .write_json = probe_json,
+    .key_fields = probe_keys,
+    .key_of = probe_key_of,
+};
+static const struct rn_type *const probe_types[] = {&probe_type, NULL};
 
 /* ---- a source that replays `script` ---------------------------------------------- */
 
@@ -103,6 +109,7 @@ static const struct rn_op_type gen_source = {
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = gen_keys,
     .ctx_size = sizeof(struct gen_cfg), .outputs = gen_out, .n_outputs = 1, .poll = gen_poll,
     .close = gen_close,
+    .types = probe_types,
 };
 
 /* ---- a keyed operator that registers timers and reports them ---------------------- */
@@ -410,8 +417,6 @@ static void test_late(void)
 int main(void)
 {
     if (!mkdtemp(dir)) return 1;
-    rn_types_init();
-    rn_type_register(&probe_type);
     rn_op_register(&gen_source);
     rn_op_register(&timer_probe);
     rn_op_register(&keep_sink);

@@ -6,7 +6,7 @@
  */
 #include "rn_test.h"
 
-#include "rn_config.h"
+#include "rn_config_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>

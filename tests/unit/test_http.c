@@ -12,7 +12,7 @@
  */
 #include "rn_test.h"
 
-#include "rn_http.h"
+#include "rn_http_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rn_fs.h"
+#include "rn_fs_int.h"
 #include "rn_model.h"
 #include "rn_rand.h"
 #include "rn_test.h"
