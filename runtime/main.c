@@ -4,6 +4,7 @@
  *   runnel validate JOB.yaml [--set key=value]...   check a job, print its graph
  *   runnel run JOB.yaml [--set key=value]...        run a job in this process
  *   runnel evaluate --data PATH --policy P...       off-policy evaluation (rn_evaluate.c)
+ *   runnel dev-kafka [--brokers N] [--port P]        a local Kafka (rn_devkafka.c)
  *   runnel schema                                   print the YAML reference
  *   runnel version
  *
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_devkafka.h"
 #include "rn_evaluate_int.h"
 #include "rn_http.h"
 #include "rn_models_int.h"
@@ -45,6 +47,7 @@ static int rn__usage(FILE *out)
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
+                 "       runnel dev-kafka [--brokers N] [--port P] [--topics T:N,...]\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -245,6 +248,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "evaluate") == 0) return rn_evaluate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0) return rn_models_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "dev-kafka") == 0) return rn_devkafka_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);

@@ -177,6 +177,7 @@ const void *rn_op_ctx(const struct rn_op *op); /* the parsed config (read-only) 
 void *rn_op_local(const struct rn_op *op);     /* the instance's own pointer */
 void rn_op_set_local(struct rn_op *op, void *p);
 const char *rn_op_id(const struct rn_op *op);
+const char *rn_op_job_name(const struct rn_op *op); /* `job:` in YAML */
 uint32_t rn_op_subtask(const struct rn_op *op);
 uint32_t rn_op_parallelism(const struct rn_op *op);
 int rn_op_source_index(const struct rn_op *op); /* sources: index in the job */
@@ -191,6 +192,14 @@ int rn_op_key_field(const struct rn_op *op);
 int rn_op_input(const struct rn_op *op);
 /* True once the job was asked to stop (SIGINT/SIGTERM, REST). */
 int rn_op_stopping(const struct rn_op *op);
+/* Sources that read several splits in one subtask (a Kafka source's
+ * partitions): the records emitted by this poll() come from split `split`
+ * of n_splits (0 <= split < n_splits; n_splits may grow between calls).
+ * Emit one split's records per poll(). The runtime then keeps event time
+ * per split and the subtask's watermark is the least over the splits that
+ * are not idle (watermark.idle_timeout), so an idle split does not hold the
+ * others back. A source that never calls it is one split. */
+void rn_op_source_split(struct rn_op *op, int split, int n_splits);
 /* Counts records that came behind the instance's watermark (status page). */
 void rn_op_count_late(struct rn_op *op, uint64_t n);
 /* Whether the job takes checkpoints (sinks then write two-phase). */
