@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_cluster_int.h"
 #include "rn_devkafka.h"
 #include "rn_evaluate_int.h"
 #include "rn_http.h"
@@ -47,6 +48,9 @@ static int rn__usage(FILE *out)
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
+                 "       runnel cluster start --workers N | coordinator | worker (--help: more)\n"
+                 "       runnel submit|list|status|savepoint|cancel|rescale|workers ... (a cluster;\n"
+                 "              see runnel submit --help)\n"
                  "       runnel dev-kafka [--brokers N] [--port P] [--topics T:N,...]\n"
                  "       runnel schema\n"
                  "       runnel version\n"
@@ -242,6 +246,14 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "schema") == 0) return rn__schema();
+    if (strcmp(cmd, "coordinator") == 0) return rn_coordinator_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0) return rn_worker_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "cluster") == 0) return rn_cluster_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0 || strcmp(cmd, "list") == 0 || strcmp(cmd, "cancel") == 0 ||
+        strcmp(cmd, "rescale") == 0 || strcmp(cmd, "workers") == 0 ||
+        ((strcmp(cmd, "status") == 0 || strcmp(cmd, "savepoint") == 0) && argc > 2 &&
+         rn_cluster_is_job_id(argv[2])))
+        return rn_cluster_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "savepoint") == 0 || strcmp(cmd, "checkpoint") == 0)
         return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);

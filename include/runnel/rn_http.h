@@ -22,6 +22,7 @@ struct rn_http_request {
     const char *query;  /* after '?', or "" */
     const char *body;
     size_t body_len;
+    const char *authorization; /* the Authorization header's value, or "" */
 };
 
 struct rn_http_response {
@@ -58,5 +59,10 @@ void rn_http_stop(struct rn_http_server *s);
  * with *status and the body appended to `out`, or < 0 with a message. */
 int rn_http_call(const char *addr, const char *method, const char *path, const char *body,
                  int timeout_ms, int *status, struct rn_buf *out, char *errbuf, size_t errlen);
+
+/* The same, with "Authorization: Bearer <token>" when token is not NULL. */
+int rn_http_call_auth(const char *addr, const char *method, const char *path, const char *body,
+                      const char *token, int timeout_ms, int *status, struct rn_buf *out,
+                      char *errbuf, size_t errlen);
 
 #endif
