@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "rn_cluster_int.h"
+#include "rn_fs.h"
 
 static volatile sig_atomic_t rn__cl_stop;
 
@@ -217,8 +218,11 @@ int rn_cluster_main(int argc, char **argv)
         fprintf(stderr, "runnel cluster: %s\n", err);
         return 1;
     }
-    char coord[128];
+    char coord[128], tok[600];
     snprintf(coord, sizeof coord, "%s", rn_coord_address(c));
+    /* The workers need the token whenever the coordinator made or reads one. */
+    snprintf(tok, sizeof tok, "%s/token", a.o.dir);
+    if (!a.o.token_file && rn_fs_exists(tok)) a.o.token_file = tok;
     printf("coordinator http://%s/\n", coord);
     fflush(stdout);
     struct rn__child kids[256];
