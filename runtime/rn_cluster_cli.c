@@ -401,7 +401,9 @@ static int rn__rescale_done(yajl_val v, const void *arg)
         fprintf(stderr, "runnel: the rescale did not happen (its savepoint failed?)\n");
         return -1;
     }
-    if (rn_jint(v, "tasks_running", 0) != rn_jint(v, "tasks_total", -1)) return 0;
+    if (rn_jint(v, "tasks_running", 0) + rn_jint(v, "tasks_finished", 0) !=
+        rn_jint(v, "tasks_total", -1))
+        return 0;
     printf("job %s runs on %d workers\n", rn_jstr(v, "id"), want);
     return 1;
 }

@@ -781,16 +781,17 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
     rn_json_kv_str(b, "file", j->file);
     uint64_t records = 0;
     double rate = 0;
-    int running = 0;
+    int running = 0, finished = 0;
     for (int i = 0; i < j->n_tasks; i++) {
         records += j->tasks[i].records;
         rate += j->tasks[i].rate;
         running += j->tasks[i].state == RN__CT_RUNNING;
+        finished += j->tasks[i].state == RN__CT_FINISHED;
     }
     rn_buf_printf(b,
-                  "\"workers\":%d,\"tasks_total\":%d,\"tasks_running\":%d,\"records\":%llu,"
-                  "\"rate\":",
-                  j->n_workers, j->n_tasks, running, (unsigned long long)records);
+                  "\"workers\":%d,\"tasks_total\":%d,\"tasks_running\":%d,"
+                  "\"tasks_finished\":%d,\"records\":%llu,\"rate\":",
+                  j->n_workers, j->n_tasks, running, finished, (unsigned long long)records);
     rn_json_f64(b, rate);
     rn_buf_printf(b, ",\"cluster_checkpoint\":%lld,\"submitted_ms\":%lld",
                   (long long)j->cluster_ckpt, (long long)j->submitted_ms);
