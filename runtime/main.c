@@ -41,7 +41,7 @@ static int rn__usage(FILE *out)
 {
     fprintf(out, "usage: runnel validate JOB.yaml [--set key=value]...\n"
                  "       runnel run JOB.yaml [--set key=value]... [--quiet] [--hold] [--fresh]\n"
-                 "                  [--from-checkpoint DIR]\n"
+                 "                  [--from-checkpoint DIR] [--token-file PATH]\n"
                  "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel status ADDRESS|JOB.yaml\n"
@@ -60,7 +60,10 @@ static int rn__usage(FILE *out)
                  "or --set sources.logs.path=/tmp/x.jsonl.\n"
                  "--hold keeps the status page up after a bounded job ends (until Ctrl-C).\n"
                  "With checkpoint: in the job, run restores the latest completed checkpoint;\n"
-                 "--fresh starts empty instead, --from-checkpoint DIR restores DIR.\n");
+                 "--fresh starts empty instead, --from-checkpoint DIR restores DIR.\n"
+                 "When http.listen is not loopback-only, POST calls (checkpoints, savepoints,\n"
+                 "model pin/rollback) need the bearer token in --token-file (default\n"
+                 "$RUNNEL_TOKEN_FILE, else var/token; made with mode 0600 if missing).\n");
     return 2;
 }
 
@@ -159,8 +162,15 @@ static int rn__trigger(int argc, char **argv, int savepoint)
     if (rn__address(argv[0], addr, sizeof addr)) return 1;
     struct rn_buf body = RN_BUF_INIT;
     int status = 0;
-    if (rn_http_call(addr, "POST", savepoint ? "/api/v1/savepoints" : "/api/v1/checkpoints", NULL,
-                     10000, &status, &body, err, sizeof err)) {
+    /* A job listening beyond loopback wants its token ($RUNNEL_TOKEN_FILE). */
+    char token[RN_TOKEN_MAX] = "";
+    const char *tf = getenv("RUNNEL_TOKEN_FILE");
+    if (tf && tf[0] && rn_token_load(tf, 0, token, sizeof token, err, sizeof err)) {
+        fprintf(stderr, "runnel: %s\n", err);
+        return 1;
+    }
+    if (rn_http_call_auth(addr, "POST", savepoint ? "/api/v1/savepoints" : "/api/v1/checkpoints",
+                          NULL, token[0] ? token : NULL, 10000, &status, &body, err, sizeof err)) {
         fprintf(stderr, "runnel: %s\n", err);
         rn_buf_free(&body);
         return 1;
@@ -281,6 +291,8 @@ int main(int argc, char **argv)
             opt.fresh = 1;
         } else if (strcmp(argv[i], "--from-checkpoint") == 0 && i + 1 < argc) {
             opt.from_checkpoint = argv[++i];
+        } else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
+            opt.token_file = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "runnel: unknown option '%s'\n", argv[i]);
             free(sets);

@@ -505,8 +505,8 @@ int rn_cluster_cli_main(int argc, char **argv)
                 printf("%-24s %-11s %-10s %7s %5s %12s %10s\n", "ID", "STATE", "OPERATION",
                        "WORKERS", "TASKS", "RECORDS", "RECORDS/S");
             else
-                printf("%-4s %-4s %-8s %-5s %-5s %12s %10s %10s  %s\n", "ID", "SLOT", "PID",
-                       "ALIVE", "TASKS", "RECORDS", "RECORDS/S", "CHECKPOINT", "PAGE");
+                printf("%-4s %-4s %-8s %-5s %-5s %12s %10s %8s %10s  %s\n", "ID", "SLOT", "PID",
+                       "ALIVE", "TASKS", "RECORDS", "RECORDS/S", "LAG", "CHECKPOINT", "PAGE");
             for (size_t i = 0; i < arr->u.array.len; i++) {
                 yajl_val x = arr->u.array.values[i];
                 if (jobs) {
@@ -521,11 +521,12 @@ int rn_cluster_cli_main(int argc, char **argv)
                     yajl_val alive = NULL;
                     for (size_t k = 0; k < x->u.object.len; k++)
                         if (strcmp(x->u.object.keys[k], "alive") == 0) alive = x->u.object.values[k];
-                    printf("%-4lld %-4lld %-8lld %-5s %-5lld %12lld %10.0f %10lld  http://%s/\n",
+                    printf("%-4lld %-4lld %-8lld %-5s %-5lld %12lld %10.0f %8lld %10lld  http://%s/\n",
                            (long long)rn_jint(x, "id", 0), (long long)rn_jint(x, "slot", 0),
                            (long long)rn_jint(x, "pid", 0), YAJL_IS_TRUE(alive) ? "yes" : "no",
                            (long long)rn_jint(x, "n_tasks", 0), (long long)rn_jint(x, "records", 0),
-                           rn_jnum(x, "rate", 0), (long long)rn_jint(x, "last_checkpoint", 0),
+                           rn_jnum(x, "rate", 0), (long long)rn_jint(x, "lag", 0),
+                           (long long)rn_jint(x, "last_checkpoint", 0),
                            rn_jstr(x, "page"));
                 }
             }

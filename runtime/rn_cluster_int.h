@@ -2,7 +2,7 @@
  * rn_cluster_int.h — private to the cluster: the coordinator (rn_coordinator.c),
  * the worker process (rn_worker.c), `runnel cluster start` and the job CLI
  * (rn_cluster_cli.c), bearer tokens and small JSON helpers
- * (rn_cluster_auth.c), and the Kafka metadata look-up that divides a job into
+ * (rn_auth.c, rn_cluster_json.c), and the Kafka metadata look-up that divides a job into
  * tasks (rn_cluster_kafka.c). See docs/cluster.md.
  *
  * Control plane only: the coordinator and the workers exchange small JSON
@@ -14,27 +14,13 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "rn_auth_int.h"
 #include "rn_common.h"
 #include "rn_config.h"
 #include "rn_http.h"
 
 /* The coordinator's default REST address. */
 #define RN_CLUSTER_DEFAULT_ADDR "127.0.0.1:8091"
-
-/* ---- tokens (rn_cluster_auth.c) ------------------------------------------------ */
-
-#define RN_TOKEN_MAX 128
-
-/* Reads the token in `path` (its first line) into tok. With create, a
- * missing file is created first (mode 0600, 32 random bytes as hex). Returns 0,
- * or < 0 with a message. */
-int rn_token_load(const char *path, int create, char *tok, size_t toklen, char *errbuf,
-                  size_t errlen);
-/* Whether the request carries "Authorization: Bearer <token>"; the compare
- * takes the same time wherever the first difference is. */
-int rn_token_check(const struct rn_http_request *req, const char *token);
-/* Whether the bound "host:port" accepts only loopback connections. */
-int rn_addr_is_loopback(const char *addr);
 
 /* ---- JSON over yajl_tree ------------------------------------------------------- */
 

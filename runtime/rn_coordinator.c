@@ -61,6 +61,7 @@ struct rn__ctask {
     int restarts;
     uint64_t completed; /* the task's latest complete checkpoint id */
     uint64_t records;
+    uint64_t lag; /* consumer lag of its sources, messages */
     uint64_t rate_prev;
     int64_t rate_at_ns;
     double rate;
@@ -102,6 +103,7 @@ struct rn__cjob {
     int n_sp;
     /* Cluster checkpoints: chk-N.json once every task has a newer one. */
     int64_t cluster_ckpt;
+    int64_t retain; /* chk-N.json files kept (checkpoint.retain) */
     uint64_t *ckpt_seen;
     int64_t ckpt_due_ns;
     struct rn__cjob *next;
@@ -430,6 +432,11 @@ static void rn__tick_ckpt(struct rn_coord *c, struct rn__cjob *j)
     if (rn__write_cluster_manifest(j, "chk", j->cluster_ckpt + 1, 0, path, sizeof path)) return;
     j->cluster_ckpt++;
     for (int i = 0; i < j->n_tasks; i++) j->ckpt_seen[i] = j->tasks[i].completed;
+    if (j->cluster_ckpt > j->retain) {
+        snprintf(path, sizeof path, "%s/chk-%lld.json", j->ckpt_dir,
+                 (long long)(j->cluster_ckpt - j->retain));
+        unlink(path);
+    }
 }
 
 static void *rn__tick_thread(void *arg)
@@ -537,6 +544,7 @@ static void rn__on_heartbeat(struct rn_coord *c, yajl_val v, struct rn_http_resp
         t->rate_prev = rec;
         t->rate_at_ns = now;
         t->records = rec;
+        t->lag = (uint64_t)rn_jint(r, "lag", 0);
         t->completed = (uint64_t)rn_jint(r, "completed", 0);
         const char *page = rn_jstr(r, "page");
         snprintf(t->page, sizeof t->page, "%s", page ? page : "");
@@ -724,6 +732,7 @@ static void rn__submit(struct rn_coord *c, const struct rn_http_request *req,
     j->file = rn_xstrdup(file);
     j->ckpt_enabled = job->ckpt_enabled;
     j->ckpt_dir = rn_xstrdup(job->ckpt_dir);
+    j->retain = job->ckpt_retain > 0 ? job->ckpt_retain : 1;
     j->submitted_ms = rn_wall_ms();
     j->n_tasks = parts;
     j->tasks = rn_xcalloc((size_t)parts, sizeof *j->tasks);
@@ -782,8 +791,10 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
     uint64_t records = 0;
     double rate = 0;
     int running = 0, finished = 0;
+    uint64_t lag = 0;
     for (int i = 0; i < j->n_tasks; i++) {
         records += j->tasks[i].records;
+        lag += j->tasks[i].lag;
         rate += j->tasks[i].rate;
         running += j->tasks[i].state == RN__CT_RUNNING;
         finished += j->tasks[i].state == RN__CT_FINISHED;
@@ -793,8 +804,8 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
                   "\"tasks_finished\":%d,\"records\":%llu,\"rate\":",
                   j->n_workers, j->n_tasks, running, finished, (unsigned long long)records);
     rn_json_f64(b, rate);
-    rn_buf_printf(b, ",\"cluster_checkpoint\":%lld,\"submitted_ms\":%lld",
-                  (long long)j->cluster_ckpt, (long long)j->submitted_ms);
+    rn_buf_printf(b, ",\"lag\":%llu,\"cluster_checkpoint\":%lld,\"submitted_ms\":%lld",
+                  (unsigned long long)lag, (long long)j->cluster_ckpt, (long long)j->submitted_ms);
     if (full) {
         rn_buf_puts(b, ",\"tasks\":[");
         for (int i = 0; i < j->n_tasks; i++) {
@@ -805,9 +816,10 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
             rn_json_kv_str(b, "page", t->page);
             rn_json_kv_str(b, "error", t->error);
             rn_buf_printf(b,
-                          "\"partition\":%d,\"worker\":%lld,\"records\":%llu,\"checkpoint\":%llu,"
-                          "\"restarts\":%d,\"rate\":",
+                          "\"partition\":%d,\"worker\":%lld,\"records\":%llu,\"lag\":%llu,"
+                          "\"checkpoint\":%llu,\"restarts\":%d,\"rate\":",
                           t->partition, (long long)t->worker, (unsigned long long)t->records,
+                          (unsigned long long)t->lag,
                           (unsigned long long)t->completed, t->restarts);
             rn_json_f64(b, t->rate);
             rn_buf_putc(b, '}');
@@ -831,7 +843,7 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
 static void rn__worker_json(struct rn_coord *c, struct rn__cworker *w, struct rn_buf *b)
 {
     int tasks = 0;
-    uint64_t records = 0;
+    uint64_t records = 0, lag = 0;
     double rate = 0;
     uint64_t ckpt = 0;
     struct rn_buf names = RN_BUF_INIT;
@@ -841,6 +853,7 @@ static void rn__worker_json(struct rn_coord *c, struct rn__cworker *w, struct rn
             if (t->worker != w->id) continue;
             tasks++;
             records += t->records;
+            lag += t->lag;
             rate += t->rate;
             ckpt = RN_MAX(ckpt, t->completed);
             if (names.len) rn_buf_putc(&names, ',');
@@ -855,8 +868,8 @@ static void rn__worker_json(struct rn_coord *c, struct rn__cworker *w, struct rn
                   "\"last_heartbeat_ms_ago\":%lld,\"registered_ms\":%lld,\"tasks\":[",
                   (long long)((rn_now_ns() - w->last_ns) / 1000000), (long long)w->registered_ms);
     rn_buf_append(b, names.data, names.len);
-    rn_buf_printf(b, "],\"records\":%llu,\"last_checkpoint\":%llu,\"rate\":",
-                  (unsigned long long)records, (unsigned long long)ckpt);
+    rn_buf_printf(b, "],\"records\":%llu,\"lag\":%llu,\"last_checkpoint\":%llu,\"rate\":",
+                  (unsigned long long)records, (unsigned long long)lag, (unsigned long long)ckpt);
     rn_json_f64(b, rate);
     rn_buf_printf(b, ",\"n_tasks\":%d}", tasks);
     rn_buf_free(&names);
@@ -897,17 +910,18 @@ static void rn__render_html(struct rn_coord *c, struct rn_buf *b)
         rn_buf_printf(b,
                       "<h3>%s — %s%s%s</h3><p>%d workers, cluster checkpoint %lld</p>"
                       "<table border=1><tr><th>task</th><th>state</th><th>worker</th>"
-                      "<th>records</th><th>records/s</th><th>checkpoint</th><th>restarts</th>"
-                      "<th>page</th></tr>",
+                      "<th>records</th><th>records/s</th><th>lag</th><th>checkpoint</th>"
+                      "<th>restarts</th><th>page</th></tr>",
                       j->name, rn__cj_names[j->state], j->op ? " · " : "", rn__op_names[j->op],
                       j->n_workers, (long long)j->cluster_ckpt);
         for (int i = 0; i < j->n_tasks; i++) {
             struct rn__ctask *t = &j->tasks[i];
             rn_buf_printf(b,
                           "<tr><td>%s</td><td>%s</td><td>%lld</td><td>%llu</td><td>%.0f</td>"
-                          "<td>%llu</td><td>%d</td><td><a href=\"http://%s/\">%s</a></td></tr>",
+                          "<td>%llu</td><td>%llu</td><td>%d</td>"
+                          "<td><a href=\"http://%s/\">%s</a></td></tr>",
                           t->name, rn__ct_names[t->state], (long long)t->worker,
-                          (unsigned long long)t->records, t->rate,
+                          (unsigned long long)t->records, t->rate, (unsigned long long)t->lag,
                           (unsigned long long)t->completed, t->restarts, t->page, t->page);
         }
         rn_buf_puts(b, "</table>");
@@ -938,6 +952,11 @@ static void rn__render_metrics(struct rn_coord *c, struct rn_buf *b)
         for (int i = 0; i < j->n_tasks; i++)
             rn_buf_printf(b, "runnel_cluster_task_rate{job=\"%s\",task=\"%s\"} %.1f\n", j->name,
                           j->tasks[i].name, j->tasks[i].rate);
+    rn_buf_puts(b, "# TYPE runnel_cluster_task_lag gauge\n");
+    for (struct rn__cjob *j = c->jobs; j; j = j->next)
+        for (int i = 0; i < j->n_tasks; i++)
+            rn_buf_printf(b, "runnel_cluster_task_lag{job=\"%s\",task=\"%s\"} %llu\n", j->name,
+                          j->tasks[i].name, (unsigned long long)j->tasks[i].lag);
     rn_buf_puts(b, "# TYPE runnel_cluster_task_checkpoint gauge\n");
     for (struct rn__cjob *j = c->jobs; j; j = j->next)
         for (int i = 0; i < j->n_tasks; i++)

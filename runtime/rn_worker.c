@@ -36,6 +36,7 @@
 
 #include "rn_cluster_int.h"
 #include "rn_fs.h"
+#include "rn_exec_int.h"
 #include "rn_job_int.h"
 
 enum rn__wt_state { RN__WT_RUNNING, RN__WT_FINISHED, RN__WT_STOPPED, RN__WT_FAILED };
@@ -113,6 +114,31 @@ static uint64_t rn__task_records(struct rn__wtask *t)
         uint64_t in, out, dropped;
         rn__instance_totals(t->job, i, &in, &out, &dropped);
         sum += out;
+    }
+    return sum;
+}
+
+/* Consumer lag of the task's sources (their metric `lag`: messages behind
+ * the end of their partitions), 0 before it is built. */
+static uint64_t rn__task_lag(struct rn__wtask *t)
+{
+    if (!t->job || !atomic_load_explicit(&t->job->built, memory_order_acquire)) return 0;
+    struct rn_job *job = t->job;
+    uint64_t sum = 0;
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        if (n->kind != RN_KIND_SOURCE || !n->type->metrics) continue;
+        int m = 0;
+        while (n->type->metrics[m] && strcmp(n->type->metrics[m], "lag") != 0) m++;
+        if (!n->type->metrics[m]) continue;
+        const struct rn_group *g = &job->groups[n->group];
+        int pos = 0;
+        while (g->nodes[pos] != i) pos++;
+        for (uint32_t s = 0; g->tasks && s < g->parallelism; s++) {
+            struct rn_instance *in = g->tasks[s]->inst[pos];
+            if (m < in->n_metrics)
+                sum += atomic_load_explicit(&in->metrics[m], memory_order_relaxed);
+        }
     }
     return sum;
 }
@@ -239,8 +265,9 @@ static void rn__task_json(struct rn__wtask *t, struct rn_buf *b)
     rn_json_kv_str(b, "error", st == RN__WT_FAILED ? t->error : "");
     const char *page = t->job && st == RN__WT_RUNNING ? rn_job_http_address(t->job) : "";
     rn_json_kv_str(b, "page", page);
-    rn_buf_printf(b, "\"partition\":%d,\"records\":%llu,\"completed\":%llu,\"req\":%lld,", t->partition,
-                  (unsigned long long)rn__task_records(t),
+    rn_buf_printf(b, "\"partition\":%d,\"records\":%llu,\"lag\":%llu,\"completed\":%llu,\"req\":%lld,",
+                  t->partition, (unsigned long long)rn__task_records(t),
+                  (unsigned long long)rn__task_lag(t),
                   t->job ? (unsigned long long)atomic_load(&t->job->completed_id) : 0ULL,
                   (long long)t->req);
     rn_json_kv_str(b, "req_state", t->req_state == 0 ? "pending" : t->req_state == 1 ? "done" : "failed");

@@ -108,6 +108,7 @@ for t in d["tasks"]:
 # ---- the cluster view -----------------------------------------------------------------------------
 curl -s "http://$ADDR/metrics" | grep -q '^runnel_cluster_workers_alive 2$' &&
   curl -s "http://$ADDR/metrics" | grep -q 'runnel_cluster_task_records{job="clicks",task="p2"}' &&
+  curl -s "http://$ADDR/metrics" | grep -q "^runnel_cluster_task_lag{job=\"clicks\",task=\"p1\"} 0$" &&
   ok "/metrics: workers alive and per-task figures" || bad "/metrics"
 page=$(curl -s "http://$ADDR/")
 wpage=$(rn workers | awk 'NR == 2 { print $NF }')
@@ -129,5 +130,32 @@ r=$(cat "$work"/out/rejected.p*.jsonl | wc -l)
   bad "after cancel: $n + $r of $(kcat_count events)"
 rn savepoint clicks >/dev/null 2>"$work/e"
 [ $? -eq 1 ] && grep -q "is canceled" "$work/e" && ok "savepoint of a canceled job refused" || bad "savepoint canceled"
+# ---- a job's own status page beyond loopback -------------------------------------------------
+unset RUNNEL_TOKEN_FILE
+printf '%s\n' "$(head -50 "$work/raw.jsonl")" >"$work/in.jsonl"
+cat >"$work/one.yaml" <<YAML
+job: one
+http: { listen: 0.0.0.0:0 }
+checkpoint: { dir: $work/one/ckpt, interval: 1h }
+state: { dir: $work/one/state }
+sources:
+  logs: { type: file, path: $work/in.jsonl, follow: true }
+operators:
+  - { id: collect, op: log_collector, from: logs }
+sinks:
+  out: { type: file, path: $work/one/out.jsonl, from: collect }
+YAML
+"$bin/runnel" run "$work/one.yaml" --token-file "$work/one.token" 2>"$work/one.err" &
+jpid=$!
+for i in $(seq 100); do grep -q "status page at" "$work/one.err" && break; sleep 0.05; done
+jaddr=$(sed -n 's|.*status page at http://\(.*\)/$|\1|p' "$work/one.err")
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$jaddr/api/v1/savepoints")
+code2=$(curl -s -o /dev/null -w '%{http_code}' "http://$jaddr/api/v1/job")
+[ "$code" = 401 ] && [ "$code2" = 200 ] && [ "$(stat -c %a "$work/one.token")" = 600 ] &&
+  ok "a job's status page on 0.0.0.0: savepoint without the token 401, reading 200" ||
+  bad "job page without token: POST $code, GET $code2"
+RUNNEL_TOKEN_FILE="$work/one.token" "$bin/runnel" savepoint "$jaddr" >"$work/o" 2>&1 &&
+  ok "with the token: $(cat "$work/o")" || bad "savepoint with token: $(cat "$work/o")"
+kill "$jpid"; wait "$jpid"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
