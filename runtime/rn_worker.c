@@ -52,7 +52,7 @@ struct rn__wtask {
     _Atomic int state;   /* enum rn__wt_state */
     int stop_requested;  /* a stop command came: forget once ended */
     int64_t started_ms;
-    char error[512];     /* written by the task thread before state leaves RUNNING */
+    char error[1024];    /* written by the task thread before state leaves RUNNING */
     /* The last checkpoint request: cluster request id, the task's own id. */
     int64_t req;
     int64_t req_local;
