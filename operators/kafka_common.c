@@ -30,7 +30,8 @@ int rn__kafka_check(const struct rn_kafka_common *kc, const struct rn_cfg_node *
         return RN_EINVAL;
     }
     if (!rn__kafka_bootstrap(kc)[0]) {
-        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, kc->bootstrap ? "bootstrap_servers" : "brokers"),
+        rn_cfg_errf(errbuf, errlen,
+                    rn_cfg_get(node, kc->bootstrap ? "bootstrap_servers" : "brokers"),
                     "the broker list is empty");
         return RN_EINVAL;
     }
@@ -60,8 +61,8 @@ int rn__kafka_check(const struct rn_kafka_common *kc, const struct rn_cfg_node *
             }
         }
         char why[512];
-        if (rc == 0 && rd_kafka_conf_set(scratch, p->key, p->value, why, sizeof why) !=
-                           RD_KAFKA_CONF_OK) {
+        if (rc == 0 &&
+            rd_kafka_conf_set(scratch, p->key, p->value, why, sizeof why) != RD_KAFKA_CONF_OK) {
             rn_cfg_key_errf(errbuf, errlen, p, "librdkafka property '%s': %s", p->key, why);
             rc = RN_EINVAL;
         }

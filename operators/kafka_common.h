@@ -20,18 +20,35 @@ struct rn_kafka_common {
     const struct rn_cfg_node *properties;
 };
 
-#define RN_KAFKA_COMMON_KEYS(cfg_struct)                                                          \
-    {"bootstrap_servers", RN_CT_STRING, NULL, NULL, offsetof(cfg_struct, kc.bootstrap),           \
-     "Kafka brokers to start from, host:port[,host:port...] (librdkafka's bootstrap.servers). "   \
-     "`runnel dev-kafka` prints one for a local test cluster.",                                   \
-     NULL, 0, 0, 0},                                                                              \
-        {"brokers", RN_CT_STRING, NULL, NULL, offsetof(cfg_struct, kc.brokers),                   \
-         "Another name for bootstrap_servers (give one of the two).", NULL, 0, 0, 0},             \
-        {"properties", RN_CT_NODE, NULL, NULL, offsetof(cfg_struct, kc.properties),               \
-         "librdkafka properties passed through as they are, a map such as "                       \
-         "{ security.protocol: ssl, ssl.ca.location: ca.pem }. They override runnel's "      \
-         "defaults; properties runnel manages itself are refused.",                               \
-         NULL, 0, 0, 0}
+#define RN_KAFKA_COMMON_KEYS(cfg_struct)                                                           \
+    {"bootstrap_servers",                                                                          \
+     RN_CT_STRING,                                                                                 \
+     NULL,                                                                                         \
+     NULL,                                                                                         \
+     offsetof(cfg_struct, kc.bootstrap),                                                           \
+     "Kafka brokers to start from, host:port[,host:port...] (librdkafka's bootstrap.servers). "    \
+     "`runnel dev-kafka` prints one for a local test cluster.",                                    \
+     NULL,                                                                                         \
+     0,                                                                                            \
+     0,                                                                                            \
+     0},                                                                                           \
+        {"brokers",                                                                                \
+         RN_CT_STRING,                                                                             \
+         NULL,                                                                                     \
+         NULL,                                                                                     \
+         offsetof(cfg_struct, kc.brokers),                                                         \
+         "Another name for bootstrap_servers (give one of the two).",                              \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         0},                                                                                       \
+    {                                                                                              \
+        "properties", RN_CT_NODE, NULL, NULL, offsetof(cfg_struct, kc.properties),                 \
+            "librdkafka properties passed through as they are, a map such as "                     \
+            "{ security.protocol: ssl, ssl.ca.location: ca.pem }. They override runnel's "         \
+            "defaults; properties runnel manages itself are refused.",                             \
+            NULL, 0, 0, 0                                                                          \
+    }
 
 /* Load time: checks that exactly one of bootstrap_servers/brokers is given,
  * and that every property is a scalar librdkafka accepts (trying it on a

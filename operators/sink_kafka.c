@@ -15,14 +15,14 @@
  * by default "runnel-<job>-<sink id>"):
  *
  *   open            init_transactions (fences an older producer with the same
- *                   id and aborts its open transaction), begin_transaction
- *   process         produce into the open transaction
+ *                   id and aborts its open transaction)
+ *   process         begin_transaction before the first record after a
+ *                   commit; produce into the open transaction
  *   snapshot(N)     flush and check delivery ("pre-commit"); the transaction
  *                   stays open and its messages are also written to the
  *                   snapshot; records that arrive until N completes are held
  *                   in memory (they belong to the next transaction)
- *   notify(N)       commit_transaction, begin the next one, produce the held
- *                   records into it
+ *   notify(N)       commit_transaction; the held records begin the next one
  *   failure/close   the open transaction is aborted (or, after a crash,
  *                   aborted by the next init_transactions)
  *
@@ -71,10 +71,10 @@ struct rn_kafka_sink {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
     int eos;
-    int in_txn;         /* a transaction is open */
-    uint64_t precommitted; /* exactly_once: checkpoint whose transaction awaits commit, or 0 */
-    struct rn_kmsgs txn;   /* exactly_once: the open transaction's messages */
-    struct rn_kmsgs held;  /* exactly_once: records after a pre-commit */
+    int in_txn;             /* a transaction is open */
+    uint64_t precommitted;  /* exactly_once: checkpoint whose transaction awaits commit, or 0 */
+    struct rn_kmsgs txn;    /* exactly_once: the open transaction's messages */
+    struct rn_kmsgs held;   /* exactly_once: records after a pre-commit */
     struct rn_kmsgs replay; /* restored: the pre-committed transaction to write again */
     struct rn_buf json;
     char *key_field;
@@ -109,16 +109,16 @@ static const struct rn_config_key rn_kafka_sink_keys[] = {
      "exactly_once: the broker aborts a transaction left open this long (longer than the "
      "checkpoint interval; at most the broker's transaction.max.timeout.ms).",
      NULL, 0, 1000, 3600000},
-    {"flush_timeout", RN_CT_DURATION, "60s", "ms", offsetof(struct rn_kafka_sink_cfg, flush_timeout),
+    {"flush_timeout", RN_CT_DURATION, "60s", "ms",
+     offsetof(struct rn_kafka_sink_cfg, flush_timeout),
      "How long a checkpoint or the end of the stream waits for the brokers to acknowledge "
      "messages before the job fails.",
      NULL, 0, 100, 3600000},
     RN_CONFIG_END,
 };
 
-static const char *const rn_ksink_reserved[] = {"bootstrap.servers", "transactional.id",
-                                               "enable.idempotence", "transaction.timeout.ms",
-                                               NULL};
+static const char *const rn_ksink_reserved[] = {
+    "bootstrap.servers", "transactional.id", "enable.idempotence", "transaction.timeout.ms", NULL};
 
 static int rn_kafka_sink_init(void *ctx, const struct rn_cfg_node *node, char *errbuf,
                               size_t errlen)
@@ -150,7 +150,8 @@ static int rn__json_field(const char *j, size_t n, const char *name, size_t name
         char ch = j[i];
         if (ch == '"') {
             size_t s = ++i;
-            while (i < n && j[i] != '"') i += j[i] == '\\' ? 2 : 1;
+            while (i < n && j[i] != '"')
+                i += j[i] == '\\' ? 2 : 1;
             if (i >= n) return -1;
             size_t e = i;
             if (depth == 1 && i + 1 < n && j[i + 1] == ':' && e - s == name_len &&
@@ -158,7 +159,8 @@ static int rn__json_field(const char *j, size_t n, const char *name, size_t name
                 size_t a = i + 2, b = a;
                 if (a < n && j[a] == '"') {
                     b = ++a;
-                    while (b < n && j[b] != '"') b += j[b] == '\\' ? 2 : 1;
+                    while (b < n && j[b] != '"')
+                        b += j[b] == '\\' ? 2 : 1;
                 } else {
                     int d = 0;
                     while (b < n && (d > 0 || (j[b] != ',' && j[b] != '}'))) {
@@ -318,12 +320,17 @@ static int rn_kafka_sink_open(struct rn_op *op)
     else
         snprintf(txid, sizeof txid, "runnel-%s-%s-%u", rn_op_job_name(op), rn_op_id(op),
                  rn_op_subtask(op));
-    const char *defaults[] = {"linger.ms", "5",
-                              "enable.idempotence", "true",
-                              "log.connection.close", "false",
-                              s->eos ? "transactional.id" : NULL, txid,
-                              "transaction.timeout.ms", timeout,
-                              NULL};
+    /* Name and value pairs; at_least_once ends the list before the
+     * transactional ones. */
+    /* clang-format off */
+    const char *defaults[] = {
+        "linger.ms", "5",
+        "enable.idempotence", "true",
+        "log.connection.close", "false",
+        s->eos ? "transactional.id" : NULL, txid,
+        "transaction.timeout.ms", timeout,
+        NULL};
+    /* clang-format on */
     rd_kafka_conf_t *conf = rn__kafka_conf(&c->kc, defaults, err, sizeof err);
     if (!conf) {
         rn_op_errorf(op, "%s", err);
@@ -355,10 +362,11 @@ static int rn_kafka_sink_open(struct rn_op *op)
         rn_buf_free(&s->replay.buf);
         s->replay.n = 0;
     }
-    return rn__ksink_begin(op, s);
+    return 0; /* the next transaction begins with its first record */
 }
 
-static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
+static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
+                                 struct rn_emitter *out)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
     (void)out;
@@ -377,6 +385,10 @@ static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in, st
         if (s->eos && s->precommitted) {
             rn__kmsgs_add(&s->held, k, kn, s->json.data, s->json.len);
             continue;
+        }
+        if (s->eos && !s->in_txn) {
+            int rc = rn__ksink_begin(op, s);
+            if (rc) return rc;
         }
         int rc = rn__ksink_produce(op, s, k, kn, s->json.data, s->json.len);
         if (rc) return rc;
@@ -399,7 +411,8 @@ static int rn_kafka_sink_snapshot(struct rn_op *op, uint64_t id, struct rn_snaps
     int rc = rn__ksink_flush(op, s);
     if (rc) return rc;
     rn_snapshot_write_i64(w, RN_KSINK_SNAPSHOT_VERSION);
-    if (!s->eos) {
+    if (!s->eos || !s->in_txn) {
+        /* Nothing written since the last commit: no transaction to hold. */
         rn_snapshot_write_i64(w, 0);
         return 0;
     }
@@ -456,7 +469,7 @@ static int rn_kafka_sink_restore(struct rn_op *op, struct rn_snapshot_reader *r)
 }
 
 /* Checkpoint `id` completed: commit the transaction pre-committed for it (or
- * an earlier one), begin the next and produce what was held meanwhile. */
+ * an earlier one); what was held meanwhile begins the next. */
 static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
@@ -466,8 +479,10 @@ static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
     s->precommitted = 0;
     rn_buf_reset(&s->txn.buf);
     s->txn.n = 0;
-    rc = rn__ksink_begin(op, s);
-    if (!rc) rc = rn__ksink_produce_all(op, s, &s->held, &s->txn);
+    if (s->held.n) {
+        rc = rn__ksink_begin(op, s);
+        if (!rc) rc = rn__ksink_produce_all(op, s, &s->held, &s->txn);
+    }
     rn_buf_reset(&s->held.buf);
     s->held.n = 0;
     return rc;

@@ -72,11 +72,11 @@ struct rn_kpart {
     int32_t partition;
     char *split; /* "topic/partition" */
     size_t split_len;
-    int64_t next;      /* next offset to read; < 0: not known yet (librdkafka's logical) */
-    int64_t end;       /* stop_at_end: the high watermark at start */
-    int64_t lag;       /* high watermark - next, last computed */
-    int done;          /* stop_at_end: reached end */
-    int split_index;   /* index given to rn_op_source_split */
+    int64_t next;    /* next offset to read; < 0: not known yet (librdkafka's logical) */
+    int64_t end;     /* stop_at_end: the high watermark at start */
+    int64_t lag;     /* high watermark - next, last computed */
+    int done;        /* stop_at_end: reached end */
+    int split_index; /* index given to rn_op_source_split */
     rd_kafka_queue_t *q;
 };
 
@@ -136,22 +136,26 @@ static const struct rn_config_key rn_kafka_source_keys[] = {
      "the stream.",
      NULL, 0, 0, 0},
     {"max_message", RN_CT_SIZE, "1MiB", "bytes", offsetof(struct rn_kafka_source_cfg, max_message),
-     "Longest message value passed on whole; longer ones are dead-lettered by log_collector.",
-     NULL, 0, 16, (int64_t)1 << 30},
+     "Longest message value passed on whole; longer ones are dead-lettered by log_collector.", NULL,
+     0, 16, (int64_t)1 << 30},
     {"metadata_timeout", RN_CT_DURATION, "10s", "ms",
      offsetof(struct rn_kafka_source_cfg, metadata_timeout),
-     "How long to wait for the brokers when the source starts (topic metadata, end offsets).",
-     NULL, 0, 1, 3600000},
+     "How long to wait for the brokers when the source starts (topic metadata, end offsets).", NULL,
+     0, 1, 3600000},
     {"max_rate", RN_CT_INT, "0", "messages/s", offsetof(struct rn_kafka_source_cfg, max_rate),
-     "Read at most this many messages per second per subtask (0: as fast as possible).", NULL,
-     0, 0, (int64_t)1 << 40},
+     "Read at most this many messages per second per subtask (0: as fast as possible).", NULL, 0, 0,
+     (int64_t)1 << 40},
     RN_CONFIG_END,
 };
 
 /* Properties the source manages itself. */
-static const char *const rn_ksrc_reserved[] = {
-    "bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store",
-    "auto.offset.reset", "enable.partition.eof", NULL};
+static const char *const rn_ksrc_reserved[] = {"bootstrap.servers",
+                                               "group.id",
+                                               "enable.auto.commit",
+                                               "enable.auto.offset.store",
+                                               "auto.offset.reset",
+                                               "enable.partition.eof",
+                                               NULL};
 
 static int rn_kafka_source_init(void *ctx, const struct rn_cfg_node *node, char *errbuf,
                                 size_t errlen)
@@ -198,7 +202,8 @@ static int rn_kafka_source_init(void *ctx, const struct rn_cfg_node *node, char 
                     return RN_EINVAL;
                 }
             }
-            c->partitions = rn_xrealloc(c->partitions, (c->n_partitions + 1) * sizeof *c->partitions);
+            c->partitions =
+                rn_xrealloc(c->partitions, (c->n_partitions + 1) * sizeof *c->partitions);
             c->partitions[c->n_partitions++] = (int32_t)v;
         }
     }
@@ -213,7 +218,8 @@ static int rn_kafka_source_init(void *ctx, const struct rn_cfg_node *node, char 
 static void rn_kafka_source_fini(void *ctx)
 {
     struct rn_kafka_source_cfg *c = ctx;
-    for (size_t i = 0; i < c->n_topics; i++) free(c->topics[i]);
+    for (size_t i = 0; i < c->n_topics; i++)
+        free(c->topics[i]);
     free(c->topics);
     free(c->partitions);
 }
@@ -297,8 +303,9 @@ static int rn__ksrc_assign_static(struct rn_op *op, struct rn_kafka_source *s)
             rd_kafka_metadata(s->rk, 0, rkt, &md, (int)RN_MIN(c->metadata_timeout, INT32_MAX));
         rd_kafka_topic_destroy(rkt);
         if (err || md->topic_cnt != 1 || md->topics[0].err) {
-            rd_kafka_resp_err_t e = err ? err : md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
-                                                                   : md->topics[0].err;
+            rd_kafka_resp_err_t e = err                  ? err
+                                    : md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                                                         : md->topics[0].err;
             rn_op_errorf(op, "topic '%s' at %s: %s", c->topics[t], rn__kafka_bootstrap(&c->kc),
                          rd_kafka_err2str(e));
             if (md) rd_kafka_metadata_destroy(md);
@@ -309,17 +316,19 @@ static int rn__ksrc_assign_static(struct rn_op *op, struct rn_kafka_source *s)
         for (int i = 0; i < cnt; i++) {
             int32_t p = md->topics[0].partitions[i].id;
             int listed = !c->partitions;
-            for (size_t j = 0; j < c->n_partitions; j++) listed |= c->partitions[j] == p;
+            for (size_t j = 0; j < c->n_partitions; j++)
+                listed |= c->partitions[j] == p;
             if (!listed) continue;
             all = rn_xrealloc(all, (n_all + 1) * sizeof *all);
             all[n_all++] = (struct rn_kpart){.topic = c->topics[t], .partition = p};
         }
         for (size_t j = 0; j < c->n_partitions; j++) {
             int found = 0;
-            for (int i = 0; i < cnt; i++) found |= md->topics[0].partitions[i].id == c->partitions[j];
+            for (int i = 0; i < cnt; i++)
+                found |= md->topics[0].partitions[i].id == c->partitions[j];
             if (!found) {
-                rn_op_errorf(op, "topic '%s' has no partition %" PRId32 " (it has %d)", c->topics[t],
-                             c->partitions[j], cnt);
+                rn_op_errorf(op, "topic '%s' has no partition %" PRId32 " (it has %d)",
+                             c->topics[t], c->partitions[j], cnt);
                 rd_kafka_metadata_destroy(md);
                 free(all);
                 return RN_EINVAL;
@@ -329,15 +338,18 @@ static int rn__ksrc_assign_static(struct rn_op *op, struct rn_kafka_source *s)
     }
     qsort(all, n_all, sizeof *all, rn__kpart_cmp);
     uint32_t sub = rn_op_subtask(op), par = rn_op_parallelism(op);
-    for (size_t j = sub; j < n_all; j += par) rn__kpart_add(s, all[j].topic, all[j].partition);
+    for (size_t j = sub; j < n_all; j += par)
+        rn__kpart_add(s, all[j].topic, all[j].partition);
     free(all);
     if (!s->n_parts) return 0; /* more subtasks than partitions: this one stays idle */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)s->n_parts);
     for (size_t i = 0; i < s->n_parts; i++) {
         struct rn_kpart *k = &s->parts[i];
-        rd_kafka_topic_partition_list_add(l, k->topic, k->partition)->offset = rn__kpart_start(c, k);
+        rd_kafka_topic_partition_list_add(l, k->topic, k->partition)->offset =
+            rn__kpart_start(c, k);
     }
-    for (size_t i = 0; i < s->n_parts; i++) rn__kpart_queue(s, &s->parts[i]);
+    for (size_t i = 0; i < s->n_parts; i++)
+        rn__kpart_queue(s, &s->parts[i]);
     rd_kafka_resp_err_t err = rd_kafka_assign(s->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (err) {
@@ -394,8 +406,8 @@ static void rn__ksrc_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* Revoked (or lost): keep the partitions' offsets for the snapshot, drop
      * their queues. */
     for (int i = 0; i < l->cnt; i++) {
-        struct rn_kpart *k = rn__kpart_find(s->parts, s->n_parts, l->elems[i].topic,
-                                            l->elems[i].partition);
+        struct rn_kpart *k =
+            rn__kpart_find(s->parts, s->n_parts, l->elems[i].topic, l->elems[i].partition);
         if (k && k->q) {
             rd_kafka_queue_destroy(k->q);
             k->q = NULL;
@@ -416,6 +428,7 @@ static int rn_kafka_source_open(struct rn_op *op)
     const struct rn_kafka_source_cfg *c = rn_op_ctx(op);
     struct rn_kafka_source *s = rn__ksrc_local(op);
     s->msgs = rn_xmalloc(RN_BATCH_RECORDS * sizeof *s->msgs);
+    /* clang-format off */
     const char *defaults[] = {
         "group.id", c->group_id,
         "enable.auto.commit", "false",
@@ -426,6 +439,7 @@ static int rn_kafka_source_open(struct rn_op *op)
         "session.timeout.ms", "6000",
         "log.connection.close", "false",
         NULL};
+    /* clang-format on */
     char err[512];
     rd_kafka_conf_t *conf = rn__kafka_conf(&c->kc, defaults, err, sizeof err);
     if (!conf) {
@@ -466,8 +480,7 @@ static void rn__ksrc_lag(struct rn_op *op, struct rn_kafka_source *s)
         struct rn_kpart *k = &s->parts[i];
         if (!k->q) continue;
         int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(s->rk, k->topic, k->partition, &lo, &hi) ||
-            hi < 0)
+        if (rd_kafka_get_watermark_offsets(s->rk, k->topic, k->partition, &lo, &hi) || hi < 0)
             continue;
         int64_t at = k->next >= 0 ? k->next : lo;
         k->lag = hi > at ? hi - at : 0;
@@ -578,27 +591,22 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
 static int rn_kafka_source_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
 {
     struct rn_kafka_source *s = rn_op_local(op);
+    /* Only the partitions the subtask reads now: every subtask restores
+     * every subtask's offsets (RN_OP_UNION_RESTORE), so a partition that
+     * moved away is the new owner's to write. */
     size_t n = 0;
-    for (size_t i = 0; i < s->n_parts; i++) n += s->parts[i].next >= 0;
-    for (size_t i = 0; i < s->n_restored; i++)
-        n += !rn__kpart_find(s->parts, s->n_parts, s->restored[i].topic, s->restored[i].partition);
+    for (size_t i = 0; i < s->n_parts; i++)
+        n += s->parts[i].next >= 0 && s->parts[i].q;
     rn_snapshot_write_i64(w, RN_KSRC_SNAPSHOT_VERSION);
     rn_snapshot_write_i64(w, (int64_t)n);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n + 1);
     for (size_t i = 0; i < s->n_parts; i++) {
         const struct rn_kpart *k = &s->parts[i];
-        if (k->next < 0) continue;
+        if (k->next < 0 || !k->q) continue;
         rn_snapshot_write_str(w, k->topic);
         rn_snapshot_write_i64(w, k->partition);
         rn_snapshot_write_i64(w, k->next);
         rd_kafka_topic_partition_list_add(l, k->topic, k->partition)->offset = k->next;
-    }
-    for (size_t i = 0; i < s->n_restored; i++) {
-        const struct rn_kpart *k = &s->restored[i];
-        if (rn__kpart_find(s->parts, s->n_parts, k->topic, k->partition)) continue;
-        rn_snapshot_write_str(w, k->topic);
-        rn_snapshot_write_i64(w, k->partition);
-        rn_snapshot_write_i64(w, k->next);
     }
     /* Kept to commit to Kafka once the checkpoint completes. */
     if (s->n_pending == RN_KSRC_PENDING_MAX) {
@@ -610,10 +618,14 @@ static int rn_kafka_source_snapshot(struct rn_op *op, uint64_t id, struct rn_sna
     return 0;
 }
 
+/* Called once per subtask of the checkpoint (RN_OP_UNION_RESTORE): collects
+ * every partition's offset; open() takes those of the partitions this
+ * subtask reads now. A partition found twice (it moved between members of a
+ * consumer group) keeps the larger offset. */
 static int rn_kafka_source_restore(struct rn_op *op, struct rn_snapshot_reader *r)
 {
     struct rn_kafka_source *s = rn__ksrc_local(op);
-    int64_t version, n;
+    int64_t version = 0, n;
     if (rn_snapshot_read_i64(r, &version) || version != RN_KSRC_SNAPSHOT_VERSION ||
         rn_snapshot_read_i64(r, &n) || n < 0 || n > RN_KSRC_MAX_PARTS) {
         rn_op_errorf(op, "the checkpoint's Kafka offsets are unreadable (format %lld)",
@@ -626,6 +638,11 @@ static int rn_kafka_source_restore(struct rn_op *op, struct rn_snapshot_reader *
         if (rn_snapshot_read_str(r, &topic) || rn_snapshot_read_i64(r, &p) ||
             rn_snapshot_read_i64(r, &next) || p < 0 || p > INT32_MAX || next < 0)
             return RN_ECORRUPT;
+        struct rn_kpart *dup = rn__kpart_find(s->restored, s->n_restored, topic, (int32_t)p);
+        if (dup) {
+            if (next > dup->next) dup->next = next;
+            continue;
+        }
         s->restored = rn_xrealloc(s->restored, (s->n_restored + 1) * sizeof *s->restored);
         s->restored[s->n_restored++] =
             (struct rn_kpart){.topic = rn_xstrdup(topic), .partition = (int32_t)p, .next = next};
@@ -671,7 +688,8 @@ static void rn_kafka_source_close(struct rn_op *op)
         free(s->parts[i].topic);
         free(s->parts[i].split);
     }
-    for (size_t i = 0; i < s->n_restored; i++) free(s->restored[i].topic);
+    for (size_t i = 0; i < s->n_restored; i++)
+        free(s->restored[i].topic);
     for (size_t i = 0; i < s->n_pending; i++)
         rd_kafka_topic_partition_list_destroy(s->pending[i].offsets);
     if (s->rk) {
@@ -699,6 +717,7 @@ const struct rn_op_type rn_source_kafka = {
                    "event-time watermarks are kept per partition. Metric `lag`: messages behind "
                    "the partitions' ends.",
     .kind = RN_KIND_SOURCE,
+    .flags = RN_OP_UNION_RESTORE,
     .config = rn_kafka_source_keys,
     .ctx_size = sizeof(struct rn_kafka_source_cfg),
     .outputs = rn_kafka_source_out,

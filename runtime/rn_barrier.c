@@ -162,6 +162,33 @@ void rn__consumer_input_ended(struct rn_task *t)
 /* ---- restore ----------------------------------------------------------------------- */
 
 /* Opens the task's state and gives each instance its snapshot back. */
+/* RN_OP_UNION_RESTORE: restore() once with the bytes of every subtask of
+ * the checkpoint (whatever the parallelism then and now), in the order of the
+ * checkpoint's task list; the operator keeps what it owns now. */
+static int rn__restore_union(struct rn_instance *in, const struct rn_restore *r, char *path,
+                             size_t pl)
+{
+    char err[1024] = "";
+    for (size_t k = 0; k < r->n_tasks; k++) {
+        snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, r->tasks[k].head,
+                 r->tasks[k].subtask, in->node->id);
+        if (!rn_fs_exists(path)) continue;
+        struct rn_snapshot_reader *rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
+        if (!rd) {
+            rn__job_set_error(in->job, "restore of '%s': %s", in->node->id, err);
+            return RN_ECORRUPT;
+        }
+        int rc = in->node->type->restore(&in->op, rd);
+        rn__snapshot_reader_destroy(rd);
+        if (rc < 0) {
+            rn__check_rc(in, rc, "restore");
+            return rc;
+        }
+        in->restored = 1;
+    }
+    return 0;
+}
+
 int rn__task_restore(struct rn_task *t)
 {
     struct rn_job *job = t->job;
@@ -233,6 +260,10 @@ int rn__task_restore(struct rn_task *t)
     for (int i = 0; i < t->n_inst && rc == 0; i++) {
         struct rn_instance *in = t->inst[i];
         if (!in->node->type->restore) continue;
+        if (in->node->type->flags & RN_OP_UNION_RESTORE) {
+            rc = rn__restore_union(in, r, path, pl);
+            continue;
+        }
         /* The operator's bytes, wherever its chain was cut last time: its own
          * chain first, then any chain of the same subtask. */
         snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, head, t->subtask, in->node->id);

@@ -184,8 +184,10 @@ static int rn__dk_topics(rd_kafka_mock_cluster_t *mc, const char *list)
         if (colon) {
             *colon = 0;
             if (rn_parse_i64(colon + 1, &parts) || parts < 1 || parts > 10000) {
-                fprintf(stderr, "runnel: dev-kafka: --topics: '%s': partitions must be a "
-                                "number in 1..10000\n", colon + 1);
+                fprintf(stderr,
+                        "runnel: dev-kafka: --topics: '%s': partitions must be a "
+                        "number in 1..10000\n",
+                        colon + 1);
                 rc = 2;
                 break;
             }
@@ -268,7 +270,8 @@ int rn_devkafka_main(int argc, char **argv)
         fflush(stdout);
         fprintf(stderr, "runnel: dev-kafka: %d broker(s) at %s%s; Ctrl-C stops\n", (int)brokers,
                 boot, port ? " (relayed from --port)" : "");
-        while (!rn__dk_stop) pause();
+        while (!rn__dk_stop)
+            pause();
     }
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);

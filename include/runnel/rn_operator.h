@@ -50,6 +50,11 @@ enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
 #define RN_OP_SINGLETON 0x10 /* runs as one instance, whatever the job's parallelism:
                               * every upstream subtask gathers into it (a learner
                               * that trains one model) */
+#define RN_OP_UNION_RESTORE 0x20 /* restore() runs once per subtask of the
+                                  * checkpoint, with each one's bytes, whatever the
+                                  * parallelism was: the operator keeps what it owns
+                                  * now (a Kafka source's partition offsets, which
+                                  * move between subtasks on a rescale) */
 
 /* Return codes of poll(). */
 #define RN_POLL_MORE 0 /* emitted something; call again */

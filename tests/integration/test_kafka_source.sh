@@ -4,8 +4,9 @@
 #   1. it reads a topic into the same output as the file source on the same
 #      lines, and dead-letters bad messages with topic/partition/offset (the
 #      offset kcat finds the same message at);
-#   2. kill -9 mid-run and restart: the restore continues at the checkpointed
-#      offsets, and the committed output is identical to an uninterrupted run;
+#   2. kill -9 mid-run and restart (also at another parallelism): the restore
+#      continues at the checkpointed offsets, and the committed output is
+#      identical to an uninterrupted run;
 #   3. an idle partition does not hold the watermark back (with
 #      watermark.idle_timeout), and does hold it without;
 #   4. the consumer lag shows on /metrics while it reads.
@@ -113,6 +114,16 @@ timeout 120 "$bin/runnel" run "$work/job.yaml" 2>"$work/restart.txt" >/dev/null 
 grep -q "restor" "$work/restart.txt" && ok "the restart restored a checkpoint" ||
   bad "the restart did not restore: $(head -3 "$work/restart.txt")"
 compare "kill -9 mid-run"
+# The same at parallelism 2, restarted at 3: partitions move between
+# subtasks, and their offsets with them.
+rm -rf "$work/var"
+RATE=10000 "$bin/runnel" run "$work/job.yaml" --quiet &
+pid=$!
+for i in $(seq 200); do [ "$(latest)" -ge 2 ] && break; sleep 0.05; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+timeout 120 "$bin/runnel" run "$work/job.yaml" --set parallelism=3 --quiet || bad "restart at 3 failed"
+compare "kill -9 at parallelism 2, restart at 3"
 
 # ---- 3. an idle partition does not hold the watermark ------------------------------------
 # Events only in partition 0 of `idle`; partition 1 stays empty. One subtask
