@@ -11,6 +11,18 @@
 CPID=""
 stop_cluster() { [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null; CPID=""; }
 
+# Stops the cluster (workers stop their tasks, then the coordinator ends) and
+# checks that no process of it reported a sanitizer error or failed to stop.
+finish_cluster() {
+  stop_cluster
+  if grep -q "Sanitizer" "$work/cluster.err"; then
+    bad "a sanitizer report in the cluster's log"
+    grep -A20 "Sanitizer" "$work/cluster.err" | head -40
+  else
+    ok "the cluster stopped cleanly"
+  fi
+}
+
 start_cluster() { # workers [more options]
   local n=$1
   shift

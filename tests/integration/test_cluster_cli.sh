@@ -157,5 +157,6 @@ code2=$(curl -s -o /dev/null -w '%{http_code}' "http://$jaddr/api/v1/job")
 RUNNEL_TOKEN_FILE="$work/one.token" "$bin/runnel" savepoint "$jaddr" >"$work/o" 2>&1 &&
   ok "with the token: $(cat "$work/o")" || bad "savepoint with token: $(cat "$work/o")"
 kill "$jpid"; wait "$jpid"
+finish_cluster
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -73,5 +73,6 @@ n=$(committed re events | wc -l)
 r=$(committed re rejected | wc -l)
 [ $((n + r)) -eq "$produced" ] && [ "$(committed re events | uniq -d | wc -l)" -eq 0 ] &&
   ok "nothing doubled or lost: $n events + $r dead letters = $produced" || bad "$n + $r of $produced"
+finish_cluster
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
