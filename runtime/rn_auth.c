@@ -37,7 +37,8 @@ int rn_token_load(const char *path, int create, char *tok, size_t toklen, char *
             return RN_EIO;
         }
         char hex[sizeof raw * 2 + 2];
-        for (size_t i = 0; i < sizeof raw; i++) snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+        for (size_t i = 0; i < sizeof raw; i++)
+            snprintf(hex + 2 * i, 3, "%02x", raw[i]);
         strcat(hex, "\n");
         if (rn_fs_mkdirs_for(path, errbuf, errlen)) return RN_EIO;
         /* O_EXCL: two processes starting together do not overwrite each other. */
@@ -52,8 +53,7 @@ int rn_token_load(const char *path, int create, char *tok, size_t toklen, char *
                 return RN_EIO;
             }
         } else if (errno != EEXIST) {
-            rn_errf(errbuf, errlen, "%s: cannot create the token file: %s", path,
-                    strerror(errno));
+            rn_errf(errbuf, errlen, "%s: cannot create the token file: %s", path, strerror(errno));
             return RN_EIO;
         }
         text = rn_fs_read_all(path, &len);
@@ -64,8 +64,8 @@ int rn_token_load(const char *path, int create, char *tok, size_t toklen, char *
     }
     size_t n = strcspn(text, "\r\n");
     if (n == 0 || n >= toklen || n >= RN_TOKEN_MAX) {
-        rn_errf(errbuf, errlen, "%s: the token file must hold one line of 1 to %d characters",
-                path, RN_TOKEN_MAX - 1);
+        rn_errf(errbuf, errlen, "%s: the token file must hold one line of 1 to %d characters", path,
+                RN_TOKEN_MAX - 1);
         free(text);
         return RN_EINVAL;
     }
@@ -83,7 +83,8 @@ int rn_token_check(const struct rn_http_request *req, const char *token)
     size_t hl = strlen(h), tl = strlen(token);
     /* Every byte of the token is looked at, whatever the given value. */
     unsigned char diff = (unsigned char)(hl != tl);
-    for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(token[i] ^ (i < hl ? h[i] : 0));
+    for (size_t i = 0; i < tl; i++)
+        diff |= (unsigned char)(token[i] ^ (i < hl ? h[i] : 0));
     return diff == 0 && tl > 0;
 }
 

@@ -143,7 +143,8 @@ int rn_coordinator_main(int argc, char **argv)
     }
     printf("coordinator http://%s/\n", rn_coord_address(c));
     fflush(stdout);
-    while (!rn__cl_stop) usleep(50000);
+    while (!rn__cl_stop)
+        usleep(50000);
     rn_coord_destroy(c);
     return 0;
 }
@@ -228,7 +229,8 @@ int rn_cluster_main(int argc, char **argv)
     struct rn__child kids[256];
     memset(kids, 0, sizeof kids);
     int n = a.workers;
-    for (int i = 0; i < n; i++) kids[i].pid = rn__spawn_worker(&a, coord, i);
+    for (int i = 0; i < n; i++)
+        kids[i].pid = rn__spawn_worker(&a, coord, i);
     while (!rn__cl_stop) {
         int status;
         pid_t pid;
@@ -274,8 +276,8 @@ struct rn__cli {
 /* One call; returns the parsed JSON reply (the caller frees it) with *status,
  * or NULL after printing why (the coordinator unreachable, or a reply that is
  * not JSON). */
-static yajl_val rn__call(struct rn__cli *cl, const char *method, const char *path,
-                         const char *body, int *status)
+static yajl_val rn__call(struct rn__cli *cl, const char *method, const char *path, const char *body,
+                         int *status)
 {
     struct rn_buf out = RN_BUF_INIT;
     char err[512];
@@ -467,7 +469,8 @@ int rn_cluster_cli_main(int argc, char **argv)
         }
         struct rn_buf body = RN_BUF_INIT;
         char chunk[65536];
-        while ((len = fread(chunk, 1, sizeof chunk, f)) > 0) rn_buf_append(&body, chunk, len);
+        while ((len = fread(chunk, 1, sizeof chunk, f)) > 0)
+            rn_buf_append(&body, chunk, len);
         fclose(f);
         rn_buf_putc(&body, 0);
         rn_buf_puts(&path, "/api/v1/jobs?file=");
@@ -511,23 +514,26 @@ int rn_cluster_cli_main(int argc, char **argv)
                 yajl_val x = arr->u.array.values[i];
                 if (jobs) {
                     char tasks[32];
-                    snprintf(tasks, sizeof tasks, "%lld/%lld", (long long)rn_jint(x, "tasks_running", 0),
+                    snprintf(tasks, sizeof tasks, "%lld/%lld",
+                             (long long)rn_jint(x, "tasks_running", 0),
                              (long long)rn_jint(x, "tasks_total", 0));
                     printf("%-24s %-11s %-10s %7lld %5s %12lld %10.0f\n", rn_jstr(x, "id"),
-                           rn_jstr(x, "state"), rn_jstr(x, "operation")[0] ? rn_jstr(x, "operation") : "-",
+                           rn_jstr(x, "state"),
+                           rn_jstr(x, "operation")[0] ? rn_jstr(x, "operation") : "-",
                            (long long)rn_jint(x, "workers", 0), tasks,
                            (long long)rn_jint(x, "records", 0), rn_jnum(x, "rate", 0));
                 } else {
                     yajl_val alive = NULL;
                     for (size_t k = 0; k < x->u.object.len; k++)
-                        if (strcmp(x->u.object.keys[k], "alive") == 0) alive = x->u.object.values[k];
-                    printf("%-4lld %-4lld %-8lld %-5s %-5lld %12lld %10.0f %8lld %10lld  http://%s/\n",
-                           (long long)rn_jint(x, "id", 0), (long long)rn_jint(x, "slot", 0),
-                           (long long)rn_jint(x, "pid", 0), YAJL_IS_TRUE(alive) ? "yes" : "no",
-                           (long long)rn_jint(x, "n_tasks", 0), (long long)rn_jint(x, "records", 0),
-                           rn_jnum(x, "rate", 0), (long long)rn_jint(x, "lag", 0),
-                           (long long)rn_jint(x, "last_checkpoint", 0),
-                           rn_jstr(x, "page"));
+                        if (strcmp(x->u.object.keys[k], "alive") == 0)
+                            alive = x->u.object.values[k];
+                    printf(
+                        "%-4lld %-4lld %-8lld %-5s %-5lld %12lld %10.0f %8lld %10lld  http://%s/\n",
+                        (long long)rn_jint(x, "id", 0), (long long)rn_jint(x, "slot", 0),
+                        (long long)rn_jint(x, "pid", 0), YAJL_IS_TRUE(alive) ? "yes" : "no",
+                        (long long)rn_jint(x, "n_tasks", 0), (long long)rn_jint(x, "records", 0),
+                        rn_jnum(x, "rate", 0), (long long)rn_jint(x, "lag", 0),
+                        (long long)rn_jint(x, "last_checkpoint", 0), rn_jstr(x, "page"));
                 }
             }
         }

@@ -45,12 +45,12 @@ int rn_cluster_partitions(const struct rn_cfg_doc *doc, int *n, char *errbuf, si
 /* ---- the coordinator (rn_coordinator.c) ---------------------------------------- */
 
 struct rn_coord_opts {
-    const char *listen;        /* REST address (loopback by default) */
-    const char *dir;           /* where submitted jobs are kept */
-    const char *token_file;    /* NULL: <dir>/token */
+    const char *listen;     /* REST address (loopback by default) */
+    const char *dir;        /* where submitted jobs are kept */
+    const char *token_file; /* NULL: <dir>/token */
     int64_t heartbeat_timeout_ms;
     int64_t checkpoint_every_ms; /* how often cluster checkpoints are recorded */
-    int can_spawn;             /* `cluster start`: more workers can be started on demand */
+    int can_spawn;               /* `cluster start`: more workers can be started on demand */
 };
 
 struct rn_coord;

@@ -6,7 +6,6 @@
 
 #include "rn_cluster_int.h"
 
-
 static yajl_val rn__jget(yajl_val obj, const char *name)
 {
     if (!obj || !YAJL_IS_OBJECT(obj)) return NULL;

@@ -78,7 +78,7 @@ int rn_cluster_partitions(const struct rn_cfg_doc *doc, int *n, char *errbuf, si
     int count = 0;
     const char *first = NULL;
     for (const struct rn_cfg_node *s = sources && sources->kind == RN_CFG_MAP ? sources->child
-                                                                             : NULL;
+                                                                              : NULL;
          s; s = s->next) {
         const struct rn_cfg_node *type = rn_cfg_get(s, "type");
         if (!type || type->kind != RN_CFG_SCALAR || strcmp(type->value, "kafka") != 0) continue;

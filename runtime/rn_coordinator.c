@@ -176,7 +176,8 @@ static void rn__queue_named(struct rn__cworker *w, const char *op, const char *j
 
 static void rn__free_job(struct rn__cjob *j)
 {
-    for (int i = 0; i < j->n_tasks; i++) free(j->tasks[i].sets);
+    for (int i = 0; i < j->n_tasks; i++)
+        free(j->tasks[i].sets);
     free(j->tasks);
     free(j->ckpt_seen);
     free(j->ckpt_dir);
@@ -189,7 +190,8 @@ static void rn__free_job(struct rn__cjob *j)
 static int rn__alive_workers(struct rn_coord *c)
 {
     int n = 0;
-    for (struct rn__cworker *w = c->workers; w; w = w->next) n += w->alive;
+    for (struct rn__cworker *w = c->workers; w; w = w->next)
+        n += w->alive;
     return n;
 }
 
@@ -267,8 +269,8 @@ static int rn__savepoint_begin(struct rn_coord *c, struct rn__cjob *j, char *err
 }
 
 /* Writes <job>/<kind>-N.json: which directory holds each task's part. */
-static int rn__write_cluster_manifest(struct rn__cjob *j, const char *kind, int64_t id,
-                                      int use_req, char *path, size_t pathlen)
+static int rn__write_cluster_manifest(struct rn__cjob *j, const char *kind, int64_t id, int use_req,
+                                      char *path, size_t pathlen)
 {
     struct rn_buf b = RN_BUF_INIT;
     char err[512];
@@ -313,8 +315,8 @@ static void rn__tick_op(struct rn_coord *c, struct rn__cjob *j)
         if (!pending && !failed &&
             rn__write_cluster_manifest(j, "savepoint", s->id, 1, s->path, sizeof s->path) == 0) {
             s->state = 1;
-            fprintf(stderr, "coordinator: savepoint %lld of %s completed: %s\n",
-                    (long long)s->id, j->name, s->path);
+            fprintf(stderr, "coordinator: savepoint %lld of %s completed: %s\n", (long long)s->id,
+                    j->name, s->path);
         } else {
             s->state = 2;
             fprintf(stderr, "coordinator: savepoint %lld of %s failed\n", (long long)s->id,
@@ -355,8 +357,7 @@ static void rn__tick_op(struct rn_coord *c, struct rn__cjob *j)
             j->wait_workers_until_ns = now + 15LL * 1000000000;
             for (int i = 0; i < j->n_tasks; i++)
                 if (j->tasks[i].state == RN__CT_STOPPED) j->tasks[i].state = RN__CT_UNASSIGNED;
-            fprintf(stderr, "coordinator: job %s rescaled to %d workers\n", j->name,
-                    j->n_workers);
+            fprintf(stderr, "coordinator: job %s rescaled to %d workers\n", j->name, j->n_workers);
         }
         j->op = RN__OP_NONE;
     }
@@ -431,7 +432,8 @@ static void rn__tick_ckpt(struct rn_coord *c, struct rn__cjob *j)
     char path[700];
     if (rn__write_cluster_manifest(j, "chk", j->cluster_ckpt + 1, 0, path, sizeof path)) return;
     j->cluster_ckpt++;
-    for (int i = 0; i < j->n_tasks; i++) j->ckpt_seen[i] = j->tasks[i].completed;
+    for (int i = 0; i < j->n_tasks; i++)
+        j->ckpt_seen[i] = j->tasks[i].completed;
     if (j->cluster_ckpt > j->retain) {
         snprintf(path, sizeof path, "%s/chk-%lld.json", j->ckpt_dir,
                  (long long)(j->cluster_ckpt - j->retain));
@@ -453,7 +455,8 @@ static void *rn__tick_thread(void *arg)
             rn__tick_assign(c, j);
             rn__tick_ckpt(c, j);
             int fin = j->state == RN__CJ_RUNNING && j->n_tasks > 0;
-            for (int i = 0; i < j->n_tasks; i++) fin &= j->tasks[i].state == RN__CT_FINISHED;
+            for (int i = 0; i < j->n_tasks; i++)
+                fin &= j->tasks[i].state == RN__CT_FINISHED;
             if (fin) {
                 j->state = RN__CJ_FINISHED;
                 fprintf(stderr, "coordinator: job %s finished\n", j->name);
@@ -485,7 +488,8 @@ static void rn__on_register(struct rn_coord *c, yajl_val v, struct rn_http_respo
         if (o->alive && o->slot == w->slot && o->pid != w->pid)
             rn__worker_dead(c, o, "was replaced by a new process in its slot");
     struct rn__cworker **tail = &c->workers;
-    while (*tail) tail = &(*tail)->next;
+    while (*tail)
+        tail = &(*tail)->next;
     *tail = w;
     fprintf(stderr, "coordinator: worker %lld registered (slot %d, pid %d, page %s)\n",
             (long long)w->id, w->slot, w->pid, w->addr);
@@ -564,8 +568,8 @@ static void rn__on_heartbeat(struct rn_coord *c, yajl_val v, struct rn_http_resp
             rn__queue(w, "stop", j, t, NULL); /* forget it */
         } else {
             const char *e = rn_jstr(r, "error");
-            fprintf(stderr, "coordinator: task %s/%s %s on worker %lld: %s\n", j->name, t->name,
-                    st, (long long)w->id, e ? e : "");
+            fprintf(stderr, "coordinator: task %s/%s %s on worker %lld: %s\n", j->name, t->name, st,
+                    (long long)w->id, e ? e : "");
             rn__queue(w, "stop", j, t, NULL);
             rn__task_lost(t, e && e[0] ? e : "the task stopped");
             t->not_before_ns = now + 1000000000LL * RN_MIN(t->restarts, 10);
@@ -639,8 +643,7 @@ static void rn__replace(char *s, size_t cap, const char *from, const char *to)
 /* The --set overrides that make task p of job out of the job's YAML: its
  * Kafka sources read partition p only; checkpoints, state and file output go
  * to the task's own places; its status page takes a free loopback port. */
-static char *rn__task_sets(const struct rn_job *job, const struct rn_cfg_doc *doc, int p,
-                           int kafka)
+static char *rn__task_sets(const struct rn_job *job, const struct rn_cfg_doc *doc, int p, int kafka)
 {
     struct rn_buf b = RN_BUF_INIT;
     char s[1400];
@@ -657,7 +660,8 @@ static char *rn__task_sets(const struct rn_job *job, const struct rn_cfg_doc *do
     const struct rn_cfg_node *sources = rn_cfg_get(doc->root, "sources");
     for (const struct rn_cfg_node *n = sources ? sources->child : NULL; n && kafka; n = n->next) {
         const struct rn_cfg_node *type = rn_cfg_get(n, "type");
-        if (type && strcmp(type->value, "kafka") == 0) RN__SET("sources.%s.partitions=%d", n->key, p);
+        if (type && strcmp(type->value, "kafka") == 0)
+            RN__SET("sources.%s.partitions=%d", n->key, p);
     }
     const struct rn_cfg_node *sinks = rn_cfg_get(doc->root, "sinks");
     for (const struct rn_cfg_node *n = sinks ? sinks->child : NULL; n; n = n->next) {
@@ -748,7 +752,8 @@ static void rn__submit(struct rn_coord *c, const struct rn_http_request *req,
 
     pthread_mutex_lock(&c->mu);
     struct rn__cjob **pp = &c->jobs;
-    while (*pp && strcmp((*pp)->name, j->name) != 0) pp = &(*pp)->next;
+    while (*pp && strcmp((*pp)->name, j->name) != 0)
+        pp = &(*pp)->next;
     if (*pp && ((*pp)->state == RN__CJ_RUNNING || (*pp)->state == RN__CJ_CANCELLING)) {
         pthread_mutex_unlock(&c->mu);
         snprintf(err, sizeof err, "%s: job '%s' is already running (cancel it first)", file,
@@ -819,8 +824,8 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
                           "\"partition\":%d,\"worker\":%lld,\"records\":%llu,\"lag\":%llu,"
                           "\"checkpoint\":%llu,\"restarts\":%d,\"rate\":",
                           t->partition, (long long)t->worker, (unsigned long long)t->records,
-                          (unsigned long long)t->lag,
-                          (unsigned long long)t->completed, t->restarts);
+                          (unsigned long long)t->lag, (unsigned long long)t->completed,
+                          t->restarts);
             rn_json_f64(b, t->rate);
             rn_buf_putc(b, '}');
         }
@@ -830,7 +835,9 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
             struct rn__savepoint *s = &j->sp[(j->n_sp - 1 - i) % RN__SP_HISTORY];
             rn_buf_printf(b, "%s{\"id\":%lld,\"status\":\"%s\",\"time_ms\":%lld,\"path\":",
                           i ? "," : "", (long long)s->id,
-                          s->state == 0 ? "pending" : s->state == 1 ? "completed" : "failed",
+                          s->state == 0   ? "pending"
+                          : s->state == 1 ? "completed"
+                                          : "failed",
                           (long long)s->at_ms);
             rn_json_str(b, s->path, strlen(s->path));
             rn_buf_putc(b, '}');
@@ -861,11 +868,10 @@ static void rn__worker_json(struct rn_coord *c, struct rn__cworker *w, struct rn
             snprintf(tn, sizeof tn, "%s/%s", j->name, t->name);
             rn_json_str(&names, tn, strlen(tn));
         }
-    rn_buf_printf(b, "{\"id\":%lld,\"slot\":%d,\"pid\":%d,\"alive\":%s,", (long long)w->id,
-                  w->slot, w->pid, w->alive ? "true" : "false");
+    rn_buf_printf(b, "{\"id\":%lld,\"slot\":%d,\"pid\":%d,\"alive\":%s,", (long long)w->id, w->slot,
+                  w->pid, w->alive ? "true" : "false");
     rn_json_kv_str(b, "page", w->addr);
-    rn_buf_printf(b,
-                  "\"last_heartbeat_ms_ago\":%lld,\"registered_ms\":%lld,\"tasks\":[",
+    rn_buf_printf(b, "\"last_heartbeat_ms_ago\":%lld,\"registered_ms\":%lld,\"tasks\":[",
                   (long long)((rn_now_ns() - w->last_ns) / 1000000), (long long)w->registered_ms);
     rn_buf_append(b, names.data, names.len);
     rn_buf_printf(b, "],\"records\":%llu,\"lag\":%llu,\"last_checkpoint\":%llu,\"rate\":",
@@ -938,7 +944,8 @@ static void rn__render_metrics(struct rn_coord *c, struct rn_buf *b)
         if (!w->alive) continue;
         int n = 0;
         for (struct rn__cjob *j = c->jobs; j; j = j->next)
-            for (int i = 0; i < j->n_tasks; i++) n += j->tasks[i].worker == w->id;
+            for (int i = 0; i < j->n_tasks; i++)
+                n += j->tasks[i].worker == w->id;
         rn_buf_printf(b, "runnel_cluster_worker_tasks{worker=\"%lld\",slot=\"%d\"} %d\n",
                       (long long)w->id, w->slot, n);
     }
@@ -984,8 +991,8 @@ static void rn__job_op(struct rn_coord *c, struct rn__cjob *j, enum rn__op op,
         return;
     }
     if (j->op != RN__OP_NONE) {
-        snprintf(err, sizeof err, "job '%s' is busy with a %s; try again when it is done",
-                 j->name, rn__op_names[j->op]);
+        snprintf(err, sizeof err, "job '%s' is busy with a %s; try again when it is done", j->name,
+                 rn__op_names[j->op]);
         rn__json_error(res, 409, err);
         return;
     }
@@ -997,7 +1004,8 @@ static void rn__job_op(struct rn_coord *c, struct rn__cjob *j, enum rn__op op,
             return;
         }
         if (!c->o.can_spawn && rn__alive_workers(c) < workers) {
-            snprintf(err, sizeof err, "only %d workers are alive; start more before rescaling to %d",
+            snprintf(err, sizeof err,
+                     "only %d workers are alive; start more before rescaling to %d",
                      rn__alive_workers(c), workers);
             rn__json_error(res, 409, err);
             return;

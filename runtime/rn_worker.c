@@ -49,10 +49,10 @@ struct rn__wtask {
     struct rn_job *job;
     pthread_t thread;
     int thread_started;
-    _Atomic int state;   /* enum rn__wt_state */
-    int stop_requested;  /* a stop command came: forget once ended */
+    _Atomic int state;  /* enum rn__wt_state */
+    int stop_requested; /* a stop command came: forget once ended */
     int64_t started_ms;
-    char error[1024];    /* written by the task thread before state leaves RUNNING */
+    char error[1024]; /* written by the task thread before state leaves RUNNING */
     /* The last checkpoint request: cluster request id, the task's own id. */
     int64_t req;
     int64_t req_local;
@@ -91,9 +91,9 @@ static void *rn__task_thread(void *arg)
     char err[512] = "";
     int rc = rn_job_run(t->job, err, sizeof err);
     if (rc) snprintf(t->error, sizeof t->error, "%s", err);
-    atomic_store(&t->state, rc ? RN__WT_FAILED
-                              : atomic_load(&t->job->stopping) ? RN__WT_STOPPED
-                                                               : RN__WT_FINISHED);
+    atomic_store(&t->state, rc                               ? RN__WT_FAILED
+                            : atomic_load(&t->job->stopping) ? RN__WT_STOPPED
+                                                             : RN__WT_FINISHED);
     return NULL;
 }
 
@@ -129,11 +129,13 @@ static uint64_t rn__task_lag(struct rn__wtask *t)
         const struct rn_node *n = &job->nodes[i];
         if (n->kind != RN_KIND_SOURCE || !n->type->metrics) continue;
         int m = 0;
-        while (n->type->metrics[m] && strcmp(n->type->metrics[m], "lag") != 0) m++;
+        while (n->type->metrics[m] && strcmp(n->type->metrics[m], "lag") != 0)
+            m++;
         if (!n->type->metrics[m]) continue;
         const struct rn_group *g = &job->groups[n->group];
         int pos = 0;
-        while (g->nodes[pos] != i) pos++;
+        while (g->nodes[pos] != i)
+            pos++;
         for (uint32_t s = 0; g->tasks && s < g->parallelism; s++) {
             struct rn_instance *in = g->tasks[s]->inst[pos];
             if (m < in->n_metrics)
@@ -166,7 +168,9 @@ static void rn__cmd_start(struct rn__worker *w, yajl_val cmd)
     size_t n = 0;
     for (size_t i = 0; i < ns; i++)
         if (YAJL_IS_STRING(sets->u.array.values[i])) ov[n++] = sets->u.array.values[i]->u.string;
-    struct rn_job_options opt = {.overrides = ov, .n_overrides = n, .quiet = 1,
+    struct rn_job_options opt = {.overrides = ov,
+                                 .n_overrides = n,
+                                 .quiet = 1,
                                  .fresh = (int)rn_jint(cmd, "fresh", 0),
                                  .from_checkpoint = rn_jstr(cmd, "from")};
     if (rn_fs_mkdirs_for(path, err, sizeof err) == 0 &&
@@ -231,8 +235,7 @@ static void rn__reap(struct rn__worker *w)
             snprintf(m, sizeof m, "%s/_manifest.json", t->req_path);
             if (rn_fs_exists(m))
                 t->req_state = 1;
-            else if (rn_now_ns() > t->req_deadline_ns ||
-                     atomic_load(&t->state) != RN__WT_RUNNING ||
+            else if (rn_now_ns() > t->req_deadline_ns || atomic_load(&t->state) != RN__WT_RUNNING ||
                      (int64_t)atomic_load(&t->job->completed_id) > t->req_local)
                 t->req_state = 2;
         }
@@ -265,12 +268,14 @@ static void rn__task_json(struct rn__wtask *t, struct rn_buf *b)
     rn_json_kv_str(b, "error", st == RN__WT_FAILED ? t->error : "");
     const char *page = t->job && st == RN__WT_RUNNING ? rn_job_http_address(t->job) : "";
     rn_json_kv_str(b, "page", page);
-    rn_buf_printf(b, "\"partition\":%d,\"records\":%llu,\"lag\":%llu,\"completed\":%llu,\"req\":%lld,",
-                  t->partition, (unsigned long long)rn__task_records(t),
-                  (unsigned long long)rn__task_lag(t),
-                  t->job ? (unsigned long long)atomic_load(&t->job->completed_id) : 0ULL,
-                  (long long)t->req);
-    rn_json_kv_str(b, "req_state", t->req_state == 0 ? "pending" : t->req_state == 1 ? "done" : "failed");
+    rn_buf_printf(
+        b, "\"partition\":%d,\"records\":%llu,\"lag\":%llu,\"completed\":%llu,\"req\":%lld,",
+        t->partition, (unsigned long long)rn__task_records(t), (unsigned long long)rn__task_lag(t),
+        t->job ? (unsigned long long)atomic_load(&t->job->completed_id) : 0ULL, (long long)t->req);
+    rn_json_kv_str(b, "req_state",
+                   t->req_state == 0   ? "pending"
+                   : t->req_state == 1 ? "done"
+                                       : "failed");
     rn_buf_puts(b, "\"req_path\":");
     rn_json_str(b, t->req_path, strlen(t->req_path));
     rn_buf_putc(b, '}');
@@ -289,8 +294,8 @@ static void rn__w_handler(void *ud, const struct rn_http_request *req, struct rn
     pthread_mutex_lock(&w->mu);
     if (strcmp(req->path, "/api/v1/worker") == 0) {
         res->content_type = "application/json";
-        rn_buf_printf(&res->body, "{\"id\":%lld,\"slot\":%d,\"pid\":%d,", (long long)w->id,
-                      w->slot, (int)getpid());
+        rn_buf_printf(&res->body, "{\"id\":%lld,\"slot\":%d,\"pid\":%d,", (long long)w->id, w->slot,
+                      (int)getpid());
         rn_json_kv_str(&res->body, "coordinator", w->coordinator);
         rn_buf_puts(&res->body, "\"tasks\":[");
         for (struct rn__wtask *t = w->tasks; t; t = t->next) {
@@ -302,8 +307,7 @@ static void rn__w_handler(void *ud, const struct rn_http_request *req, struct rn
         res->content_type = "text/plain; version=0.0.4";
         rn_buf_puts(&res->body, "# TYPE runnel_worker_task_records counter\n");
         for (struct rn__wtask *t = w->tasks; t; t = t->next)
-            rn_buf_printf(&res->body,
-                          "runnel_worker_task_records{job=\"%s\",task=\"%s\"} %llu\n",
+            rn_buf_printf(&res->body, "runnel_worker_task_records{job=\"%s\",task=\"%s\"} %llu\n",
                           t->job_name, t->name, (unsigned long long)rn__task_records(t));
         rn_buf_puts(&res->body, "# TYPE runnel_worker_task_checkpoint gauge\n");
         for (struct rn__wtask *t = w->tasks; t; t = t->next)
@@ -350,8 +354,8 @@ static yajl_val rn__w_post(struct rn__worker *w, const char *path, const char *b
     char err[512];
     *status = 0;
     yajl_val v = NULL;
-    if (rn_http_call_auth(w->coordinator, "POST", path, body, w->have_token ? w->token : NULL,
-                          5000, status, &out, err, sizeof err) == 0) {
+    if (rn_http_call_auth(w->coordinator, "POST", path, body, w->have_token ? w->token : NULL, 5000,
+                          status, &out, err, sizeof err) == 0) {
         rn_buf_putc(&out, 0);
         v = yajl_tree_parse(out.data, NULL, 0);
     }
@@ -405,8 +409,9 @@ static void rn__heartbeat(struct rn__worker *w)
     rn_buf_free(&b);
     if (status == 404 || status == 410) {
         /* Declared dead or unknown: whatever we run may run elsewhere now. */
-        fprintf(stderr, "worker %d: the coordinator does not know this worker; stopping its "
-                        "tasks and registering again\n",
+        fprintf(stderr,
+                "worker %d: the coordinator does not know this worker; stopping its "
+                "tasks and registering again\n",
                 w->slot);
         rn__stop_all(w);
         w->id = 0;
