@@ -134,6 +134,7 @@ struct rn_coord {
     struct rn__cworker *workers;
     int64_t next_worker_id;
     int64_t submits;
+    int submitting; /* a submit is being checked on the HTTP thread */
     int64_t started_ms;
 };
 
@@ -447,7 +448,9 @@ static void *rn__tick_thread(void *arg)
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         int64_t now = rn_now_ns();
-        for (struct rn__cworker *w = c->workers; w; w = w->next)
+        /* While a submit is checked (it may wait for Kafka's metadata) the HTTP
+         * thread answers no heartbeat: that silence is the coordinator's. */
+        for (struct rn__cworker *w = c->submitting ? NULL : c->workers; w; w = w->next)
             if (w->alive && now - w->last_ns > c->o.heartbeat_timeout_ms * 1000000)
                 rn__worker_dead(c, w, "sent no heartbeat within the timeout");
         for (struct rn__cjob *j = c->jobs; j; j = j->next) {
@@ -696,13 +699,31 @@ static char *rn__task_sets(const struct rn_job *job, const struct rn_cfg_doc *do
 /* POST /api/v1/jobs: checks the job as `runnel validate` does (the coordinator
  * process runs no job, so loading one here disturbs nothing), asks Kafka for
  * its partitions, and adds it to the table. Called without mu held. */
+static void rn__submit_checked(struct rn_coord *c, const struct rn_http_request *req,
+                               struct rn_http_response *res);
+
+/* Checks and adds a job; the workers' heartbeat clocks restart afterwards,
+ * since none could be answered meanwhile. */
 static void rn__submit(struct rn_coord *c, const struct rn_http_request *req,
                        struct rn_http_response *res)
+{
+    rn__submit_checked(c, req, res);
+    pthread_mutex_lock(&c->mu);
+    c->submitting = 0;
+    int64_t now = rn_now_ns();
+    for (struct rn__cworker *w = c->workers; w; w = w->next)
+        if (w->alive) w->last_ns = now;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void rn__submit_checked(struct rn_coord *c, const struct rn_http_request *req,
+                               struct rn_http_response *res)
 {
     char file[256] = "job.yaml", tmp[700], err[2048] = "", q[32];
     rn__query(req->query, "file", file, sizeof file);
     pthread_mutex_lock(&c->mu);
     long long n = ++c->submits;
+    c->submitting = 1;
     pthread_mutex_unlock(&c->mu);
     snprintf(tmp, sizeof tmp, "%s/submit-%lld-%d.yaml", c->dir, n, (int)getpid());
     if (rn_fs_write_atomic(tmp, req->body, req->body_len, err, sizeof err)) {
