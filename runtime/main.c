@@ -29,6 +29,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rn_cluster_int.h"
 #include "rn_config_int.h"
 #include "rn_devkafka.h"
 #include "rn_evaluate_int.h"
@@ -81,13 +82,16 @@ static int rn__usage(FILE *out)
 {
     fprintf(out, "usage: runnel validate JOB.yaml [--set key=value]...\n"
                  "       runnel run JOB.yaml [--set key=value]... [--quiet] [--hold] [--fresh]\n"
-                 "                  [--from-checkpoint DIR]\n"
+                 "                  [--from-checkpoint DIR] [--token-file PATH]\n"
                  "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
                  "       runnel status ADDRESS|JOB.yaml\n"
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
+                 "       runnel cluster start --workers N | coordinator | worker (--help: more)\n"
+                 "       runnel submit|list|status|savepoint|cancel|rescale|workers ... (a cluster;\n"
+                 "              see runnel submit --help)\n"
                  "       runnel dev-kafka [--brokers N] [--port P] [--topics T:N,...]\n"
                  "       runnel schema\n"
                  "       runnel version\n"
@@ -97,7 +101,10 @@ static int rn__usage(FILE *out)
                  "or --set sources.logs.path=/tmp/x.jsonl.\n"
                  "--hold keeps the status page up after a bounded job ends (until Ctrl-C).\n"
                  "With checkpoint: in the job, run restores the latest completed checkpoint;\n"
-                 "--fresh starts empty instead, --from-checkpoint DIR restores DIR.\n");
+                 "--fresh starts empty instead, --from-checkpoint DIR restores DIR.\n"
+                 "When http.listen is not loopback-only, POST calls (checkpoints, savepoints,\n"
+                 "model pin/rollback) need the bearer token in --token-file (default\n"
+                 "$RUNNEL_TOKEN_FILE, else var/token; made with mode 0600 if missing).\n");
     return 2;
 }
 
@@ -195,8 +202,15 @@ static int rn__trigger(int argc, char **argv, int savepoint)
     if (rn__address(argv[0], addr, sizeof addr)) return 1;
     struct rn_buf body = RN_BUF_INIT;
     int status = 0;
-    if (rn_http_call(addr, "POST", savepoint ? "/api/v1/savepoints" : "/api/v1/checkpoints", NULL,
-                     10000, &status, &body, err, sizeof err)) {
+    /* A job listening beyond loopback wants its token ($RUNNEL_TOKEN_FILE). */
+    char token[RN_TOKEN_MAX] = "";
+    const char *tf = getenv("RUNNEL_TOKEN_FILE");
+    if (tf && tf[0] && rn_token_load(tf, 0, token, sizeof token, err, sizeof err)) {
+        fprintf(stderr, "runnel: %s\n", err);
+        return 1;
+    }
+    if (rn_http_call_auth(addr, "POST", savepoint ? "/api/v1/savepoints" : "/api/v1/checkpoints",
+                          NULL, token[0] ? token : NULL, 10000, &status, &body, err, sizeof err)) {
         fprintf(stderr, "runnel: %s\n", err);
         rn_buf_free(&body);
         return 1;
@@ -282,6 +296,14 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "schema") == 0) return rn__schema();
+    if (strcmp(cmd, "coordinator") == 0) return rn_coordinator_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0) return rn_worker_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "cluster") == 0) return rn_cluster_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0 || strcmp(cmd, "list") == 0 || strcmp(cmd, "cancel") == 0 ||
+        strcmp(cmd, "rescale") == 0 || strcmp(cmd, "workers") == 0 ||
+        ((strcmp(cmd, "status") == 0 || strcmp(cmd, "savepoint") == 0) && argc > 2 &&
+         rn_cluster_is_job_id(argv[2])))
+        return rn_cluster_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "savepoint") == 0 || strcmp(cmd, "checkpoint") == 0)
         return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
@@ -309,6 +331,8 @@ int main(int argc, char **argv)
             opt.fresh = 1;
         } else if (strcmp(argv[i], "--from-checkpoint") == 0 && i + 1 < argc) {
             opt.from_checkpoint = argv[++i];
+        } else if (strcmp(argv[i], "--token-file") == 0 && i + 1 < argc) {
+            opt.token_file = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "runnel: unknown option '%s'\n", argv[i]);
             free(sets);

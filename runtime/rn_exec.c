@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rn_auth_int.h"
 #include "rn_exec_int.h"
 #include "rn_http_int.h"
 #include "rn_serve_int.h"
@@ -392,7 +393,15 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
     atomic_store_explicit(&job->built, 1, memory_order_release);
     atomic_store(&job->running, 1);
     if (job->http_listen) {
-        job->http = rn_http_start(job->http_listen, rn__status_handler, job, errbuf, errlen);
+        /* Beyond loopback, calls that change something need the token
+         * (docs/operations.md); it is read before the first request. */
+        job->need_token = !rn_addr_is_loopback(job->http_listen);
+        const char *tf = job->token_file ? job->token_file : getenv("RUNNEL_TOKEN_FILE");
+        if (job->need_token && rn_token_load(tf && tf[0] ? tf : "var/token", 1, job->token,
+                                             sizeof job->token, errbuf, errlen))
+            job->http = NULL;
+        else
+            job->http = rn_http_start(job->http_listen, rn__status_handler, job, errbuf, errlen);
         if (!job->http) {
             rn__ckpt_stop(job);
             atomic_store(&job->running, 0);

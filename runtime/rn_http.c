@@ -64,6 +64,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <http_parser.h>
 #include <uv.h>
@@ -121,6 +122,9 @@ struct rn__http_conn {
     struct rn_buf pending;  /* keep-alive: bytes received after the current request */
     size_t head_bytes;      /* raw bytes of the request head parsed so far */
     struct rn_buf url;      /* request target as received */
+    struct rn_buf hfield;   /* the header name being received */
+    struct rn_buf auth;     /* the Authorization header's value */
+    int hstate;             /* 0: in a name, 1: in a value we keep, 2: in another value */
     struct rn_buf body;     /* request body, NUL-terminated before dispatch */
     struct rn_buf pq;       /* "path\0query\0" handed to the handler */
     struct rn_buf head_out; /* response status line and headers */
@@ -135,6 +139,8 @@ static void rn__conn_closed(uv_handle_t *h)
     assert(c->state == RN__HTTP_CLOSING && c->handles_open > 0);
     if (--c->handles_open > 0) return;
     rn_buf_free(&c->url);
+    rn_buf_free(&c->hfield);
+    rn_buf_free(&c->auth);
     rn_buf_free(&c->body);
     rn_buf_free(&c->pq);
     rn_buf_free(&c->head_out);
@@ -182,6 +188,9 @@ static void rn__conn_next(struct rn__http_conn *c)
     c->keep = 0;
     c->head_bytes = 0;
     rn_buf_reset(&c->url);
+    rn_buf_reset(&c->hfield);
+    rn_buf_reset(&c->auth);
+    c->hstate = 0;
     rn_buf_reset(&c->body);
     rn_buf_reset(&c->body_out);
     http_parser_init(&c->parser, HTTP_REQUEST);
@@ -296,6 +305,7 @@ static void rn__conn_dispatch(struct rn__http_conn *c)
         rn_buf_append(&c->pq, c->url.data + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len);
     rn_buf_putc(&c->pq, '\0');
     rn_buf_putc(&c->body, '\0'); /* handlers may treat the body as a C string */
+    rn_buf_putc(&c->auth, '\0');
 
     struct rn_http_request req = {
         .method = http_method_str((enum http_method)c->parser.method),
@@ -303,6 +313,7 @@ static void rn__conn_dispatch(struct rn__http_conn *c)
         .query = c->pq.data + query_off,
         .body = c->body.data,
         .body_len = c->body.len - 1,
+        .authorization = c->auth.data,
     };
     struct rn_http_response res = {
         .status = 200,
@@ -330,6 +341,30 @@ static int rn__on_url(http_parser *p, const char *at, size_t len)
 {
     struct rn__http_conn *c = p->data;
     rn_buf_append(&c->url, at, len);
+    return 0;
+}
+
+/* Header names arrive in pieces; only Authorization is kept (bounded by the
+ * head limit, which counts every byte of the head). */
+static int rn__on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct rn__http_conn *c = p->data;
+    if (c->hstate != 0) rn_buf_reset(&c->hfield);
+    c->hstate = 0;
+    if (c->hfield.len < 64) rn_buf_append(&c->hfield, at, RN_MIN(len, 64 - c->hfield.len));
+    return 0;
+}
+
+static int rn__on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct rn__http_conn *c = p->data;
+    if (c->hstate == 0) {
+        c->hstate = c->hfield.len == 13 && strncasecmp(c->hfield.data, "authorization", 13) == 0
+                        ? 1
+                        : 2;
+        if (c->hstate == 1) rn_buf_reset(&c->auth); /* the last one counts */
+    }
+    if (c->hstate == 1) rn_buf_append(&c->auth, at, len);
     return 0;
 }
 
@@ -372,6 +407,8 @@ static int rn__on_message_complete(http_parser *p)
 
 static const http_parser_settings rn__settings = {
     .on_url = rn__on_url,
+    .on_header_field = rn__on_header_field,
+    .on_header_value = rn__on_header_value,
     .on_headers_complete = rn__on_headers_complete,
     .on_body = rn__on_body,
     .on_message_complete = rn__on_message_complete,
@@ -773,6 +810,14 @@ static int rn__client_on_complete(http_parser *p)
 int rn_http_call(const char *addr, const char *method, const char *path, const char *body,
                  int timeout_ms, int *status, struct rn_buf *out, char *errbuf, size_t errlen)
 {
+    return rn_http_call_auth(addr, method, path, body, NULL, timeout_ms, status, out, errbuf,
+                             errlen);
+}
+
+int rn_http_call_auth(const char *addr, const char *method, const char *path, const char *body,
+                      const char *token, int timeout_ms, int *status, struct rn_buf *out,
+                      char *errbuf, size_t errlen)
+{
     const char *colon = strrchr(addr, ':');
     if (!colon || colon == addr) {
         rn_errf(errbuf, errlen, "'%s' is not host:port", addr);
@@ -801,6 +846,7 @@ int rn_http_call(const char *addr, const char *method, const char *path, const c
     rn_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\nConnection: close\r\n",
                   method, path, addr, blen);
     if (blen) rn_buf_puts(&req, "Content-Type: application/json\r\n");
+    if (token && token[0]) rn_buf_printf(&req, "Authorization: Bearer %s\r\n", token);
     rn_buf_puts(&req, "\r\n");
     if (blen) rn_buf_append(&req, body, blen);
     size_t sent = 0;

@@ -42,4 +42,9 @@ void rn_http_stop(struct rn_http_server *s);
 int rn_http_call(const char *addr, const char *method, const char *path, const char *body,
                  int timeout_ms, int *status, struct rn_buf *out, char *errbuf, size_t errlen);
 
+/* The same, with "Authorization: Bearer <token>" when token is not NULL. */
+int rn_http_call_auth(const char *addr, const char *method, const char *path, const char *body,
+                      const char *token, int timeout_ms, int *status, struct rn_buf *out,
+                      char *errbuf, size_t errlen);
+
 #endif

@@ -850,6 +850,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     pthread_mutex_init(&job->rate_mu, NULL);
     job->quiet = opt ? opt->quiet : 0;
     job->hold = opt ? opt->hold : 0;
+    job->token_file = opt ? opt->token_file : NULL;
     job->doc = rn_cfg_load_file(path, errbuf, errlen);
     if (!job->doc) goto fail;
     for (size_t i = 0; opt && i < opt->n_overrides; i++)

@@ -113,6 +113,9 @@ struct rn_job {
     char error[512];
 
     struct rn_http_server *http;
+    const char *token_file; /* --token-file (borrowed from the options) */
+    int need_token;         /* http.listen is not loopback-only */
+    char token[128];        /* read before the server starts */
     char http_addr[128];
     _Atomic int http_ready; /* http_addr is set (release/acquire) */
 

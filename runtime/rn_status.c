@@ -21,6 +21,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "rn_auth_int.h"
 #include "rn_http.h"
 #include "rn_exec_int.h"
 #include "rn_model.h"
@@ -705,6 +706,13 @@ static void rn__models_handler(struct rn_job *job, const struct rn_http_request 
 void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_http_response *res)
 {
     struct rn_job *job = ud;
+    if (job->need_token && strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0 &&
+        !rn_token_check(req, job->token)) {
+        res->status = 401;
+        rn_buf_puts(&res->body, "401: this listener is not loopback-only: calls that change "
+                                "something need 'Authorization: Bearer <token>' (--token-file)\n");
+        return;
+    }
     if (strcmp(req->path, "/api/v1/models") == 0 ||
         strncmp(req->path, "/api/v1/models/", 15) == 0) {
         rn__models_handler(job, req, res);

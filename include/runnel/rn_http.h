@@ -18,6 +18,7 @@ struct rn_http_request {
     const char *query;  /* after '?', or "" */
     const char *body;
     size_t body_len;
+    const char *authorization; /* the Authorization header's value, or "" */
 };
 
 struct rn_http_response {

@@ -24,6 +24,10 @@ struct rn_job_options {
     int hold;  /* keep the status page up after the job ends, until stopped */
     int fresh; /* start empty: ignore (and replace) earlier checkpoints */
     const char *from_checkpoint; /* restore this checkpoint directory */
+    /* Bearer token of calls that change something when http.listen is not
+     * loopback-only (default $RUNNEL_TOKEN_FILE, else var/token; made if
+     * missing). Borrowed: must outlive the job. */
+    const char *token_file;
 };
 
 struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, char *errbuf,

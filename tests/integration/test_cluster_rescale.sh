@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A running job rescaled from 2 workers to 3 and back to 2 (`runnel rescale`:
+# a savepoint, every task stopped, the tasks spread over the new number of
+# workers, each restored from its checkpoint): the committed output — every
+# event, and per-user window counts kept in keyed state — equals a run that
+# was never rescaled: nothing doubled, nothing lost.
+set -u
+cd "${RUNNEL_SRC:?}"
+bin=${RUNNEL_BIN:?}
+work=$(mktemp -d /tmp/runnel-clrescale.XXXXXX)
+. "$RUNNEL_SRC/tests/integration/crash_lib.sh"
+. "$RUNNEL_SRC/tests/integration/kafka_lib.sh"
+. "$RUNNEL_SRC/tests/integration/cluster_lib.sh"
+trap 'stop_cluster; stop_kafka; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+
+start_kafka "events:6"
+"$bin/rn_loggen" --events 12000 --users 600 --seed 4 --out "$work/raw.jsonl" 2>/dev/null
+produce_by_user "$work/raw.jsonl" events
+produced=$(kcat_count events)
+
+job() { # run
+  cat >"$work/$1.yaml" <<YAML
+job: counts-$1
+state: { dir: $work/$1/state }
+checkpoint: { dir: $work/$1/ckpt, interval: 300ms }
+sources:
+  logs: { type: kafka, brokers: "$BOOT", topics: events, stop_at_end: true, max_rate: 250,
+          properties: { fetch.wait.max.ms: 10 } }
+operators:
+  - { id: collect, op: log_collector, from: logs, dead_letter: rejected }
+  - { id: counts, op: window_count, from: collect, key: user, size: 10s, slide: 10s }
+sinks:
+  events: { type: file, path: $work/$1/out/events.jsonl, from: collect }
+  wcounts: { type: file, path: $work/$1/out/counts.jsonl, from: counts }
+  rejected: { type: file, path: $work/$1/out/rejected.jsonl }
+YAML
+}
+committed() { cat "$work/$1"/out/$2.p*.jsonl 2>/dev/null | sort; }
+on_workers() { # id: distinct workers running its tasks
+  rn status "$1" | python3 -c 'import json,sys; print(len({t["worker"] for t in json.load(sys.stdin)["tasks"] if t["state"] == "running"}))'
+}
+
+start_cluster 2
+job ref
+rn submit "$work/ref.yaml" >/dev/null || bad "submit ref"
+wait_job counts-ref finished 60 || { bad "reference run: $(job_field counts-ref state)"; exit 1; }
+
+job re
+rn submit "$work/re.yaml" >/dev/null || bad "submit"
+sleep 1
+rn rescale counts-re 3 >"$work/o" 2>"$work/e" && [ "$(on_workers counts-re)" = 3 ] &&
+  ok "rescaled 2 -> 3: $(cat "$work/o"), tasks on 3 workers" || bad "rescale to 3: $(cat "$work/o" "$work/e")"
+mid=$(committed re events | wc -l)
+[ "$mid" -gt 0 ] && [ "$mid" -lt "$produced" ] && [ "$(job_field counts-re state)" = running ] &&
+  ok "the rescale came mid-run ($mid of $produced events committed)" || bad "not mid-run: $mid of $produced"
+sleep 1
+rn rescale counts-re 2 >"$work/o" 2>"$work/e" && [ "$(on_workers counts-re)" = 2 ] &&
+  ok "rescaled 3 -> 2: $(cat "$work/o")" || bad "rescale to 2: $(cat "$work/o" "$work/e")"
+[ "$(job_field counts-re state)" = running ] && ok "still mid-run after the second rescale" ||
+  bad "the job ended before the second rescale"
+[ "$(ls "$work/re/ckpt/counts-re"/savepoint-*.json | wc -l)" -eq 2 ] && ok "each rescale took a savepoint" ||
+  bad "savepoints: $(ls "$work/re/ckpt/counts-re")"
+wait_job counts-re finished 60 && ok "the rescaled run finished" || bad "rescaled run: $(job_field counts-re state)"
+
+for f in events counts; do
+  if cmp -s <(committed ref $f) <(committed re $f); then
+    ok "$f: identical to the run without rescales ($(committed re $f | wc -l) lines)"
+  else
+    bad "$f: $(committed re $f | wc -l) lines, without rescales $(committed ref $f | wc -l)"
+  fi
+done
+n=$(committed re events | wc -l)
+r=$(committed re rejected | wc -l)
+[ $((n + r)) -eq "$produced" ] && [ "$(committed re events | uniq -d | wc -l)" -eq 0 ] &&
+  ok "nothing doubled or lost: $n events + $r dead letters = $produced" || bad "$n + $r of $produced"
+finish_cluster
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
