@@ -89,6 +89,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,8 @@ struct rn_http_server {
     size_t nlive;             /* of those, the ones not closing: what max_conns caps */
     /* Idle connections, oldest first (see "count" above); server thread only. */
     struct rn__http_conn *idle_first, *idle_last;
+    /* rn_http_stats: written on the server thread, read on any. */
+    atomic_uint_fast64_t st_open, st_idle, st_evicted, st_refused, st_timed_out;
     char address[64]; /* "host:port" bound; written before the thread starts */
     /* One read buffer for every connection: libuv on Unix hands each read to
      * the read callback before it allocates for the next one, and the
@@ -169,6 +172,7 @@ static void rn__idle_add(struct rn__http_conn *c)
     struct rn_http_server *s = c->server;
     assert(!c->idle);
     c->idle = 1;
+    atomic_fetch_add_explicit(&s->st_idle, 1, memory_order_relaxed);
     c->idle_next = NULL;
     c->idle_prev = s->idle_last;
     if (s->idle_last)
@@ -183,6 +187,7 @@ static void rn__idle_del(struct rn__http_conn *c)
     struct rn_http_server *s = c->server;
     if (!c->idle) return;
     c->idle = 0;
+    atomic_fetch_sub_explicit(&s->st_idle, 1, memory_order_relaxed);
     if (c->idle_prev)
         c->idle_prev->idle_next = c->idle_next;
     else
@@ -219,13 +224,17 @@ static void rn__conn_close(struct rn__http_conn *c)
     c->state = RN__HTTP_CLOSING;
     rn__idle_del(c);
     c->server->nlive--;
+    atomic_store_explicit(&c->server->st_open, c->server->nlive, memory_order_relaxed);
     uv_close((uv_handle_t *)&c->tcp, rn__conn_closed);
     uv_close((uv_handle_t *)&c->timer, rn__conn_closed);
 }
 
 static void rn__on_timeout(uv_timer_t *t)
 {
-    rn__conn_close(t->data);
+    struct rn__http_conn *c = t->data;
+    if (c->state != RN__HTTP_LINGERING)
+        atomic_fetch_add_explicit(&c->server->st_timed_out, 1, memory_order_relaxed);
+    rn__conn_close(c);
 }
 
 /* (Re)arms c's one timer: the connection is closed ms from now. */
@@ -632,6 +641,7 @@ static void rn__on_connection(uv_stream_t *listener, int status)
     c->handles_open = 2;
     s->nconns++;
     s->nlive++;
+    atomic_store_explicit(&s->st_open, s->nlive, memory_order_relaxed);
 
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         rn__conn_close(c);
@@ -640,10 +650,12 @@ static void rn__on_connection(uv_stream_t *listener, int status)
     if (s->nlive > (size_t)s->opts.max_conns) {
         /* At the cap: the oldest idle connection makes room, or, when every
          * one is busy with a request, the newcomer is turned away. */
-        if (s->idle_first)
+        if (s->idle_first) {
             rn__conn_close(s->idle_first);
-        else {
+            atomic_fetch_add_explicit(&s->st_evicted, 1, memory_order_relaxed);
+        } else {
             rn__conn_refuse(c);
+            atomic_fetch_add_explicit(&s->st_refused, 1, memory_order_relaxed);
             return;
         }
     }
@@ -902,6 +914,16 @@ fail_loop:
 const char *rn_http_address(const struct rn_http_server *s)
 {
     return s->address;
+}
+
+void rn_http_stats(const struct rn_http_server *s, struct rn_http_stats *out)
+{
+    struct rn_http_server *m = (struct rn_http_server *)s; /* atomics are read, not changed */
+    out->open = atomic_load_explicit(&m->st_open, memory_order_relaxed);
+    out->idle = atomic_load_explicit(&m->st_idle, memory_order_relaxed);
+    out->evicted = atomic_load_explicit(&m->st_evicted, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&m->st_refused, memory_order_relaxed);
+    out->timed_out = atomic_load_explicit(&m->st_timed_out, memory_order_relaxed);
 }
 
 /* Called on any thread but the server's own (not from a handler). Takes s. */

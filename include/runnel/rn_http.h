@@ -69,6 +69,16 @@ struct rn_http_opts {
 struct rn_http_server *rn_http_start_opts(const char *listen, rn_http_handler handler, void *ud,
                                           const struct rn_http_opts *opts, char *errbuf,
                                           size_t errlen);
+/* Connection figures of one server. */
+struct rn_http_stats {
+    uint64_t open;      /* connections open now */
+    uint64_t idle;      /* of those, the idle ones (no request in progress) */
+    uint64_t evicted;   /* idle connections closed to make room for new ones */
+    uint64_t refused;   /* new connections answered 503 because every one was busy */
+    uint64_t timed_out; /* connections closed by a header, body, idle or write timeout */
+};
+/* Fills *out; any thread. Each figure is read on its own, not all at one instant. */
+void rn_http_stats(const struct rn_http_server *s, struct rn_http_stats *out);
 /* "host:port" actually bound. */
 const char *rn_http_address(const struct rn_http_server *s);
 /* Stops the loop, closes every connection, joins the thread, frees s. */
