@@ -128,7 +128,8 @@ static void rn__serve_handler(void *ud, const struct rn_http_request *req,
     pthread_rwlock_unlock(&sv->mu);
 }
 
-struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, size_t errlen)
+struct rn_serve *rn__serve_start(const char *listen, int threads,
+                                 const struct rn_http_opts *http, char *errbuf, size_t errlen)
 {
     struct rn_serve *sv = rn_xcalloc(1, sizeof *sv);
     pthread_rwlockattr_t a;
@@ -137,7 +138,10 @@ struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, 
     pthread_rwlock_init(&sv->mu, &a);
     pthread_rwlockattr_destroy(&a);
     sv->servers = rn_xcalloc((size_t)threads, sizeof *sv->servers);
-    struct rn_http_opts o = {.keep_alive = 1, .reuseport = 1};
+    /* Keep-alive and a shared port whatever the caller's limits say. */
+    struct rn_http_opts o = http ? *http : (struct rn_http_opts){0};
+    o.keep_alive = 1;
+    o.reuseport = 1;
     for (int i = 0; i < threads; i++) {
         /* Port 0 picks a port for the first; the others join it. */
         const char *at = i == 0 ? listen : sv->address;
