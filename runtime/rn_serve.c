@@ -128,8 +128,8 @@ static void rn__serve_handler(void *ud, const struct rn_http_request *req,
     pthread_rwlock_unlock(&sv->mu);
 }
 
-struct rn_serve *rn__serve_start(const char *listen, int threads,
-                                 const struct rn_http_opts *http, char *errbuf, size_t errlen)
+struct rn_serve *rn__serve_start(const char *listen, int threads, const struct rn_http_opts *http,
+                                 char *errbuf, size_t errlen)
 {
     struct rn_serve *sv = rn_xcalloc(1, sizeof *sv);
     pthread_rwlockattr_t a;

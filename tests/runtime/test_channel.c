@@ -30,7 +30,7 @@ struct pair {
     struct rn_job job;
     struct rn_task producer, consumer;
     struct rn_channel *ch;
-    long created;  /* distinct batches the producer used (producer thread) */
+    long created; /* distinct batches the producer used (producer thread) */
     struct rn_batch *seen[64];
     long received; /* messages the consumer saw (consumer thread) */
     long bad;      /* out of order, wrong kind or a damaged batch */
@@ -68,7 +68,8 @@ static void *producer_main(void *arg)
             /* A batch the consumer gave back, else a new one. */
             struct rn_batch *b = rn__channel_fresh_batch(p->ch);
             int known = 0;
-            for (int k = 0; k < p->created && !known; k++) known = p->seen[k] == b;
+            for (int k = 0; k < p->created && !known; k++)
+                known = p->seen[k] == b;
             if (!known && p->created < (long)RN_ARRAY_LEN(p->seen)) p->seen[p->created++] = b;
             if (b->n != 0) p->bad++; /* it must come back empty */
             int64_t *v = rn_batch_add(b, 0, i, (uint64_t)i, sizeof *v);
@@ -159,7 +160,8 @@ static void test_abort(void)
     CHECK_EQ_INT(pthread_create(&th, NULL, blocked_main, &b), 0);
     /* The ring fills at once; then the producer waits for room. */
     int64_t deadline = rn_now_ns() + 5000000000LL;
-    while (rn__channel_fill(p.ch) < CAPACITY && rn_now_ns() < deadline) usleep(1000);
+    while (rn__channel_fill(p.ch) < CAPACITY && rn_now_ns() < deadline)
+        usleep(1000);
     CHECK_EQ_INT(rn__channel_fill(p.ch), CAPACITY);
     int64_t t0 = rn_now_ns();
     atomic_store(&p.job.aborting, 1);

@@ -177,8 +177,7 @@ int main(void)
             "state: { dir: %s/state, cache_size: %llu, block_cache: %llu, write_buffer: %llu }\n"
             "sources: { gen: { type: big_gen } }\n"
             "operators: [ { id: probe, op: state_probe, from: gen } ]\n",
-            dir, (unsigned long long)cache, (unsigned long long)block,
-            (unsigned long long)wbuf);
+            dir, (unsigned long long)cache, (unsigned long long)block, (unsigned long long)wbuf);
     fclose(f);
     struct rn_job_options opt = {.quiet = 1};
     job = rn_job_load(path, &opt, err, sizeof err);

@@ -188,7 +188,8 @@ static void test_cap(void)
     struct pollfd pfd = {idle[0], POLLIN, 0};
     CHECK_EQ_INT(poll(&pfd, 1, 2000), 1);
     CHECK_EQ_INT(closed_silently(idle[0]), 1); /* the oldest went */
-    for (int i = 1; i < 4; i++) CHECK_EQ_INT(closed_silently(idle[i]), 0);
+    for (int i = 1; i < 4; i++)
+        CHECK_EQ_INT(closed_silently(idle[i]), 0);
     /* Full again (the served client has gone): the next oldest goes. */
     idle[4] = connect_to(port);
     CHECK(idle[4] >= 0);
@@ -201,8 +202,10 @@ static void test_cap(void)
     pfd.fd = idle[1];
     CHECK_EQ_INT(poll(&pfd, 1, 2000), 1);
     CHECK_EQ_INT(closed_silently(idle[1]), 1);
-    for (int i = 2; i < 5; i++) CHECK_EQ_INT(closed_silently(idle[i]), 0);
-    for (int i = 0; i < 5; i++) close(idle[i]);
+    for (int i = 2; i < 5; i++)
+        CHECK_EQ_INT(closed_silently(idle[i]), 0);
+    for (int i = 0; i < 5; i++)
+        close(idle[i]);
 
     /* Four connections busy with half a request each: no idle one to close,
      * so a fifth is refused with a 503 at once. */
@@ -238,9 +241,8 @@ static void test_cap(void)
     }
     /* Once a busy one finishes, new clients are served again. */
     if (busy[0] >= 0) {
-        CHECK_EQ_INT(send_all(busy[0], "lo HTTP/1.1\r\nConnection: close\r\n\r\n", 35,
-                              now_ms() + 2000),
-                     0);
+        CHECK_EQ_INT(
+            send_all(busy[0], "lo HTTP/1.1\r\nConnection: close\r\n\r\n", 35, now_ms() + 2000), 0);
         char buf[1024];
         CHECK(read_all(busy[0], buf, sizeof buf, now_ms() + 2000) > 0);
         CHECK_STR_CONTAINS(buf, "HTTP/1.1 200 OK\r\n");
@@ -258,8 +260,8 @@ static void test_cap(void)
 
 static void test_timeouts(void)
 {
-    struct rn_http_opts o = {.keep_alive = 1, .header_timeout_ms = 600, .idle_timeout_ms = 400,
-                             .body_timeout_ms = 600};
+    struct rn_http_opts o = {
+        .keep_alive = 1, .header_timeout_ms = 600, .idle_timeout_ms = 400, .body_timeout_ms = 600};
     struct rn_http_server *s = start(&o);
     if (!s) return;
     int port = port_of(s);
@@ -327,7 +329,8 @@ static void test_timeouts(void)
 static int pipelined_burst(int port, int from, int n)
 {
     struct rn_buf req = RN_BUF_INIT, got = RN_BUF_INIT;
-    for (int k = 0; k < n; k++) rn_buf_printf(&req, "GET /echo?i=%d HTTP/1.1\r\n\r\n", from + k);
+    for (int k = 0; k < n; k++)
+        rn_buf_printf(&req, "GET /echo?i=%d HTTP/1.1\r\n\r\n", from + k);
     rn_buf_puts(&req, "GET /echo?last HTTP/1.1\r\nConnection: close\r\n\r\n");
     int ok = 0;
     int fd = connect_to(port);
@@ -433,7 +436,8 @@ static void *drip_thread(void *arg)
 {
     (void)arg;
     int fds[N_DRIP];
-    for (int i = 0; i < N_DRIP; i++) fds[i] = connect_to(abuse_port);
+    for (int i = 0; i < N_DRIP; i++)
+        fds[i] = connect_to(abuse_port);
     const char *head = "GET /hello HTTP/1.1\r\nX-Slow: ";
     size_t pos[N_DRIP] = {0};
     while (!atomic_load(&stop_flag)) {
@@ -461,7 +465,8 @@ static void *oversize_thread(void *arg)
     (void)arg;
     struct rn_buf big = RN_BUF_INIT;
     rn_buf_puts(&big, "GET /hello HTTP/1.1\r\nX-Big: ");
-    for (int i = 0; i < 20 * 1024; i++) rn_buf_putc(&big, 'a');
+    for (int i = 0; i < 20 * 1024; i++)
+        rn_buf_putc(&big, 'a');
     rn_buf_puts(&big, "\r\n\r\n");
     const char *huge = "POST /echo HTTP/1.1\r\nContent-Length: 104857600\r\n\r\n";
     for (int k = 0; !atomic_load(&stop_flag); k++) {
@@ -506,7 +511,8 @@ static void test_all_at_once(void)
     /* More idle connections than the server may hold: it keeps the newest
      * MAX_CONNS and closes the others, oldest first. */
     int idle[N_IDLE];
-    for (int i = 0; i < N_IDLE; i++) idle[i] = connect_to(abuse_port);
+    for (int i = 0; i < N_IDLE; i++)
+        idle[i] = connect_to(abuse_port);
     int gone = 0, kept = 0;
     for (int i = 0; i < N_IDLE; i++) {
         if (idle[i] < 0) continue;
@@ -541,7 +547,8 @@ static void test_all_at_once(void)
         usleep(100000);
     }
     atomic_store(&stop_flag, 1);
-    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
 
     qsort(lat, N_FRESH, sizeof *lat, cmp_i64);
     printf("under abuse: %d/%d fresh clients served, latency median %lld ms, max %lld ms; "

@@ -71,10 +71,22 @@ static void check_u64(uint64_t v)
 
 static void test_integers(void)
 {
-    static const int64_t edges[] = {0, 1, -1, 9, 10, -10, INT64_MAX, INT64_MIN, INT64_MAX - 1,
-                                    INT64_MIN + 1, INT32_MAX, INT32_MIN, (int64_t)1 << 53,
+    static const int64_t edges[] = {0,
+                                    1,
+                                    -1,
+                                    9,
+                                    10,
+                                    -10,
+                                    INT64_MAX,
+                                    INT64_MIN,
+                                    INT64_MAX - 1,
+                                    INT64_MIN + 1,
+                                    INT32_MAX,
+                                    INT32_MIN,
+                                    (int64_t)1 << 53,
                                     -((int64_t)1 << 53)};
-    for (size_t i = 0; i < RN_ARRAY_LEN(edges); i++) check_i64(edges[i]);
+    for (size_t i = 0; i < RN_ARRAY_LEN(edges); i++)
+        check_i64(edges[i]);
     /* Every power of ten and its neighbours, both signs. */
     for (int64_t p = 1; p <= INT64_MAX / 10; p *= 10) {
         for (int64_t d = -1; d <= 1; d++) {
@@ -97,10 +109,20 @@ static void test_integers(void)
 
     /* The parser refuses what is not a whole integer in range. */
     int64_t v;
-    static const char *const bad[] = {"", "-", "+", "1x", "x1", " 1", "1 ", "1.0", "1e3",
-                                      "9223372036854775808", "-9223372036854775809",
+    static const char *const bad[] = {"",
+                                      "-",
+                                      "+",
+                                      "1x",
+                                      "x1",
+                                      " 1",
+                                      "1 ",
+                                      "1.0",
+                                      "1e3",
+                                      "9223372036854775808",
+                                      "-9223372036854775809",
                                       "99999999999999999999"};
-    for (size_t i = 0; i < RN_ARRAY_LEN(bad); i++) CHECK(rn_parse_i64(bad[i], &v) != 0);
+    for (size_t i = 0; i < RN_ARRAY_LEN(bad); i++)
+        CHECK(rn_parse_i64(bad[i], &v) != 0);
 }
 
 /* JSON's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
@@ -110,19 +132,22 @@ static int json_number(const char *s)
     if (*s == '0')
         s++;
     else if (*s >= '1' && *s <= '9')
-        while (*s >= '0' && *s <= '9') s++;
+        while (*s >= '0' && *s <= '9')
+            s++;
     else
         return 0;
     if (*s == '.') {
         s++;
         if (!(*s >= '0' && *s <= '9')) return 0;
-        while (*s >= '0' && *s <= '9') s++;
+        while (*s >= '0' && *s <= '9')
+            s++;
     }
     if (*s == 'e' || *s == 'E') {
         s++;
         if (*s == '+' || *s == '-') s++;
         if (!(*s >= '0' && *s <= '9')) return 0;
-        while (*s >= '0' && *s <= '9') s++;
+        while (*s >= '0' && *s <= '9')
+            s++;
     }
     return *s == '\0';
 }
@@ -165,15 +190,43 @@ static void check_f64(double v)
 
 static void test_doubles(void)
 {
-    static const double edges[] = {0.0,     -0.0,      1.0,      -1.0,     0.1,       -0.1,
-                                   0.5,     1.5,       2.5,      1e15,     -1e15,     1e15 - 1,
-                                   1e15 + 1, 1e16,     1e21,     1e22,     1e23,      1e-7,
-                                   1e-5,    123456789.123456789,  0.30000000000000004,
-                                   DBL_MAX, -DBL_MAX,  DBL_MIN,  -DBL_MIN, DBL_EPSILON,
-                                   4.9406564584124654e-324,   2.2250738585072009e-308,
-                                   9007199254740991.0,  9007199254740993.0, 18446744073709551616.0,
-                                   9223372036854775808.0, -9223372036854775808.0,
-                                   999999999.9999999, 0.000001, 1e9 - 0.5, 1e9 + 0.5};
+    static const double edges[] = {0.0,
+                                   -0.0,
+                                   1.0,
+                                   -1.0,
+                                   0.1,
+                                   -0.1,
+                                   0.5,
+                                   1.5,
+                                   2.5,
+                                   1e15,
+                                   -1e15,
+                                   1e15 - 1,
+                                   1e15 + 1,
+                                   1e16,
+                                   1e21,
+                                   1e22,
+                                   1e23,
+                                   1e-7,
+                                   1e-5,
+                                   123456789.123456789,
+                                   0.30000000000000004,
+                                   DBL_MAX,
+                                   -DBL_MAX,
+                                   DBL_MIN,
+                                   -DBL_MIN,
+                                   DBL_EPSILON,
+                                   4.9406564584124654e-324,
+                                   2.2250738585072009e-308,
+                                   9007199254740991.0,
+                                   9007199254740993.0,
+                                   18446744073709551616.0,
+                                   9223372036854775808.0,
+                                   -9223372036854775808.0,
+                                   999999999.9999999,
+                                   0.000001,
+                                   1e9 - 0.5,
+                                   1e9 + 0.5};
     for (size_t i = 0; i < RN_ARRAY_LEN(edges); i++) {
         check_f64(edges[i]);
         check_f64(nextafter(edges[i], INFINITY));
@@ -193,8 +246,10 @@ static void test_doubles(void)
      * that prints by integer arithmetic. */
     for (int k = 0; k <= 9; k++) {
         double p = pow(10, k);
-        for (int i = -3000; i <= 3000; i++) check_f64(i / p);
-        for (int i = 0; i < 3000; i++) check_f64((double)(rnd() % 2000000000) / p);
+        for (int i = -3000; i <= 3000; i++)
+            check_f64(i / p);
+        for (int i = 0; i < 3000; i++)
+            check_f64((double)(rnd() % 2000000000) / p);
     }
     /* Random bit patterns: every exponent, subnormals included. */
     for (int i = 0; i < 400000; i++) {
@@ -296,27 +351,27 @@ static void test_utf8(void)
         long at;
     } cases[] = {
         {"plain ascii", -1},
-        {"caf\xc3\xa9", -1},                  /* é */
-        {"\xe2\x82\xac", -1},                 /* € */
-        {"\xf0\x9f\x98\x80", -1},             /* 😀 */
-        {"\xf4\x8f\xbf\xbf", -1},             /* U+10FFFF */
-        {"ab\xc0\x80", 2},                    /* overlong NUL */
-        {"\xc1\xbf", 0},                      /* overlong 0x7F */
-        {"\xe0\x80\xaf", 0},                  /* overlong '/' */
-        {"\xe0\x9f\xbf", 0},                  /* overlong U+07FF */
-        {"\xf0\x8f\xbf\xbf", 0},              /* overlong U+FFFF */
-        {"x\xed\xa0\x80", 1},                 /* U+D800, a surrogate */
-        {"\xed\xbf\xbf", 0},                  /* U+DFFF */
-        {"\xed\x9f\xbf", -1},                 /* U+D7FF, just below */
-        {"\xf4\x90\x80\x80", 0},              /* U+110000 */
-        {"\xf5\x80\x80\x80", 0},              /* never a lead byte */
+        {"caf\xc3\xa9", -1},      /* é */
+        {"\xe2\x82\xac", -1},     /* € */
+        {"\xf0\x9f\x98\x80", -1}, /* 😀 */
+        {"\xf4\x8f\xbf\xbf", -1}, /* U+10FFFF */
+        {"ab\xc0\x80", 2},        /* overlong NUL */
+        {"\xc1\xbf", 0},          /* overlong 0x7F */
+        {"\xe0\x80\xaf", 0},      /* overlong '/' */
+        {"\xe0\x9f\xbf", 0},      /* overlong U+07FF */
+        {"\xf0\x8f\xbf\xbf", 0},  /* overlong U+FFFF */
+        {"x\xed\xa0\x80", 1},     /* U+D800, a surrogate */
+        {"\xed\xbf\xbf", 0},      /* U+DFFF */
+        {"\xed\x9f\xbf", -1},     /* U+D7FF, just below */
+        {"\xf4\x90\x80\x80", 0},  /* U+110000 */
+        {"\xf5\x80\x80\x80", 0},  /* never a lead byte */
         {"\xff", 0},
-        {"\x80", 0},                          /* a lone continuation */
-        {"ok\xc3", 2},                        /* cut short at the end */
+        {"\x80", 0},   /* a lone continuation */
+        {"ok\xc3", 2}, /* cut short at the end */
         {"ok\xe2\x82", 2},
         {"ok\xf0\x9f\x98", 2},
-        {"\xe2\x28\xa1", 0},                  /* bad second byte */
-        {"\xf0\x9f\x98\x28", 0},              /* bad fourth byte */
+        {"\xe2\x28\xa1", 0},     /* bad second byte */
+        {"\xf0\x9f\x98\x28", 0}, /* bad fourth byte */
     };
     for (size_t i = 0; i < RN_ARRAY_LEN(cases); i++) {
         long got = rn_utf8_check(cases[i].bytes, strlen(cases[i].bytes));
@@ -346,9 +401,16 @@ static void test_utf8(void)
     }
     /* Random mixes of good sequences and bad bytes against the reference. */
     mismatches = 0;
-    static const char *const pieces[] = {"a", "abcdefgh", "\xc3\xa9", "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80", "\xed\xa0\x80", "\xc0\x80", "\x80",
-                                         "\xf4\x90\x80\x80", "\xe2\x82"};
+    static const char *const pieces[] = {"a",
+                                         "abcdefgh",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xed\xa0\x80",
+                                         "\xc0\x80",
+                                         "\x80",
+                                         "\xf4\x90\x80\x80",
+                                         "\xe2\x82"};
     unsigned char mix[96];
     for (int i = 0; i < 50000; i++) {
         size_t n = 0;
