@@ -211,10 +211,27 @@ void rn__serve_render_json(struct rn_serve *sv, int threads, struct rn_buf *b)
     }
     rn_buf_puts(b, "{\"address\":");
     rn_json_str(b, sv->address, strlen(sv->address));
-    rn_buf_printf(b, ",\"threads\":%d,\"requests\":%llu,\"not_found\":%llu,\"routes\":[",
+    rn_buf_printf(b, ",\"threads\":%d,\"requests\":%llu,\"not_found\":%llu,",
                   threads, (unsigned long long)atomic_load(&sv->requests),
                   (unsigned long long)atomic_load(&sv->not_found));
     pthread_rwlock_rdlock(&sv->mu);
+    /* Under the lock: rn__serve_stop empties n_servers under it before it
+     * stops any server. */
+    struct rn_http_stats sum = {0}, one;
+    for (int i = 0; i < sv->n_servers; i++) {
+        rn_http_stats(sv->servers[i], &one);
+        sum.open += one.open;
+        sum.idle += one.idle;
+        sum.evicted += one.evicted;
+        sum.refused += one.refused;
+        sum.timed_out += one.timed_out;
+    }
+    rn_buf_printf(b,
+                  "\"connections\":{\"open\":%llu,\"idle\":%llu,\"evicted\":%llu,"
+                  "\"refused\":%llu,\"timed_out\":%llu},\"routes\":[",
+                  (unsigned long long)sum.open, (unsigned long long)sum.idle,
+                  (unsigned long long)sum.evicted, (unsigned long long)sum.refused,
+                  (unsigned long long)sum.timed_out);
     for (int i = 0; i < sv->n_routes; i++) {
         const struct rn__route *r = &sv->routes[i];
         rn_buf_puts(b, i ? ",{\"method\":" : "{\"method\":");

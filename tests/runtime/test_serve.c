@@ -350,6 +350,9 @@ int main(void)
     char want[200];
     snprintf(want, sizeof want, "\"serve\":{\"address\":\"%s\",\"threads\":2", serve_addr);
     CHECK_STR_CONTAINS(st, want);
+    /* The connection figures: the idle connection above timed out, none was
+     * refused or evicted. */
+    CHECK_STR_CONTAINS(st, "\"evicted\":0,\"refused\":0,\"timed_out\":1},\"routes\":[");
     CHECK_STR_CONTAINS(st, "{\"method\":\"POST\",\"prefix\":\"/echo\",\"operator\":\"model\"");
 
     rn_job_stop(j);
