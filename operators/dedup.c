@@ -50,14 +50,17 @@ static int rn_dedup_process(struct rn_op *op, const struct rn_batch *in, struct 
         rn_state_key(op, r->key);
         const void *v;
         size_t len;
-        if (rn_value_get(seen, 0, &v, &len) == 0) {
+        int rc = rn_value_get(seen, 0, &v, &len);
+        if (rc == 0) {
             rn_op_metric_add(op, 1, 1);
             rn_emit_copy(out, 1, r);
             continue;
         }
+        if (rc != RN_ENOENT) return rc;
         int64_t until = r->ts + c->window;
-        rn_value_put(seen, 0, &until, sizeof until);
-        rn_timer_register(op, until, 0);
+        if ((rc = rn_value_put(seen, 0, &until, sizeof until)) ||
+            (rc = rn_timer_register(op, until, 0)))
+            return rc;
         rn_op_metric_add(op, 0, 1);
         rn_emit_copy(out, 0, r);
     }
@@ -71,9 +74,10 @@ static int rn_dedup_on_timer(struct rn_op *op, const struct rn_timer *t, struct 
     size_t len;
     (void)out;
     /* Only forget the id if no later copy moved its deadline. */
-    if (rn_value_get(seen, 0, &v, &len) == 0 && len == sizeof(int64_t) &&
-        *(const int64_t *)v <= t->ts)
-        return rn_value_clear(seen, 0);
+    int rc = rn_value_get(seen, 0, &v, &len);
+    if (rc == RN_ENOENT) return 0;
+    if (rc) return rc;
+    if (len == sizeof(int64_t) && *(const int64_t *)v <= t->ts) return rn_value_clear(seen, 0);
     return 0;
 }
 

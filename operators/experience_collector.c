@@ -133,12 +133,16 @@ static void rn_xc_close(struct rn_op *op)
     rn_op_set_local(op, NULL);
 }
 
-static void rn_xc_get(struct rn_state *st, struct rn_buf *into)
+/* The current key's value of st into `into` (empty when absent); 0, or the
+ * state error. */
+static int rn_xc_get(struct rn_state *st, struct rn_buf *into)
 {
     const void *v;
     size_t len;
     rn_buf_reset(into);
-    if (rn_value_get(st, 0, &v, &len) == 0) rn_buf_append(into, v, len);
+    int rc = rn_value_get(st, 0, &v, &len);
+    if (rc == 0) rn_buf_append(into, v, len);
+    return rc == RN_ENOENT ? 0 : rc;
 }
 
 /* Number of entries in a history blob: entries come first, names after. */
@@ -322,8 +326,9 @@ static int rn_xc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         const struct rn_record *r = &in->recs[i];
         const struct rn_sample *s = r->payload;
         rn_state_key(op, r->key);
-        rn_xc_get(x->history, &x->hist);
-        rn_xc_get(x->pending, &x->pend);
+        int rc;
+        if ((rc = rn_xc_get(x->history, &x->hist)) || (rc = rn_xc_get(x->pending, &x->pend)))
+            return rc;
         if (x->pend.len >= sizeof(struct rn_xc_pending)) {
             struct rn_xc_pending p;
             memcpy(&p, x->pend.data, sizeof p);
@@ -345,10 +350,11 @@ static int rn_xc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         rn_buf_append(&x->pend, &p, sizeof p);
         rn_buf_append(&x->pend, r->payload, r->len);
         rn_buf_append(&x->pend, x->hist.data, x->hist.len);
-        rn_value_put(x->pending, 0, x->pend.data, x->pend.len);
+        if ((rc = rn_value_put(x->pending, 0, x->pend.data, x->pend.len))) return rc;
         rn_xc_update_history(c, x, s);
-        rn_value_put(x->history, 0, x->hist.data, x->hist.len);
-        rn_timer_register(op, s->impression_ts + c->session_gap + c->label_delay, 0);
+        if ((rc = rn_value_put(x->history, 0, x->hist.data, x->hist.len)) ||
+            (rc = rn_timer_register(op, s->impression_ts + c->session_gap + c->label_delay, 0)))
+            return rc;
     }
     return 0;
 }
@@ -357,13 +363,14 @@ static int rn_xc_on_timer(struct rn_op *op, const struct rn_timer *t, struct rn_
 {
     const struct rn_xc_cfg *c = rn_op_ctx(op);
     struct rn_xc *x = rn_op_local(op);
-    rn_xc_get(x->pending, &x->pend);
+    int rc = rn_xc_get(x->pending, &x->pend);
+    if (rc) return rc;
     if (x->pend.len < sizeof(struct rn_xc_pending)) return 0;
     struct rn_xc_pending p;
     memcpy(&p, x->pend.data, sizeof p);
     /* A timer of an earlier list: its successor came, nothing to do. */
     if (p.impression_ts + c->session_gap + c->label_delay != t->ts) return 0;
-    rn_xc_get(x->history, &x->hist);
+    if ((rc = rn_xc_get(x->history, &x->hist))) return rc;
     rn_xc_emit(op, x, -1, 1, t->ts, NULL, out);
     return rn_value_clear(x->pending, 0);
 }

@@ -193,13 +193,17 @@ static inline char *jr_names(struct rn_joiner *j)
     return (char *)(jr_fb(j) + jr_hdr(j)->n_fb);
 }
 
-/* Loads the request's state into j->cur; 0 if found, else an empty header. */
+/* Loads the request's state into j->cur; 0 if found, else an empty header
+ * and RN_ENOENT; another negative code (and no header) when the state cannot
+ * be read. */
 static int jr_load(struct rn_joiner *j, uint64_t request_id)
 {
     const void *v;
     size_t len;
     rn_buf_reset(&j->cur);
-    if (rn_value_get(j->req, request_id, &v, &len) == 0 && len >= sizeof(struct rn_jr)) {
+    int rc = rn_value_get(j->req, request_id, &v, &len);
+    if (rc < 0 && rc != RN_ENOENT) return rc;
+    if (rc == 0 && len >= sizeof(struct rn_jr)) {
         rn_buf_append(&j->cur, v, len);
         return 0;
     }
@@ -211,9 +215,9 @@ static int jr_load(struct rn_joiner *j, uint64_t request_id)
     return RN_ENOENT;
 }
 
-static void jr_store(struct rn_joiner *j, uint64_t request_id)
+static int jr_store(struct rn_joiner *j, uint64_t request_id)
 {
-    rn_value_put(j->req, request_id, j->cur.data, j->cur.len);
+    return rn_value_put(j->req, request_id, j->cur.data, j->cur.len);
 }
 
 /* Appends a feedback entry (the buffer may move). */
@@ -248,17 +252,19 @@ static void jr_count(struct rn_op *op, struct rn_joiner *j, struct rn_jr_fb *fb)
     fb->counted = 1;
 }
 
-static void rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
-                                 const struct rn_event *e, struct rn_emitter *out)
+static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
+                                const struct rn_event *e, struct rn_emitter *out)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
-    int found = jr_load(j, e->request_id) == 0;
+    int rc = jr_load(j, e->request_id);
+    if (rc < 0 && rc != RN_ENOENT) return rc;
+    int found = rc == 0;
     struct rn_jr *h = jr_hdr(j);
     if (found && (h->flags & RN_JR_HAS_IMP)) {
         /* A second impression of the same request: the first one stands. */
         rn_op_metric_add(op, M_DUPLICATES, 1);
         if (h->flags & RN_JR_CLOSED) rn_emit_copy(out, 1, r);
-        return;
+        return 0;
     }
     rn_op_metric_add(op, M_IMPRESSIONS, 1);
     /* Rebuild: header, items, the pending feedback, names. */
@@ -312,35 +318,38 @@ static void rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const st
         }
     }
     rn_op_metric_add(op, M_OPEN, 1);
-    rn_timer_register(op, jr_hdr(j)->close_ts - 1 + c->allowed_lateness, e->request_id);
-    jr_store(j, e->request_id);
+    if ((rc = rn_timer_register(op, jr_hdr(j)->close_ts - 1 + c->allowed_lateness,
+                                e->request_id)))
+        return rc;
+    return jr_store(j, e->request_id);
 }
 
-static void rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
-                               const struct rn_event *e, struct rn_emitter *out)
+static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
+                              const struct rn_event *e, struct rn_emitter *out)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
     uint32_t type = (uint32_t)(e->kind - RN_EV_CLICK);
-    if (type >= c->n_types) return;
-    jr_load(j, e->request_id);
+    if (type >= c->n_types) return 0;
+    int rc = jr_load(j, e->request_id);
+    if (rc < 0 && rc != RN_ENOENT) return rc;
     struct rn_jr *h = jr_hdr(j);
     struct rn_jr_fb fb = {e->item_id, e->ts, type, 0};
     struct rn_jr_fb *all = jr_fb(j);
     for (uint32_t k = 0; k < h->n_fb; k++) {
         if (all[k].item_id == fb.item_id && all[k].ts == fb.ts && all[k].type == fb.type) {
             rn_op_metric_add(op, M_DUPLICATES, 1);
-            return;
+            return 0;
         }
     }
     if ((h->flags & RN_JR_CLOSED) || ((h->flags & RN_JR_HAS_IMP) && e->ts >= h->close_ts)) {
         rn_op_metric_add(op, M_LATE, 1);
         rn_op_count_late(op, 1);
         rn_emit_copy(out, 1, r);
-        return;
+        return 0;
     }
     if (h->n_fb >= RN_JR_MAX_FB) {
         rn_op_metric_add(op, M_UNMATCHED, 1);
-        return;
+        return 0;
     }
     jr_add_fb(j, &fb);
     h = jr_hdr(j);
@@ -349,24 +358,25 @@ static void rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const stru
     } else {
         /* Early: wait for the impression, but not forever. */
         if (e->ts > h->last_fb_ts || h->n_fb == 1) h->last_fb_ts = e->ts;
-        rn_timer_register(op, h->last_fb_ts + c->window - 1 + c->allowed_lateness,
-                          e->request_id);
+        if ((rc = rn_timer_register(op, h->last_fb_ts + c->window - 1 + c->allowed_lateness,
+                                    e->request_id)))
+            return rc;
     }
-    jr_store(j, e->request_id);
+    return jr_store(j, e->request_id);
 }
 
 /* A request event: keeps its context values for its sample. */
-static void rn_joiner_request(struct rn_op *op, struct rn_joiner *j, const struct rn_event *e)
+static int rn_joiner_request(struct rn_op *op, struct rn_joiner *j, const struct rn_event *e)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
-    if (!j->ctx || e->n_context == 0) return;
+    if (!j->ctx || e->n_context == 0) return 0;
     uint32_t n = RN_MIN(e->n_context, (uint32_t)RN_CONTEXT_MAX);
     char buf[sizeof(struct rn_jr_ctx) + RN_CONTEXT_MAX * sizeof(double)];
     struct rn_jr_ctx hdr = {e->ts + 2 * c->window + c->allowed_lateness, n, 0};
     memcpy(buf, &hdr, sizeof hdr);
     memcpy(buf + sizeof hdr, rn_event_context(e), n * sizeof(double));
-    rn_value_put(j->ctx, e->request_id, buf, sizeof hdr + n * sizeof(double));
-    rn_timer_register(op, hdr.expire_ts, e->request_id);
+    int rc = rn_value_put(j->ctx, e->request_id, buf, sizeof hdr + n * sizeof(double));
+    return rc ? rc : rn_timer_register(op, hdr.expire_ts, e->request_id);
 }
 
 static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
@@ -376,17 +386,21 @@ static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct
         const struct rn_record *r = &in->recs[i];
         const struct rn_event *e = r->payload;
         rn_state_key(op, r->key);
+        int rc = 0;
         if (e->kind == RN_EV_IMPRESSION)
-            rn_joiner_impression(op, j, r, e, out);
+            rc = rn_joiner_impression(op, j, r, e, out);
         else if (e->kind == RN_EV_REQUEST)
-            rn_joiner_request(op, j, e);
+            rc = rn_joiner_request(op, j, e);
         else if (e->kind >= RN_EV_CLICK)
-            rn_joiner_feedback(op, j, r, e, out);
+            rc = rn_joiner_feedback(op, j, r, e, out);
+        if (rc) return rc;
     }
     return 0;
 }
 
-static void rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emitter *out)
+/* Emits the sample of the request in j->cur; 0, or a state error (then
+ * nothing is emitted). */
+static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emitter *out)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
     struct rn_jr *h = jr_hdr(j);
@@ -411,7 +425,12 @@ static void rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emit
         size_t len;
         uint64_t rid = rn_hash64(names + h->req_off, h->req_len);
         struct rn_jr_ctx ch;
-        if (rn_value_get(j->ctx, rid, &v, &len) == 0 && len >= sizeof ch) {
+        int rc = rn_value_get(j->ctx, rid, &v, &len);
+        if (rc < 0 && rc != RN_ENOENT) {
+            free(inames);
+            return rc;
+        }
+        if (rc == 0 && len >= sizeof ch) {
             memcpy(&ch, v, sizeof ch);
             uint32_t m = RN_MIN(ch.n, n_ctx);
             if (len >= sizeof ch + m * sizeof(double))
@@ -456,6 +475,7 @@ static void rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emit
     rn_emit_payload(out, 0, h->close_ts - 1, s->user_id, pl);
     rn_op_metric_add(op, M_SAMPLES, 1);
     rn_op_metric_add(op, M_REWARD, (uint64_t)(total * 1000.0 + 0.5));
+    return 0;
 }
 
 static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct rn_emitter *out)
@@ -467,25 +487,28 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
         const void *v;
         size_t len;
         struct rn_jr_ctx ch;
-        if (rn_value_get(j->ctx, t->ns, &v, &len) == 0 && len >= sizeof ch) {
+        int rc = rn_value_get(j->ctx, t->ns, &v, &len);
+        if (rc < 0 && rc != RN_ENOENT) return rc;
+        if (rc == 0 && len >= sizeof ch) {
             memcpy(&ch, v, sizeof ch);
-            if (t->ts >= ch.expire_ts) rn_value_clear(j->ctx, t->ns);
+            if (t->ts >= ch.expire_ts && (rc = rn_value_clear(j->ctx, t->ns))) return rc;
         }
     }
-    if (jr_load(j, t->ns) != 0) return 0;
+    int rc = jr_load(j, t->ns);
+    if (rc == RN_ENOENT) return 0;
+    if (rc) return rc;
     struct rn_jr *h = jr_hdr(j);
     if ((h->flags & RN_JR_HAS_IMP) && !(h->flags & RN_JR_CLOSED)) {
         if (t->ts != h->close_ts - 1 + c->allowed_lateness) return 0; /* an early-feedback timer */
-        rn_joiner_emit(op, j, out);
+        if ((rc = rn_joiner_emit(op, j, out))) return rc;
         /* Keep a small tombstone to recognise late feedback, then forget. */
         struct rn_jr tomb = *jr_hdr(j);
         tomb.flags |= RN_JR_CLOSED;
         tomb.n_items = tomb.n_fb = tomb.names_len = 0;
         rn_buf_reset(&j->cur);
         rn_buf_append(&j->cur, &tomb, sizeof tomb);
-        jr_store(j, t->ns);
-        rn_timer_register(op, t->ts + c->retain_closed, t->ns);
-        return 0;
+        if ((rc = jr_store(j, t->ns))) return rc;
+        return rn_timer_register(op, t->ts + c->retain_closed, t->ns);
     }
     if (h->flags & RN_JR_CLOSED) {
         if (t->ts >= h->close_ts - 1 + c->allowed_lateness + c->retain_closed)

@@ -7,6 +7,8 @@
 #include "rn_record.h"
 
 extern const struct rn_op_type rn_source_file;
+extern const struct rn_op_type rn_source_kafka;
+extern const struct rn_op_type rn_sink_kafka;
 extern const struct rn_op_type rn_sink_file;
 extern const struct rn_op_type rn_sink_null;
 extern const struct rn_op_type rn_sink_partitioned_file;
@@ -29,7 +31,7 @@ void rn_operators_init(void)
         &rn_source_file, &rn_sink_file,   &rn_sink_null, &rn_sink_partitioned_file,
         &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
         &rn_op_online_joiner, &rn_op_experience_collector, &rn_op_dedup,
-        &rn_op_value_advantage_learner, &rn_op_inference,
+        &rn_op_value_advantage_learner, &rn_op_inference, &rn_source_kafka, &rn_sink_kafka,
     };
     rn_type_register(&rn_type_experience);
     rn_type_register(&rn_type_window_count);

@@ -142,6 +142,14 @@ static int rn_file_source_open(struct rn_op *op)
             fprintf(stderr, "runnel: source '%s': '%s' was replaced since the checkpoint; "
                             "reading the new file from its start\n", rn_op_id(op), c->path);
             offset = 0;
+        } else if (stat(c->path, &st) == 0 && st.st_size < offset) {
+            /* Truncated since the checkpoint: what is there now is new. */
+            fprintf(stderr,
+                    "runnel: source '%s': '%s' is shorter (%lld bytes) than the "
+                    "checkpoint's position %lld: it was truncated; reading it from its "
+                    "start\n",
+                    rn_op_id(op), c->path, (long long)st.st_size, (long long)offset);
+            offset = 0;
         }
     }
     return rn__fs_open_file(op, s, offset);
@@ -212,13 +220,23 @@ static int rn__fs_check_rotation(struct rn_op *op, struct rn_file_source *s)
     if (s->fd >= 0 && st.st_ino == s->ino && st.st_size >= pos) return 0;
     if (s->fd >= 0 && st.st_ino == s->ino && st.st_size < pos) {
         /* Truncated in place: start over. */
+        fprintf(stderr,
+                "runnel: source '%s': '%s' was truncated (%lld bytes, read up to %lld); "
+                "reading it from its start\n",
+                rn_op_id(op), c->path, (long long)st.st_size, (long long)pos);
         lseek(s->fd, 0, SEEK_SET);
         s->buf_offset = 0;
         s->start = s->end = 0;
         s->eof = 0;
         return 1;
     }
-    if (s->fd >= 0) close(s->fd);
+    if (s->fd >= 0) {
+        fprintf(stderr,
+                "runnel: source '%s': '%s' was replaced; the old file was read to its "
+                "end, reading the new one from its start\n",
+                rn_op_id(op), c->path);
+        close(s->fd);
+    }
     s->fd = -1;
     return rn__fs_open_file(op, s, 0) == 0 && s->fd >= 0;
 }

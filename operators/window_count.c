@@ -13,6 +13,12 @@
  * sent to the `late` side output unchanged. Output is deterministic for a
  * given input order, so a job restored from a checkpoint emits exactly what
  * an uninterrupted run emits.
+ *
+ * State format (state_version). Version 2: a window's value is its count
+ * (8 bytes) followed by the key's text, its length being the rest of the
+ * value. Version 1 stored a raw struct {int64 count; uint32 key_len; key}
+ * whose 4 bytes of tail padding went to disk uninitialised; rn_wc_migrate
+ * turns a version 1 value into a version 2 one on restore.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +37,9 @@ struct rn_window_count {
     int key_field;
 };
 
-/* The state of one (key, window). */
-struct rn_wc_state {
-    int64_t count;
-    uint32_t key_len;
-    char key[]; /* the key as text, for output */
-};
+#define RN_WC_STATE_VERSION 2
+#define RN_WC_COUNT_LEN 8   /* a value: count (int64), then the key as text */
+#define RN_WC_V1_KEY_OFF 12 /* version 1: count (int64), key_len (uint32), key */
 
 /* The `window_count` record. */
 struct rn_wc_record {
@@ -153,22 +156,27 @@ static int rn_wc_process(struct rn_op *op, const struct rn_batch *in, struct rn_
             const void *v;
             size_t len;
             int64_t count = 1;
-            if (rn_value_get(w->counts, (uint64_t)end, &v, &len) == 0) {
-                memcpy(buf, v, RN_MIN(len, sizeof buf));
-                struct rn_wc_state *st = (struct rn_wc_state *)buf;
-                st->count++;
-                rn_value_put(w->counts, (uint64_t)end, buf, RN_MIN(len, sizeof buf));
+            int rc = rn_value_get(w->counts, (uint64_t)end, &v, &len);
+            if (rc == 0) {
+                if (len < RN_WC_COUNT_LEN || len > sizeof buf) return RN_ECORRUPT;
+                memcpy(buf, v, len);
+                memcpy(&count, buf, sizeof count);
+                count++;
+                memcpy(buf, &count, sizeof count);
+                rc = rn_value_put(w->counts, (uint64_t)end, buf, len);
+                if (rc) return rc;
+            } else if (rc != RN_ENOENT) {
+                return rc;
             } else {
                 struct rn_str ks = w->key_field == RN_EVENT_KEY_USER      ? e->user
                                    : w->key_field == RN_EVENT_KEY_REQUEST ? e->request
                                                                           : e->item;
-                uint32_t kl = RN_MIN(ks.len, (uint32_t)(sizeof buf - sizeof(struct rn_wc_state)));
-                struct rn_wc_state *st = (struct rn_wc_state *)buf;
-                st->count = count;
-                st->key_len = kl;
-                memcpy(st->key, rn_str_ptr(e, ks), kl);
-                rn_value_put(w->counts, (uint64_t)end, buf, sizeof *st + kl);
-                rn_timer_register(op, fire, (uint64_t)end);
+                uint32_t kl = RN_MIN(ks.len, (uint32_t)(sizeof buf - RN_WC_COUNT_LEN));
+                memcpy(buf, &count, sizeof count);
+                memcpy(buf + RN_WC_COUNT_LEN, rn_str_ptr(e, ks), kl);
+                if ((rc = rn_value_put(w->counts, (uint64_t)end, buf, RN_WC_COUNT_LEN + kl)) ||
+                    (rc = rn_timer_register(op, fire, (uint64_t)end)))
+                    return rc;
             }
             counted = 1;
         }
@@ -186,20 +194,37 @@ static int rn_wc_on_timer(struct rn_op *op, const struct rn_timer *t, struct rn_
     struct rn_window_count *w = rn_op_local(op);
     const void *v;
     size_t len;
-    if (rn_value_get(w->counts, t->ns, &v, &len) != 0) return 0;
-    const struct rn_wc_state *st = v;
+    int rc = rn_value_get(w->counts, t->ns, &v, &len);
+    if (rc == RN_ENOENT) return 0;
+    if (rc) return rc;
+    if (len < RN_WC_COUNT_LEN) return RN_ECORRUPT;
+    uint32_t kl = (uint32_t)(len - RN_WC_COUNT_LEN);
     int64_t end = (int64_t)t->ns;
-    struct rn_wc_record *rec =
-        rn_emit(out, 0, end - 1, t->key, (uint32_t)(sizeof *rec + st->key_len));
+    struct rn_wc_record *rec = rn_emit(out, 0, end - 1, t->key, (uint32_t)(sizeof *rec + kl));
     rec->start = end - c->size;
     rec->end = end;
-    rec->count = st->count;
+    memcpy(&rec->count, v, sizeof rec->count);
     rec->key_id = t->key;
-    rec->key = (struct rn_str){sizeof *rec, st->key_len};
+    rec->key = (struct rn_str){sizeof *rec, kl};
     rec->pad = 0;
-    memcpy(rec + 1, st->key, st->key_len);
+    memcpy(rec + 1, (const char *)v + RN_WC_COUNT_LEN, kl);
     rn_op_metric_add(op, 0, 1);
     return rn_value_clear(w->counts, t->ns);
+}
+
+/* Restore of version 1 state: {count, key_len, key, padding} -> {count, key}. */
+static int rn_wc_migrate(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                         size_t len, struct rn_buf *out)
+{
+    (void)op;
+    if (from != 1 || strcmp(state, "counts") != 0) return RN_EINVAL;
+    uint32_t kl;
+    if (len < RN_WC_V1_KEY_OFF) return RN_ECORRUPT;
+    memcpy(&kl, (const char *)val + RN_WC_COUNT_LEN, sizeof kl);
+    if (kl > len - RN_WC_V1_KEY_OFF) return RN_ECORRUPT;
+    rn_buf_append(out, val, RN_WC_COUNT_LEN);
+    rn_buf_append(out, (const char *)val + RN_WC_V1_KEY_OFF, kl);
+    return 0;
 }
 
 static const struct rn_port_decl rn_wc_out[] = {
@@ -227,4 +252,7 @@ const struct rn_op_type rn_op_window_count = {
     .process = rn_wc_process,
     .close = rn_wc_close,
     .on_timer = rn_wc_on_timer,
+    .state_version = RN_WC_STATE_VERSION,
+    .state_version_min = 1,
+    .migrate_state = rn_wc_migrate,
 };

@@ -4,18 +4,32 @@
  *   runnel validate JOB.yaml [--set key=value]...   check a job, print its graph
  *   runnel run JOB.yaml [--set key=value]...        run a job in this process
  *   runnel evaluate --data PATH --policy P...       off-policy evaluation (rn_evaluate.c)
+ *   runnel dev-kafka [--brokers N] [--port P]        a local Kafka (rn_devkafka.c)
  *   runnel schema                                   print the YAML reference
  *   runnel version
  *
  * Exit codes: 0 success, 1 the job failed or is invalid, 2 bad usage.
+ *
+ * Signals: the first SIGINT or SIGTERM asks the job to stop (sources stop,
+ * a final checkpoint is taken, sinks commit). Whatever the job is doing, the
+ * process is gone RN__STOP_LIMIT_MS later: a watchdog thread exits it with
+ * status 1 if the stop has not finished by then (nothing is lost: a restart
+ * resumes from the last completed checkpoint). A second signal ends the
+ * process at once, by that signal (status 128 + its number: 130, 143).
  */
+#include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rn_devkafka.h"
 #include "rn_evaluate_int.h"
 #include "rn_http.h"
 #include "rn_models_int.h"
@@ -23,7 +37,11 @@
 #include "rn_operator.h"
 #include "rn_pretrain.h"
 
+#define RN__STOP_LIMIT_MS 4500
+
 static struct rn_job *rn__running;
+static sem_t rn__wake;       /* posted by the signal handler, and when the run ends */
+static atomic_int rn__ended; /* the run has returned */
 
 static void rn__on_signal(int sig)
 {
@@ -32,6 +50,30 @@ static void rn__on_signal(int sig)
     /* A second signal kills the process the ordinary way. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    sem_post(&rn__wake); /* async-signal-safe */
+}
+
+/* The stop watchdog: after the first signal, the run has RN__STOP_LIMIT_MS
+ * to return; a thread stuck on a disk that does not answer, or a final
+ * checkpoint that cannot finish, does not keep the process alive. */
+static void *rn__watchdog(void *arg)
+{
+    (void)arg;
+    while (sem_wait(&rn__wake) != 0 && errno == EINTR) {
+    }
+    if (atomic_load(&rn__ended)) return NULL;
+    int64_t deadline = rn_now_ns() + RN__STOP_LIMIT_MS * 1000000LL;
+    while (!atomic_load(&rn__ended) && rn_now_ns() < deadline)
+        usleep(20000);
+    if (atomic_load(&rn__ended)) return NULL;
+    fprintf(stderr,
+            "runnel: the job did not stop within %.1f s of the signal; exiting without "
+            "its final checkpoint (a restart resumes from the last completed one)\n",
+            RN__STOP_LIMIT_MS / 1000.0);
+    /* Straight to the kernel: no atexit handlers, and no sanitizer's exit
+     * report about the threads that are still running on purpose. */
+    syscall(SYS_exit_group, 1);
+    return NULL;
 }
 
 static int rn__usage(FILE *out)
@@ -45,6 +87,7 @@ static int rn__usage(FILE *out)
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
+                 "       runnel dev-kafka [--brokers N] [--port P] [--topics T:N,...]\n"
                  "       runnel schema\n"
                  "       runnel version\n"
                  "\n"
@@ -245,6 +288,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "evaluate") == 0) return rn_evaluate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0) return rn_models_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "dev-kafka") == 0) return rn_devkafka_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);
         return rn__usage(stderr);
@@ -300,6 +344,14 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     rn__running = job;
+    sem_init(&rn__wake, 0, 0);
+    /* The watchdog takes no signals itself. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pthread_t wd;
+    int wd_started = pthread_create(&wd, NULL, rn__watchdog, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = rn__on_signal;
@@ -307,6 +359,9 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     int rc = rn_job_run(job, err, sizeof err);
+    atomic_store(&rn__ended, 1);
+    sem_post(&rn__wake);
+    if (wd_started) pthread_join(wd, NULL);
     rn__running = NULL;
     if (rc) fprintf(stderr, "runnel: %s\n", err);
     rn_job_destroy(job);

@@ -14,12 +14,29 @@
  *
  * Everything here runs on the task's own thread.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rn_exec_int.h"
 #include "rn_fs.h"
+
+/* Format version of runtime.bin (the task's event time). */
+#define RN__RUNTIME_FORMAT 1
+
+/* State format versions of an operator type: the one it writes, and the
+ * oldest it reads. */
+static uint32_t rn__ty_version(const struct rn_op_type *ty)
+{
+    return ty->state_version ? ty->state_version : 1;
+}
+static uint32_t rn__ty_version_min(const struct rn_op_type *ty)
+{
+    uint32_t v = rn__ty_version(ty);
+    return ty->state_version_min && ty->state_version_min < v ? ty->state_version_min : v;
+}
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
@@ -37,6 +54,24 @@ void rn__task_notify(struct rn_task *t)
     }
 }
 
+/* "chain 'x' subtask n" for messages. */
+static void rn__task_name(const struct rn_task *t, char *out, size_t n)
+{
+    const struct rn_job *job = t->job;
+    snprintf(out, n, "chain '%s' subtask %u", job->nodes[job->groups[t->group].nodes[0]].id,
+             t->subtask);
+}
+
+/* A state backend that failed (not only a checkpoint that could not be
+ * written) fails the job: its working data can no longer be trusted. */
+static void rn__task_check_state(struct rn_task *t)
+{
+    const char *serr = rn__statedb_error(t->statedb);
+    if (serr && !atomic_load(&t->job->aborting))
+        rn__job_set_error(t->job, "chain '%s' subtask %u: %s",
+                          t->job->nodes[t->job->groups[t->group].nodes[0]].id, t->subtask, serr);
+}
+
 /* Acks the task's checkpoint once its state's background part is written
  * (wait: block until it is). */
 void rn__task_poll_state(struct rn_task *t, int wait)
@@ -45,10 +80,17 @@ void rn__task_poll_state(struct rn_task *t, int wait)
     char err[512] = "";
     int rc = rn__statedb_checkpoint_poll(t->statedb, wait, err, sizeof err);
     if (rc == 0) return;
-    if (rc < 0) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)t->ack_id, err);
+    rn__task_check_state(t);
     uint64_t id = t->ack_id;
     t->ack_id = 0;
-    rn__ckpt_ack(t->job, id, &t->ack_stats, rc == 1);
+    if (rc < 0) {
+        char name[200], msg[800];
+        rn__task_name(t, name, sizeof name);
+        snprintf(msg, sizeof msg, "%s: %s", name, err);
+        rn__ckpt_ack(t->job, id, &t->ack_stats, msg);
+    } else {
+        rn__ckpt_ack(t->job, id, &t->ack_stats, NULL);
+    }
 }
 
 /* Snapshots the task into checkpoint `id` and acks it (at once, or when the
@@ -62,13 +104,22 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
     int64_t t0 = rn_now_ns();
     int ok = 1;
     char err[512] = "";
-    char *dir = rn__ckpt_task_dir(job, id, t);
+    char *dir = rn__ckpt_task_dir(job, id, t, err, sizeof err);
     if (!dir) {
-        /* The coordinator gave this id up; the barrier still passes on. */
+        /* The coordinator gave this id up (the barrier still passes on), or
+         * the directory could not be made. */
         t->last_ckpt = id;
+        if (err[0]) {
+            char name[200], msg[800];
+            rn__task_name(t, name, sizeof name);
+            snprintf(msg, sizeof msg, "%s: %s", name, err);
+            struct rn_ckpt_stats st = {rn_now_ns() - t0, align_ns, 0};
+            rn__ckpt_ack(job, id, &st, msg);
+        }
         return;
     }
     struct rn_snapshot_writer *w = rn__snapshot_writer_create();
+    rn__snapshot_writer_set_version(w, RN__RUNTIME_FORMAT);
     rn_snapshot_write_i64(w, t->max_ts);
     rn_snapshot_write_i64(w, t->wm);
     rn_snapshot_write_i64(w, (int64_t)t->assigned);
@@ -80,11 +131,19 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
     rn__ckpt_fault_task(job, id);
     for (int i = 0; i < t->n_inst && ok; i++) {
         struct rn_instance *in = t->inst[i];
-        if (!in->node->type->snapshot) continue;
+        const struct rn_op_type *ty = in->node->type;
+        /* Operators with keyed state get a file even when they keep nothing
+         * in memory: its header records their state's format version. */
+        if (!ty->snapshot && !in->keyed) continue;
         w = rn__snapshot_writer_create();
-        int rc = in->node->type->snapshot(&in->op, id, w);
+        rn__snapshot_writer_set_version(w, rn__ty_version(ty));
+        int rc = ty->snapshot ? ty->snapshot(&in->op, id, w) : 0;
         snprintf(path, pl, "%s/ops", dir);
-        rn_fs_mkdirs(path, NULL, 0);
+        if (rc >= 0 && rn_fs_mkdirs(path, err, sizeof err)) {
+            ok = 0;
+            rn__snapshot_writer_destroy(w);
+            break;
+        }
         snprintf(path, pl, "%s/ops/%s.bin", dir, in->node->id);
         if (rc < 0) {
             snprintf(err, sizeof err, "'%s' snapshot failed: %s", in->node->id, rn_strerror(rc));
@@ -100,7 +159,7 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
         if (rn__statedb_checkpoint_begin(t->statedb, path, err, sizeof err)) ok = 0;
         else deferred = 1;
     }
-    if (!ok) fprintf(stderr, "runnel: checkpoint %llu: %s\n", (unsigned long long)id, err);
+    rn__task_check_state(t);
     free(path);
     free(dir);
     t->last_ckpt = id;
@@ -108,8 +167,13 @@ void rn__task_snapshot(struct rn_task *t, uint64_t id, int64_t align_ns)
     if (deferred) {
         t->ack_id = id;
         t->ack_stats = st;
+    } else if (ok) {
+        rn__ckpt_ack(job, id, &st, NULL);
     } else {
-        rn__ckpt_ack(job, id, &st, ok);
+        char name[200], msg[800];
+        rn__task_name(t, name, sizeof name);
+        snprintf(msg, sizeof msg, "%s: %s", name, err);
+        rn__ckpt_ack(job, id, &st, msg);
     }
 }
 
@@ -161,7 +225,75 @@ void rn__consumer_input_ended(struct rn_task *t)
 
 /* ---- restore ----------------------------------------------------------------------- */
 
+/* Fault injection for the fault tests: RUNNEL_FAULT=restore:kill kills the
+ * process with SIGKILL once a task has restored its keyed state, and
+ * restore:stall hangs that task there, like a disk that stopped answering. */
+static void rn__restore_fault(void)
+{
+    const char *f = getenv("RUNNEL_FAULT");
+    if (!f || strncmp(f, "restore:", 8) != 0) return;
+    fprintf(stderr, "runnel: RUNNEL_FAULT: %s\n", f);
+    if (strcmp(f + 8, "kill") == 0) kill(getpid(), SIGKILL);
+    if (strcmp(f + 8, "stall") == 0)
+        for (;;)
+            pause();
+}
+
 /* Opens the task's state and gives each instance its snapshot back. */
+/* RN_OP_UNION_RESTORE: restore() once with the bytes of every subtask of
+ * the checkpoint (whatever the parallelism then and now), in the order of the
+ * checkpoint's task list; the operator keeps what it owns now. */
+/* A snapshot's format version against the range the operator reads; on a
+ * mismatch the job fails naming the operator and both versions. */
+static int rn__check_version(struct rn_instance *in, struct rn_snapshot_reader *rd)
+{
+    const struct rn_op_type *ty = in->node->type;
+    uint32_t found = rn_snapshot_version(rd);
+    uint32_t lo = rn__ty_version_min(ty), hi = rn__ty_version(ty);
+    if (found <= hi && found >= lo) return 0;
+    char range[48];
+    if (lo < hi)
+        snprintf(range, sizeof range, "versions %u to %u", lo, hi);
+    else
+        snprintf(range, sizeof range, "version %u", hi);
+    rn__job_set_error(in->job,
+                      "restore of operator '%s' (%s): the checkpoint holds state format "
+                      "version %u; this runnel's %s reads %s (%s)",
+                      in->node->id, ty->name, found, ty->name, range,
+                      found > hi ? "written by a newer runnel: restore it with that one"
+                                 : "too old: restore it with a runnel that reads both, "
+                                   "take a savepoint, and restore that");
+    return RN_ECORRUPT;
+}
+
+static int rn__restore_union(struct rn_instance *in, const struct rn_restore *r, char *path,
+                             size_t pl)
+{
+    char err[1024] = "";
+    for (size_t k = 0; k < r->n_tasks; k++) {
+        snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, r->tasks[k].head,
+                 r->tasks[k].subtask, in->node->id);
+        if (!rn_fs_exists(path)) continue;
+        struct rn_snapshot_reader *rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
+        if (!rd) {
+            rn__job_set_error(in->job, "restore of '%s': %s", in->node->id, err);
+            return RN_ECORRUPT;
+        }
+        if (rn__check_version(in, rd) < 0) {
+            rn__snapshot_reader_destroy(rd);
+            return RN_ECORRUPT;
+        }
+        int rc = in->node->type->restore(&in->op, rd);
+        rn__snapshot_reader_destroy(rd);
+        if (rc < 0) {
+            rn__check_rc(in, rc, "restore");
+            return rc;
+        }
+        in->restored = 1;
+    }
+    return 0;
+}
+
 int rn__task_restore(struct rn_task *t)
 {
     struct rn_job *job = t->job;
@@ -169,7 +301,7 @@ int rn__task_restore(struct rn_task *t)
     const char *head = job->nodes[g->nodes[0]].id;
     struct rn_restore *r = job->restore;
     char err[1024] = "";
-    int need_state = 0;
+    int need_state = 0, state_restored = 0;
     for (int i = 0; i < t->n_inst; i++) {
         const struct rn_op_type *ty = t->inst[i]->node->type;
         if ((ty->flags & RN_OP_KEYED) && (ty->flags & RN_OP_STATEFUL)) need_state = 1;
@@ -199,6 +331,7 @@ int rn__task_restore(struct rn_task *t)
         for (size_t i = 0; i < n; i++) free(dirs[i]);
         free(dirs);
         free(src);
+        state_restored = n > 0;
         if (!t->statedb) {
             rn__job_set_error(job, "chain '%s' subtask %u: %s", head, t->subtask, err);
             return RN_ESTATE;
@@ -214,12 +347,22 @@ int rn__task_restore(struct rn_task *t)
         atomic_store_explicit(&t->statedb_pub, t->statedb, memory_order_release);
     }
     if (!r) return 0;
+    rn__restore_fault();
     size_t pl = strlen(r->dir) + strlen(head) + 512;
     char *path = rn_xmalloc(pl);
     snprintf(path, pl, "%s/tasks/%s-%u/runtime.bin", r->dir, head, t->subtask);
     struct rn_snapshot_reader *rd =
         mine ? rn__snapshot_reader_open(path, r->id, err, sizeof err) : NULL;
     int rc = 0;
+    if (rd && rn_snapshot_version(rd) > RN__RUNTIME_FORMAT) {
+        rn__job_set_error(job,
+                          "restore of chain '%s' subtask %u: %s has format version %u; this "
+                          "runnel reads version %u",
+                          head, t->subtask, path, rn_snapshot_version(rd), RN__RUNTIME_FORMAT);
+        rn__snapshot_reader_destroy(rd);
+        free(path);
+        return RN_ECORRUPT;
+    }
     if (rd) {
         int64_t max_ts, wm, assigned;
         if (rn_snapshot_read_i64(rd, &max_ts) == 0 && rn_snapshot_read_i64(rd, &wm) == 0 &&
@@ -232,7 +375,12 @@ int rn__task_restore(struct rn_task *t)
     }
     for (int i = 0; i < t->n_inst && rc == 0; i++) {
         struct rn_instance *in = t->inst[i];
-        if (!in->node->type->restore) continue;
+        const struct rn_op_type *ty = in->node->type;
+        if (!ty->restore && !in->keyed) continue;
+        if (ty->flags & RN_OP_UNION_RESTORE) {
+            rc = rn__restore_union(in, r, path, pl);
+            continue;
+        }
         /* The operator's bytes, wherever its chain was cut last time: its own
          * chain first, then any chain of the same subtask. */
         snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, head, t->subtask, in->node->id);
@@ -240,14 +388,39 @@ int rn__task_restore(struct rn_task *t)
             if (r->tasks[k].subtask == t->subtask)
                 snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, r->tasks[k].head,
                          t->subtask, in->node->id);
-        if (!rn_fs_exists(path)) continue;
+        int own = rn_fs_exists(path);
+        /* Keyed state moves between subtasks: its format version is that of
+         * any old subtask's file (all were written by one runnel). */
+        for (size_t k = 0; k < r->n_tasks && !own && in->keyed && !rn_fs_exists(path); k++)
+            snprintf(path, pl, "%s/tasks/%s-%u/ops/%s.bin", r->dir, r->tasks[k].head,
+                     r->tasks[k].subtask, in->node->id);
+        if (!rn_fs_exists(path)) {
+            /* Keyed state from a checkpoint older than format versions. */
+            if (in->keyed && state_restored)
+                rn__op_state_set_format(in->keyed, &in->op, 1, rn__ty_version(ty),
+                                        ty->migrate_state);
+            continue;
+        }
         rd = rn__snapshot_reader_open(path, r->id, err, sizeof err);
         if (!rd) {
             rn__job_set_error(job, "restore of '%s': %s", in->node->id, err);
             rc = RN_ECORRUPT;
             break;
         }
-        rc = in->node->type->restore(&in->op, rd);
+        uint32_t found = rn_snapshot_version(rd);
+        if (rn__check_version(in, rd) < 0) {
+            rn__snapshot_reader_destroy(rd);
+            rc = RN_ECORRUPT;
+            break;
+        }
+        if (in->keyed)
+            rn__op_state_set_format(in->keyed, &in->op, state_restored ? found : rn__ty_version(ty),
+                                    rn__ty_version(ty), ty->migrate_state);
+        if (!own || !ty->restore) {
+            rn__snapshot_reader_destroy(rd);
+            continue;
+        }
+        rc = ty->restore(&in->op, rd);
         rn__snapshot_reader_destroy(rd);
         if (rc < 0) {
             rn__check_rc(in, rc, "restore");

@@ -23,6 +23,7 @@
  * are kept until deleted by hand.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 #include <errno.h>
@@ -31,12 +32,19 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <yajl/yajl_tree.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "rn_fs.h"
 #include "rn_exec_int.h"
 
-#define RN__SNAP_MAGIC "RNSNAP01"
+/* Snapshot files: RNSNAP02 (magic, length, xxHash, format version, payload);
+ * RNSNAP01 files, written before format versions, read as version 1. */
+#define RN__SNAP_MAGIC "RNSNAP02"
+#define RN__SNAP_MAGIC_V1 "RNSNAP01"
 #define RN__HISTORY 32
+#define RN__DEAD 16              /* failed checkpoints waiting for late acks */
+#define RN__STOP_GRACE_MS 3000LL /* a stop waits this long for the final checkpoint */
 
 enum { RN__K_CHECKPOINT = 0, RN__K_SAVEPOINT = 1, RN__K_FINAL = 2 };
 enum { RN__S_RUNNING = 0, RN__S_COMPLETED = 1, RN__S_FAILED = 2 };
@@ -50,17 +58,39 @@ struct rn_ckpt_record {
     int64_t max_sync_ns, max_align_ns;
     uint64_t bytes;
     int acks, expected;
+    int handed;  /* task directories handed out: acks owed */
+    int writing; /* the coordinator is writing its manifest (lock released) */
     char path[512];
-    char error[200];
+    char error[400];
+};
+
+/* A failed checkpoint whose directory waits until no task writes into it. */
+struct rn__dead {
+    uint64_t id;
+    int owed; /* acks still to come */
+    char path[512];
+};
+
+/* A file's hash, remembered by inode (hard-linked SST files recur). */
+struct rn__hcache {
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    int64_t mtime_ns;
+    uint64_t hash;
+    uint64_t used; /* hcache_gen of the last manifest that listed it */
 };
 
 struct rn_ckpt_coord {
     /* Fault injection for crash tests: RUNNEL_FAULT=checkpoint:<id>:<point>
-     * kills the process with SIGKILL at <point> of checkpoint <id>:
+     * kills the process with SIGKILL at <point> of checkpoint <id> (or
+     * "final"):
      * "task" (a task has written part of its snapshot) or "manifest" (every
-     * task has acked, the manifest is not yet written). */
+     * task has acked, the manifest is not yet written); "stall" makes the
+     * task's snapshot hang instead, like a disk that stopped answering. */
     uint64_t fault_id;
-    int fault_point; /* 1 task, 2 manifest */
+    int fault_final; /* <id> is "final": the end-of-job checkpoint, whatever its id */
+    int fault_point; /* 1 task, 2 manifest, 3 stall (a task's snapshot never returns) */
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
@@ -74,6 +104,13 @@ struct rn_ckpt_coord {
     struct rn_ckpt_record history[RN__HISTORY];
     int n_history; /* total ever added; ring index = n % RN__HISTORY */
     uint64_t n_completed, n_failed;
+    int streak;            /* checkpoints failed in a row (savepoints do not count) */
+    char first_error[400]; /* why the first of them failed */
+    struct rn__dead dead[RN__DEAD];
+    int n_dead;
+    struct rn__hcache *hcache; /* coordinator thread only */
+    size_t n_hcache, cap_hcache;
+    uint64_t hcache_gen;
     int request; /* 0 none, 1 checkpoint, 2 savepoint */
     int64_t due_ns;
     int n_tasks;
@@ -83,19 +120,28 @@ struct rn_ckpt_coord {
 
 struct rn_snapshot_writer {
     struct rn_buf buf;
+    uint32_t version;
 };
 
 struct rn_snapshot_reader {
     char *data;
     size_t len, pos;
     uint64_t id;
+    uint32_t version; /* the format version of the payload, from the header */
     char **strs; /* strings handed out, owned until destroy */
     size_t n_strs;
 };
 
 struct rn_snapshot_writer *rn__snapshot_writer_create(void)
 {
-    return rn_xcalloc(1, sizeof(struct rn_snapshot_writer));
+    struct rn_snapshot_writer *w = rn_xcalloc(1, sizeof *w);
+    w->version = 1;
+    return w;
+}
+
+void rn__snapshot_writer_set_version(struct rn_snapshot_writer *w, uint32_t version)
+{
+    w->version = version ? version : 1;
 }
 
 void rn__snapshot_writer_destroy(struct rn_snapshot_writer *w)
@@ -125,13 +171,18 @@ void rn_snapshot_write_str(struct rn_snapshot_writer *w, const char *s)
 int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, char *errbuf,
                              size_t errlen)
 {
-    /* magic, payload length, xxHash of the payload, payload */
+    /* magic, length and xxHash of what follows them, then the format version
+     * (4 bytes and 4 reserved zeros) and the payload */
     struct rn_buf out = RN_BUF_INIT;
-    uint64_t len = w->buf.len, sum = rn_hash64(w->buf.data ? w->buf.data : "", w->buf.len);
+    uint32_t ver[2] = {w->version, 0};
+    uint64_t len = sizeof ver + w->buf.len, sum = 0;
     rn_buf_append(&out, RN__SNAP_MAGIC, 8);
     rn_buf_append(&out, &len, 8);
     rn_buf_append(&out, &sum, 8);
+    rn_buf_append(&out, ver, sizeof ver);
     if (w->buf.len) rn_buf_append(&out, w->buf.data, w->buf.len);
+    sum = rn_hash64(out.data + 24, out.len - 24);
+    memcpy(out.data + 16, &sum, 8);
     int rc = rn_fs_write_atomic(path, out.data, out.len, errbuf, errlen);
     rn_buf_free(&out);
     return rc;
@@ -147,15 +198,23 @@ struct rn_snapshot_reader *rn__snapshot_reader_open(const char *path, uint64_t i
         return NULL;
     }
     uint64_t plen, sum;
-    if (len < 24 || memcmp(data, RN__SNAP_MAGIC, 8) != 0) goto corrupt;
+    int v1 = len >= 8 && memcmp(data, RN__SNAP_MAGIC_V1, 8) == 0;
+    if (len < 24 || (!v1 && memcmp(data, RN__SNAP_MAGIC, 8) != 0)) goto corrupt;
     memcpy(&plen, data + 8, 8);
     memcpy(&sum, data + 16, 8);
     if (plen != len - 24 || rn_hash64(data + 24, plen) != sum) goto corrupt;
+    uint32_t ver[2] = {1, 0};
+    if (!v1) {
+        if (plen < sizeof ver) goto corrupt;
+        memcpy(ver, data + 24, sizeof ver);
+        if (ver[0] == 0) goto corrupt;
+    }
     struct rn_snapshot_reader *r = rn_xcalloc(1, sizeof *r);
     r->data = data;
     r->len = len;
-    r->pos = 24;
+    r->pos = v1 ? 24 : 24 + sizeof ver;
     r->id = id;
+    r->version = ver[0];
     return r;
 corrupt:
     rn_errf(errbuf, errlen, "snapshot '%s' is corrupt (bad header, length or checksum)", path);
@@ -201,6 +260,11 @@ uint64_t rn_snapshot_id(const struct rn_snapshot_reader *r)
     return r->id;
 }
 
+uint32_t rn_snapshot_version(const struct rn_snapshot_reader *r)
+{
+    return r->version;
+}
+
 /* ---- directories ---------------------------------------------------------------- */
 
 static void rn__ckpt_path(struct rn_job *job, uint64_t id, int kind, char *out, size_t n)
@@ -209,25 +273,31 @@ static void rn__ckpt_path(struct rn_job *job, uint64_t id, int kind, char *out, 
              (unsigned long long)id);
 }
 
-char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t)
+char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t, char *errbuf,
+                        size_t errlen)
 {
     struct rn_ckpt_coord *c = job->coord;
-    const char *base = NULL;
+    struct rn_ckpt_record *r = NULL;
     pthread_mutex_lock(&c->mu);
-    if (c->has_run && c->run.id == id) base = c->run.path;
-    if (c->has_final && c->final.id == id) base = c->final.path;
+    if (c->has_run && c->run.id == id && !c->run.writing) r = &c->run;
+    if (c->has_final && c->final.id == id && c->final.status == RN__S_RUNNING) r = &c->final;
     char *dir = NULL;
-    if (base) {
-        size_t n = strlen(base) + 256;
+    if (r) {
+        size_t n = strlen(r->path) + 256;
         dir = rn_xmalloc(n);
-        snprintf(dir, n, "%s/tasks/%s-%u", base,
-                 job->nodes[job->groups[t->group].nodes[0]].id, t->subtask);
+        snprintf(dir, n, "%s/tasks/%s-%u", r->path, job->nodes[job->groups[t->group].nodes[0]].id,
+                 t->subtask);
+        /* The task now owes an ack: until it comes, a failed checkpoint's
+         * directory stays (deleting it under a task that is writing there is
+         * what made RocksDB miss files it was linking). */
+        r->handed++;
     }
     pthread_mutex_unlock(&c->mu);
-    if (dir && rn_fs_mkdirs(dir, NULL, 0) != 0) {
+    if (dir && rn_fs_mkdirs(dir, errbuf, errlen) != 0) {
         free(dir);
         return NULL;
     }
+    if (!dir) errbuf[0] = 0;
     return dir;
 }
 
@@ -287,6 +357,9 @@ static struct rn__dirent *rn__list(struct rn_job *job, size_t *n)
     return v;
 }
 
+/* Coordinator thread, no lock held: deletes completed checkpoints beyond
+ * `retain` (never the one this run restored from while it may still be
+ * read, never savepoints). */
 static void rn__retain(struct rn_job *job)
 {
     size_t n;
@@ -298,19 +371,143 @@ static void rn__retain(struct rn_job *job)
             keep--;
             continue;
         }
-        rn_fs_rmtree(v[i].path, NULL, 0);
+        char err[512];
+        if (rn_fs_rmtree(v[i].path, err, sizeof err) && !job->quiet)
+            fprintf(stderr, "runnel: retention: %s\n", err);
     }
     free(v);
 }
 
+/* ---- file checksums --------------------------------------------------------------- */
+
+/* XXH3 of a whole file, read in chunks. 0 or RN_EIO (errbuf says why). */
+static int rn__hash_file(const char *path, uint64_t *hash, uint64_t *size, char *errbuf,
+                         size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rn_errf(errbuf, errlen, "cannot read '%s': %s", path, strerror(errno));
+        return RN_EIO;
+    }
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    char buf[1 << 16];
+    ssize_t n;
+    uint64_t total = 0;
+    while ((n = read(fd, buf, sizeof buf)) != 0) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        XXH3_64bits_update(st, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    int rc = 0;
+    if (n < 0) {
+        rn_errf(errbuf, errlen, "cannot read '%s': %s", path, strerror(errno));
+        rc = RN_EIO;
+    }
+    *hash = XXH3_64bits_digest(st);
+    *size = total;
+    XXH3_freeState(st);
+    close(fd);
+    return rc;
+}
+
+/* Hard-linked SST files are the same inode from one checkpoint to the next:
+ * their hash is remembered instead of read again. Coordinator thread only. */
+static int rn__hash_cached(struct rn_ckpt_coord *c, const char *path, const struct stat *st,
+                           uint64_t *hash, char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_hcache; i++) {
+        struct rn__hcache *h = &c->hcache[i];
+        if (h->dev == st->st_dev && h->ino == st->st_ino && h->size == (uint64_t)st->st_size &&
+            h->mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec) {
+            h->used = c->hcache_gen;
+            *hash = h->hash;
+            return 0;
+        }
+    }
+    uint64_t size;
+    if (rn__hash_file(path, hash, &size, errbuf, errlen)) return RN_EIO;
+    if (size != (uint64_t)st->st_size) {
+        rn_errf(errbuf, errlen, "'%s' changed while it was read", path);
+        return RN_EIO;
+    }
+    if (c->n_hcache == c->cap_hcache) {
+        c->cap_hcache = c->cap_hcache ? c->cap_hcache * 2 : 64;
+        c->hcache = rn_xrealloc(c->hcache, c->cap_hcache * sizeof *c->hcache);
+    }
+    c->hcache[c->n_hcache++] = (struct rn__hcache){
+        st->st_dev, st->st_ino,
+        size,       (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+        *hash,      c->hcache_gen};
+    return 0;
+}
+
+/* Appends {"path":..,"size":..,"xxh3":".."} for every file under dir/rel,
+ * sorted by name. */
+static int rn__list_files(struct rn_ckpt_coord *c, const char *root, const char *rel,
+                          struct rn_buf *b, int *first, uint64_t *bytes, char *errbuf,
+                          size_t errlen)
+{
+    char dir[1400];
+    snprintf(dir, sizeof dir, "%s%s%s", root, rel[0] ? "/" : "", rel);
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort);
+    if (n < 0) {
+        rn_errf(errbuf, errlen, "cannot read directory '%s': %s", dir, strerror(errno));
+        return RN_EIO;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i]->d_name;
+        if (rc || strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 ||
+            (!rel[0] && strncmp(nm, "_manifest.json", 14) == 0))
+            continue;
+        char sub[1400], path[2900];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, rel[0] ? "/" : "", nm);
+        snprintf(path, sizeof path, "%s/%s", root, sub);
+        struct stat st;
+        if (lstat(path, &st) != 0) {
+            rn_errf(errbuf, errlen, "cannot stat '%s': %s", path, strerror(errno));
+            rc = RN_EIO;
+        } else if (S_ISDIR(st.st_mode)) {
+            rc = rn__list_files(c, root, sub, b, first, bytes, errbuf, errlen);
+        } else {
+            uint64_t h;
+            rc = rn__hash_cached(c, path, &st, &h, errbuf, errlen);
+            if (!rc) {
+                rn_buf_puts(b, *first ? "\n  {\"path\":" : ",\n  {\"path\":");
+                rn_json_str(b, sub, strlen(sub));
+                rn_buf_printf(b, ",\"size\":%llu,\"xxh3\":\"%016llx\"}",
+                              (unsigned long long)st.st_size, (unsigned long long)h);
+                *first = 0;
+                *bytes += (uint64_t)st.st_size;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
 /* ---- manifests ------------------------------------------------------------------ */
 
-static int rn__write_manifest(struct rn_job *job, const struct rn_ckpt_record *r, char *errbuf,
-                              size_t errlen)
+/* The manifest ends with ,"checksum":"<xxh3 of every byte before it>"}: a
+ * truncated or altered manifest is refused, and so is a checkpoint one of
+ * whose files (listed with size and xxh3) differs. */
+#define RN__SUM_KEY ",\"checksum\":\""
+
+/* Coordinator thread, no lock held: `r` is a copy taken under the lock.
+ * Lists and hashes the checkpoint's files, writes the manifest atomically. */
+static int rn__write_manifest(struct rn_job *job, const struct rn_ckpt_record *r, uint64_t *bytes,
+                              char *errbuf, size_t errlen)
 {
     static const char *const kinds[] = {"checkpoint", "savepoint", "final"};
+    struct rn_ckpt_coord *c = job->coord;
     struct rn_buf b = RN_BUF_INIT;
-    rn_buf_printf(&b, "{\"format\":1,\"id\":%llu,\"kind\":\"%s\",\"job\":", (unsigned long long)r->id,
+    rn_buf_printf(&b,
+                  "{\"format\":2,\"id\":%llu,\"kind\":\"%s\",\"job\":", (unsigned long long)r->id,
                   kinds[r->kind]);
     rn_json_str(&b, job->name, strlen(job->name));
     rn_buf_printf(&b, ",\"time_ms\":%lld,\"max_parallelism\":%u,\"parallelism\":%u,\"tasks\":[",
@@ -331,10 +528,27 @@ static int rn__write_manifest(struct rn_job *job, const struct rn_ckpt_record *r
             first = 0;
         }
     }
-    rn_buf_puts(&b, "]}\n");
+    rn_buf_puts(&b, "],\"files\":[");
+    first = 1;
+    *bytes = 0;
+    c->hcache_gen++;
+    int rc = rn__list_files(c, r->path, "", &b, &first, bytes, errbuf, errlen);
+    /* Forget files that no checkpoint lists any more. */
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_hcache; i++)
+        if (c->hcache_gen - c->hcache[i].used <= (uint64_t)job->ckpt_retain + 1)
+            c->hcache[k++] = c->hcache[i];
+    c->n_hcache = k;
+    if (rc) {
+        rn_buf_free(&b);
+        return rc;
+    }
+    rn_buf_puts(&b, "]");
+    uint64_t sum = rn_hash64(b.data, b.len);
+    rn_buf_printf(&b, RN__SUM_KEY "%016llx\"}\n", (unsigned long long)sum);
     char path[700];
     snprintf(path, sizeof path, "%s/_manifest.json", r->path);
-    int rc = rn_fs_write_atomic(path, b.data, b.len, errbuf, errlen);
+    rc = rn_fs_write_atomic(path, b.data, b.len, errbuf, errlen);
     rn_buf_free(&b);
     return rc;
 }
@@ -355,26 +569,71 @@ static int rn__yget_u64(yajl_val v, const char *k, uint64_t *out)
     return 0;
 }
 
+/* Every file the manifest lists is there with its size and hash. */
+static int rn__verify_files(const char *dir, yajl_val files, char *errbuf, size_t errlen)
+{
+    for (size_t i = 0; i < YAJL_GET_ARRAY(files)->len; i++) {
+        yajl_val f = YAJL_GET_ARRAY(files)->values[i];
+        const char *rel = rn__yget_str(f, "path"), *want = rn__yget_str(f, "xxh3");
+        uint64_t size, h, got_size;
+        if (!rel || !want || rn__yget_u64(f, "size", &size) || strstr(rel, "..")) {
+            rn_errf(errbuf, errlen, "%s/_manifest.json: file %zu of the manifest is incomplete",
+                    dir, i);
+            return RN_ECORRUPT;
+        }
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        if (rn__hash_file(path, &h, &got_size, errbuf, errlen)) return RN_ECORRUPT;
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
+        if (got_size != size || strcmp(hex, want) != 0) {
+            rn_errf(errbuf, errlen, "'%s' is corrupt: %s (the manifest has %llu bytes, xxh3 %s)",
+                    path, got_size != size ? "its size differs" : "its checksum differs",
+                    (unsigned long long)size, want);
+            return RN_ECORRUPT;
+        }
+    }
+    return 0;
+}
+
 static struct rn_restore *rn__read_manifest(const char *dir, char *errbuf, size_t errlen)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/_manifest.json", dir);
-    char *text = rn_fs_read_all(path, NULL);
+    size_t len = 0;
+    char *text = rn_fs_read_all(path, &len);
     if (!text) {
         rn_errf(errbuf, errlen, "'%s' is not a completed checkpoint (no _manifest.json)", dir);
         return NULL;
+    }
+    /* format 2 and later: the checksum over everything before it. */
+    char *sum = NULL;
+    for (char *p = strstr(text, RN__SUM_KEY); p; p = strstr(p + 1, RN__SUM_KEY))
+        sum = p;
+    if (sum || strncmp(text, "{\"format\":1,", 12) != 0) {
+        char want[17];
+        snprintf(want, sizeof want, "%016llx",
+                 (unsigned long long)(sum ? rn_hash64(text, (size_t)(sum - text)) : 0));
+        if (!sum || strncmp(sum + strlen(RN__SUM_KEY), want, 16) != 0) {
+            rn_errf(errbuf, errlen, "%s: the manifest is %s", path,
+                    sum ? "corrupt (its checksum differs)" : "truncated (no checksum)");
+            free(text);
+            return NULL;
+        }
     }
     char err[256];
     yajl_val v = yajl_tree_parse(text, err, sizeof err);
     free(text);
     struct rn_restore *r = NULL;
     uint64_t id, maxp;
-    const char *tp[] = {"tasks", NULL};
+    const char *tp[] = {"tasks", NULL}, *fp[] = {"files", NULL};
     yajl_val tasks = v ? yajl_tree_get(v, tp, yajl_t_array) : NULL;
+    yajl_val files = v ? yajl_tree_get(v, fp, yajl_t_array) : NULL;
     if (!v || rn__yget_u64(v, "id", &id) || rn__yget_u64(v, "max_parallelism", &maxp) || !tasks) {
         rn_errf(errbuf, errlen, "%s: unreadable manifest%s%s", path, v ? "" : ": ", v ? "" : err);
         goto out;
     }
+    if (files && rn__verify_files(dir, files, errbuf, errlen)) goto out;
     r = rn_xcalloc(1, sizeof *r);
     r->dir = rn_xstrdup(dir);
     r->id = id;
@@ -414,29 +673,47 @@ void rn__restore_free(struct rn_restore *r)
     free(r);
 }
 
+/* The checkpoint to restore: --from-checkpoint, or the completed checkpoint
+ * with the highest id whose manifest and files check out. A damaged one is
+ * reported and the one before it is used; when every completed checkpoint is
+ * damaged the run fails rather than start empty. */
 int rn__restore_find(struct rn_job *job, struct rn_restore **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
-    const char *dir = job->from_checkpoint;
-    struct rn__dirent *v = NULL;
-    size_t n = 0;
-    if (!dir) {
+    struct rn_restore *r = NULL;
+    if (job->from_checkpoint) {
+        r = rn__read_manifest(job->from_checkpoint, errbuf, errlen);
+        if (!r) return RN_ECORRUPT;
+    } else {
         if (job->fresh) return 0;
-        v = rn__list(job, &n);
-        for (size_t i = n; i-- > 0;) {
-            if (v[i].kind == RN__K_CHECKPOINT && v[i].complete) {
-                dir = v[i].path;
-                break;
+        size_t n = 0;
+        struct rn__dirent *v = rn__list(job, &n);
+        int damaged = 0;
+        for (size_t i = n; i-- > 0 && !r;) {
+            if (v[i].kind != RN__K_CHECKPOINT || !v[i].complete) continue;
+            char err[1024];
+            r = rn__read_manifest(v[i].path, err, sizeof err);
+            if (!r) {
+                fprintf(stderr, "runnel: checkpoint %llu cannot be restored: %s\n",
+                        (unsigned long long)v[i].id, err);
+                if (!damaged) rn_errf(errbuf, errlen, "%s", err);
+                damaged++;
             }
         }
-        if (!dir) {
-            free(v);
-            return 0;
+        free(v);
+        if (!r && damaged) {
+            size_t l = strlen(errbuf);
+            rn_errf(errbuf + l, errlen - l,
+                    "; no completed checkpoint of job '%s' can be restored (run with --fresh to "
+                    "start over, or --from-checkpoint DIR)",
+                    job->name);
+            return RN_ECORRUPT;
         }
+        if (!r) return 0;
+        if (damaged)
+            fprintf(stderr, "runnel: using checkpoint %llu, the latest intact one\n",
+                    (unsigned long long)r->id);
     }
-    struct rn_restore *r = rn__read_manifest(dir, errbuf, errlen);
-    free(v);
-    if (!r) return RN_ECORRUPT;
     if (r->max_parallelism != job->max_parallelism) {
         rn_errf(errbuf, errlen,
                 "checkpoint %s has max_parallelism %u but the job has %u: key groups cannot be "
@@ -449,7 +726,16 @@ int rn__restore_find(struct rn_job *job, struct rn_restore **out, char *errbuf, 
     return 0;
 }
 
-/* ---- the coordinator ------------------------------------------------------------- */
+/* ---- the coordinator -------------------------------------------------------------
+ *
+ * Workers and the status page only ever hold c->mu for bookkeeping: an ack
+ * counts itself and wakes the coordinator thread, which does every piece of
+ * file work (manifest, sizing, retention, deleting failed checkpoints) with
+ * the lock released. A failed checkpoint counts towards
+ * checkpoint.tolerable_failures; one failure more than that fails the job. A
+ * failed final checkpoint is taken again under a new id (every task has
+ * finished, so each snapshots the same state once more) until it completes
+ * or the failures run out. */
 
 static void rn__history_add(struct rn_ckpt_coord *c, const struct rn_ckpt_record *r)
 {
@@ -457,56 +743,11 @@ static void rn__history_add(struct rn_ckpt_coord *c, const struct rn_ckpt_record
     c->n_history++;
 }
 
-/* Called with c->mu held. */
-static void rn__record_fail(struct rn_job *job, struct rn_ckpt_record *r, const char *why)
+static void rn__notify_tasks(struct rn_job *job)
 {
-    struct rn_ckpt_coord *c = job->coord;
-    r->status = RN__S_FAILED;
-    r->duration_ns = rn_now_ns() - r->start_ns;
-    snprintf(r->error, sizeof r->error, "%s", why);
-    rn_fs_rmtree(r->path, NULL, 0);
-    rn__history_add(c, r);
-    c->n_failed++;
-    if (!job->quiet)
-        fprintf(stderr, "runnel: checkpoint %llu failed: %s\n", (unsigned long long)r->id, why);
-}
-
-/* Called with c->mu held. */
-static void rn__fault(struct rn_ckpt_coord *c, uint64_t id, int point)
-{
-    if (c->fault_id == id && c->fault_point == point) {
-        fprintf(stderr, "runnel: RUNNEL_FAULT: killing the process in checkpoint %llu\n",
-                (unsigned long long)id);
-        kill(getpid(), SIGKILL);
-    }
-}
-
-void rn__ckpt_fault_task(struct rn_job *job, uint64_t id)
-{
-    if (job->coord) rn__fault(job->coord, id, 1);
-}
-
-static void rn__record_complete(struct rn_job *job, struct rn_ckpt_record *r)
-{
-    struct rn_ckpt_coord *c = job->coord;
-    char err[512] = "";
-    rn__fault(c, r->id, 2);
-    if (rn__write_manifest(job, r, err, sizeof err) != 0) {
-        rn__record_fail(job, r, err);
-        return;
-    }
-    r->status = RN__S_COMPLETED;
-    r->duration_ns = rn_now_ns() - r->start_ns;
-    r->bytes = rn_fs_du(r->path);
-    rn__history_add(c, r);
-    c->n_completed++;
-    atomic_store(&job->completed_id, r->id);
-    if (r->kind != RN__K_SAVEPOINT) rn__retain(job);
-    /* Tasks run their sinks' commit on their own threads: wake them. */
     for (int g = 0; g < job->n_groups; g++)
-        for (uint32_t s = 0; s < job->groups[g].parallelism; s++) {
+        for (uint32_t s = 0; s < job->groups[g].parallelism; s++)
             rn__signal_notify(&job->groups[g].tasks[s]->sig);
-        }
 }
 
 static void rn__begin(struct rn_job *job, struct rn_ckpt_record *r, uint64_t id, int kind)
@@ -519,7 +760,136 @@ static void rn__begin(struct rn_job *job, struct rn_ckpt_record *r, uint64_t id,
     r->start_ns = rn_now_ns();
     r->expected = job->coord->n_tasks;
     rn__ckpt_path(job, id, kind, r->path, sizeof r->path);
-    rn_fs_mkdirs(r->path, NULL, 0);
+}
+
+/* Called with c->mu held. Marks r failed; its directory is deleted by the
+ * coordinator thread once every task that was given it has acked. `counts`:
+ * the failure counts towards checkpoint.tolerable_failures. */
+static void rn__record_fail(struct rn_job *job, struct rn_ckpt_record *r, const char *why,
+                            int counts)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    r->status = RN__S_FAILED;
+    r->duration_ns = rn_now_ns() - r->start_ns;
+    snprintf(r->error, sizeof r->error, "%s", why);
+    rn__history_add(c, r);
+    c->n_failed++;
+    if (c->n_dead == RN__DEAD) {
+        /* Too many at once: the oldest is left for the next start to delete. */
+        memmove(&c->dead[0], &c->dead[1], (RN__DEAD - 1) * sizeof c->dead[0]);
+        c->n_dead--;
+    }
+    struct rn__dead *d = &c->dead[c->n_dead++];
+    d->id = r->id;
+    d->owed = r->handed - r->acks;
+    snprintf(d->path, sizeof d->path, "%s", r->path);
+    if (!job->quiet || counts)
+        fprintf(stderr, "runnel: checkpoint %llu failed: %s\n", (unsigned long long)r->id, why);
+    if (!counts) return;
+    if (c->streak++ == 0) snprintf(c->first_error, sizeof c->first_error, "%s", why);
+    if (c->streak > job->ckpt_tolerable) {
+        int same = strcmp(c->first_error, why) == 0 || c->streak == 1;
+        rn__job_set_error(job,
+                          "checkpoint %llu failed: %s (%d checkpoints in a row failed; "
+                          "checkpoint.tolerable_failures is %lld)%s%s",
+                          (unsigned long long)r->id, why, c->streak, (long long)job->ckpt_tolerable,
+                          same ? "" : "; the first failed: ", same ? "" : c->first_error);
+        rn__notify_tasks(job);
+    }
+}
+
+/* Called with c->mu held: the final checkpoint failed. Takes it again while
+ * failures are tolerated and the job is not stopping. */
+static void rn__final_fail(struct rn_job *job, const char *why, int stopping)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    rn__record_fail(job, &c->final, why, 1);
+    if (atomic_load(&job->aborting)) return;
+    if (stopping) {
+        rn__job_set_error(job,
+                          "the job was stopped before its final checkpoint %llu completed "
+                          "(%s); a restart resumes from checkpoint %llu",
+                          (unsigned long long)c->final.id, why,
+                          (unsigned long long)atomic_load(&job->completed_id));
+        rn__notify_tasks(job);
+        return;
+    }
+    rn__begin(job, &c->final, c->next_id++, RN__K_FINAL);
+    atomic_store(&job->final_id, c->final.id);
+    fprintf(stderr, "runnel: taking the final checkpoint again as %llu\n",
+            (unsigned long long)c->final.id);
+    rn__notify_tasks(job);
+}
+
+/* Called with c->mu held. */
+static void rn__fault(struct rn_ckpt_coord *c, uint64_t id, int point)
+{
+    if ((c->fault_id == id || (c->fault_final && c->has_final && c->final.id == id)) &&
+        c->fault_point == point) {
+        fprintf(stderr, "runnel: RUNNEL_FAULT: killing the process in checkpoint %llu\n",
+                (unsigned long long)id);
+        kill(getpid(), SIGKILL);
+    }
+}
+
+void rn__ckpt_fault_task(struct rn_job *job, uint64_t id)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    int stall = (c->fault_id == id || (c->fault_final && c->has_final && c->final.id == id)) &&
+                c->fault_point == 3;
+    rn__fault(c, id, 1);
+    pthread_mutex_unlock(&c->mu);
+    if (stall) {
+        /* A disk that stopped answering: this thread never comes back. */
+        fprintf(stderr, "runnel: RUNNEL_FAULT: checkpoint %llu stalls\n", (unsigned long long)id);
+        for (;;)
+            pause();
+    }
+}
+
+/* Called with c->mu held, on the coordinator thread: writes the manifest of
+ * a checkpoint every task acked, with the lock released meanwhile. */
+static void rn__complete(struct rn_job *job, struct rn_ckpt_record *r)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    r->writing = 1;
+    struct rn_ckpt_record copy = *r;
+    rn__fault(c, copy.id, 2);
+    pthread_mutex_unlock(&c->mu);
+    char err[512] = "";
+    uint64_t bytes = 0;
+    int rc = rn__write_manifest(job, &copy, &bytes, err, sizeof err);
+    if (rc == 0 && copy.kind != RN__K_SAVEPOINT) rn__retain(job);
+    pthread_mutex_lock(&c->mu);
+    r->writing = 0;
+    if (r->status != RN__S_RUNNING || r->id != copy.id) return; /* given up meanwhile */
+    if (rc) {
+        if (r == &c->final)
+            rn__final_fail(job, err, atomic_load(&job->stopping));
+        else {
+            rn__record_fail(job, r, err, r->kind != RN__K_SAVEPOINT);
+            c->has_run = 0;
+        }
+        return;
+    }
+    r->status = RN__S_COMPLETED;
+    r->duration_ns = rn_now_ns() - r->start_ns;
+    r->bytes = bytes;
+    rn__history_add(c, r);
+    c->n_completed++;
+    c->streak = 0;
+    atomic_store(&job->completed_id, r->id);
+    if (r == &c->run) {
+        c->has_run = 0;
+    } else if (c->has_run && c->run.id < r->id) {
+        /* Some task ended before it saw that barrier: it cannot complete. */
+        rn__record_fail(job, &c->run, "superseded by the final checkpoint", 0);
+        c->has_run = 0;
+    }
+    /* Tasks run their sinks' commit on their own threads: wake them. */
+    rn__notify_tasks(job);
 }
 
 /* Called with c->mu held. */
@@ -539,23 +909,79 @@ static void rn__trigger(struct rn_job *job, int kind)
     }
 }
 
+/* Called with c->mu held: deletes (lock released) the directories of failed
+ * checkpoints that no task is writing into any more. `all`: every one (the
+ * tasks have stopped). */
+static void rn__reap(struct rn_job *job, int all)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    for (int i = 0; i < c->n_dead;) {
+        if (c->dead[i].owed > 0 && !all) {
+            i++;
+            continue;
+        }
+        char path[512];
+        snprintf(path, sizeof path, "%s", c->dead[i].path);
+        memmove(&c->dead[i], &c->dead[i + 1], (size_t)(c->n_dead - i - 1) * sizeof c->dead[0]);
+        c->n_dead--;
+        pthread_mutex_unlock(&c->mu);
+        rn_fs_rmtree(path, NULL, 0);
+        pthread_mutex_lock(&c->mu);
+    }
+}
+
 static void *rn__coord_main(void *arg)
 {
     struct rn_job *job = arg;
     struct rn_ckpt_coord *c = job->coord;
+    int64_t stop_ns = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         int64_t now = rn_now_ns();
         int64_t wake = now + 1000000000LL;
-        if (c->has_run) {
+        int stopping = atomic_load(&job->stopping);
+        if (stopping && !stop_ns) stop_ns = now;
+        rn__reap(job, 0);
+        if (c->has_run && !c->run.writing && c->run.acks == c->run.expected) {
+            rn__complete(job, &c->run);
+            continue;
+        }
+        if (c->has_final && c->final.status == RN__S_RUNNING && !c->final.writing &&
+            c->final.acks == c->final.expected) {
+            rn__complete(job, &c->final);
+            continue;
+        }
+        if (c->has_run && !c->run.writing) {
             int64_t deadline = c->run.start_ns + job->ckpt_timeout_ms * 1000000;
             if (now >= deadline) {
-                rn__record_fail(job, &c->run, "timed out");
+                char why[128];
+                snprintf(why, sizeof why, "timed out after %lld ms (checkpoint.timeout)",
+                         (long long)job->ckpt_timeout_ms);
+                rn__record_fail(job, &c->run, why, c->run.kind != RN__K_SAVEPOINT);
                 c->has_run = 0;
                 continue;
             }
             wake = RN_MIN(wake, deadline);
-        } else if (!atomic_load(&job->final_id) && !atomic_load(&job->stopping)) {
+        }
+        if (c->has_final && c->final.status == RN__S_RUNNING && !c->final.writing) {
+            /* A stop gives the final checkpoint RN__STOP_GRACE_MS to finish. */
+            int64_t deadline = c->final.start_ns + job->ckpt_timeout_ms * 1000000;
+            int64_t stop_deadline = stop_ns ? stop_ns + RN__STOP_GRACE_MS * 1000000 : INT64_MAX;
+            if (now >= deadline || now >= stop_deadline) {
+                char why[128];
+                if (now >= deadline)
+                    snprintf(why, sizeof why, "timed out after %lld ms (checkpoint.timeout)",
+                             (long long)job->ckpt_timeout_ms);
+                else
+                    snprintf(why, sizeof why, "not complete %lld ms after the stop",
+                             RN__STOP_GRACE_MS);
+                rn__final_fail(job, why, now >= stop_deadline);
+                continue;
+            }
+            wake = RN_MIN(wake, RN_MIN(deadline, stop_deadline));
+        }
+        if (!c->has_run && !atomic_load(&job->final_id) && !stopping &&
+            !atomic_load(&job->aborting)) {
             if (c->request) {
                 rn__trigger(job, c->request == 2 ? RN__K_SAVEPOINT : RN__K_CHECKPOINT);
                 c->request = 0;
@@ -601,7 +1027,14 @@ int rn__ckpt_start(struct rn_job *job, char *errbuf, size_t errlen)
     if (fault && strncmp(fault, "checkpoint:", 11) == 0) {
         char *end;
         c->fault_id = strtoull(fault + 11, &end, 10);
-        if (*end == ':') c->fault_point = strcmp(end + 1, "task") == 0 ? 1 : 2;
+        if (strncmp(fault + 11, "final", 5) == 0) {
+            c->fault_final = 1;
+            end = (char *)fault + 16;
+        }
+        if (*end == ':')
+            c->fault_point = strcmp(end + 1, "task") == 0    ? 1
+                             : strcmp(end + 1, "stall") == 0 ? 3
+                                                             : 2;
     }
     if (rn_fs_mkdirs(job->ckpt_dir, errbuf, errlen)) return RN_EIO;
     /* Ids only grow; unfinished directories from a crash are removed. */
@@ -635,11 +1068,13 @@ void rn__ckpt_stop(struct rn_job *job)
     pthread_mutex_unlock(&c->mu);
     if (c->started) pthread_join(c->thread, NULL);
     pthread_mutex_lock(&c->mu);
-    if (c->has_run) rn__record_fail(job, &c->run, "the job ended first");
+    if (c->has_run) rn__record_fail(job, &c->run, "the job ended first", 0);
     if (c->has_final && c->final.status == RN__S_RUNNING)
-        rn__record_fail(job, &c->final, "the job failed before it completed");
+        rn__record_fail(job, &c->final, "the job failed before it completed", 0);
     c->has_run = c->has_final = 0;
     c->started = 0;
+    /* The task threads have ended: nobody writes into a checkpoint any more. */
+    rn__reap(job, 1);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -649,6 +1084,7 @@ void rn__ckpt_free(struct rn_job *job)
     if (!c) return;
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    free(c->hcache);
     free(c);
     job->coord = NULL;
 }
@@ -679,12 +1115,14 @@ uint64_t rn__ckpt_final_id(struct rn_job *job)
         c->has_final = 1;
         id = c->final.id;
         atomic_store(&job->final_id, id);
+        pthread_cond_signal(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
     return id;
 }
 
-void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st, int ok)
+void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st,
+                  const char *error)
 {
     struct rn_ckpt_coord *c = job->coord;
     pthread_mutex_lock(&c->mu);
@@ -697,19 +1135,18 @@ void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *s
             r->max_sync_ns = RN_MAX(r->max_sync_ns, st->sync_ns);
             r->max_align_ns = RN_MAX(r->max_align_ns, st->align_ns);
         }
-        if (!ok) {
-            rn__record_fail(job, r, "a task could not write its snapshot");
-            if (r == &c->run) c->has_run = 0;
-        } else if (r->acks == r->expected) {
-            rn__record_complete(job, r);
-            if (r == &c->run) {
-                c->has_run = 0;
-            } else if (c->has_run && c->run.id < r->id) {
-                /* Some task ended before it saw that barrier: it cannot complete. */
-                rn__record_fail(job, &c->run, "superseded by the final checkpoint");
+        if (error) {
+            if (r == &c->final) {
+                rn__final_fail(job, error, atomic_load(&job->stopping));
+            } else {
+                rn__record_fail(job, r, error, r->kind != RN__K_SAVEPOINT);
                 c->has_run = 0;
             }
         }
+    } else {
+        /* A late ack of a checkpoint given up: its directory may go now. */
+        for (int i = 0; i < c->n_dead; i++)
+            if (c->dead[i].id == id) c->dead[i].owed--;
     }
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);

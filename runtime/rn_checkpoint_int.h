@@ -18,10 +18,15 @@ struct rn_ckpt_stats {
 };
 
 /* Task side: the directory for task t's part of checkpoint id (created;
- * the caller frees it), or NULL when the coordinator gave the id up. */
-char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t);
-/* Any task thread: task's part of checkpoint id is written (ok) or failed. */
-void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st, int ok);
+ * the caller frees it). NULL with errbuf empty when the coordinator gave the
+ * id up (no ack is owed); NULL with errbuf set when it could not be created
+ * (the task acks the failure). */
+char *rn__ckpt_task_dir(struct rn_job *job, uint64_t id, struct rn_task *t, char *errbuf,
+                        size_t errlen);
+/* Any task thread: task's part of checkpoint id is written (error NULL) or
+ * failed (error says why, naming the task and the file; copied). */
+void rn__ckpt_ack(struct rn_job *job, uint64_t id, const struct rn_ckpt_stats *st,
+                  const char *error);
 /* Reserves (once) the id of the end-of-job checkpoint. */
 uint64_t rn__ckpt_final_id(struct rn_job *job);
 void rn__ckpt_fault_task(struct rn_job *job, uint64_t id);
@@ -42,7 +47,11 @@ struct rn_restore {
 };
 
 /* Snapshot files. */
+/* A writer of format version 1 until set_version() says otherwise (0 means
+ * 1); the version goes into the file's header, and the reader gives it back
+ * (rn_snapshot_version). */
 struct rn_snapshot_writer *rn__snapshot_writer_create(void);
+void rn__snapshot_writer_set_version(struct rn_snapshot_writer *w, uint32_t version);
 int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, char *errbuf,
                              size_t errlen);
 void rn__snapshot_writer_destroy(struct rn_snapshot_writer *w);

@@ -78,8 +78,17 @@ void rn__flush_ports(struct rn_instance *in)
 
 void rn__check_rc(struct rn_instance *in, int rc, const char *what)
 {
-    if (rc < 0 && !atomic_load(&in->job->aborting))
-        rn__job_set_error(in->job, "'%s' failed in %s: %s", in->node->id, what, rn_strerror(rc));
+    /* A failed state backend fails the job even if the callback went on as
+     * if nothing happened; its message says what failed and where. */
+    const char *serr = in->keyed ? rn__op_state_error(in->keyed) : NULL;
+    if ((rc < 0 || serr) && !atomic_load(&in->job->aborting)) {
+        if (serr)
+            rn__job_set_error(in->job, "'%s' (subtask %u) failed in %s: %s", in->node->id,
+                              in->task->subtask, what, serr);
+        else
+            rn__job_set_error(in->job, "'%s' failed in %s: %s", in->node->id, what,
+                              rn_strerror(rc));
+    }
 }
 
 void rn__deliver(struct rn_instance *in, int input, const struct rn_batch *b)
@@ -134,10 +143,20 @@ static void rn__task_finish(struct rn_task *t, int drained)
         }
     }
     if (final_id) {
-        while (!atomic_load(&job->aborting) &&
-               atomic_load_explicit(&job->completed_id, memory_order_acquire) < final_id) {
+        /* A failed final checkpoint is taken again under a new id (the
+         * coordinator decides; see rn_checkpoint.c): this task has finished,
+         * so it snapshots the same state into it. */
+        for (;;) {
             uint32_t seen = atomic_load(&t->sig.seq);
-            if (atomic_load_explicit(&job->completed_id, memory_order_acquire) >= final_id) break;
+            if (atomic_load(&job->aborting)) break;
+            uint64_t cur = atomic_load(&job->final_id);
+            if (atomic_load_explicit(&job->completed_id, memory_order_acquire) >= cur) break;
+            if (cur != final_id) {
+                final_id = cur;
+                rn__task_snapshot(t, final_id, 0);
+                rn__task_poll_state(t, 1);
+                continue;
+            }
             rn__signal_wait(&t->sig, seen, RN_WAIT_NS);
         }
         rn__task_notify(t);

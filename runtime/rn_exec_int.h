@@ -80,6 +80,12 @@ struct rn_instance {
     int pt_n, pt_cap;
 };
 
+/* Event time of one split of a source that reads several (Kafka partitions). */
+struct rn_split_time {
+    int64_t max_ts;       /* largest event time of the split's records */
+    int64_t last_data_ns; /* when the split last had records */
+};
+
 struct rn_task {
     struct rn_job *job;
     int group;
@@ -105,6 +111,9 @@ struct rn_task {
     int64_t max_ts;             /* sources: largest event time seen */
     uint64_t assigned;          /* sources: records given event time so far */
     int64_t last_data_ns;       /* sources: when records last came */
+    struct rn_split_time *splits; /* sources with several splits (rn_op_source_split) */
+    int n_splits;
+    int cur_split;              /* split of the records being emitted */
     int64_t pt_next_ns;         /* earliest processing-time timer of the chain, or INT64_MAX */
     _Atomic int64_t wm_seen;    /* for the status page */
     _Atomic int idle_seen;
@@ -146,6 +155,9 @@ void rn__send_with_watermarks(struct rn_instance *in, struct rn_port_out *po, st
 void rn__task_advance(struct rn_task *t, int64_t wm);
 /* Source tasks, after each poll: idleness and the split's watermark. */
 void rn__source_watermark(struct rn_task *t, int caught_up);
+/* Sources with splits: the largest event time all active splits reached
+ * (now: rn_now_ns(), or 0 to read the clock). */
+int64_t rn__splits_max_ts(struct rn_task *t, int64_t now);
 /* Consumers: recomputes the watermark over the inputs. */
 void rn__consumer_watermark(struct rn_task *t);
 /* Fires the chain's processing-time timers that are due (task thread). */

@@ -95,13 +95,12 @@ static const struct rn_config_key rn__state_keys[] = {
 
 struct rn__ckpt_cfg {
     const char *dir;
-    int64_t interval, retain, timeout;
+    int64_t interval, retain, timeout, tolerable_failures;
 };
 
 static const struct rn_config_key rn__ckpt_keys[] = {
     {"dir", RN_CT_STRING, "var/checkpoints", NULL, offsetof(struct rn__ckpt_cfg, dir),
-     "Where checkpoints go: <dir>/<job>/chk-<id>/ (savepoints: savepoint-<id>/).", NULL, 0, 0,
-     0},
+     "Where checkpoints go: <dir>/<job>/chk-<id>/ (savepoints: savepoint-<id>/).", NULL, 0, 0, 0},
     {"interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__ckpt_cfg, interval),
      "Time between checkpoints; 0: only on demand (REST) and at the end.", NULL, 0, 0,
      (int64_t)1 << 40},
@@ -110,6 +109,11 @@ static const struct rn_config_key rn__ckpt_keys[] = {
      1000},
     {"timeout", RN_CT_DURATION, "10m", "ms", offsetof(struct rn__ckpt_cfg, timeout),
      "A checkpoint not complete after this long is given up.", NULL, 0, 1, (int64_t)1 << 40},
+    {"tolerable_failures", RN_CT_INT, "3", "checkpoints",
+     offsetof(struct rn__ckpt_cfg, tolerable_failures),
+     "Checkpoints that may fail in a row (disk full, timeout, a task that cannot snapshot); "
+     "one more fails the job. A failed final checkpoint is taken again until then.",
+     NULL, 0, 0, 1000},
     RN_CONFIG_END,
 };
 
@@ -857,6 +861,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
         job->ckpt_interval_ms = cc.interval;
         job->ckpt_retain = cc.retain;
         job->ckpt_timeout_ms = cc.timeout;
+        job->ckpt_tolerable = cc.tolerable_failures;
         size_t dl = strlen(cc.dir) + strlen(job->name) + 2;
         job->ckpt_dir = rn_xmalloc(dl);
         snprintf(job->ckpt_dir, dl, "%s/%s", cc.dir, job->name);

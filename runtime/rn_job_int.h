@@ -135,6 +135,7 @@ struct rn_job {
     int64_t ckpt_interval_ms;
     int64_t ckpt_retain;
     int64_t ckpt_timeout_ms;
+    int64_t ckpt_tolerable;      /* checkpoint.tolerable_failures */
     const char *from_checkpoint; /* --from-checkpoint */
     int fresh;                   /* --fresh: ignore checkpoints, start empty */
     struct rn_ckpt_coord *coord;

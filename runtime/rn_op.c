@@ -31,6 +31,10 @@ const char *rn_op_id(const struct rn_op *op)
 {
     return op->inst->node->id;
 }
+const char *rn_op_job_name(const struct rn_op *op)
+{
+    return op->inst->job->name;
+}
 uint32_t rn_op_subtask(const struct rn_op *op)
 {
     return op->inst->task->subtask;

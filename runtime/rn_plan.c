@@ -204,6 +204,7 @@ void rn__job_destroy_exec(struct rn_job *job)
                 free(in);
             }
             free(t->inst);
+            free(t->splits);
             free(t->inputs);
             free(t->xchgs);
             rn__statedb_close(t->statedb);

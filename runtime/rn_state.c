@@ -39,6 +39,7 @@
 
 #include <pthread.h>
 #include <rocksdb/c.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,12 @@ struct rn_op_state {
     size_t heap_n, heap_cap;
     struct rn_state *states;
     _Atomic uint64_t n_timers;
+    /* State format (rn_op_type.state_version): what the restored checkpoint
+     * holds and what the operator writes; states declared while found <
+     * version go through migrate once. */
+    struct rn_op *op;
+    uint32_t found_version, version;
+    rn__migrate_fn migrate;
 };
 
 struct rn_statedb {
@@ -157,7 +164,11 @@ struct rn_statedb {
     size_t n_restored;
 
     _Atomic uint64_t f_entries, f_bytes, f_hits, f_misses, f_evictions;
+    /* The working database failed (a read or write error): every later call
+     * fails too, and err says what happened first. Set on the owning thread
+     * only; rn__statedb_error() reads it there. */
     int failed;
+    char err[512];
 
     struct rn__centry *dirty_head; /* entries whose value RocksDB may not have */
     size_t n_dirty;
@@ -174,6 +185,7 @@ struct rn_statedb {
     char *bg_dir;
     rocksdb_writebatch_t *delta;
     char bg_err[512];
+    int bg_db_err;     /* the failure was the working database's, not only the checkpoint's */
     int held;          /* a checkpoint is being written: keep wb to ourselves */
     uint32_t gen;      /* generation of the checkpoint in flight / last begun */
     uint32_t durable;  /* last generation fully written */
@@ -207,6 +219,7 @@ static inline uint32_t rn__get_be32(const unsigned char *p)
 
 #define RN__SKEY_LEN 22
 #define RN__TKEY_LEN 30
+#define RN__MAP_PREFIX 14 /* [kg:2][sid:4][key:8] before a map entry's own key */
 
 static void rn__state_key(unsigned char out[RN__SKEY_LEN], const struct rn__ckey *k, uint32_t maxp)
 {
@@ -241,6 +254,61 @@ static int rn__rocks_err(char *err, char *errbuf, size_t errlen, const char *wha
     return RN_ESTATE;
 }
 
+/* Marks the working database failed (first message wins) and returns
+ * RN_ESTATE. Takes RocksDB's message `rerr` (freed here; NULL when the
+ * failure is not RocksDB's). */
+static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...) RN_PRINTF(3, 4);
+static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...)
+{
+    if (!s->failed) {
+        char what[300];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        if (rerr)
+            snprintf(s->err, sizeof s->err, "state: %s in %s: %s", what, s->dir, rerr);
+        else
+            snprintf(s->err, sizeof s->err, "state: %s in %s", what, s->dir);
+        s->failed = 1;
+    }
+    rocksdb_free(rerr);
+    return RN_ESTATE;
+}
+
+/* ---- fault injection (tests) --------------------------------------------------
+ * RUNNEL_FAULT=state:read:<N> makes the N-th read of RocksDB in the process (a
+ * cache miss, a map get or a map iteration; counted from 1 over every worker
+ * thread) fail as a RocksDB error would; state:write:<N> does the same to the
+ * N-th write of a batch to RocksDB. For tests of the failure path only. */
+
+static _Atomic int64_t rn__fault_read_at = -1, rn__fault_write_at = -1;
+static _Atomic int64_t rn__fault_reads, rn__fault_writes;
+static pthread_once_t rn__fault_once = PTHREAD_ONCE_INIT;
+
+static void rn__fault_init(void)
+{
+    const char *f = getenv("RUNNEL_FAULT");
+    if (!f || strncmp(f, "state:", 6) != 0) return;
+    f += 6;
+    if (strncmp(f, "read:", 5) == 0) rn__fault_read_at = strtoll(f + 5, NULL, 10);
+    else if (strncmp(f, "write:", 6) == 0) rn__fault_write_at = strtoll(f + 6, NULL, 10);
+}
+
+/* Counts one read (or write) and returns an injected RocksDB-style error
+ * (malloc'd, for rocksdb_free) when it is the one to fail, else NULL. */
+static char *rn__fault(int write)
+{
+    _Atomic int64_t *at = write ? &rn__fault_write_at : &rn__fault_read_at;
+    if (atomic_load_explicit(at, memory_order_relaxed) < 0) return NULL;
+    int64_t n = atomic_fetch_add(write ? &rn__fault_writes : &rn__fault_reads, 1) + 1;
+    if (n != atomic_load_explicit(at, memory_order_relaxed)) return NULL;
+    char *e = malloc(96);
+    if (e) snprintf(e, 96, "IO error: injected fault (RUNNEL_FAULT=state:%s:%lld)",
+                    write ? "write" : "read", (long long)n);
+    return e;
+}
+
 static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_state_cfg *cfg)
 {
     rocksdb_options_t *o = rocksdb_options_create();
@@ -254,7 +322,10 @@ static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_stat
      * walks the memtable's skip list. */
     rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.1);
     rocksdb_options_set_memtable_whole_key_filtering(o, 1);
-    rocksdb_options_set_info_log_level(o, 3); /* errors only */
+    /* Fatal messages only: on a full disk RocksDB's own LOG file fails too,
+     * and an error message appended to it after that aborts the process
+     * (RocksDB 7.8 asserts in its logger). Errors reach us as statuses. */
+    rocksdb_options_set_info_log_level(o, 4);
     rocksdb_options_set_keep_log_file_num(o, 2);
     s->bbto = rocksdb_block_based_options_create();
     s->bcache = rocksdb_cache_create_lru((size_t)cfg->block_cache);
@@ -353,6 +424,7 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
                                     const struct rn_state_source *src, size_t n_src, char *errbuf,
                                     size_t errlen)
 {
+    pthread_once(&rn__fault_once, rn__fault_init);
     struct rn_statedb *s = rn_xcalloc(1, sizeof *s);
     s->dir = rn_xstrdup(dir);
     s->max_parallelism = max_parallelism;
@@ -470,16 +542,12 @@ static void rn__mark_dirty(struct rn_statedb *s, struct rn__centry *e)
 static int rn__wb_write(struct rn_statedb *s)
 {
     if (!s->wb_ops || s->held) return 0;
-    char *err = NULL;
-    rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
+    size_t n = s->wb_ops;
+    char *err = rn__fault(1);
+    if (!err) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
     rocksdb_writebatch_wi_clear(s->wb);
     s->wb_ops = 0;
-    if (err) {
-        fprintf(stderr, "runnel: state write failed in %s: %s\n", s->dir, err);
-        rocksdb_free(err);
-        s->failed = 1;
-        return RN_ESTATE;
-    }
+    if (err) return rn__fail(s, err, "writing a batch of %zu changes", n);
     return 0;
 }
 
@@ -545,8 +613,11 @@ static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void
 }
 
 /* Finds the entry of k, reading RocksDB on a miss (load) or not (for a blind
- * write). Never NULL. */
-static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__ckey *k, int load)
+ * write). NULL only when that read failed: the database is then failed, with
+ * a message naming the operator `op_id`, the key and its key group, and
+ * nothing is cached (an unreadable value is never taken for an absent one). */
+static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__ckey *k, int load,
+                                        const char *op_id)
 {
     struct rn__centry *e = s->last;
     if (!e || rn__key24_cmp(&e->k, k)) HASH_FIND(hh, s->cache, k, sizeof *k, e);
@@ -559,25 +630,31 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
         atomic_fetch_add_explicit(&s->f_hits, 1, memory_order_relaxed);
         return e;
     }
-    e = rn_xcalloc(1, sizeof *e);
-    e->k = *k;
-    e->absent = 1;
+    char *v = NULL;
+    size_t vl = 0;
     if (load) {
         atomic_fetch_add_explicit(&s->f_misses, 1, memory_order_relaxed);
         unsigned char key[RN__SKEY_LEN];
         rn__state_key(key, k, s->max_parallelism);
-        size_t vl = 0;
-        char *err = NULL;
-        char *v = s->wb_ops ? rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-                                  s->wb, s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
-                                  &vl, &err)
-                            : rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
-                                             &vl, &err);
+        char *err = rn__fault(0);
+        if (!err)
+            v = s->wb_ops ? rocksdb_writebatch_wi_get_from_batch_and_db_cf(
+                                s->wb, s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl,
+                                &err)
+                          : rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
+                                           &vl, &err);
         if (err) {
-            fprintf(stderr, "runnel: state read failed in %s: %s\n", s->dir, err);
-            rocksdb_free(err);
-            s->failed = 1;
+            rocksdb_free(v);
+            rn__fail(s, err, "operator '%s': reading key %llu (key group %u, namespace %llu)",
+                     op_id, (unsigned long long)k->key, rn_key_group(k->key, s->max_parallelism),
+                     (unsigned long long)k->ns);
+            return NULL;
         }
+    }
+    e = rn_xcalloc(1, sizeof *e);
+    e->k = *k;
+    e->absent = 1;
+    if (load) {
         if (v) {
             e->absent = 0;
             e->val = rn_xmalloc(vl ? vl : 1);
@@ -690,6 +767,7 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->op_id = rn_xstrdup(op_id);
     os->max_parallelism = max_parallelism;
     os->timer_sid = rn__sid(op_id, "#timers", 0);
+    os->found_version = os->version = 1;
     db->ops = rn_xrealloc(db->ops, (db->n_ops + 1) * sizeof *db->ops);
     db->ops[db->n_ops++] = os;
     /* Claim this operator's restored timers. */
@@ -743,14 +821,96 @@ uint64_t rn__op_state_timers(struct rn_op_state *os)
     return atomic_load_explicit(&os->n_timers, memory_order_relaxed);
 }
 
+void rn__op_state_set_format(struct rn_op_state *os, struct rn_op *op, uint32_t found,
+                             uint32_t version, rn__migrate_fn migrate)
+{
+    os->op = op;
+    os->found_version = found;
+    os->version = version;
+    os->migrate = migrate;
+}
+
+/* Passes every stored entry of state st (in the key groups this database
+ * owns) through the operator's migrate_state, from the restored format
+ * version to the current one. Runs in open(), when the state is declared:
+ * before the operator can read it, and with nothing of it in the cache. */
+static int rn__migrate(struct rn_op_state *os, struct rn_state *st, const char *name)
+{
+    struct rn_statedb *s = os->db;
+    if (rn__wb_write(s)) return RN_ESTATE;
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[0]);
+    struct rn_buf out = RN_BUF_INIT;
+    uint64_t saved_key = os->cur_key, n = 0;
+    int rc = 0;
+    for (uint32_t kg = s->kg_start; kg < s->kg_end && rc == 0; kg++) {
+        unsigned char prefix[6];
+        rn__be16(prefix, (uint16_t)kg);
+        rn__be32(prefix + 2, st->sid);
+        for (rocksdb_iter_seek(it, (const char *)prefix, sizeof prefix); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            size_t kl, vl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            if (kl < RN__MAP_PREFIX || memcmp(k, prefix, sizeof prefix) != 0) break;
+            const char *v = rocksdb_iter_value(it, &vl);
+            os->cur_key = rn__get_be64((const unsigned char *)k + 6);
+            rn_buf_reset(&out);
+            rc = os->migrate(os->op, name, os->found_version, v, vl, &out);
+            if (rc == RN_ENOENT) {
+                rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], k, kl);
+                rc = 0;
+            } else if (rc < 0) {
+                rn__fail(s, NULL,
+                         "operator '%s': migrating state '%s' of key %llu (key group %u) from "
+                         "format version %u to %u: %s",
+                         os->op_id, name, (unsigned long long)os->cur_key, kg, os->found_version,
+                         os->version, rn_strerror(rc));
+                break;
+            } else {
+                rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], k, kl, out.data ? out.data : "",
+                                             out.len);
+            }
+            n++;
+            /* The iterator reads a snapshot: writing under it is safe. */
+            if (++s->wb_ops >= RN__WB_MAX_OPS && rn__wb_write(s)) rc = RN_ESTATE;
+            if (rc) break;
+        }
+        if (rc == 0) {
+            char *err = NULL;
+            rocksdb_iter_get_error(it, &err);
+            if (err)
+                rc = rn__fail(s, err, "operator '%s': reading state '%s' to migrate it", os->op_id,
+                              name);
+        }
+    }
+    rocksdb_iter_destroy(it);
+    rn_buf_free(&out);
+    os->cur_key = saved_key;
+    if (rc == 0) rc = rn__wb_write(s);
+    if (rc == 0)
+        fprintf(stderr,
+                "runnel: operator '%s': state '%s' migrated from format version %u to %u "
+                "(%llu entries)\n",
+                os->op_id, name, os->found_version, os->version, (unsigned long long)n);
+    return rc ? RN_ESTATE : 0;
+}
+
 static struct rn_state *rn__state_declare(struct rn_op *op, const char *name, int kind)
 {
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return NULL;
+    uint32_t sid = rn__sid(os->op_id, name, kind);
+    int seen = 0;
+    for (struct rn_state *o = os->states; o; o = o->next)
+        seen |= o->sid == sid;
+    /* Older data is migrated once per state, at its first declaration. */
+    if (!seen && os->found_version < os->version && os->migrate) {
+        struct rn_state tmp = {os, sid, kind, NULL};
+        if (rn__migrate(os, &tmp, name)) return NULL;
+    }
     struct rn_state *st = rn_xcalloc(1, sizeof *st);
     st->os = os;
     st->kind = kind;
-    st->sid = rn__sid(os->op_id, name, kind);
+    st->sid = sid;
     st->next = os->states;
     os->states = st;
     return st;
@@ -779,8 +939,11 @@ void rn_state_key(struct rn_op *op, uint64_t key)
 
 int rn_value_get(struct rn_state *st, uint64_t ns, const void **val, size_t *len)
 {
+    struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
-    struct rn__centry *e = rn__cache_get(st->os->db, &k, 1);
+    struct rn__centry *e = rn__cache_get(s, &k, 1, st->os->op_id);
+    if (!e) return RN_ESTATE;
     if (e->absent) return RN_ENOENT;
     *val = e->val;
     *len = e->len;
@@ -790,8 +953,9 @@ int rn_value_get(struct rn_state *st, uint64_t ns, const void **val, size_t *len
 int rn_value_put(struct rn_state *st, uint64_t ns, const void *val, size_t len)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
-    struct rn__centry *e = rn__cache_get(s, &k, 0);
+    struct rn__centry *e = rn__cache_get(s, &k, 0, st->os->op_id);
     rn__entry_set(s, e, val, len);
     e->absent = 0;
     rn__mark_dirty(s, e);
@@ -802,19 +966,22 @@ int rn_value_put(struct rn_state *st, uint64_t ns, const void *val, size_t len)
 int rn_value_clear(struct rn_state *st, uint64_t ns)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
-    struct rn__centry *e = rn__cache_get(s, &k, 0);
+    struct rn__centry *e = rn__cache_get(s, &k, 0, st->os->op_id);
     e->absent = 1;
     e->len = 0;
     rn__mark_dirty(s, e);
-    return s->failed ? RN_ESTATE : 0;
+    return 0;
 }
 
 int rn_list_append(struct rn_state *st, const void *val, size_t len)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     struct rn__ckey k = {st->sid, 0, st->os->cur_key, 0};
-    struct rn__centry *e = rn__cache_get(s, &k, 1);
+    struct rn__centry *e = rn__cache_get(s, &k, 1, st->os->op_id);
+    if (!e) return RN_ESTATE;
     if (e->absent) e->len = 0;
     size_t need = e->len + 4 + len;
     if (need > e->cap) {
@@ -837,17 +1004,19 @@ int rn_list_each(struct rn_state *st, int (*fn)(void *ud, const void *val, size_
 {
     const void *v;
     size_t len;
-    if (rn_value_get(st, 0, &v, &len) != 0) return 0;
+    int rc = rn_value_get(st, 0, &v, &len);
+    if (rc == RN_ENOENT) return 0;
+    if (rc) return rc;
     const char *p = v, *e = p + len;
     while (p + 4 <= e) {
         uint32_t l;
         memcpy(&l, p, 4);
         if (p + 4 + l > e) return RN_ECORRUPT;
-        int rc = fn(ud, p + 4, l);
+        rc = fn(ud, p + 4, l);
         if (rc) return rc;
         p += 4 + l;
     }
-    return 0;
+    return p == e ? 0 : RN_ECORRUPT;
 }
 
 int rn_list_clear(struct rn_state *st)
@@ -859,6 +1028,7 @@ int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
 {
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return RN_EINVAL;
+    if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
     struct rn__tentry *t;
     HASH_FIND(hh, os->tset, &k, sizeof k, t);
@@ -870,11 +1040,12 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
 {
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return RN_EINVAL;
+    if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
     struct rn__tentry *t;
     HASH_FIND(hh, os->tset, &k, sizeof k, t);
     if (t) rn__timer_drop(os, t);
-    return 0;
+    return os->db->failed ? RN_ESTATE : 0;
 }
 
 /* ---- map state --------------------------------------------------------------------
@@ -882,8 +1053,6 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
  * bypasses the cache: reads and writes go through the indexed write batch
  * (so they see each other at memtable speed, and a checkpoint's cut covers
  * them) and iteration merges that batch with RocksDB. */
-
-#define RN__MAP_PREFIX 14
 
 static char *rn__map_key(const struct rn_state *st, const void *mk, size_t mkl, size_t *len)
 {
@@ -900,16 +1069,20 @@ static char *rn__map_key(const struct rn_state *st, const void *mk, size_t mkl, 
 int rn_map_get(struct rn_state *st, const void *mk, size_t mkl, const void **val, size_t *len)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     size_t kl, vl = 0;
     char *k = rn__map_key(st, mk, mkl, &kl);
-    char *err = NULL;
-    char *v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(s->wb, s->db, s->ro, s->cf[0], k, kl,
-                                                             &vl, &err);
+    char *err = rn__fault(0), *v = NULL;
+    if (!err)
+        v = rocksdb_writebatch_wi_get_from_batch_and_db_cf(s->wb, s->db, s->ro, s->cf[0], k, kl,
+                                                           &vl, &err);
     free(k);
     if (err) {
-        rocksdb_free(err);
-        s->failed = 1;
-        return RN_ESTATE;
+        rocksdb_free(v);
+        uint64_t key = st->os->cur_key;
+        return rn__fail(s, err, "operator '%s': reading a map entry of key %llu (key group %u)",
+                        st->os->op_id, (unsigned long long)key,
+                        rn_key_group(key, s->max_parallelism));
     }
     if (!v) return RN_ENOENT;
     free(st->os->map_val);
@@ -925,6 +1098,7 @@ int rn_map_get(struct rn_state *st, const void *mk, size_t mkl, const void **val
 int rn_map_put(struct rn_state *st, const void *mk, size_t mkl, const void *val, size_t len)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     size_t kl;
     char *k = rn__map_key(st, mk, mkl, &kl);
     rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], k, kl, val, len);
@@ -936,6 +1110,7 @@ int rn_map_put(struct rn_state *st, const void *mk, size_t mkl, const void *val,
 int rn_map_remove(struct rn_state *st, const void *mk, size_t mkl)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     size_t kl;
     char *k = rn__map_key(st, mk, mkl, &kl);
     rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], k, kl);
@@ -949,6 +1124,12 @@ int rn_map_each(struct rn_state *st,
                 void *ud)
 {
     struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
+    char *err = rn__fault(0);
+    if (err)
+        return rn__fail(s, err, "operator '%s': iterating the map of key %llu (key group %u)",
+                        st->os->op_id, (unsigned long long)st->os->cur_key,
+                        rn_key_group(st->os->cur_key, s->max_parallelism));
     size_t pl;
     char *prefix = rn__map_key(st, NULL, 0, &pl);
     rocksdb_iterator_t *base = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[0]);
@@ -961,6 +1142,15 @@ int rn_map_each(struct rn_state *st,
         const char *v = rocksdb_iter_value(it, &vl);
         rc = fn(ud, k + pl, kl - pl, v, vl);
         if (rc) break;
+    }
+    /* An iterator that stops early because of an error looks like the end of
+     * the map: ask it (the merged iterator reports its base's errors). */
+    if (rc == 0) {
+        rocksdb_iter_get_error(it, &err);
+        if (err)
+            rc = rn__fail(s, err, "operator '%s': iterating the map of key %llu (key group %u)",
+                          st->os->op_id, (unsigned long long)st->os->cur_key,
+                          rn_key_group(st->os->cur_key, s->max_parallelism));
     }
     rocksdb_iter_destroy(it);
     free(prefix);
@@ -1002,10 +1192,19 @@ static void *rn__bg_main(void *arg)
         while (s->bg_state != 1 && s->bg_state != 4) pthread_cond_wait(&s->bg_cv, &s->bg_mu);
         if (s->bg_state == 4) break;
         pthread_mutex_unlock(&s->bg_mu);
-        char *err = NULL;
+        char *err = rn__fault(1);
         char msg[512] = "";
-        rocksdb_write(s->db, s->wo, s->delta, &err);
-        if (!err) {
+        int db_err = 0;
+        if (!err) rocksdb_write(s->db, s->wo, s->delta, &err);
+        if (err) {
+            /* The working database could not take the delta: a state failure,
+             * not only a failed checkpoint. */
+            snprintf(msg, sizeof msg, "state: writing the checkpoint's changes in %s: %s", s->dir,
+                     err);
+            rocksdb_free(err);
+            err = NULL;
+            db_err = 1;
+        } else {
             rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &err);
             if (!err) {
                 rocksdb_checkpoint_create(cp, s->bg_dir, 0, &err);
@@ -1019,6 +1218,7 @@ static void *rn__bg_main(void *arg)
         rocksdb_writebatch_clear(s->delta);
         pthread_mutex_lock(&s->bg_mu);
         snprintf(s->bg_err, sizeof s->bg_err, "%s", msg);
+        s->bg_db_err = db_err;
         s->bg_state = msg[0] ? 3 : 2;
         pthread_cond_broadcast(&s->bg_cv);
     }
@@ -1037,12 +1237,20 @@ static int rn__bg_collect(struct rn_statedb *s, int wait, char *errbuf, size_t e
     if (st == 2 || st == 3) s->bg_state = 0;
     char err[512];
     snprintf(err, sizeof err, "%s", s->bg_err);
+    int db_err = s->bg_db_err;
     pthread_mutex_unlock(&s->bg_mu);
     if (st == 1) return 0;
     s->held = 0;
     if (st == 3) {
+        /* A checkpoint that could not be written (its directory full, say)
+         * leaves the working database as it was: the entries it would have
+         * saved stay dirty for the next one. A delta RocksDB refused means the
+         * database itself failed. */
         rn_errf(errbuf, errlen, "%s", err);
-        s->failed = 1;
+        if (db_err && !s->failed) {
+            snprintf(s->err, sizeof s->err, "%s", err);
+            s->failed = 1;
+        }
         return RN_ESTATE;
     }
     s->durable = s->gen;
@@ -1068,7 +1276,7 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
     /* What RocksDB lacks: the pending batch (applied now) and every entry
      * changed since the last checkpoint (copied into the delta). */
     if (rn__wb_write(s) || s->failed) {
-        rn_errf(errbuf, errlen, "state: writing to %s failed", s->dir);
+        rn_errf(errbuf, errlen, "%s", s->err);
         return RN_ESTATE;
     }
     s->gen++;
@@ -1117,6 +1325,16 @@ int rn__statedb_checkpoint(struct rn_statedb *s, const char *dir, char *errbuf, 
     int rc = rn__statedb_checkpoint_begin(s, dir, errbuf, errlen);
     if (rc) return rc;
     return rn__statedb_checkpoint_poll(s, 1, errbuf, errlen) == 1 ? 0 : RN_ESTATE;
+}
+
+const char *rn__statedb_error(const struct rn_statedb *s)
+{
+    return s && s->failed ? s->err : NULL;
+}
+
+const char *rn__op_state_error(const struct rn_op_state *os)
+{
+    return os && os->db->failed ? os->db->err : NULL;
 }
 
 static uint64_t rn__prop(struct rn_statedb *s, const char *name)

@@ -47,6 +47,13 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *db, const char *dir, char *e
 int rn__statedb_checkpoint_poll(struct rn_statedb *db, int wait, char *errbuf, size_t errlen);
 int rn__statedb_checkpoint(struct rn_statedb *db, const char *dir, char *errbuf, size_t errlen);
 
+/* The working database's failure, or NULL while it works. After a failure
+ * (a RocksDB read or write error; never reported as "absent") every state
+ * call fails with RN_ESTATE; the message names what failed first: the
+ * operator, the key and its key group when known, and RocksDB's text. A
+ * checkpoint that could not be written is not such a failure. Owning thread. */
+const char *rn__statedb_error(const struct rn_statedb *db);
+
 /* Figures for the status page; safe from any thread. */
 struct rn_state_figures {
     uint64_t cache_entries, cache_bytes, cache_hits, cache_misses, cache_evictions;
@@ -68,6 +75,17 @@ int64_t rn__op_state_next_timer(struct rn_op_state *os);
 /* Pops the earliest timer if its ts <= wm; sets it as the current key. */
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out);
 uint64_t rn__op_state_timers(struct rn_op_state *os);
+/* The instance's state format: `found` is the version of the restored
+ * checkpoint's data (= version when nothing older was restored), `version`
+ * the operator type's. While found < version, each state the operator
+ * declares has its stored entries passed through migrate (when not NULL)
+ * once, at declaration; a failure fails the database (rn__statedb_error). */
+typedef int (*rn__migrate_fn)(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                              size_t len, struct rn_buf *out);
+void rn__op_state_set_format(struct rn_op_state *os, struct rn_op *op, uint32_t found,
+                             uint32_t version, rn__migrate_fn migrate);
+/* rn__statedb_error() of the instance's database. */
+const char *rn__op_state_error(const struct rn_op_state *os);
 
 /* rn_time.c: the keyed context of an operator (NULL when not keyed). */
 struct rn_op_state *rn__op_keyed(const struct rn_op *op);

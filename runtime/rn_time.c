@@ -6,7 +6,11 @@
  * EVENT_TIME operator assigned, minus the allowed out-of-orderness, cut into
  * the stream at fixed record counts (reproducible across restores). A task
  * with no data for watermark.idle_timeout says it is idle, so downstream
- * ignores it. A consumer's watermark is the minimum over its inputs that are
+ * ignores it. A source that reads several splits in one task (a Kafka
+ * source's partitions) says which split each poll's records came from
+ * (rn_op_source_split); its watermark is then the least over the splits
+ * that had records within idle_timeout, so an idle split does not hold the
+ * others back. A consumer's watermark is the minimum over its inputs that are
  * neither ended nor idle. When a task's watermark moves, every instance of its
  * chain, in order, fires its event-time timers up to it (on_timer), is told
  * (on_watermark), and the watermark goes on to every downstream task.
@@ -39,21 +43,65 @@ void rn__send_with_watermarks(struct rn_instance *in, struct rn_port_out *po, st
     struct rn_task *t = in->task;
     uint64_t every = t->job->emit_every;
     uint32_t i = 0;
+    if (t->n_splits && b->n) t->splits[t->cur_split].last_data_ns = rn_now_ns();
     while (i < b->n) {
         uint64_t room = every - t->assigned % every;
         uint32_t k = (uint32_t)RN_MIN((uint64_t)b->n, i + room);
         for (uint32_t j = i; j < k; j++)
             if (b->recs[j].ts > t->max_ts) t->max_ts = b->recs[j].ts;
+        if (t->n_splits) {
+            struct rn_split_time *sp = &t->splits[t->cur_split];
+            for (uint32_t j = i; j < k; j++)
+                if (b->recs[j].ts > sp->max_ts) sp->max_ts = b->recs[j].ts;
+        }
         struct rn_batch part = *b;
         part.recs = b->recs + i;
         part.n = k - i;
         rn__send_batch(in, po, &part);
         t->assigned += k - i;
-        if (t->assigned % every == 0 && t->max_ts != RN_TS_MIN)
-            rn__task_advance(t, t->max_ts - t->job->out_of_orderness_ms - 1);
+        if (t->assigned % every == 0) {
+            int64_t m = t->n_splits ? rn__splits_max_ts(t, 0) : t->max_ts;
+            if (m != RN_TS_MIN) rn__task_advance(t, m - t->job->out_of_orderness_ms - 1);
+        }
         i = k;
     }
     t->last_data_ns = -1; /* "data came": stamped after the poll */
+}
+
+/* A source reading several splits (Kafka partitions): the event time the
+ * task may promise is the least of its splits' largest event times, over the
+ * splits that are not idle (no records for watermark.idle_timeout). A split
+ * that has not had a record yet holds it back until it turns idle. With every
+ * split idle it is the largest of them all, so that the task's watermark
+ * still reflects what it read. */
+int64_t rn__splits_max_ts(struct rn_task *t, int64_t now)
+{
+    int64_t idle_ns = t->job->idle_timeout_ms * 1000000;
+    int64_t least = RN_TS_MAX, most = RN_TS_MIN;
+    int active = 0;
+    if (!now && idle_ns > 0) now = rn_now_ns();
+    for (int i = 0; i < t->n_splits; i++) {
+        const struct rn_split_time *sp = &t->splits[i];
+        if (sp->max_ts > most) most = sp->max_ts;
+        if (idle_ns > 0 && now - sp->last_data_ns >= idle_ns) continue;
+        active++;
+        if (sp->max_ts < least) least = sp->max_ts;
+    }
+    return active ? least : most;
+}
+
+void rn_op_source_split(struct rn_op *op, int split, int n_splits)
+{
+    struct rn_task *t = op->inst->task;
+    assert(t->is_source && split >= 0 && split < n_splits);
+    if (n_splits > t->n_splits) {
+        t->splits = rn_xrealloc(t->splits, (size_t)n_splits * sizeof *t->splits);
+        int64_t now = rn_now_ns();
+        for (int i = t->n_splits; i < n_splits; i++)
+            t->splits[i] = (struct rn_split_time){RN_TS_MIN, now};
+        t->n_splits = n_splits;
+    }
+    t->cur_split = split;
 }
 
 /* Hands every pending output of `in` to its targets, then clears it. */
@@ -124,14 +172,19 @@ void rn__source_watermark(struct rn_task *t, int caught_up)
     if (t->last_data_ns == -1) {
         t->last_data_ns = now;
         rn__task_set_idle(t, 0);
-    } else if (!t->idle && job->idle_timeout_ms > 0 &&
-               now - t->last_data_ns >= job->idle_timeout_ms * 1000000) {
+    }
+    /* The watermark first: one that moves as the task turns idle (a split
+     * passed its idle timeout) must reach downstream before the idle mark,
+     * after which downstream ignores the task. */
+    int64_t m = t->n_splits ? rn__splits_max_ts(t, now) : t->max_ts;
+    if (caught_up && m != RN_TS_MIN) {
+        int64_t wm = m - job->out_of_orderness_ms - 1;
+        if (wm > t->wm) rn__task_advance(t, wm);
+    }
+    if (!t->idle && job->idle_timeout_ms > 0 &&
+        now - t->last_data_ns >= job->idle_timeout_ms * 1000000) {
         /* Nothing for a while: stop holding back downstream event time. */
         rn__task_set_idle(t, 1);
-    }
-    if (caught_up && t->max_ts != RN_TS_MIN) {
-        int64_t wm = t->max_ts - job->out_of_orderness_ms - 1;
-        if (wm > t->wm) rn__task_advance(t, wm);
     }
 }
 

@@ -25,5 +25,10 @@ int rn_snapshot_read_i64(struct rn_snapshot_reader *r, int64_t *v);
 int rn_snapshot_read_str(struct rn_snapshot_reader *r, const char **s);
 /* The checkpoint being restored. */
 uint64_t rn_snapshot_id(const struct rn_snapshot_reader *r);
+/* The format version the snapshot was written with: the operator type's
+ * state_version at the time (1 for snapshots written before versions). The
+ * runtime calls restore() only with a version in [state_version_min,
+ * state_version]; restore() reads older layouts accordingly. */
+uint32_t rn_snapshot_version(const struct rn_snapshot_reader *r);
 
 #endif

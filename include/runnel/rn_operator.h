@@ -50,6 +50,11 @@ enum rn_op_kind { RN_KIND_SOURCE = 0, RN_KIND_OPERATOR = 1, RN_KIND_SINK = 2 };
 #define RN_OP_SINGLETON 0x10 /* runs as one instance, whatever the job's parallelism:
                               * every upstream subtask gathers into it (a learner
                               * that trains one model) */
+#define RN_OP_UNION_RESTORE 0x20 /* restore() runs once per subtask of the
+                                  * checkpoint, with each one's bytes, whatever the
+                                  * parallelism was: the operator keeps what it owns
+                                  * now (a Kafka source's partition offsets, which
+                                  * move between subtasks on a rescale) */
 
 /* Return codes of poll(). */
 #define RN_POLL_MORE 0 /* emitted something; call again */
@@ -150,6 +155,30 @@ struct rn_op_type {
      * inputs; finish() runs once every input has ended. */
     const struct rn_input_decl *inputs;
     uint32_t n_inputs;
+
+    /* State format version (optional: 0 reads as 1). One number for
+     * everything the operator stores: the bytes its snapshot() writes and the
+     * values it keeps in keyed state. Raise it whenever either changes; the
+     * runtime writes it into every checkpoint (the header of ops/<id>.bin) and
+     * on restore hands the version it found to restore()
+     * (rn_snapshot_version) and to migrate_state(). */
+    uint32_t state_version;
+    /* The oldest version restore() and migrate_state() can read (0: only
+     * state_version). A checkpoint outside [state_version_min,
+     * state_version] is refused before restore(), with a message naming the
+     * operator and both versions. */
+    uint32_t state_version_min;
+    /* Keyed-state migration (optional). When a checkpoint of an older
+     * version is restored, each stored entry of each state the operator
+     * declares (value and list state: the value of a key and namespace; map
+     * state: one entry) passes through it once, when the state is declared in
+     * open(): `val` (borrowed) is the old value of state `state`, written by
+     * version `from`; write the new value into `out` (empty on entry) and
+     * return 0, or return RN_ENOENT to drop the entry, or < 0 to fail the
+     * restore. The current key (rn_state_key) is the entry's key during the
+     * call. Without it, values of older versions are kept as they are. */
+    int (*migrate_state)(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                         size_t len, struct rn_buf *out);
 };
 
 #define RN_MAX_INPUTS 8
@@ -177,6 +206,7 @@ const void *rn_op_ctx(const struct rn_op *op); /* the parsed config (read-only) 
 void *rn_op_local(const struct rn_op *op);     /* the instance's own pointer */
 void rn_op_set_local(struct rn_op *op, void *p);
 const char *rn_op_id(const struct rn_op *op);
+const char *rn_op_job_name(const struct rn_op *op); /* `job:` in YAML */
 uint32_t rn_op_subtask(const struct rn_op *op);
 uint32_t rn_op_parallelism(const struct rn_op *op);
 int rn_op_source_index(const struct rn_op *op); /* sources: index in the job */
@@ -191,6 +221,14 @@ int rn_op_key_field(const struct rn_op *op);
 int rn_op_input(const struct rn_op *op);
 /* True once the job was asked to stop (SIGINT/SIGTERM, REST). */
 int rn_op_stopping(const struct rn_op *op);
+/* Sources that read several splits in one subtask (a Kafka source's
+ * partitions): the records emitted by this poll() come from split `split`
+ * of n_splits (0 <= split < n_splits; n_splits may grow between calls).
+ * Emit one split's records per poll(). The runtime then keeps event time
+ * per split and the subtask's watermark is the least over the splits that
+ * are not idle (watermark.idle_timeout), so an idle split does not hold the
+ * others back. A source that never calls it is one split. */
+void rn_op_source_split(struct rn_op *op, int split, int n_splits);
 /* Counts records that came behind the instance's watermark (status page). */
 void rn_op_count_late(struct rn_op *op, uint64_t n);
 /* Whether the job takes checkpoints (sinks then write two-phase). */

@@ -15,6 +15,13 @@
  * get are borrowed: valid until the next state call on the same instance.
  * All calls run on the instance's own thread; none may be called from
  * another.
+ *
+ * Errors. Every call returns 0 or a negative RN_E* code, and the caller
+ * checks it: return it from the callback. RN_ESTATE means the state backend
+ * failed (RocksDB could not read or write); a get that could not read says
+ * so, never RN_ENOENT. After a failure every state call of the thread fails
+ * too, and the job stops with a message naming the operator, the key and its
+ * key group (even if a callback returned 0 regardless). See docs/state.md.
  */
 #ifndef RUNNEL_RN_STATE_H
 #define RUNNEL_RN_STATE_H
@@ -30,7 +37,10 @@ struct rn_timer {
 };
 
 /* Declares value state `name` (stable across restarts: it names the data in
- * checkpoints). Returns NULL if the instance is not keyed or on error. */
+ * checkpoints). Returns NULL if the instance is not keyed or on error. When
+ * the restored checkpoint holds an older state format of the operator, the
+ * state's stored entries are migrated here (rn_op_type.migrate_state): declare
+ * every state in open(). */
 struct rn_state *rn_state_value(struct rn_op *op, const char *name);
 /* Declares append-only list state `name`. */
 struct rn_state *rn_state_list(struct rn_op *op, const char *name);
@@ -40,20 +50,24 @@ struct rn_state *rn_state_map(struct rn_op *op, const char *name);
 /* Sets the current key for the following state and timer calls. */
 void rn_state_key(struct rn_op *op, uint64_t key);
 
-/* Value state. get: 0 and the bytes, or RN_ENOENT. */
+/* Value state. get: 0 and the bytes, RN_ENOENT when the key has no value in
+ * that namespace, RN_ESTATE when it could not be read. */
 int rn_value_get(struct rn_state *s, uint64_t ns, const void **val, size_t *len);
 int rn_value_put(struct rn_state *s, uint64_t ns, const void *val, size_t len);
 int rn_value_clear(struct rn_state *s, uint64_t ns);
 
 /* List state (namespace 0): elements in append order. */
 int rn_list_append(struct rn_state *s, const void *val, size_t len);
-/* Calls fn for each element until it returns non-zero; returns that or 0. */
+/* Calls fn for each element until it returns non-zero; returns that or 0
+ * (also when the list is empty), RN_ESTATE when the list could not be read,
+ * RN_ECORRUPT when its stored bytes are malformed. */
 int rn_list_each(struct rn_state *s, int (*fn)(void *ud, const void *val, size_t len), void *ud);
 int rn_list_clear(struct rn_state *s);
 
 /* Map state of the current key. get: 0 and the value (borrowed until the
- * next state call), or RN_ENOENT. each: entries in map-key byte order, until
- * fn returns non-zero (returned). */
+ * next state call), RN_ENOENT, or RN_ESTATE when it could not be read. each:
+ * entries in map-key byte order, until fn returns non-zero (returned), or
+ * RN_ESTATE when the iteration failed (it never ends early silently). */
 int rn_map_get(struct rn_state *s, const void *mk, size_t mkl, const void **val, size_t *len);
 int rn_map_put(struct rn_state *s, const void *mk, size_t mkl, const void *val, size_t len);
 int rn_map_remove(struct rn_state *s, const void *mk, size_t mkl);

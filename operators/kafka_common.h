@@ -1,0 +1,73 @@
+/*
+ * kafka_common.h — what the `kafka` source and sink share: the broker list
+ * (`bootstrap_servers`, or its alias `brokers`) and the `properties:` map
+ * that passes any librdkafka property through.
+ *
+ * This and kafka_common.c are the only places besides the two operators that
+ * see librdkafka's error styles; they turn them into runnel messages.
+ */
+#ifndef RUNNEL_KAFKA_COMMON_H
+#define RUNNEL_KAFKA_COMMON_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "rn_config.h"
+
+/* The keys every Kafka operator has; embed first in its config struct. */
+struct rn_kafka_common {
+    const char *bootstrap;
+    const char *brokers;
+    const struct rn_cfg_node *properties;
+};
+
+#define RN_KAFKA_COMMON_KEYS(cfg_struct)                                                           \
+    {"bootstrap_servers",                                                                          \
+     RN_CT_STRING,                                                                                 \
+     NULL,                                                                                         \
+     NULL,                                                                                         \
+     offsetof(cfg_struct, kc.bootstrap),                                                           \
+     "Kafka brokers to start from, host:port[,host:port...] (librdkafka's bootstrap.servers). "    \
+     "`runnel dev-kafka` prints one for a local test cluster.",                                    \
+     NULL,                                                                                         \
+     0,                                                                                            \
+     0,                                                                                            \
+     0},                                                                                           \
+        {"brokers",                                                                                \
+         RN_CT_STRING,                                                                             \
+         NULL,                                                                                     \
+         NULL,                                                                                     \
+         offsetof(cfg_struct, kc.brokers),                                                         \
+         "Another name for bootstrap_servers (give one of the two).",                              \
+         NULL,                                                                                     \
+         0,                                                                                        \
+         0,                                                                                        \
+         0},                                                                                       \
+    {                                                                                              \
+        "properties", RN_CT_NODE, NULL, NULL, offsetof(cfg_struct, kc.properties),                 \
+            "librdkafka properties passed through as they are, a map such as "                     \
+            "{ security.protocol: ssl, ssl.ca.location: ca.pem }. They override runnel's "         \
+            "defaults; properties runnel manages itself are refused.",                             \
+            NULL, 0, 0, 0                                                                          \
+    }
+
+/* Load time: checks that exactly one of bootstrap_servers/brokers is given,
+ * and that every property is a scalar librdkafka accepts (trying it on a
+ * scratch configuration) and is not one of `reserved` (NULL-ended; may be
+ * NULL). Errors name the YAML place. */
+int rn__kafka_check(const struct rn_kafka_common *kc, const struct rn_cfg_node *node,
+                    const char *const *reserved, char *errbuf, size_t errlen);
+
+/* The broker list (bootstrap_servers or brokers; borrowed from the config). */
+const char *rn__kafka_bootstrap(const struct rn_kafka_common *kc);
+
+/* Builds a librdkafka configuration: runnel's defaults (`defaults`, pairs of
+ * name and value, NULL-ended), then the user's properties over them, then
+ * bootstrap.servers. Returns a new conf (the caller owns it, or hands it to
+ * rd_kafka_new) or NULL with a message in errbuf. */
+rd_kafka_conf_t *rn__kafka_conf(const struct rn_kafka_common *kc, const char *const *defaults,
+                                char *errbuf, size_t errlen);
+
+/* Whether the user's properties set `name`. */
+int rn__kafka_has_property(const struct rn_kafka_common *kc, const char *name);
+
+#endif
