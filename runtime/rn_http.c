@@ -308,6 +308,10 @@ static void rn__conn_next(struct rn__http_conn *c)
     }
     rn_buf_reset(&c->pending);
     c->pending_off = 0;
+    if (c->peer_eof) {
+        rn__conn_close(c); /* nothing more will come */
+        return;
+    }
     rn__conn_reading(c, 1);
 }
 
@@ -320,7 +324,9 @@ static void rn__on_written(uv_write_t *req, int status)
         return;
     }
     c->requests++;
-    if (c->keep && !c->peer_eof) {
+    /* A client that pipelined and then half-closed still gets an answer to
+     * every complete request it sent before its FIN. */
+    if (c->keep && (!c->peer_eof || c->pending_off < c->pending.len)) {
         rn__conn_next(c);
         return;
     }

@@ -383,6 +383,22 @@ static void test_pipeline(void)
     /* 2000 requests in one burst (about 60 KiB): all answered, in order. */
     CHECK_EQ_INT(pipelined_burst(port, 0, 2000), 2000);
 
+    /* Three pipelined requests and a half-close: three answers, then EOF. */
+    int hc = connect_to(port);
+    CHECK(hc >= 0);
+    if (hc >= 0) {
+        const char *three = "GET /echo?a HTTP/1.1\r\n\r\nGET /echo?b HTTP/1.1\r\n\r\n"
+                            "GET /echo?c HTTP/1.1\r\n\r\n";
+        CHECK_EQ_INT(send_all(hc, three, strlen(three), now_ms() + 2000), 0);
+        shutdown(hc, SHUT_WR);
+        char buf[4096];
+        CHECK(read_all(hc, buf, sizeof buf, now_ms() + 5000) > 0);
+        const char *a = strstr(buf, "/echo ?a 0\n");
+        const char *b = a ? strstr(a, "/echo ?b 0\n") : NULL;
+        CHECK(a && b && strstr(b, "/echo ?c 0\n"));
+        close(hc);
+    }
+
     /* A client that pipelines and never reads: once its answers fill the
      * socket buffers, the server stops reading and the client's sends stall.
      * Without that back-pressure it could push its whole 64 MiB. */
