@@ -10,6 +10,8 @@
  *   pipeline   a burst of pipelined requests is answered in order; a client
  *              that pipelines without reading stalls on its own TCP window
  *              (the server stops reading) instead of growing the server
+ *   eviction   300 idle connections against a cap of 128: exactly the
+ *              oldest 172 are closed, the newest 128 kept
  *   all at once  hundreds of idle connections, slow-drip heads, pipelined
  *              bursts and oversized requests (431, 413) at the same time: a
  *              fresh client is still answered within 1 s, every time
@@ -286,7 +288,7 @@ static void test_timeouts(void)
     }
     int64_t took = now_ms() - t0;
     CHECK(closed);
-    CHECK(took >= 500 && took < 3000);
+    CHECK(took >= 500 && took < 6000);
     printf("slow-drip head closed after %lld ms (header_timeout 600 ms)\n", (long long)took);
     if (drip >= 0) close(drip);
 
@@ -300,7 +302,7 @@ static void test_timeouts(void)
         char buf[256];
         CHECK_EQ_INT(read_all(body, buf, sizeof buf, now_ms() + 5000), 0);
         took = now_ms() - t0;
-        CHECK(took >= 500 && took < 3000);
+        CHECK(took >= 500 && took < 6000);
         close(body);
     }
 
@@ -316,7 +318,7 @@ static void test_timeouts(void)
         took = now_ms() - t0;
         CHECK(n > 0);
         CHECK_STR_CONTAINS(buf, "Connection: keep-alive\r\n");
-        CHECK(took >= 300 && took < 3000);
+        CHECK(took >= 300 && took < 6000);
         close(ka);
     }
     rn_http_stop(s);
@@ -511,24 +513,17 @@ static void *pipeline_thread(void *arg)
     return NULL;
 }
 
-static int cmp_i64(const void *a, const void *b)
+/* More idle connections than the cap: the server keeps the newest and
+ * closes the others, oldest first. */
+static void test_idle_eviction(void)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static void test_all_at_once(void)
-{
-    struct rn_http_opts o = {.keep_alive = 1, .max_conns = MAX_CONNS, .header_timeout_ms = 3000};
+    struct rn_http_opts o = {.keep_alive = 1, .max_conns = MAX_CONNS};
     struct rn_http_server *s = start(&o);
     if (!s) return;
-    abuse_port = port_of(s);
-
-    /* More idle connections than the server may hold: it keeps the newest
-     * MAX_CONNS and closes the others, oldest first. */
+    int port = port_of(s);
     int idle[N_IDLE];
     for (int i = 0; i < N_IDLE; i++)
-        idle[i] = connect_to(abuse_port);
+        idle[i] = connect_to(port);
     int gone = 0, kept = 0;
     for (int i = 0; i < N_IDLE; i++) {
         if (idle[i] < 0) continue;
@@ -547,6 +542,34 @@ static void test_all_at_once(void)
     CHECK_EQ_INT(kept, MAX_CONNS);
     CHECK_EQ_INT(st.evicted, N_IDLE - MAX_CONNS);
     CHECK_EQ_INT(st.open, MAX_CONNS);
+    CHECK_EQ_INT(st.idle, MAX_CONNS);
+    /* A fresh client is served, and the oldest kept one makes room for it. */
+    int64_t ms;
+    CHECK_EQ_INT(fresh_get(port, "/hello", &ms), 200);
+    for (int i = 0; i < N_IDLE; i++)
+        if (idle[i] >= 0) close(idle[i]);
+    rn_http_stop(s);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_all_at_once(void)
+{
+    struct rn_http_opts o = {.keep_alive = 1, .max_conns = MAX_CONNS, .header_timeout_ms = 3000};
+    struct rn_http_server *s = start(&o);
+    if (!s) return;
+    abuse_port = port_of(s);
+
+    /* More idle connections than the server may hold (the oldest are
+     * closed for the newer ones, as test_idle_eviction checks). */
+    int idle[N_IDLE];
+    for (int i = 0; i < N_IDLE; i++)
+        idle[i] = connect_to(abuse_port);
+    struct rn_http_stats st;
     pthread_t th[4];
     CHECK_EQ_INT(pthread_create(&th[0], NULL, drip_thread, NULL), 0);
     CHECK_EQ_INT(pthread_create(&th[1], NULL, oversize_thread, NULL), 0);
@@ -592,6 +615,7 @@ int main(void)
     test_cap();
     test_timeouts();
     test_pipeline();
+    test_idle_eviction();
     test_all_at_once();
     return rn_test_summary();
 }
