@@ -432,7 +432,7 @@ static void rn_inf_emit(struct rn_op *op, struct rn_inf *v, const struct rn_even
     uint32_t props_off = rn_payload_reserve(p, res->l * sizeof(double));
     char *base = p->buf.data;
     struct rn_event *o = (struct rn_event *)base;
-    memcpy(base + items_off, names, res->l * sizeof(struct rn_str));
+    if (res->l) memcpy(base + items_off, names, res->l * sizeof(struct rn_str));
     const uint64_t *cid = rn_event_item_ids(e);
     uint64_t *oid = (uint64_t *)(base + ids_off);
     double *op_ = (double *)(base + props_off);

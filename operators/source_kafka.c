@@ -308,7 +308,7 @@ static int rn__ksrc_assign_static(struct rn_op *op, struct rn_kafka_source *s)
                                                          : md->topics[0].err;
             rn_op_errorf(op, "topic '%s' at %s: %s", c->topics[t], rn__kafka_bootstrap(&c->kc),
                          rd_kafka_err2str(e));
-            if (md) rd_kafka_metadata_destroy(md);
+            if (!err) rd_kafka_metadata_destroy(md); /* md is set exactly when err is 0 */
             free(all);
             return RN_EIO;
         }

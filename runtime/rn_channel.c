@@ -183,7 +183,9 @@ pushed:
     return 0;
 }
 
-static struct rn_batch *rn__channel_fresh_batch(struct rn_channel *ch)
+/* Producer side: an emptied batch back from the consumer, cleared, or a new
+ * one; the caller owns it until it pushes it. */
+struct rn_batch *rn__channel_fresh_batch(struct rn_channel *ch)
 {
     struct rn_msg m;
     if (rn__ring_pop(&ch->back, &m)) {

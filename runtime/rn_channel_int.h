@@ -112,6 +112,7 @@ int rn__channel_push(struct rn_channel *ch, const struct rn_msg *m);
 int rn__channel_pop(struct rn_channel *ch, struct rn_msg *m);
 /* Consumer thread: hands a DATA batch back for reuse (taken). */
 void rn__channel_recycle(struct rn_channel *ch, struct rn_batch *b);
+struct rn_batch *rn__channel_fresh_batch(struct rn_channel *ch);
 /* Messages queued on the forward ring (approximate from other threads). */
 uint32_t rn__channel_fill(struct rn_channel *ch);
 

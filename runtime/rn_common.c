@@ -9,6 +9,7 @@
 #include "rn_common.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +191,7 @@ void rn_json_i64(struct rn_buf *b, int64_t v)
 
 void rn_json_f64(struct rn_buf *b, double v)
 {
-    if (v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308) {
+    if (!isfinite(v)) {
         rn_buf_puts(b, "null"); /* JSON has no NaN or infinity */
         return;
     }
@@ -202,12 +203,15 @@ void rn_json_f64(struct rn_buf *b, double v)
      * m / 10^k == v exactly for a small k, then "m with k decimals" is the
      * correctly rounded decimal of v and reads back as v (both sides are the
      * correctly rounded value of the same rational), so print it by integer
-     * arithmetic. */
+     * arithmetic. m must stay below 2^53, where doubles hold every integer:
+     * above, m is itself rounded and the digits can run past the 17 a
+     * double needs (123456789.123456784 for 123456789.12345679). */
     static const double pow10[] = {1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
     double av = v < 0 ? -v : v;
     if (av < 1e9) {
         for (int k = 0; k < 9; k++) {
             double scaled = av * pow10[k];
+            if (scaled >= 9007199254740992.0) break; /* 2^53 */
             double m = (double)(int64_t)(scaled + 0.5);
             if (m / pow10[k] != av) continue;
             uint64_t im = (uint64_t)m, p = (uint64_t)pow10[k];

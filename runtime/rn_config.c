@@ -441,9 +441,11 @@ int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, siz
 
 /* ---- unit parsing ---------------------------------------------------------- */
 
+/* The whole string must be the number: strtoll and strtod would also skip
+ * leading blanks, so " 4" is refused here rather than read as 4. */
 int rn_parse_i64(const char *s, int64_t *out)
 {
-    if (!s || !*s) return RN_EINVAL;
+    if (!s || !*s || isspace((unsigned char)*s)) return RN_EINVAL;
     errno = 0;
     char *end;
     long long v = strtoll(s, &end, 10);
@@ -454,7 +456,7 @@ int rn_parse_i64(const char *s, int64_t *out)
 
 int rn_parse_f64(const char *s, double *out)
 {
-    if (!s || !*s) return RN_EINVAL;
+    if (!s || !*s || isspace((unsigned char)*s)) return RN_EINVAL;
     errno = 0;
     char *end;
     double v = strtod(s, &end);

@@ -413,7 +413,7 @@ static int rn_ope_load_dir(struct rn_ope_data *d, const char *dir, char *errbuf,
         names[n++] = rn_xstrdup(e->d_name);
     }
     closedir(dp);
-    qsort(names, n, sizeof *names, rn_ope_cmp_str);
+    if (n > 1) qsort(names, n, sizeof *names, rn_ope_cmp_str); /* names is NULL when n is 0 */
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct rn_buf p = RN_BUF_INIT;

@@ -380,7 +380,8 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
     if (job->ckpt_enabled && rn__ckpt_start(job, errbuf, errlen)) return RN_EIO;
     if (job->serve_listen) {
         rn__serve_free(job->serve); /* a previous run's, if the job runs again */
-        job->serve = rn__serve_start(job->serve_listen, job->serve_threads, errbuf, errlen);
+        job->serve = rn__serve_start(job->serve_listen, job->serve_threads, &job->serve_http,
+                                     errbuf, errlen);
         if (!job->serve) {
             rn__ckpt_stop(job);
             return RN_EINVAL;

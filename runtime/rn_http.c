@@ -25,25 +25,53 @@
  * body we refused with 413) with a reset, and the client could lose the
  * response it has not read yet.
  *
- * Each connection has a timer: a request must arrive complete within
- * RN__HTTP_REQUEST_MS of the accept, however slowly it trickles in, and a
- * response must be taken by the client within RN__HTTP_WRITE_MS. Memory per
- * connection is bounded by RN_HTTP_MAX_HEAD plus RN_HTTP_MAX_BODY plus the
- * response; the head is counted in raw bytes as they are parsed, so a client
- * cannot grow it by sending it slowly.
- *
  * Keep-alive (rn_http_opts.keep_alive, the serving server). After a response
  * to a request that allows it (HTTP/1.1 without "Connection: close", or 1.0
  * with "Connection: keep-alive"), the connection goes back to READING with a
- * fresh parser instead of half-closing; the request timer then bounds the
- * idle time before the next request too. Bytes that arrive while a response
- * is being written (pipelining) are kept, bounded by the request limits, and
- * parsed once it is sent. Error responses (400, 413, 431) always close.
+ * fresh parser instead of half-closing. Error responses (400, 413, 431)
+ * always close.
+ *
+ * Abuse. Each limit below is one a client could otherwise stretch to tie up
+ * the server; together they keep a fresh client served however the others
+ * behave (tests/unit/test_http_abuse.c puts them all on at once).
+ *
+ *   size      The head is counted in raw bytes as they are parsed (431 past
+ *             max_head), the body as it arrives (413 past max_body, announced
+ *             or chunked), so memory per connection is bounded by the two
+ *             plus one response, however slowly the bytes come.
+ *   time      One timer per connection, re-armed for each phase: the head
+ *             must be complete within header_timeout of the request's start
+ *             (the accept, or the first byte of a later request), the body
+ *             within body_timeout of the head, the next request must start
+ *             within idle_timeout on a kept-alive connection, and the client
+ *             must take a response within write_timeout. A client that drips
+ *             a header one byte at a time (slowloris) holds its connection
+ *             for header_timeout at most. On expiry the connection is closed
+ *             without an answer.
+ *   count     At most max_conns connections are open. A connection counts as
+ *             idle while it has no request in progress: accepted and silent,
+ *             kept alive between requests, or lingering after its last
+ *             response. Idle connections sit on a list in the order they
+ *             became idle; when a new connection arrives at the cap, the
+ *             oldest idle one is closed to make room (nginx reuses its
+ *             "reusable" connections the same way). Only when every
+ *             connection is busy mid-request is the new one refused, with a
+ *             503 written straight to the socket and no state kept for it.
+ *   pipeline  Requests sent before the previous response is out (pipelining)
+ *             are answered one at a time, in order. Their bytes wait in
+ *             `pending`; once RN__HTTP_PIPELINE_MAX bytes wait, the server
+ *             stops reading the socket until the response is written, so the
+ *             kernel's TCP window pushes back on the client instead of the
+ *             server buffering without bound.
+ *   write     One response at a time per connection, and no reading beyond
+ *             the pipeline bound while it is unsent: a client that does not
+ *             read its responses stalls only itself, and write_timeout ends
+ *             it.
  *
  * Several threads (rn_http_opts.reuseport): each server is one loop on one
  * thread; several servers bound to the same address with SO_REUSEPORT share
  * its port, and the kernel spreads new connections over them. A connection
- * stays on the thread that accepted it.
+ * stays on the thread that accepted it; the limits apply to each server.
  *
  * Writes to a socket the peer has reset raise SIGPIPE on Linux; the server
  * thread starts with SIGPIPE (and the other asynchronous signals) blocked, so
@@ -61,6 +89,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,23 +98,21 @@
 #include <http_parser.h>
 #include <uv.h>
 
-/* A request must be complete this long after the connection is accepted. */
-#define RN__HTTP_REQUEST_MS 10000
-/* The client must take the whole response within this time. */
-#define RN__HTTP_WRITE_MS 10000
 /* After the response and our FIN, how long we wait for the client's FIN. */
 #define RN__HTTP_LINGER_MS 2000
-/* Connections beyond this many are accepted and closed at once. */
-#define RN__HTTP_MAX_CONNS 1024
+/* Pipelined bytes kept while a response is written; reading stops beyond. */
+#define RN__HTTP_PIPELINE_MAX (64 * 1024)
 #define RN__HTTP_BACKLOG 511
 #define RN__HTTP_DEFAULT_TYPE "text/plain; charset=utf-8"
 
 enum rn__http_state {
-    RN__HTTP_READING,   /* parsing the request */
+    RN__HTTP_READING,   /* parsing the request (idle until its first byte) */
     RN__HTTP_WRITING,   /* the response is queued on the socket */
     RN__HTTP_LINGERING, /* response sent and FIN sent; draining until the client closes */
     RN__HTTP_CLOSING,   /* both handles are closing; freed when both callbacks ran */
 };
+
+struct rn__http_conn;
 
 struct rn_http_server {
     uv_loop_t loop;
@@ -94,8 +121,13 @@ struct rn_http_server {
     uv_thread_t thread;
     rn_http_handler handler;
     void *ud;
-    struct rn_http_opts opts;
-    size_t nconns;    /* connections allocated and not yet freed; server thread only */
+    struct rn_http_opts opts; /* every limit filled in (no zeros) */
+    size_t nconns;            /* connections allocated and not yet freed; server thread only */
+    size_t nlive;             /* of those, the ones not closing: what max_conns caps */
+    /* Idle connections, oldest first (see "count" above); server thread only. */
+    struct rn__http_conn *idle_first, *idle_last;
+    /* rn_http_stats: written on the server thread, read on any. */
+    atomic_uint_fast64_t st_open, st_idle, st_evicted, st_refused, st_timed_out;
     char address[64]; /* "host:port" bound; written before the thread starts */
     /* One read buffer for every connection: libuv on Unix hands each read to
      * the read callback before it allocates for the next one, and the
@@ -110,9 +142,13 @@ struct rn__http_conn {
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     struct rn_http_server *server;
+    struct rn__http_conn *idle_prev, *idle_next; /* on server->idle_* while idle */
     http_parser parser;
     enum rn__http_state state;
     int handles_open;       /* of tcp and timer; the conn is freed when it drops to 0 */
+    int idle;               /* on the server's idle list */
+    int reading;            /* uv_read_start is in effect */
+    int requests;           /* requests answered on this connection so far */
     int head_done;          /* on_headers_complete has run */
     int message_done;       /* on_message_complete has run */
     int peer_eof;           /* the client half-closed while we were writing */
@@ -120,6 +156,7 @@ struct rn__http_conn {
     int error_status;       /* 413 decided in a parser callback, else 0 */
     int keep;               /* keep the connection open after this response */
     struct rn_buf pending;  /* keep-alive: bytes received after the current request */
+    size_t pending_off;     /* of those, the ones already parsed */
     size_t head_bytes;      /* raw bytes of the request head parsed so far */
     struct rn_buf url;      /* request target as received */
     struct rn_buf hfield;   /* the header name being received */
@@ -130,6 +167,41 @@ struct rn__http_conn {
     struct rn_buf head_out; /* response status line and headers */
     struct rn_buf body_out; /* response body, taken from the handler */
 };
+
+/* ---- the idle list (server thread) -------------------------------------- */
+
+/* Appends c (newest last). */
+static void rn__idle_add(struct rn__http_conn *c)
+{
+    struct rn_http_server *s = c->server;
+    assert(!c->idle);
+    c->idle = 1;
+    atomic_fetch_add_explicit(&s->st_idle, 1, memory_order_relaxed);
+    c->idle_next = NULL;
+    c->idle_prev = s->idle_last;
+    if (s->idle_last)
+        s->idle_last->idle_next = c;
+    else
+        s->idle_first = c;
+    s->idle_last = c;
+}
+
+static void rn__idle_del(struct rn__http_conn *c)
+{
+    struct rn_http_server *s = c->server;
+    if (!c->idle) return;
+    c->idle = 0;
+    atomic_fetch_sub_explicit(&s->st_idle, 1, memory_order_relaxed);
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        s->idle_first = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        s->idle_last = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+}
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -156,13 +228,43 @@ static void rn__conn_close(struct rn__http_conn *c)
 {
     if (c->state == RN__HTTP_CLOSING) return;
     c->state = RN__HTTP_CLOSING;
+    rn__idle_del(c);
+    c->server->nlive--;
+    atomic_store_explicit(&c->server->st_open, c->server->nlive, memory_order_relaxed);
     uv_close((uv_handle_t *)&c->tcp, rn__conn_closed);
     uv_close((uv_handle_t *)&c->timer, rn__conn_closed);
 }
 
 static void rn__on_timeout(uv_timer_t *t)
 {
-    rn__conn_close(t->data);
+    struct rn__http_conn *c = t->data;
+    if (c->state != RN__HTTP_LINGERING)
+        atomic_fetch_add_explicit(&c->server->st_timed_out, 1, memory_order_relaxed);
+    rn__conn_close(c);
+}
+
+/* (Re)arms c's one timer: the connection is closed ms from now. */
+static void rn__conn_deadline(struct rn__http_conn *c, int ms)
+{
+    uv_timer_start(&c->timer, rn__on_timeout, (uint64_t)ms, 0);
+}
+
+static void rn__on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void rn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* Starts or stops reading c's socket (back-pressure on pipelined bytes). */
+static void rn__conn_reading(struct rn__http_conn *c, int on)
+{
+    if (on == c->reading) return;
+    if (on) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, rn__on_alloc, rn__on_read) < 0) {
+            rn__conn_close(c);
+            return;
+        }
+    } else {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+    c->reading = on;
 }
 
 static void rn__on_shutdown(uv_shutdown_t *req, int status)
@@ -173,16 +275,21 @@ static void rn__on_shutdown(uv_shutdown_t *req, int status)
         rn__conn_close(c);
         return;
     }
-    /* Reading is still on: the client's EOF (or the timer) ends the linger. */
+    /* Reading goes on: the client's EOF (or the timer) ends the linger. A
+     * lingering connection has nothing more to say, so it is idle. */
     c->state = RN__HTTP_LINGERING;
-    uv_timer_start(&c->timer, rn__on_timeout, RN__HTTP_LINGER_MS, 0);
+    rn__idle_add(c);
+    rn__conn_deadline(c, RN__HTTP_LINGER_MS);
+    rn__conn_reading(c, 1);
 }
 
-static void rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n);
+static size_t rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n);
 
-/* Keep-alive: the response is out; read the next request on c. */
+/* Keep-alive: the response is out; read the next request on c, starting
+ * with the pipelined bytes that are already there. */
 static void rn__conn_next(struct rn__http_conn *c)
 {
+    struct rn_http_server *s = c->server;
     c->state = RN__HTTP_READING;
     c->head_done = c->message_done = c->head_request = c->error_status = 0;
     c->keep = 0;
@@ -195,14 +302,26 @@ static void rn__conn_next(struct rn__http_conn *c)
     rn_buf_reset(&c->body_out);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_timer_start(&c->timer, rn__on_timeout, RN__HTTP_REQUEST_MS, 0);
-    if (c->pending.len) {
-        /* Parsed from a copy: parsing may stash bytes into pending again. */
-        struct rn_buf p = c->pending;
-        c->pending = (struct rn_buf)RN_BUF_INIT;
-        rn__conn_parse(c, p.data, p.len);
-        rn_buf_free(&p);
+    if (c->pending_off < c->pending.len) {
+        /* The next request has started: its head is due header_timeout from
+         * now. Parsing may dispatch it; what follows it stays in pending. */
+        rn__conn_deadline(c, s->opts.header_timeout_ms);
+        c->pending_off +=
+            rn__conn_parse(c, c->pending.data + c->pending_off, c->pending.len - c->pending_off);
+        if (c->state != RN__HTTP_READING) return; /* answered (or failed) */
+        /* A partial request: the parser took every byte. */
+        assert(c->pending_off == c->pending.len);
+    } else {
+        rn__idle_add(c);
+        rn__conn_deadline(c, s->opts.idle_timeout_ms);
     }
+    rn_buf_reset(&c->pending);
+    c->pending_off = 0;
+    if (c->peer_eof) {
+        rn__conn_close(c); /* nothing more will come */
+        return;
+    }
+    rn__conn_reading(c, 1);
 }
 
 static void rn__on_written(uv_write_t *req, int status)
@@ -213,7 +332,10 @@ static void rn__on_written(uv_write_t *req, int status)
         rn__conn_close(c); /* the client went away (EPIPE, ECONNRESET) */
         return;
     }
-    if (c->keep && !c->peer_eof) {
+    c->requests++;
+    /* A client that pipelined and then half-closed still gets an answer to
+     * every complete request it sent before its FIN. */
+    if (c->keep && (!c->peer_eof || c->pending_off < c->pending.len)) {
         rn__conn_next(c);
         return;
     }
@@ -254,7 +376,7 @@ static void rn__conn_respond(struct rn__http_conn *c, int status, const char *co
         bufs[nbufs++] = uv_buf_init(c->body_out.data, (unsigned)c->body_out.len);
 
     c->state = RN__HTTP_WRITING;
-    uv_timer_start(&c->timer, rn__on_timeout, RN__HTTP_WRITE_MS, 0);
+    rn__conn_deadline(c, c->server->opts.write_timeout_ms);
     c->write_req.data = c;
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, nbufs, rn__on_written) < 0)
         rn__conn_close(c);
@@ -399,8 +521,8 @@ static int rn__on_message_complete(http_parser *p)
 {
     struct rn__http_conn *c = p->data;
     c->message_done = 1;
-    /* Stop at the end of the request: one request per connection, and any
-     * pipelined bytes after it are ignored. */
+    /* Stop at the end of the request: what follows is the next request
+     * (kept for keep-alive) or ignored. */
     http_parser_pause(p, 1);
     return 0;
 }
@@ -415,9 +537,12 @@ static const http_parser_settings rn__settings = {
 };
 
 /* Feeds n received bytes to the parser; answers once the request is complete
- * or cannot become a valid one. The bytes are borrowed for the call. */
-static void rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n)
+ * or cannot become a valid one. The bytes are borrowed for the call. Returns
+ * how many of them belong to the current request: fewer than n only when a
+ * complete request was dispatched and more bytes follow it. */
+static size_t rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n)
 {
+    const char *start = p;
     while (n > 0) {
         int in_head = !c->head_done;
         size_t got = http_parser_execute(&c->parser, &rn__settings, p, n);
@@ -426,36 +551,37 @@ static void rn__conn_parse(struct rn__http_conn *c, const char *p, size_t n)
 
         if (c->error_status == 413) {
             rn__conn_fail(c, 413, "request body is larger than %d bytes", RN_HTTP_MAX_BODY);
-            return;
+            return (size_t)(p - start) + n;
         }
         if (c->head_bytes > RN_HTTP_MAX_HEAD || e == HPE_HEADER_OVERFLOW) {
             rn__conn_fail(c, 431, "request head is larger than %d bytes", RN_HTTP_MAX_HEAD);
-            return;
+            return (size_t)(p - start) + n;
         }
         if (e == HPE_PAUSED) {
-            if (c->message_done) {
-                /* Keep-alive: what follows is the next request. */
-                if (c->server->opts.keep_alive && n > got)
-                    rn_buf_append(&c->pending, p + got, n - got);
-                rn__conn_dispatch(c);
-                return;
-            }
-            http_parser_pause(&c->parser, 0);
             p += got;
             n -= got;
+            if (c->message_done) {
+                rn__conn_dispatch(c);
+                return (size_t)(p - start);
+            }
+            /* The head is complete: the body is due body_timeout from now. */
+            rn__conn_deadline(c, c->server->opts.body_timeout_ms);
+            http_parser_pause(&c->parser, 0);
             continue;
         }
         if (e != HPE_OK) {
             rn__conn_fail(c, 400, "%s", http_errno_description(e));
-            return;
+            return (size_t)(p - start) + n;
         }
         if (c->parser.upgrade) {
             rn__conn_fail(c, 400, "protocol upgrades are not supported");
-            return;
+            return (size_t)(p - start) + n;
         }
         assert(got == n);
-        break;
+        p += got;
+        n = 0;
     }
+    return (size_t)(p - start);
 }
 
 /* ---- libuv callbacks (server thread) ------------------------------------ */
@@ -475,23 +601,67 @@ static void rn__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (nread == UV_EOF && c->state == RN__HTTP_WRITING) {
             /* A half-close after the request is fine; finish the response. */
             c->peer_eof = 1;
-            uv_read_stop(st);
+            rn__conn_reading(c, 0);
             return;
         }
         rn__conn_close(c); /* gone mid-request, reset, or the linger is over */
         return;
     }
-    if (c->state == RN__HTTP_WRITING && c->server->opts.keep_alive) {
-        /* The next request, pipelined: kept until the response is out. */
-        if (c->pending.len + (size_t)nread > RN_HTTP_MAX_HEAD + RN_HTTP_MAX_BODY) {
-            rn__conn_close(c);
-            return;
+    size_t n = (size_t)nread;
+    if (c->state == RN__HTTP_WRITING) {
+        /* With keep-alive, the next requests, pipelined: kept until the
+         * response is out, and no more read once enough wait (the client's
+         * TCP window fills). */
+        if (!c->keep) return; /* drained and dropped, as when lingering */
+        if (c->pending_off > 0) {
+            /* Move the unparsed rest to the front, so that pending stays
+             * within the bound however long the client keeps pipelining. */
+            memmove(c->pending.data, c->pending.data + c->pending_off,
+                    c->pending.len - c->pending_off);
+            c->pending.len -= c->pending_off;
+            c->pending_off = 0;
         }
-        rn_buf_append(&c->pending, buf->base, (size_t)nread);
+        rn_buf_append(&c->pending, buf->base, n);
+        if (c->pending.len - c->pending_off >= RN__HTTP_PIPELINE_MAX) rn__conn_reading(c, 0);
         return;
     }
-    if (c->state != RN__HTTP_READING) return; /* drained and dropped */
-    rn__conn_parse(c, buf->base, (size_t)nread);
+    if (c->state != RN__HTTP_READING) return; /* lingering: drained and dropped */
+    assert(c->pending_off == c->pending.len);
+    if (c->idle) {
+        /* The first byte of a request. On a fresh connection the head has
+         * been due since the accept; on a kept-alive one it is due from now. */
+        rn__idle_del(c);
+        if (c->requests > 0) rn__conn_deadline(c, c->server->opts.header_timeout_ms);
+    }
+    size_t used = rn__conn_parse(c, buf->base, n);
+    if (used < n && c->state == RN__HTTP_WRITING && c->keep) {
+        rn_buf_append(&c->pending, buf->base + used, n - used);
+        if (c->pending.len - c->pending_off >= RN__HTTP_PIPELINE_MAX) rn__conn_reading(c, 0);
+    }
+}
+
+/* Answers a connection the server has no room for with a 503 and closes it,
+ * without reading its request: best effort, one non-blocking write. */
+static void rn__conn_refuse(struct rn__http_conn *c)
+{
+    static const char msg[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 65\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n\r\n"
+        "503 Service Unavailable: every connection is busy with a request\n";
+    uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
+    uv_os_fd_t fd;
+    /* Drop whatever request bytes are already there, so that closing sends a
+     * FIN after the 503 rather than a reset that could overtake it. */
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {
+        char sink[4096];
+        for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++) {
+        }
+    }
+    (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    rn__conn_close(c);
 }
 
 static void rn__on_connection(uv_stream_t *listener, int status)
@@ -513,16 +683,31 @@ static void rn__on_connection(uv_stream_t *listener, int status)
     c->timer.data = c;
     c->handles_open = 2;
     s->nconns++;
+    s->nlive++;
+    atomic_store_explicit(&s->st_open, s->nlive, memory_order_relaxed);
 
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0 || s->nconns > RN__HTTP_MAX_CONNS) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         rn__conn_close(c);
         return;
+    }
+    if (s->nlive > (size_t)s->opts.max_conns) {
+        /* At the cap: the oldest idle connection makes room, or, when every
+         * one is busy with a request, the newcomer is turned away. */
+        if (s->idle_first) {
+            rn__conn_close(s->idle_first);
+            atomic_fetch_add_explicit(&s->st_evicted, 1, memory_order_relaxed);
+        } else {
+            rn__conn_refuse(c);
+            atomic_fetch_add_explicit(&s->st_refused, 1, memory_order_relaxed);
+            return;
+        }
     }
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    uv_timer_start(&c->timer, rn__on_timeout, RN__HTTP_REQUEST_MS, 0);
-    if (uv_read_start((uv_stream_t *)&c->tcp, rn__on_alloc, rn__on_read) < 0) rn__conn_close(c);
+    rn__idle_add(c);
+    rn__conn_deadline(c, s->opts.header_timeout_ms);
+    rn__conn_reading(c, 1);
 }
 
 static void rn__close_walk(uv_handle_t *h, void *arg)
@@ -698,6 +883,11 @@ struct rn_http_server *rn_http_start_opts(const char *listen, rn_http_handler ha
     s->handler = handler;
     s->ud = ud;
     if (opts) s->opts = *opts;
+    if (s->opts.max_conns <= 0) s->opts.max_conns = RN_HTTP_MAX_CONNS;
+    if (s->opts.header_timeout_ms <= 0) s->opts.header_timeout_ms = RN_HTTP_HEADER_TIMEOUT_MS;
+    if (s->opts.body_timeout_ms <= 0) s->opts.body_timeout_ms = RN_HTTP_BODY_TIMEOUT_MS;
+    if (s->opts.idle_timeout_ms <= 0) s->opts.idle_timeout_ms = RN_HTTP_IDLE_TIMEOUT_MS;
+    if (s->opts.write_timeout_ms <= 0) s->opts.write_timeout_ms = RN_HTTP_WRITE_TIMEOUT_MS;
 
     r = uv_loop_init(&s->loop);
     if (r < 0) {
@@ -769,6 +959,16 @@ const char *rn_http_address(const struct rn_http_server *s)
     return s->address;
 }
 
+void rn_http_stats(const struct rn_http_server *s, struct rn_http_stats *out)
+{
+    struct rn_http_server *m = (struct rn_http_server *)s; /* atomics are read, not changed */
+    out->open = atomic_load_explicit(&m->st_open, memory_order_relaxed);
+    out->idle = atomic_load_explicit(&m->st_idle, memory_order_relaxed);
+    out->evicted = atomic_load_explicit(&m->st_evicted, memory_order_relaxed);
+    out->refused = atomic_load_explicit(&m->st_refused, memory_order_relaxed);
+    out->timed_out = atomic_load_explicit(&m->st_timed_out, memory_order_relaxed);
+}
+
 /* Called on any thread but the server's own (not from a handler). Takes s. */
 void rn_http_stop(struct rn_http_server *s)
 {
@@ -779,7 +979,7 @@ void rn_http_stop(struct rn_http_server *s)
     uv_async_send(&s->stop_async);
     uv_thread_join(&s->thread);
     int r = uv_loop_close(&s->loop);
-    assert(r == 0 && s->nconns == 0);
+    assert(r == 0 && s->nconns == 0 && s->nlive == 0);
     RN_UNUSED(r);
     free(s);
 }

@@ -38,6 +38,7 @@ struct rn__job_cfg {
 struct rn__serve_cfg {
     const char *listen;
     int64_t threads;
+    int64_t max_connections, header_timeout, body_timeout, idle_timeout, write_timeout;
 };
 
 static const struct rn_config_key rn__serve_keys[] = {
@@ -49,6 +50,24 @@ static const struct rn_config_key rn__serve_keys[] = {
      "Serving threads, each with its own event loop on the shared port (SO_REUSEPORT). "
      "Operators' handlers run on these threads, several at once.",
      NULL, 0, 1, 64},
+    {"max_connections", RN_CT_INT, "1024", "connections",
+     offsetof(struct rn__serve_cfg, max_connections),
+     "Open connections per serving thread. At the cap a new connection closes the oldest "
+     "idle one (no request in progress); only when every one is busy is it answered 503.",
+     NULL, 0, 1, 1000000},
+    {"header_timeout", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__serve_cfg, header_timeout),
+     "A request's head must be complete this long after it starts (the connection, or its "
+     "first byte on a kept-alive connection); else the connection is closed.",
+     NULL, 0, 1, 3600000},
+    {"body_timeout", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__serve_cfg, body_timeout),
+     "A request's body must be complete this long after its head; else the connection is "
+     "closed.",
+     NULL, 0, 1, 3600000},
+    {"idle_timeout", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__serve_cfg, idle_timeout),
+     "A kept-alive connection with no request for this long is closed.", NULL, 0, 1, 3600000},
+    {"write_timeout", RN_CT_DURATION, "10s", "ms", offsetof(struct rn__serve_cfg, write_timeout),
+     "A client must take a whole response within this time; else the connection is closed.",
+     NULL, 0, 1, 3600000},
     RN_CONFIG_END,
 };
 
@@ -163,7 +182,7 @@ static const struct rn_config_key rn__job_keys[] = {
      0},
     {"serve", RN_CT_NODE, NULL, NULL, offsetof(struct rn__job_cfg, serve),
      "Serving server for operators' HTTP routes (model inference, say), apart from the "
-     "status page: `listen`, `threads` (see Serve).",
+     "status page: `listen`, `threads`, connection limits and timeouts (see Serve).",
      NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
@@ -947,6 +966,15 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
         }
         job->serve_listen = sv.listen;
         job->serve_threads = (int)sv.threads;
+        job->serve_http = (struct rn_http_opts){
+            .keep_alive = 1,
+            .reuseport = 1,
+            .max_conns = (int)sv.max_connections,
+            .header_timeout_ms = (int)sv.header_timeout,
+            .body_timeout_ms = (int)sv.body_timeout,
+            .idle_timeout_ms = (int)sv.idle_timeout,
+            .write_timeout_ms = (int)sv.write_timeout,
+        };
     }
 
     job->nodes = rn_xcalloc(RN_MAX_NODES, sizeof *job->nodes);

@@ -123,6 +123,7 @@ struct rn_job {
      * before the worker and status threads start, freed after they end. */
     const char *serve_listen;
     int serve_threads;
+    struct rn_http_opts serve_http; /* its connection limits and timeouts */
     /* The serving server: set when the run starts, stopped when it ends, freed
      * with the job (the status page may read it at any time, hence atomic). */
     _Atomic(struct rn_serve *) serve;

@@ -39,7 +39,7 @@ static void rn__kg_range(uint32_t s, uint32_t p, uint32_t maxp, uint32_t *start,
 int rn__job_plan(struct rn_job *job, char *errbuf, size_t errlen)
 {
     /* Nodes are in YAML order, which may not be topological; order by depth. */
-    int order[RN_MAX_NODES], n_order = 0, placed[RN_MAX_NODES] = {0};
+    int order[RN_MAX_NODES] = {0}, n_order = 0, placed[RN_MAX_NODES] = {0};
     while (n_order < job->n_nodes) {
         for (int i = 0; i < job->n_nodes; i++) {
             if (placed[i]) continue;

@@ -516,7 +516,7 @@ static int rn__pt_train(const struct rn__pt_opts *o)
         goto fail_train;
     }
     printf("pretrain: wrote %s (history %u, dim %u, context %u, filters %u, out %u)\n", o->out, k,
-           D, RN_SN_CONTEXT, C, S);
+           D, (unsigned)RN_SN_CONTEXT, C, S);
     rc = 0;
 fail_train:
     free(an.m), free(an.v), free(ap.m), free(ap.v);

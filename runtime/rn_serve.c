@@ -128,7 +128,8 @@ static void rn__serve_handler(void *ud, const struct rn_http_request *req,
     pthread_rwlock_unlock(&sv->mu);
 }
 
-struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, size_t errlen)
+struct rn_serve *rn__serve_start(const char *listen, int threads, const struct rn_http_opts *http,
+                                 char *errbuf, size_t errlen)
 {
     struct rn_serve *sv = rn_xcalloc(1, sizeof *sv);
     pthread_rwlockattr_t a;
@@ -137,7 +138,10 @@ struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, 
     pthread_rwlock_init(&sv->mu, &a);
     pthread_rwlockattr_destroy(&a);
     sv->servers = rn_xcalloc((size_t)threads, sizeof *sv->servers);
-    struct rn_http_opts o = {.keep_alive = 1, .reuseport = 1};
+    /* Keep-alive and a shared port whatever the caller's limits say. */
+    struct rn_http_opts o = http ? *http : (struct rn_http_opts){0};
+    o.keep_alive = 1;
+    o.reuseport = 1;
     for (int i = 0; i < threads; i++) {
         /* Port 0 picks a port for the first; the others join it. */
         const char *at = i == 0 ? listen : sv->address;
@@ -207,10 +211,27 @@ void rn__serve_render_json(struct rn_serve *sv, int threads, struct rn_buf *b)
     }
     rn_buf_puts(b, "{\"address\":");
     rn_json_str(b, sv->address, strlen(sv->address));
-    rn_buf_printf(b, ",\"threads\":%d,\"requests\":%llu,\"not_found\":%llu,\"routes\":[",
+    rn_buf_printf(b, ",\"threads\":%d,\"requests\":%llu,\"not_found\":%llu,",
                   threads, (unsigned long long)atomic_load(&sv->requests),
                   (unsigned long long)atomic_load(&sv->not_found));
     pthread_rwlock_rdlock(&sv->mu);
+    /* Under the lock: rn__serve_stop empties n_servers under it before it
+     * stops any server. */
+    struct rn_http_stats sum = {0}, one;
+    for (int i = 0; i < sv->n_servers; i++) {
+        rn_http_stats(sv->servers[i], &one);
+        sum.open += one.open;
+        sum.idle += one.idle;
+        sum.evicted += one.evicted;
+        sum.refused += one.refused;
+        sum.timed_out += one.timed_out;
+    }
+    rn_buf_printf(b,
+                  "\"connections\":{\"open\":%llu,\"idle\":%llu,\"evicted\":%llu,"
+                  "\"refused\":%llu,\"timed_out\":%llu},\"routes\":[",
+                  (unsigned long long)sum.open, (unsigned long long)sum.idle,
+                  (unsigned long long)sum.evicted, (unsigned long long)sum.refused,
+                  (unsigned long long)sum.timed_out);
     for (int i = 0; i < sv->n_routes; i++) {
         const struct rn__route *r = &sv->routes[i];
         rn_buf_puts(b, i ? ",{\"method\":" : "{\"method\":");

@@ -8,11 +8,15 @@
 #include "rn_common.h"
 
 struct rn_serve;
+struct rn_http_opts;
 struct rn_instance;
 
-/* Starts `threads` HTTP servers sharing `listen` (borrowed); NULL with a
- * message on failure. Called by rn_job_run before the worker threads. */
-struct rn_serve *rn__serve_start(const char *listen, int threads, char *errbuf, size_t errlen);
+/* Starts `threads` HTTP servers sharing `listen` (borrowed), each with the
+ * limits in *http (borrowed; NULL: the defaults; keep-alive and SO_REUSEPORT
+ * are always on); NULL with a message on failure. Called by rn_job_run
+ * before the worker threads. */
+struct rn_serve *rn__serve_start(const char *listen, int threads, const struct rn_http_opts *http,
+                                 char *errbuf, size_t errlen);
 /* Stops every server and frees sv (NULL: nothing). After the workers ended. */
 /* Stops the servers (joins their threads); routes and figures stay readable. */
 void rn__serve_stop(struct rn_serve *sv);

@@ -421,6 +421,8 @@ double rn__statenet_loss(const struct rn_statenet *n, const float *P,
         mx = RN_MAX(mx, (double)s[i]);
     for (uint32_t i = 0; i < m; i++)
         sum += exp((double)s[i] - mx);
+    /* The largest term is exp(0) = 1, so sum >= 1 whenever m >= 1. */
+    /* cppcheck-suppress invalidFunctionArg */
     double lse = mx + log(sum);
     for (uint32_t i = 0; i < m; i++)
         if (ex->y[i] > 0) loss -= ex->y[i] * ((double)s[i] - lse);

@@ -102,7 +102,7 @@ static inline void rn_buf_reset(struct rn_buf *b)
 void rn_json_str(struct rn_buf *b, const char *s, size_t n); /* quoted, escaped */
 void rn_json_i64(struct rn_buf *b, int64_t v);
 void rn_json_u64(struct rn_buf *b, uint64_t v);
-void rn_json_f64(struct rn_buf *b, double v); /* shortest round-trip form */
+void rn_json_f64(struct rn_buf *b, double v); /* round-trips; <= 17 digits; null if not finite */
 /* Writes bytes as a JSON string if they are valid UTF-8, else as base64 under
  * key "<key>_base64"; writes the key too. */
 void rn_json_kv_bytes(struct rn_buf *b, const char *key, const void *p, size_t n);

@@ -52,8 +52,15 @@ rc=$?
 RATE=60000 RUNNEL_FAULT=checkpoint:4:manifest "$bin/runnel" run "$work/job.yaml" --quiet 2>/dev/null
 rc=$?
 [ $rc -eq 137 ] && ok "fault before the manifest killed the process" || bad "fault (manifest): exit $rc"
-RATE=60000 "$bin/runnel" run "$work/job.yaml" 2>"$work/restart.txt" --quiet
-grep -q "restoring from .*chk-[13] " "$work/restart.txt" || true
+# The restart must pick the newest checkpoint that has a manifest, passing over the two
+# half-written ones. Not --quiet: the "restoring from" line is what it prints.
+last=$(ls "$work/var/ckpt/crash" | sed -n 's/^chk-\([0-9]*\)$/\1/p' | sort -n |
+  while read -r id; do [ -f "$work/var/ckpt/crash/chk-$id/_manifest.json" ] && echo "$id"; done | tail -1)
+RATE=60000 "$bin/runnel" run "$work/job.yaml" >/dev/null 2>"$work/restart.txt"
+rc=$?
+[ $rc -eq 0 ] && [ -n "$last" ] && grep -q "restoring from .*chk-$last (checkpoint $last)$" "$work/restart.txt" &&
+  ok "the restart restored from chk-$last, the newest complete checkpoint" ||
+  bad "restart after the faults: exit $rc, newest complete checkpoint '${last:-none}': $(grep -m1 'restoring\|error' "$work/restart.txt")"
 compare "kills mid-checkpoint"
 
 # Checkpoints at parallelism 2, restart at 3.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The YAML reference in docs/jobs.md is generated from the key tables by
-# `runnel schema`; this test fails when the two drift apart.
+# `runnel schema`; this test fails when the two drift apart, and when a registered
+# source, operator or sink lacks its section or its summary-table row in docs/operators.md.
 set -u
 cd "${RUNNEL_SRC:?}"
 bin=${RUNNEL_BIN:?}/runnel
@@ -20,10 +21,21 @@ else
   diff "$have" "$want" | head -20
   fail=$((fail + 1))
 fi
-# Every registered operator type has a section in docs/operators.md.
-for t in $("$bin" schema | sed -n 's/^### \(Source\|Operator\|Sink\) `\(.*\)`$/\2/p' | sort -u); do
-  if grep -q "\`$t\`" docs/operators.md; then pass=$((pass + 1)); else
-    echo "FAIL docs/operators.md does not mention \`$t\`"; fail=$((fail + 1)); fi
-done
+# Every registered source, operator and sink type has its own section in docs/operators.md
+# ("## Operator `t`") and a row in the summary table at its top ("| operator | [`t`](#...)").
+types=$("$bin" schema | sed -n 's/^### \(Source\|Operator\|Sink\) `\(.*\)`$/\1 \2/p')
+if [ "$(printf '%s\n' "$types" | grep -c .)" -ge 3 ]; then pass=$((pass + 1)); else
+  echo "FAIL 'runnel schema' lists too few types to check:"; printf '%s\n' "$types"; fail=$((fail + 1)); fi
+while read -r kind t; do
+  [ -n "$t" ] || continue
+  lower=$(printf '%s' "$kind" | tr 'A-Z' 'a-z')
+  if grep -qxF "## $kind \`$t\`" docs/operators.md; then pass=$((pass + 1)); else
+    echo "FAIL docs/operators.md has no section '## $kind \`$t\`'"; fail=$((fail + 1)); fi
+  if grep -qF "| $lower | [\`$t\`](#$lower-$t) |" docs/operators.md; then pass=$((pass + 1)); else
+    echo "FAIL the summary table of docs/operators.md has no row '| $lower | [\`$t\`](#$lower-$t) |'"
+    fail=$((fail + 1))
+  fi
+done <<<"$types"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

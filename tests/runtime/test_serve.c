@@ -250,7 +250,7 @@ int main(void)
     fputs("job: serve\n"
           "parallelism: 2\n"
           "http: { listen: 127.0.0.1:0 }\n"
-          "serve: { listen: 127.0.0.1:0, threads: 2 }\n"
+          "serve: { listen: 127.0.0.1:0, threads: 2, idle_timeout: 4s }\n"
           "sources: { in: { type: idle_src } }\n"
           "operators:\n"
           "  - { id: model, op: echo_server, from: in }\n"
@@ -331,12 +331,34 @@ int main(void)
     CHECK(atomic_load(&calls_by_subtask[0]) > 0);
     CHECK(atomic_load(&calls_by_subtask[1]) > 0);
 
+    /* serve.idle_timeout reaches the servers: a kept-alive connection left
+     * silent after its answer is closed about 4 s later (the default is 10 s). */
+    c = calloc(1, sizeof *c);
+    c->fd = dial(serve_addr);
+    CHECK(c->fd >= 0);
+    const char *one = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(c->fd, one, strlen(one));
+    CHECK_EQ_INT(read_response(c, &keep, body, sizeof body), 200);
+    CHECK(keep);
+    int64_t t0 = mono_ms();
+    struct pollfd pfd = {c->fd, POLLIN, 0};
+    CHECK_EQ_INT(poll(&pfd, 1, 9000), 1);
+    char byte;
+    CHECK_EQ_INT(recv(c->fd, &byte, 1, 0), 0); /* closed without a word */
+    int64_t idle_ms = mono_ms() - t0;
+    CHECK(idle_ms >= 3500 && idle_ms < 9000);
+    close(c->fd);
+    free(c);
+
     /* The status page lists the serving server and its routes. */
     static char st[65536];
     CHECK_EQ_INT(get(status_addr, "/api/v1/job", st, sizeof st), 200);
     char want[200];
     snprintf(want, sizeof want, "\"serve\":{\"address\":\"%s\",\"threads\":2", serve_addr);
     CHECK_STR_CONTAINS(st, want);
+    /* The connection figures: the idle connection above timed out, none was
+     * refused or evicted. */
+    CHECK_STR_CONTAINS(st, "\"evicted\":0,\"refused\":0,\"timed_out\":1},\"routes\":[");
     CHECK_STR_CONTAINS(st, "{\"method\":\"POST\",\"prefix\":\"/echo\",\"operator\":\"model\"");
 
     rn_job_stop(j);
