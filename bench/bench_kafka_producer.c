@@ -49,7 +49,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     (void)opaque;
     if (m->err) {
-        if (!failed) fprintf(stderr, "bench_kafka_producer: delivery: %s\n", rd_kafka_err2str(m->err));
+        if (!failed)
+            fprintf(stderr, "bench_kafka_producer: delivery: %s\n", rd_kafka_err2str(m->err));
         failed++;
     } else {
         delivered++;
@@ -90,8 +91,7 @@ static char *slurp(const char *path, size_t *len)
 
 /* The value of top-level string field `name` in a JSON line ("name":"v"), or
  * none; a plain search, enough for the generator's lines. */
-static const char *key_of(const char *line, size_t n, const char *pat, size_t pat_len,
-                          size_t *kn)
+static const char *key_of(const char *line, size_t n, const char *pat, size_t pat_len, size_t *kn)
 {
     const char *p = memmem(line, n, pat, pat_len);
     if (!p) return NULL;
@@ -122,13 +122,20 @@ int main(int argc, char **argv)
         }
         if (i + 1 >= argc) usage();
         const char *v = argv[++i];
-        if (strcmp(a, "--brokers") == 0) brokers = v;
-        else if (strcmp(a, "--topic") == 0) topic = v;
-        else if (strcmp(a, "--in") == 0) in = v;
-        else if (strcmp(a, "--key-field") == 0) key_field = v;
-        else if (strcmp(a, "--txn-messages") == 0) txn_messages = atol(v);
-        else if (strcmp(a, "--txn-ms") == 0) txn_ms = atol(v);
-        else usage();
+        if (strcmp(a, "--brokers") == 0)
+            brokers = v;
+        else if (strcmp(a, "--topic") == 0)
+            topic = v;
+        else if (strcmp(a, "--in") == 0)
+            in = v;
+        else if (strcmp(a, "--key-field") == 0)
+            key_field = v;
+        else if (strcmp(a, "--txn-messages") == 0)
+            txn_messages = atol(v);
+        else if (strcmp(a, "--txn-ms") == 0)
+            txn_ms = atol(v);
+        else
+            usage();
     }
     if (!brokers || !topic || !in || txn_messages < 1 || txn_ms < 1) usage();
 

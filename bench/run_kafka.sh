@@ -3,7 +3,7 @@
 # against the same messages moved by kcat alone and written by a bare
 # transactional producer. Starts `runnel dev-kafka` (librdkafka's mock
 # cluster: 3 brokers in one process), generates N event lines with
-# build/rn_loggen, produces them with kcat to topic `in` (32 partitions, so
+# build/rn_loggen, produces them with kcat to topic `in` (64 partitions, spread evenly, so
 # that no partition passes the mock's 5 MiB), then runs, R rounds of:
 #   (1) kcat: consume `in` to the end and produce every message to `kout`
 #       (two kcat processes in a pipe; plain producer);
@@ -30,17 +30,17 @@ tmp=$(mktemp -d /tmp/runnel-bench-kafka.XXXXXX)
 KPID=""
 trap '[ -n "$KPID" ] && kill "$KPID" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
 
-build/runnel dev-kafka --topics in:32,kout:32,bout:32,out:32 >"$tmp/boot" 2>"$tmp/dev-kafka.err" &
+build/runnel dev-kafka --topics in:64,kout:64,bout:64,out:64 >"$tmp/boot" 2>"$tmp/dev-kafka.err" &
 KPID=$!
 for _ in $(seq 200); do [ -s "$tmp/boot" ] && break; sleep 0.05; done
 BOOT=$(head -1 "$tmp/boot")
 [ -n "$BOOT" ] || { echo "dev-kafka did not start: $(cat "$tmp/dev-kafka.err")" >&2; exit 1; }
 
 build/rn_loggen --events "$N" --seed 1 --out "$tmp/log.jsonl" 2>/dev/null
-kcat -P -q -b "$BOOT" -t in -l "$tmp/log.jsonl"
+kcat -P -q -b "$BOOT" -t in -p -1 -l "$tmp/log.jsonl" # spread evenly
 got=$(kcat -C -q -b "$BOOT" -t in -e -X fetch.wait.max.ms=10 -f 'x\n' | wc -l)
 [ "$got" -eq "$N" ] || { echo "topic 'in' holds $got messages, not $N (mock limits?)" >&2; exit 1; }
-echo "input: $N messages of $(($(stat -c %s "$tmp/log.jsonl") / N)) bytes on average in 32 partitions;" \
+echo "input: $N messages of $(($(stat -c %s "$tmp/log.jsonl") / N)) bytes on average in 64 partitions;" \
   "checkpoints / transactions every $CKPT"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')," \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
