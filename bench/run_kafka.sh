@@ -69,6 +69,11 @@ runnel_case() { # NAME MODE [JOB]
     >>"$tmp/$1.threads"
   local consumed; consumed=$(awk '$1 == "logs" {print $5}' "$tmp/$1.ops")
   [ "$consumed" -eq "$N" ] || { echo "($1) consumed $consumed of $N messages" >&2; exit 1; }
+  # The sink acknowledged every record it was given (its `messages` metric is
+  # counted after a successful produce; the final flush checks delivery).
+  awk '$1 == "out" { for (i = 1; i < NF; i++) if ($i == "messages") m = $(i + 1); in_ = $3 }
+       END { exit !(m == in_ && m > 0) }' "$tmp/$1.ops" ||
+    { echo "($1) the sink did not write every record: $(grep '^  out' "$tmp/$1.ops")" >&2; exit 1; }
 }
 
 for r in $(seq "$R"); do
