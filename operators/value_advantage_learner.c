@@ -597,6 +597,13 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
         (rc = rn_snapshot_read_i64(r, &v->max_ts)) || (rc = rn_snapshot_read_i64(r, &v->wm)) ||
         (rc = rn_snapshot_read_i64(r, &v->next_version)) || (rc = rn_snapshot_read_i64(r, &pub)))
         return rc;
+    /* Versions count from 1; anything else is not a snapshot this learner wrote. */
+    if (v->next_version < 1 || pub < 0) {
+        rn_op_errorf(op, "learner state in the checkpoint is corrupt (next version %" PRId64
+                         ", published updates %" PRId64 ")",
+                     v->next_version, pub);
+        return RN_ECORRUPT;
+    }
     v->published_updates = (uint64_t)pub;
     if ((rc = rn_val_restore_list(r, &v->wait)) || (rc = rn_val_restore_list(r, &v->batch)))
         return rc;
