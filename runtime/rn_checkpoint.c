@@ -201,6 +201,11 @@ uint64_t rn_snapshot_id(const struct rn_snapshot_reader *r)
     return r->id;
 }
 
+size_t rn_snapshot_remaining(const struct rn_snapshot_reader *r)
+{
+    return r->len - r->pos;
+}
+
 /* ---- directories ---------------------------------------------------------------- */
 
 static void rn__ckpt_path(struct rn_job *job, uint64_t id, int kind, char *out, size_t n)

@@ -25,5 +25,8 @@ int rn_snapshot_read_i64(struct rn_snapshot_reader *r, int64_t *v);
 int rn_snapshot_read_str(struct rn_snapshot_reader *r, const char **s);
 /* The checkpoint being restored. */
 uint64_t rn_snapshot_id(const struct rn_snapshot_reader *r);
+/* Bytes not yet read: a restore() checks a length it has read against this
+ * before it allocates for what the length announces. */
+size_t rn_snapshot_remaining(const struct rn_snapshot_reader *r);
 
 #endif

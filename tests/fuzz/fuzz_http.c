@@ -130,14 +130,22 @@ static int rn_fuzz_exchange(int which, const void *req, size_t len, struct rn_bu
     return rc;
 }
 
-static int rn_fuzz_get_ok(int which, const char *path)
+/* Sends `method path` without a body; 1 when the answer has status `status`
+ * and contains `want` (NULL: anything). */
+static int rn_fuzz_call(int which, const char *method, const char *path, const char *status,
+                        const char *want)
 {
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                     path);
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                     method, path);
     struct rn_buf out = RN_BUF_INIT;
     int ok = rn_fuzz_exchange(which, req, (size_t)n, &out) == 0 && out.len > 12 &&
-             memcmp(out.data, "HTTP/1.1 200", 12) == 0;
+             memcmp(out.data + 9, status, 3) == 0;
+    if (ok && want) {
+        rn_buf_putc(&out, 0);
+        ok = strstr(out.data, want) != NULL;
+    }
     rn_buf_free(&out);
     return ok;
 }
@@ -189,18 +197,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         rn_fuzz_fail("the harness's job does not load");
     }
     if (pthread_create(&job_thread, NULL, rn_fuzz_run, NULL)) rn_fuzz_fail("pthread_create");
-    atexit(rn_fuzz_teardown);
-    /* Up when both servers are bound and inference has loaded its model. */
-    for (int i = 0; i < 1000; i++) {
+    /* Up when both servers are bound, inference has loaded its model, and a
+     * checkpoint has completed (so every task has opened its state). */
+    int up = 0, asked = 0;
+    for (int i = 0; i < 3000 && !up; i++) {
         if (rn_job_http_address(job)[0] && rn_job_serve_address(job)[0]) {
             rn_fuzz_parse_addr(rn_job_http_address(job), &addr[0]);
             rn_fuzz_parse_addr(rn_job_serve_address(job), &addr[1]);
-            if (rn_fuzz_get_ok(1, "/api/v1/inference") && rn_fuzz_get_ok(0, "/healthz"))
-                return 0;
+            if (!asked && rn_fuzz_call(1, "GET", "/api/v1/inference", "200", NULL) &&
+                rn_fuzz_call(0, "GET", "/healthz", "200", NULL))
+                asked = rn_fuzz_call(0, "POST", "/api/v1/checkpoints", "202", NULL);
+            if (asked) up = rn_fuzz_call(0, "GET", "/api/v1/checkpoints", "200", "\"completed\":1");
         }
-        usleep(10000);
+        if (!up) usleep(10000);
     }
-    rn_fuzz_fail("the job's servers did not come up within 10 s");
+    if (!up) rn_fuzz_fail("the job did not come up within 30 s");
+    /* Registered only now, after RocksDB has made its function-local statics:
+     * exit() destroys those in reverse order of registration, so the job must
+     * be stopped (and every database closed) before they go. */
+    atexit(rn_fuzz_teardown);
     return 0;
 }
 
