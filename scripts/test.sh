@@ -4,6 +4,7 @@
 #   build/        every test
 #   build-asan/   every test under AddressSanitizer + UndefinedBehaviorSanitizer
 #   build-tsan/   the threaded runtime tests under ThreadSanitizer
+#   build-fuzz/   each libFuzzer harness for a short smoke run (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -24,6 +25,9 @@ bash scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_TSAN=ON
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/../tests/tsan.supp" \
    RUNNEL_BIG_KEYS=100000 ctest --output-on-failure -j"$jobs" \
    -R 'test_(parallel|status|http|dead_letter|time|state_big|state_api|crash|crash_rl|joiner|serve|ptimer|inference|model|slate|multi_input)$') || status=1
+
+echo "== build-fuzz (libFuzzer smoke: each harness ${RUNNEL_FUZZ_SECONDS:-10} s)"
+bash scripts/fuzz.sh "${RUNNEL_FUZZ_SECONDS:-10}" || status=1
 
 if [ $status -eq 0 ]; then echo "== all test suites passed"; else echo "== FAILED"; fi
 exit $status
