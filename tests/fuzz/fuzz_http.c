@@ -39,18 +39,12 @@ static const struct {
     int serve;
     const char *method, *path;
 } rn_fuzz_endpoints[] = {
-    {1, "POST", "/api/v1/recommend"},
-    {0, "POST", "/api/v1/models/pin"},
-    {0, "POST", "/api/v1/models/unpin"},
-    {0, "POST", "/api/v1/models/rollback"},
-    {0, "POST", "/api/v1/checkpoints"},
-    {0, "POST", "/api/v1/savepoints"},
-    {0, "GET", "/api/v1/models"},
-    {0, "GET", "/api/v1/job"},
-    {0, "GET", "/api/v1/checkpoints"},
-    {0, "GET", "/metrics"},
-    {1, "GET", "/api/v1/inference"},
-    {1, "GET", "/api/v1/recommendations/u1"},
+    {1, "POST", "/api/v1/recommend"},    {0, "POST", "/api/v1/models/pin"},
+    {0, "POST", "/api/v1/models/unpin"}, {0, "POST", "/api/v1/models/rollback"},
+    {0, "POST", "/api/v1/checkpoints"},  {0, "POST", "/api/v1/savepoints"},
+    {0, "GET", "/api/v1/models"},        {0, "GET", "/api/v1/job"},
+    {0, "GET", "/api/v1/checkpoints"},   {0, "GET", "/metrics"},
+    {1, "GET", "/api/v1/inference"},     {1, "GET", "/api/v1/recommendations/u1"},
 };
 #define RN_FUZZ_N_ENDPOINTS (sizeof rn_fuzz_endpoints / sizeof rn_fuzz_endpoints[0])
 
@@ -164,10 +158,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(store, sizeof store, "%s/models", d);
     struct rn_model_shape sh = {4, RN_PHI_SIMPLE_DIM(4), 64, 10};
     struct rn_model *m = rn_model_create(&sh);
-    for (size_t i = 0; i < m->at.n; i++) m->params[i] = (float)(i % 7) / 7.0f;
+    for (size_t i = 0; i < m->at.n; i++)
+        m->params[i] = (float)(i % 7) / 7.0f;
     for (int64_t v = 1; v <= 3; v++) {
-        struct rn_model_version mv = {.id = v, .created_ms = 1700000000000 + v,
-                                      .event_time = 1700000000000 + v};
+        struct rn_model_version mv = {
+            .id = v, .created_ms = 1700000000000 + v, .event_time = 1700000000000 + v};
         if (rn_store_publish(store, m, &mv, err, sizeof err)) rn_fuzz_fail(err);
     }
     rn_model_destroy(m);
@@ -227,8 +222,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((data[0] & 2) && size >= 2) {
         size_t e = data[1] % RN_FUZZ_N_ENDPOINTS;
         which = rn_fuzz_endpoints[e].serve;
-        rn_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                            "Content-Length: %zu\r\n\r\n",
+        rn_buf_printf(&req,
+                      "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
                       rn_fuzz_endpoints[e].method, rn_fuzz_endpoints[e].path, size - 2);
         rn_buf_append(&req, data + 2, size - 2);
     } else {

@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "rn_job_load failed without a message\n");
         abort();
     }
-    for (size_t i = 0; i < n_sets; i++) free(owned[i]);
+    for (size_t i = 0; i < n_sets; i++)
+        free(owned[i]);
     return 0;
 }

@@ -61,7 +61,8 @@ static struct rn_instance *rn_fuzz_instance(const char *id)
 
 static void rn_fuzz_teardown(void)
 {
-    for (int c = 0; c < 3; c++) coll[c]->node->type->close(&coll[c]->op);
+    for (int c = 0; c < 3; c++)
+        coll[c]->node->type->close(&coll[c]->op);
     rn_batch_destroy(in_batch);
     rn_job_destroy(job);
 }
@@ -147,7 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc) rn_fuzz_fail("process failed");
     struct rn_batch *events = in->ports[0].batch, *dead = in->ports[1].batch;
     if (events->n + dead->n != in_batch->n) rn_fuzz_fail("a line was lost or doubled");
-    for (uint32_t i = 0; i < events->n; i++) rn_fuzz_check_event(&events->recs[i]);
+    for (uint32_t i = 0; i < events->n; i++)
+        rn_fuzz_check_event(&events->recs[i]);
     struct rn_buf json = RN_BUF_INIT;
     for (uint32_t i = 0; i < events->n; i++) {
         rn_type_get(events->recs[i].type)->write_json(&events->recs[i], &json);

@@ -51,7 +51,8 @@ static void rn_fuzz_write_seeds(const char *dir)
     snprintf(store, sizeof store, "%s/seed-store", rn_fuzz_dir());
     struct rn_model_shape sh = {4, 6, 8, 3};
     struct rn_model *m = rn_model_create(&sh);
-    for (size_t i = 0; i < m->at.n; i++) m->params[i] = (float)i / 7.0f;
+    for (size_t i = 0; i < m->at.n; i++)
+        m->params[i] = (float)i / 7.0f;
     struct rn_model_version v = {12, 1700000000000, 1700000000500, 40, 80, 0.25, -1.5};
     if (rn_store_publish(store, m, &v, err, sizeof err)) rn_fuzz_fail(err);
     rn_model_destroy(m);
@@ -62,7 +63,8 @@ static void rn_fuzz_write_seeds(const char *dir)
 
     struct rn_statenet *n = rn__statenet_create(4, 4, 2, 2, 3, RN_SN_CONTEXT, 5, err, sizeof err);
     if (!n) rn_fuzz_fail(err);
-    for (size_t i = 0; i < n->at.n; i++) n->params[i] = (float)i / 11.0f;
+    for (size_t i = 0; i < n->at.n; i++)
+        n->params[i] = (float)i / 11.0f;
     const char *mk[] = {"format", "context_features", "half_life_ms"};
     const char *mv[] = {"runnel-statenet", "sin_hour,cos_hour,history_fill", "86400000"};
     snprintf(path, sizeof path, "%s/statenet.safetensors", rn_fuzz_dir());
@@ -70,7 +72,8 @@ static void rn_fuzz_write_seeds(const char *dir)
     rn_statenet_destroy(n);
     rn_fuzz_seed(dir, "statenet.safetensors", 1, path);
 
-    static const char emb[] = "# item vectors\na 0.1 0.2 0.3 0.4\nb -0.5 0.25 0 1e-3\n\nc 1 1 1 1\n";
+    static const char emb[] =
+        "# item vectors\na 0.1 0.2 0.3 0.4\nb -0.5 0.25 0 1e-3\n\nc 1 1 1 1\n";
     rn_fuzz_seed(dir, "embeddings.txt", 2, rn_fuzz_file("emb.txt", emb, sizeof emb - 1));
     rn_fuzz_seed(dir, "pinned", 4, rn_fuzz_file("pin.txt", "12\n", 3));
 }
@@ -138,8 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 1: {
-        struct rn_statenet *sn = rn_statenet_load(rn_fuzz_file("sn.safetensors", p, n), err,
-                                                  sizeof err);
+        struct rn_statenet *sn =
+            rn_statenet_load(rn_fuzz_file("sn.safetensors", p, n), err, sizeof err);
         if (!sn && !err[0]) rn_fuzz_fail("state network refused without a message");
         rn_statenet_destroy(sn);
         break;
