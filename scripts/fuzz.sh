@@ -11,7 +11,8 @@
 # input is saved as build-fuzz/artifacts/<name>/crash-* (or leak-, timeout-,
 # oom-) and the script exits 1 after the others have run. Fix the cause, then
 # add the input to tests/fuzz/corpus/<name>/ as crash-<what> so it stays a
-# regression test. CPU seconds per run are appended to build-fuzz/cpu.tsv.
+# regression test. tests/fuzz/<name>.dict, where there is one, is passed as the
+# harness's dictionary. CPU seconds per run are appended to build-fuzz/cpu.tsv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -33,6 +34,7 @@ for src in tests/fuzz/fuzz_*.c; do
   mkdir -p "$corpus" "$art" "$scratch" "tests/fuzz/corpus/$h"
   extra=()
   [ "$h" = http ] && extra=(-max_len=20480) # past the 16 KiB head limit
+  [ -f "tests/fuzz/$h.dict" ] && extra+=(-dict="tests/fuzz/$h.dict")
   echo "== fuzz $h (${seconds}s)"
   TIMEFORMAT='%U %S'
   rc=0
