@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -58,11 +59,15 @@ static void rn_fuzz_fail(const char *what)
     abort();
 }
 
+static atomic_int job_ended;
+
 static void *rn_fuzz_run(void *arg)
 {
     (void)arg;
-    char err[1024];
-    if (rn_job_run(job, err, sizeof err)) fprintf(stderr, "fuzz_http: the job failed: %s\n", err);
+    char err[1024] = "";
+    int rc = rn_job_run(job, err, sizeof err);
+    fprintf(stderr, "fuzz_http: the job ended (%d)%s%s\n", rc, err[0] ? ": " : "", err);
+    atomic_store(&job_ended, 1);
     return NULL;
 }
 
@@ -92,8 +97,11 @@ static int rn_fuzz_exchange(int which, const void *req, size_t len, struct rn_bu
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) rn_fuzz_fail("socket");
-    if (connect(fd, (struct sockaddr *)&addr[which], sizeof addr[which]) != 0)
+    if (connect(fd, (struct sockaddr *)&addr[which], sizeof addr[which]) != 0) {
+        fprintf(stderr, "fuzz_http: connect to the %s server: %s%s\n", which ? "serving" : "status",
+                strerror(errno), atomic_load(&job_ended) ? " (the job has ended)" : "");
         rn_fuzz_fail("cannot connect to the job's server");
+    }
     /* No TIME_WAIT pile-up over millions of connections: reset on close. */
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
