@@ -41,7 +41,7 @@ for src in tests/fuzz/fuzz_*.c; do
   { time TMPDIR=$PWD/$scratch "build-fuzz/$name" -max_total_time="$seconds" -timeout=20 \
       -rss_limit_mb=3072 -print_final_stats=1 -artifact_prefix="$art/" "${extra[@]}" \
       "$corpus" "tests/fuzz/corpus/$h" >"build-fuzz/$h.log" 2>&1 || rc=$?; } 2>"build-fuzz/$h.time"
-  read -r user sys <"build-fuzz/$h.time"
+  read -r user sys < <(tail -n1 "build-fuzz/$h.time") # a crash message may come first
   cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f", u + s }')
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "build-fuzz/$h.log")
   printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$h" "$seconds" "$cpu" "${runs:-0}" \
