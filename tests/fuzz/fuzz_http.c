@@ -203,7 +203,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* Up when both servers are bound, inference has loaded its model, and a
      * checkpoint has completed (so every task has opened its state). */
     int up = 0, asked = 0;
-    for (int i = 0; i < 3000 && !up; i++) {
+    for (int i = 0; i < 6000 && !up; i++) {
         if (rn_job_http_address(job)[0] && rn_job_serve_address(job)[0]) {
             rn_fuzz_parse_addr(rn_job_http_address(job), &addr[0]);
             rn_fuzz_parse_addr(rn_job_serve_address(job), &addr[1]);
@@ -214,7 +214,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         }
         if (!up) usleep(10000);
     }
-    if (!up) rn_fuzz_fail("the job did not come up within 30 s");
+    if (!up) rn_fuzz_fail("the job did not come up within 60 s");
     /* Registered only now, after RocksDB has made its function-local statics:
      * exit() destroys those in reverse order of registration, so the job must
      * be stopped (and every database closed) before they go. */
