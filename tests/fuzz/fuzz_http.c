@@ -97,7 +97,18 @@ static int rn_fuzz_exchange(int which, const void *req, size_t len, struct rn_bu
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) rn_fuzz_fail("socket");
-    if (connect(fd, (struct sockaddr *)&addr[which], sizeof addr[which]) != 0) {
+    int cr = connect(fd, (struct sockaddr *)&addr[which], sizeof addr[which]);
+    if (cr != 0 && errno == EINTR) {
+        /* Interrupted (libFuzzer's timer signal): the connection goes on; wait for it. */
+        struct pollfd p = {fd, POLLOUT, 0};
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        while (poll(&p, 1, 8000) < 0 && errno == EINTR) {
+        }
+        cr = getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0 ? 0 : -1;
+        if (soerr) errno = soerr;
+    }
+    if (cr != 0) {
         fprintf(stderr, "fuzz_http: connect to the %s server: %s%s\n", which ? "serving" : "status",
                 strerror(errno), atomic_load(&job_ended) ? " (the job has ended)" : "");
         rn_fuzz_fail("cannot connect to the job's server");
