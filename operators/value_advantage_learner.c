@@ -554,12 +554,13 @@ static int rn_val_restore_list(struct rn_snapshot_reader *r, struct rn_val_list 
     int64_t n;
     int rc = rn_snapshot_read_i64(r, &n);
     if (rc) return rc;
-    if (n < 0 || n > (int64_t)1 << 32) return RN_ECORRUPT;
+    if (n < 0 || (uint64_t)n > rn_snapshot_remaining(r) / sizeof(struct rn_val_rec))
+        return RN_ECORRUPT;
     char *tmp = NULL;
     for (int64_t i = 0; i < n; i++) {
         struct rn_val_rec rec;
         if ((rc = rn_snapshot_read(r, &rec, sizeof rec))) break;
-        if (rec.len > (1u << 30)) {
+        if (rec.len > rn_snapshot_remaining(r)) {
             rc = RN_ECORRUPT;
             break;
         }
@@ -589,7 +590,7 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
         return RN_ECORRUPT;
     }
     if ((rc = rn_snapshot_read_i64(r, &len))) return rc;
-    if (len < 0 || len > ((int64_t)1 << 40)) return RN_ECORRUPT;
+    if (len < 0 || (uint64_t)len > rn_snapshot_remaining(r)) return RN_ECORRUPT;
     char *bytes = rn_xmalloc(len ? (size_t)len : 1);
     rc = rn_snapshot_read(r, bytes, (size_t)len);
     if (!rc) rc = rn_learner_load(v->l, bytes, (size_t)len);
@@ -605,6 +606,13 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
         (rc = rn_snapshot_read_i64(r, &v->max_ts)) || (rc = rn_snapshot_read_i64(r, &v->wm)) ||
         (rc = rn_snapshot_read_i64(r, &v->next_version)) || (rc = rn_snapshot_read_i64(r, &pub)))
         return rc;
+    /* Versions count from 1; anything else is not a snapshot this learner wrote. */
+    if (v->next_version < 1 || pub < 0) {
+        rn_op_errorf(op, "learner state in the checkpoint is corrupt (next version %" PRId64
+                         ", published updates %" PRId64 ")",
+                     v->next_version, pub);
+        return RN_ECORRUPT;
+    }
     v->published_updates = (uint64_t)pub;
     if ((rc = rn_val_restore_list(r, &v->wait)) || (rc = rn_val_restore_list(r, &v->batch)))
         return rc;

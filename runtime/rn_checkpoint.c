@@ -265,6 +265,11 @@ uint32_t rn_snapshot_version(const struct rn_snapshot_reader *r)
     return r->version;
 }
 
+size_t rn_snapshot_remaining(const struct rn_snapshot_reader *r)
+{
+    return r->len - r->pos;
+}
+
 /* ---- directories ---------------------------------------------------------------- */
 
 static void rn__ckpt_path(struct rn_job *job, uint64_t id, int kind, char *out, size_t n)

@@ -195,7 +195,9 @@ void rn_json_f64(struct rn_buf *b, double v)
         rn_buf_puts(b, "null"); /* JSON has no NaN or infinity */
         return;
     }
-    if (v == (double)(int64_t)v && v > -1e15 && v < 1e15) {
+    /* The range test first: converting a double outside int64_t's range is
+     * undefined behaviour. */
+    if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
         rn_json_i64(b, (int64_t)v);
         return;
     }

@@ -30,5 +30,8 @@ uint64_t rn_snapshot_id(const struct rn_snapshot_reader *r);
  * runtime calls restore() only with a version in [state_version_min,
  * state_version]; restore() reads older layouts accordingly. */
 uint32_t rn_snapshot_version(const struct rn_snapshot_reader *r);
+/* Bytes not yet read: a restore() checks a length it has read against this
+ * before it allocates for what the length announces. */
+size_t rn_snapshot_remaining(const struct rn_snapshot_reader *r);
 
 #endif
