@@ -13,6 +13,7 @@
 #include "rn_test.h"
 
 #include "rn_http_int.h"
+#include "rn_test_net.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -56,84 +57,7 @@ static void handler(void *ud, const struct rn_http_request *req, struct rn_http_
     }
 }
 
-/* ---- socket helpers ------------------------------------------------------ */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int port_of(const struct rn_http_server *s)
-{
-    const char *colon = strrchr(rn_http_address(s), ':');
-    return colon ? atoi(colon + 1) : -1;
-}
-
-/* A non-blocking socket connected to 127.0.0.1:port, or -1. */
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
-
-/* Sends all n bytes before the deadline; 0, or -1 on error or timeout. */
-static int send_all(int fd, const void *p, size_t n, int64_t deadline)
-{
-    const char *q = p;
-    while (n > 0) {
-        ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            q += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR) return -1;
-        struct pollfd pfd = {fd, POLLOUT, 0};
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) return -1;
-    }
-    return 0;
-}
-
-/* Reads until EOF or the deadline into buf (NUL-terminated, cap includes the
- * NUL). Returns the length read, or -1 if the deadline passed first. A reset
- * counts as the end of the data. */
-static ssize_t read_all(int fd, char *buf, size_t cap, int64_t deadline)
-{
-    size_t len = 0;
-    for (;;) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-            buf[len] = '\0';
-            return -1;
-        }
-        char scratch[4096];
-        char *dst = len + 1 < cap ? buf + len : scratch;
-        size_t room = len + 1 < cap ? cap - 1 - len : sizeof scratch;
-        ssize_t r = recv(fd, dst, room, 0);
-        if (r > 0) {
-            if (dst == buf + len) len += (size_t)r;
-            continue;
-        }
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        buf[len] = '\0';
-        return (ssize_t)len; /* EOF or reset */
-    }
-}
+/* ---- socket helpers (the rest are in rn_test_net.h) ------------------------ */
 
 /* Waits until the peer closes fd; 1 if it did before the deadline. */
 static int wait_closed(int fd, int64_t deadline)

@@ -22,6 +22,7 @@
 #include "rn_test.h"
 
 #include "rn_http_int.h"
+#include "rn_test_net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,83 +51,6 @@ static void handler(void *ud, const struct rn_http_request *req, struct rn_http_
 }
 
 /* ---- socket helpers ------------------------------------------------------ */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int port_of(const struct rn_http_server *s)
-{
-    const char *colon = strrchr(rn_http_address(s), ':');
-    return colon ? atoi(colon + 1) : -1;
-}
-
-/* A non-blocking socket connected to 127.0.0.1:port, or -1. */
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
-
-/* Sends all n bytes before the deadline; 0, or -1 on error or timeout. */
-static int send_all(int fd, const void *p, size_t n, int64_t deadline)
-{
-    const char *q = p;
-    while (n > 0) {
-        ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            q += w;
-            n -= (size_t)w;
-            continue;
-        }
-        if (w < 0 && errno != EAGAIN && errno != EINTR) return -1;
-        struct pollfd pfd = {fd, POLLOUT, 0};
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) return -1;
-    }
-    return 0;
-}
-
-/* Reads until EOF (or a reset) or the deadline into buf, NUL-terminated (cap
- * includes the NUL; the excess is dropped). Returns the length, or -1 if the
- * deadline passed first. */
-static ssize_t read_all(int fd, char *buf, size_t cap, int64_t deadline)
-{
-    size_t len = 0;
-    for (;;) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int64_t left = deadline - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
-            buf[len] = '\0';
-            return -1;
-        }
-        char scratch[4096];
-        char *dst = len + 1 < cap ? buf + len : scratch;
-        size_t room = len + 1 < cap ? cap - 1 - len : sizeof scratch;
-        ssize_t r = recv(fd, dst, room, 0);
-        if (r > 0) {
-            if (dst == buf + len) len += (size_t)r;
-            continue;
-        }
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        buf[len] = '\0';
-        return (ssize_t)len;
-    }
-}
 
 /* 1 if the peer has closed fd (EOF or reset) without sending anything, 0 if
  * it is still open, -1 if data came. Does not wait. */
