@@ -54,8 +54,7 @@ struct rn_file_source {
     int restored;           /* restore() ran: start at restored_offset */
     int64_t restored_offset;
     uint64_t restored_ino;
-    int64_t rate_start_ns; /* max_rate: when pacing began */
-    int64_t rate_emitted;
+    struct rn_pacer pacer; /* max_rate */
 };
 
 static const struct rn_config_key rn_file_source_keys[] = {
@@ -271,15 +270,12 @@ static int rn_file_source_poll(struct rn_op *op, struct rn_emitter *out)
     int emitted = 0;
     int limit = RN_BATCH_RECORDS;
     if (c->max_rate > 0) {
-        int64_t now = rn_now_ns();
-        if (!s->rate_start_ns) s->rate_start_ns = now;
-        int64_t allowed = (now - s->rate_start_ns) / 1000 * c->max_rate / 1000000 - s->rate_emitted;
-        if (allowed <= 0) {
+        limit = rn_pacer_allow(&s->pacer, c->max_rate, RN_BATCH_RECORDS);
+        if (limit == 0) {
             usleep(1000);
             return RN_POLL_MORE;
         }
-        limit = (int)RN_MIN(allowed, (int64_t)RN_BATCH_RECORDS);
-        s->rate_emitted += limit; /* an upper bound; the rest is not reclaimed */
+        s->pacer.emitted += limit; /* an upper bound; the rest is not reclaimed */
     }
     while (emitted < limit) {
         char *p = s->buf + s->start;

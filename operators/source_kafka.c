@@ -99,8 +99,7 @@ struct rn_kafka_source {
     struct rn_kpending pending[RN_KSRC_PENDING_MAX];
     size_t n_pending;
     int64_t lag_total;
-    int64_t rate_start_ns; /* max_rate: when pacing began */
-    int64_t rate_emitted;
+    struct rn_pacer pacer; /* max_rate */
     int64_t lag_at_ns;
     rd_kafka_message_t **msgs;
     struct rn_op *op; /* for the rebalance callback */
@@ -536,14 +535,11 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
     rn__ksrc_lag(op, s);
     int limit = RN_BATCH_RECORDS;
     if (c->max_rate > 0) {
-        int64_t now = rn_now_ns();
-        if (!s->rate_start_ns) s->rate_start_ns = now;
-        int64_t allowed = (now - s->rate_start_ns) / 1000 * c->max_rate / 1000000 - s->rate_emitted;
-        if (allowed <= 0) {
+        limit = rn_pacer_allow(&s->pacer, c->max_rate, RN_BATCH_RECORDS);
+        if (limit == 0) {
             usleep(1000);
             return RN_POLL_MORE;
         }
-        limit = (int)RN_MIN(allowed, (int64_t)RN_BATCH_RECORDS);
     }
     int all_done = c->stop_at_end;
     for (size_t tries = 0; tries < s->n_parts; tries++) {
@@ -570,7 +566,7 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
             rd_kafka_message_destroy(m);
         }
         if (emitted) {
-            s->rate_emitted += emitted;
+            s->pacer.emitted += emitted;
             rn_op_metric_add(op, 0, (uint64_t)emitted);
             return RN_POLL_MORE;
         }

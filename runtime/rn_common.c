@@ -91,6 +91,15 @@ int64_t rn_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int rn_pacer_allow(struct rn_pacer *p, int64_t rate, int max)
+{
+    int64_t now = rn_now_ns();
+    if (!p->start_ns) p->start_ns = now;
+    int64_t allowed = (now - p->start_ns) / 1000 * rate / 1000000 - p->emitted;
+    if (allowed <= 0) return 0;
+    return (int)RN_MIN(allowed, (int64_t)max);
+}
+
 int64_t rn_wall_ms(void)
 {
     struct timespec ts;

@@ -59,6 +59,15 @@ char *rn_xstrndup(const char *s, size_t n);
 
 /* Monotonic and wall clocks. */
 int64_t rn_now_ns(void);     /* CLOCK_MONOTONIC */
+
+/* Paces a source at `rate` records per second (max_rate): rn_pacer_allow()
+ * says how many it may emit now, at most `max`, or 0 when it is ahead (wait a
+ * little and poll again); count what was emitted in `emitted`. */
+struct rn_pacer {
+    int64_t start_ns; /* when pacing began (0: not yet) */
+    int64_t emitted;
+};
+int rn_pacer_allow(struct rn_pacer *p, int64_t rate, int max);
 int64_t rn_wall_ms(void);    /* CLOCK_REALTIME, ms since the epoch */
 
 /* ---- growable byte buffer ---------------------------------------------- */
