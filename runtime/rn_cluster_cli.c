@@ -70,7 +70,7 @@ struct rn__srv_args {
  * index of an argument it does not know, or argc. */
 static int rn__srv_parse(int argc, char **argv, struct rn__srv_args *a, const char *who)
 {
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i += 2) { /* --key value pairs */
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t ms;
         if (!v) return i;
@@ -96,7 +96,6 @@ static int rn__srv_parse(int argc, char **argv, struct rn__srv_args *a, const ch
                 a->o.heartbeat_timeout_ms = ms;
         } else
             return i;
-        i++;
     }
     return argc;
 }

@@ -690,15 +690,16 @@ static void rn__on_connection(uv_stream_t *listener, int status)
         rn__conn_close(c);
         return;
     }
+    /* At the cap the oldest idle connection makes room, or, when every one
+     * is busy with a request, the newcomer is turned away. The figures are
+     * settled before the socket closes, so a client that sees its connection
+     * end reads stats that already count it. */
+    struct rn__http_conn *evict = NULL;
     if (s->nlive > (size_t)s->opts.max_conns) {
-        /* At the cap: the oldest idle connection makes room, or, when every
-         * one is busy with a request, the newcomer is turned away. */
-        if (s->idle_first) {
-            rn__conn_close(s->idle_first);
-            atomic_fetch_add_explicit(&s->st_evicted, 1, memory_order_relaxed);
-        } else {
-            rn__conn_refuse(c);
+        evict = s->idle_first;
+        if (!evict) {
             atomic_fetch_add_explicit(&s->st_refused, 1, memory_order_relaxed);
+            rn__conn_refuse(c);
             return;
         }
     }
@@ -708,6 +709,10 @@ static void rn__on_connection(uv_stream_t *listener, int status)
     rn__idle_add(c);
     rn__conn_deadline(c, s->opts.header_timeout_ms);
     rn__conn_reading(c, 1);
+    if (evict) {
+        atomic_fetch_add_explicit(&s->st_evicted, 1, memory_order_relaxed);
+        rn__conn_close(evict);
+    }
 }
 
 static void rn__close_walk(uv_handle_t *h, void *arg)

@@ -453,7 +453,7 @@ int rn_worker_main(int argc, char **argv)
     w.heartbeat_ms = 1000;
     const char *listen = "127.0.0.1:0", *token_file = NULL, *dir = NULL;
     char dirbuf[512], err[1024];
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* --key value pairs */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return rn__w_usage(stdout);
         if (!v) {
@@ -480,7 +480,6 @@ int rn_worker_main(int argc, char **argv)
             fprintf(stderr, "runnel worker: unknown option '%s'\n", a);
             return rn__w_usage(stderr);
         }
-        i++;
     }
     if (!dir) {
         snprintf(dirbuf, sizeof dirbuf, "var/worker-%d", w.slot);
