@@ -1,8 +1,13 @@
 /*
  * rn_status.c — the status page and REST API of a running job.
  *
- *   GET /             HTML: job graph, per-operator records in/out and rates,
- *                     queue fill, dead letters, uptime (refreshes itself)
+ *   GET /             the web UI's job page (runtime/ui/job.html, built into the
+ *                     binary): the graph drawn, live charts, checkpoints, learner;
+ *                     its scripts and styles under GET /ui/
+ *   GET /plain        HTML without scripts: the same figures as tables
+ *                     (refreshes itself)
+ *   GET /api/v1/history  the last ten minutes of every charted series
+ *                     (rn_history.c)
  *   GET /api/v1/job   the same figures as JSON
  *   GET /metrics      Prometheus text format (version 0.0.4)
  *   GET /healthz      "ok" while the job runs normally, 503 once it failed
@@ -21,23 +26,16 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "rn_assets_int.h"
 #include "rn_auth_int.h"
 #include "rn_http.h"
 #include "rn_exec_int.h"
 #include "rn_model.h"
 #include "rn_models_int.h"
 #include "rn_serve_int.h"
+#include "rn_status_int.h"
 
-struct rn__node_figs {
-    uint64_t in, out, dropped;
-    uint64_t late, timers;
-    int64_t wm; /* smallest over subtasks */
-    uint64_t ports[16];
-    uint64_t metrics[16];
-    uint64_t busy_ns;
-};
-
-static void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f)
+void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f)
 {
     memset(f, 0, sizeof *f);
     const struct rn_node *n = &job->nodes[node];
@@ -84,6 +82,9 @@ static void rn__sample_rates(struct rn_job *job)
     pthread_mutex_unlock(&job->rate_mu);
 }
 
+/* An edge's partitioning mode, by enum value. */
+static const char *const rn__edge_modes[] = {"forward", "hash", "gather", "rebalance", "broadcast"};
+
 /* A watermark as JSON: null before the first, "+inf" at the end of input. */
 static void rn__json_wm(struct rn_buf *b, int64_t wm)
 {
@@ -99,15 +100,8 @@ static void rn__html_wm(struct rn_buf *b, int64_t wm)
     else rn_buf_printf(b, "%lld", (long long)wm);
 }
 
-/* The keyed state of one worker thread, for the three renderers. */
-struct rn__state_row {
-    const char *chain;
-    uint32_t subtask, kg_start, kg_end;
-    struct rn_state_figures f;
-};
-
 /* Rows for every task that has a state backend (malloc'd; *n of them). */
-static struct rn__state_row *rn__state_rows(struct rn_job *job, size_t *n)
+struct rn__state_row *rn__state_rows(struct rn_job *job, size_t *n)
 {
     struct rn__state_row *rows = NULL;
     *n = 0;
@@ -263,6 +257,14 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
         }
         rn_buf_puts(b, "}}");
     }
+    rn_buf_puts(b, "],\"edges\":[");
+    for (int e = 0; e < job->n_edges; e++) {
+        const struct rn_edge *ed = &job->edges[e];
+        const struct rn_node *fr = &job->nodes[ed->from];
+        rn_buf_printf(b, "%s{\"from\":\"%s\",\"port\":\"%s\",\"to\":\"%s\",\"mode\":\"%s\"}",
+                      e ? "," : "", fr->id, ed->port ? fr->type->outputs[ed->port].name : "out",
+                      job->nodes[ed->to].id, rn__edge_modes[ed->mode]);
+    }
     rn_buf_puts(b, "],\"queues\":[");
     for (int c = 0; c < job->n_channels; c++) {
         struct rn_channel *ch = job->channels[c];
@@ -339,6 +341,27 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
             rn_buf_printf(b, "runnel_operator_events_total{job=\"%s\",operator=\"%s\",name=\"%s\"} %llu\n",
                           jn, n->id, n->type->metrics[m], (unsigned long long)figs[i].metrics[m]);
     }
+    rn_buf_puts(b, "# HELP runnel_operator_ratio An operator's ratio of two of its counters, since "
+                   "the start.\n# TYPE runnel_operator_ratio gauge\n");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        for (int q = 0; n->type->ratios && n->type->ratios[q].name; q++) {
+            const struct rn_metric_ratio *ra = &n->type->ratios[q];
+            if (figs[i].metrics[ra->den])
+                rn_buf_printf(
+                    b, "runnel_operator_ratio{job=\"%s\",operator=\"%s\",name=\"%s\"} %.9g\n", jn,
+                    n->id, ra->name,
+                    ra->scale * (double)figs[i].metrics[ra->num] /
+                        (double)figs[i].metrics[ra->den]);
+        }
+    }
+    rn_buf_puts(b,
+                "# HELP runnel_busy_seconds_total Time a worker thread spent processing records "
+                "that entered its chain at this node.\n# TYPE runnel_busy_seconds_total counter\n");
+    for (int i = 0; i < job->n_nodes; i++)
+        rn_buf_printf(b,
+                      "runnel_busy_seconds_total{job=\"%s\",operator=\"%s\",chain=\"%d\"} %.6f\n",
+                      jn, job->nodes[i].id, job->nodes[i].group, (double)figs[i].busy_ns / 1e9);
     rn_buf_puts(b, "# HELP runnel_dead_letters_total Records rejected to dead-letter outputs.\n"
                    "# TYPE runnel_dead_letters_total counter\n");
     rn_buf_printf(b, "runnel_dead_letters_total{job=\"%s\"} %llu\n", jn,
@@ -459,9 +482,7 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
                 rn_buf_putc(b, '.');
                 rn_buf_puts(b, job->nodes[ed->from].type->outputs[ed->port].name);
             }
-            static const char *const modes[] = {"forward", "hash", "gather", "rebalance",
-                                                       "broadcast"};
-            rn_buf_printf(b, " (%s) ", modes[ed->mode]);
+            rn_buf_printf(b, " (%s) ", rn__edge_modes[ed->mode]);
         }
         rn_buf_printf(b, "</td><td>%u</td><td>%llu</td><td>%llu</td><td>%.0f</td><td>",
                       n->parallelism, (unsigned long long)f.in, (unsigned long long)f.out,
@@ -757,8 +778,15 @@ void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_h
         return;
     }
     if (strcmp(req->path, "/") == 0) {
+        rn__asset_serve("ui/job.html", res);
+    } else if (strncmp(req->path, "/ui/", 4) == 0) {
+        rn__asset_serve(req->path + 1, res);
+    } else if (strcmp(req->path, "/plain") == 0) {
         res->content_type = "text/html; charset=utf-8";
         rn_job_render_html(job, &res->body);
+    } else if (strcmp(req->path, "/api/v1/history") == 0) {
+        res->content_type = "application/json";
+        rn__status_history_json(job, req->query, &res->body);
     } else if (strcmp(req->path, "/api/v1/job") == 0) {
         res->content_type = "application/json";
         rn_job_render_json(job, &res->body);
