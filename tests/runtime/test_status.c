@@ -157,7 +157,12 @@ int main(void)
     CHECK_STR_CONTAINS(r, "HTTP/1.1 200");
     CHECK_STR_CONTAINS(r, "ok");
     free(r);
+    /* "/" is the web UI (drawn by its scripts, test_webui.sh); "/plain" the tables. */
     r = http_get(addr, "/");
+    CHECK_STR_CONTAINS(r, "text/html");
+    CHECK_STR_CONTAINS(r, "/ui/job.js");
+    free(r);
+    r = http_get(addr, "/plain");
     CHECK_STR_CONTAINS(r, "text/html");
     CHECK_STR_CONTAINS(r, "status-test");
     CHECK_STR_CONTAINS(r, "log_collector");
