@@ -89,9 +89,14 @@
   var seq = 0, timer = null, lastProblems = [];
   function drawListing(text, problems) {
     var bad = {};
-    problems.forEach(function (p) { if (p.line) bad[p.line] = true; });
+    problems.forEach(function (p) { if (p.line) bad[p.line] = p.column || 1; });
     $("listing").innerHTML = text.split("\n").map(function (l, i) {
-      return '<span' + (bad[i + 1] ? ' class="errline" data-line="' + (i + 1) + '"' : "") + "><i>" + (i + 1) + "</i>" + RN.esc(l) + "</span>";
+      var c = bad[i + 1];
+      if (!c) return "<span><i>" + (i + 1) + "</i>" + RN.esc(l) + "</span>";
+      // the column itself marked (a space when it is past the end of the line)
+      var at = Math.min(c - 1, l.length);
+      return '<span class="errline" data-line="' + (i + 1) + '"><i>' + (i + 1) + "</i>" + RN.esc(l.slice(0, at)) +
+        '<mark title="column ' + c + '">' + RN.esc(l.charAt(at) || " ") + "</mark>" + RN.esc(l.slice(at + 1)) + "</span>";
     }).join("");
   }
   function validate() {

@@ -207,14 +207,16 @@
         h += "<p>Store <code>" + RN.esc(s.store) + "</code> (" + RN.esc((s.operators || []).join(", ")) + "): serving " +
              (s.current === null ? "none" : "version " + s.current) + (s.pinned !== null ? " (pinned)" : "") + ", " + vs.length + " versions.</p>";
         if (vs.length) {
-          var xs = vs.map(function (v) { return v.created_ms; });
-          chart(mb, "mq-" + s.store, "Mean Q and TD loss of each model version (by publication time)", function (x) { return RN.num(x, 3); }).update(
+          // versions are published by event time (the learner's clock), so they stand on it
+          var xs = vs.map(function (v) { return v.event_time; });
+          chart(cb, "mq-" + s.store, "Mean Q and TD loss of each model version (x: event time)", function (x) { return RN.num(x, 3); }).update(
             [{ label: "mean Q", xs: xs, ys: vs.map(function (v) { return v.mean_q; }) },
              { label: "loss", xs: xs, ys: vs.map(function (v) { return v.loss; }) }], 0);
         }
-        h += '<table class="data"><tr><th>version</th><th class="l">published</th><th class="l">event time</th><th>updates</th><th>transitions</th><th>loss</th><th>mean Q</th></tr>' +
+        var wall = vs.some(function (v) { return v.created_ms > 0; });
+        h += '<table class="data"><tr><th>version</th>' + (wall ? '<th class="l">published</th>' : "") + '<th class="l">event time</th><th>updates</th><th>transitions</th><th>loss</th><th>mean Q</th></tr>' +
           vs.slice(-8).reverse().map(function (v) {
-            return "<tr><td>" + v.id + (v.id === s.current ? " ◀ served" : "") + '</td><td class="l">' + RN.time(v.created_ms) + '</td><td class="l">' +
+            return "<tr><td>" + v.id + (v.id === s.current ? " ◀ served" : "") + "</td>" + (wall ? '<td class="l">' + RN.time(v.created_ms) + "</td>" : "") + '<td class="l">' +
               RN.time(v.event_time) + "</td><td>" + RN.num(v.updates) + "</td><td>" + RN.num(v.transitions) + "</td><td>" + RN.num(v.loss, 4) +
               "</td><td>" + RN.num(v.mean_q, 3) + "</td></tr>"; }).join("") + "</table>";
       });

@@ -12,9 +12,12 @@
 #               with live figures (a rate and its counts), every cross-chain edge mode is
 #               drawn, the records chart has >= 2 points, the learner panel shows the
 #               model version the job reports, the checkpoints table has a completed one
-#   screenshot  a PNG of the page, kept as a test artefact (build/test-artifacts/webui/)
+#   screenshot  a PNG of the page and of each view, kept as test artefacts
+#               (build/test-artifacts/webui/)
 #
-# Skips (exit 77) when chromium is not installed. Run by ctest with RUNNEL_SRC and
+# RUNNEL_WEBUI_SESSIONS: how many sessions the simulated users play (default 8000; more keep
+# traffic flowing longer, for scripts/ui-screenshots.sh). Skips (exit 77) when chromium is
+# not installed. Run by ctest with RUNNEL_SRC and
 # RUNNEL_BIN. One PASS/FAIL line per check, then "N passed, M failed".
 set -u
 
@@ -46,7 +49,7 @@ if ! wait_for 30 have_addrs; then
 fi
 HTTP=$(addr_of 'status page')
 SERVE=$(addr_of serving)
-"$BIN/rn_sim" --policy "http://$SERVE" --sessions 20000 --seed 7 --out "$TMP/log.jsonl" \
+"$BIN/rn_sim" --policy "http://$SERVE" --sessions "${RUNNEL_WEBUI_SESSIONS:-8000}" --seed 7 --out "$TMP/log.jsonl" \
     --embeddings "$TMP/emb.txt" 2>"$TMP/sim.err" &
 spid=$!
 
@@ -94,6 +97,16 @@ if grep -q '^runnel_busy_seconds_total{job="guess-you-like",operator="logs",chai
     pass "metrics: busy seconds and operator ratios"
 else
     fail "metrics: $(grep -E 'busy|ratio' <<<"$m" | head -5)"
+fi
+
+# every metric the Grafana dashboard queries is one runnel exports
+missing=$(grep -o 'runnel_[a-z_]*' examples/grafana/runnel-dashboard.json | sort -u | while read -r n; do
+    grep -q "^# TYPE $n " <<<"$m" || echo "$n"
+done)
+if [ -z "$missing" ] && python3 -c 'import json,sys; json.load(open(sys.argv[1]))' examples/grafana/runnel-dashboard.json; then
+    pass "grafana dashboard: valid JSON; every metric it queries is in /metrics"
+else
+    fail "grafana dashboard queries metrics runnel does not export: $missing"
 fi
 
 # ---- the page in Chromium ----------------------------------------------------------
@@ -148,10 +161,18 @@ sys.exit(1 if bad else 0)
 PYEOF
 if [ $? -eq 0 ]; then pass "the job page in Chromium"; else fail "the job page in Chromium (DOM kept in $ART/job-dom.html)"; fi
 
-screenshot "http://$HTTP/" 7000 "$ART/job.png" 1400,2600
-if [ -s "$ART/job.png" ] && [ "$(head -c 8 "$ART/job.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ]; then
-    pass "screenshot kept: $ART/job.png"
+# The whole page, and each view alone and smaller (docs/img/ takes those: scripts/ui-screenshots.sh).
+echo '(async () => { for (let i = 0; i < 100 && +(document.body.dataset.polls || 0) < 3; i++)
+  await new Promise((r) => setTimeout(r, 200)); return +(document.body.dataset.polls || 0); })()' >"$TMP/wait.js"
+timeout 100 python3 "$SRC/tests/tools/cdp.py" --chromium "$CHROMIUM" --profile "$TMP/profile" \
+    --url "http://$HTTP/" --js "$TMP/wait.js" --screenshot "$ART/job.png" --size 1400x1000 \
+    --scale 0.6 --clip "#graph-sec=$ART/view-graph.png" --clip "#charts-sec=$ART/view-charts.png" \
+    --clip "#checkpoints-sec=$ART/view-checkpoints.png" --clip "#learner-sec=$ART/view-learner.png" \
+    --timeout 90 >"$TMP/shot.out" 2>&1
+if [ "$(head -c 8 "$ART/job.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] &&
+    [ -s "$ART/view-graph.png" ] && [ -s "$ART/view-learner.png" ]; then
+    pass "screenshots kept: $ART/job.png and view-*.png"
 else
-    fail "no screenshot: $(tail -3 "$TMP/chromium.err")"
+    fail "no screenshot: $(cat "$TMP/shot.out")"
 fi
 finish

@@ -103,6 +103,7 @@ print("""(async () => {
 PYEOF
 timeout 120 python3 "$SRC/tests/tools/cdp.py" --chromium "$CHROMIUM" --profile "$TMP/profile" \
     --url "http://$ADDR/" --js "$TMP/steps.js" --screenshot "$ART/cluster.png" --size 1400x1600 \
+    --scale 0.6 --clip "main=$ART/view-cluster.png" \
     --timeout 100 >"$TMP/result.json" 2>"$TMP/cdp.err"
 echo "  page said: $(cat "$TMP/result.json" "$TMP/cdp.err")" | cut -c1-1500
 check() { # label python-expression over r

@@ -2,13 +2,13 @@
 """cdp.py - drives headless Chromium over the DevTools protocol, python3 stdlib only.
 
     cdp.py --chromium PATH --profile DIR --url URL [--js FILE] [--screenshot PNG]
-           [--size 1400x1800] [--timeout 60]
+           [--size 1400x1800] [--clip SELECTOR=PNG ...] [--scale 0.7] [--timeout 60]
 
 Opens URL in a headless Chromium started with --remote-debugging-pipe (the protocol's
 JSON messages, each ended by a NUL byte, on file descriptors 3 and 4), waits until the
 page has loaded, then evaluates the JavaScript expression in FILE (it may be a promise;
 its value must be JSON) and prints that value as JSON on stdout, then takes a full-page
-screenshot. Everything runs under one deadline (--timeout, seconds); on expiry, or a
+screenshot, and one of each --clip element alone (scaled by --scale). Everything runs under one deadline (--timeout, seconds); on expiry, or a
 JavaScript exception, it prints the reason on stderr and exits 1.
 
 The web UI's browser tests (tests/integration/test_webui*.sh) use it where the page must
@@ -95,6 +95,9 @@ def main():
     ap.add_argument("--js")
     ap.add_argument("--screenshot")
     ap.add_argument("--size", default="1400x1800")
+    ap.add_argument("--clip", action="append", default=[],
+                    help="SELECTOR=FILE.png: also a screenshot of that element alone")
+    ap.add_argument("--scale", type=float, default=1.0, help="of the --clip screenshots")
     ap.add_argument("--timeout", type=float, default=60)
     a = ap.parse_args()
     width, height = (int(x) for x in a.size.split("x"))
@@ -124,6 +127,18 @@ def main():
         if a.screenshot:
             shot = b.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, s)
             with open(a.screenshot, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+        for c in a.clip:
+            sel, out = c.rsplit("=", 1)
+            r = evaluate("(() => { const e = document.querySelector(%s); if (!e) return null;"
+                         " const r = e.getBoundingClientRect(); return [r.left + scrollX, r.top + scrollY,"
+                         " r.width, r.height]; })()" % json.dumps(sel))
+            if not r:
+                raise RuntimeError("no element " + sel)
+            shot = b.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                     "clip": {"x": r[0], "y": r[1], "width": r[2],
+                                                              "height": r[3], "scale": a.scale}}, s)
+            with open(out, "wb") as f:
                 f.write(base64.b64decode(shot["data"]))
     except Exception as e:  # one line for the test's log
         print("cdp.py: %s" % e, file=sys.stderr)
