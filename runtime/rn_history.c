@@ -23,6 +23,7 @@
  * sampler reads only; it never takes a lock a worker thread takes.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,10 +130,14 @@ struct rn_status_sampler {
     double *v;
 };
 
-static char *rn__fmt(const char *fmt, const char *a, const char *b)
+static char *rn__fmt(const char *fmt, ...) RN_PRINTF(1, 2);
+static char *rn__fmt(const char *fmt, ...)
 {
     char tmp[512];
-    snprintf(tmp, sizeof tmp, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
     return rn_xstrdup(tmp);
 }
 
@@ -151,10 +156,10 @@ static char **rn__sampler_layout(struct rn_status_sampler *s)
     for (int i = 0; i < job->n_nodes; i++) {
         const struct rn_node *nd = &job->nodes[i];
         s->node_at[i] = n;
-        RN__ADD(rn__fmt("%s.in", nd->id, ""));
-        RN__ADD(rn__fmt("%s.out", nd->id, ""));
-        RN__ADD(rn__fmt("%s.wm_lag_s", nd->id, ""));
-        RN__ADD(rn__fmt("%s.late", nd->id, ""));
+        RN__ADD(rn__fmt("%s.in", nd->id));
+        RN__ADD(rn__fmt("%s.out", nd->id));
+        RN__ADD(rn__fmt("%s.wm_lag_s", nd->id));
+        RN__ADD(rn__fmt("%s.late", nd->id));
         for (int m = 0; nd->type->metrics && nd->type->metrics[m] && m < 16; m++)
             RN__ADD(rn__fmt("%s.m.%s", nd->id, nd->type->metrics[m]));
         for (int q = 0; nd->type->ratios && nd->type->ratios[q].name; q++)
@@ -162,10 +167,8 @@ static char **rn__sampler_layout(struct rn_status_sampler *s)
     }
     s->chain_at = n;
     for (int g = 0; g < job->n_groups; g++) {
-        char k[16];
-        snprintf(k, sizeof k, "%d", g);
-        RN__ADD(rn__fmt("chain.%s.busy", k, ""));
-        RN__ADD(rn__fmt("chain.%s.backpressure", k, ""));
+        RN__ADD(rn__fmt("chain.%d.busy", g));
+        RN__ADD(rn__fmt("chain.%d.backpressure", g));
     }
     /* one series per edge that has queues: producer chain head > consumer node */
     s->pair_at = n;
@@ -198,16 +201,6 @@ static char **rn__sampler_layout(struct rn_status_sampler *s)
 #undef RN__ADD
     s->n_series = n;
     return names;
-}
-
-static uint64_t rn__dead_letter_total(struct rn_job *job, const struct rn__node_figs *figs)
-{
-    int dl = rn_types_find(job->types, "dead_letter");
-    uint64_t total = 0;
-    for (int i = 0; i < job->n_nodes; i++)
-        for (uint32_t p = 1; p < job->nodes[i].type->n_outputs && p < 16; p++)
-            if (job->nodes[i].out_types[p] == dl) total += figs[i].ports[p];
-    return total;
 }
 
 /* Takes one sample of every series (sampler thread). */
@@ -267,7 +260,7 @@ static void rn__sample(struct rn_status_sampler *s)
     }
     for (size_t p = 0; p < s->n_pairs; p++)
         v[s->pair_at + p] = capy[p] ? (double)fill[p] / (double)capy[p] : 0;
-    v[s->job_at] = (double)rn__dead_letter_total(job, figs);
+    v[s->job_at] = (double)rn__dead_letters(job);
     size_t n_rows;
     struct rn__state_row *rows = rn__state_rows(job, &n_rows);
     if (n_rows) {

@@ -171,7 +171,7 @@ static const char *rn__kind(enum rn_op_kind k)
     return k == RN_KIND_SOURCE ? "source" : k == RN_KIND_SINK ? "sink" : "operator";
 }
 
-static uint64_t rn__dead_letters(struct rn_job *job)
+uint64_t rn__dead_letters(struct rn_job *job)
 {
     uint64_t total = 0;
     for (int i = 0; i < job->n_nodes; i++) {

@@ -28,6 +28,9 @@ struct rn__node_figs {
 /* Fills *f for node `node`; any thread once the job is built. */
 void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f);
 
+/* Records emitted on every side output of type dead_letter, routed or not. */
+uint64_t rn__dead_letters(struct rn_job *job);
+
 /* The keyed state of one worker thread. */
 struct rn__state_row {
     const char *chain;
