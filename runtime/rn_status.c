@@ -93,6 +93,34 @@ static void rn__json_wm(struct rn_buf *b, int64_t wm)
     else rn_json_i64(b, wm);
 }
 
+/* Node `node`'s figures per subtask, as a JSON list of {subtask, records_in,
+ * records_out, busy_s, watermark, late}. */
+static void rn__subtasks_json(struct rn_job *job, int node, struct rn_buf *b)
+{
+    const struct rn_group *g = &job->groups[job->nodes[node].group];
+    rn_buf_putc(b, '[');
+    int pos = 0;
+    while (g->tasks && g->nodes[pos] != node)
+        pos++;
+    for (uint32_t s = 0; g->tasks && s < g->parallelism; s++) {
+        struct rn_instance *in = g->tasks[s]->inst[pos];
+        rn_buf_printf(
+            b,
+            "%s{\"subtask\":%u,\"records_in\":%llu,\"records_out\":%llu,\"busy_s\":%.3f,"
+            "\"watermark\":",
+            s ? "," : "", s,
+            (unsigned long long)atomic_load_explicit(&in->records_in, memory_order_relaxed),
+            (unsigned long long)(in->n_ports ? atomic_load_explicit(&in->ports[0].records,
+                                                                    memory_order_relaxed)
+                                             : 0),
+            (double)atomic_load_explicit(&in->busy_ns, memory_order_relaxed) / 1e9);
+        rn__json_wm(b, atomic_load_explicit(&in->wm_seen, memory_order_relaxed));
+        rn_buf_printf(b, ",\"late\":%llu}",
+                      (unsigned long long)atomic_load_explicit(&in->late, memory_order_relaxed));
+    }
+    rn_buf_putc(b, ']');
+}
+
 static void rn__html_wm(struct rn_buf *b, int64_t wm)
 {
     if (wm == RN_TS_MIN) rn_buf_puts(b, "&ndash;");
@@ -255,7 +283,9 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
             if (den) rn_json_f64(b, ra->scale * (double)f.metrics[ra->num] / (double)den);
             else rn_buf_puts(b, "null");
         }
-        rn_buf_puts(b, "}}");
+        rn_buf_puts(b, "},\"subtasks\":");
+        rn__subtasks_json(job, i, b);
+        rn_buf_puts(b, "}");
     }
     rn_buf_puts(b, "],\"edges\":[");
     for (int e = 0; e < job->n_edges; e++) {

@@ -102,6 +102,9 @@
     var h = "<h3>" + RN.esc(o.id) + "</h3><table><tbody>" + rows.map(function (r) {
       return '<tr><th class="l" scope="row">' + RN.esc(r[0]) + '</th><td class="l">' + RN.esc(r[1]) + "</td></tr>";
     }).join("") + "</tbody></table>";
+    if (o.subtasks && o.subtasks.length) h += '<h3>Subtasks</h3><table><tr><th>subtask</th><th>records in</th><th>records out</th><th>busy</th><th class="l">watermark</th><th>late</th></tr>' +
+      o.subtasks.map(function (t) { return "<tr><td>" + t.subtask + "</td><td>" + RN.num(t.records_in) + "</td><td>" + RN.num(t.records_out) +
+        "</td><td>" + RN.dur(t.busy_s) + '</td><td class="l">' + RN.time(t.watermark) + "</td><td>" + RN.num(t.late) + "</td></tr>"; }).join("") + "</table>";
     var qs = job.queues.filter(function (q) { return q.to === id || q.from === id; });
     if (qs.length) h += '<h3>Subtask queues</h3><table><tr><th class="l">from</th><th class="l">to</th><th>fill</th><th>batches</th><th>blocked</th></tr>' +
       qs.map(function (q) { return '<tr><td class="l">' + RN.esc(q.from + "[" + q.from_subtask + "]") + '</td><td class="l">' +

@@ -11,7 +11,8 @@
 #   page        after the page has polled: the graph has every operator of /api/v1/job
 #               with live figures (a rate and its counts), every cross-chain edge mode is
 #               drawn, the records chart has >= 2 points, the learner panel shows the
-#               model version the job reports, the checkpoints table has a completed one
+#               model version the job reports, the checkpoints table has a completed one;
+#               selecting an operator shows its details with a row per subtask
 #   screenshot  a PNG of the page and of each view, kept as test artefacts
 #               (build/test-artifacts/webui/)
 #
@@ -162,13 +163,30 @@ PYEOF
 if [ $? -eq 0 ]; then pass "the job page in Chromium"; else fail "the job page in Chromium (DOM kept in $ART/job-dom.html)"; fi
 
 # The whole page, and each view alone and smaller (docs/img/ takes those: scripts/ui-screenshots.sh).
-echo '(async () => { for (let i = 0; i < 100 && +(document.body.dataset.polls || 0) < 3; i++)
-  await new Promise((r) => setTimeout(r, 200)); return +(document.body.dataset.polls || 0); })()' >"$TMP/wait.js"
+# Selecting an operator (join, two subtasks) opens its details, with a row per subtask.
+cat >"$TMP/wait.js" <<'JSEOF'
+(async () => {
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  for (let i = 0; i < 100 && +(document.body.dataset.polls || 0) < 3; i++) await sleep(200);
+  document.querySelector('g.op[data-id="join"]').dispatchEvent(new MouseEvent("click", { bubbles: true }));
+  await sleep(100);
+  const h = document.querySelector("#detail h3");
+  const sub = [...document.querySelectorAll("#detail h3")].find((e) => e.textContent === "Subtasks");
+  return { polls: +(document.body.dataset.polls || 0), detail: h ? h.textContent : null,
+           subtasks: sub ? sub.nextElementSibling.querySelectorAll("tr").length - 1 : 0,
+           selected: !!document.querySelector('g.op.sel[data-id="join"]') };
+})()
+JSEOF
 timeout 100 python3 "$SRC/tests/tools/cdp.py" --chromium "$CHROMIUM" --profile "$TMP/profile" \
     --url "http://$HTTP/" --js "$TMP/wait.js" --screenshot "$ART/job.png" --size 1400x1000 \
     --scale 0.6 --clip "#graph-sec=$ART/view-graph.png" --clip "#charts-sec=$ART/view-charts.png" \
     --clip "#checkpoints-sec=$ART/view-checkpoints.png" --clip "#learner-sec=$ART/view-learner.png" \
     --timeout 90 >"$TMP/shot.out" 2>&1
+if python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); sys.exit(0 if r["detail"] == "join" and r["subtasks"] == 2 and r["selected"] else 1)' "$TMP/shot.out" 2>/dev/null; then
+    pass "selecting an operator shows its details, one row per subtask"
+else
+    fail "operator details: $(cat "$TMP/shot.out")"
+fi
 if [ "$(head -c 8 "$ART/job.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] &&
     [ -s "$ART/view-graph.png" ] && [ -s "$ART/view-learner.png" ]; then
     pass "screenshots kept: $ART/job.png and view-*.png"

@@ -2,6 +2,7 @@
 # on a page of a running runnel, and the PASS/FAIL bookkeeping. Sourced; needs SRC, BIN, TMP.
 #
 #   need_chromium            exits 77 (ctest: skipped) with a message when there is none
+#                            ($CHROMIUM, else chromium on the PATH)
 #   browse URL BUDGET_MS     the page's DOM after BUDGET_MS of virtual time -> stdout
 #   screenshot URL BUDGET_MS FILE [WxH]   a PNG of the page after BUDGET_MS
 # Chromium runs headless as root (--no-sandbox) with a throwaway profile under $TMP; the
@@ -20,7 +21,7 @@ finish() {
 
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 need_chromium() {
-    if [ -z "$CHROMIUM" ]; then
+    if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
         echo "SKIP: chromium is not installed (bash scripts/install-deps.sh installs it)"
         exit 77
     fi

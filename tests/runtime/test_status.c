@@ -172,6 +172,10 @@ int main(void)
     CHECK_STR_CONTAINS(r, "\"state\":\"running\"");
     CHECK_STR_CONTAINS(r, "\"dead_letters\":1");
     CHECK_EQ_INT(op_figure(r, "by_user", "records_in"), 1000);
+    /* the web UI's additions: edges with their modes, figures per subtask */
+    CHECK_STR_CONTAINS(r, "\"edges\":[{\"from\":");
+    CHECK_STR_CONTAINS(r, "\"mode\":\"");
+    CHECK_STR_CONTAINS(r, "\"subtasks\":[{\"subtask\":0,\"records_in\":");
     free(r);
     r = http_get(addr, "/metrics");
     CHECK_STR_CONTAINS(r, "runnel_records_in_total{job=\"status-test\",operator=\"collect\"} 1001");
