@@ -429,6 +429,23 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
                                  "kind=\"%s\"} %llu\n",
                               jn, rows[i].chain, rows[i].subtask, names[k], (unsigned long long)v[k]);
         }
+        rn_buf_puts(b,
+                    "# HELP runnel_state_cache_lookups_total Keyed-state cache lookups per worker "
+                    "thread, by result.\n# TYPE runnel_state_cache_lookups_total counter\n");
+        for (size_t i = 0; i < n; i++)
+            rn_buf_printf(b,
+                          "runnel_state_cache_lookups_total{job=\"%s\",chain=\"%s\",subtask=\"%u\","
+                          "result=\"hit\"} %llu\nrunnel_state_cache_lookups_total{job=\"%s\","
+                          "chain=\"%s\",subtask=\"%u\",result=\"miss\"} %llu\n",
+                          jn, rows[i].chain, rows[i].subtask,
+                          (unsigned long long)rows[i].f.cache_hits, jn, rows[i].chain,
+                          rows[i].subtask, (unsigned long long)rows[i].f.cache_misses);
+        rn_buf_puts(b, "# HELP runnel_state_keys Estimated keys in a worker thread's keyed state.\n"
+                       "# TYPE runnel_state_keys gauge\n");
+        for (size_t i = 0; i < n; i++)
+            rn_buf_printf(b, "runnel_state_keys{job=\"%s\",chain=\"%s\",subtask=\"%u\"} %llu\n", jn,
+                          rows[i].chain, rows[i].subtask,
+                          (unsigned long long)rows[i].f.keys_estimate);
         free(rows);
     }
     rn__ckpt_render_prometheus(job, b);
