@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_webui_cluster.sh — the cluster page of the web UI (docs/cluster.md, docs/status.md)
 # in headless Chromium, driven over the DevTools protocol (tests/tools/cdp.py), against a
-# local cluster of two workers:
+# local cluster of two workers listening beyond loopback (so calls need the token):
 #
-#   validate    POST /api/v1/validate answers each problem with its line and column
+#   validate    POST /api/v1/validate answers each problem with its line and column; it
+#               needs the token
+#   token       the page's calls are refused (401, said on the page) until the token is given
 #   page        both workers are listed alive; a valid job typed into the submit form is
 #               accepted and submitted, and shows up running with its task; the Savepoint
 #               button takes one; a job with a misspelt operator shows its error at the
@@ -44,23 +46,28 @@ sinks:
 YAML
 # line 7, column 24: the operator's type is misspelt
 sed 's/op: log_collector/op: log_colector/' "$TMP/good.yaml" >"$TMP/bad.yaml"
-start_cluster 2
+# Beyond loopback, so that every call that changes something needs the token
+start_cluster 2 --listen 0.0.0.0:0
+TOKEN=$(tr -d '\n' <"$TMP/cluster/token")
+AUTH=(-H "Authorization: Bearer $TOKEN")
 
-r=$(curl -s -X POST --data-binary @"$TMP/bad.yaml" "http://$ADDR/api/v1/validate?file=bad.yaml")
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$TMP/good.yaml" "http://$ADDR/api/v1/validate")
+[ "$code" = 401 ] && pass "validate without the token: 401" || fail "validate without the token: $code"
+r=$(curl -s "${AUTH[@]}" -X POST --data-binary @"$TMP/bad.yaml" "http://$ADDR/api/v1/validate?file=bad.yaml")
 if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); p=d["problems"][0]
 sys.exit(0 if not d["ok"] and (p["line"], p["column"]) == (7, 24) and "log_collector" in p["message"] and d["error"].startswith("bad.yaml:7:24: ") else 1)' "$r"; then
     pass "validate: the misspelt operator at bad.yaml:7:24"
 else
     fail "validate: $r"
 fi
-r=$(curl -s -X POST --data-binary @"$TMP/good.yaml" "http://$ADDR/api/v1/validate")
+r=$(curl -s "${AUTH[@]}" -X POST --data-binary @"$TMP/good.yaml" "http://$ADDR/api/v1/validate")
 [ "$r" = '{"ok":true,"job":"webui","problems":[]}' ] && pass "validate: a good job" || fail "validate good: $r"
 
-python3 - "$TMP/good.yaml" "$TMP/bad.yaml" >"$TMP/steps.js" <<'PYEOF'
+python3 - "$TMP/good.yaml" "$TMP/bad.yaml" "$TOKEN" >"$TMP/steps.js" <<'PYEOF'
 import json, sys
-good, bad = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+good, bad, token = open(sys.argv[1]).read(), open(sys.argv[2]).read(), sys.argv[3]
 print("""(async () => {
-  const GOOD = %s, BAD = %s;
+  const GOOD = %s, BAD = %s, TOKEN = %s;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const until = async (f, ms) => { const end = Date.now() + ms;
     for (;;) { const v = f(); if (v || Date.now() > end) return v; await sleep(100); } };
@@ -71,6 +78,9 @@ print("""(async () => {
   out.workers = all("#workers tr[data-worker]").map((r) => r.dataset.alive);
   const ta = $("#yaml");
   ta.value = GOOD; ta.dispatchEvent(new Event("input"));
+  await window.rnValidate();
+  out.noToken = $("#problems").textContent;
+  $("#token").value = TOKEN; $("#token").dispatchEvent(new Event("change"));
   await window.rnValidate();
   out.valid = ($("#problems .valid") || {}).textContent || null;
   $("#submit").click();
@@ -99,7 +109,7 @@ print("""(async () => {
   await until(() => $('.job[data-job="webui"][data-state="canceled"]'), 30000);
   out.state = ($('.job[data-job="webui"]') || { dataset: {} }).dataset.state || null;
   return out;
-})()""" % (json.dumps(good), json.dumps(bad)))
+})()""" % (json.dumps(good), json.dumps(bad), json.dumps(token)))
 PYEOF
 timeout 120 python3 "$SRC/tests/tools/cdp.py" --chromium "$CHROMIUM" --profile "$TMP/profile" \
     --url "http://$ADDR/" --js "$TMP/steps.js" --screenshot "$ART/cluster.png" --size 1400x1600 \
@@ -114,6 +124,7 @@ check() { # label python-expression over r
     fi
 }
 check "page: both workers listed alive" "r['workers'] == ['true', 'true']"
+check "page: without the token the check is refused (401), with it the page goes on" "'401' in r['noToken'] and 'token' in r['noToken']"
 check "page: a good job is valid, submitted, running with its task" \
     "r['valid'] == 'valid: job webui' and r['running'] and r['action'].startswith('submitted: webui') and r['tasks'] == 1"
 check "page: the Savepoint button takes a savepoint" "'savepoint of webui accepted: savepoint #' in r['savepoint']"
