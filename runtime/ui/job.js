@@ -102,7 +102,7 @@
     var h = "<h3>" + RN.esc(o.id) + "</h3><table><tbody>" + rows.map(function (r) {
       return '<tr><th class="l" scope="row">' + RN.esc(r[0]) + '</th><td class="l">' + RN.esc(r[1]) + "</td></tr>";
     }).join("") + "</tbody></table>";
-    if (o.subtasks && o.subtasks.length) h += '<h3>Subtasks</h3><table><tr><th>subtask</th><th>records in</th><th>records out</th><th>busy</th><th class="l">watermark</th><th>late</th></tr>' +
+    if (o.subtasks && o.subtasks.length) h += '<h3>Subtasks</h3><table><tr><th>subtask</th><th>records in</th><th>records out</th><th>busy time (total)</th><th class="l">watermark</th><th>late</th></tr>' +
       o.subtasks.map(function (t) { return "<tr><td>" + t.subtask + "</td><td>" + RN.num(t.records_in) + "</td><td>" + RN.num(t.records_out) +
         "</td><td>" + RN.dur(t.busy_s) + '</td><td class="l">' + RN.time(t.watermark) + "</td><td>" + RN.num(t.late) + "</td></tr>"; }).join("") + "</table>";
     var qs = job.queues.filter(function (q) { return q.to === id || q.from === id; });

@@ -74,7 +74,7 @@ print("""(async () => {
   const $ = (q) => document.querySelector(q), all = (q) => [...document.querySelectorAll(q)];
   const out = {};
   window.confirm = () => true;
-  await until(() => all("#workers tr[data-worker]").length >= 2, 20000);
+  await until(() => all("#workers tr[data-worker][data-alive=true]").length >= 2, 30000);
   out.workers = all("#workers tr[data-worker]").map((r) => r.dataset.alive);
   const ta = $("#yaml");
   ta.value = GOOD; ta.dispatchEvent(new Event("input"));
@@ -90,7 +90,7 @@ print("""(async () => {
   out.tasks = await until(() => all('#tasks-webui tr[data-state="running"]').length, 30000);
   const sp = await until(() => $('button[data-op="savepoint"][data-id="webui"]:not([disabled])'), 30000);
   if (sp) sp.click();
-  await until(() => /savepoint/.test($("#action").textContent), 10000);
+  await until(() => /savepoint/.test($("#action").textContent), 30000);
   out.savepoint = $("#action").textContent;
   ta.value = BAD; ta.dispatchEvent(new Event("input"));
   $("#file").value = "bad.yaml";
@@ -104,17 +104,17 @@ print("""(async () => {
   await until(() => $('button[data-op="savepoint"][data-id="webui"]:not([disabled])'), 30000);
   const c = $('button[data-op="cancel"][data-id="webui"]');
   if (c) c.click();
-  await until(() => /cancel of webui/.test($("#action").textContent), 10000);
+  await until(() => /cancel of webui/.test($("#action").textContent), 30000);
   out.cancel = $("#action").textContent;
-  await until(() => $('.job[data-job="webui"][data-state="canceled"]'), 30000);
+  await until(() => $('.job[data-job="webui"][data-state="canceled"]'), 60000);
   out.state = ($('.job[data-job="webui"]') || { dataset: {} }).dataset.state || null;
   return out;
 })()""" % (json.dumps(good), json.dumps(bad), json.dumps(token)))
 PYEOF
-timeout 120 python3 "$SRC/tests/tools/cdp.py" --chromium "$CHROMIUM" --profile "$TMP/profile" \
+timeout 180 python3 "$SRC/tests/tools/cdp.py" --chromium "$CHROMIUM" --profile "$TMP/profile" \
     --url "http://$ADDR/" --js "$TMP/steps.js" --screenshot "$ART/cluster.png" --size 1400x1600 \
     --scale 0.6 --clip "main=$ART/view-cluster.png" \
-    --timeout 100 >"$TMP/result.json" 2>"$TMP/cdp.err"
+    --timeout 170 >"$TMP/result.json" 2>"$TMP/cdp.err"
 echo "  page said: $(cat "$TMP/result.json" "$TMP/cdp.err")" | cut -c1-1500
 check() { # label python-expression over r
     if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$TMP/result.json" 2>/dev/null; then
