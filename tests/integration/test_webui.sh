@@ -28,8 +28,6 @@ cd "$SRC" || exit 1
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/runnel-webui.XXXXXX")
 . "$SRC/tests/integration/webui_lib.sh"
 need_chromium
-ART=$BIN/test-artifacts/webui
-mkdir -p "$ART"
 jpid=
 spid=
 trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; [ -n "$jpid" ] && kill -TERM "$jpid" 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT

@@ -28,8 +28,6 @@ ok() { pass "$@"; }
 bad() { fail "$@"; }
 . "$SRC/tests/integration/cluster_lib.sh"
 trap 'stop_cluster; rm -rf "$TMP"' EXIT
-ART=$BIN/test-artifacts/webui
-mkdir -p "$ART"
 
 "$BIN/rn_loggen" --events 4000 --users 100 --seed 1 --out "$TMP/in.jsonl" 2>/dev/null
 cat >"$TMP/good.yaml" <<YAML

@@ -1,5 +1,6 @@
 # webui_lib.sh — shared by the web UI's browser tests (test_webui*.sh): headless Chromium
-# on a page of a running runnel, and the PASS/FAIL bookkeeping. Sourced; needs SRC, BIN, TMP.
+# on a page of a running runnel, and the PASS/FAIL bookkeeping. Sourced; needs SRC, BIN, TMP;
+# sets ART, the folder for the tests' artefacts.
 #
 #   need_chromium            exits 77 (ctest: skipped) with a message when there is none
 #                            ($CHROMIUM, else chromium on the PATH)
@@ -20,6 +21,9 @@ finish() {
 }
 
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+# where the screenshots and the page's DOM are kept (test artefacts)
+ART=$BIN/test-artifacts/webui
+mkdir -p "$ART"
 need_chromium() {
     if [ -z "$CHROMIUM" ] || [ ! -x "$CHROMIUM" ]; then
         echo "SKIP: chromium is not installed (bash scripts/install-deps.sh installs it)"
