@@ -5,10 +5,12 @@
 #   need_chromium            exits 77 (ctest: skipped) with a message when there is none
 #                            ($CHROMIUM, else chromium on the PATH)
 #   browse URL BUDGET_MS     the page's DOM after BUDGET_MS of virtual time -> stdout
-#   screenshot URL BUDGET_MS FILE [WxH]   a PNG of the page after BUDGET_MS
+#   wait_for SECONDS CMD...  runs CMD every 0.2 s until it succeeds (1 if it never does)
+#
 # Chromium runs headless as root (--no-sandbox) with a throwaway profile under $TMP; the
 # virtual time budget lets the page's timers and fetches run without waiting in real time
-# for what the page does not wait on, so a loaded machine only slows it down.
+# for what the page does not wait on, so a loaded machine only slows it down. Pages that
+# must be clicked or typed into, and screenshots, go through tests/tools/cdp.py.
 
 passed=0
 failed=0
@@ -38,11 +40,6 @@ chromium_run() {
 }
 
 browse() { chromium_run --virtual-time-budget="$2" --dump-dom "$1"; }
-
-screenshot() {
-    chromium_run --virtual-time-budget="$2" --window-size="${4:-1400,2400}" \
-        --hide-scrollbars --screenshot="$3" "$1" >/dev/null
-}
 
 # wait_for SECONDS CMD... : runs CMD every 0.2 s until it succeeds; 1 if it never does.
 wait_for() {
