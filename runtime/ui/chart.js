@@ -59,7 +59,8 @@ var RnChart = (function () {
     });
     this.fig.setAttribute("data-points", String(most));
     if (span && xmax > -Infinity) xmin = Math.max(xmin, xmax - span);
-    if (!(xmax > xmin)) { xmax = (xmax > -Infinity ? xmax : Date.now()); xmin = xmax - (span || 60000); }
+    // one point (or none): a minute's axis ending there
+    if (!(xmax > xmin)) { xmax = (xmax > -Infinity ? xmax : Date.now()); xmin = xmax - 60000; }
     if (!(ymax > -Infinity)) { ymin = 0; ymax = 1; }
     if (ymax === ymin) ymax = ymin + (Math.abs(ymin) || 1);
     ymax += (ymax - ymin) * 0.05;
@@ -76,7 +77,8 @@ var RnChart = (function () {
       var xv = xmin + (xmax - xmin) * k / 4;
       var tx = svg("text", { x: sx(xv), y: H - 6, "text-anchor": k === 0 ? "start" : k === 4 ? "end" : "middle",
                              "class": "axis" });
-      tx.textContent = new Date(xv).toISOString().substr(11, 8);
+      // HH:MM:SS, with tenths when the axis spans less than 10 s
+      tx.textContent = new Date(xv).toISOString().substr(11, xmax - xmin < 10000 ? 10 : 8);
       s.appendChild(tx);
     }
     var step = this.opts.step, summary = [];
