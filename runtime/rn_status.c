@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_tree.h>
 
 #include "rn_assets_int.h"
@@ -125,7 +126,15 @@ static void rn__html_wm(struct rn_buf *b, int64_t wm)
 {
     if (wm == RN_TS_MIN) rn_buf_puts(b, "&ndash;");
     else if (wm == RN_TS_MAX) rn_buf_puts(b, "+&infin;");
-    else rn_buf_printf(b, "%lld", (long long)wm);
+    else {
+        /* as a UTC time to the millisecond, with the epoch ms in its tooltip */
+        time_t sec = (time_t)(wm >= 0 ? wm / 1000 : (wm - 999) / 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        rn_buf_printf(b, "<span title=\"%lld\">%s.%03d</span>", (long long)wm, when,
+                      (int)(wm - (int64_t)sec * 1000));
+    }
 }
 
 /* Rows for every task that has a state backend (malloc'd; *n of them). */
