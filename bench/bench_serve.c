@@ -131,7 +131,8 @@ static void bs_write_items(const char *path, uint32_t items, uint64_t seed)
 
 static struct rn_model *bs_model(uint64_t seed)
 {
-    struct rn_model_shape sh = {BS_D, RN_PHI_SIMPLE_DIM(BS_D), 65536, 16};
+    struct rn_model_shape sh = {
+        .dim = BS_D, .phi = RN_PHI_SIMPLE_DIM(BS_D), .buckets = 65536, .positions = 16};
     struct rn_model *m = rn_model_create(&sh);
     uint64_t s = seed;
     for (size_t i = 0; i < m->at.n; i++)

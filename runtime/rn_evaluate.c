@@ -149,50 +149,6 @@ int rn_ope_estimate(const struct rn_ope_obs *obs, size_t n, const size_t *start,
 
 /* ---- logged data ---------------------------------------------------------- */
 
-struct rn_ope_slot {
-    uint32_t item; /* index into the item table */
-    uint32_t pos;  /* as logged */
-    double prop;
-    double reward;
-};
-
-struct rn_ope_list {
-    int64_t ts;
-    uint32_t user;
-    uint32_t first, n; /* slots[first .. first + n) */
-    char *request;
-    uint32_t ctx_first, n_ctx; /* ctx[ctx_first .. + n_ctx): the sample's numeric context */
-};
-
-/* One numeric field of a sample's context: name (index into ctx_names) and value. */
-struct rn_ope_ctxval {
-    uint32_t name;
-    double v;
-};
-
-/* A string -> dense index table (open addressing on rn_hash64). */
-struct rn_ope_intern {
-    char **names;
-    uint64_t *hashes;
-    size_t n, cap_names;
-    uint32_t *slots; /* index + 1, 0 empty */
-    size_t cap;      /* power of two */
-};
-
-struct rn_ope_data {
-    struct rn_ope_list *lists;
-    size_t n_lists, cap_lists;
-    struct rn_ope_slot *slots;
-    size_t n_slots, cap_slots;
-    struct rn_ope_intern items, users, ctx_names;
-    struct rn_ope_ctxval *ctx;
-    size_t n_ctx, cap_ctx;
-    uint32_t min_pos, max_pos, max_list;
-    /* The catalogue of position p: cat[p - min_pos] holds n_cat[..] item indices. */
-    uint32_t **cat;
-    uint32_t *n_cat;
-};
-
 static uint32_t rn_ope_intern_get(struct rn_ope_intern *t, const char *s)
 {
     size_t len = strlen(s);
@@ -618,9 +574,10 @@ static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data
                 "model:%s version %lld has dim %u and phi %u; want dim %u (the embeddings) and "
                 "phi %u (%s)",
                 arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D, F,
-                o->state_network ? "the output size of --state-network"
-                                 : "the simple state features and --context: is --state-network or --context "
-                                   "missing?");
+                o->state_network
+                    ? "the output size of --state-network"
+                    : "the simple state features and --context: is --state-network or --context "
+                      "missing?");
         return RN_EINVAL;
     }
     pol->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&pol->spec, pol->emb) + 1);
@@ -968,7 +925,8 @@ int rn_evaluate_main(int argc, char **argv)
         static const char *const with_value[] = {
             "--data",    "--policy",       "--train-fraction", "--bootstrap",
             "--seed",    "--epsilon",      "--embeddings",     "--candidates",
-            "--history", "--half-life-ms", "--state-network", "--context", NULL};
+            "--history", "--half-life-ms", "--state-network",  "--context",
+            NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++)
             known |= strcmp(a, with_value[k]) == 0;

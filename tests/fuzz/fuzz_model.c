@@ -49,7 +49,7 @@ static void rn_fuzz_write_seeds(const char *dir)
 {
     char err[512], store[300], path[600];
     snprintf(store, sizeof store, "%s/seed-store", rn_fuzz_dir());
-    struct rn_model_shape sh = {4, 6, 8, 3};
+    struct rn_model_shape sh = {.dim = 4, .phi = 6, .buckets = 8, .positions = 3};
     struct rn_model *m = rn_model_create(&sh);
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = (float)i / 7.0f;
