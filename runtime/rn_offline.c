@@ -52,13 +52,18 @@ double rn_off_topk_weight(double pi, double beta, uint32_t k, double cap)
 }
 
 double rn_off_reinforce_loss(const struct rn_model *m, const float *phi, const float *E,
-                             const uint64_t *ids, uint32_t n, uint32_t a, double ret, double beta,
-                             uint32_t k, double cap, float *grad, double *pi_a, double *w,
-                             float *scratch)
+                             const uint32_t *bucket, uint32_t n, uint32_t a, double ret,
+                             double beta, uint32_t k, double cap, float *grad, double *pi_a,
+                             double *w, float *scratch)
 {
     uint32_t d = m->shape.dim, f = m->shape.phi;
     float *z = scratch, *u = scratch + n;
-    rn_model_advantages(m, phi, E, ids, n, z);
+    const float *b = m->params + m->at.b;
+    /* the scores of rn_model_advantages, with the buckets computed once */
+    rn_model_action(m, phi, u);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0f, E, (int)d, u, 1, 0.0f, z, 1);
+    for (uint32_t i = 0; i < n; i++)
+        z[i] += b[bucket[i]];
     float mx = z[0];
     for (uint32_t i = 1; i < n; i++)
         mx = z[i] > mx ? z[i] : mx;
@@ -75,7 +80,7 @@ double rn_off_reinforce_loss(const struct rn_model *m, const float *phi, const f
         /* ∂(−coef log π_a)/∂z_i = coef (π_i − [i = a]), coef held constant */
         for (uint32_t i = 0; i < n; i++) {
             z[i] = (float)(coef * ((double)z[i] / sum - (i == a ? 1.0 : 0.0)));
-            grad[m->at.b + ids[i] % m->shape.buckets] += z[i];
+            grad[m->at.b + bucket[i]] += z[i];
         }
         /* ∂/∂w = Eᵀ dz, ∂/∂W = (Eᵀ dz) φᵀ */
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)d, 1.0f, E, (int)d, z, 1, 0.0f, u, 1);
@@ -380,26 +385,39 @@ static void rn__off_adam_free(struct rn__off_adam *a)
 }
 
 /* One Adam step (β 0.9, 0.999, ε 1e-8, bias-corrected) of x along the mean
- * gradient g / count, after clipping it to an L2 norm of 10. Returns -1 when
- * the gradient is not finite (x untouched). */
+ * gradient g / count, after clipping it to an L2 norm of 10; only the n_idx
+ * parameters listed in idx when idx is not NULL (the gradient is zero
+ * elsewhere, and an entry whose gradient was always zero never moves, so
+ * this is the dense step). Returns -1 when the gradient is not finite (x
+ * untouched). */
 static int rn__off_adam_step(struct rn__off_adam *a, float *x, const float *g, double count,
-                             double lr)
+                             double lr, const uint32_t *idx, size_t n_idx)
 {
+    size_t n = idx ? n_idx : a->n;
     double norm = 0;
-    for (size_t i = 0; i < a->n; i++)
+    for (size_t k = 0; k < n; k++) {
+        size_t i = idx ? idx[k] : k;
         norm += (double)g[i] * g[i];
+    }
     norm = sqrt(norm) / count;
     if (!isfinite(norm)) return -1;
-    double k = (norm > 10.0 ? 10.0 / norm : 1.0) / count;
+    double s = (norm > 10.0 ? 10.0 / norm : 1.0) / count;
     a->t++;
     double c1 = 1.0 - pow(0.9, (double)a->t), c2 = 1.0 - pow(0.999, (double)a->t);
-    for (size_t i = 0; i < a->n; i++) {
-        double gi = k * g[i];
+    for (size_t k = 0; k < n; k++) {
+        size_t i = idx ? idx[k] : k;
+        double gi = s * g[i];
         a->m1[i] = (float)(0.9 * a->m1[i] + 0.1 * gi);
         a->m2[i] = (float)(0.999 * a->m2[i] + 0.001 * gi * gi);
         x[i] -= (float)(lr * (a->m1[i] / c1) / (sqrt(a->m2[i] / c2) + 1e-8));
     }
     return 0;
+}
+
+static int rn__off_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* target ← (1 − τ) target + τ x */
@@ -462,6 +480,21 @@ static int rn__off_reinforce(const struct rn__off_set *s, const struct rn__off_o
     for (size_t l = 0; l < s->n; l++)
         for (uint32_t i = 0; i < d->lists[l].n; i++)
             owner[d->lists[l].first + i] = l;
+    uint32_t *bucket = rn_xmalloc((s->n_items + 1) * sizeof *bucket);
+    for (size_t i = 0; i < s->n_items; i++)
+        bucket[i] = (uint32_t)(s->ids[i] % m->shape.buckets);
+    /* the parameters a step moves: W, w and the catalogue's buckets */
+    uint32_t *upd = rn_xmalloc((m->at.b + s->n_items + 1) * sizeof *upd);
+    size_t n_upd = 0;
+    for (size_t i = 0; i < m->at.b; i++)
+        upd[n_upd++] = (uint32_t)i;
+    for (size_t i = 0; i < s->n_items; i++)
+        upd[n_upd++] = (uint32_t)(m->at.b + bucket[i]);
+    qsort(upd + m->at.b, n_upd - m->at.b, sizeof *upd, rn__off_cmp_u32);
+    size_t uniq = m->at.b;
+    for (size_t i = m->at.b; i < n_upd; i++)
+        if (uniq == m->at.b || upd[i] != upd[uniq - 1]) upd[uniq++] = upd[i];
+    n_upd = uniq;
     rn__off_init(m->params + m->at.W, (size_t)s->D * s->F, s->F, r);
     struct rn__off_adam adam;
     rn__off_adam_init(&adam, m->at.n);
@@ -473,7 +506,8 @@ static int rn__off_reinforce(const struct rn__off_set *s, const struct rn__off_o
         double sum_loss = 0, sum_w = 0, max_w = 0;
         for (size_t b0 = 0; b0 < n_ex && !rc; b0 += o->batch) {
             size_t nb = RN_MIN((size_t)o->batch, n_ex - b0);
-            memset(grad, 0, m->at.n * sizeof *grad);
+            for (size_t k = 0; k < n_upd; k++)
+                grad[upd[k]] = 0;
             for (size_t k = 0; k < nb; k++) {
                 size_t slot = ex[b0 + k], l = owner[slot];
                 const struct rn_ope_list *L = &d->lists[l];
@@ -485,13 +519,13 @@ static int rn__off_reinforce(const struct rn__off_set *s, const struct rn__off_o
                 double cont = s->next[l] >= 0 ? o->gamma * s->ret[s->next[l]] : 0.0;
                 double R = sl->reward + cont * sl->reward / rl;
                 double pi, w;
-                sum_loss += rn_off_reinforce_loss(m, s->phi + l * s->F, s->E, s->ids,
+                sum_loss += rn_off_reinforce_loss(m, s->phi + l * s->F, s->E, bucket,
                                                   (uint32_t)s->n_items, sl->item, R, sl->prop,
                                                   o->topk, o->cap, grad, &pi, &w, scratch);
                 sum_w += w;
                 max_w = w > max_w ? w : max_w;
             }
-            if (rn__off_adam_step(&adam, m->params, grad, (double)nb, o->lr))
+            if (rn__off_adam_step(&adam, m->params, grad, (double)nb, o->lr, upd, n_upd))
                 rc = rn__off_nonfinite(o->algo, "policy", ep);
         }
         rep->transitions += n_ex;
@@ -505,6 +539,8 @@ static int rn__off_reinforce(const struct rn__off_set *s, const struct rn__off_o
     free(scratch);
     free(ex);
     free(owner);
+    free(bucket);
+    free(upd);
     return rc;
 }
 
@@ -621,16 +657,16 @@ static int rn__off_actor_critic(const struct rn__off_set *s, const struct rn__of
                 }
             }
             items += nbi;
-            if (rn__off_adam_step(&ac, critic, gc, (double)nbi, o->lr)) {
+            if (rn__off_adam_step(&ac, critic, gc, (double)nbi, o->lr, NULL, 0)) {
                 rc = rn__off_nonfinite(o->algo, "critic", ep);
                 break;
             }
-            if (rn__off_adam_step(&aa, m->params, ga, (double)nb, o->lr)) {
+            if (rn__off_adam_step(&aa, m->params, ga, (double)nb, o->lr, NULL, 0)) {
                 rc = rn__off_nonfinite(o->algo, bcq ? "perturbation" : "actor", ep);
                 break;
             }
             if (bcq) {
-                if (rn__off_adam_step(&av, vae, gv, (double)nbi, o->lr)) {
+                if (rn__off_adam_step(&av, vae, gv, (double)nbi, o->lr, NULL, 0)) {
                     rc = rn__off_nonfinite(o->algo, "VAE", ep);
                     break;
                 }
@@ -788,7 +824,7 @@ static int rn__off_train(const struct rn__off_opts *opts)
            "train_seconds=%.3f ns_per_transition=%.1f params=%zu version=%" PRId64
            " store=%s total_seconds=%.3f\n",
            o->algo, s.n, s.n_slots, o->epochs, secs,
-           rep.transitions ? (double)(t2 - t1) / (double)rep.transitions : 0.0, m->at.n, v.id,
+           (double)(t2 - t1) / ((double)s.n_slots * o->epochs), m->at.n, v.id,
            o->out, (double)(rn_now_ns() - t0) / 1e9);
     rc = 0;
 fail_train:

@@ -21,17 +21,18 @@ double rn_off_topk_weight(double pi, double beta, uint32_t k, double cap);
 
 /* REINFORCE with the top-K off-policy correction, for one rewarded logged
  * item a: the softmax policy of the actor `m` over the n items whose
- * embeddings are the rows of E (n x D) and hashed ids `ids`,
- * π(i | s) ∝ exp(e_iᵀ a(s) + b[id_i mod H]), and the surrogate loss
+ * embeddings are the rows of E (n x D) and whose item-bias buckets are
+ * bucket[i] = id_i mod H, π(i | s) ∝ exp(e_iᵀ a(s) + b[bucket_i]) (the
+ * scores rn_model_advantages serves), and the surrogate loss
  * −c · log π(a | s) with c = rn_off_topk_weight(π(a|s), beta, k, cap) · ret
  * held constant (the weight is not differentiated: Chen et al.'s estimator).
  * *pi_a and *w receive π(a | s) and the weight; scratch holds n + D floats.
  * Adds the gradient (m->at.n floats) to grad when it is not NULL. Needs a
  * linear actor without perturbation. */
 double rn_off_reinforce_loss(const struct rn_model *m, const float *phi, const float *E,
-                             const uint64_t *ids, uint32_t n, uint32_t a, double ret, double beta,
-                             uint32_t k, double cap, float *grad, double *pi_a, double *w,
-                             float *scratch);
+                             const uint32_t *bucket, uint32_t n, uint32_t a, double ret,
+                             double beta, uint32_t k, double cap, float *grad, double *pi_a,
+                             double *w, float *scratch);
 
 /* The critic of DDPG and BCQ: Q(s, a) = vᵀφ + aᵀ(Mφ + m), parameters
  * v [F] | M [D, F] | m [D] in one array of rn_off_critic_size floats. */

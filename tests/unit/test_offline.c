@@ -90,7 +90,7 @@ static void test_topk_weight(void)
     m->params[m->at.b + 1] = logf(2.0f);
     m->params[m->at.b + 2] = logf(3.0f);
     float E[3 * D] = {0}, phi[F] = {1, 2, 3, 4}, scratch[3 + D];
-    uint64_t ids[3] = {0, 1, 2};
+    uint32_t ids[3] = {0, 1, 2};
     double pi, w;
     /* item 1, β = 0.5, K = 2, R = 2: w = (1/3)/0.5 · 2 · (2/3) = 8/9,
      * loss = −(8/9) · 2 · ln(1/3) */
@@ -115,7 +115,7 @@ static void test_topk_weight(void)
 struct rctx {
     struct rn_model *m;
     float phi[F], E[5 * D];
-    uint64_t ids[5];
+    uint32_t ids[5];
     double cap;
     uint32_t k;
 };
@@ -175,7 +175,7 @@ static void test_gradients(void)
     for (uint32_t i = 0; i < 5 * D; i++)
         rc.E[i] = frand();
     for (uint32_t i = 0; i < 5; i++)
-        rc.ids[i] = 1000 + 3 * i;
+        rc.ids[i] = (1000 + 3 * i) % 7;
     CHECK_EQ_INT(check_fd("reinforce", reinforce_fn, &rc, rc.m->params, rc.m->at.n), 0);
     /* Uncapped and K = 5: the weight is held constant, so the gradient is
      * that of the capped case times coef / (cap · R) — the same direction. */
