@@ -381,9 +381,12 @@ void rn_model_advantages(const struct rn_model *m, const float *phi, const float
     uint32_t d = m->shape.dim, f = m->shape.phi;
     float ustack[256], *u = d <= 256 ? ustack : rn_xmalloc(d * sizeof *u);
     if (m->shape.kind == RN_MODEL_ACTOR) {
-        float *x = m->shape.perturb ? rn_xmalloc((f + 2u * d) * sizeof *x) : NULL;
+        /* the perturbation's input [φ; a0] and output: on the stack when small (the
+         * request path allocates nothing) */
+        size_t nx = m->shape.perturb ? (size_t)f + 2u * d : 0;
+        float xstack[1024], *x = nx <= 1024 ? xstack : rn_xmalloc(nx * sizeof *x);
         rn__actor_action(m, phi, u, x);
-        free(x);
+        if (x != xstack) free(x);
     } else {
         memcpy(u, m->params + m->at.w, d * sizeof *u);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f,
@@ -398,9 +401,10 @@ void rn_model_action(const struct rn_model *m, const float *phi, float *a)
     rn__blas_single_thread();
     uint32_t d = m->shape.dim, f = m->shape.phi;
     if (m->shape.kind == RN_MODEL_ACTOR) {
-        float *x = m->shape.perturb ? rn_xmalloc((f + 2u * d) * sizeof *x) : NULL;
+        size_t nx = m->shape.perturb ? (size_t)f + 2u * d : 0;
+        float xstack[1024], *x = nx <= 1024 ? xstack : rn_xmalloc(nx * sizeof *x);
         rn__actor_action(m, phi, a, x);
-        free(x);
+        if (x != xstack) free(x);
         return;
     }
     memcpy(a, m->params + m->at.w, d * sizeof *a);

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 
+from eval_report import stats  # mean and normal-approximation 95 % interval
+
 MODELS = ["popularity", "dueling-q", "reinforce-topk", "ddpg", "bcq"]
 LABEL = {
     "popularity": "popularity (the logging policy)",
@@ -25,14 +27,6 @@ LABEL = {
     "ddpg": "DDPG",
     "bcq": "BCQ (VAE + perturbation + Q)",
 }
-
-
-def stats(xs):
-    n = len(xs)
-    m = sum(xs) / n
-    v = sum((x - m) ** 2 for x in xs) / (n - 1) if n > 1 else 0.0
-    h = 1.96 * math.sqrt(v / n) if n > 1 else float("nan")
-    return m, m - h, m + h
 
 
 def returns(path, tail):
