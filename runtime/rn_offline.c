@@ -813,7 +813,7 @@ static int rn__off_train(const struct rn__off_opts *opts)
                                  .updates = rep.transitions,
                                  .transitions = s.n_slots,
                                  .loss = rep.last_loss,
-                                 .mean_q = rep.extra};
+                                 .mean_q = reinforce ? 0.0 : -rep.extra}; /* mean Q(s, a(s)) */
     free(vs);
     if (rn_store_publish(o->out, m, &v, err, sizeof err)) {
         fprintf(stderr, "runnel train-offline: %s\n", err);
@@ -824,8 +824,8 @@ static int rn__off_train(const struct rn__off_opts *opts)
            "train_seconds=%.3f ns_per_transition=%.1f params=%zu version=%" PRId64
            " store=%s total_seconds=%.3f\n",
            o->algo, s.n, s.n_slots, o->epochs, secs,
-           (double)(t2 - t1) / ((double)s.n_slots * o->epochs), m->at.n, v.id,
-           o->out, (double)(rn_now_ns() - t0) / 1e9);
+           (double)(t2 - t1) / ((double)s.n_slots * o->epochs), m->at.n, v.id, o->out,
+           (double)(rn_now_ns() - t0) / 1e9);
     rc = 0;
 fail_train:
     rn_model_destroy(m);
