@@ -307,6 +307,23 @@ static void test_store_round_trip(void)
     CHECK_EQ_INT(rn_st_write(path, &t, 1, k, v, 1, err, sizeof err), 0);
     CHECK(rn_model_read(path, err, sizeof err) == NULL);
     CHECK_STR_CONTAINS(err, "unknown model format 'someone-else/9'");
+    /* a perturbation layer of the wrong shape is refused, naming the shapes */
+    {
+        float W[6] = {0}, w[3] = {0}, P[3 * 4] = {0}, pb[3] = {0};
+        struct rn_tensor at[4] = {{"actor.weight", 2, {3, 2}, W},
+                                  {"actor.bias", 1, {3}, w},
+                                  {"perturb.weight", 2, {3, 4}, P},
+                                  {"perturb.bias", 1, {3}, pb}};
+        const char *ak[] = {"format", "activation"}, *av[] = {"runnel-actor/1", "tanh"};
+        CHECK_EQ_INT(rn_st_write(path, at, 4, ak, av, 2, err, sizeof err), 0);
+        CHECK(rn_model_read(path, err, sizeof err) == NULL);
+        CHECK_STR_CONTAINS(err, "'perturb.weight' [3, 5]");
+        /* and an unknown activation by name */
+        av[1] = "relu";
+        CHECK_EQ_INT(rn_st_write(path, at, 2, ak, av, 2, err, sizeof err), 0);
+        CHECK(rn_model_read(path, err, sizeof err) == NULL);
+        CHECK_STR_CONTAINS(err, "unknown activation 'relu'");
+    }
     /* an actor without its bias names what is missing */
     v[0] = "runnel-actor/1";
     CHECK_EQ_INT(rn_st_write(path, &t, 1, k, v, 1, err, sizeof err), 0);
