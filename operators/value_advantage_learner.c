@@ -611,9 +611,8 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
         return rc;
     /* Versions count from 1; anything else is not a snapshot this learner wrote. */
     if (v->next_version < 1 || pub < 0) {
-        rn_op_errorf(op,
-                     "learner state in the checkpoint is corrupt (next version %" PRId64
-                     ", published updates %" PRId64 ")",
+        rn_op_errorf(op, "learner state in the checkpoint is corrupt (next version %" PRId64
+                         ", published updates %" PRId64 ")",
                      v->next_version, pub);
         return RN_ECORRUPT;
     }

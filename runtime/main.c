@@ -82,34 +82,32 @@ static void *rn__watchdog(void *arg)
 
 static int rn__usage(FILE *out)
 {
-    fprintf(out,
-            "usage: runnel validate JOB.yaml [--set key=value]...\n"
-            "       runnel run JOB.yaml [--set key=value]... [--quiet] [--hold] [--fresh]\n"
-            "                  [--from-checkpoint DIR] [--token-file PATH]\n"
-            "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
-            "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
-            "       runnel status ADDRESS|JOB.yaml\n"
-            "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
-            "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
-            "       runnel train-offline --algo A --data PATH --embeddings FILE --out DIR (--help: "
-            "more)\n"
-            "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
-            "       runnel cluster start --workers N | coordinator | worker (--help: more)\n"
-            "       runnel submit|list|status|savepoint|cancel|rescale|workers ... (a cluster;\n"
-            "              see runnel submit --help)\n"
-            "       runnel dev-kafka [--brokers N] [--port P] [--topics T:N,...]\n"
-            "       runnel schema\n"
-            "       runnel version\n"
-            "\n"
-            "--set key=value overrides a key of the job file: a dotted path, where a\n"
-            "list element is named by its id, e.g. --set operators.collect.max_items=50\n"
-            "or --set sources.logs.path=/tmp/x.jsonl.\n"
-            "--hold keeps the status page up after a bounded job ends (until Ctrl-C).\n"
-            "With checkpoint: in the job, run restores the latest completed checkpoint;\n"
-            "--fresh starts empty instead, --from-checkpoint DIR restores DIR.\n"
-            "When http.listen is not loopback-only, POST calls (checkpoints, savepoints,\n"
-            "model pin/rollback) need the bearer token in --token-file (default\n"
-            "$RUNNEL_TOKEN_FILE, else var/token; made with mode 0600 if missing).\n");
+    fprintf(out, "usage: runnel validate JOB.yaml [--set key=value]...\n"
+                 "       runnel run JOB.yaml [--set key=value]... [--quiet] [--hold] [--fresh]\n"
+                 "                  [--from-checkpoint DIR] [--token-file PATH]\n"
+                 "       runnel savepoint ADDRESS|JOB.yaml [--no-wait]\n"
+                 "       runnel checkpoint ADDRESS|JOB.yaml [--no-wait]\n"
+                 "       runnel status ADDRESS|JOB.yaml\n"
+                 "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
+                 "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
+                 "       runnel train-offline --algo A --data PATH ... (--help: more)\n"
+                 "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
+                 "       runnel cluster start --workers N | coordinator | worker (--help: more)\n"
+                 "       runnel submit|list|status|savepoint|cancel|rescale|workers ... (a cluster;\n"
+                 "              see runnel submit --help)\n"
+                 "       runnel dev-kafka [--brokers N] [--port P] [--topics T:N,...]\n"
+                 "       runnel schema\n"
+                 "       runnel version\n"
+                 "\n"
+                 "--set key=value overrides a key of the job file: a dotted path, where a\n"
+                 "list element is named by its id, e.g. --set operators.collect.max_items=50\n"
+                 "or --set sources.logs.path=/tmp/x.jsonl.\n"
+                 "--hold keeps the status page up after a bounded job ends (until Ctrl-C).\n"
+                 "With checkpoint: in the job, run restores the latest completed checkpoint;\n"
+                 "--fresh starts empty instead, --from-checkpoint DIR restores DIR.\n"
+                 "When http.listen is not loopback-only, POST calls (checkpoints, savepoints,\n"
+                 "model pin/rollback) need the bearer token in --token-file (default\n"
+                 "$RUNNEL_TOKEN_FILE, else var/token; made with mode 0600 if missing).\n");
     return 2;
 }
 
@@ -137,9 +135,8 @@ static void rn__schema_kind(enum rn_op_kind kind, const char *title, struct rn_b
             rn_buf_printf(b, "%s%s `%s`: %s", p ? " " : "", p ? "Side output" : "Output",
                           p ? t->outputs[p].name : t->outputs[p].type, t->outputs[p].description);
         if (t->flags & RN_OP_KEYED)
-            rn_buf_printf(b, " Keyed: partitioned by `key:`%s%s%s.",
-                          t->default_key ? " (default `" : "", t->default_key ? t->default_key : "",
-                          t->default_key ? "`)" : "");
+            rn_buf_printf(b, " Keyed: partitioned by `key:`%s%s%s.", t->default_key ? " (default `" : "",
+                          t->default_key ? t->default_key : "", t->default_key ? "`)" : "");
         rn_buf_puts(b, "\n\n");
         if (t->config && t->config[0].name)
             rn_config_doc(t->config, b);

@@ -574,10 +574,9 @@ static int rn_ope_model_open(struct rn_ope_policy *pol, const struct rn_ope_data
                 "model:%s version %lld has dim %u and phi %u; want dim %u (the embeddings) and "
                 "phi %u (%s)",
                 arg, (long long)id, pol->model->shape.dim, pol->model->shape.phi, D, F,
-                o->state_network
-                    ? "the output size of --state-network"
-                    : "the simple state features and --context: is --state-network or --context "
-                      "missing?");
+                o->state_network ? "the output size of --state-network"
+                                 : "the simple state features and --context: is --state-network or --context "
+                                   "missing?");
         return RN_EINVAL;
     }
     pol->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&pol->spec, pol->emb) + 1);
@@ -925,8 +924,7 @@ int rn_evaluate_main(int argc, char **argv)
         static const char *const with_value[] = {
             "--data",    "--policy",       "--train-fraction", "--bootstrap",
             "--seed",    "--epsilon",      "--embeddings",     "--candidates",
-            "--history", "--half-life-ms", "--state-network",  "--context",
-            NULL};
+            "--history", "--half-life-ms", "--state-network", "--context", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++)
             known |= strcmp(a, with_value[k]) == 0;

@@ -123,57 +123,29 @@ struct rn_phi_cfg {
     uint32_t n_ctx;
 };
 
-#define RN_PHI_CONFIG_KEYS(type, m)                                                                \
-    {"embeddings",                                                                                 \
-     RN_CT_STRING,                                                                                 \
-     NULL,                                                                                         \
-     NULL,                                                                                         \
-     offsetof(type, m.embeddings),                                                                 \
+#define RN_PHI_CONFIG_KEYS(type, m)                                                              \
+    {"embeddings", RN_CT_STRING, NULL, NULL, offsetof(type, m.embeddings),                         \
      "Item-embedding table (`item_id v1 ... vD` lines): the same file for the experience "         \
      "collector, the learner and inference. Required.",                                            \
-     NULL,                                                                                         \
-     RN_CK_REQUIRED,                                                                               \
-     0,                                                                                            \
-     0},                                                                                           \
-        {"history",                                                                                \
-         RN_CT_INT,                                                                                \
-         "10",                                                                                     \
-         "items",                                                                                  \
-         offsetof(type, m.history),                                                                \
+     NULL, RN_CK_REQUIRED, 0, 0},                                                                  \
+        {"history", RN_CT_INT, "10", "items", offsetof(type, m.history),                           \
          "How many of the user's latest feedback items the state features use (the same in the "   \
          "learner and inference).",                                                                \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         1,                                                                                        \
-         1000},                                                                                    \
-        {"half_life",                                                                              \
-         RN_CT_DURATION,                                                                           \
-         "30m",                                                                                    \
-         "ms",                                                                                     \
-         offsetof(type, m.half_life),                                                              \
-         "Half-life of the time-decayed history sum in the simple state features.",                \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         1,                                                                                        \
+         NULL, 0, 1, 1000},                                                                        \
+        {"half_life", RN_CT_DURATION, "30m", "ms", offsetof(type, m.half_life),                    \
+         "Half-life of the time-decayed history sum in the simple state features.", NULL, 0, 1,    \
          (int64_t)1 << 50},                                                                        \
-        {"state_network",                                                                          \
-         RN_CT_STRING,                                                                             \
-         NULL,                                                                                     \
-         NULL,                                                                                     \
-         offsetof(type, m.state_network),                                                          \
+        {"state_network", RN_CT_STRING, NULL, NULL, offsetof(type, m.state_network),               \
          "A pretrained state network (`runnel pretrain`'s FILE.safetensors) that computes the "    \
-         "state features instead of the simple ones; the model's `phi` is then its output size. "  \
+         "state features instead of the simple ones; the model's `phi` is then its output size. " \
          "The learner, inference, the simulator and `runnel evaluate` must name the same file.",   \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         0,                                                                                        \
-         0},                                                                                       \
+         NULL, 0, 0, 0},                                                                           \
     {                                                                                              \
         "context_fields", RN_CT_NODE, NULL, NULL, offsetof(type, m.context_node),                  \
-            "Request-context fields appended to the simple state features (a list of names; "      \
-            "default none): log_collector's `context_fields`, so phi is [simple phi | context "    \
+            "Request-context fields appended to the simple state features (a list of names; "     \
+            "default none): log_collector's `context_fields`, so phi is [simple phi | context "   \
             "values] (dimension 2D+2+C; a missing value counts as 0). Over HTTP, inference reads " \
-            "them from the body's `context` object. Not with `state_network`.",                    \
+            "them from the body's `context` object. Not with `state_network`.",                   \
             NULL, 0, 0, 0                                                                          \
     }
 

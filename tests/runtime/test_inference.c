@@ -441,8 +441,7 @@ static void check_context(void)
     pthread_t th;
     pthread_create(&th, NULL, run_thread, &run);
     int64_t deadline = mono_ms() + 30000;
-    while (!rn_job_serve_address(j)[0] && mono_ms() < deadline)
-        usleep(5000);
+    while (!rn_job_serve_address(j)[0] && mono_ms() < deadline) usleep(5000);
     char sv[128], out[4096], body[1024];
     snprintf(sv, sizeof sv, "%s", rn_job_serve_address(j));
     int64_t ts = 1700000500000;
@@ -473,8 +472,7 @@ static void check_context(void)
         CHECK_EQ_INT(version, 1);
         float phi[RN_PHI_SIMPLE_DIM(D) + 1], E[K * D], scores[K];
         uint64_t ids[K];
-        for (uint32_t i = 0; i < K; i++)
-            ids[i] = hid(hcand[i]);
+        for (uint32_t i = 0; i < K; i++) ids[i] = hid(hcand[i]);
         rn_phi_simple(emb, HISTORY, HALF_LIFE_MS, NULL, 0, ts, phi);
         phi[RN_PHI_SIMPLE_DIM(D)] = (float)hour;
         rn_embed_rows(emb, ids, K, E);
@@ -630,15 +628,14 @@ int main(void)
     }
     /* No candidates: the whole embedding table is ranked (top-K over the
      * catalogue); the slate holds `slate` distinct items of the table. */
-    CHECK_EQ_INT(
-        call(sv, "POST", "/api/v1/recommend", "{\"user\":\"u3\",\"k\":3}", out, sizeof out), 200);
+    CHECK_EQ_INT(call(sv, "POST", "/api/v1/recommend", "{\"user\":\"u3\",\"k\":3}", out, sizeof out),
+                 200);
     CHECK_STR_CONTAINS(out, "\"items\":[\"i");
     CHECK_STR_CONTAINS(out, "\"model_version\":1");
     {
         const char *it = strstr(out, "\"items\":[");
         int commas = 0;
-        for (const char *p = it; p && *p && *p != ']'; p++)
-            commas += *p == ',';
+        for (const char *p = it; p && *p && *p != ']'; p++) commas += *p == ',';
         CHECK_EQ_INT(commas, 2);
     }
     /* Bad requests, each with its status and reason. */
