@@ -4,8 +4,8 @@
  * Principal components of an item table: the D x D covariance of its vectors
  * (in double), diagonalised by cyclic Jacobi rotations (exact for a symmetric
  * matrix, deterministic, and cheap for the tens of dimensions item tables
- * have), its top d eigenvectors as the new axes. The result keeps the item ids
- * and their order, so a student's table names the same items as its teacher's.
+ * have), its top d eigenvectors as the new axes. The result keeps the item ids,
+ * so a student's table names the same items as its teacher's.
  */
 #include <errno.h>
 #include <math.h>
@@ -143,7 +143,7 @@ static int rn__reduce_usage(FILE *f)
 {
     fprintf(f, "usage: runnel embed-reduce IN OUT --dim N\n"
                "  Writes IN's item table in N dimensions (its top N principal components) to\n"
-               "  OUT, the same items in the same order: a distilled student's\n"
+               "  OUT, the same items: a distilled student's\n"
                "  student_embeddings (docs/learning.md, \"Distillation\").\n");
     return f == stdout ? 0 : 2;
 }

@@ -12,8 +12,8 @@
 /* Reads the table at `in`, projects every vector (centred on the table's mean)
  * onto the table's top `dim` principal components (largest variance first,
  * each component's sign fixed so that its largest entry is positive) and
- * writes `item_id v1 ... vdim` lines to `out` atomically, in the input's
- * item order. *explained gets the fraction of the variance kept (may be NULL).
+ * writes `item_id v1 ... vdim` lines to `out` atomically (in the table's
+ * order, by item-id hash). *explained gets the fraction of the variance kept (may be NULL).
  * Returns 0, or < 0 with a message naming the file. */
 int rn_embed_reduce(const char *in, uint32_t dim, const char *out, double *explained, char *errbuf,
                     size_t errlen);

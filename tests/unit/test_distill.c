@@ -7,16 +7,20 @@
  * distillation gradient with respect to every student parameter and the
  * projection; the distiller's bytes round trip; and a student that learns to
  * rank like a fixed teacher on synthetic users over items the log never
- * showed, which the same student without distillation cannot.
+ * showed, which the same student without distillation cannot; and the
+ * principal components `runnel embed-reduce` writes for a student's table, on
+ * a table whose answer is known.
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "rn_distill.h"
+#include "rn_embed_reduce.h"
 #include "rn_rand.h"
 #include "rn_test.h"
 
@@ -441,6 +445,42 @@ static void test_student_learns(void)
     rn_learner_destroy(teacher);
 }
 
+/* Five items along (1, 1, 0, 0)/√2 at t = −2..2 plus e3 · s with Σ s = Σ t s = 0:
+ * the first component is that direction (variance 2.5), the second e3 (0.025). */
+static void test_embed_reduce(void)
+{
+    char in[128], out[128], err[256];
+    snprintf(in, sizeof in, "%s/pca-in.txt", dir);
+    snprintf(out, sizeof out, "%s/pca-out.txt", dir);
+    CHECK(mkdir(dir, 0700) == 0);
+    FILE *f = fopen(in, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    const double t[5] = {-2, -1, 0, 1, 2}, sv[5] = {0.1, -0.2, 0, 0.2, -0.1};
+    for (int i = 0; i < 5; i++)
+        fprintf(f, "i%d %.9f %.9f %.9f 0\n", i, t[i] / sqrt(2.0), t[i] / sqrt(2.0), sv[i]);
+    fclose(f);
+    double kept = 0;
+    CHECK_EQ_INT(rn_embed_reduce(in, 1, out, &kept, err, sizeof err), 0);
+    CHECK(close_to(kept, 2.5 / 2.525, 1e-6));
+    struct rn_embed *r = rn_embed_load(out, err, sizeof err);
+    CHECK(r && rn_embed_dim(r) == 1 && rn_embed_count(r) == 5);
+    for (int i = 0; r && i < 5; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "i%d", i);
+        const float *v = rn_embed_get(r, rn_hash64(name, strlen(name)));
+        CHECK(v && fabs(v[0] - t[i]) < 1e-5); /* sign: the larger entry positive */
+    }
+    rn_embed_destroy(r);
+    CHECK_EQ_INT(rn_embed_reduce(in, 2, out, &kept, err, sizeof err), 0);
+    CHECK(close_to(kept, 1.0, 1e-9));
+    CHECK(rn_embed_reduce(in, 5, out, NULL, err, sizeof err) < 0);
+    CHECK_STR_CONTAINS(err, "cannot reduce 5 items of dimension 4 to 5");
+    unlink(in);
+    unlink(out);
+    rmdir(dir);
+}
+
 int main(void)
 {
     rn_rand_seed(&rng, 15, 3);
@@ -452,6 +492,7 @@ int main(void)
     make_tables();
     test_distill_gradient();
     test_student_learns();
+    test_embed_reduce();
     char err[256];
     struct rn_learner *wrong = make_learner(DT, 0); /* not taken on failure */
     CHECK(rn_distiller_create(wrong, temb, semb, &dcfg, err, sizeof err) == NULL);
