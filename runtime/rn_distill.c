@@ -57,14 +57,18 @@ uint32_t rn_distill_filter(const float *a_t, const float *a_s, const uint64_t *i
     return n;
 }
 
-/* log-softmax of a / tau into lp (n doubles). */
+/* log-softmax of a / tau into lp (n >= 1 doubles). */
 static void rn__log_softmax(const float *a, uint32_t n, double tau, double *lp)
 {
-    double mx = -INFINITY, z = 0;
-    for (uint32_t i = 0; i < n; i++)
+    /* shifted by the largest, whose term is exp(0) = 1: the sum is >= 1 */
+    double mx = a[0] / tau, z = 1;
+    for (uint32_t i = 1; i < n; i++)
         if (a[i] / tau > mx) mx = a[i] / tau;
+    uint32_t top = 0;
+    while (top + 1 < n && a[top] / tau != mx) /* (bounded: a NaN never compares equal) */
+        top++;
     for (uint32_t i = 0; i < n; i++)
-        z += exp(a[i] / tau - mx);
+        if (i != top) z += exp(a[i] / tau - mx);
     double lz = mx + log(z);
     for (uint32_t i = 0; i < n; i++)
         lp[i] = a[i] / tau - lz;

@@ -4,7 +4,8 @@
 #   1. a learner with a student publishes the teacher's versions byte for byte as the
 #      plain learner does, and the student's beside them (same ids, d = 4 tensors);
 #   2. the student served (rn_sim --model-embeddings) ranks the pages once its first
-#      version is due and beats random ranking of the same sessions;
+#      version is due and beats random ranking of the same sessions; the inference
+#      operator serves the student's store with its table, unchanged;
 #   3. runnel embed-reduce keeps the items and refuses a bad --dim;
 #   4. a student store without a student table is refused at load, naming the place.
 set -u
@@ -69,8 +70,13 @@ grep -q 'distill_updates [1-9]' "$tmp/teacher/job.txt" && ok "the job counted di
   bad "no distill_updates in the job's metrics"
 
 # 2. the student served
+# (the job's inference operator serves the student too: the same model kind, its table)
 SIM_MODELS="$tmp/student/student-models" SIM_ARGS="--model-embeddings $tmp/d4.txt" \
-  loop student "${student[@]}" --set "operators.learn.student_model_store=$tmp/student/student-models"
+  loop student "${student[@]}" --set "operators.learn.student_model_store=$tmp/student/student-models" \
+  --set "operators.rank.model_store=$tmp/student/student-models" --set "operators.rank.embeddings=$tmp/d4.txt"
+served=$(grep -c '"model_version":[1-9]' "$tmp/student/out/recommendations.jsonl" 2>/dev/null)
+[ "${served:-0}" -gt 1000 ] && ok "inference served $served impressions from student versions" ||
+  bad "inference served ${served:-0} impressions from student versions"
 used=$(grep -c '"model_version":[1-9]' "$tmp/student/log.jsonl" 2>/dev/null)
 [ "${used:-0}" -gt 1000 ] && ok "$used impressions ranked by student versions" ||
   bad "${used:-0} impressions ranked by student versions"
