@@ -6,13 +6,15 @@
 #   2. the student served (rn_sim --model-embeddings) ranks the pages once its first
 #      version is due and beats random ranking of the same sessions; the inference
 #      operator serves the student's store with its table, unchanged;
-#   3. runnel embed-reduce keeps the items and refuses a bad --dim;
-#   4. a student store without a student table is refused at load, naming the place.
+#   3. a job with a student stopped midway (SIGTERM) and restored from its checkpoint
+#      publishes the same teacher and student versions as one run straight through;
+#   4. runnel embed-reduce keeps the items and refuses a bad --dim; a student store
+#      without a student table is refused at load, naming the place.
 set -u
 cd "${RUNNEL_SRC:?}"
 bin=${RUNNEL_BIN:?}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 pass=0 fail=0
 ok() { echo "PASS $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
@@ -87,6 +89,38 @@ ms=$(mean "$tmp/student/returns.txt") mr=$(mean "$tmp/random.txt")
 awk -v a="$ms" -v b="$mr" 'BEGIN { exit !(a > 1.5 * b) }' &&
   ok "student served: $ms per session over the last 3,000 vs random's $mr" ||
   bad "student served: $ms per session vs random's $mr"
+
+# 3. a student survives a stop and restore: the job over the plain loop's log, bounded,
+# once straight and once stopped with SIGTERM midway (paced so that it is midway) and
+# restarted from its checkpoint, publishes the same teacher and student versions
+bounded() { # NAME [runnel options]; call it in a subshell: it becomes the job (exec), so
+  # that $! of a backgrounded one is the job's pid
+  local name=$1
+  shift
+  RUNNEL_LOG="$tmp/plain/log.jsonl" RUNNEL_FOLLOW=false RUNNEL_VAR="$tmp/$name/var" \
+    RUNNEL_OUT="$tmp/$name/out" RUNNEL_MODELS="$tmp/$name/models" \
+    RUNNEL_EMBEDDINGS="$tmp/plain/embeddings.txt" RUNNEL_HTTP=127.0.0.1:0 RUNNEL_SERVE=127.0.0.1:0 \
+    exec "$bin/runnel" run jobs/guess-you-like.yaml "${student[@]}" \
+    --set "operators.learn.student_model_store=$tmp/$name/student-models" \
+    --set checkpoint.interval=300ms "$@"
+}
+(bounded straight --fresh) >"$tmp/straight.txt" 2>&1 || bad "the bounded job failed: $(tail -3 "$tmp/straight.txt")"
+(bounded stopped --fresh --set sources.logs.max_rate=8000) >"$tmp/stopped1.txt" 2>&1 &
+pid=$!
+for _ in $(seq 200); do # until a few versions are out
+  [ "$(ls "$tmp/stopped/student-models" 2>/dev/null | grep -c json)" -ge 4 ] && break
+  sleep 0.05
+done
+kill -TERM $pid
+wait $pid
+before=$(ls "$tmp/stopped/student-models" | grep -c json)
+(bounded stopped) >"$tmp/stopped2.txt" 2>&1 || bad "the restarted job failed: $(tail -3 "$tmp/stopped2.txt")"
+if grep -q "restoring from" "$tmp/stopped2.txt" && diff -r "$tmp/straight/student-models" "$tmp/stopped/student-models" >/dev/null &&
+  diff -r "$tmp/straight/models" "$tmp/stopped/models" >/dev/null; then
+  ok "stopped after $before versions and restored: teacher and student stores identical to a straight run"
+else
+  bad "stop and restore with a student: $(grep restoring "$tmp/stopped2.txt"; diff -rq "$tmp/straight" "$tmp/stopped" | grep -v '/var\|/out' | head -5)"
+fi
 
 # 4. configuration errors name the place
 "$bin/runnel" validate jobs/guess-you-like.yaml --set operators.learn.student_model_store=/x \
