@@ -5,6 +5,7 @@
  *
  *   build/bench_distill --model NAME=STORE,TABLE [--model ...] [--requests 20000]
  *                       [--candidates 50] [--slate 5] [--rounds 5] [--train-student TABLE]
+ *                       [--recall 100]
  *
  * Scoring: for each model (the current version of STORE, scored with its item table
  * TABLE) the same requests — a 10-item history and `candidates` items drawn from the
@@ -13,13 +14,15 @@
  * ε-greedy slate (ε 0.05). Models take turns round by round, so that they see the same
  * machine; per model it prints the median over rounds of p50 and p99 (ns per request), the
  * p50 of the model's own part (rn_model_advantages: u = Wφ + w and A for every candidate)
- * and that per candidate, the multiply-adds per request (D·F + K·D) and the model's
- * parameters and bytes.
+ * and that per candidate, the same scoring repeated in cache, CPU time of one block per
+ * call ("hot": the arithmetic without clock reads, misses or time off the CPU), the
+ * multiply-adds per request (D·F + K·D)
+ * and the model's parameters and bytes.
  *
  * Training (--train-student TABLE, with the first --model as the teacher's shape and
  * table): mini-batches of 32 synthetic transitions (5 shown items, rewards 1 on a tenth)
  * through rn_learner_update alone, and through rn_distill_update (student on TABLE,
- * recall 100, top 3) plus the same teacher update; CPU µs per transition (getrusage),
+ * recall --recall, top 3) plus the same teacher update; CPU µs per transition (getrusage),
  * median over rounds.
  */
 #include <stdio.h>
@@ -40,7 +43,7 @@ struct bd_model {
     struct rn_model *m;
     struct rn_embed *emb;
     struct rn_phi_spec spec;
-    double *p50, *p99, *m50;
+    double *p50, *p99, *m50, *hot;
 };
 
 static int64_t bd_now_ns(void)
@@ -84,7 +87,7 @@ static double bd_u(void *r)
 /* One round of `requests` requests through model b; the same seed gives the same
  * requests to every model. */
 static void bd_score_round(struct bd_model *b, uint32_t requests, uint32_t k, uint32_t slate,
-                           uint64_t seed, int64_t *ns, int64_t *model_ns)
+                           uint64_t seed, int64_t *ns, int64_t *model_ns, double *hot_ns)
 {
     uint32_t d = b->m->shape.dim, f = b->m->shape.phi;
     size_t count = rn_embed_count(b->emb);
@@ -116,6 +119,12 @@ static void bd_score_round(struct bd_model *b, uint32_t requests, uint32_t k, ui
         ns[q] = bd_now_ns() - t0;
         model_ns[q] = t2 - t1;
     }
+    /* the model's arithmetic alone, in cache: the last request's scoring, again and again,
+     * as one block of CPU time (no clock reads in between; time off the CPU not counted) */
+    double c0 = bd_cpu_s();
+    for (uint32_t q = 0; q < requests; q++)
+        rn_model_advantages(b->m, phi, E, ids, k, adv);
+    *hot_ns = (bd_cpu_s() - c0) * 1e9 / requests;
     free(E);
     free(phi);
     free(adv);
@@ -193,7 +202,8 @@ static struct rn_learner *bd_learner(uint32_t d)
 
 /* CPU µs per transition of `batches` mini-batches: the teacher alone, and with the
  * student distilling beside it; median over rounds. */
-static void bd_train(const struct bd_model *t, const char *student_table, int rounds)
+static void bd_train(const struct bd_model *t, const char *student_table, int rounds,
+                     uint32_t recall)
 {
     char err[512];
     struct rn_embed *semb = rn_embed_load(student_table, err, sizeof err);
@@ -224,7 +234,7 @@ static void bd_train(const struct bd_model *t, const char *student_table, int ro
     double *alone = calloc((size_t)rounds, sizeof(double));
     double *with = calloc((size_t)rounds, sizeof(double));
     double *small = calloc((size_t)rounds, sizeof(double));
-    struct rn_distill_cfg dc = {100, 3, 1.0, 1.0, 0.1, 10000, 0.003};
+    struct rn_distill_cfg dc = {recall, 3, 1.0, 1.0, 0.1, 10000, 0.003};
     for (int round = 0; round < rounds; round++) {
         struct rn_learner *teacher = bd_learner(rn_embed_dim(t->emb));
         double c0 = bd_cpu_s();
@@ -256,7 +266,7 @@ static void bd_train(const struct bd_model *t, const char *student_table, int ro
            rounds, NBATCH);
     printf("  teacher alone (D=%u)            %8.2f\n", rn_embed_dim(t->emb),
            bd_median(alone, rounds));
-    printf("  teacher + distilled student (d=%u) %8.2f\n", rn_embed_dim(semb),
+    printf("  teacher + distilled student (d=%u, recall %u) %8.2f\n", rn_embed_dim(semb), recall,
            bd_median(with, rounds));
     printf("  small learner alone (d=%u)       %8.2f\n", rn_embed_dim(semb),
            bd_median(small, rounds));
@@ -274,7 +284,7 @@ int main(int argc, char **argv)
 {
     struct bd_model models[BD_MAX_MODELS];
     int n = 0, rounds = 5;
-    uint32_t requests = 20000, k = 50, slate = 5;
+    uint32_t requests = 20000, k = 50, slate = 5, recall = 100;
     const char *train_student = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = i + 1 < argc ? argv[i + 1] : NULL;
@@ -286,7 +296,7 @@ int main(int argc, char **argv)
             }
             *eq = *comma = 0;
             models[n++] =
-                (struct bd_model){spec, eq + 1, comma + 1, NULL, NULL, {0}, NULL, NULL, NULL};
+                (struct bd_model){spec, eq + 1, comma + 1, NULL, NULL, {0}, NULL, NULL, NULL, NULL};
             i++;
         } else if (strcmp(argv[i], "--requests") == 0 && a) {
             requests = (uint32_t)strtoul(argv[++i], NULL, 10);
@@ -296,11 +306,14 @@ int main(int argc, char **argv)
             slate = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--rounds") == 0 && a) {
             rounds = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--recall") == 0 && a) {
+            recall = (uint32_t)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--train-student") == 0 && a) {
             train_student = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_distill --model NAME=STORE,TABLE ... [--requests N] "
-                            "[--candidates K] [--slate L] [--rounds R] [--train-student TABLE]\n");
+                            "[--candidates K] [--slate L] [--rounds R] [--train-student TABLE] "
+                            "[--recall N]\n");
             return 2;
         }
     }
@@ -329,11 +342,13 @@ int main(int argc, char **argv)
         b->p50 = calloc((size_t)rounds, sizeof(double));
         b->p99 = calloc((size_t)rounds, sizeof(double));
         b->m50 = calloc((size_t)rounds, sizeof(double));
+        b->hot = calloc((size_t)rounds, sizeof(double));
     }
     int64_t *ns = malloc(requests * sizeof *ns), *mns = malloc(requests * sizeof *mns);
     for (int round = 0; round < rounds; round++)
         for (int j = 0; j < n; j++) {
-            bd_score_round(&models[j], requests, k, slate, 1000 + (uint64_t)round, ns, mns);
+            bd_score_round(&models[j], requests, k, slate, 1000 + (uint64_t)round, ns, mns,
+                           &models[j].hot[round]);
             qsort(ns, requests, sizeof *ns, bd_cmp_i64);
             qsort(mns, requests, sizeof *mns, bd_cmp_i64);
             models[j].m50[round] = (double)mns[requests / 2];
@@ -342,17 +357,18 @@ int main(int argc, char **argv)
         }
     printf("scoring %u candidates, slate %u, %u requests x %d rounds (median of rounds):\n", k,
            slate, requests, rounds);
-    printf("  %-10s %4s %4s %9s %9s %12s %13s %9s %9s %9s\n", "model", "D", "F", "p50 ns", "p99 ns",
-           "model p50 ns", "model ns/item", "MACs/req", "params", "bytes");
+    printf("  %-10s %4s %4s %9s %9s %12s %13s %12s %9s %9s %9s\n", "model", "D", "F", "p50 ns",
+           "p99 ns", "model p50 ns", "model ns/item", "model hot ns", "MACs/req", "params",
+           "bytes");
     for (int j = 0; j < n; j++) {
         struct bd_model *b = &models[j];
         uint32_t d = b->m->shape.dim, f = b->m->shape.phi;
         double p50 = bd_median(b->p50, rounds), p99 = bd_median(b->p99, rounds);
-        double m50 = bd_median(b->m50, rounds);
-        printf("  %-10s %4u %4u %9.0f %9.0f %12.0f %13.1f %9u %9zu %9zu\n", b->name, d, f, p50, p99,
-               m50, m50 / k, d * f + k * d, b->m->at.n, b->m->at.n * sizeof(float));
+        double m50 = bd_median(b->m50, rounds), hot = bd_median(b->hot, rounds);
+        printf("  %-10s %4u %4u %9.0f %9.0f %12.0f %13.1f %12.0f %9u %9zu %9zu\n", b->name, d, f,
+               p50, p99, m50, m50 / k, hot, d * f + k * d, b->m->at.n, b->m->at.n * sizeof(float));
     }
-    if (train_student) bd_train(&models[0], train_student, rounds);
+    if (train_student) bd_train(&models[0], train_student, rounds, recall);
     for (int j = 0; j < n; j++) {
         rn_model_destroy(models[j].m);
         rn_phi_spec_close(&models[j].spec);
@@ -360,6 +376,7 @@ int main(int argc, char **argv)
         free(models[j].p50);
         free(models[j].p99);
         free(models[j].m50);
+        free(models[j].hot);
         free((char *)models[j].name);
     }
     free(ns);
