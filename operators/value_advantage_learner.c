@@ -844,8 +844,8 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
                              "(student_embeddings' dimension changed?)");
             return rc;
         }
-        rn_op_metric_add(op, M_DIST_UPDATES, rn_distiller_stats(v->dist)->updates);
-        rn_op_metric_add(op, M_DIST_ITEMS, rn_distiller_stats(v->dist)->items);
+        /* the distillation counters count from this start, so that their ratios
+         * (teacher_confidence, mean_distill_kl) stay averages of what they sum */
     }
     const struct rn_learn_stats *st = rn_learner_stats(v->l);
     rn_op_metric_add(op, M_UPDATES, st->updates);
