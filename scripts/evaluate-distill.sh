@@ -66,7 +66,8 @@ def ci(path, last):
 def cpu(run):
     t = open(f"{out}/runs/{run}/job.txt").read()
     m = re.search(r"head=learn records=(\d+) cpu_s=([0-9.]+)", t)
-    return float(m.group(2)) * 1e6 / int(m.group(1)) if m else float("nan")
+    # a job that missed its stop deadline prints no thread report
+    return f"{float(m.group(2)) * 1e6 / int(m.group(1)):.1f}" if m else "—"
 rows = [("teacher", "dueling-Q learner = teacher (D = 16)"),
         ("student", f"distilled student (d = {dim}), served"),
         ("small", f"small learner without a teacher (d = {dim})")]
@@ -95,7 +96,7 @@ lines += ["", "Learner thread CPU per transition in the loop (µs; job.txt, chai
           "| run | " + " | ".join(f"seed {s}" for s in seeds) + " |",
           "| --- |" + " --- |" * len(seeds)]
 for key, label in rows:
-    lines.append(f"| {label} | " + " | ".join(f"{cpu(f'{key}-{s}'):.1f}" for s in seeds) + " |")
+    lines.append(f"| {label} | " + " | ".join(cpu(f"{key}-{s}") for s in seeds) + " |")
 lines += ["", "```", open(f"{out}/bench.txt").read().rstrip(), "```", ""]
 open(f"{out}/results.md", "w").write("\n".join(lines))
 print("\n".join(lines))
