@@ -303,6 +303,9 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
         ex.mode = RN_EXPLORE_SOFTMAX;
         ex.temperature = 1.0;
         version = 0;
+        /* equal scores: the softmax is uniform (the buffer holds no scores yet, or a
+         * previous request's) */
+        memset(x->scores, 0, k * sizeof *x->scores);
     }
     rn_model_feed_exit(s->feed, slot);
     struct rn_rand r;

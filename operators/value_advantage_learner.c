@@ -23,9 +23,19 @@
  * `publish_every` updates, every `publish_interval` of wall time and when a
  * checkpoint completes.
  *
+ * Distillation (DRL-Rec, rn_distill.h). With `student_model_store`, the model
+ * above is a teacher and a student of the same structure over a lower-
+ * dimension item table (`student_embeddings`) learns beside it from every
+ * mini-batch, before the teacher takes its step: its own TD loss plus the
+ * confidence-weighted list-wise KL and hint losses on the items explore and
+ * filter picks. The teacher learns exactly as without a student (the same
+ * versions, byte for byte); the student's versions go to their own store with
+ * the same ids at the same moments, for an inference operator to serve.
+ *
  * The whole learner (online and target parameters, optimiser moments,
- * counters), the waiting transitions and the partial mini-batch are operator
- * state in the same checkpoint as the stream (snapshot/restore).
+ * counters), the student's, the waiting transitions and the partial
+ * mini-batch are operator state in the same checkpoint as the stream
+ * (snapshot/restore).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -34,8 +44,10 @@
 #include <string.h>
 
 #include "rn_checkpoint.h"
+#include "rn_distill.h"
 #include "rn_model.h"
 #include "rn_operator.h"
+#include "rn_rand.h"
 #include "rn_sample.h"
 
 enum { RN_VAL_SGD, RN_VAL_ADAGRAD, RN_VAL_ADAM };
@@ -51,6 +63,10 @@ struct rn_val_cfg {
     int64_t batch_size, target_every, item_buckets, positions;
     int deterministic;
     int64_t publish_event_time, publish_every, publish_interval;
+    /* distillation */
+    const char *student_store, *student_embeddings;
+    int64_t distill_recall, distill_top, distill_half_life;
+    double distill_temperature, distill_kl_weight, distill_hint_weight;
 };
 
 static const struct rn_config_key rn_val_keys[] = {
@@ -97,6 +113,39 @@ static const struct rn_config_key rn_val_keys[] = {
     {"publish_interval", RN_CT_DURATION, "10s", "ms", offsetof(struct rn_val_cfg, publish_interval),
      "Otherwise: publish a version at least this often (wall time) while learning.", NULL, 0, 1,
      (int64_t)1 << 40},
+    {"student_model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, student_store),
+     "Distillation (DRL-Rec): the model store of a student that learns from this learner's "
+     "model (the teacher) and is published beside it, same version ids, same moments. Default "
+     "none: no student.",
+     NULL, 0, 0, 0},
+    {"student_embeddings", RN_CT_STRING, NULL, NULL,
+     offsetof(struct rn_val_cfg, student_embeddings),
+     "The student's item table: the same item ids as `embeddings` in fewer dimensions (e.g. "
+     "`runnel embed-reduce`'s output); its dimension is the student's. Required with "
+     "student_model_store.",
+     NULL, 0, 0, 0},
+    {"distill_recall", RN_CT_INT, "100", "items", offsetof(struct rn_val_cfg, distill_recall),
+     "Explore: items drawn from the student's table per transition (seeded by the request), "
+     "besides the shown ones, that both models score.",
+     NULL, 0, 0, 100000},
+    {"distill_top", RN_CT_INT, "3", "items", offsetof(struct rn_val_cfg, distill_top),
+     "Filter: the teacher's and the student's top this many of the explored items are "
+     "distilled (their union).",
+     NULL, 0, 1, 10000},
+    {"distill_temperature", RN_CT_DOUBLE, "1", NULL,
+     offsetof(struct rn_val_cfg, distill_temperature),
+     "Temperature of the softmaxes over advantages in the list-wise KL loss.", NULL, 0, 0, 0},
+    {"distill_kl_weight", RN_CT_DOUBLE, "1", NULL, offsetof(struct rn_val_cfg, distill_kl_weight),
+     "Weight of the confidence-weighted list-wise KL loss in the student's loss.", NULL, 0, 0, 0},
+    {"distill_hint_weight", RN_CT_DOUBLE, "0.1", NULL,
+     offsetof(struct rn_val_cfg, distill_hint_weight),
+     "Weight of the hint loss (the student's user vector projected onto the teacher's), times "
+     "the teacher's mean confidence.",
+     NULL, 0, 0, 0},
+    {"distill_confidence_half_life", RN_CT_INT, "10000", "items",
+     offsetof(struct rn_val_cfg, distill_half_life),
+     "Half-life of the teacher's running confidence, 1 / (1 + |Q − y|) over shown items.", NULL, 0,
+     1, (int64_t)1 << 40},
     RN_CONFIG_END,
 };
 
@@ -115,6 +164,22 @@ static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
     }
     if (!(c->l2 >= 0) || !(c->clip >= 0)) {
         rn_cfg_errf(errbuf, errlen, node, "l2 and clip must be >= 0");
+        return RN_EINVAL;
+    }
+    if (!c->student_store != !c->student_embeddings) {
+        rn_cfg_errf(
+            errbuf, errlen,
+            rn_cfg_get(node, c->student_store ? "student_model_store" : "student_embeddings"),
+            "student_model_store and student_embeddings go together");
+        return RN_EINVAL;
+    }
+    if (!(c->distill_temperature > 0)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "distill_temperature"),
+                    "distill_temperature must be > 0");
+        return RN_EINVAL;
+    }
+    if (!(c->distill_kl_weight >= 0) || !(c->distill_hint_weight >= 0)) {
+        rn_cfg_errf(errbuf, errlen, node, "distill_kl_weight and distill_hint_weight must be >= 0");
         return RN_EINVAL;
     }
     return 0;
@@ -166,6 +231,16 @@ struct rn_val {
     size_t fl_cap, it_cap;
     struct rn_hist *hist;
     size_t hist_cap;
+    /* Distillation: the student (NULL: none), its table, φ and scratch. */
+    struct rn_distiller *dist;
+    struct rn_embed *semb;
+    struct rn_phi_spec sspec;
+    uint32_t sdim, sphi;
+    int64_t next_student_version;
+    struct rn_transition *str;
+    float *sfl;
+    uint64_t *seeds;
+    size_t sfl_cap;
 };
 
 enum {
@@ -178,16 +253,31 @@ enum {
     M_LOSS_MICRO,
     M_REWARD_MILLI,
     M_DONE,
+    M_DIST_UPDATES,
+    M_DIST_ITEMS,
+    M_DIST_CONF_MILLI,
+    M_DIST_KL_MICRO,
 };
-static const char *const rn_val_metrics[] = {"transitions",      "updates",
-                                             "versions",         "model_version",
-                                             "late_transitions", "missing_embeddings",
-                                             "loss_micro_sum",   "reward_milli_sum",
-                                             "sessions_ended",   NULL};
+static const char *const rn_val_metrics[] = {"transitions",
+                                             "updates",
+                                             "versions",
+                                             "model_version",
+                                             "late_transitions",
+                                             "missing_embeddings",
+                                             "loss_micro_sum",
+                                             "reward_milli_sum",
+                                             "sessions_ended",
+                                             "distill_updates",
+                                             "distilled_items",
+                                             "confidence_milli_sum",
+                                             "distill_kl_micro_sum",
+                                             NULL};
 static const struct rn_metric_ratio rn_val_ratios[] = {
     {"mean_td_loss", M_LOSS_MICRO, M_UPDATES, 1e-6},
     {"reward_per_list", M_REWARD_MILLI, M_TRANSITIONS, 1e-3},
     {"reward_per_session", M_REWARD_MILLI, M_DONE, 1e-3},
+    {"teacher_confidence", M_DIST_CONF_MILLI, M_DIST_UPDATES, 1e-3},
+    {"mean_distill_kl", M_DIST_KL_MICRO, M_DIST_UPDATES, 1e-6},
     {NULL, 0, 0, 0},
 };
 
@@ -239,6 +329,58 @@ static void rn_val_hist(struct rn_val *v, const struct rn_experience *e,
         v->hist[i].item_id = h[i].item_id;
         v->hist[i].ts = h[i].ts;
     }
+}
+
+/* The student's view of the mini-batch in v->tr (its φ over its own table,
+ * the shown items' rows; rewards, positions and clicks shared), then one
+ * distillation step from the teacher as it is before this batch's update. */
+static int rn_val_distill(struct rn_op *op, struct rn_val *v)
+{
+    const struct rn_val_list *B = &v->batch;
+    size_t nb = B->n, items = 0;
+    for (size_t k = 0; k < nb; k++)
+        items += v->tr[k].n;
+    size_t fl = nb * 2 * v->sphi + items * v->sdim;
+    if (fl > v->sfl_cap) {
+        v->sfl_cap = fl;
+        v->sfl = rn_xrealloc(v->sfl, fl * sizeof *v->sfl);
+    }
+    v->str = rn_xrealloc(v->str, nb * sizeof *v->str);
+    v->seeds = rn_xrealloc(v->seeds, nb * sizeof *v->seeds);
+    float *f = v->sfl;
+    for (size_t k = 0; k < nb; k++) {
+        const struct rn_experience *e = rn_val_payload(B, k);
+        float *phi = f, *phin = f + v->sphi, *E = f + 2 * v->sphi;
+        f += 2 * v->sphi + (size_t)v->tr[k].n * v->sdim;
+        rn_val_hist(v, e, &e->s);
+        rn_phi_compute_ctx(&v->sspec, v->semb, v->hist, e->s.n_history, e->ts,
+                           (const double *)((const char *)e + e->s.ctx_off), e->s.n_context, phi,
+                           NULL);
+        rn_val_hist(v, e, &e->s_next);
+        rn_phi_compute_ctx(
+            &v->sspec, v->semb, v->hist, e->s_next.n_history, e->next_ts >= 0 ? e->next_ts : e->ts,
+            (const double *)((const char *)e + e->s_next.ctx_off), e->s_next.n_context, phin, NULL);
+        rn_embed_rows(v->semb, v->tr[k].items, v->tr[k].n, E);
+        v->str[k] = v->tr[k];
+        v->str[k].phi = phi;
+        v->str[k].phi_next = phin;
+        v->str[k].E = E;
+        uint64_t x = e->request_id ^ (e->user_id * 0x9e3779b97f4a7c15ull);
+        v->seeds[k] = rn_rand_splitmix64(&x);
+    }
+    uint64_t items_before = rn_distiller_stats(v->dist)->items;
+    if (rn_distill_update(v->dist, v->l, v->tr, v->str, v->seeds, (uint32_t)nb)) {
+        rn_op_errorf(op, "student update failed: the gradient is not finite (lower "
+                         "learning_rate or the distill weights, or set clip)");
+        return RN_EINVAL;
+    }
+    const struct rn_distill_stats *ds = rn_distiller_stats(v->dist);
+    rn_op_metric_add(op, M_DIST_UPDATES, 1);
+    rn_op_metric_add(op, M_DIST_ITEMS, ds->items - items_before);
+    rn_op_metric_add(op, M_DIST_CONF_MILLI, (uint64_t)(ds->confidence * 1e3 + 0.5));
+    rn_op_metric_add(op, M_DIST_KL_MICRO,
+                     (uint64_t)(ds->last_kl > 0 ? ds->last_kl * 1e6 + 0.5 : 0));
+    return 0;
 }
 
 /* Learns the partial mini-batch (any size > 0) and empties it. */
@@ -298,7 +440,9 @@ static int rn_val_learn_batch(struct rn_op *op, struct rn_val *v)
         reward_milli += (uint64_t)(e->reward > 0 ? e->reward * 1000.0 + 0.5 : 0);
         done += e->done != 0;
     }
-    int rc = rn_learner_update(v->l, v->tr, (uint32_t)B->n);
+    int rc = v->dist ? rn_val_distill(op, v) : 0;
+    if (rc) return rc;
+    rc = rn_learner_update(v->l, v->tr, (uint32_t)B->n);
     if (rc) {
         rn_op_errorf(op, "learner update failed: the gradient is not finite (lower "
                          "learning_rate or set clip)");
@@ -327,6 +471,21 @@ static int rn_val_publish(struct rn_op *op, struct rn_val *v, int64_t event_time
     if (rc) {
         rn_op_errorf(op, "cannot publish model version %" PRId64 ": %s", mv.id, err);
         return rc;
+    }
+    if (v->dist) {
+        /* the student's version beside the teacher's: same id, same event time */
+        struct rn_learner *sl = rn_distiller_student(v->dist);
+        const struct rn_learn_stats *ss = rn_learner_stats(sl);
+        struct rn_model_version sv = mv;
+        sv.updates = ss->updates;
+        sv.transitions = ss->transitions;
+        sv.loss = ss->last_loss;
+        sv.mean_q = ss->last_q;
+        rc = rn_store_publish(c->student_store, rn_learner_model(sl), &sv, err, sizeof err);
+        if (rc) {
+            rn_op_errorf(op, "cannot publish student version %" PRId64 ": %s", sv.id, err);
+            return rc;
+        }
     }
     rn_op_metric_add(op, M_VERSIONS, 1);
     rn_op_metric_add(op, M_VERSION, 1); /* ids are consecutive: the counter is the id */
@@ -418,6 +577,51 @@ static int rn_val_advance(struct rn_op *op, struct rn_val *v, int64_t wm)
 
 /* ---- callbacks ------------------------------------------------------------------------- */
 
+/* The student: its table (the teacher's item ids, fewer dimensions), the
+ * simple φ over it with the teacher's history, half-life and context, a
+ * learner with the teacher's settings, and the distiller that owns it. */
+static int rn_val_open_student(struct rn_op *op, struct rn_val *v, const struct rn_learn_cfg *lc)
+{
+    const struct rn_val_cfg *c = rn_op_ctx(op);
+    char err[512];
+    v->semb = rn_embed_acquire(c->student_embeddings, err, sizeof err);
+    if (!v->semb) {
+        rn_op_errorf(op, "student_embeddings: %s", err);
+        return RN_EIO;
+    }
+    v->sdim = rn_embed_dim(v->semb);
+    if (rn_phi_spec_open(&v->sspec, (uint32_t)c->feat.history, (double)c->feat.half_life, NULL,
+                         v->semb, err, sizeof err) ||
+        rn_phi_spec_set_context(&v->sspec, c->feat.n_ctx, err, sizeof err)) {
+        rn_op_errorf(op, "student: %s", err);
+        return RN_EINVAL;
+    }
+    v->sphi = rn_phi_dim(&v->sspec, v->semb);
+    struct rn_model_shape sh = {.dim = v->sdim,
+                                .phi = v->sphi,
+                                .buckets = (uint32_t)c->item_buckets,
+                                .positions = (uint32_t)c->positions};
+    struct rn_learner *sl = rn_learner_create(rn_model_create(&sh), lc, err, sizeof err);
+    if (!sl) {
+        rn_op_errorf(op, "student: %s", err);
+        return RN_EINVAL;
+    }
+    struct rn_distill_cfg dc = {(uint32_t)c->distill_recall,
+                                (uint32_t)c->distill_top,
+                                c->distill_temperature,
+                                c->distill_kl_weight,
+                                c->distill_hint_weight,
+                                (double)c->distill_half_life,
+                                c->learning_rate};
+    v->dist = rn_distiller_create(sl, v->emb, v->semb, &dc, err, sizeof err);
+    if (!v->dist) {
+        rn_learner_destroy(sl);
+        rn_op_errorf(op, "student: %s", err);
+        return RN_EINVAL;
+    }
+    return 0;
+}
+
 static int rn_val_open(struct rn_op *op)
 {
     const struct rn_val_cfg *c = rn_op_ctx(op);
@@ -448,6 +652,7 @@ static int rn_val_open(struct rn_op *op)
         rn_op_errorf(op, "%s", err);
         return RN_EINVAL;
     }
+    if (c->student_store && (rc = rn_val_open_student(op, v, &lc))) return rc;
     v->next_boundary = RN_TS_MIN;
     v->max_ts = RN_TS_MIN;
     v->wm = RN_TS_MIN;
@@ -522,6 +727,8 @@ static int rn_val_checkpoint_complete(struct rn_op *op, uint64_t id)
 /* Snapshot: format, the learner's bytes, the boundary and version counters,
  * then the waiting transitions and the partial mini-batch. */
 #define RN_VAL_SNAP_FORMAT 1
+/* The same followed by the distiller's bytes: a learner with a student. */
+#define RN_VAL_SNAP_FORMAT_STUDENT 2
 
 static void rn_val_snap_list(struct rn_snapshot_writer *w, const struct rn_val_list *L)
 {
@@ -538,7 +745,7 @@ static int rn_val_snapshot(struct rn_op *op, uint64_t checkpoint_id, struct rn_s
     struct rn_val *v = rn_op_local(op);
     struct rn_buf b = RN_BUF_INIT;
     rn_learner_save(v->l, &b);
-    rn_snapshot_write_i64(w, RN_VAL_SNAP_FORMAT);
+    rn_snapshot_write_i64(w, v->dist ? RN_VAL_SNAP_FORMAT_STUDENT : RN_VAL_SNAP_FORMAT);
     rn_snapshot_write_i64(w, (int64_t)b.len);
     rn_snapshot_write(w, b.data, b.len);
     rn_buf_free(&b);
@@ -549,6 +756,12 @@ static int rn_val_snapshot(struct rn_op *op, uint64_t checkpoint_id, struct rn_s
     rn_snapshot_write_i64(w, (int64_t)v->published_updates);
     rn_val_snap_list(w, &v->wait);
     rn_val_snap_list(w, &v->batch);
+    if (v->dist) {
+        rn_distiller_save(v->dist, &b);
+        rn_snapshot_write_i64(w, (int64_t)b.len);
+        rn_snapshot_write(w, b.data, b.len);
+        rn_buf_free(&b);
+    }
     return 0;
 }
 
@@ -587,9 +800,13 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     if (rc) return rc;
     int64_t fmt, len;
     if ((rc = rn_snapshot_read_i64(r, &fmt))) return rc;
-    if (fmt != RN_VAL_SNAP_FORMAT) {
-        rn_op_errorf(op, "checkpoint holds learner state of format %" PRId64 ", expected %d", fmt,
-                     RN_VAL_SNAP_FORMAT);
+    int want = v->dist ? RN_VAL_SNAP_FORMAT_STUDENT : RN_VAL_SNAP_FORMAT;
+    if (fmt != want) {
+        rn_op_errorf(op, "checkpoint holds learner state of format %" PRId64 ", expected %d%s", fmt,
+                     want,
+                     fmt == RN_VAL_SNAP_FORMAT_STUDENT || want == RN_VAL_SNAP_FORMAT_STUDENT
+                         ? " (student_model_store was added or removed: start fresh)"
+                         : "");
         return RN_ECORRUPT;
     }
     if ((rc = rn_snapshot_read_i64(r, &len))) return rc;
@@ -611,14 +828,30 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
         return rc;
     /* Versions count from 1; anything else is not a snapshot this learner wrote. */
     if (v->next_version < 1 || pub < 0) {
-        rn_op_errorf(op, "learner state in the checkpoint is corrupt (next version %" PRId64
-                         ", published updates %" PRId64 ")",
+        rn_op_errorf(op,
+                     "learner state in the checkpoint is corrupt (next version %" PRId64
+                     ", published updates %" PRId64 ")",
                      v->next_version, pub);
         return RN_ECORRUPT;
     }
     v->published_updates = (uint64_t)pub;
     if ((rc = rn_val_restore_list(r, &v->wait)) || (rc = rn_val_restore_list(r, &v->batch)))
         return rc;
+    if (v->dist) {
+        if ((rc = rn_snapshot_read_i64(r, &len))) return rc;
+        if (len < 0 || (uint64_t)len > rn_snapshot_remaining(r)) return RN_ECORRUPT;
+        bytes = rn_xmalloc(len ? (size_t)len : 1);
+        rc = rn_snapshot_read(r, bytes, (size_t)len);
+        if (!rc) rc = rn_distiller_load(v->dist, bytes, (size_t)len);
+        free(bytes);
+        if (rc) {
+            rn_op_errorf(op, "student state in the checkpoint does not fit this job's student "
+                             "(student_embeddings' dimension changed?)");
+            return rc;
+        }
+        /* the distillation counters count from this start, so that their ratios
+         * (teacher_confidence, mean_distill_kl) stay averages of what they sum */
+    }
     const struct rn_learn_stats *st = rn_learner_stats(v->l);
     rn_op_metric_add(op, M_UPDATES, st->updates);
     rn_op_metric_add(op, M_TRANSITIONS, st->transitions);
@@ -632,6 +865,14 @@ static void rn_val_close(struct rn_op *op)
     struct rn_val *v = rn_op_local(op);
     if (!v) return;
     rn_learner_destroy(v->l);
+    rn_distiller_destroy(v->dist);
+    if (v->semb) {
+        rn_phi_spec_close(&v->sspec);
+        rn_embed_release(v->semb);
+    }
+    free(v->str);
+    free(v->sfl);
+    free(v->seeds);
     rn_phi_spec_close(&v->spec);
     free(v->phi_scratch);
     rn_embed_release(v->emb);

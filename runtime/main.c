@@ -33,6 +33,7 @@
 #include "rn_cluster_int.h"
 #include "rn_config_int.h"
 #include "rn_devkafka.h"
+#include "rn_embed_reduce.h"
 #include "rn_evaluate_int.h"
 #include "rn_offline_int.h"
 #include "rn_http_int.h"
@@ -92,6 +93,7 @@ static int rn__usage(FILE *out)
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
                  "       runnel train-offline --algo A --data PATH ... (--help: more)\n"
                  "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
+                 "       runnel embed-reduce IN OUT --dim N (an item table in fewer dimensions)\n"
                  "       runnel cluster start --workers N | coordinator | worker (--help: more)\n"
                  "       runnel submit|list|status|savepoint|cancel|rescale|workers ... (a cluster;\n"
                  "              see runnel submit --help)\n"
@@ -314,6 +316,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "train-offline") == 0) return rn_offline_main(argc - 1, argv + 1);
     if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0) return rn_models_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "embed-reduce") == 0) return rn_embed_reduce_main(argc - 1, argv + 1);
     if (strcmp(cmd, "dev-kafka") == 0) return rn_devkafka_main(argc - 1, argv + 1);
     if (strcmp(cmd, "validate") != 0 && strcmp(cmd, "run") != 0) {
         fprintf(stderr, "runnel: unknown command '%s'\n", cmd);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_learn_int.h"
 #include "rn_model.h"
 
 /* OpenBLAS's own knob: the learner and inference call BLAS from the engine's
@@ -374,12 +375,12 @@ static void rn__actor_action(const struct rn_model *m, const float *phi, float *
         u[j] += m->shape.pscale * tanhf(t[j]);
 }
 
-void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
-                         const uint64_t *item_ids, uint32_t n, float *out)
+/* The user side of the score: the dueling model's W φ + w, or an actor's action
+ * vector; items are scored against it by rn_model_item_scores. */
+void rn_model_user_vector(const struct rn_model *m, const float *phi, float *u)
 {
     rn__blas_single_thread();
     uint32_t d = m->shape.dim, f = m->shape.phi;
-    float ustack[256], *u = d <= 256 ? ustack : rn_xmalloc(d * sizeof *u);
     if (m->shape.kind == RN_MODEL_ACTOR) {
         /* the perturbation's input [φ; a0] and output: on the stack when small (the
          * request path allocates nothing) */
@@ -387,29 +388,32 @@ void rn_model_advantages(const struct rn_model *m, const float *phi, const float
         float xstack[1024], *x = nx <= 1024 ? xstack : rn_xmalloc(nx * sizeof *x);
         rn__actor_action(m, phi, u, x);
         if (x != xstack) free(x);
-    } else {
-        memcpy(u, m->params + m->at.w, d * sizeof *u);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f,
-                    phi, 1, 1.0f, u, 1);
+        return;
     }
+    memcpy(u, m->params + m->at.w, d * sizeof *u);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f, phi,
+                1, 1.0f, u, 1);
+}
+
+void rn_model_item_scores(const struct rn_model *m, const float *u, const float *E,
+                          const uint64_t *item_ids, uint32_t n, float *out)
+{
     if (n) rn__item_terms(m, u, E, item_ids, n, out);
+}
+
+void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
+                         const uint64_t *item_ids, uint32_t n, float *out)
+{
+    uint32_t d = m->shape.dim;
+    float ustack[256], *u = d <= 256 ? ustack : rn_xmalloc(d * sizeof *u);
+    rn_model_user_vector(m, phi, u);
+    rn_model_item_scores(m, u, E, item_ids, n, out);
     if (u != ustack) free(u);
 }
 
 void rn_model_action(const struct rn_model *m, const float *phi, float *a)
 {
-    rn__blas_single_thread();
-    uint32_t d = m->shape.dim, f = m->shape.phi;
-    if (m->shape.kind == RN_MODEL_ACTOR) {
-        size_t nx = m->shape.perturb ? (size_t)f + 2u * d : 0;
-        float xstack[1024], *x = nx <= 1024 ? xstack : rn_xmalloc(nx * sizeof *x);
-        rn__actor_action(m, phi, a, x);
-        if (x != xstack) free(x);
-        return;
-    }
-    memcpy(a, m->params + m->at.w, d * sizeof *a);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f, phi,
-                1, 1.0f, a, 1);
+    rn_model_user_vector(m, phi, a);
 }
 
 /* ---- slates and exploration -------------------------------------------------------- */
@@ -615,8 +619,10 @@ static void rn__scratch(struct rn_learner *l, uint32_t nb, uint32_t max_items)
     }
 }
 
-double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint32_t nb,
-                       float *grad)
+/* rn_learner_loss, also writing each item's Q and TD target in batch order
+ * into q and y when they are not NULL (rn_learner_predict). */
+static double rn__learner_loss(struct rn_learner *l, const struct rn_transition *t, uint32_t nb,
+                               float *grad, float *q_out, float *y_out)
 {
     const struct rn_model *m = l->m;
     uint32_t d = m->shape.dim, f = m->shape.phi;
@@ -669,6 +675,8 @@ double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint
             double y = (double)x->reward[i] + cont * share;
             double q = (double)v + l->a[i] - abar;
             double e = q - y;
+            if (q_out) *q_out++ = (float)q;
+            if (y_out) *y_out++ = (float)y;
             loss += 0.5 * e * e;
             qsum += q;
             l->g[i] = (float)(e * inv_total); /* δ_i */
@@ -695,11 +703,45 @@ double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint
     return loss * inv_total;
 }
 
+double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint32_t nb,
+                       float *grad)
+{
+    return rn__learner_loss(l, t, nb, grad, NULL, NULL);
+}
+
+void rn_learner_predict(struct rn_learner *l, const struct rn_transition *t, float *q, float *y)
+{
+    double last_q = l->st.last_q; /* a prediction is not an update: keep the stats */
+    rn__learner_loss(l, t, 1, NULL, q, y);
+    l->st.last_q = last_q;
+}
+
+void rn__adam_step(float *p, const float *g, float *m1, float *m2, size_t n, uint64_t t, float lr,
+                   double beta1, double beta2, float eps)
+{
+    float b1 = (float)beta1, b2 = (float)beta2;
+    float c1 = 1.0f - (float)pow(beta1, (double)t);
+    float c2 = 1.0f - (float)pow(beta2, (double)t);
+    float step = lr * sqrtf(c2) / c1;
+    for (size_t i = 0; i < n; i++) {
+        m1[i] = b1 * m1[i] + (1 - b1) * g[i];
+        m2[i] = b2 * m2[i] + (1 - b2) * g[i] * g[i];
+        p[i] -= step * m1[i] / (sqrtf(m2[i]) + eps * sqrtf(c2));
+    }
+}
+
 int rn_learner_update(struct rn_learner *l, const struct rn_transition *t, uint32_t nb)
+{
+    return rn_learner_update_extra(l, t, nb, NULL);
+}
+
+int rn_learner_update_extra(struct rn_learner *l, const struct rn_transition *t, uint32_t nb,
+                            const float *extra)
 {
     struct rn_model *m = l->m;
     float *g = l->grad, *p = m->params;
     double loss = rn_learner_loss(l, t, nb, g);
+    if (extra) cblas_saxpy((int)m->at.n, 1.0f, extra, 1, g, 1);
     size_t reg_end = m->at.b; /* v, W, w */
     if (l->cfg.l2 > 0) cblas_saxpy((int)reg_end, (float)l->cfg.l2, p, 1, g, 1);
     double norm = cblas_snrm2((int)m->at.n, g, 1);
@@ -718,18 +760,10 @@ int rn_learner_update(struct rn_learner *l, const struct rn_transition *t, uint3
             p[i] -= lr * g[i] / (sqrtf(l->m2[i]) + eps);
         }
         break;
-    case RN_OPT_ADAM: {
-        float b1 = (float)l->cfg.adam_beta1, b2 = (float)l->cfg.adam_beta2;
-        float c1 = 1.0f - (float)pow(l->cfg.adam_beta1, (double)l->step);
-        float c2 = 1.0f - (float)pow(l->cfg.adam_beta2, (double)l->step);
-        float step = lr * sqrtf(c2) / c1;
-        for (size_t i = 0; i < m->at.n; i++) {
-            l->m1[i] = b1 * l->m1[i] + (1 - b1) * g[i];
-            l->m2[i] = b2 * l->m2[i] + (1 - b2) * g[i] * g[i];
-            p[i] -= step * l->m1[i] / (sqrtf(l->m2[i]) + eps * sqrtf(c2));
-        }
+    case RN_OPT_ADAM:
+        rn__adam_step(p, g, l->m1, l->m2, m->at.n, l->step, lr, l->cfg.adam_beta1,
+                      l->cfg.adam_beta2, eps);
         break;
-    }
     }
     l->st.updates++;
     l->st.transitions += nb;

@@ -12,7 +12,9 @@
 # either side runs. Writes DIR/{log.jsonl,sim.txt,summary.json,returns.txt,job.txt,
 # models/}; prints the simulator's summary line. Needs build/ (scripts/build.sh).
 # Environment: RUNNEL_GAMMA (default 0.9) and any other RUNNEL_* of the job; SIM_ARGS
-# (extra simulator options, e.g. "--users 2000"); RUNNEL_BIN (the build directory, default build);
+# (extra simulator options, e.g. "--users 2000"); SIM_MODELS (the model store the simulator
+# ranks with, default DIR/models; a distilled student's store, with SIM_ARGS
+# "--model-embeddings ITS_TABLE"); RUNNEL_BIN (the build directory, default build);
 # RUNNEL_JOB (the job file, default jobs/guess-you-like.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +29,7 @@ mkdir -p "$dir"
 # starts once the table is there and follows the log.
 : >"$dir/log.jsonl"
 # shellcheck disable=SC2086
-"$bin/rn_sim" --policy "model:$dir/models" --sessions "$sessions" --seed "$seed" ${SIM_ARGS:-} \
+"$bin/rn_sim" --policy "model:${SIM_MODELS:-$dir/models}" --sessions "$sessions" --seed "$seed" ${SIM_ARGS:-} \
   --model-lag 3600 --model-period 600 --model-wait 120 --out "$dir/log.jsonl" \
   --embeddings "$dir/embeddings.txt" --summary-json "$dir/summary.json" \
   --returns "$dir/returns.txt" 2>"$dir/sim.txt" &

@@ -278,6 +278,8 @@ struct rn_sim_opts {
      * one (s), the state features' history length and half-life (s), and the state network
      * (NULL: the simple state features). */
     const char *model_state_network;
+    /* --model-embeddings: the table model:DIR scores with (NULL: --embeddings, the world's) */
+    const char *model_embeddings;
     uint64_t model_lag_s, model_period_s;
     double model_wait_s, model_half_life_s;
     uint32_t model_history;
@@ -793,15 +795,18 @@ static void *rn_sim_model_create(const struct rn_sim_opts *o, char *err, size_t 
         goto fail;
     }
     char eerr[512];
-    mp->emb = rn_embed_load(o->embeddings, eerr, sizeof(eerr));
+    const char *table = o->model_embeddings ? o->model_embeddings : o->embeddings;
+    mp->emb = rn_embed_load(table, eerr, sizeof(eerr));
     if (!mp->emb) {
         snprintf(err, errlen, "reading back the embedding table: %s", eerr);
         goto fail;
     }
     mp->dim = rn_embed_dim(mp->emb);
-    if (mp->dim != o->dim || rn_embed_count(mp->emb) != o->items) {
-        snprintf(err, errlen, "%s holds %zu items of dimension %u, want %u of dimension %u",
-                 o->embeddings, rn_embed_count(mp->emb), mp->dim, o->items, o->dim);
+    /* the world's own table has the world's dimension; --model-embeddings any */
+    if ((!o->model_embeddings && mp->dim != o->dim) || rn_embed_count(mp->emb) != o->items) {
+        snprintf(err, errlen, "%s holds %zu items of dimension %u, want %u of dimension %u", table,
+                 rn_embed_count(mp->emb), mp->dim, o->items,
+                 o->model_embeddings ? mp->dim : o->dim);
         goto fail;
     }
     mp->item_id = rn_sim_xmalloc(o->items, sizeof(*mp->item_id));
@@ -1281,6 +1286,9 @@ static void rn_sim_usage(FILE *f)
           "                         context_fields (comma-separated: hour, page)\n"
           "  --model-state-network FILE  the state network the job's learner names\n"
           "                         (state_network); default: the simple state features\n"
+          "  --model-embeddings FILE  the item table model:DIR scores with, any dimension,\n"
+          "                         the world's items (a distilled student's\n"
+          "                         student_embeddings); default: --embeddings\n"
           "  --http-timeout SEC     http://HOST:PORT: limit per request (default 10)\n"
           "  --help                 print this help\n",
           f);
@@ -1370,6 +1378,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         O_MHALF,
         O_MSTATENET,
         O_MCTX,
+        O_MEMB,
         O_HTIMEOUT,
         O_HELP
     };
@@ -1407,6 +1416,7 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         {"model-half-life", required_argument, NULL, O_MHALF},
         {"model-context", required_argument, NULL, O_MCTX},
         {"model-state-network", required_argument, NULL, O_MSTATENET},
+        {"model-embeddings", required_argument, NULL, O_MEMB},
         {"http-timeout", required_argument, NULL, O_HTIMEOUT},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -1539,6 +1549,9 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
             break;
         case O_MHIST:
             bad = rn_sim_parse_u32(a, 1, 1000, &o->model_history);
+            break;
+        case O_MEMB:
+            o->model_embeddings = a;
             break;
         case O_MHALF:
             bad = rn_sim_parse_double(a, 0.0, 1e9, &o->model_half_life_s);

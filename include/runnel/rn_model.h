@@ -238,9 +238,16 @@ float rn_model_value(const struct rn_model *m, const float *phi);
  * gemvs (and one more for the perturbation). */
 void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
                          const uint64_t *item_ids, uint32_t n, float *out);
+/* The two halves of rn_model_advantages: the user vector (D floats into u:
+ * the state's representation that every item is scored against; u = Wφ + w
+ * for a dueling Q, a(s) for an actor), then the item terms for n items
+ * (A(s, i) = e_iᵀu + b[i mod H] for a dueling Q). */
+void rn_model_user_vector(const struct rn_model *m, const float *phi, float *u);
+void rn_model_item_scores(const struct rn_model *m, const float *u, const float *E,
+                          const uint64_t *item_ids, uint32_t n, float *out);
 
-/* The vector items are scored against (D floats into a): an actor's a(s);
- * for a dueling Q, u = Wφ + w (its bilinear and linear terms). */
+/* The vector items are scored against (D floats into a): the same as
+ * rn_model_user_vector, under the name the actor trainers use. */
 void rn_model_action(const struct rn_model *m, const float *phi, float *a);
 
 /* ---- slates and exploration -------------------------------------------------------- */
@@ -342,6 +349,14 @@ double rn_learner_loss(struct rn_learner *l, const struct rn_transition *t, uint
 /* One optimiser step on a mini-batch of n transitions (L2, clipping,
  * target refresh included). Deterministic for the same inputs. */
 int rn_learner_update(struct rn_learner *l, const struct rn_transition *t, uint32_t n);
+/* The same step with `extra` (at.n floats, borrowed; NULL: none) added to the
+ * TD gradient before L2 and clipping: how another loss on the same parameters
+ * (distillation, rn_distill.h) joins the step. */
+int rn_learner_update_extra(struct rn_learner *l, const struct rn_transition *t, uint32_t n,
+                            const float *extra);
+/* Q(s, i, p) and the TD target y_i (above) of each of t's t->n items, as the
+ * loss sees them (q and y: t->n floats each); changes nothing. */
+void rn_learner_predict(struct rn_learner *l, const struct rn_transition *t, float *q, float *y);
 
 /* The learner's whole state (online and target parameters, optimiser moments,
  * counters) as bytes, for checkpoints; and back. rn_learner_load checks the
