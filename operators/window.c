@@ -113,15 +113,22 @@ static const struct rn_win_val *rn_win_vals(const struct rn_win_rec *w)
     return (const struct rn_win_val *)(w + 1);
 }
 
+/* Opens the JSON of a result of either type: {"key":...,"start":...,"end":... */
+static void rn_win_json_head(struct rn_buf *out, const void *payload, struct rn_str key,
+                             int64_t start, int64_t end)
+{
+    RN_BUF_LIT(out, "{\"key\":");
+    rn_json_str(out, rn_str_ptr(payload, key), key.len);
+    RN_BUF_LIT(out, ",\"start\":");
+    rn_json_i64(out, start);
+    RN_BUF_LIT(out, ",\"end\":");
+    rn_json_i64(out, end);
+}
+
 static void rn_win_json(const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_win_rec *w = r->payload;
-    RN_BUF_LIT(out, "{\"key\":");
-    rn_json_str(out, rn_str_ptr(w, w->key), w->key.len);
-    RN_BUF_LIT(out, ",\"start\":");
-    rn_json_i64(out, w->start);
-    RN_BUF_LIT(out, ",\"end\":");
-    rn_json_i64(out, w->end);
+    rn_win_json_head(out, w, w->key, w->start, w->end);
     const struct rn_win_val *v = rn_win_vals(w);
     for (uint32_t i = 0; i < w->n; i++) {
         rn_buf_putc(out, ',');
@@ -191,12 +198,7 @@ struct rn_wc_record {
 static void rn_wc_json(const struct rn_record *r, struct rn_buf *out)
 {
     const struct rn_wc_record *w = r->payload;
-    RN_BUF_LIT(out, "{\"key\":");
-    rn_json_str(out, rn_str_ptr(w, w->key), w->key.len);
-    RN_BUF_LIT(out, ",\"start\":");
-    rn_json_i64(out, w->start);
-    RN_BUF_LIT(out, ",\"end\":");
-    rn_json_i64(out, w->end);
+    rn_win_json_head(out, w, w->key, w->start, w->end);
     RN_BUF_LIT(out, ",\"count\":");
     rn_json_i64(out, w->count);
     rn_buf_putc(out, '}');

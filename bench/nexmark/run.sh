@@ -12,10 +12,10 @@
 #                  (nexmark/nexmark README: 100 M events, 8 task managers on
 #                  3 workers of 8 cores; docs/performance.md#nexmark), and
 #                  runnel's events/CPU-s over it.
-#   bash bench/nexmark/run.sh [N=500000] [R=3]
+#   bash bench/nexmark/run.sh [N=300000] [R=3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-N=${1:-500000}
+N=${1:-300000}
 R=${2:-3}
 bash scripts/build.sh build >/dev/null
 tmp=$(mktemp -d /tmp/runnel-nexmark.XXXXXX)
