@@ -29,11 +29,16 @@ for q in q0 q1 q2 q5 q11; do
   for p in 1 2; do
     : >"$tmp/cpu" && : >"$tmp/wall" && : >"$tmp/threads"
     for _ in $(seq "$R"); do
-      /usr/bin/time -f '%e %U %S' -o "$tmp/time" build/runnel run "bench/nexmark/$q.yaml" \
-        --set sources.events.events="$N" --set parallelism="$p" 2>&1 | grep ' thread chain=' >"$tmp/run"
-      read -r wall user sys <"$tmp/time"
-      awk -v n="$N" -v u="$user" -v s="$sys" 'BEGIN {print n / (u + s)}' >>"$tmp/cpu"
-      echo "$wall" >>"$tmp/wall"
+      # CPU time of the process (user + sys, all its threads) from the shell's
+      # `times`, to the millisecond; wall from the clock
+      t0=$(date +%s.%N)
+      (build/runnel run "bench/nexmark/$q.yaml" --set sources.events.events="$N" \
+        --set parallelism="$p" >"$tmp/out" 2>&1; times >"$tmp/times")
+      t1=$(date +%s.%N)
+      grep ' thread chain=' "$tmp/out" >"$tmp/run"
+      tail -1 "$tmp/times" | tr -d 's' | tr 'm' ' ' |
+        awk -v n="$N" '{print n / ($1 * 60 + $2 + $3 * 60 + $4)}' >>"$tmp/cpu"
+      awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}' >>"$tmp/wall"
       # the slowest thread of the run: fewest records per CPU-second (sinks of a
       # few records excluded)
       awk '{for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
