@@ -212,6 +212,10 @@ static const char *const rn_nx_cities[] = {"Phoenix",  "Los Angeles", "San Franc
                                            "Kent",     "Cheyenne"};
 static const char *const rn_nx_states[] = {"AZ", "CA", "ID", "OR", "WA", "WY"};
 static const char *const rn_nx_hot_channels[] = {"Google", "Facebook", "Baidu", "Apple"};
+static const char *const rn_nx_hot_urls[] = {"https://www.nexmark.com/Google/item.htm?query=1",
+                                             "https://www.nexmark.com/Facebook/item.htm?query=1",
+                                             "https://www.nexmark.com/Baidu/item.htm?query=1",
+                                             "https://www.nexmark.com/Apple/item.htm?query=1"};
 
 /* The newest person (base 0) at or before event i. */
 static int64_t rn_nx_last_person(int64_t i)
@@ -241,13 +245,29 @@ static int64_t rn_nx_price(struct rn_rand *g)
     return (int64_t)llround(pow(10.0, rn_rand_uniform(g) * 6.0) * 100.0);
 }
 
+/* n random lowercase letters, written straight into the payload; 13 letters
+ * from each 64-bit draw (26^13 < 2^64). */
 static struct rn_str rn_nx_word(struct rn_payload *p, struct rn_rand *g, size_t n)
 {
-    char buf[128];
-    n = RN_MIN(n, sizeof buf);
-    for (size_t k = 0; k < n; k++)
-        buf[k] = (char)('a' + rn_rand_below(g, 26));
-    return rn_payload_str(p, buf, n);
+    rn_buf_reserve(&p->buf, n);
+    struct rn_str r = {(uint32_t)p->buf.len, (uint32_t)n};
+    char *d = p->buf.data + p->buf.len;
+    for (size_t k = 0; k < n;) {
+        uint64_t x = rn_rand_next(g);
+        for (int j = 0; j < 13 && k < n; j++, k++) {
+            d[k] = (char)('a' + x % 26);
+            x /= 26;
+        }
+    }
+    p->buf.len += n;
+    return r;
+}
+
+/* The decimal digits of v (< 10^width), zero-padded to width, at d. */
+static void rn_nx_digits(char *d, unsigned v, int width)
+{
+    for (int k = width - 1; k >= 0; k--, v /= 10)
+        d[k] = (char)('0' + v % 10);
 }
 
 static struct rn_str rn_nx_text(struct rn_payload *p, const char *s)
@@ -325,19 +345,21 @@ static void rn_nx_make(const struct rn_nx_cfg *c, struct rn_nx_state *s, int64_t
                                              : rn_nx_some_person(&g, i)) +
                    RN_NX_FIRST_ID;
         e.price = rn_nx_price(&g);
-        int n;
         if (rn_rand_below(&g, 100) > 0) {
-            const char *ch = rn_nx_hot_channels[rn_rand_below(&g, 4)];
-            e.channel = rn_nx_text(p, ch);
-            n = snprintf(buf, sizeof buf, "https://www.nexmark.com/%s/item.htm?query=1", ch);
+            uint64_t h = rn_rand_below(&g, 4);
+            e.channel = rn_nx_text(p, rn_nx_hot_channels[h]);
+            e.url = rn_nx_text(p, rn_nx_hot_urls[h]);
         } else {
+            /* channel-NNNN, and its URL ending in channel_id=NNNN */
             unsigned id = (unsigned)rn_rand_below(&g, 10000);
-            n = snprintf(buf, sizeof buf, "channel-%u", id);
-            e.channel = rn_payload_str(p, buf, (size_t)n);
-            n = snprintf(buf, sizeof buf, "https://www.nexmark.com/item.htm?query=1&channel_id=%u",
-                         id);
+            static const char url[] = "https://www.nexmark.com/item.htm?query=1&channel_id=";
+            memcpy(buf, "channel-", 8);
+            rn_nx_digits(buf + 8, id, 4);
+            e.channel = rn_payload_str(p, buf, 12);
+            memcpy(buf, url, sizeof url - 1);
+            rn_nx_digits(buf + sizeof url - 1, id, 4);
+            e.url = rn_payload_str(p, buf, sizeof url - 1 + 4);
         }
-        e.url = rn_payload_str(p, buf, (size_t)n);
         size = e.channel.len + e.url.len + 32;
         target = 100;
     }

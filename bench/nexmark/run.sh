@@ -12,7 +12,7 @@
 #                  (nexmark/nexmark README: 100 M events, 8 task managers on
 #                  3 workers of 8 cores; docs/performance.md#nexmark), and
 #                  runnel's events/CPU-s over it.
-#   bash bench/nexmark/run.sh [N=300000] [R=3]
+#   bash bench/nexmark/run.sh [N=300000] [R=3]      (QUERIES="q5 q11": only those)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-300000}
@@ -25,7 +25,7 @@ echo "events: $N per run, $R runs per figure (medians)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 printf '%-4s %7s %13s %-30s %7s %11s %7s\n' query threads events/CPU-s "slowest thread (records/CPU-s)" wall Flink/core ratio
-for q in q0 q1 q2 q5 q11; do
+for q in ${QUERIES:-q0 q1 q2 q5 q11}; do
   for p in 1 2; do
     : >"$tmp/cpu" && : >"$tmp/wall" && : >"$tmp/threads"
     for _ in $(seq "$R"); do
