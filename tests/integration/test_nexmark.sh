@@ -42,5 +42,33 @@ for q in q0 q1 q2 q5 q11; do
   fi
 done
 
+# map's errors: at load time naming the place, at run time naming the field.
+mapjob() { # where-or-set
+  cat <<YAML
+job: nexmark_map
+sources:
+  events: { type: nexmark, events: 100 }
+operators:
+  - { id: m, op: map, from: events, $1 }
+sinks:
+  out: { type: discard, from: m }
+YAML
+}
+maperr() { # label keys expected
+  mapjob "$2" >"$work/map.yaml"
+  local msg
+  msg=$("$bin/runnel" run "$work/map.yaml" --quiet 2>&1 >/dev/null)
+  case "$msg" in *"$3"*) ok "map error: $1" ;; *) bad "map error: $1: got '$msg'" ;; esac
+}
+maperr "syntax" 'where: "kind = bid"' "map.yaml:5:44: cannot read condition 'kind = bid'"
+maperr "unknown field" 'where: "colour == 1"' "record type 'nexmark' has no field 'colour'"
+maperr "unknown value" 'where: "kind == bids"' "'bids' is not a value of field 'kind' of 'nexmark'"
+maperr "text in arithmetic" 'set: { price: "channel * 2" }' "field 'channel' of 'nexmark' is text"
+maperr "set on text" 'set: { url: "price" }' "'set': 'url' is not a numeric field of 'nexmark'"
+mapjob 'where: ["kind == bid", "channel == '"'"'Apple'"'"'"]' >"$work/map.yaml"
+"$bin/runnel" run "$work/map.yaml" --quiet --set sinks.out.type=file --set sinks.out.path="$work/apple.jsonl" &&
+  [ -s "$work/apple.jsonl" ] && ! grep -qv '"channel":"Apple"' "$work/apple.jsonl" &&
+  ok "map: a text condition keeps exactly the matching records" || bad "map: text condition"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
