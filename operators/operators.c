@@ -16,6 +16,9 @@ extern const struct rn_op_type rn_op_log_collector;
 extern const struct rn_op_type rn_op_filter;
 extern const struct rn_op_type rn_op_key_by;
 extern const struct rn_op_type rn_op_window_count;
+extern const struct rn_op_type rn_op_window;
+extern const struct rn_op_type rn_op_map;
+extern const struct rn_op_type rn_source_nexmark;
 extern const struct rn_op_type rn_op_online_joiner;
 extern const struct rn_op_type rn_op_experience_collector;
 extern const struct rn_op_type rn_op_dedup;
@@ -29,6 +32,7 @@ void rn_operators_init(void)
         &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
         &rn_op_online_joiner, &rn_op_experience_collector, &rn_op_dedup,
         &rn_op_value_advantage_learner, &rn_op_inference, &rn_source_kafka, &rn_sink_kafka,
+        &rn_op_window, &rn_op_map, &rn_source_nexmark,
     };
     for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
 }

@@ -206,10 +206,23 @@ static uint64_t rn__event_key(const struct rn_record *r, int field)
     }
 }
 
+static const struct rn_field rn__event_fields[] = {
+    {"user", RN_FIELD_STR, offsetof(struct rn_event, user), NULL, "User id."},
+    {"request", RN_FIELD_STR, offsetof(struct rn_event, request), NULL, "Request id."},
+    {"item", RN_FIELD_STR, offsetof(struct rn_event, item), NULL,
+     "Item id (click, pay; empty otherwise)."},
+    {"event_id", RN_FIELD_STR, offsetof(struct rn_event, event_id), NULL,
+     "The producer's event id (empty when the line had none)."},
+    {"ts", RN_FIELD_I64, offsetof(struct rn_event, ts), NULL, "Event time, ms."},
+    {"amount", RN_FIELD_F64, offsetof(struct rn_event, amount), NULL, "Pay amount (0 otherwise)."},
+    {NULL, 0, 0, NULL, NULL},
+};
+
 const struct rn_type rn_type_event = {
     .name = "event",
     .description = "a parsed recommendation event: request, impression, click or pay",
     .key_fields = rn__event_keys,
     .key_of = rn__event_key,
     .write_json_job = rn__event_json,
+    .fields = rn__event_fields,
 };

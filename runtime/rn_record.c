@@ -151,6 +151,47 @@ int rn_type_field(const struct rn_type *t, const char *field)
     return -1;
 }
 
+const struct rn_field *rn_type_field_find(const struct rn_type *t, const char *name)
+{
+    if (!t->fields) return NULL;
+    for (const struct rn_field *f = t->fields; f->name; f++)
+        if (strcmp(f->name, name) == 0) return f;
+    return NULL;
+}
+
+int rn_record_field(const struct rn_type *t, const struct rn_record *r, const char *name,
+                    struct rn_field *f)
+{
+    const struct rn_field *s = rn_type_field_find(t, name);
+    if (s) {
+        *f = *s;
+        return 0;
+    }
+    return t->field_lookup ? t->field_lookup(r, name, f) : RN_ENOENT;
+}
+
+void rn_field_write_json(const struct rn_field *f, const void *p, struct rn_buf *out)
+{
+    if (f->kind == RN_FIELD_STR) {
+        struct rn_str s = rn_field_str(f, p);
+        rn_json_str(out, rn_str_ptr(p, s), s.len);
+    } else if (f->kind == RN_FIELD_F64) {
+        rn_json_f64(out, rn_field_f64(f, p));
+    } else {
+        rn_json_i64(out, rn_field_i64(f, p));
+    }
+}
+
+void rn_field_write_text(const struct rn_field *f, const void *p, struct rn_buf *out)
+{
+    if (f->kind == RN_FIELD_STR) {
+        struct rn_str s = rn_field_str(f, p);
+        rn_buf_append(out, rn_str_ptr(p, s), s.len);
+    } else {
+        rn_field_write_json(f, p, out);
+    }
+}
+
 /* ---- batches --------------------------------------------------------------- */
 
 struct rn_batch *rn_batch_create(uint32_t cap)

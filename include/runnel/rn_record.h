@@ -15,6 +15,8 @@
 #ifndef RUNNEL_RN_RECORD_H
 #define RUNNEL_RN_RECORD_H
 
+#include <string.h>
+
 #include "rn_common.h"
 
 #define RN_TS_MIN INT64_MIN
@@ -62,7 +64,73 @@ struct rn_type {
      * rn_types_names); used instead of write_json when set. */
     void (*write_json_job)(const struct rn_types *types, const struct rn_record *r,
                            struct rn_buf *out);
+    /* Appended (optional): the fields that generic operators (window, map)
+     * may read by name, ended by an entry with a NULL name. Each lies at a
+     * fixed offset of every payload of the type. */
+    const struct rn_field *fields;
+    /* Appended (optional): for a type whose payloads describe their own
+     * fields (a window result names its aggregates): fills *f for field
+     * `name` of this record's payload; 0, or RN_ENOENT. Asked for every
+     * record, since two records of the type may be laid out differently. */
+    int (*field_lookup)(const struct rn_record *r, const char *name, struct rn_field *f);
 };
+
+/* ---- fields readable by name ------------------------------------------------
+ * A record type may describe some of its payload's fields (rn_type.fields),
+ * so that generic operators can aggregate, compare and compute with them
+ * without knowing the type. */
+
+enum rn_field_kind {
+    RN_FIELD_I64 = 1, /* int64_t at off */
+    RN_FIELD_F64 = 2, /* double at off */
+    RN_FIELD_STR = 3, /* struct rn_str at off */
+};
+
+struct rn_field {
+    const char *name;
+    enum rn_field_kind kind;
+    uint32_t off; /* from the payload's start */
+    /* RN_FIELD_I64 only, optional: names of the values 0, 1, ... (NULL-ended),
+     * which a job may write instead of the numbers ("kind == bid"). */
+    const char *const *symbols;
+    const char *description;
+};
+
+/* The field called `name` of type t (borrowed from t), or NULL. */
+const struct rn_field *rn_type_field_find(const struct rn_type *t, const char *name);
+/* Looks up field `name` for record r of type t: the static table first, then
+ * t->field_lookup. Fills *f; 0 or RN_ENOENT. */
+int rn_record_field(const struct rn_type *t, const struct rn_record *r, const char *name,
+                    struct rn_field *f);
+/* The value of a numeric field of payload p (I64 converted to double). */
+static inline double rn_field_f64(const struct rn_field *f, const void *p)
+{
+    if (f->kind == RN_FIELD_F64) {
+        double d;
+        memcpy(&d, (const char *)p + f->off, sizeof d);
+        return d;
+    }
+    int64_t v;
+    memcpy(&v, (const char *)p + f->off, sizeof v);
+    return (double)v;
+}
+static inline int64_t rn_field_i64(const struct rn_field *f, const void *p)
+{
+    if (f->kind == RN_FIELD_F64) return (int64_t)rn_field_f64(f, p);
+    int64_t v;
+    memcpy(&v, (const char *)p + f->off, sizeof v);
+    return v;
+}
+static inline struct rn_str rn_field_str(const struct rn_field *f, const void *p)
+{
+    struct rn_str s;
+    memcpy(&s, (const char *)p + f->off, sizeof s);
+    return s;
+}
+/* Appends the field's value as JSON (a number or a string) to out. */
+void rn_field_write_json(const struct rn_field *f, const void *p, struct rn_buf *out);
+/* Appends the field's value as text (a string's bytes unquoted) to out. */
+void rn_field_write_text(const struct rn_field *f, const void *p, struct rn_buf *out);
 
 /* Built-in types of the runtime, first in every job (ids 0 and 1). */
 extern const struct rn_type rn_type_raw;         /* "raw": one input line */
