@@ -5,7 +5,8 @@
 #   JOBNAME       the job's name (its checkpoints are $work/var/ckpt/$JOBNAME)
 #   OUTPUTS       the output files' names in $work/var/out, without .jsonl
 #   HEAD          the head of the keyed chain (its threads are counted)
-# and has written $work/job.yaml, reading its replay rate from ${RATE}.
+# and has written $work/job.yaml, reading its replay rate from ${RATE} (set to
+# ${CRASH_RATE:-60000} records a second).
 pass=0 fail=0
 ok() { echo "PASS $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
@@ -55,7 +56,7 @@ crash_run() { # label parallelism-of-last-run kills
   while [ $done_kills -lt "$kills" ] && [ $attempt -lt 40 ]; do
     attempt=$((attempt + 1))
     local before; before=$(latest)
-    RATE=60000 "$bin/runnel" run "$work/job.yaml" --quiet &
+    RATE=${CRASH_RATE:-60000} "$bin/runnel" run "$work/job.yaml" --quiet &
     local pid=$!
     local waited=0
     while [ "$(latest)" -le "$before" ] && kill -0 "$pid" 2>/dev/null && [ $waited -lt 600 ]; do
@@ -70,7 +71,7 @@ crash_run() { # label parallelism-of-last-run kills
     fi
   done
   if [ $finished -eq 0 ]; then
-    RATE=60000 "$bin/runnel" run "$work/job.yaml" --set parallelism="$last_p" \
+    RATE=${CRASH_RATE:-60000} "$bin/runnel" run "$work/job.yaml" --set parallelism="$last_p" \
       2>"$work/last.txt" || { bad "$label: final run failed"; tail -5 "$work/last.txt"; }
     grep -q "restoring from" "$work/last.txt" && ok "$label: the last run restored a checkpoint" ||
       bad "$label: the last run did not restore"

@@ -12,6 +12,9 @@ bin=${RUNNEL_BIN:?}
 work=$(mktemp -d /tmp/runnel-winrestore.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 JOBNAME=winrestore OUTPUTS="slide sess late" HEAD=slide
+# 60,000 events at 20,000 a second: a run lasts long enough to be killed on a
+# quiet machine too (at crash_lib's default rate it could finish first)
+CRASH_RATE=20000
 . "$RUNNEL_SRC/tests/integration/crash_lib.sh"
 
 "$bin/rn_loggen" --events 60000 --users 3000 --out-of-order 1000 --late-fraction 0.02 \
