@@ -55,6 +55,7 @@ static const char *const rn_inf_explore_modes[] = {"none", "epsilon", "softmax",
 
 struct rn_inf_cfg {
     const char *model_store;
+    struct rn_model_topic_cfg mt; /* model_topic, model_brokers, model_key */
     struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
     int64_t slate, poll_interval, max_candidates, seed;
     int explore;
@@ -68,7 +69,10 @@ struct rn_inf_cfg {
 static const struct rn_config_key rn_inf_keys[] = {
     RN_PHI_CONFIG_KEYS(struct rn_inf_cfg, feat),
     {"model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, model_store),
-     "Model store to follow (the learner's `model_store`). Required.", NULL, RN_CK_REQUIRED, 0, 0},
+     "Model store directory to follow (the learner's `model_store`); it honours `runnel models "
+     "pin` and `rollback`. This or `model_topic`.",
+     NULL, 0, 0, 0},
+    RN_MODEL_TOPIC_CONFIG_KEYS(struct rn_inf_cfg, mt),
     {"slate", RN_CT_INT, "5", "items", offsetof(struct rn_inf_cfg, slate),
      "Items per recommendation (a request may ask for fewer with `k`).", NULL, 0, 1, 1000},
     {"explore", RN_CT_ENUM, "epsilon", NULL, offsetof(struct rn_inf_cfg, explore),
@@ -101,6 +105,13 @@ static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
     }
     if (!(c->temperature > 0)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "temperature"), "temperature must be > 0");
+        return RN_EINVAL;
+    }
+    if ((rc = rn_model_topic_cfg_check(&c->mt, c->model_store, 1, node, errbuf, errlen)))
+        return rc;
+    if (c->model_store && c->mt.topic) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "model_topic"),
+                    "inference follows one place: 'model_store' or 'model_topic', not both");
         return RN_EINVAL;
     }
     pthread_mutex_init(&c->mu, NULL);
@@ -298,7 +309,7 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
                     "runnel: inference: model version %" PRId64 " of '%s' does not fit the "
                     "embedding table and state features (dimension %u, state features %u; "
                     "want %u and %u%s): serving random slates\n",
-                    version, c->model_store, m->shape.dim, m->shape.phi, rn_embed_dim(s->emb),
+                    version, c->model_store ? c->model_store : c->mt.topic, m->shape.dim, m->shape.phi, rn_embed_dim(s->emb),
                     s->phi_dim, c->feat.state_network ? ", the state network's" : "");
         ex.mode = RN_EXPLORE_SOFTMAX;
         ex.temperature = 1.0;
@@ -349,7 +360,11 @@ static int rn_inf_open(struct rn_op *op)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
         int bad = rn_phi_cfg_open(&c->feat, &s->emb, &s->spec, err, sizeof err) != 0;
         if (!bad) s->phi_dim = rn_phi_dim(&s->spec, s->emb);
-        if (!bad)
+        if (!bad && c->mt.topic)
+            s->feed = rn_model_feed_acquire_topic(c->mt.brokers, c->mt.topic,
+                                                  c->mt.key ? c->mt.key : rn_op_job_name(op),
+                                                  c->poll_interval, err, sizeof err);
+        else if (!bad)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
         if (s->feed) rn_model_feed_poll(s->feed); /* the newest version from the first request */
         if (!s->emb || !s->feed) {
@@ -365,7 +380,8 @@ static int rn_inf_open(struct rn_op *op)
     pthread_mutex_unlock(&c->mu);
     v->slot = rn_model_feed_slot(v->sh->feed);
     if (v->slot < 0) {
-        rn_op_errorf(op, "too many readers of model store '%s'", c->model_store);
+        rn_op_errorf(op, "too many readers of model %s '%s'", c->model_store ? "store" : "topic",
+                     c->model_store ? c->model_store : c->mt.topic);
         return RN_EFULL;
     }
     /* Serving, when the job has a `serve:` section: handlers run on the

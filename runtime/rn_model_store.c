@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,25 +30,38 @@
 
 /* ---- model files ----------------------------------------------------------------- */
 
-int rn_model_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
-                   const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
+/* The five tensors of m, pointing into its parameters (borrowed). */
+static void rn__model_tensors(const struct rn_model *m, struct rn_tensor t[5])
 {
     const struct rn_model_shape *s = &m->shape;
-    struct rn_tensor t[5] = {
-        {"v", 1, {s->phi}, m->params + m->at.v},
-        {"W", 2, {s->dim, s->phi}, m->params + m->at.W},
-        {"w", 1, {s->dim}, m->params + m->at.w},
-        {"b", 1, {s->buckets}, m->params + m->at.b},
-        {"c", 1, {s->positions}, m->params + m->at.c},
-    };
-    const char *keys[32], *vals[32];
+    t[0] = (struct rn_tensor){"v", 1, {s->phi}, m->params + m->at.v};
+    t[1] = (struct rn_tensor){"W", 2, {s->dim, s->phi}, m->params + m->at.W};
+    t[2] = (struct rn_tensor){"w", 1, {s->dim}, m->params + m->at.w};
+    t[3] = (struct rn_tensor){"b", 1, {s->buckets}, m->params + m->at.b};
+    t[4] = (struct rn_tensor){"c", 1, {s->positions}, m->params + m->at.c};
+}
+
+/* "format" first, then the caller's metadata (at most 31 entries). */
+static size_t rn__model_meta(const char *const *meta_keys, const char *const *meta_vals,
+                             size_t n_meta, const char *keys[32], const char *vals[32])
+{
     size_t nk = 0;
     keys[nk] = "format";
     vals[nk++] = RN_MODEL_FORMAT;
-    for (size_t i = 0; i < n_meta && nk < RN_ARRAY_LEN(keys); i++) {
+    for (size_t i = 0; i < n_meta && nk < 32; i++) {
         keys[nk] = meta_keys[i];
         vals[nk++] = meta_vals[i];
     }
+    return nk;
+}
+
+int rn_model_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
+                   const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
+{
+    struct rn_tensor t[5];
+    rn__model_tensors(m, t);
+    const char *keys[32], *vals[32];
+    size_t nk = rn__model_meta(meta_keys, meta_vals, n_meta, keys, vals);
     return rn_st_write(path, t, 5, keys, vals, nk, errbuf, errlen);
 }
 
@@ -94,6 +108,78 @@ struct rn_model *rn_model_read(const char *path, char *errbuf, size_t errlen)
     struct rn_st_file *f = rn_st_read(path, errbuf, errlen);
     if (!f) return NULL;
     struct rn_model *m = rn_model_from_st(f, path, errbuf, errlen);
+    rn_st_free(f);
+    return m;
+}
+
+/* ---- versions as bytes (the model topic) ------------------------------------------------ */
+
+int rn_model_encode(const struct rn_model *m, const struct rn_model_version *v,
+                    struct rn_buf *out, char *errbuf, size_t errlen)
+{
+    char ids[32], created[32], et[32], upd[32], tr[32], loss[40], q[40];
+    snprintf(ids, sizeof ids, "%" PRId64, v->id);
+    snprintf(created, sizeof created, "%" PRId64, v->created_ms);
+    snprintf(et, sizeof et, "%" PRId64, v->event_time);
+    snprintf(upd, sizeof upd, "%" PRIu64, v->updates);
+    snprintf(tr, sizeof tr, "%" PRIu64, v->transitions);
+    snprintf(loss, sizeof loss, "%.17g", v->loss);
+    snprintf(q, sizeof q, "%.17g", v->mean_q);
+    const char *mk[] = {"version", "created_ms", "event_time", "updates",
+                        "transitions", "loss", "mean_q"};
+    const char *mv[] = {ids, created, et, upd, tr, loss, q};
+    struct rn_tensor t[5];
+    rn__model_tensors(m, t);
+    const char *keys[32], *vals[32];
+    size_t nk = rn__model_meta(mk, mv, RN_ARRAY_LEN(mk), keys, vals);
+    char where[48];
+    snprintf(where, sizeof where, "model version %" PRId64, v->id);
+    return rn_st_encode(t, 5, keys, vals, nk, where, out, errbuf, errlen);
+}
+
+/* A metadata value as a number; NAN when missing or not a number. */
+static double rn__meta_num(const struct rn_st_file *f, const char *key)
+{
+    const char *s = rn_st_meta(f, key);
+    char *end;
+    if (!s || !*s) return NAN;
+    double d = strtod(s, &end);
+    return *end ? NAN : d;
+}
+
+struct rn_model *rn_model_decode(const void *p, size_t n, const char *where,
+                                 struct rn_model_version *v, char *errbuf, size_t errlen)
+{
+    char e[512];
+    struct rn_st_file *f = rn_st_parse(p, n, e, sizeof e);
+    if (!f) {
+        rn_errf(errbuf, errlen, "%s: %s", where, e);
+        return NULL;
+    }
+    struct rn_model *m = NULL;
+    const char *fmt = rn_st_meta(f, "format");
+    const char *id = rn_st_meta(f, "version");
+    char *end = NULL;
+    long long vid = id ? strtoll(id, &end, 10) : 0;
+    if (!fmt || strcmp(fmt, RN_MODEL_FORMAT) != 0)
+        rn_errf(errbuf, errlen, "%s: metadata 'format' is '%s', expected '%s'", where,
+                fmt ? fmt : "(none)", RN_MODEL_FORMAT);
+    else if (!id || !*id || *end || vid <= 0)
+        rn_errf(errbuf, errlen, "%s: metadata 'version' is '%s', expected a positive integer",
+                where, id ? id : "(none)");
+    else
+        m = rn_model_from_st(f, where, errbuf, errlen);
+    if (m && v) {
+        memset(v, 0, sizeof *v);
+        v->id = vid;
+        double d;
+        if (!isnan(d = rn__meta_num(f, "created_ms"))) v->created_ms = (int64_t)d;
+        if (!isnan(d = rn__meta_num(f, "event_time"))) v->event_time = (int64_t)d;
+        if (!isnan(d = rn__meta_num(f, "updates"))) v->updates = (uint64_t)d;
+        if (!isnan(d = rn__meta_num(f, "transitions"))) v->transitions = (uint64_t)d;
+        v->loss = rn__meta_num(f, "loss");
+        v->mean_q = rn__meta_num(f, "mean_q");
+    }
     rn_st_free(f);
     return m;
 }
