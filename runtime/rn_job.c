@@ -713,6 +713,17 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
         n->out_types = rn_xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof *n->out_types);
         for (uint32_t p = 0; p < t->n_outputs; p++) {
             const char *tn = t->outputs[p].type;
+            const char *dyn = t->out_type ? t->out_type(n->ctx, p) : NULL;
+            if (dyn) {
+                int id = rn_types_find(job->types, dyn);
+                if (id < 0) {
+                    rn_cfg_errf(errbuf, errlen, n->cfg, "%s '%s' emits unknown record type '%s'",
+                                t->name, n->id, dyn);
+                    return RN_ETYPE;
+                }
+                n->out_types[p] = id;
+                continue;
+            }
             int id = strcmp(tn, "*") == 0 ? n->in_type : rn_types_find(job->types, tn);
             if (id < 0) {
                 rn_cfg_errf(errbuf, errlen, n->cfg, "internal: '%s' declares unknown type '%s'",
