@@ -59,6 +59,7 @@ struct rn_kafka_source_cfg {
     int64_t metadata_timeout;
     int64_t max_rate;
     const char *record_type; /* kafka_records: the type of the records it reads */
+    const char *partitioned_by; /* for the coordinator's stages only */
     /* Filled by init. */
     char **topics;
     size_t n_topics;
@@ -143,6 +144,11 @@ static const char *const rn_ksrc_resets[] = {"earliest", "latest", NULL};
      offsetof(struct rn_kafka_source_cfg, metadata_timeout), \
      "How long to wait for the brokers when the source starts (topic metadata, end offsets).", NULL, \
      0, 1, 3600000}, \
+    {"partitioned_by", RN_CT_STRING, NULL, NULL, offsetof(struct rn_kafka_source_cfg, partitioned_by), \
+     "The record field the topics' producers keyed messages by (such as `user`). In a cluster, " \
+     "a keyed operator on another field starts a new stage (docs/cluster.md); default: the key " \
+     "of the first keyed operator after the source.", \
+     NULL, 0, 0, 0}, \
     {"max_rate", RN_CT_INT, "0", "messages/s", offsetof(struct rn_kafka_source_cfg, max_rate), \
      "Read at most this many messages per second per subtask (0: as fast as possible).", NULL, 0, 0, \
      (int64_t)1 << 40},

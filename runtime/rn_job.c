@@ -884,7 +884,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     job->doc = rn_cfg_load_file(path, errbuf, errlen);
     if (!job->doc) goto fail;
     for (size_t i = 0; opt && i < opt->n_overrides; i++)
-        if (rn_cfg_set(job->doc, opt->overrides[i], errbuf, errlen)) goto fail;
+        if (rn_cfg_override(job->doc, opt->overrides[i], errbuf, errlen)) goto fail;
 
     struct rn__job_cfg jc;
     memset(&jc, 0, sizeof jc);

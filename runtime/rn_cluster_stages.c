@@ -1,0 +1,329 @@
+/*
+ * rn_cluster_stages.c — how the coordinator divides a cluster job: into
+ * stages at re-key edges, each stage into tasks by its input's partitions,
+ * and each task into the `--set` overrides that make the submitted job that
+ * task (docs/cluster.md, "Stages").
+ *
+ * A task of a job that reads Kafka is the whole job restricted to one
+ * partition. That is right as long as every keyed operator keys by what the
+ * input topics are partitioned by. Where it is not, the job is cut:
+ *
+ *   - before an operator that declares RN_OP_SINGLETON (one instance for the
+ *     whole job, such as the learner): its stage is one task;
+ *   - before a keyed operator whose key field is not the key the stream is
+ *     partitioned by. The partitioning key of the input topics is the Kafka
+ *     source's `partitioned_by`, or else taken to be the key of the first
+ *     keyed operator after the sources (the cluster trusts that the producers
+ *     keyed the topics that way: docs/cluster.md); after a cut, it is the cut
+ *     operator's key.
+ *
+ * Across a cut the upstream stage ends in a `kafka` sink (format: record,
+ * keyed by the new key, exactly_once when the job checkpoints) into the
+ * internal topic `<job>.<operator>.repartition`, and the downstream stage
+ * starts with a `kafka_records` source on it in place of the operator's
+ * `from:`. The coordinator makes the topic with the partition count of the
+ * job's input; a broker that cannot create topics (librdkafka's mock) makes
+ * it on first use, and the stage is then divided by the count it has. A
+ * task's overrides remove every node of the other stages ("-path").
+ *
+ * Nothing here looks at an operator's name: only at the flags and key fields
+ * the types declare.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "rn_cluster_int.h"
+#include "rn_job_int.h"
+
+/* The Kafka brokers of the job's first `kafka` source (borrowed), or NULL. */
+static const char *rn__stage_brokers(const struct rn_cfg_doc *doc)
+{
+    const struct rn_cfg_node *sources = rn_cfg_get(doc->root, "sources");
+    for (const struct rn_cfg_node *s = sources && sources->kind == RN_CFG_MAP ? sources->child
+                                                                              : NULL;
+         s; s = s->next) {
+        const struct rn_cfg_node *type = rn_cfg_get(s, "type");
+        if (!type || type->kind != RN_CFG_SCALAR || strcmp(type->value, "kafka") != 0) continue;
+        const struct rn_cfg_node *b = rn_cfg_get(s, "bootstrap_servers");
+        if (!b) b = rn_cfg_get(s, "brokers");
+        if (b && b->kind == RN_CFG_SCALAR) return b->value;
+    }
+    return NULL;
+}
+
+int rn_cluster_stages_plan(const struct rn_job *job, const struct rn_cfg_doc *doc,
+                           struct rn_stages *out, char *errbuf, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->n = 1;
+    out->st[0].head = -1;
+    int n = job->n_nodes;
+    const char *key[RN_MAX_NODES] = {0};
+    int done[RN_MAX_NODES] = {0};
+    for (int i = 0; i < n; i++)
+        out->stage_of[i] = -1;
+    out->brokers = rn__stage_brokers(doc);
+    /* Nodes in an order where every input comes first (the graph is acyclic:
+     * the loader checked). */
+    for (int placed = 0, round = 0; placed < n && round <= n; round++) {
+        for (int v = 0; v < n; v++) {
+            if (done[v]) continue;
+            const struct rn_node *nd = &job->nodes[v];
+            int ready = 1, in_stage = -1, mixed = 0, first_from = -1;
+            for (int e = 0; e < job->n_edges; e++) {
+                const struct rn_edge *ed = &job->edges[e];
+                if (ed->to != v) continue;
+                if (!done[ed->from]) {
+                    ready = 0;
+                    break;
+                }
+                if (first_from < 0) first_from = ed->from;
+                int s = out->stage_of[ed->from];
+                if (in_stage >= 0 && s != in_stage) mixed = 1;
+                in_stage = s;
+            }
+            if (!ready) continue;
+            done[v] = 1;
+            placed++;
+            if (nd->kind == RN_KIND_SOURCE || first_from < 0) {
+                const struct rn_cfg_node *pb = rn_cfg_get(nd->cfg, "partitioned_by");
+                key[v] = pb && pb->kind == RN_CFG_SCALAR ? pb->value : NULL;
+                out->stage_of[v] = 0;
+                continue;
+            }
+            const char *in_key = key[first_from];
+            uint32_t flags = nd->type->flags;
+            int cut = 0;
+            if (out->brokers && !out->st[in_stage].singleton) {
+                if (flags & RN_OP_SINGLETON)
+                    cut = 1;
+                else if ((flags & RN_OP_KEYED) && in_key && nd->key_name &&
+                         strcmp(in_key, nd->key_name) != 0)
+                    cut = 1;
+            }
+            if (!cut && mixed) {
+                rn_cfg_errf(errbuf, errlen, nd->cfg,
+                            "'%s' takes inputs from two stages of the cluster job (a re-key or a "
+                            "singleton operator lies between them): joining stages is not built",
+                            nd->id);
+                return RN_EINVAL;
+            }
+            if (cut) {
+                const struct rn_cfg_node *from = rn_cfg_get(nd->cfg, "from");
+                if (nd->n_inputs > 1 || (from && from->kind != RN_CFG_SCALAR)) {
+                    rn_cfg_errf(errbuf, errlen, from ? from : nd->cfg,
+                                "'%s' would start a stage of the cluster job (it %s), but a stage "
+                                "starts from one input: give it one `from:`",
+                                nd->id,
+                                flags & RN_OP_SINGLETON ? "runs as one instance"
+                                                        : "re-keys the stream");
+                    return RN_EINVAL;
+                }
+                if (out->n >= RN_STAGES_MAX) {
+                    rn_cfg_errf(errbuf, errlen, nd->cfg, "more than %d stages", RN_STAGES_MAX);
+                    return RN_EINVAL;
+                }
+                struct rn_stage *st = &out->st[out->n];
+                st->head = v;
+                st->singleton = (flags & RN_OP_SINGLETON) != 0;
+                st->key = (flags & RN_OP_KEYED) ? nd->key_name : NULL;
+                snprintf(st->topic, sizeof st->topic, "%s.%s.repartition", job->name, nd->id);
+                for (int e = 0; e < job->n_edges; e++) {
+                    const struct rn_edge *ed = &job->edges[e];
+                    if (ed->to != v) continue;
+                    st->from = ed->from;
+                    st->from_port = ed->port;
+                    const struct rn_node *f = &job->nodes[ed->from];
+                    snprintf(st->type, sizeof st->type, "%s",
+                             rn_types_get(job->types, f->out_types[ed->port])->name);
+                }
+                out->stage_of[v] = out->n++;
+            } else {
+                out->stage_of[v] = in_stage;
+            }
+            key[v] = (flags & RN_OP_KEYED) && nd->key_name ? nd->key_name : in_key;
+        }
+    }
+    return 0;
+}
+
+/* Creates `topic` with `parts` partitions unless it exists, then reads back
+ * how many it has into *out. Returns 0 or RN_EIO with a message. */
+static int rn__stage_topic(const char *brokers, const char *topic, int parts, int *out,
+                           char *errbuf, size_t errlen)
+{
+    char e[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", e, sizeof e) !=
+            RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        rn_errf(errbuf, errlen, "kafka: %s", e);
+        return RN_EINVAL;
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        rn_errf(errbuf, errlen, "kafka: %s", e);
+        return RN_EIO;
+    }
+    int rc = RN_EIO;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    for (int attempt = 0; attempt < 20 && rc; attempt++) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+        if (!err && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
+            *out = md->topics[0].partition_cnt;
+            rc = 0;
+        } else if (!err && attempt == 0) {
+            /* Missing: create it (a broker without CreateTopics, such as the
+             * mock, created it on the metadata request instead). */
+            rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, e, sizeof e);
+            rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+            rd_kafka_AdminOptions_t *o =
+                rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+            rd_kafka_AdminOptions_set_request_timeout(o, 5000, e, sizeof e);
+            if (nt) rd_kafka_CreateTopics(rk, &nt, 1, o, q);
+            rd_kafka_event_t *ev = nt ? rd_kafka_queue_poll(q, 8000) : NULL;
+            if (ev) rd_kafka_event_destroy(ev);
+            rd_kafka_AdminOptions_destroy(o);
+            rd_kafka_queue_destroy(q);
+            if (nt) rd_kafka_NewTopic_destroy(nt);
+        } else if (err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+            if (md) rd_kafka_metadata_destroy(md);
+            rn_errf(errbuf, errlen, "kafka %s: %s", brokers, rd_kafka_err2str(err));
+            break;
+        }
+        if (md) rd_kafka_metadata_destroy(md);
+    }
+    if (rc && !errbuf[0])
+        rn_errf(errbuf, errlen, "kafka %s: cannot create the internal topic '%s'", brokers, topic);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+int rn_cluster_stages_topics(struct rn_stages *s, int parts, char *errbuf, size_t errlen)
+{
+    s->st[0].n_tasks = parts;
+    for (int i = 1; i < s->n; i++) {
+        struct rn_stage *st = &s->st[i];
+        int have = 0;
+        errbuf[0] = 0;
+        int rc = rn__stage_topic(s->brokers, st->topic, st->singleton ? 1 : parts, &have, errbuf,
+                                 errlen);
+        if (rc) return rc;
+        st->n_tasks = st->singleton ? 1 : have;
+    }
+    return 0;
+}
+
+void rn_cluster_task_name(int stage, int p, char *buf, size_t len)
+{
+    if (stage == 0)
+        snprintf(buf, len, "p%d", p);
+    else
+        snprintf(buf, len, "s%dp%d", stage, p);
+}
+
+static const char *rn__kind_section(enum rn_op_kind k)
+{
+    return k == RN_KIND_SOURCE ? "sources" : k == RN_KIND_SINK ? "sinks" : "operators";
+}
+
+char *rn_cluster_task_sets(const struct rn_job *job, const struct rn_cfg_doc *doc,
+                           const struct rn_stages *s, int stage, int p, int kafka)
+{
+    struct rn_buf b = RN_BUF_INIT;
+    char v[1400], task[32];
+    rn_cluster_task_name(stage, p, task, sizeof task);
+    rn_buf_putc(&b, '[');
+#define RN__SET(...)                                                                               \
+    do {                                                                                           \
+        snprintf(v, sizeof v, __VA_ARGS__);                                                        \
+        if (b.len > 1) rn_buf_putc(&b, ',');                                                       \
+        rn_json_str(&b, v, strlen(v));                                                             \
+    } while (0)
+    RN__SET("http.listen=127.0.0.1:0");
+    if (job->ckpt_enabled)
+        RN__SET("checkpoint.dir=%s/%s/tasks/%s", job->ckpt_root, job->name, task);
+    RN__SET("state.dir=%s/%s/tasks/%s", job->state_root, job->name, task);
+    /* The nodes of other stages go; this stage's input and outputs come. */
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *nd = &job->nodes[i];
+        if (s->stage_of[i] != stage) RN__SET("-%s.%s", rn__kind_section(nd->kind), nd->id);
+    }
+    const struct rn_stage *me = &s->st[stage];
+    if (stage > 0) {
+        const char *head = job->nodes[me->head].id;
+        RN__SET("sources.__in_%s.type=kafka_records", head);
+        RN__SET("sources.__in_%s.brokers=%s", head, s->brokers);
+        RN__SET("sources.__in_%s.topics=%s", head, me->topic);
+        RN__SET("sources.__in_%s.record_type=%s", head, me->type);
+        if (!me->singleton) RN__SET("sources.__in_%s.partitions=%d", head, p);
+        RN__SET("operators.%s.from=__in_%s", head, head);
+    }
+    for (int k = 1; k < s->n; k++) {
+        const struct rn_stage *st = &s->st[k];
+        if (s->stage_of[st->from] != stage) continue;
+        const char *head = job->nodes[st->head].id;
+        const struct rn_node *f = &job->nodes[st->from];
+        const char *port = st->from_port ? f->type->outputs[st->from_port].name : NULL;
+        RN__SET("sinks.__to_%s.type=kafka", head);
+        RN__SET("sinks.__to_%s.brokers=%s", head, s->brokers);
+        RN__SET("sinks.__to_%s.topic=%s", head, st->topic);
+        RN__SET("sinks.__to_%s.format=record", head);
+        RN__SET("sinks.__to_%s.mode=%s", head,
+                job->ckpt_enabled ? "exactly_once" : "at_least_once");
+        RN__SET("sinks.__to_%s.transactional_id_prefix=runnel-%s-%s-to-%s", head, job->name, task,
+                head);
+        if (st->key) RN__SET("sinks.__to_%s.key=%s", head, st->key);
+        if (port)
+            RN__SET("sinks.__to_%s.from=%s.%s", head, f->id, port);
+        else
+            RN__SET("sinks.__to_%s.from=%s", head, f->id);
+    }
+    const struct rn_cfg_node *sources = rn_cfg_get(doc->root, "sources");
+    for (const struct rn_cfg_node *n = sources ? sources->child : NULL; n && kafka && stage == 0;
+         n = n->next) {
+        const struct rn_cfg_node *type = rn_cfg_get(n, "type");
+        if (type && strcmp(type->value, "kafka") == 0)
+            RN__SET("sources.%s.partitions=%d", n->key, p);
+    }
+    const struct rn_cfg_node *sinks = rn_cfg_get(doc->root, "sinks");
+    for (const struct rn_cfg_node *n = sinks ? sinks->child : NULL; n; n = n->next) {
+        const struct rn_cfg_node *type = rn_cfg_get(n, "type");
+        if (!type || type->kind != RN_CFG_SCALAR) continue;
+        int mine = 0;
+        for (int i = 0; i < job->n_nodes; i++)
+            if (job->nodes[i].kind == RN_KIND_SINK && strcmp(job->nodes[i].id, n->key) == 0)
+                mine = s->stage_of[i] == stage;
+        if (!mine) continue;
+        if (strcmp(type->value, "file") == 0) {
+            const struct rn_cfg_node *path = rn_cfg_get(n, "path");
+            if (!path || path->kind != RN_CFG_SCALAR) continue;
+            /* out.jsonl -> out.p3.jsonl (stage 0), out.s1p3.jsonl */
+            const char *slash = strrchr(path->value, '/');
+            const char *dot = strrchr(slash ? slash : path->value, '.');
+            if (dot && dot != (slash ? slash + 1 : path->value))
+                RN__SET("sinks.%s.path=%.*s.%s%s", n->key, (int)(dot - path->value), path->value,
+                        task, dot);
+            else
+                RN__SET("sinks.%s.path=%s.%s", n->key, path->value, task);
+        } else if (strcmp(type->value, "kafka") == 0) {
+            const struct rn_cfg_node *pre = rn_cfg_get(n, "transactional_id_prefix");
+            if (pre && pre->kind == RN_CFG_SCALAR)
+                RN__SET("sinks.%s.transactional_id_prefix=%s-%s", n->key, pre->value, task);
+            else
+                RN__SET("sinks.%s.transactional_id_prefix=runnel-%s-%s-%s", n->key, job->name,
+                        n->key, task);
+        }
+    }
+#undef RN__SET
+    rn_buf_putc(&b, ']');
+    rn_buf_putc(&b, 0);
+    return b.data;
+}
