@@ -330,16 +330,17 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
 struct rn_inf {
     struct rn_inf_shared *sh;
     int slot;
+    int64_t shown_version; /* the model_version gauge as last set (subtask 0) */
     struct rn_inf_scratch x;
     uint32_t *slate;
     double *prop;
     struct rn_payload pl;
 };
 
-enum { M_REQUESTS, M_RECOMMENDED, M_NO_MODEL, M_REJECTED, M_FEEDBACK, M_EXPLORED };
-static const char *const rn_inf_metrics[] = {"requests", "recommendations", "without_model",
-                                             "rejected", "history_updates", "explored_slots",
-                                             NULL};
+enum { M_REQUESTS, M_RECOMMENDED, M_NO_MODEL, M_REJECTED, M_FEEDBACK, M_EXPLORED, M_VERSION };
+static const char *const rn_inf_metrics[] = {"requests",       "recommendations", "without_model",
+                                             "rejected",       "history_updates", "explored_slots",
+                                             "model_version",  NULL};
 
 static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_http_response *res);
 
@@ -394,7 +395,27 @@ static int rn_inf_open(struct rn_op *op)
     }
     v->slate = rn_xmalloc((size_t)c->slate * sizeof *v->slate);
     v->prop = rn_xmalloc((size_t)c->slate * sizeof *v->prop);
+    /* Subtask 0 keeps the model_version gauge: the version the feed serves,
+     * also while no record comes. */
+    if (rn_op_subtask(op) == 0) return rn_op_timer_after(op, c->poll_interval);
     return 0;
+}
+
+/* The model_version gauge follows the feed (the counter moves by the
+ * difference; subtask 0 only, so the status page's sum is the version). */
+static int rn_inf_on_processing_time(struct rn_op *op, int64_t now_ms, struct rn_emitter *out)
+{
+    const struct rn_inf_cfg *c = rn_op_ctx(op);
+    struct rn_inf *v = rn_op_local(op);
+    (void)now_ms;
+    (void)out;
+    struct rn_model_feed_stats st;
+    rn_model_feed_stats(v->sh->feed, &st);
+    if (st.version != v->shown_version) {
+        rn_op_metric_add(op, M_VERSION, (uint64_t)(st.version - v->shown_version));
+        v->shown_version = st.version;
+    }
+    return rn_op_timer_after(op, c->poll_interval);
 }
 
 static void rn_inf_close(struct rn_op *op)
@@ -877,4 +898,5 @@ const struct rn_op_type rn_op_inference = {
     .open = rn_inf_open,
     .process = rn_inf_process,
     .close = rn_inf_close,
+    .on_processing_time = rn_inf_on_processing_time,
 };

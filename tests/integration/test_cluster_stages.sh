@@ -7,11 +7,12 @@
 #    joined by the internal topic <job>.by_item.repartition. The committed
 #    output of the cluster run, sorted, must equal `runnel run` of the same job
 #    file in one process.
-# 2. The learner as its own stage: collector -> joiner -> experience collector
-#    and inference run per partition; the learner (a singleton) is one task
-#    reading the experience topic and publishing versions to <job>.models,
-#    which the inference tasks follow: impressions must carry versions the
-#    learner published.
+# 2. The learner as its own stage (the shipped jobs/cluster-recs.yaml):
+#    collector -> joiner -> experience collector and inference run per
+#    partition; the learner (a singleton) is one task reading the experience
+#    topic and publishing versions to cluster-recs.models, which the inference
+#    tasks follow: the version an inference task reports on its status API must
+#    be one the learner published.
 set -u
 cd "${RUNNEL_SRC:?}"
 bin=${RUNNEL_BIN:?}
@@ -22,6 +23,9 @@ work=$(mktemp -d /tmp/runnel-clstage.XXXXXX)
 trap 'stop_cluster; stop_kafka; rm -rf "$work"' EXIT
 
 start_kafka "events:4"
+# The shipped job reads its settings from the environment of the cluster's processes.
+export RUNNEL_KAFKA=$BOOT RUNNEL_VAR=$work/recs RUNNEL_EMBEDDINGS=$work/emb.txt RUNNEL_LOG_TOPIC=events \
+  RUNNEL_WINDOW=1m # the simulated log spans ~20 min of event time
 "$bin/rn_sim" --sessions 600 --candidates 10 --seed 5 --out "$work/sim.jsonl" \
   --embeddings "$work/emb.txt" 2>/dev/null || { bad "rn_sim"; exit 1; }
 produce_by_user "$work/sim.jsonl" events || bad "kcat produce"
@@ -79,44 +83,42 @@ n=$(kcat_count rekey.by_item.repartition)
   bad "state $(job_field rekey state)"
 rn cancel rekey >/dev/null 2>&1 && wait_job rekey canceled 30 && ok "canceled" || bad "cancel"
 
-# ---- the learner as its own stage ------------------------------------------------------------
-cat >"$work/learn.yaml" <<YAML
-job: learnst
-state: { dir: $work/learn/state }
-checkpoint: { dir: $work/learn/ckpt, interval: 300ms }
-sources:
-  logs: { type: kafka, brokers: "$BOOT", topics: events, stop_at_end: true, max_rate: 2000,
-          properties: { fetch.wait.max.ms: 10 } }
-operators:
-  - { id: collect, op: log_collector, from: logs }
-  - { id: join, op: online_joiner, from: collect, window: 30m, rewards: { click: 1.0, pay: 5.0 } }
-  - { id: exp, op: experience_collector, from: join, embeddings: $work/emb.txt }
-  - { id: learn, op: value_advantage_learner, from: exp, embeddings: $work/emb.txt,
-      deterministic: false, publish_every: 20, publish_interval: 1s,
-      model_topic: learnst.models, model_brokers: "$BOOT" }
-  - { id: rank, op: inference, from: collect, embeddings: $work/emb.txt,
-      model_topic: learnst.models, model_brokers: "$BOOT", poll_interval: 100ms }
-sinks:
-  impressions: { type: file, path: $work/learn/out/impressions.jsonl, from: rank }
-YAML
-rn submit "$work/learn.yaml" >"$work/submit2.out" 2>&1 || bad "submit: $(cat "$work/submit2.out")"
-[ "$(job_field learnst stages)" = 2 ] && [ "$(job_field learnst tasks_total)" -eq 5 ] &&
+# ---- the learner as its own stage: the shipped jobs/cluster-recs.yaml ---------------------
+rn submit jobs/cluster-recs.yaml >"$work/submit2.out" 2>&1 || bad "submit: $(cat "$work/submit2.out")"
+[ "$(job_field cluster-recs stages)" = 2 ] && [ "$(job_field cluster-recs tasks_total)" -eq 5 ] &&
   ok "the learner is a stage of its own: 4 partition tasks + 1 learner task" ||
-  bad "stages $(job_field learnst stages), tasks $(job_field learnst tasks_total)"
-maxv() { cat "$work"/learn/out/impressions.p*.jsonl 2>/dev/null |
-  python3 -c 'import json,sys; print(max([json.loads(l).get("model_version", 0) for l in sys.stdin] or [0]))'; }
+  bad "stages $(job_field cluster-recs stages), tasks $(job_field cluster-recs tasks_total)"
+# The version the inference operator of task p0 serves, from that task's own status API.
+served() {
+  local page
+  page=$(rn status cluster-recs | python3 -c '
+import json, sys
+print([t["page"] for t in json.load(sys.stdin)["tasks"] if t["task"] == "p0"][0])' 2>/dev/null)
+  [ -n "$page" ] || { echo 0; return; }
+  curl -s "${page%/}/api/v1/job" | python3 -c '
+import json, sys
+ops = json.load(sys.stdin)["operators"]
+print([o["metrics"]["model_version"] for o in ops if o["id"] == "rank"][0])' 2>/dev/null || echo 0
+}
+published() { kcat_dump cluster-recs.models '%k\n' | grep -c '^cluster-recs$'; }
+v=0
 for i in $(seq 600); do
-  [ "$(maxv)" -ge 2 ] && break
+  v=$(served)
+  [ "$v" -ge 1 ] && [ "$v" -eq "$(published)" ] && break
   sleep 0.1
 done
-v=$(maxv)
-published=$(kcat_dump learnst.models '%k\n' | grep -c '^learnst$')
-[ "$v" -ge 2 ] && [ "$published" -ge "$v" ] &&
-  ok "inference tasks ranked with version $v from learnst.models ($published versions published there)" ||
-  bad "highest version in impressions $v, versions on the topic $published"
-[ "$(kcat_count learnst.learn.repartition)" -gt 0 ] && ok "experiences travel on learnst.learn.repartition" ||
-  bad "no experiences on the internal topic"
-rn cancel learnst >/dev/null 2>&1 && wait_job learnst canceled 30 && ok "canceled" || bad "cancel"
+v=$(served)
+n=$(published)
+[ "$v" -ge 1 ] && [ "$v" -eq "$n" ] &&
+  ok "inference task p0 serves version $v, the last of the $n the learner published to cluster-recs.models" ||
+  bad "inference serves version $v, $n versions on the topic"
+[ "$(kcat_count cluster-recs.learn.repartition)" -gt 0 ] &&
+  ok "experiences travel on cluster-recs.learn.repartition" || bad "no experiences on the internal topic"
+learner_out=$(rn status cluster-recs | python3 -c '
+import json, sys
+print(" ".join(t["task"] + ":" + t["state"] for t in json.load(sys.stdin)["tasks"] if t["stage"] == 1))')
+[ "$learner_out" = "s1p0:running" ] && ok "one learner task: $learner_out" || bad "learner tasks: $learner_out"
+rn cancel cluster-recs >/dev/null 2>&1 && wait_job cluster-recs canceled 30 && ok "canceled" || bad "cancel"
 finish_cluster
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
