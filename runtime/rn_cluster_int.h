@@ -41,6 +41,12 @@ void rn_json_kv_str(struct rn_buf *b, const char *name, const char *value);
  * count), asked of the brokers; or one task when it reads no Kafka. Fills
  * *n (>= 1). Returns 0, or < 0 with a message naming the YAML place. */
 int rn_cluster_partitions(const struct rn_cfg_doc *doc, int *n, char *errbuf, size_t errlen);
+/* Makes `topic` on `brokers` with `parts` partitions unless it exists (a
+ * broker without CreateTopics, such as librdkafka's mock, makes it on the
+ * metadata request, with its own default count) and fills *out with the
+ * count it has. Returns 0 or RN_EIO with a message. */
+int rn_cluster_topic_ensure(const char *brokers, const char *topic, int parts, int *out,
+                            char *errbuf, size_t errlen);
 
 /* ---- stages and tasks (rn_cluster_stages.c) ------------------------------------ */
 

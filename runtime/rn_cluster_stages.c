@@ -33,8 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "rn_cluster_int.h"
 #include "rn_job_int.h"
 
@@ -150,71 +148,14 @@ int rn_cluster_stages_plan(const struct rn_job *job, const struct rn_cfg_doc *do
     return 0;
 }
 
-/* Creates `topic` with `parts` partitions unless it exists, then reads back
- * how many it has into *out. Returns 0 or RN_EIO with a message. */
-static int rn__stage_topic(const char *brokers, const char *topic, int parts, int *out,
-                           char *errbuf, size_t errlen)
-{
-    char e[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof e) != RD_KAFKA_CONF_OK ||
-        rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", e, sizeof e) !=
-            RD_KAFKA_CONF_OK) {
-        rd_kafka_conf_destroy(conf);
-        rn_errf(errbuf, errlen, "kafka: %s", e);
-        return RN_EINVAL;
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        rn_errf(errbuf, errlen, "kafka: %s", e);
-        return RN_EIO;
-    }
-    int rc = RN_EIO;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    for (int attempt = 0; attempt < 20 && rc; attempt++) {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
-        if (!err && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0) {
-            *out = md->topics[0].partition_cnt;
-            rc = 0;
-        } else if (!err && attempt == 0) {
-            /* Missing: create it (a broker without CreateTopics, such as the
-             * mock, created it on the metadata request instead). */
-            rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, e, sizeof e);
-            rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-            rd_kafka_AdminOptions_t *o =
-                rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-            rd_kafka_AdminOptions_set_request_timeout(o, 5000, e, sizeof e);
-            if (nt) rd_kafka_CreateTopics(rk, &nt, 1, o, q);
-            rd_kafka_event_t *ev = nt ? rd_kafka_queue_poll(q, 8000) : NULL;
-            if (ev) rd_kafka_event_destroy(ev);
-            rd_kafka_AdminOptions_destroy(o);
-            rd_kafka_queue_destroy(q);
-            if (nt) rd_kafka_NewTopic_destroy(nt);
-        } else if (err == RD_KAFKA_RESP_ERR__TRANSPORT) {
-            if (md) rd_kafka_metadata_destroy(md);
-            rn_errf(errbuf, errlen, "kafka %s: %s", brokers, rd_kafka_err2str(err));
-            break;
-        }
-        if (md) rd_kafka_metadata_destroy(md);
-    }
-    if (rc && !errbuf[0])
-        rn_errf(errbuf, errlen, "kafka %s: cannot create the internal topic '%s'", brokers, topic);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
-    return rc;
-}
-
 int rn_cluster_stages_topics(struct rn_stages *s, int parts, char *errbuf, size_t errlen)
 {
     s->st[0].n_tasks = parts;
     for (int i = 1; i < s->n; i++) {
         struct rn_stage *st = &s->st[i];
         int have = 0;
-        errbuf[0] = 0;
-        int rc = rn__stage_topic(s->brokers, st->topic, st->singleton ? 1 : parts, &have, errbuf,
-                                 errlen);
+        int rc = rn_cluster_topic_ensure(s->brokers, st->topic, st->singleton ? 1 : parts, &have,
+                                         errbuf, errlen);
         if (rc) return rc;
         st->n_tasks = st->singleton ? 1 : have;
     }

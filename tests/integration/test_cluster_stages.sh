@@ -85,6 +85,8 @@ rn cancel rekey >/dev/null 2>&1 && wait_job rekey canceled 30 && ok "canceled" |
 
 # ---- the learner as its own stage: the shipped jobs/cluster-recs.yaml ---------------------
 rn submit jobs/cluster-recs.yaml >"$work/submit2.out" 2>&1 || bad "submit: $(cat "$work/submit2.out")"
+grep -q "job cluster-recs submitted: 5 tasks in 2 stages over 3 workers" "$work/submit2.out" &&
+  ok "submit: $(cat "$work/submit2.out")" || bad "submit said: $(cat "$work/submit2.out")"
 [ "$(job_field cluster-recs stages)" = 2 ] && [ "$(job_field cluster-recs tasks_total)" -eq 5 ] &&
   ok "the learner is a stage of its own: 4 partition tasks + 1 learner task" ||
   bad "stages $(job_field cluster-recs stages), tasks $(job_field cluster-recs tasks_total)"
