@@ -1069,7 +1069,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
             goto fail;
     }
     for (int i = 0; i < job->n_nodes; i++)
-        if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_routes(job, i, errbuf, errlen))
+        if (job->nodes[i].kind != RN_KIND_SINK && rn__resolve_routes(job, i, errbuf, errlen))
             goto fail;
     for (int i = 0; i < job->n_nodes; i++)
         if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_broadcast(job, i, errbuf, errlen))

@@ -33,12 +33,12 @@ checkpoint: { dir: $work/b/ckpt, interval: 300ms }
 state: { dir: $work/b/state }
 sources:
   mid: { type: kafka_records, brokers: "$BOOT", topics: mid, record_type: event,
-         stop_at_end: true }
+         stop_at_end: true, dead_letter: bad }
 operators:
   - { id: by_item, op: key_by, from: mid, key: item }
 sinks:
   out: { type: file, path: $work/b/out.jsonl, from: by_item }
-  bad: { type: file, path: $work/b/bad.jsonl, from: mid.dead_letter }
+  bad: { type: file, path: $work/b/bad.jsonl }
 YAML
 cat >"$work/ref.yaml" <<YAML
 job: ref
