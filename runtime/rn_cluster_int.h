@@ -63,6 +63,7 @@ struct rn_stage {
     const char *key; /* the head's key field (the topic's message key), or NULL */
     char topic[256]; /* <job>.<head>.repartition */
     char type[64];
+    int want;    /* the head's `partitions:` (0: the input's count) */
     int n_tasks;
 };
 

@@ -21,10 +21,10 @@
  * keyed by the new key, exactly_once when the job checkpoints) into the
  * internal topic `<job>.<operator>.repartition`, and the downstream stage
  * starts with a `kafka_records` source on it in place of the operator's
- * `from:`. The coordinator makes the topic with the partition count of the
- * job's input; a broker that cannot create topics (librdkafka's mock) makes
- * it on first use, and the stage is then divided by the count it has. A
- * task's overrides remove every node of the other stages ("-path").
+ * `from:`. The coordinator makes the topic with the operator's `partitions:`
+ * or else the partition count of the job's input; a broker that cannot create topics (librdkafka's
+ * mock) makes it on first use, and the stage is then divided by the count it has. A task's
+ * overrides remove every node of the other stages ("-path").
  *
  * Nothing here looks at an operator's name: only at the flags and key fields
  * the types declare.
@@ -35,6 +35,9 @@
 
 #include "rn_cluster_int.h"
 #include "rn_job_int.h"
+
+_Static_assert(RN_MAX_NODES <= sizeof(((struct rn_stages *)0)->stage_of) / sizeof(int),
+               "rn_stages.stage_of holds a stage per node");
 
 /* The Kafka brokers of the job's first `kafka` source (borrowed), or NULL. */
 static const char *rn__stage_brokers(const struct rn_cfg_doc *doc)
@@ -102,6 +105,22 @@ int rn_cluster_stages_plan(const struct rn_job *job, const struct rn_cfg_doc *do
                          strcmp(in_key, nd->key_name) != 0)
                     cut = 1;
             }
+            const struct rn_cfg_node *pn = rn_cfg_get(nd->cfg, "partitions");
+            if (pn && !cut) {
+                rn_cfg_key_errf(
+                    errbuf, errlen, pn,
+                    "'partitions' applies where a stage of a cluster job starts (before "
+                    "a re-key or a singleton operator); '%s' starts none",
+                    nd->id);
+                return RN_EINVAL;
+            }
+            if (pn && (flags & RN_OP_SINGLETON)) {
+                rn_cfg_key_errf(errbuf, errlen, pn,
+                                "'%s' runs as one instance: its stage is one task, 'partitions' "
+                                "does not apply",
+                                nd->id);
+                return RN_EINVAL;
+            }
             if (!cut && mixed) {
                 rn_cfg_errf(errbuf, errlen, nd->cfg,
                             "'%s' takes inputs from two stages of the cluster job (a re-key or a "
@@ -128,6 +147,7 @@ int rn_cluster_stages_plan(const struct rn_job *job, const struct rn_cfg_doc *do
                 st->head = v;
                 st->singleton = (flags & RN_OP_SINGLETON) != 0;
                 st->key = (flags & RN_OP_KEYED) ? nd->key_name : NULL;
+                st->want = pn ? atoi(pn->value) : 0; /* checked by the loader */
                 snprintf(st->topic, sizeof st->topic, "%s.%s.repartition", job->name, nd->id);
                 for (int e = 0; e < job->n_edges; e++) {
                     const struct rn_edge *ed = &job->edges[e];
@@ -154,8 +174,8 @@ int rn_cluster_stages_topics(struct rn_stages *s, int parts, char *errbuf, size_
     for (int i = 1; i < s->n; i++) {
         struct rn_stage *st = &s->st[i];
         int have = 0;
-        int rc = rn_cluster_topic_ensure(s->brokers, st->topic, st->singleton ? 1 : parts, &have,
-                                         errbuf, errlen);
+        int want = st->singleton ? 1 : st->want > 0 ? st->want : parts;
+        int rc = rn_cluster_topic_ensure(s->brokers, st->topic, want, &have, errbuf, errlen);
         if (rc) return rc;
         st->n_tasks = st->singleton ? 1 : have;
     }

@@ -21,8 +21,8 @@
 #include "rn_job_int.h"
 #include "rn_serve_int.h"
 
-static const char *const rn__op_skip[] = {"id", "op", "from", "key", "parallelism", "broadcast",
-                                          NULL};
+static const char *const rn__op_skip[] = {"id",        "op",         "from", "key",
+                                          "parallelism", "broadcast", "partitions", NULL};
 static const char *const rn__conn_skip[] = {"type", "from", NULL};
 
 struct rn__job_cfg {
@@ -817,6 +817,15 @@ static int rn__assign_parallelism(struct rn_job *job, const int *order, char *er
         struct rn_node *n = &job->nodes[order[k]];
         const struct rn_cfg_node *pn = rn_cfg_get(n->cfg, "parallelism");
         int64_t p = 0;
+        /* `partitions:` is the cluster's (rn_cluster_stages.c); here only checked. */
+        const struct rn_cfg_node *parts = rn_cfg_get(n->cfg, "partitions");
+        if (parts && n->kind == RN_KIND_OPERATOR &&
+            (parts->kind != RN_CFG_SCALAR || rn_parse_i64(parts->value, &p) || p < 1 ||
+             p > 1024)) {
+            rn_cfg_errf(errbuf, errlen, parts, "'partitions' must be an integer in 1..1024");
+            return RN_EINVAL;
+        }
+        p = 0;
         if (n->kind == RN_KIND_OPERATOR && (n->type->flags & RN_OP_SINGLETON)) {
             if (pn && (rn_parse_i64(pn->value, &p) || p != 1)) {
                 rn_cfg_errf(errbuf, errlen, pn, "'%s' runs as one instance: parallelism must be 1",

@@ -85,6 +85,16 @@ n=$(kcat_count rekey.by_item.repartition)
   bad "state $(job_field rekey state)"
 rn cancel rekey >/dev/null 2>&1 && wait_job rekey canceled 30 && ok "canceled" || bad "cancel"
 
+# `partitions:` belongs where a stage starts: on another operator the submit is refused.
+sed "s|^job: rekey|job: rekeyp|; s|dead_letter: rejected }|dead_letter: rejected, partitions: 3 }|" \
+  "$work/rekey.yaml" >"$work/parts.yaml"
+if ! rn submit "$work/parts.yaml" >"$work/o" 2>"$work/e" &&
+  grep -q "parts.yaml:[0-9]*:[0-9]*: 'partitions' applies where a stage of a cluster job starts .*'collect' starts none" "$work/e"; then
+  ok "refused: $(cat "$work/e")"
+else
+  bad "partitions on collect: $(cat "$work/o" "$work/e")"
+fi
+
 # ---- the same job with a worker killed mid-run ------------------------------------------------
 # Each stage task restores its own checkpoint. On the mock (no transaction markers) the
 # internal topic is at least once across the kill: nothing may be missing, and a record
