@@ -206,7 +206,7 @@ static int bl_run(const char *data, uint32_t updates, const char *curve, const c
 {
     struct bl_data x;
     bl_load(data, &x);
-    struct rn_model_shape shape = {x.d, x.f, x.h, x.p};
+    struct rn_model_shape shape = {.dim = x.d, .phi = x.f, .buckets = x.h, .positions = x.p};
     struct rn_learn_cfg cfg = {.optimizer = RN_OPT_ADAM,
                                .learning_rate = 0.01,
                                .l2 = 1e-6,

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     static const uint32_t phis[] = {1024, 4096, 6144, 16384};
     printf("%10s %12s %12s %12s\n", "MB", "publish_ms", "catchup_ms", "load_ms");
     for (size_t k = 0; k < sizeof phis / sizeof *phis; k++) {
-        struct rn_model_shape s = {256, phis[k], 8, 4};
+        struct rn_model_shape s = {.dim = 256, .phi = phis[k], .buckets = 8, .positions = 4};
         struct rn_model *m = rn_model_create(&s);
         double pub[100], catchup[100], load[100];
         int ok = 1;

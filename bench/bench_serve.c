@@ -13,6 +13,10 @@
  *       publish-every-ms (the feed's loader picks each up); it prints p50/p99/p99.9/max and
  *       requests per CPU-second of the scoring thread for both, and the latency of the first
  *       request served by each new version.
+ *   build/bench_serve model --store DIR --embeddings FILE [--seconds 2] [--candidates 100]
+ *       The same scoring path for a given store's current version (any model kind: the
+ *       dueling Q or a runnel-actor/1 actor) with its own embedding table; p50/p99 of the
+ *       requests of one thread.
  *   build/bench_serve setup --dir DIR [--items 10000] [--users 1000]
  *       Writes DIR/items.txt (the embeddings, items i1..iN), DIR/store (version 1) and
  *       DIR/log.jsonl (10 clicks per user u1..uU, so that requests have a history) for the
@@ -131,7 +135,8 @@ static void bs_write_items(const char *path, uint32_t items, uint64_t seed)
 
 static struct rn_model *bs_model(uint64_t seed)
 {
-    struct rn_model_shape sh = {BS_D, RN_PHI_SIMPLE_DIM(BS_D), 65536, 16};
+    struct rn_model_shape sh = {
+        .dim = BS_D, .phi = RN_PHI_SIMPLE_DIM(BS_D), .buckets = 65536, .positions = 16};
     struct rn_model *m = rn_model_create(&sh);
     uint64_t s = seed;
     for (size_t i = 0; i < m->at.n; i++)
@@ -485,13 +490,90 @@ static int bs_http(const char *url, double secs, uint32_t k, uint32_t items, uin
 
 static void bs_usage(FILE *f)
 {
-    fputs("usage: bench_serve inproc [--seconds 2] [--rounds 5] [--candidates 100] [--items "
-          "10000] [--publish-every-ms 100] [--poll-ms 10]\n"
-          "       bench_serve setup --dir DIR [--items 10000] [--users 1000]\n"
-          "       bench_serve publish --store DIR [--every-ms 100] [--seconds 30]\n"
-          "       bench_serve http --url URL [--seconds 10] [--candidates 100] [--items 10000] "
-          "[--users 1000] [--body-file FILE]\n",
-          f);
+    fputs(
+        "usage: bench_serve inproc [--seconds 2] [--rounds 5] [--candidates 100] [--items "
+        "10000] [--publish-every-ms 100] [--poll-ms 10]\n"
+        "       bench_serve model --store DIR --embeddings FILE [--seconds 2] [--candidates 100]\n"
+        "       bench_serve setup --dir DIR [--items 10000] [--users 1000]\n"
+        "       bench_serve publish --store DIR [--every-ms 100] [--seconds 30]\n"
+        "       bench_serve http --url URL [--seconds 10] [--candidates 100] [--items 10000] "
+        "[--users 1000] [--body-file FILE]\n",
+        f);
+}
+
+/* ---- a given model store ----------------------------------------------------------- */
+
+/* bs_serve_store: the in-process scoring path of bs_inproc, for the store's current version
+ * (any model kind: the dueling Q or an actor) and its own embedding table:
+ * histories of 10 and `k` candidates drawn from the table's items. */
+static int bs_serve_store(const char *store, const char *embeddings, double secs, uint32_t k)
+{
+    char err[512];
+    struct rn_embed *emb = rn_embed_load(embeddings, err, sizeof err);
+    if (!emb) {
+        fprintf(stderr, "bench_serve: %s\n", err);
+        return 1;
+    }
+    struct rn_model_feed *feed = rn_model_feed_acquire(store, 1000, err, sizeof err);
+    if (!feed || rn_model_feed_poll(feed) <= 0) {
+        fprintf(stderr, "bench_serve: %s: no model\n", store);
+        return 1;
+    }
+    int slot = rn_model_feed_slot(feed);
+    enum { NREQ = 1024 };
+    struct bs_req *rq = rn_xcalloc(NREQ, sizeof *rq);
+    uint64_t s = 5;
+    size_t items = rn_embed_count(emb);
+    int64_t now = rn_wall_ms();
+    for (int r = 0; r < NREQ; r++) {
+        for (uint32_t h = 0; h < BS_HIST; h++)
+            rq[r].hist[h] = (struct rn_hist){rn_embed_id(emb, bs_next(&s) % items),
+                                             now - (int64_t)(BS_HIST - h) * 60000};
+        rq[r].cand = rn_xmalloc(k * sizeof *rq[r].cand);
+        for (uint32_t i = 0; i < k; i++)
+            rq[r].cand[i] = rn_embed_id(emb, bs_next(&s) % items);
+    }
+    uint32_t d = rn_embed_dim(emb), f = RN_PHI_SIMPLE_DIM(d);
+    float *phi = rn_xmalloc(f * sizeof *phi), *E = rn_xmalloc((size_t)k * d * sizeof *E),
+          *scores = rn_xmalloc(k * sizeof *scores);
+    double *scratch = rn_xmalloc(2 * (size_t)k * sizeof *scratch), prop[BS_SLATE], sp;
+    uint32_t slate[BS_SLATE];
+    struct rn_explore_cfg ex = {RN_EXPLORE_EPSILON, 0.05, 1.0};
+    struct bs_lat lat = {0};
+    uint64_t it = 0, rs = 99;
+    volatile float sink = 0;
+    int64_t version = 0, w0 = bs_ns(CLOCK_MONOTONIC), c0 = bs_ns(CLOCK_THREAD_CPUTIME_ID);
+    for (int64_t end = w0 + (int64_t)(secs * 1e9);;) {
+        const struct bs_req *r = &rq[it++ % NREQ];
+        int64_t t0 = bs_ns(CLOCK_MONOTONIC);
+        if (t0 >= end) break;
+        rn_phi_simple(emb, BS_HIST, 1800000.0, r->hist, BS_HIST, now, phi);
+        rn_embed_rows(emb, r->cand, k, E);
+        const struct rn_model *m = rn_model_feed_enter(feed, slot, &version);
+        rn_model_advantages(m, phi, E, r->cand, k, scores);
+        rn_model_feed_exit(feed, slot);
+        rn_slate_pick(scores, k, BS_SLATE, &ex, bs_unif, &rs, slate, prop, &sp, scratch);
+        sink += (float)slate[0];
+        bs_lat_add(&lat, bs_ns(CLOCK_MONOTONIC) - t0);
+    }
+    (void)sink;
+    double wall = (double)(bs_ns(CLOCK_MONOTONIC) - w0) / 1e9;
+    double cpu = (double)(bs_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / 1e9;
+    printf("model %s version %" PRId64 ": %u candidates, D=%u, slate %u (epsilon 0.05)\n", store,
+           version, k, d, BS_SLATE);
+    bs_lat_print("scoring", &lat, wall, cpu);
+    rn_model_feed_slot_free(feed, slot);
+    rn_model_feed_release(feed);
+    rn_embed_destroy(emb);
+    for (int r = 0; r < NREQ; r++)
+        free(rq[r].cand);
+    free(rq);
+    free(lat.ns);
+    free(phi);
+    free(E);
+    free(scores);
+    free(scratch);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -500,7 +582,7 @@ int main(int argc, char **argv)
         bs_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const char *dir = NULL, *store = NULL, *url = NULL, *body_file = NULL;
+    const char *dir = NULL, *store = NULL, *url = NULL, *body_file = NULL, *embeddings = NULL;
     double secs = -1;
     int rounds = 5;
     uint32_t k = 100, items = 10000, users = 1000;
@@ -517,6 +599,8 @@ int main(int argc, char **argv)
             store = v;
         else if (!strcmp(a, "--url"))
             url = v;
+        else if (!strcmp(a, "--embeddings"))
+            embeddings = v;
         else if (!strcmp(a, "--body-file"))
             body_file = v;
         else if (!strcmp(a, "--seconds"))
@@ -545,6 +629,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "inproc"))
         return bs_inproc(secs > 0 ? secs : 2, rounds, k, items, every, poll);
     if (!strcmp(argv[1], "setup") && dir) return bs_setup(dir, items, users);
+    if (!strcmp(argv[1], "model") && store && embeddings)
+        return bs_serve_store(store, embeddings, secs > 0 ? secs : 2, k);
     if (!strcmp(argv[1], "publish") && store)
         return bs_publisher(store, every, secs > 0 ? secs : 30);
     if (!strcmp(argv[1], "http") && (url || body_file))

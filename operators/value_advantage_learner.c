@@ -450,7 +450,10 @@ static int rn_val_open(struct rn_op *op)
     v->dim = rn_embed_dim(v->emb);
     v->phi = rn_phi_dim(&v->spec, v->emb);
     v->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&v->spec, v->emb) + 1);
-    struct rn_model_shape sh = {v->dim, v->phi, (uint32_t)c->item_buckets, (uint32_t)c->positions};
+    struct rn_model_shape sh = {.dim = v->dim,
+                                .phi = v->phi,
+                                .buckets = (uint32_t)c->item_buckets,
+                                .positions = (uint32_t)c->positions};
     struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2, c->clip,
                               c->gamma,     (uint32_t)c->target_every, 0.9,   0.999,
                               1e-8,         c->advantage_baseline};

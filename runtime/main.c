@@ -4,6 +4,7 @@
  *   runnel validate JOB.yaml [--set key=value]...   check a job, print its graph
  *   runnel run JOB.yaml [--set key=value]...        run a job in this process
  *   runnel evaluate --data PATH --policy P...       off-policy evaluation (rn_evaluate.c)
+ *   runnel train-offline --algo A --data PATH ...   offline RL of an actor (rn_offline.c)
  *   runnel dev-kafka [--brokers N] [--port P]        a local Kafka (rn_devkafka.c)
  *   runnel schema                                   print the YAML reference
  *   runnel version
@@ -33,6 +34,7 @@
 #include "rn_config_int.h"
 #include "rn_devkafka.h"
 #include "rn_evaluate_int.h"
+#include "rn_offline_int.h"
 #include "rn_http_int.h"
 #include "rn_models_int.h"
 #include "rn_job.h"
@@ -88,6 +90,7 @@ static int rn__usage(FILE *out)
                  "       runnel status ADDRESS|JOB.yaml\n"
                  "       runnel evaluate --data PATH --policy POLICY... (see runnel evaluate --help)\n"
                  "       runnel pretrain --data DIR --embeddings FILE --out FILE (--help: more)\n"
+                 "       runnel train-offline --algo A --data PATH ... (--help: more)\n"
                  "       runnel models list|pin|unpin|rollback DIR ... (see runnel models --help)\n"
                  "       runnel cluster start --workers N | coordinator | worker (--help: more)\n"
                  "       runnel submit|list|status|savepoint|cancel|rescale|workers ... (a cluster;\n"
@@ -308,6 +311,7 @@ int main(int argc, char **argv)
         return rn__trigger(argc - 2, argv + 2, strcmp(cmd, "savepoint") == 0);
     if (strcmp(cmd, "status") == 0) return rn__status(argc - 2, argv + 2);
     if (strcmp(cmd, "evaluate") == 0) return rn_evaluate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "train-offline") == 0) return rn_offline_main(argc - 1, argv + 1);
     if (strcmp(cmd, "pretrain") == 0) return rn_pretrain_main(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0) return rn_models_main(argc - 1, argv + 1);
     if (strcmp(cmd, "dev-kafka") == 0) return rn_devkafka_main(argc - 1, argv + 1);

@@ -1243,6 +1243,11 @@ void rn__ckpt_render_prometheus(struct rn_job *job, struct rn_buf *b)
                        "# TYPE runnel_checkpoint_last_sync_seconds gauge\n");
         rn_buf_printf(b, "runnel_checkpoint_last_sync_seconds{job=\"%s\"} %.6f\n", job->name,
                       (double)r->max_sync_ns / 1e9);
+        rn_buf_puts(b, "# HELP runnel_checkpoint_last_alignment_seconds Longest barrier alignment "
+                       "of a task in the last checkpoint.\n"
+                       "# TYPE runnel_checkpoint_last_alignment_seconds gauge\n");
+        rn_buf_printf(b, "runnel_checkpoint_last_alignment_seconds{job=\"%s\"} %.6f\n", job->name,
+                      (double)r->max_align_ns / 1e9);
         rn_buf_puts(b, "# HELP runnel_checkpoint_last_size_bytes Size of the last checkpoint.\n"
                        "# TYPE runnel_checkpoint_last_size_bytes gauge\n");
         rn_buf_printf(b, "runnel_checkpoint_last_size_bytes{job=\"%s\"} %llu\n", job->name,

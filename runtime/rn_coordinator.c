@@ -29,9 +29,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rn_assets_int.h"
 #include "rn_cluster_int.h"
 #include "rn_fs_int.h"
 #include "rn_job_int.h"
+#include "rn_validate_int.h"
 
 enum rn__ct_state {
     RN__CT_UNASSIGNED,
@@ -1067,6 +1069,10 @@ static void rn__handler(void *ud, const struct rn_http_request *req, struct rn_h
         rn__submit(c, req, res);
         return;
     }
+    if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/api/v1/validate") == 0) {
+        rn__validate_http(c->dir, req, res); /* the web UI's submit form */
+        return;
+    }
     pthread_mutex_lock(&c->mu);
     const char *p = req->path;
     if (!get && (strcmp(p, "/api/v1/cluster/register") == 0 ||
@@ -1122,6 +1128,10 @@ static void rn__handler(void *ud, const struct rn_http_request *req, struct rn_h
     } else if (get && strcmp(p, "/healthz") == 0) {
         rn_buf_puts(&res->body, "ok\n");
     } else if (get && strcmp(p, "/") == 0) {
+        rn__asset_serve("ui/cluster.html", res); /* the web UI (runtime/ui/) */
+    } else if (get && strncmp(p, "/ui/", 4) == 0) {
+        rn__asset_serve(p + 1, res);
+    } else if (get && strcmp(p, "/plain") == 0) {
         res->content_type = "text/html; charset=utf-8";
         rn__render_html(c, &res->body);
     } else {

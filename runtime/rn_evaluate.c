@@ -149,50 +149,6 @@ int rn_ope_estimate(const struct rn_ope_obs *obs, size_t n, const size_t *start,
 
 /* ---- logged data ---------------------------------------------------------- */
 
-struct rn_ope_slot {
-    uint32_t item; /* index into the item table */
-    uint32_t pos;  /* as logged */
-    double prop;
-    double reward;
-};
-
-struct rn_ope_list {
-    int64_t ts;
-    uint32_t user;
-    uint32_t first, n; /* slots[first .. first + n) */
-    char *request;
-    uint32_t ctx_first, n_ctx; /* ctx[ctx_first .. + n_ctx): the sample's numeric context */
-};
-
-/* One numeric field of a sample's context: name (index into ctx_names) and value. */
-struct rn_ope_ctxval {
-    uint32_t name;
-    double v;
-};
-
-/* A string -> dense index table (open addressing on rn_hash64). */
-struct rn_ope_intern {
-    char **names;
-    uint64_t *hashes;
-    size_t n, cap_names;
-    uint32_t *slots; /* index + 1, 0 empty */
-    size_t cap;      /* power of two */
-};
-
-struct rn_ope_data {
-    struct rn_ope_list *lists;
-    size_t n_lists, cap_lists;
-    struct rn_ope_slot *slots;
-    size_t n_slots, cap_slots;
-    struct rn_ope_intern items, users, ctx_names;
-    struct rn_ope_ctxval *ctx;
-    size_t n_ctx, cap_ctx;
-    uint32_t min_pos, max_pos, max_list;
-    /* The catalogue of position p: cat[p - min_pos] holds n_cat[..] item indices. */
-    uint32_t **cat;
-    uint32_t *n_cat;
-};
-
 static uint32_t rn_ope_intern_get(struct rn_ope_intern *t, const char *s)
 {
     size_t len = strlen(s);

@@ -30,6 +30,7 @@
 
 #include "rn_auth_int.h"
 #include "rn_exec_int.h"
+#include "rn_status_int.h"
 #include "rn_http_int.h"
 #include "rn_serve_int.h"
 
@@ -401,9 +402,12 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
         if (job->need_token && rn_token_load(tf && tf[0] ? tf : "var/token", 1, job->token,
                                              sizeof job->token, errbuf, errlen))
             job->http = NULL;
+        else if (rn__status_sampler_start(job, errbuf, errlen))
+            job->http = NULL;
         else
             job->http = rn_http_start(job->http_listen, rn__status_handler, job, errbuf, errlen);
         if (!job->http) {
+            rn__status_sampler_stop(job);
             rn__ckpt_stop(job);
             atomic_store(&job->running, 0);
             rn__serve_stop(job->serve); /* freed with the job */
@@ -439,6 +443,7 @@ int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)
             if (g->tasks[s]->started) pthread_join(g->tasks[s]->thread, NULL);
     }
     job->end_ns = rn_now_ns();
+    rn__status_sampler_stop(job); /* after a last sample; the history stays for --hold */
     rn__ckpt_stop(job);
     atomic_store(&job->running, 0);
     if (!job->quiet) rn__print_summary(job);

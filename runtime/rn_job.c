@@ -20,6 +20,7 @@
 
 #include "rn_job_int.h"
 #include "rn_serve_int.h"
+#include "rn_status_int.h"
 
 static const char *const rn__op_skip[] = {"id",        "op",         "from", "key",
                                           "parallelism", "broadcast", "partitions", NULL};
@@ -1203,6 +1204,7 @@ void rn_job_destroy(struct rn_job *job)
     rn__restore_free(job->restore);
     free(job->ckpt_dir);
     pthread_mutex_destroy(&job->err_mu);
+    rn__status_sampler_free(job);
     pthread_mutex_destroy(&job->rate_mu);
     free(job->rate_prev);
     free(job->rate);

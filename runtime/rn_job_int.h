@@ -113,6 +113,7 @@ struct rn_job {
     char error[512];
 
     struct rn_http_server *http;
+    struct rn_status_sampler *sampler; /* the web UI's history (rn_history.c), or NULL */
     const char *token_file; /* --token-file (borrowed from the options) */
     int need_token;         /* http.listen is not loopback-only */
     char token[128];        /* read before the server starts */

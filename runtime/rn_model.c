@@ -275,20 +275,31 @@ void rn_phi_simple(const struct rn_embed *emb, uint32_t history, double half_lif
 
 void rn_model_layout(const struct rn_model_shape *s, struct rn_model_layout *out)
 {
+    int actor = s->kind == RN_MODEL_ACTOR;
     out->v = 0;
-    out->W = out->v + s->phi;
+    out->W = out->v + (actor ? 0 : s->phi);
     out->w = out->W + (size_t)s->dim * s->phi;
     out->b = out->w + s->dim;
     out->c = out->b + s->buckets;
-    out->n = out->c + s->positions;
+    out->P = out->c + (actor ? 0 : s->positions);
+    out->p = out->P + (actor && s->perturb ? (size_t)s->dim * (s->phi + s->dim) : 0);
+    out->n = out->p + (actor && s->perturb ? s->dim : 0);
 }
 
 static int rn__shape_ok(const struct rn_model_shape *s)
 {
-    return s->dim >= 1 && s->dim <= RN_MODEL_MAX_DIM && s->phi >= 1 &&
-           s->phi <= 4 * RN_MODEL_MAX_DIM && s->buckets >= 1 &&
-           s->buckets <= RN_MODEL_MAX_BUCKETS && s->positions >= 1 &&
-           s->positions <= RN_MODEL_MAX_POSITIONS;
+    int common = s->dim >= 1 && s->dim <= RN_MODEL_MAX_DIM && s->phi >= 1 &&
+                 s->phi <= 4 * RN_MODEL_MAX_DIM && s->buckets >= 1 &&
+                 s->buckets <= RN_MODEL_MAX_BUCKETS;
+    switch (s->kind) {
+    case RN_MODEL_DUELING_Q:
+        return common && s->positions >= 1 && s->positions <= RN_MODEL_MAX_POSITIONS;
+    case RN_MODEL_ACTOR:
+        return common && s->positions == 0 && s->activation <= RN_ACTOR_TANH && s->perturb <= 1 &&
+               isfinite(s->scale) && isfinite(s->pscale);
+    default:
+        return 0;
+    }
 }
 
 struct rn_model *rn_model_create(const struct rn_model_shape *s)
@@ -317,6 +328,7 @@ void rn_model_destroy(struct rn_model *m)
 
 float rn_model_value(const struct rn_model *m, const float *phi)
 {
+    if (m->shape.kind != RN_MODEL_DUELING_Q) return 0.0f;
     return cblas_sdot((int)m->shape.phi, m->params + m->at.v, 1, phi, 1);
 }
 
@@ -341,17 +353,63 @@ static void rn__item_terms(const struct rn_model *m, const float *u, const float
         out[i] += b[rn__bucket(m, ids[i])];
 }
 
+/* The actor's action vector a(s) (D floats) into u; x holds F + D floats. */
+static void rn__actor_action(const struct rn_model *m, const float *phi, float *u, float *x)
+{
+    uint32_t d = m->shape.dim, f = m->shape.phi;
+    float scale = m->shape.scale != 0 ? m->shape.scale : 1.0f;
+    memcpy(u, m->params + m->at.w, d * sizeof *u);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f, phi,
+                1, 1.0f, u, 1);
+    for (uint32_t j = 0; j < d; j++)
+        u[j] = scale * (m->shape.activation == RN_ACTOR_TANH ? tanhf(u[j]) : u[j]);
+    if (!m->shape.perturb) return;
+    memcpy(x, phi, f * sizeof *x);
+    memcpy(x + f, u, d * sizeof *x);
+    float *t = x + f + d; /* d more floats: the caller sized x for F + 2D */
+    memcpy(t, m->params + m->at.p, d * sizeof *t);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)(f + d), 1.0f, m->params + m->at.P,
+                (int)(f + d), x, 1, 1.0f, t, 1);
+    for (uint32_t j = 0; j < d; j++)
+        u[j] += m->shape.pscale * tanhf(t[j]);
+}
+
 void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
                          const uint64_t *item_ids, uint32_t n, float *out)
 {
     rn__blas_single_thread();
     uint32_t d = m->shape.dim, f = m->shape.phi;
     float ustack[256], *u = d <= 256 ? ustack : rn_xmalloc(d * sizeof *u);
-    memcpy(u, m->params + m->at.w, d * sizeof *u);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f, phi,
-                1, 1.0f, u, 1);
+    if (m->shape.kind == RN_MODEL_ACTOR) {
+        /* the perturbation's input [φ; a0] and output: on the stack when small (the
+         * request path allocates nothing) */
+        size_t nx = m->shape.perturb ? (size_t)f + 2u * d : 0;
+        float xstack[1024], *x = nx <= 1024 ? xstack : rn_xmalloc(nx * sizeof *x);
+        rn__actor_action(m, phi, u, x);
+        if (x != xstack) free(x);
+    } else {
+        memcpy(u, m->params + m->at.w, d * sizeof *u);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f,
+                    phi, 1, 1.0f, u, 1);
+    }
     if (n) rn__item_terms(m, u, E, item_ids, n, out);
     if (u != ustack) free(u);
+}
+
+void rn_model_action(const struct rn_model *m, const float *phi, float *a)
+{
+    rn__blas_single_thread();
+    uint32_t d = m->shape.dim, f = m->shape.phi;
+    if (m->shape.kind == RN_MODEL_ACTOR) {
+        size_t nx = m->shape.perturb ? (size_t)f + 2u * d : 0;
+        float xstack[1024], *x = nx <= 1024 ? xstack : rn_xmalloc(nx * sizeof *x);
+        rn__actor_action(m, phi, a, x);
+        if (x != xstack) free(x);
+        return;
+    }
+    memcpy(a, m->params + m->at.w, d * sizeof *a);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)d, (int)f, 1.0f, m->params + m->at.W, (int)f, phi,
+                1, 1.0f, a, 1);
 }
 
 /* ---- slates and exploration -------------------------------------------------------- */
@@ -484,6 +542,10 @@ struct rn_learner *rn_learner_create(struct rn_model *m, const struct rn_learn_c
 {
     if (!m) {
         rn_errf(errbuf, errlen, "no model");
+        return NULL;
+    }
+    if (m->shape.kind != RN_MODEL_DUELING_Q) {
+        rn_errf(errbuf, errlen, "the TD learner learns a dueling-Q model, not an actor");
         return NULL;
     }
     if (cfg->optimizer < RN_OPT_SGD || cfg->optimizer > RN_OPT_ADAM) {

@@ -26,65 +26,95 @@
 #include "rn_fs_int.h"
 #include "rn_model.h"
 
-#define RN_MODEL_FORMAT "runnel-dueling-q/1"
+#define RN_MODEL_FORMAT_Q "runnel-dueling-q/1"
+#define RN_MODEL_FORMAT_ACTOR "runnel-actor/1"
 
-/* ---- model files ----------------------------------------------------------------- */
+/* ---- model files -----------------------------------------------------------------
+ * One entry per model kind (rn_model.h, enum rn_model_kind): the `format`
+ * metadata that names it, and how its tensors are written and read. Readers
+ * dispatch on `format`; a new kind is a new row. */
 
-/* The five tensors of m, pointing into its parameters (borrowed). */
-static void rn__model_tensors(const struct rn_model *m, struct rn_tensor t[5])
+struct rn__kind {
+    const char *format;
+    /* Writes the file `path`, or with out != NULL appends its bytes to out
+     * (a model topic's message; `path` then names it in messages). */
+    int (*write)(const char *path, struct rn_buf *out, const struct rn_model *m,
+                 const char *const *keys, const char *const *vals, size_t n, char *errbuf,
+                 size_t errlen);
+    struct rn_model *(*from_st)(const struct rn_st_file *f, const char *path, char *errbuf,
+                                size_t errlen);
+};
+
+/* The tensor `name` with ndim dimensions, or NULL with a message; `required`
+ * 0 lets it be absent (NULL, no message). */
+static const struct rn_tensor *rn__tensor(const struct rn_st_file *f, const char *path,
+                                          const char *name, uint32_t ndim, int required,
+                                          const char *what, char *errbuf, size_t errlen)
 {
-    const struct rn_model_shape *s = &m->shape;
-    t[0] = (struct rn_tensor){"v", 1, {s->phi}, m->params + m->at.v};
-    t[1] = (struct rn_tensor){"W", 2, {s->dim, s->phi}, m->params + m->at.W};
-    t[2] = (struct rn_tensor){"w", 1, {s->dim}, m->params + m->at.w};
-    t[3] = (struct rn_tensor){"b", 1, {s->buckets}, m->params + m->at.b};
-    t[4] = (struct rn_tensor){"c", 1, {s->positions}, m->params + m->at.c};
+    const struct rn_tensor *t = rn_st_find(f, name);
+    if (!t) {
+        if (required) rn_errf(errbuf, errlen, "%s: no tensor '%s' (%s)", path, name, what);
+        return NULL;
+    }
+    if (t->ndim != ndim) {
+        rn_errf(errbuf, errlen, "%s: tensor '%s' has %u dimensions, expected %u", path, name,
+                t->ndim, ndim);
+        return NULL;
+    }
+    return t;
 }
 
-/* "format" first, then the caller's metadata (at most 31 entries). */
-static size_t rn__model_meta(const char *const *meta_keys, const char *const *meta_vals,
-                             size_t n_meta, const char *keys[32], const char *vals[32])
+/* Writes the tensors with `format` first, then the caller's metadata: to the
+ * file `path`, or with out != NULL into out. */
+static int rn__write_kind(const char *path, struct rn_buf *out, const struct rn_tensor *t, size_t nt,
+                          const char *const *fixed_keys, const char *const *fixed_vals,
+                          size_t n_fixed, const char *const *meta_keys,
+                          const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
 {
+    const char *keys[40], *vals[40];
     size_t nk = 0;
-    keys[nk] = "format";
-    vals[nk++] = RN_MODEL_FORMAT;
-    for (size_t i = 0; i < n_meta && nk < 32; i++) {
+    for (size_t i = 0; i < n_fixed; i++) {
+        keys[nk] = fixed_keys[i];
+        vals[nk++] = fixed_vals[i];
+    }
+    for (size_t i = 0; i < n_meta && nk < RN_ARRAY_LEN(keys); i++) {
         keys[nk] = meta_keys[i];
         vals[nk++] = meta_vals[i];
     }
-    return nk;
+    if (out) return rn_st_encode(t, nt, keys, vals, nk, path, out, errbuf, errlen);
+    return rn_st_write(path, t, nt, keys, vals, nk, errbuf, errlen);
 }
 
-int rn_model_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
-                   const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
+static int rn__q_write(const char *path, struct rn_buf *out, const struct rn_model *m,
+                       const char *const *meta_keys, const char *const *meta_vals, size_t n_meta,
+                       char *errbuf, size_t errlen)
 {
-    struct rn_tensor t[5];
-    rn__model_tensors(m, t);
-    const char *keys[32], *vals[32];
-    size_t nk = rn__model_meta(meta_keys, meta_vals, n_meta, keys, vals);
-    return rn_st_write(path, t, 5, keys, vals, nk, errbuf, errlen);
+    const struct rn_model_shape *s = &m->shape;
+    struct rn_tensor t[5] = {
+        {"v", 1, {s->phi}, m->params + m->at.v},
+        {"W", 2, {s->dim, s->phi}, m->params + m->at.W},
+        {"w", 1, {s->dim}, m->params + m->at.w},
+        {"b", 1, {s->buckets}, m->params + m->at.b},
+        {"c", 1, {s->positions}, m->params + m->at.c},
+    };
+    const char *k[] = {"format"}, *v[] = {RN_MODEL_FORMAT_Q};
+    return rn__write_kind(path, out, t, 5, k, v, 1, meta_keys, meta_vals, n_meta, errbuf, errlen);
 }
 
-struct rn_model *rn_model_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
-                                  size_t errlen)
+static struct rn_model *rn__q_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
+                                      size_t errlen)
 {
     static const char *const names[5] = {"v", "W", "w", "b", "c"};
     const struct rn_tensor *t[5];
     for (int i = 0; i < 5; i++) {
-        t[i] = rn_st_find(f, names[i]);
-        if (!t[i]) {
-            rn_errf(errbuf, errlen, "%s: no tensor '%s' (a dueling-Q model has v, W, w, b, c)",
-                    path, names[i]);
-            return NULL;
-        }
-        if (t[i]->ndim != (i == 1 ? 2u : 1u)) {
-            rn_errf(errbuf, errlen, "%s: tensor '%s' has %u dimensions, expected %u", path,
-                    names[i], t[i]->ndim, i == 1 ? 2u : 1u);
-            return NULL;
-        }
+        t[i] = rn__tensor(f, path, names[i], i == 1 ? 2u : 1u, 1,
+                          "a dueling-Q model has v, W, w, b, c", errbuf, errlen);
+        if (!t[i]) return NULL;
     }
-    struct rn_model_shape s = {(uint32_t)t[2]->shape[0], (uint32_t)t[0]->shape[0],
-                               (uint32_t)t[3]->shape[0], (uint32_t)t[4]->shape[0]};
+    struct rn_model_shape s = {.dim = (uint32_t)t[2]->shape[0],
+                               .phi = (uint32_t)t[0]->shape[0],
+                               .buckets = (uint32_t)t[3]->shape[0],
+                               .positions = (uint32_t)t[4]->shape[0]};
     if (t[1]->shape[0] != s.dim || t[1]->shape[1] != s.phi) {
         rn_errf(errbuf, errlen, "%s: tensor 'W' is [%" PRIu64 ", %" PRIu64 "], expected [%u, %u]",
                 path, t[1]->shape[0], t[1]->shape[1], s.dim, s.phi);
@@ -101,6 +131,133 @@ struct rn_model *rn_model_from_st(const struct rn_st_file *f, const char *path, 
     memcpy(m->params + m->at.b, t[3]->data, s.buckets * sizeof(float));
     memcpy(m->params + m->at.c, t[4]->data, s.positions * sizeof(float));
     return m;
+}
+
+static int rn__actor_write(const char *path, struct rn_buf *out, const struct rn_model *m,
+                           const char *const *meta_keys, const char *const *meta_vals,
+                           size_t n_meta, char *errbuf, size_t errlen)
+{
+    const struct rn_model_shape *s = &m->shape;
+    struct rn_tensor t[5] = {
+        {"actor.weight", 2, {s->dim, s->phi}, m->params + m->at.W},
+        {"actor.bias", 1, {s->dim}, m->params + m->at.w},
+        {"item_bias", 1, {s->buckets}, m->params + m->at.b},
+        {"perturb.weight", 2, {s->dim, (uint64_t)s->phi + s->dim}, m->params + m->at.P},
+        {"perturb.bias", 1, {s->dim}, m->params + m->at.p},
+    };
+    char scale[32], pscale[32];
+    snprintf(scale, sizeof scale, "%.9g", s->scale != 0 ? (double)s->scale : 1.0);
+    snprintf(pscale, sizeof pscale, "%.9g", (double)s->pscale);
+    const char *k[] = {"format", "activation", "scale", "perturb_scale"};
+    const char *v[] = {RN_MODEL_FORMAT_ACTOR, s->activation == RN_ACTOR_TANH ? "tanh" : "linear",
+                       scale, pscale};
+    return rn__write_kind(path, out, t, s->perturb ? 5 : 3, k, v, s->perturb ? 4 : 3, meta_keys,
+                          meta_vals, n_meta, errbuf, errlen);
+}
+
+/* A decimal metadata value into *out (absent: *out unchanged). */
+static int rn__meta_float(const struct rn_st_file *f, const char *path, const char *key, float *out,
+                          char *errbuf, size_t errlen)
+{
+    const char *v = rn_st_meta(f, key);
+    if (!v) return 0;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !isfinite(x)) {
+        rn_errf(errbuf, errlen, "%s: metadata '%s' is '%s', not a number", path, key, v);
+        return RN_EINVAL;
+    }
+    *out = (float)x;
+    return 0;
+}
+
+static struct rn_model *rn__actor_from_st(const struct rn_st_file *f, const char *path,
+                                          char *errbuf, size_t errlen)
+{
+    static const char what[] = "an actor has actor.weight and actor.bias";
+    const struct rn_tensor *W = rn__tensor(f, path, "actor.weight", 2, 1, what, errbuf, errlen);
+    if (!W) return NULL;
+    const struct rn_tensor *w = rn__tensor(f, path, "actor.bias", 1, 1, what, errbuf, errlen);
+    if (!w) return NULL;
+    errbuf[0] = 0;
+    const struct rn_tensor *b = rn__tensor(f, path, "item_bias", 1, 0, what, errbuf, errlen);
+    const struct rn_tensor *P = rn__tensor(f, path, "perturb.weight", 2, 0, what, errbuf, errlen);
+    const struct rn_tensor *p = rn__tensor(f, path, "perturb.bias", 1, 0, what, errbuf, errlen);
+    if (errbuf[0]) return NULL; /* present with the wrong rank */
+    struct rn_model_shape s = {.dim = (uint32_t)W->shape[0],
+                               .phi = (uint32_t)W->shape[1],
+                               .buckets = b ? (uint32_t)b->shape[0] : 1u,
+                               .positions = 0};
+    s.kind = RN_MODEL_ACTOR;
+    s.scale = 1.0f;
+    s.perturb = P || p;
+    const char *act = rn_st_meta(f, "activation");
+    if (!act || strcmp(act, "linear") == 0) {
+        s.activation = RN_ACTOR_LINEAR;
+    } else if (strcmp(act, "tanh") == 0) {
+        s.activation = RN_ACTOR_TANH;
+    } else {
+        rn_errf(errbuf, errlen, "%s: unknown activation '%s' (linear or tanh)", path, act);
+        return NULL;
+    }
+    if (rn__meta_float(f, path, "scale", &s.scale, errbuf, errlen) ||
+        rn__meta_float(f, path, "perturb_scale", &s.pscale, errbuf, errlen))
+        return NULL;
+    if (w->shape[0] != s.dim) {
+        rn_errf(errbuf, errlen, "%s: tensor 'actor.bias' is [%" PRIu64 "], expected [%u]", path,
+                w->shape[0], s.dim);
+        return NULL;
+    }
+    if (s.perturb && (!P || !p || P->shape[0] != s.dim || P->shape[1] != (uint64_t)s.phi + s.dim ||
+                      p->shape[0] != s.dim)) {
+        rn_errf(errbuf, errlen,
+                "%s: the perturbation layer needs 'perturb.weight' [%u, %u] and 'perturb.bias' "
+                "[%u]",
+                path, s.dim, s.phi + s.dim, s.dim);
+        return NULL;
+    }
+    struct rn_model *m = rn_model_create(&s);
+    if (!m) {
+        rn_errf(errbuf, errlen, "%s: actor shape out of range", path);
+        return NULL;
+    }
+    memcpy(m->params + m->at.W, W->data, (size_t)s.dim * s.phi * sizeof(float));
+    memcpy(m->params + m->at.w, w->data, s.dim * sizeof(float));
+    if (b) memcpy(m->params + m->at.b, b->data, s.buckets * sizeof(float));
+    if (s.perturb) {
+        memcpy(m->params + m->at.P, P->data, (size_t)s.dim * (s.phi + s.dim) * sizeof(float));
+        memcpy(m->params + m->at.p, p->data, s.dim * sizeof(float));
+    }
+    return m;
+}
+
+static const struct rn__kind rn__kinds[] = {
+    [RN_MODEL_DUELING_Q] = {RN_MODEL_FORMAT_Q, rn__q_write, rn__q_from_st},
+    [RN_MODEL_ACTOR] = {RN_MODEL_FORMAT_ACTOR, rn__actor_write, rn__actor_from_st},
+};
+
+int rn_model_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
+                   const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
+{
+    if (m->shape.kind >= RN_ARRAY_LEN(rn__kinds)) {
+        rn_errf(errbuf, errlen, "%s: unknown model kind %u", path, m->shape.kind);
+        return RN_EINVAL;
+    }
+    return rn__kinds[m->shape.kind].write(path, NULL, m, meta_keys, meta_vals, n_meta, errbuf,
+                                          errlen);
+}
+
+struct rn_model *rn_model_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
+                                  size_t errlen)
+{
+    const char *format = rn_st_meta(f, "format");
+    if (!format) return rn__q_from_st(f, path, errbuf, errlen); /* files before `format` */
+    for (size_t k = 0; k < RN_ARRAY_LEN(rn__kinds); k++)
+        if (strcmp(format, rn__kinds[k].format) == 0)
+            return rn__kinds[k].from_st(f, path, errbuf, errlen);
+    rn_errf(errbuf, errlen, "%s: unknown model format '%s' (runnel reads %s and %s)", path, format,
+            RN_MODEL_FORMAT_Q, RN_MODEL_FORMAT_ACTOR);
+    return NULL;
 }
 
 struct rn_model *rn_model_read(const char *path, char *errbuf, size_t errlen)
@@ -128,13 +285,14 @@ int rn_model_encode(const struct rn_model *m, const struct rn_model_version *v,
     const char *mk[] = {"version", "created_ms", "event_time", "updates",
                         "transitions", "loss", "mean_q"};
     const char *mv[] = {ids, created, et, upd, tr, loss, q};
-    struct rn_tensor t[5];
-    rn__model_tensors(m, t);
-    const char *keys[32], *vals[32];
-    size_t nk = rn__model_meta(mk, mv, RN_ARRAY_LEN(mk), keys, vals);
     char where[48];
     snprintf(where, sizeof where, "model version %" PRId64, v->id);
-    return rn_st_encode(t, 5, keys, vals, nk, where, out, errbuf, errlen);
+    if (m->shape.kind >= RN_ARRAY_LEN(rn__kinds)) {
+        rn_errf(errbuf, errlen, "%s: unknown model kind %u", where, m->shape.kind);
+        return RN_EINVAL;
+    }
+    return rn__kinds[m->shape.kind].write(where, out, m, mk, mv, RN_ARRAY_LEN(mk), errbuf,
+                                          errlen);
 }
 
 /* A metadata value as a number; NAN when missing or not a number. */
@@ -161,9 +319,9 @@ struct rn_model *rn_model_decode(const void *p, size_t n, const char *where,
     const char *id = rn_st_meta(f, "version");
     char *end = NULL;
     long long vid = id ? strtoll(id, &end, 10) : 0;
-    if (!fmt || strcmp(fmt, RN_MODEL_FORMAT) != 0)
-        rn_errf(errbuf, errlen, "%s: metadata 'format' is '%s', expected '%s'", where,
-                fmt ? fmt : "(none)", RN_MODEL_FORMAT);
+    if (!fmt)
+        rn_errf(errbuf, errlen, "%s: metadata 'format' is '(none)', expected '%s' or '%s'", where,
+                RN_MODEL_FORMAT_Q, RN_MODEL_FORMAT_ACTOR);
     else if (!id || !*id || *end || vid <= 0)
         rn_errf(errbuf, errlen, "%s: metadata 'version' is '%s', expected a positive integer",
                 where, id ? id : "(none)");

@@ -1,8 +1,13 @@
 /*
  * rn_status.c — the status page and REST API of a running job.
  *
- *   GET /             HTML: job graph, per-operator records in/out and rates,
- *                     queue fill, dead letters, uptime (refreshes itself)
+ *   GET /             the web UI's job page (runtime/ui/job.html, built into the
+ *                     binary): the graph drawn, live charts, checkpoints, learner;
+ *                     its scripts and styles under GET /ui/
+ *   GET /plain        HTML without scripts: the same figures as tables
+ *                     (refreshes itself)
+ *   GET /api/v1/history  the last ten minutes of every charted series
+ *                     (rn_history.c)
  *   GET /api/v1/job   the same figures as JSON
  *   GET /metrics      Prometheus text format (version 0.0.4)
  *   GET /healthz      "ok" while the job runs normally, 503 once it failed
@@ -19,25 +24,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_tree.h>
 
+#include "rn_assets_int.h"
 #include "rn_auth_int.h"
 #include "rn_http.h"
 #include "rn_exec_int.h"
 #include "rn_model.h"
 #include "rn_models_int.h"
 #include "rn_serve_int.h"
+#include "rn_status_int.h"
 
-struct rn__node_figs {
-    uint64_t in, out, dropped;
-    uint64_t late, timers;
-    int64_t wm; /* smallest over subtasks */
-    uint64_t ports[16];
-    uint64_t metrics[16];
-    uint64_t busy_ns;
-};
-
-static void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f)
+void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f)
 {
     memset(f, 0, sizeof *f);
     const struct rn_node *n = &job->nodes[node];
@@ -84,6 +83,9 @@ static void rn__sample_rates(struct rn_job *job)
     pthread_mutex_unlock(&job->rate_mu);
 }
 
+/* An edge's partitioning mode, by enum value. */
+static const char *const rn__edge_modes[] = {"forward", "hash", "gather", "rebalance", "broadcast"};
+
 /* A watermark as JSON: null before the first, "+inf" at the end of input. */
 static void rn__json_wm(struct rn_buf *b, int64_t wm)
 {
@@ -92,22 +94,51 @@ static void rn__json_wm(struct rn_buf *b, int64_t wm)
     else rn_json_i64(b, wm);
 }
 
+/* Node `node`'s figures per subtask, as a JSON list of {subtask, records_in,
+ * records_out, busy_s, watermark, late}. */
+static void rn__subtasks_json(struct rn_job *job, int node, struct rn_buf *b)
+{
+    const struct rn_group *g = &job->groups[job->nodes[node].group];
+    rn_buf_putc(b, '[');
+    int pos = 0;
+    while (g->tasks && g->nodes[pos] != node)
+        pos++;
+    for (uint32_t s = 0; g->tasks && s < g->parallelism; s++) {
+        struct rn_instance *in = g->tasks[s]->inst[pos];
+        rn_buf_printf(
+            b,
+            "%s{\"subtask\":%u,\"records_in\":%llu,\"records_out\":%llu,\"busy_s\":%.3f,"
+            "\"watermark\":",
+            s ? "," : "", s,
+            (unsigned long long)atomic_load_explicit(&in->records_in, memory_order_relaxed),
+            (unsigned long long)(in->n_ports ? atomic_load_explicit(&in->ports[0].records,
+                                                                    memory_order_relaxed)
+                                             : 0),
+            (double)atomic_load_explicit(&in->busy_ns, memory_order_relaxed) / 1e9);
+        rn__json_wm(b, atomic_load_explicit(&in->wm_seen, memory_order_relaxed));
+        rn_buf_printf(b, ",\"late\":%llu}",
+                      (unsigned long long)atomic_load_explicit(&in->late, memory_order_relaxed));
+    }
+    rn_buf_putc(b, ']');
+}
+
 static void rn__html_wm(struct rn_buf *b, int64_t wm)
 {
     if (wm == RN_TS_MIN) rn_buf_puts(b, "&ndash;");
     else if (wm == RN_TS_MAX) rn_buf_puts(b, "+&infin;");
-    else rn_buf_printf(b, "%lld", (long long)wm);
+    else {
+        /* as a UTC time to the millisecond, with the epoch ms in its tooltip */
+        time_t sec = (time_t)(wm >= 0 ? wm / 1000 : (wm - 999) / 1000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&sec, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+        rn_buf_printf(b, "<span title=\"%lld\">%s.%03d</span>", (long long)wm, when,
+                      (int)(wm - (int64_t)sec * 1000));
+    }
 }
 
-/* The keyed state of one worker thread, for the three renderers. */
-struct rn__state_row {
-    const char *chain;
-    uint32_t subtask, kg_start, kg_end;
-    struct rn_state_figures f;
-};
-
 /* Rows for every task that has a state backend (malloc'd; *n of them). */
-static struct rn__state_row *rn__state_rows(struct rn_job *job, size_t *n)
+struct rn__state_row *rn__state_rows(struct rn_job *job, size_t *n)
 {
     struct rn__state_row *rows = NULL;
     *n = 0;
@@ -177,7 +208,7 @@ static const char *rn__kind(enum rn_op_kind k)
     return k == RN_KIND_SOURCE ? "source" : k == RN_KIND_SINK ? "sink" : "operator";
 }
 
-static uint64_t rn__dead_letters(struct rn_job *job)
+uint64_t rn__dead_letters(struct rn_job *job)
 {
     uint64_t total = 0;
     for (int i = 0; i < job->n_nodes; i++) {
@@ -261,7 +292,17 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
             if (den) rn_json_f64(b, ra->scale * (double)f.metrics[ra->num] / (double)den);
             else rn_buf_puts(b, "null");
         }
-        rn_buf_puts(b, "}}");
+        rn_buf_puts(b, "},\"subtasks\":");
+        rn__subtasks_json(job, i, b);
+        rn_buf_puts(b, "}");
+    }
+    rn_buf_puts(b, "],\"edges\":[");
+    for (int e = 0; e < job->n_edges; e++) {
+        const struct rn_edge *ed = &job->edges[e];
+        const struct rn_node *fr = &job->nodes[ed->from];
+        rn_buf_printf(b, "%s{\"from\":\"%s\",\"port\":\"%s\",\"to\":\"%s\",\"mode\":\"%s\"}",
+                      e ? "," : "", fr->id, ed->port ? fr->type->outputs[ed->port].name : "out",
+                      job->nodes[ed->to].id, rn__edge_modes[ed->mode]);
     }
     rn_buf_puts(b, "],\"queues\":[");
     for (int c = 0; c < job->n_channels; c++) {
@@ -339,6 +380,27 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
             rn_buf_printf(b, "runnel_operator_events_total{job=\"%s\",operator=\"%s\",name=\"%s\"} %llu\n",
                           jn, n->id, n->type->metrics[m], (unsigned long long)figs[i].metrics[m]);
     }
+    rn_buf_puts(b, "# HELP runnel_operator_ratio An operator's ratio of two of its counters, since "
+                   "the start.\n# TYPE runnel_operator_ratio gauge\n");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        for (int q = 0; n->type->ratios && n->type->ratios[q].name; q++) {
+            const struct rn_metric_ratio *ra = &n->type->ratios[q];
+            if (figs[i].metrics[ra->den])
+                rn_buf_printf(
+                    b, "runnel_operator_ratio{job=\"%s\",operator=\"%s\",name=\"%s\"} %.9g\n", jn,
+                    n->id, ra->name,
+                    ra->scale * (double)figs[i].metrics[ra->num] /
+                        (double)figs[i].metrics[ra->den]);
+        }
+    }
+    rn_buf_puts(b,
+                "# HELP runnel_busy_seconds_total Time a worker thread spent processing records "
+                "that entered its chain at this node.\n# TYPE runnel_busy_seconds_total counter\n");
+    for (int i = 0; i < job->n_nodes; i++)
+        rn_buf_printf(b,
+                      "runnel_busy_seconds_total{job=\"%s\",operator=\"%s\",chain=\"%d\"} %.6f\n",
+                      jn, job->nodes[i].id, job->nodes[i].group, (double)figs[i].busy_ns / 1e9);
     rn_buf_puts(b, "# HELP runnel_dead_letters_total Records rejected to dead-letter outputs.\n"
                    "# TYPE runnel_dead_letters_total counter\n");
     rn_buf_printf(b, "runnel_dead_letters_total{job=\"%s\"} %llu\n", jn,
@@ -376,6 +438,23 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
                                  "kind=\"%s\"} %llu\n",
                               jn, rows[i].chain, rows[i].subtask, names[k], (unsigned long long)v[k]);
         }
+        rn_buf_puts(b,
+                    "# HELP runnel_state_cache_lookups_total Keyed-state cache lookups per worker "
+                    "thread, by result.\n# TYPE runnel_state_cache_lookups_total counter\n");
+        for (size_t i = 0; i < n; i++)
+            rn_buf_printf(b,
+                          "runnel_state_cache_lookups_total{job=\"%s\",chain=\"%s\",subtask=\"%u\","
+                          "result=\"hit\"} %llu\nrunnel_state_cache_lookups_total{job=\"%s\","
+                          "chain=\"%s\",subtask=\"%u\",result=\"miss\"} %llu\n",
+                          jn, rows[i].chain, rows[i].subtask,
+                          (unsigned long long)rows[i].f.cache_hits, jn, rows[i].chain,
+                          rows[i].subtask, (unsigned long long)rows[i].f.cache_misses);
+        rn_buf_puts(b, "# HELP runnel_state_keys Estimated keys in a worker thread's keyed state.\n"
+                       "# TYPE runnel_state_keys gauge\n");
+        for (size_t i = 0; i < n; i++)
+            rn_buf_printf(b, "runnel_state_keys{job=\"%s\",chain=\"%s\",subtask=\"%u\"} %llu\n", jn,
+                          rows[i].chain, rows[i].subtask,
+                          (unsigned long long)rows[i].f.keys_estimate);
         free(rows);
     }
     rn__ckpt_render_prometheus(job, b);
@@ -459,9 +538,7 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
                 rn_buf_putc(b, '.');
                 rn_buf_puts(b, job->nodes[ed->from].type->outputs[ed->port].name);
             }
-            static const char *const modes[] = {"forward", "hash", "gather", "rebalance",
-                                                       "broadcast"};
-            rn_buf_printf(b, " (%s) ", modes[ed->mode]);
+            rn_buf_printf(b, " (%s) ", rn__edge_modes[ed->mode]);
         }
         rn_buf_printf(b, "</td><td>%u</td><td>%llu</td><td>%llu</td><td>%.0f</td><td>",
                       n->parallelism, (unsigned long long)f.in, (unsigned long long)f.out,
@@ -757,8 +834,15 @@ void rn__status_handler(void *ud, const struct rn_http_request *req, struct rn_h
         return;
     }
     if (strcmp(req->path, "/") == 0) {
+        rn__asset_serve("ui/job.html", res);
+    } else if (strncmp(req->path, "/ui/", 4) == 0) {
+        rn__asset_serve(req->path + 1, res);
+    } else if (strcmp(req->path, "/plain") == 0) {
         res->content_type = "text/html; charset=utf-8";
         rn_job_render_html(job, &res->body);
+    } else if (strcmp(req->path, "/api/v1/history") == 0) {
+        res->content_type = "application/json";
+        rn__status_history_json(job, req->query, &res->body);
     } else if (strcmp(req->path, "/api/v1/job") == 0) {
         res->content_type = "application/json";
         rn_job_render_json(job, &res->body);

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config
       libyaml-dev libuv1-dev librocksdb-dev librdkafka-dev libopenblas-dev
       libhttp-parser-dev libyajl-dev libxxhash-dev uthash-dev
       rocksdb-tools curl procps python3 kcat cppcheck
-      clang-14 libclang-rt-14-dev) # clang-14: the libFuzzer harnesses (scripts/fuzz.sh)
+      clang-14 libclang-rt-14-dev   # clang-14: the libFuzzer harnesses (scripts/fuzz.sh)
+      chromium fonts-dejavu-core)   # the web UI's browser tests (tests/integration/test_webui*.sh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -178,16 +178,43 @@ void rn_phi_compute_ctx(const struct rn_phi_spec *spec, const struct rn_embed *e
 
 /* ---- the model -------------------------------------------------------------- */
 
+/* What a model file holds and how it scores (its `format` metadata):
+ *   RN_MODEL_DUELING_Q  `runnel-dueling-q/1`: the dueling Q above, learnt
+ *                       online by value_advantage_learner;
+ *   RN_MODEL_ACTOR      `runnel-actor/1`: a policy that maps the state to an
+ *                       action vector in item-embedding space and scores an
+ *                       item by its dot product with it (`runnel
+ *                       train-offline`, or any trainer that writes the layout
+ *                       of docs/learning.md, "Offline RL"):
+ *                         a0(s)     = scale · g(W φ(s) + w)      g: identity or tanh
+ *                         a(s)      = a0 + pscale · tanh(P [φ(s); a0] + p)
+ *                                     (the perturbation, only with `perturb`)
+ *                         score(i)  = e_iᵀ a(s) + b[id_i mod H]
+ *                       A softmax actor (REINFORCE) is π(i | s) ∝ exp(score(i)).
+ * Scoring (rn_model_advantages) dispatches on the kind, so inference, the
+ * simulator and `runnel evaluate` serve every kind the same way. */
+enum rn_model_kind { RN_MODEL_DUELING_Q = 0, RN_MODEL_ACTOR = 1 };
+enum rn_actor_act { RN_ACTOR_LINEAR = 0, RN_ACTOR_TANH = 1 };
+
 struct rn_model_shape {
     uint32_t dim;       /* D: item embedding dimension */
     uint32_t phi;       /* F: state feature dimension */
     uint32_t buckets;   /* H: hashed item-bias buckets */
-    uint32_t positions; /* P: position terms (positions beyond P - 1 share the last) */
+    uint32_t positions; /* P: position terms (positions beyond P - 1 share the last);
+                         * an actor has none (0) */
+    /* Appended; zero is the dueling Q as before. */
+    uint32_t kind;       /* enum rn_model_kind */
+    uint32_t activation; /* actor: enum rn_actor_act (g above) */
+    uint32_t perturb;    /* actor: 1 when it has the perturbation layer P, p */
+    float scale;         /* actor: scale above (0 is read as 1) */
+    float pscale;        /* actor: pscale above */
 };
 
-/* Offsets of each tensor in the parameter array, in floats. */
+/* Offsets of each tensor in the parameter array, in floats. A dueling Q is
+ * v | W | w | b | c; an actor is W | w | b [| P | p] (v and c empty). */
 struct rn_model_layout {
     size_t v, W, w, b, c, n; /* n: total */
+    size_t P, p;             /* appended: the actor's perturbation layer */
 };
 
 struct rn_model {
@@ -202,13 +229,19 @@ struct rn_model *rn_model_create(const struct rn_model_shape *s);
 struct rn_model *rn_model_clone(const struct rn_model *m);
 void rn_model_destroy(struct rn_model *m);
 
-/* V(s). */
+/* V(s); 0 for an actor (it has no value head). */
 float rn_model_value(const struct rn_model *m, const float *phi);
-/* A(s, i) without the position term for n candidates whose embeddings are the
- * rows of E (n x D, row-major; a zero row for an item without one): one
- * gemv for u = Wφ + w, one for E u, then the biases. */
+/* The ranking score of n candidates whose embeddings are the rows of E
+ * (n x D, row-major; a zero row for an item without one). Dueling Q: A(s, i)
+ * without the position term — one gemv for u = Wφ + w, one for E u, then the
+ * biases. Actor: score(i) of the kind's comment above, through the same two
+ * gemvs (and one more for the perturbation). */
 void rn_model_advantages(const struct rn_model *m, const float *phi, const float *E,
                          const uint64_t *item_ids, uint32_t n, float *out);
+
+/* The vector items are scored against (D floats into a): an actor's a(s);
+ * for a dueling Q, u = Wφ + w (its bilinear and linear terms). */
+void rn_model_action(const struct rn_model *m, const float *phi, float *a);
 
 /* ---- slates and exploration -------------------------------------------------------- */
 
@@ -355,7 +388,13 @@ const struct rn_tensor *rn_st_find(const struct rn_st_file *f, const char *name)
 const char *rn_st_meta(const struct rn_st_file *f, const char *key);
 void rn_st_free(struct rn_st_file *f);
 
-/* A model as tensors "v" [F], "W" [D, F], "w" [D], "b" [H], "c" [P]. */
+/* A model file. A dueling Q is tensors "v" [F], "W" [D, F], "w" [D], "b" [H],
+ * "c" [P] with `format` runnel-dueling-q/1 (or no `format`); an actor is
+ * "actor.weight" [D, F], "actor.bias" [D], optionally "item_bias" [H] and
+ * "perturb.weight" [D, F + D] with "perturb.bias" [D], with `format`
+ * runnel-actor/1 and `activation` (linear or tanh), `scale` and
+ * `perturb_scale` (decimal; default 1 and 0). rn_model_from_st dispatches on
+ * `format` and refuses one it does not know, naming it. */
 int rn_model_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
                    const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen);
 struct rn_model *rn_model_read(const char *path, char *errbuf, size_t errlen);

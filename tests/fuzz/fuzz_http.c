@@ -175,7 +175,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         "\"candidates\":[\"i1\",\"i2\",\"i3\"]}\n";
     rn_fuzz_file("log.jsonl", log, sizeof log - 1);
     snprintf(store, sizeof store, "%s/models", d);
-    struct rn_model_shape sh = {4, RN_PHI_SIMPLE_DIM(4), 64, 10};
+    struct rn_model_shape sh = {
+        .dim = 4, .phi = RN_PHI_SIMPLE_DIM(4), .buckets = 64, .positions = 10};
     struct rn_model *m = rn_model_create(&sh);
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = (float)(i % 7) / 7.0f;

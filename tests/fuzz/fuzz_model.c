@@ -1,6 +1,7 @@
 /*
  * fuzz_model.c — the model file readers: safetensors (rn_st_parse) into a
- * dueling-Q model (rn_model_from_st), a state network file
+ * model of any kind (rn_model_from_st: the dueling Q or an actor, scored once
+ * when it loads), a state network file
  * (rn_statenet_load), an embeddings text file (rn_embed_load), and a model
  * store's version manifests vN.json and PINNED file (rn_store_list,
  * rn_store_current, and the listing the REST API and `runnel models` print),
@@ -52,7 +53,7 @@ static void rn_fuzz_write_seeds(const char *dir)
 {
     char err[512], store[300], path[600];
     snprintf(store, sizeof store, "%s/seed-store", rn_fuzz_dir());
-    struct rn_model_shape sh = {4, 6, 8, 3};
+    struct rn_model_shape sh = {.dim = 4, .phi = 6, .buckets = 8, .positions = 3};
     struct rn_model *m = rn_model_create(&sh);
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = (float)i / 7.0f;
@@ -67,6 +68,21 @@ static void rn_fuzz_write_seeds(const char *dir)
     rn_fuzz_seed(dir, "model.safetensors", 0, path);
     rn_store_path(store, 12, ".json", path, sizeof path);
     rn_fuzz_seed(dir, "manifest.json", 3, path);
+    /* an actor (runnel-actor/1) with its perturbation layer */
+    struct rn_model_shape ash = {.dim = 3, .phi = 4, .buckets = 5, .positions = 0};
+    ash.kind = RN_MODEL_ACTOR;
+    ash.activation = RN_ACTOR_TANH;
+    ash.perturb = 1;
+    ash.scale = 0.5f;
+    ash.pscale = 0.05f;
+    m = rn_model_create(&ash);
+    for (size_t i = 0; i < m->at.n; i++)
+        m->params[i] = (float)i / 13.0f;
+    v.id = 13;
+    if (rn_store_publish(store, m, &v, err, sizeof err)) rn_fuzz_fail(err);
+    rn_model_destroy(m);
+    rn_store_path(store, 13, ".safetensors", path, sizeof path);
+    rn_fuzz_seed(dir, "actor.safetensors", 0, path);
 
     struct rn_statenet *n = rn__statenet_create(4, 4, 2, 2, 3, RN_SN_CONTEXT, 5, err, sizeof err);
     if (!n) rn_fuzz_fail(err);
@@ -143,6 +159,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         struct rn_model *m = rn_model_from_st(f, "<buffer>", err, sizeof err);
         if (!m && !err[0]) rn_fuzz_fail("model refused without a message");
+        if (m) {
+            /* a model that loads scores (any kind): one candidate, zero inputs */
+            float *phi = calloc(m->shape.phi, sizeof *phi), *E = calloc(m->shape.dim, sizeof *E);
+            float out;
+            uint64_t id = 1;
+            rn_model_advantages(m, phi, E, &id, 1, &out);
+            free(phi);
+            free(E);
+        }
         rn_model_destroy(m);
         rn_st_free(f);
         break;

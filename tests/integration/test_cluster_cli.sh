@@ -110,7 +110,7 @@ curl -s "http://$ADDR/metrics" | grep -q '^runnel_cluster_workers_alive 2$' &&
   curl -s "http://$ADDR/metrics" | grep -q 'runnel_cluster_task_records{job="clicks",task="p2"}' &&
   curl -s "http://$ADDR/metrics" | grep -q "^runnel_cluster_task_lag{job=\"clicks\",task=\"p1\"} 0$" &&
   ok "/metrics: workers alive and per-task figures" || bad "/metrics"
-page=$(curl -s "http://$ADDR/")
+page=$(curl -s "http://$ADDR/plain") # the tables; "/" is the web UI (test_webui_cluster.sh)
 wpage=$(rn workers | awk 'NR == 2 { print $NF }')
 echo "$page" | grep -q "<h3>clicks" && echo "$page" | grep -q "href=\"$wpage\"" &&
   curl -s "$wpage" | grep -q "clicks" && ok "cluster view: jobs, and links to workers' pages ($wpage)" ||

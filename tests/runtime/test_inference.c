@@ -91,7 +91,8 @@ static uint32_t pick_buckets(void)
  * user's history without reordering the favoured items. */
 static struct rn_model *make_model(const char *const fav[3], uint64_t seed)
 {
-    struct rn_model_shape s = {D, RN_PHI_SIMPLE_DIM(D), buckets, 5};
+    struct rn_model_shape s = {
+        .dim = D, .phi = RN_PHI_SIMPLE_DIM(D), .buckets = buckets, .positions = 5};
     struct rn_model *m = rn_model_create(&s);
     struct rn_rand r;
     rn_rand_seed(&r, seed, 0);
@@ -405,7 +406,8 @@ static void check_context(void)
 {
     char cstore[700], path[700], err[1024];
     snprintf(cstore, sizeof cstore, "%s/ctxstore", dir);
-    struct rn_model_shape sh = {D, RN_PHI_SIMPLE_DIM(D) + 1, buckets, 5};
+    struct rn_model_shape sh = {
+        .dim = D, .phi = RN_PHI_SIMPLE_DIM(D) + 1, .buckets = buckets, .positions = 5};
     struct rn_model *m = rn_model_create(&sh);
     struct rn_rand r;
     rn_rand_seed(&r, 11, 0);

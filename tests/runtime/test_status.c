@@ -157,7 +157,12 @@ int main(void)
     CHECK_STR_CONTAINS(r, "HTTP/1.1 200");
     CHECK_STR_CONTAINS(r, "ok");
     free(r);
+    /* "/" is the web UI (drawn by its scripts, test_webui.sh); "/plain" the tables. */
     r = http_get(addr, "/");
+    CHECK_STR_CONTAINS(r, "text/html");
+    CHECK_STR_CONTAINS(r, "/ui/job.js");
+    free(r);
+    r = http_get(addr, "/plain");
     CHECK_STR_CONTAINS(r, "text/html");
     CHECK_STR_CONTAINS(r, "status-test");
     CHECK_STR_CONTAINS(r, "log_collector");
@@ -167,6 +172,10 @@ int main(void)
     CHECK_STR_CONTAINS(r, "\"state\":\"running\"");
     CHECK_STR_CONTAINS(r, "\"dead_letters\":1");
     CHECK_EQ_INT(op_figure(r, "by_user", "records_in"), 1000);
+    /* the web UI's additions: edges with their modes, figures per subtask */
+    CHECK_STR_CONTAINS(r, "\"edges\":[{\"from\":");
+    CHECK_STR_CONTAINS(r, "\"mode\":\"");
+    CHECK_STR_CONTAINS(r, "\"subtasks\":[{\"subtask\":0,\"records_in\":");
     free(r);
     r = http_get(addr, "/metrics");
     CHECK_STR_CONTAINS(r, "runnel_records_in_total{job=\"status-test\",operator=\"collect\"} 1001");

@@ -61,7 +61,7 @@ static void make_batch(struct batch *b)
 
 static struct rn_learner *make_learner(double gamma, int opt, uint32_t target_every)
 {
-    struct rn_model_shape sh = {D, F, 11, 4};
+    struct rn_model_shape sh = {.dim = D, .phi = F, .buckets = 11, .positions = 4};
     struct rn_model *m = rn_model_create(&sh);
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = 0.3f * frand();
@@ -113,7 +113,7 @@ static void test_gradient(void)
 /* The dueling aggregation and the target, by hand, on one list. */
 static void test_target_by_hand(void)
 {
-    struct rn_model_shape sh = {2, 3, 8, 3};
+    struct rn_model_shape sh = {.dim = 2, .phi = 3, .buckets = 8, .positions = 3};
     struct rn_model *m = rn_model_create(&sh);
     /* V(s) = v·φ; A = e·(Wφ + w) + b + c[pos] with W = 0, w = (1, 0) */
     float vv[3] = {1, 2, 0};
@@ -177,7 +177,7 @@ static void test_target_by_hand(void)
 static void test_one_item_lists(void)
 {
     for (int base = RN_ADV_BASELINE_LIST_MEAN; base <= RN_ADV_BASELINE_NONE; base++) {
-        struct rn_model_shape sh = {2, 3, 8, 2};
+        struct rn_model_shape sh = {.dim = 2, .phi = 3, .buckets = 8, .positions = 2};
         struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0, 1000, 0, 0, 0, base};
         char err[128];
         struct rn_learner *l = rn_learner_create(rn_model_create(&sh), &cfg, err, sizeof err);

@@ -28,7 +28,7 @@
 
 static struct rn_model *make_model(uint32_t dim, uint32_t phi, float base)
 {
-    struct rn_model_shape s = {dim, phi, 8, 4};
+    struct rn_model_shape s = {.dim = dim, .phi = phi, .buckets = 8, .positions = 4};
     struct rn_model *m = rn_model_create(&s);
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = base + (float)(i % 97) * 0.001f;
