@@ -487,8 +487,9 @@ struct rn_model *rn_store_load(const char *dir, int64_t id, char *errbuf, size_t
  * cluster's learner stage and its inference tasks): one message per version,
  * the key the store's name (so that a topic with cleanup.policy=compact keeps
  * the latest version of every store), the value the version's safetensors
- * bytes (rn_model_encode: tensors v, W, w, b, c; metadata format, version,
- * created_ms, event_time, updates, transitions, loss, mean_q). A version of a
+ * bytes (rn_model_encode: the model file's tensors and metadata, whatever the
+ * model's kind, plus version, created_ms, event_time, updates, transitions,
+ * loss, mean_q). A version of a
  * few MB is one message: the producer's message.max.bytes and the reader's
  * fetch sizes are raised to RN_MODEL_TOPIC_MAX_BYTES. */
 

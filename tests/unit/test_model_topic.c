@@ -80,6 +80,28 @@ static void test_encode(void)
         CHECK(back.loss == v.loss && back.mean_q == v.mean_q);
         rn_model_destroy(m2);
     }
+    /* Another kind of model (an offline-RL actor with its perturbation layer)
+     * travels the same way: the kind table writes and reads it. */
+    struct rn_model_shape as = {.dim = 4, .phi = 6, .buckets = 3, .kind = RN_MODEL_ACTOR,
+                                .activation = RN_ACTOR_TANH, .perturb = 1, .scale = 2.0f,
+                                .pscale = 0.5f};
+    struct rn_model *a = rn_model_create(&as);
+    CHECK(a != NULL);
+    if (a) {
+        for (size_t i = 0; i < a->at.n; i++)
+            a->params[i] = (float)i / 9.0f;
+        struct rn_buf ab = RN_BUF_INIT;
+        CHECK_EQ_INT(rn_model_encode(a, &v, &ab, err, sizeof err), 0);
+        struct rn_model *a2 = rn_model_decode(ab.data, ab.len, "msg", &back, err, sizeof err);
+        CHECK(a2 && a2->shape.kind == RN_MODEL_ACTOR && a2->shape.perturb == 1 &&
+              a2->shape.activation == RN_ACTOR_TANH && a2->shape.scale == 2.0f &&
+              a2->at.n == a->at.n &&
+              memcmp(a2->params, a->params, a->at.n * sizeof(float)) == 0);
+        CHECK_EQ_INT(back.id, 7);
+        rn_model_destroy(a2);
+        rn_buf_free(&ab);
+        rn_model_destroy(a);
+    }
     /* Truncated bytes, and a safetensors file that is not a model version. */
     CHECK(rn_model_decode(b.data, b.len - 5, "topic t partition 0 offset 3", NULL, err,
                           sizeof err) == NULL);
