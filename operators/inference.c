@@ -55,6 +55,7 @@ static const char *const rn_inf_explore_modes[] = {"none", "epsilon", "softmax",
 
 struct rn_inf_cfg {
     const char *model_store;
+    struct rn_model_topic_cfg mt; /* model_topic, model_brokers, model_key */
     struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
     int64_t slate, poll_interval, max_candidates, seed;
     int explore;
@@ -68,7 +69,10 @@ struct rn_inf_cfg {
 static const struct rn_config_key rn_inf_keys[] = {
     RN_PHI_CONFIG_KEYS(struct rn_inf_cfg, feat),
     {"model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, model_store),
-     "Model store to follow (the learner's `model_store`). Required.", NULL, RN_CK_REQUIRED, 0, 0},
+     "Model store directory to follow (the learner's `model_store`); it honours `runnel models "
+     "pin` and `rollback`. This or `model_topic`.",
+     NULL, 0, 0, 0},
+    RN_MODEL_TOPIC_CONFIG_KEYS(struct rn_inf_cfg, mt),
     {"slate", RN_CT_INT, "5", "items", offsetof(struct rn_inf_cfg, slate),
      "Items per recommendation (a request may ask for fewer with `k`).", NULL, 0, 1, 1000},
     {"explore", RN_CT_ENUM, "epsilon", NULL, offsetof(struct rn_inf_cfg, explore),
@@ -101,6 +105,13 @@ static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
     }
     if (!(c->temperature > 0)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "temperature"), "temperature must be > 0");
+        return RN_EINVAL;
+    }
+    if ((rc = rn_model_topic_cfg_check(&c->mt, c->model_store, 1, node, errbuf, errlen)))
+        return rc;
+    if (c->model_store && c->mt.topic) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "model_topic"),
+                    "inference follows one place: 'model_store' or 'model_topic', not both");
         return RN_EINVAL;
     }
     pthread_mutex_init(&c->mu, NULL);
@@ -298,7 +309,7 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
                     "runnel: inference: model version %" PRId64 " of '%s' does not fit the "
                     "embedding table and state features (dimension %u, state features %u; "
                     "want %u and %u%s): serving random slates\n",
-                    version, c->model_store, m->shape.dim, m->shape.phi, rn_embed_dim(s->emb),
+                    version, c->model_store ? c->model_store : c->mt.topic, m->shape.dim, m->shape.phi, rn_embed_dim(s->emb),
                     s->phi_dim, c->feat.state_network ? ", the state network's" : "");
         ex.mode = RN_EXPLORE_SOFTMAX;
         ex.temperature = 1.0;
@@ -322,16 +333,17 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
 struct rn_inf {
     struct rn_inf_shared *sh;
     int slot;
+    int64_t shown_version; /* the model_version gauge as last set (subtask 0) */
     struct rn_inf_scratch x;
     uint32_t *slate;
     double *prop;
     struct rn_payload pl;
 };
 
-enum { M_REQUESTS, M_RECOMMENDED, M_NO_MODEL, M_REJECTED, M_FEEDBACK, M_EXPLORED };
-static const char *const rn_inf_metrics[] = {"requests", "recommendations", "without_model",
-                                             "rejected", "history_updates", "explored_slots",
-                                             NULL};
+enum { M_REQUESTS, M_RECOMMENDED, M_NO_MODEL, M_REJECTED, M_FEEDBACK, M_EXPLORED, M_VERSION };
+static const char *const rn_inf_metrics[] = {"requests",       "recommendations", "without_model",
+                                             "rejected",       "history_updates", "explored_slots",
+                                             "model_version",  NULL};
 
 static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_http_response *res);
 
@@ -352,7 +364,11 @@ static int rn_inf_open(struct rn_op *op)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
         int bad = rn_phi_cfg_open(&c->feat, &s->emb, &s->spec, err, sizeof err) != 0;
         if (!bad) s->phi_dim = rn_phi_dim(&s->spec, s->emb);
-        if (!bad)
+        if (!bad && c->mt.topic)
+            s->feed = rn_model_feed_acquire_topic(c->mt.brokers, c->mt.topic,
+                                                  c->mt.key ? c->mt.key : rn_op_job_name(op),
+                                                  c->poll_interval, err, sizeof err);
+        else if (!bad)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
         if (s->feed) rn_model_feed_poll(s->feed); /* the newest version from the first request */
         if (!s->emb || !s->feed) {
@@ -368,7 +384,8 @@ static int rn_inf_open(struct rn_op *op)
     pthread_mutex_unlock(&c->mu);
     v->slot = rn_model_feed_slot(v->sh->feed);
     if (v->slot < 0) {
-        rn_op_errorf(op, "too many readers of model store '%s'", c->model_store);
+        rn_op_errorf(op, "too many readers of model %s '%s'", c->model_store ? "store" : "topic",
+                     c->model_store ? c->model_store : c->mt.topic);
         return RN_EFULL;
     }
     /* Serving, when the job has a `serve:` section: handlers run on the
@@ -381,7 +398,27 @@ static int rn_inf_open(struct rn_op *op)
     }
     v->slate = rn_xmalloc((size_t)c->slate * sizeof *v->slate);
     v->prop = rn_xmalloc((size_t)c->slate * sizeof *v->prop);
+    /* Subtask 0 keeps the model_version gauge: the version the feed serves,
+     * also while no record comes. */
+    if (rn_op_subtask(op) == 0) return rn_op_timer_after(op, c->poll_interval);
     return 0;
+}
+
+/* The model_version gauge follows the feed (the counter moves by the
+ * difference; subtask 0 only, so the status page's sum is the version). */
+static int rn_inf_on_processing_time(struct rn_op *op, int64_t now_ms, struct rn_emitter *out)
+{
+    const struct rn_inf_cfg *c = rn_op_ctx(op);
+    struct rn_inf *v = rn_op_local(op);
+    (void)now_ms;
+    (void)out;
+    struct rn_model_feed_stats st;
+    rn_model_feed_stats(v->sh->feed, &st);
+    if (st.version != v->shown_version) {
+        rn_op_metric_add(op, M_VERSION, (uint64_t)(st.version - v->shown_version));
+        v->shown_version = st.version;
+    }
+    return rn_op_timer_after(op, c->poll_interval);
 }
 
 static void rn_inf_close(struct rn_op *op)
@@ -864,4 +901,5 @@ const struct rn_op_type rn_op_inference = {
     .open = rn_inf_open,
     .process = rn_inf_process,
     .close = rn_inf_close,
+    .on_processing_time = rn_inf_on_processing_time,
 };

@@ -102,3 +102,56 @@ fail:
     rd_kafka_conf_destroy(conf);
     return NULL;
 }
+
+/* ---- records as messages ------------------------------------------------------------ */
+
+static void rn__krec_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t rn__krec_get(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void rn__krec_encode(struct rn_buf *out, const struct rn_record *r, const char *type)
+{
+    unsigned char h[RN_KREC_HEAD];
+    size_t tl = strlen(type);
+    memcpy(h, RN_KREC_MAGIC, 4);
+    rn__krec_le(h + 4, (uint64_t)r->ts, 8);
+    rn__krec_le(h + 12, r->key, 8);
+    rn__krec_le(h + 20, r->flags, 2);
+    rn__krec_le(h + 22, (uint64_t)tl, 2);
+    rn_buf_append(out, h, sizeof h);
+    rn_buf_append(out, type, tl);
+    if (r->len) rn_buf_append(out, r->payload, r->len);
+}
+
+int rn__krec_decode(const void *p, size_t n, struct rn_record *r, const char **type,
+                    uint32_t *tlen, const char **why)
+{
+    const unsigned char *b = p;
+    if (n < RN_KREC_HEAD || memcmp(b, RN_KREC_MAGIC, 4) != 0) {
+        *why = "not a runnel record message (no RNR1 header)";
+        return -1;
+    }
+    uint64_t tl = rn__krec_get(b + 22, 2);
+    if (tl == 0 || RN_KREC_HEAD + tl > n || n - RN_KREC_HEAD - tl > UINT32_MAX) {
+        *why = "record message with a bad type name length";
+        return -1;
+    }
+    r->ts = (int64_t)rn__krec_get(b + 4, 8);
+    r->key = rn__krec_get(b + 12, 8);
+    r->flags = (uint16_t)rn__krec_get(b + 20, 2);
+    *type = (const char *)b + RN_KREC_HEAD;
+    *tlen = (uint32_t)tl;
+    r->payload = b + RN_KREC_HEAD + tl;
+    r->len = (uint32_t)(n - RN_KREC_HEAD - tl);
+    return 0;
+}

@@ -11,7 +11,9 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "rn_common.h"
 #include "rn_config.h"
+#include "rn_record.h"
 
 /* The keys every Kafka operator has; embed first in its config struct. */
 struct rn_kafka_common {
@@ -69,5 +71,28 @@ rd_kafka_conf_t *rn__kafka_conf(const struct rn_kafka_common *kc, const char *co
 
 /* Whether the user's properties set `name`. */
 int rn__kafka_has_property(const struct rn_kafka_common *kc, const char *name);
+
+/* ---- records as messages (`format: record`, the `kafka_records` source) ----------------
+ * How one stage of a cluster job hands records to the next (docs/cluster.md):
+ * the record itself, not its JSON, since runnel's payloads are
+ * position-independent bytes. A message value is
+ *   "RNR1"  magic (4 bytes)
+ *   ts      int64, little-endian: the record's event time
+ *   key     uint64, little-endian: the record's key (the consumer's exchange
+ *           recomputes it from its own key field)
+ *   flags   uint16, little-endian: the record's type-specific flags
+ *   tlen    uint16, little-endian, then tlen bytes: the record type's name
+ *   payload the rest: the record's payload bytes as they were
+ * Only runnel writes these; the reader checks the frame and the type name,
+ * not the payload's inner offsets (an internal topic is not outside input). */
+#define RN_KREC_MAGIC "RNR1"
+#define RN_KREC_HEAD 24 /* magic, ts, key, flags, tlen */
+
+/* Appends the message value of record (ts, key, type name, payload) to out. */
+void rn__krec_encode(struct rn_buf *out, const struct rn_record *r, const char *type);
+/* Reads a message value: 0 with the parts (borrowed from p), or -1 with the
+ * reason in why (a static string). */
+int rn__krec_decode(const void *p, size_t n, struct rn_record *r, const char **type,
+                    uint32_t *tlen, const char **why);
 
 #endif

@@ -8,6 +8,7 @@
 
 extern const struct rn_op_type rn_source_file;
 extern const struct rn_op_type rn_source_kafka;
+extern const struct rn_op_type rn_source_kafka_records;
 extern const struct rn_op_type rn_sink_kafka;
 extern const struct rn_op_type rn_sink_file;
 extern const struct rn_op_type rn_sink_null;
@@ -31,8 +32,8 @@ void rn_operators_init(void)
         &rn_source_file, &rn_sink_file,   &rn_sink_null, &rn_sink_partitioned_file,
         &rn_op_log_collector, &rn_op_filter, &rn_op_key_by, &rn_op_window_count,
         &rn_op_online_joiner, &rn_op_experience_collector, &rn_op_dedup,
-        &rn_op_value_advantage_learner, &rn_op_inference, &rn_source_kafka, &rn_sink_kafka,
-        &rn_op_window, &rn_op_map, &rn_source_nexmark,
+        &rn_op_value_advantage_learner, &rn_op_inference, &rn_source_kafka,
+        &rn_source_kafka_records, &rn_sink_kafka, &rn_op_window, &rn_op_map, &rn_source_nexmark,
     };
     for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
 }

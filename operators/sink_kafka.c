@@ -50,6 +50,8 @@
 #define RN_KSINK_SNAPSHOT_VERSION 1
 
 enum { RN_KSINK_AT_LEAST_ONCE = 0, RN_KSINK_EXACTLY_ONCE = 1 };
+enum { RN_KSINK_JSON = 0, RN_KSINK_RECORD = 1 };
+static const char *const rn_ksink_formats[] = {"json", "record", NULL};
 
 struct rn_kafka_sink_cfg {
     struct rn_kafka_common kc;
@@ -59,6 +61,7 @@ struct rn_kafka_sink_cfg {
     const char *txn_prefix;
     int64_t txn_timeout;
     int64_t flush_timeout;
+    int format; /* RN_KSINK_JSON, RN_KSINK_RECORD */
 };
 
 /* Messages as (key length, key, value length, value), back to back. */
@@ -77,6 +80,7 @@ struct rn_kafka_sink {
     struct rn_kmsgs held;   /* exactly_once: records after a pre-commit */
     struct rn_kmsgs replay; /* restored: the pre-committed transaction to write again */
     struct rn_buf json;
+    struct rn_buf value; /* format record: the message value */
     char *key_field;
     size_t key_field_len;
     char errstr[512];
@@ -109,6 +113,11 @@ static const struct rn_config_key rn_kafka_sink_keys[] = {
      "exactly_once: the broker aborts a transaction left open this long (longer than the "
      "checkpoint interval; at most the broker's transaction.max.timeout.ms).",
      NULL, 0, 1000, 3600000},
+    {"format", RN_CT_ENUM, "json", NULL, offsetof(struct rn_kafka_sink_cfg, format),
+     "json: the record's JSON form (for any consumer); record: the record itself (type, event "
+     "time and payload bytes) for a `kafka_records` source of another runnel job, such as the "
+     "next stage of a cluster job.",
+     rn_ksink_formats, 0, 0, 0},
     {"flush_timeout", RN_CT_DURATION, "60s", "ms",
      offsetof(struct rn_kafka_sink_cfg, flush_timeout),
      "How long a checkpoint or the end of the stream waits for the brokers to acknowledge "
@@ -372,8 +381,10 @@ static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
     (void)out;
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_record *r = &in->recs[i];
+        const struct rn_kafka_sink_cfg *c = rn_op_ctx(op);
         rn_buf_reset(&s->json);
-        rn_types_write_json(rn_op_types(op), r, &s->json);
+        if (c->format == RN_KSINK_JSON || s->key_field)
+            rn_types_write_json(rn_op_types(op), r, &s->json);
         const char *k = NULL;
         size_t kn = 0;
         if (s->key_field &&
@@ -382,17 +393,23 @@ static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
             kn = 0;
             rn_op_metric_add(op, 3, 1); /* no such field: sent without a key */
         }
+        const struct rn_buf *v = &s->json;
+        if (c->format == RN_KSINK_RECORD) {
+            rn_buf_reset(&s->value);
+            rn__krec_encode(&s->value, r, rn_types_get(rn_op_types(op), r->type)->name);
+            v = &s->value;
+        }
         if (s->eos && s->precommitted) {
-            rn__kmsgs_add(&s->held, k, kn, s->json.data, s->json.len);
+            rn__kmsgs_add(&s->held, k, kn, v->data, v->len);
             continue;
         }
         if (s->eos && !s->in_txn) {
             int rc = rn__ksink_begin(op, s);
             if (rc) return rc;
         }
-        int rc = rn__ksink_produce(op, s, k, kn, s->json.data, s->json.len);
+        int rc = rn__ksink_produce(op, s, k, kn, v->data, v->len);
         if (rc) return rc;
-        if (s->eos) rn__kmsgs_add(&s->txn, k, kn, s->json.data, s->json.len);
+        if (s->eos) rn__kmsgs_add(&s->txn, k, kn, v->data, v->len);
     }
     rn_op_metric_add(op, 0, in->n);
     rd_kafka_poll(s->rk, 0);
@@ -521,6 +538,7 @@ static void rn_kafka_sink_close(struct rn_op *op)
     rn_buf_free(&s->held.buf);
     rn_buf_free(&s->replay.buf);
     rn_buf_free(&s->json);
+    rn_buf_free(&s->value);
     free(s->key_field);
     free(s);
     rn_op_set_local(op, NULL);
@@ -532,8 +550,8 @@ static const char *const rn_kafka_sink_metrics[] = {"messages", "transactions", 
 const struct rn_op_type rn_sink_kafka = {
     RN_OP_TYPE_HEAD,
     .name = "kafka",
-    .description = "Writes records as JSON messages to a Kafka topic (librdkafka producer), "
-                   "keyed by a record field. at_least_once flushes at every checkpoint; "
+    .description = "Writes records as JSON messages (or, `format: record`, as runnel records) "
+                   "to a Kafka topic (librdkafka producer), keyed by a record field. at_least_once flushes at every checkpoint; "
                    "exactly_once writes through Kafka transactions committed when the "
                    "checkpoint completes.",
     .kind = RN_KIND_SINK,

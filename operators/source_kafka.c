@@ -58,6 +58,8 @@ struct rn_kafka_source_cfg {
     int64_t max_message;
     int64_t metadata_timeout;
     int64_t max_rate;
+    const char *record_type; /* kafka_records: the type of the records it reads */
+    const char *partitioned_by; /* for the coordinator's stages only */
     /* Filled by init. */
     char **topics;
     size_t n_topics;
@@ -109,41 +111,59 @@ struct rn_kafka_source {
 
 static const char *const rn_ksrc_resets[] = {"earliest", "latest", NULL};
 
-static const struct rn_config_key rn_kafka_source_keys[] = {
-    RN_KAFKA_COMMON_KEYS(struct rn_kafka_source_cfg),
-    {"topics", RN_CT_NODE, NULL, NULL, offsetof(struct rn_kafka_source_cfg, topics_node),
-     "Topic or list of topics to read.", NULL, RN_CK_REQUIRED, 0, 0},
-    {"group_id", RN_CT_STRING, "runnel", NULL, offsetof(struct rn_kafka_source_cfg, group_id),
-     "Consumer group: offsets of completed checkpoints are committed under it (for "
-     "monitoring); with subscribe, the group whose members share the partitions.",
-     NULL, 0, 0, 0},
-    {"partitions", RN_CT_NODE, NULL, NULL, offsetof(struct rn_kafka_source_cfg, partitions_node),
-     "Partition numbers to read, of every topic, e.g. [0, 2] (default: all). The subtasks "
-     "divide them round robin.",
-     NULL, 0, 0, 0},
-    {"subscribe", RN_CT_BOOL, "false", NULL, offsetof(struct rn_kafka_source_cfg, subscribe),
-     "Join the consumer group and let Kafka assign partitions, instead of assigning them by "
-     "subtask.",
-     NULL, 0, 0, 0},
-    {"auto_offset_reset", RN_CT_ENUM, "earliest", NULL,
-     offsetof(struct rn_kafka_source_cfg, offset_reset),
-     "Where a fresh start (no checkpoint) begins in each partition; also where a partition "
-     "whose checkpointed offset is no longer on the broker resumes.",
-     rn_ksrc_resets, 0, 0, 0},
-    {"stop_at_end", RN_CT_BOOL, "false", NULL, offsetof(struct rn_kafka_source_cfg, stop_at_end),
-     "Bounded: read up to the end offsets the partitions had when the job started, then end "
-     "the stream.",
-     NULL, 0, 0, 0},
-    {"max_message", RN_CT_SIZE, "1MiB", "bytes", offsetof(struct rn_kafka_source_cfg, max_message),
-     "Longest message value passed on whole; longer ones are dead-lettered by log_collector.", NULL,
-     0, 16, (int64_t)1 << 30},
-    {"metadata_timeout", RN_CT_DURATION, "10s", "ms",
-     offsetof(struct rn_kafka_source_cfg, metadata_timeout),
-     "How long to wait for the brokers when the source starts (topic metadata, end offsets).", NULL,
-     0, 1, 3600000},
-    {"max_rate", RN_CT_INT, "0", "messages/s", offsetof(struct rn_kafka_source_cfg, max_rate),
-     "Read at most this many messages per second per subtask (0: as fast as possible).", NULL, 0, 0,
+/* The keys of both Kafka sources (`kafka` and `kafka_records`). */
+#define RN_KSRC_KEYS \
+    RN_KAFKA_COMMON_KEYS(struct rn_kafka_source_cfg), \
+    {"topics", RN_CT_NODE, NULL, NULL, offsetof(struct rn_kafka_source_cfg, topics_node), \
+     "Topic or list of topics to read.", NULL, RN_CK_REQUIRED, 0, 0}, \
+    {"group_id", RN_CT_STRING, "runnel", NULL, offsetof(struct rn_kafka_source_cfg, group_id), \
+     "Consumer group: offsets of completed checkpoints are committed under it (for " \
+     "monitoring); with subscribe, the group whose members share the partitions.", \
+     NULL, 0, 0, 0}, \
+    {"partitions", RN_CT_NODE, NULL, NULL, offsetof(struct rn_kafka_source_cfg, partitions_node), \
+     "Partition numbers to read, of every topic, e.g. [0, 2] (default: all). The subtasks " \
+     "divide them round robin.", \
+     NULL, 0, 0, 0}, \
+    {"subscribe", RN_CT_BOOL, "false", NULL, offsetof(struct rn_kafka_source_cfg, subscribe), \
+     "Join the consumer group and let Kafka assign partitions, instead of assigning them by " \
+     "subtask.", \
+     NULL, 0, 0, 0}, \
+    {"auto_offset_reset", RN_CT_ENUM, "earliest", NULL, \
+     offsetof(struct rn_kafka_source_cfg, offset_reset), \
+     "Where a fresh start (no checkpoint) begins in each partition; also where a partition " \
+     "whose checkpointed offset is no longer on the broker resumes.", \
+     rn_ksrc_resets, 0, 0, 0}, \
+    {"stop_at_end", RN_CT_BOOL, "false", NULL, offsetof(struct rn_kafka_source_cfg, stop_at_end), \
+     "Bounded: read up to the end offsets the partitions had when the job started, then end " \
+     "the stream.", \
+     NULL, 0, 0, 0}, \
+    {"max_message", RN_CT_SIZE, "1MiB", "bytes", offsetof(struct rn_kafka_source_cfg, max_message), \
+     "Longest message value passed on whole; longer ones are dead-lettered by log_collector.", NULL, \
+     0, 16, (int64_t)1 << 30}, \
+    {"metadata_timeout", RN_CT_DURATION, "10s", "ms", \
+     offsetof(struct rn_kafka_source_cfg, metadata_timeout), \
+     "How long to wait for the brokers when the source starts (topic metadata, end offsets).", NULL, \
+     0, 1, 3600000}, \
+    {"partitioned_by", RN_CT_STRING, NULL, NULL, offsetof(struct rn_kafka_source_cfg, partitioned_by), \
+     "The record field the topics' producers keyed messages by (such as `user`). In a cluster, " \
+     "a keyed operator on another field starts a new stage (docs/cluster.md); default: the key " \
+     "of the first keyed operator after the source.", \
+     NULL, 0, 0, 0}, \
+    {"max_rate", RN_CT_INT, "0", "messages/s", offsetof(struct rn_kafka_source_cfg, max_rate), \
+     "Read at most this many messages per second per subtask (0: as fast as possible).", NULL, 0, 0, \
      (int64_t)1 << 40},
+
+static const struct rn_config_key rn_kafka_source_keys[] = {
+    RN_KSRC_KEYS
+    RN_CONFIG_END,
+};
+
+static const struct rn_config_key rn_kafka_records_keys[] = {
+    RN_KSRC_KEYS
+    {"record_type", RN_CT_STRING, NULL, NULL, offsetof(struct rn_kafka_source_cfg, record_type),
+     "The record type the topic carries (written by a `kafka` sink with `format: record`), "
+     "such as `event` or `experience`: the type this source emits. Required.",
+     NULL, RN_CK_REQUIRED, 0, 0},
     RN_CONFIG_END,
 };
 
@@ -494,6 +514,23 @@ static void rn__ksrc_emit(struct rn_op *op, struct rn_emitter *out, const struct
                           const rd_kafka_message_t *m)
 {
     const struct rn_kafka_source_cfg *c = rn_op_ctx(op);
+    if (c->record_type) {
+        struct rn_record rec;
+        const char *type, *why = NULL;
+        uint32_t tlen;
+        if (rn__krec_decode(m->payload, m->len, &rec, &type, &tlen, &why) == 0 &&
+            (tlen != strlen(c->record_type) || memcmp(type, c->record_type, tlen) != 0))
+            why = "record of another type than the source's record_type";
+        if (!why) {
+            rn_emit_copy(out, 0, &rec);
+        } else {
+            size_t len = RN_MIN(m->len, 4096);
+            rn_emit_dead_letter(out, 1, op, k->split, k->split_len, m->offset, why, m->payload,
+                                len, (uint32_t)RN_MIN(m->len, UINT32_MAX));
+            rn_op_metric_add(op, 3, 1);
+        }
+        return;
+    }
     size_t len = m->len;
     uint32_t orig = (uint32_t)RN_MIN(m->len, UINT32_MAX);
     if ((int64_t)len > c->max_message) len = (size_t)RN_MIN(c->max_message, 4096);
@@ -704,6 +741,20 @@ static const struct rn_port_decl rn_kafka_source_out[] = {
 };
 
 static const char *const rn_kafka_source_metrics[] = {"messages", "offset_commits", "lag", NULL};
+static const char *const rn_kafka_records_metrics[] = {"messages", "offset_commits", "lag",
+                                                       "bad_messages", NULL};
+
+static const struct rn_port_decl rn_kafka_records_out[] = {
+    {NULL, "raw", "The records, of type `record_type`."},
+    {"dead_letter", "dead_letter",
+     "Messages that are not records of `record_type`, with topic/partition and offset."},
+};
+
+static const char *rn_kafka_records_out_type(const void *ctx, uint32_t port)
+{
+    const struct rn_kafka_source_cfg *c = ctx;
+    return port == 0 ? c->record_type : NULL;
+}
 
 const struct rn_op_type rn_source_kafka = {
     RN_OP_TYPE_HEAD,
@@ -727,4 +778,30 @@ const struct rn_op_type rn_source_kafka = {
     .snapshot = rn_kafka_source_snapshot,
     .restore = rn_kafka_source_restore,
     .notify_checkpoint_complete = rn_kafka_source_notify,
+};
+
+const struct rn_op_type rn_source_kafka_records = {
+    RN_OP_TYPE_HEAD,
+    .name = "kafka_records",
+    .description = "Reads runnel records from Kafka topics that a `kafka` sink with `format: "
+                   "record` wrote (the internal topics between the stages of a cluster job): "
+                   "each message is one record of `record_type`, with its event time, from "
+                   "which the source's watermarks are derived per partition. Otherwise as the "
+                   "`kafka` source.",
+    .kind = RN_KIND_SOURCE,
+    .flags = RN_OP_UNION_RESTORE | RN_OP_EVENT_TIME,
+    .config = rn_kafka_records_keys,
+    .ctx_size = sizeof(struct rn_kafka_source_cfg),
+    .outputs = rn_kafka_records_out,
+    .n_outputs = 2,
+    .metrics = rn_kafka_records_metrics,
+    .init = rn_kafka_source_init,
+    .fini = rn_kafka_source_fini,
+    .open = rn_kafka_source_open,
+    .poll = rn_kafka_source_poll,
+    .close = rn_kafka_source_close,
+    .snapshot = rn_kafka_source_snapshot,
+    .restore = rn_kafka_source_restore,
+    .notify_checkpoint_complete = rn_kafka_source_notify,
+    .out_type = rn_kafka_records_out_type,
 };

@@ -57,6 +57,7 @@ static const char *const rn_val_baselines[] = {"list_mean", "none", NULL};
 
 struct rn_val_cfg {
     const char *model_store;
+    struct rn_model_topic_cfg mt; /* model_topic, model_brokers, model_key */
     struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
     double gamma, learning_rate, l2, clip;
     int optimizer, advantage_baseline;
@@ -73,8 +74,9 @@ static const struct rn_config_key rn_val_keys[] = {
     RN_PHI_CONFIG_KEYS(struct rn_val_cfg, feat),
     {"model_store", RN_CT_STRING, NULL, NULL, offsetof(struct rn_val_cfg, model_store),
      "Directory of the model store the learner publishes versions to (created if missing). "
-     "Required.",
-     NULL, 1, 0, 0},
+     "This, `model_topic`, or both (each version goes to both).",
+     NULL, 0, 0, 0},
+    RN_MODEL_TOPIC_CONFIG_KEYS(struct rn_val_cfg, mt),
     {"gamma", RN_CT_DOUBLE, "0.9", NULL, offsetof(struct rn_val_cfg, gamma),
      "Discount of the next list's value in the TD target, in [0, 1).", NULL, 0, 0, 0},
     {"learning_rate", RN_CT_DOUBLE, "0.01", NULL, offsetof(struct rn_val_cfg, learning_rate),
@@ -182,7 +184,7 @@ static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
         rn_cfg_errf(errbuf, errlen, node, "distill_kl_weight and distill_hint_weight must be >= 0");
         return RN_EINVAL;
     }
-    return 0;
+    return rn_model_topic_cfg_check(&c->mt, c->model_store, 1, node, errbuf, errlen);
 }
 
 static int rn_val_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg_node *node,
@@ -222,6 +224,7 @@ struct rn_val {
     int64_t next_version;
     uint64_t published_updates;
     int64_t last_publish_ns;
+    struct rn_model_pub *pub; /* model_topic's producer; NULL without one */
     /* Scratch for one mini-batch. */
     struct rn_transition *tr;
     float *fl;
@@ -467,7 +470,10 @@ static int rn_val_publish(struct rn_op *op, struct rn_val *v, int64_t event_time
                                   st->transitions, st->last_loss, st->last_q};
     if (c->deterministic) mv.created_ms = 0; /* the same log gives the same bytes */
     char err[512];
-    int rc = rn_store_publish(c->model_store, rn_learner_model(v->l), &mv, err, sizeof err);
+    int rc = 0;
+    if (c->model_store)
+        rc = rn_store_publish(c->model_store, rn_learner_model(v->l), &mv, err, sizeof err);
+    if (!rc && v->pub) rc = rn_model_pub_publish(v->pub, rn_learner_model(v->l), &mv, err, sizeof err);
     if (rc) {
         rn_op_errorf(op, "cannot publish model version %" PRId64 ": %s", mv.id, err);
         return rc;
@@ -630,8 +636,16 @@ static int rn_val_open(struct rn_op *op)
         v = rn_xcalloc(1, sizeof *v);
         rn_op_set_local(op, v);
     }
-    if (v->l) return 0; /* restored */
     char err[512];
+    if (c->mt.topic && !v->pub) {
+        v->pub = rn_model_pub_open(c->mt.brokers, c->mt.topic,
+                                   c->mt.key ? c->mt.key : rn_op_job_name(op), err, sizeof err);
+        if (!v->pub) {
+            rn_op_errorf(op, "%s", err);
+            return RN_EIO;
+        }
+    }
+    if (v->l) return 0; /* restored */
     int rc = rn_phi_cfg_open(&c->feat, &v->emb, &v->spec, err, sizeof err);
     if (rc) {
         rn_op_errorf(op, "%s", err);
@@ -864,6 +878,7 @@ static void rn_val_close(struct rn_op *op)
 {
     struct rn_val *v = rn_op_local(op);
     if (!v) return;
+    rn_model_pub_close(v->pub);
     rn_learner_destroy(v->l);
     rn_distiller_destroy(v->dist);
     if (v->semb) {

@@ -479,8 +479,11 @@ int rn_cluster_cli_main(int argc, char **argv)
         v = rn__call(&cl, "POST", path.data, body.data, &status);
         rn_buf_free(&body);
         if (v && status == 201) {
-            printf("job %s submitted: %lld tasks over %lld workers\n", rn_jstr(v, "id"),
-                   (long long)rn_jint(v, "tasks", 0), (long long)rn_jint(v, "workers", 0));
+            long long stages = (long long)rn_jint(v, "stages", 1);
+            printf("job %s submitted: %lld tasks", rn_jstr(v, "id"),
+                   (long long)rn_jint(v, "tasks", 0));
+            if (stages > 1) printf(" in %lld stages", stages);
+            printf(" over %lld workers\n", (long long)rn_jint(v, "workers", 0));
             rc = 0;
         } else if (v) {
             rc = rn__refused(v, status);

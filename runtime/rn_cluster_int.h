@@ -41,6 +41,54 @@ void rn_json_kv_str(struct rn_buf *b, const char *name, const char *value);
  * count), asked of the brokers; or one task when it reads no Kafka. Fills
  * *n (>= 1). Returns 0, or < 0 with a message naming the YAML place. */
 int rn_cluster_partitions(const struct rn_cfg_doc *doc, int *n, char *errbuf, size_t errlen);
+/* Makes `topic` on `brokers` with `parts` partitions unless it exists (a
+ * broker without CreateTopics, such as librdkafka's mock, makes it on the
+ * metadata request, with its own default count) and fills *out with the
+ * count it has. Returns 0 or RN_EIO with a message. */
+int rn_cluster_topic_ensure(const char *brokers, const char *topic, int parts, int *out,
+                            char *errbuf, size_t errlen);
+
+/* ---- stages and tasks (rn_cluster_stages.c) ------------------------------------ */
+
+#define RN_STAGES_MAX 16
+
+struct rn_job;
+
+/* One stage of a cluster job. Stage 0 holds the sources; stage k > 0 starts
+ * at operator `head`, fed by the internal topic from node `from` (port
+ * `from_port`), whose records are of type `type`. */
+struct rn_stage {
+    int head, from, from_port;
+    int singleton;   /* head is RN_OP_SINGLETON: one task */
+    const char *key; /* the head's key field (the topic's message key), or NULL */
+    char topic[256]; /* <job>.<head>.repartition */
+    char type[64];
+    int want;    /* the head's `partitions:` (0: the input's count) */
+    int n_tasks;
+};
+
+struct rn_stages {
+    int n;
+    struct rn_stage st[RN_STAGES_MAX];
+    int stage_of[256]; /* per node of the job (RN_MAX_NODES) */
+    const char *brokers; /* the job's first Kafka source's (borrowed from the doc) */
+};
+
+/* Cuts the loaded job into stages (only a job that reads Kafka is cut).
+ * Returns 0, or RN_EINVAL with a message naming the YAML place of an
+ * operator that cannot start or join stages. */
+int rn_cluster_stages_plan(const struct rn_job *job, const struct rn_cfg_doc *doc,
+                           struct rn_stages *out, char *errbuf, size_t errlen);
+/* Makes the internal topics (`parts` partitions: the input's) and sets each
+ * stage's task count: stage 0 `parts`, a singleton 1, another stage its
+ * topic's partition count. Returns 0 or RN_EIO with a message. */
+int rn_cluster_stages_topics(struct rn_stages *s, int parts, char *errbuf, size_t errlen);
+/* "p<p>" for stage 0 (as before stages), "s<stage>p<p>" otherwise. */
+void rn_cluster_task_name(int stage, int p, char *buf, size_t len);
+/* The JSON array of overrides that make task (stage, p) of the job out of its
+ * YAML (docs/cluster.md has the table); malloc'd, the caller frees it. */
+char *rn_cluster_task_sets(const struct rn_job *job, const struct rn_cfg_doc *doc,
+                           const struct rn_stages *s, int stage, int p, int kafka);
 
 /* ---- the coordinator (rn_coordinator.c) ---------------------------------------- */
 

@@ -439,6 +439,51 @@ int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, siz
     return rc;
 }
 
+int rn_cfg_unset(struct rn_cfg_doc *doc, const char *path, char *errbuf, size_t errlen)
+{
+    char *copy = rn_xstrdup(path);
+    struct rn_cfg_node *parent = doc->root, **link = NULL;
+    char *save = NULL;
+    int rc = 0;
+    for (char *seg = strtok_r(copy, ".", &save); seg; seg = strtok_r(NULL, ".", &save)) {
+        if (link) parent = *link;
+        link = NULL;
+        if (parent->kind != RN_CFG_MAP && parent->kind != RN_CFG_SEQ) break;
+        char *end;
+        long idx = strtol(seg, &end, 10), i = 0;
+        for (struct rn_cfg_node **c = &parent->child; *c; c = &(*c)->next, i++) {
+            struct rn_cfg_node *id = parent->kind == RN_CFG_SEQ ? rn_cfg_get(*c, "id") : NULL;
+            int hit = parent->kind == RN_CFG_MAP
+                          ? strcmp((*c)->key, seg) == 0
+                          : (id && id->kind == RN_CFG_SCALAR && strcmp(id->value, seg) == 0) ||
+                                (*end == 0 && i == idx);
+            if (hit) {
+                link = c;
+                break;
+            }
+        }
+        if (!link) break;
+    }
+    if (!link || (save && *save)) {
+        rn_errf(errbuf, errlen, "--set -%s: no such node in the job", path);
+        rc = RN_EINVAL;
+    } else {
+        struct rn_cfg_node *gone = *link;
+        *link = gone->next;
+        gone->next = NULL;
+        rn__node_free(gone);
+    }
+    free(copy);
+    return rc;
+}
+
+int rn_cfg_override(struct rn_cfg_doc *doc, const char *override, char *errbuf, size_t errlen)
+{
+    if (override[0] == '-' && !strchr(override, '='))
+        return rn_cfg_unset(doc, override + 1, errbuf, errlen);
+    return rn_cfg_set(doc, override, errbuf, errlen);
+}
+
 /* ---- unit parsing ---------------------------------------------------------- */
 
 /* The whole string must be the number: strtoll and strtod would also skip

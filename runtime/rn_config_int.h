@@ -29,6 +29,13 @@ void rn_cfg_free(struct rn_cfg_doc *doc);
 /* Applies "a.b.c=value". A path segment into a sequence matches the element
  * whose `id` equals it, or a numeric index. Missing map keys are created. */
 int rn_cfg_set(struct rn_cfg_doc *doc, const char *assignment, char *errbuf, size_t errlen);
+/* Removes the node at "a.b.c" (segments as for rn_cfg_set) with everything
+ * under it: how the coordinator leaves out of a cluster task the nodes of
+ * other stages (an override "-a.b.c"). A path that does not exist is an
+ * error. */
+int rn_cfg_unset(struct rn_cfg_doc *doc, const char *path, char *errbuf, size_t errlen);
+/* Applies one override: "-a.b.c" unsets, anything else is rn_cfg_set's. */
+int rn_cfg_override(struct rn_cfg_doc *doc, const char *override, char *errbuf, size_t errlen);
 
 /* Appends a Markdown table describing `keys`. */
 void rn_config_doc(const struct rn_config_key *keys, struct rn_buf *out);

@@ -54,6 +54,7 @@ static const char *const rn__op_names[] = {"", "savepoint", "cancel", "rescale"}
 
 struct rn__ctask {
     int partition;
+    int stage; /* 0: reads the job's input; k: stage k (docs/cluster.md) */
     char name[16];
     char *sets; /* JSON array of --set overrides that make the job this task */
     enum rn__ct_state state;
@@ -91,6 +92,7 @@ struct rn__cjob {
     int n_workers; /* how many workers its tasks spread over */
     int64_t wait_workers_until_ns;
     int n_tasks;
+    int n_stages;
     struct rn__ctask *tasks;
     int ckpt_enabled;
     char *ckpt_dir; /* <checkpoint.dir>/<job> */
@@ -645,59 +647,6 @@ static void rn__replace(char *s, size_t cap, const char *from, const char *to)
     rn_buf_free(&b);
 }
 
-/* The --set overrides that make task p of job out of the job's YAML: its
- * Kafka sources read partition p only; checkpoints, state and file output go
- * to the task's own places; its status page takes a free loopback port. */
-static char *rn__task_sets(const struct rn_job *job, const struct rn_cfg_doc *doc, int p, int kafka)
-{
-    struct rn_buf b = RN_BUF_INIT;
-    char s[1400];
-    rn_buf_putc(&b, '[');
-#define RN__SET(...)                                                                               \
-    do {                                                                                           \
-        snprintf(s, sizeof s, __VA_ARGS__);                                                        \
-        if (b.len > 1) rn_buf_putc(&b, ',');                                                       \
-        rn_json_str(&b, s, strlen(s));                                                             \
-    } while (0)
-    RN__SET("http.listen=127.0.0.1:0");
-    if (job->ckpt_enabled) RN__SET("checkpoint.dir=%s/%s/tasks/p%d", job->ckpt_root, job->name, p);
-    RN__SET("state.dir=%s/%s/tasks/p%d", job->state_root, job->name, p);
-    const struct rn_cfg_node *sources = rn_cfg_get(doc->root, "sources");
-    for (const struct rn_cfg_node *n = sources ? sources->child : NULL; n && kafka; n = n->next) {
-        const struct rn_cfg_node *type = rn_cfg_get(n, "type");
-        if (type && strcmp(type->value, "kafka") == 0)
-            RN__SET("sources.%s.partitions=%d", n->key, p);
-    }
-    const struct rn_cfg_node *sinks = rn_cfg_get(doc->root, "sinks");
-    for (const struct rn_cfg_node *n = sinks ? sinks->child : NULL; n; n = n->next) {
-        const struct rn_cfg_node *type = rn_cfg_get(n, "type");
-        if (!type || type->kind != RN_CFG_SCALAR) continue;
-        if (strcmp(type->value, "file") == 0) {
-            const struct rn_cfg_node *path = rn_cfg_get(n, "path");
-            if (!path || path->kind != RN_CFG_SCALAR) continue;
-            /* out.jsonl -> out.p3.jsonl */
-            const char *slash = strrchr(path->value, '/');
-            const char *dot = strrchr(slash ? slash : path->value, '.');
-            if (dot && dot != (slash ? slash + 1 : path->value))
-                RN__SET("sinks.%s.path=%.*s.p%d%s", n->key, (int)(dot - path->value), path->value,
-                        p, dot);
-            else
-                RN__SET("sinks.%s.path=%s.p%d", n->key, path->value, p);
-        } else if (strcmp(type->value, "kafka") == 0) {
-            const struct rn_cfg_node *pre = rn_cfg_get(n, "transactional_id_prefix");
-            if (pre && pre->kind == RN_CFG_SCALAR)
-                RN__SET("sinks.%s.transactional_id_prefix=%s-p%d", n->key, pre->value, p);
-            else
-                RN__SET("sinks.%s.transactional_id_prefix=runnel-%s-%s-p%d", n->key, job->name,
-                        n->key, p);
-        }
-    }
-#undef RN__SET
-    rn_buf_putc(&b, ']');
-    rn_buf_putc(&b, 0);
-    return b.data;
-}
-
 /* POST /api/v1/jobs: checks the job as `runnel validate` does (the coordinator
  * process runs no job, so loading one here disturbs nothing), asks Kafka for
  * its partitions, and adds it to the table. Called without mu held. */
@@ -753,22 +702,62 @@ static void rn__submit_checked(struct rn_coord *c, const struct rn_http_request 
         rn__json_error(res, 400, err);
         return;
     }
+    struct rn_stages *stages = rn_xcalloc(1, sizeof *stages);
+    ok = rn_cluster_stages_plan(job, doc, stages, err, sizeof err) == 0 &&
+         rn_cluster_stages_topics(stages, parts, err, sizeof err) == 0;
+    int n_tasks = 0;
+    for (int k = 0; ok && k < stages->n; k++)
+        n_tasks += stages->st[k].n_tasks;
+    /* Every stage but the first is a job of its own: check it now, with its
+     * first task's overrides, rather than on a worker. */
+    for (int k = 1; ok && k < stages->n; k++) {
+        char *sets = rn_cluster_task_sets(job, doc, stages, k, 0, kafka);
+        yajl_val arr = yajl_tree_parse(sets, NULL, 0);
+        const char *ov[512];
+        size_t nov = 0;
+        for (size_t i = 0; arr && YAJL_IS_ARRAY(arr) && i < arr->u.array.len && nov < 512; i++)
+            ov[nov++] = arr->u.array.values[i]->u.string;
+        struct rn_job_options so = {.quiet = 1, .overrides = ov, .n_overrides = nov};
+        char e2[1500];
+        struct rn_job *sj = rn_job_load(tmp, &so, e2, sizeof e2);
+        if (!sj) {
+            snprintf(err, sizeof err, "stage %d of the cluster job (from '%s'): %s", k,
+                     job->nodes[stages->st[k].head].id, e2);
+            ok = 0;
+        }
+        if (sj) rn_job_destroy(sj);
+        if (arr) yajl_tree_free(arr);
+        free(sets);
+    }
+    if (!ok) {
+        rn__replace(err, sizeof err, tmp, file);
+        unlink(tmp);
+        free(stages);
+        rn_cfg_free(doc);
+        rn_job_destroy(job);
+        rn__json_error(res, 400, err);
+        return;
+    }
     struct rn__cjob *j = rn_xcalloc(1, sizeof *j);
     j->name = rn_xstrdup(job->name);
+    j->n_stages = stages->n;
     j->yaml = rn_xstrndup(req->body, req->body_len);
     j->file = rn_xstrdup(file);
     j->ckpt_enabled = job->ckpt_enabled;
     j->ckpt_dir = rn_xstrdup(job->ckpt_dir);
     j->retain = job->ckpt_retain > 0 ? job->ckpt_retain : 1;
     j->submitted_ms = rn_wall_ms();
-    j->n_tasks = parts;
-    j->tasks = rn_xcalloc((size_t)parts, sizeof *j->tasks);
-    j->ckpt_seen = rn_xcalloc((size_t)parts, sizeof *j->ckpt_seen);
-    for (int p = 0; p < parts; p++) {
-        j->tasks[p].partition = p;
-        snprintf(j->tasks[p].name, sizeof j->tasks[p].name, "p%d", p);
-        j->tasks[p].sets = rn__task_sets(job, doc, p, kafka);
-    }
+    j->n_tasks = n_tasks;
+    j->tasks = rn_xcalloc((size_t)n_tasks, sizeof *j->tasks);
+    j->ckpt_seen = rn_xcalloc((size_t)n_tasks, sizeof *j->ckpt_seen);
+    for (int k = 0, i = 0; k < stages->n; k++)
+        for (int p = 0; p < stages->st[k].n_tasks; p++, i++) {
+            j->tasks[i].partition = p;
+            j->tasks[i].stage = k;
+            rn_cluster_task_name(k, p, j->tasks[i].name, sizeof j->tasks[i].name);
+            j->tasks[i].sets = rn_cluster_task_sets(job, doc, stages, k, p, kafka);
+        }
+    free(stages);
     rn_cfg_free(doc);
     rn_job_destroy(job);
     unlink(tmp);
@@ -803,9 +792,10 @@ static void rn__submit_checked(struct rn_coord *c, const struct rn_http_request 
     res->content_type = "application/json";
     rn_buf_puts(&res->body, "{");
     rn_json_kv_str(&res->body, "id", j->name);
-    rn_buf_printf(&res->body, "\"tasks\":%d,\"workers\":%d}\n", j->n_tasks, j->n_workers);
-    fprintf(stderr, "coordinator: job %s submitted (%d tasks over %d workers)\n", j->name,
-            j->n_tasks, j->n_workers);
+    rn_buf_printf(&res->body, "\"tasks\":%d,\"stages\":%d,\"workers\":%d}\n", j->n_tasks,
+                  j->n_stages, j->n_workers);
+    fprintf(stderr, "coordinator: job %s submitted (%d tasks in %d stages over %d workers)\n",
+            j->name, j->n_tasks, j->n_stages, j->n_workers);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -828,9 +818,10 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
         finished += j->tasks[i].state == RN__CT_FINISHED;
     }
     rn_buf_printf(b,
-                  "\"workers\":%d,\"tasks_total\":%d,\"tasks_running\":%d,"
+                  "\"workers\":%d,\"stages\":%d,\"tasks_total\":%d,\"tasks_running\":%d,"
                   "\"tasks_finished\":%d,\"records\":%llu,\"rate\":",
-                  j->n_workers, j->n_tasks, running, finished, (unsigned long long)records);
+                  j->n_workers, j->n_stages, j->n_tasks, running, finished,
+                  (unsigned long long)records);
     rn_json_f64(b, rate);
     rn_buf_printf(b, ",\"lag\":%llu,\"cluster_checkpoint\":%lld,\"submitted_ms\":%lld",
                   (unsigned long long)lag, (long long)j->cluster_ckpt, (long long)j->submitted_ms);
@@ -840,6 +831,7 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
             struct rn__ctask *t = &j->tasks[i];
             rn_buf_puts(b, i ? ",{" : "{");
             rn_json_kv_str(b, "task", t->name);
+            rn_buf_printf(b, "\"stage\":%d,", t->stage);
             rn_json_kv_str(b, "state", rn__ct_names[t->state]);
             rn_json_kv_str(b, "page", t->page);
             rn_json_kv_str(b, "error", t->error);

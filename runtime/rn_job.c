@@ -22,8 +22,8 @@
 #include "rn_serve_int.h"
 #include "rn_status_int.h"
 
-static const char *const rn__op_skip[] = {"id", "op", "from", "key", "parallelism", "broadcast",
-                                          NULL};
+static const char *const rn__op_skip[] = {"id",        "op",         "from", "key",
+                                          "parallelism", "broadcast", "partitions", NULL};
 static const char *const rn__conn_skip[] = {"type", "from", NULL};
 
 struct rn__job_cfg {
@@ -714,6 +714,17 @@ static int rn__check_types(struct rn_job *job, const int *order, char *errbuf, s
         n->out_types = rn_xcalloc(t->n_outputs ? t->n_outputs : 1, sizeof *n->out_types);
         for (uint32_t p = 0; p < t->n_outputs; p++) {
             const char *tn = t->outputs[p].type;
+            const char *dyn = t->out_type ? t->out_type(n->ctx, p) : NULL;
+            if (dyn) {
+                int id = rn_types_find(job->types, dyn);
+                if (id < 0) {
+                    rn_cfg_errf(errbuf, errlen, n->cfg, "%s '%s' emits unknown record type '%s'",
+                                t->name, n->id, dyn);
+                    return RN_ETYPE;
+                }
+                n->out_types[p] = id;
+                continue;
+            }
             int id = strcmp(tn, "*") == 0 ? n->in_type : rn_types_find(job->types, tn);
             if (id < 0) {
                 rn_cfg_errf(errbuf, errlen, n->cfg, "internal: '%s' declares unknown type '%s'",
@@ -807,6 +818,15 @@ static int rn__assign_parallelism(struct rn_job *job, const int *order, char *er
         struct rn_node *n = &job->nodes[order[k]];
         const struct rn_cfg_node *pn = rn_cfg_get(n->cfg, "parallelism");
         int64_t p = 0;
+        /* `partitions:` is the cluster's (rn_cluster_stages.c); here only checked. */
+        const struct rn_cfg_node *parts = rn_cfg_get(n->cfg, "partitions");
+        if (parts && n->kind == RN_KIND_OPERATOR &&
+            (parts->kind != RN_CFG_SCALAR || rn_parse_i64(parts->value, &p) || p < 1 ||
+             p > 1024)) {
+            rn_cfg_errf(errbuf, errlen, parts, "'partitions' must be an integer in 1..1024");
+            return RN_EINVAL;
+        }
+        p = 0;
         if (n->kind == RN_KIND_OPERATOR && (n->type->flags & RN_OP_SINGLETON)) {
             if (pn && (rn_parse_i64(pn->value, &p) || p != 1)) {
                 rn_cfg_errf(errbuf, errlen, pn, "'%s' runs as one instance: parallelism must be 1",
@@ -874,7 +894,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     job->doc = rn_cfg_load_file(path, errbuf, errlen);
     if (!job->doc) goto fail;
     for (size_t i = 0; opt && i < opt->n_overrides; i++)
-        if (rn_cfg_set(job->doc, opt->overrides[i], errbuf, errlen)) goto fail;
+        if (rn_cfg_override(job->doc, opt->overrides[i], errbuf, errlen)) goto fail;
 
     struct rn__job_cfg jc;
     memset(&jc, 0, sizeof jc);
@@ -1059,7 +1079,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
             goto fail;
     }
     for (int i = 0; i < job->n_nodes; i++)
-        if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_routes(job, i, errbuf, errlen))
+        if (job->nodes[i].kind != RN_KIND_SINK && rn__resolve_routes(job, i, errbuf, errlen))
             goto fail;
     for (int i = 0; i < job->n_nodes; i++)
         if (job->nodes[i].kind == RN_KIND_OPERATOR && rn__resolve_broadcast(job, i, errbuf, errlen))

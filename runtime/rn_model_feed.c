@@ -14,6 +14,13 @@
  * the slot. The loader keeps replaced versions on a retired list and frees one
  * only when no slot points to it. A reader holds a model for one request or
  * one batch, so a replaced version is freed within a poll or two.
+ *
+ * A topic feed (rn_model_feed_acquire_topic) differs only in where versions
+ * come from: its loader reads a model topic (rn_model_topic.c) instead of
+ * listing a directory, and a new message under its key replaces the version
+ * served, whatever its id (the latest message is what compaction keeps).
+ * While it catches up with a topic's history it loads only the last version
+ * of each read, not every one in between.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -24,6 +31,7 @@
 #include <time.h>
 
 #include "rn_model.h"
+#include "rn_model_topic_int.h"
 
 #define RN_FEED_SLOTS 256
 
@@ -34,7 +42,11 @@ struct rn__served {
 };
 
 struct rn_model_feed {
-    char *dir;
+    char *dir; /* the directory, or the topic feed's name (kafka://brokers/topic#key) */
+    struct rn__mtopic_reader *topic; /* NULL: a directory feed */
+    struct rn_buf msg;                /* a topic feed's last message (under mu) */
+    int64_t msg_since;                /* when msg came, not loaded yet; 0: loaded */
+    char msg_where[256];
     int64_t poll_ms;
     int refs; /* under rn__feeds_mu */
     struct rn_model_feed *next;
@@ -67,7 +79,11 @@ static void rn__feed_reclaim(struct rn_model_feed *f)
         *p = s->next;
         rn_model_destroy(s->m);
         free(s);
+        f->st.freed++;
     }
+    f->st.held = 0;
+    for (struct rn__served *s = f->retired; s; s = s->next)
+        f->st.held++;
 }
 
 /* Touches every parameter once through the scoring path. */
@@ -85,31 +101,15 @@ static void rn__feed_warm(const struct rn_model *m)
     free(E);
 }
 
-/* Loads the store's current version if it is not the one served. f->mu held. */
-static void rn__feed_check(struct rn_model_feed *f)
+/* Makes s the version served; the one it replaces goes on the retired list.
+ * f->mu held. */
+static void rn__feed_swap(struct rn_model_feed *f, struct rn_model *m, int64_t id, int64_t t0)
 {
-    char err[512];
-    int64_t id;
-    int rc = rn_store_current(f->dir, &id, err, sizeof err);
-    if (rc == RN_ENOENT) return;
-    struct rn__served *cur = atomic_load(&f->cur);
-    if (rc) {
-        f->st.failures++;
-        snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
-        return;
-    }
-    if (cur && cur->version == id) return;
-    int64_t t0 = rn_now_ns();
-    struct rn_model *m = rn_store_load(f->dir, id, err, sizeof err);
-    if (!m) {
-        f->st.failures++;
-        snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
-        return;
-    }
     rn__feed_warm(m);
     struct rn__served *s = rn_xcalloc(1, sizeof *s);
     s->m = m;
     s->version = id;
+    struct rn__served *cur = atomic_load(&f->cur);
     atomic_store(&f->cur, s);
     if (cur) {
         cur->next = f->retired;
@@ -119,6 +119,64 @@ static void rn__feed_check(struct rn_model_feed *f)
     f->st.loads++;
     f->st.last_load_ms = (double)(rn_now_ns() - t0) / 1e6;
     rn__feed_reclaim(f);
+}
+
+static void rn__feed_fail(struct rn_model_feed *f, const char *err)
+{
+    f->st.failures++;
+    snprintf(f->st.last_error, sizeof f->st.last_error, "%s", err);
+}
+
+/* A topic feed: reads what arrived (waiting at most wait_ms) and loads the
+ * last version under the key once the reader has caught up with the topic
+ * (or the message has waited 5 s), so that catching up with a long history
+ * loads one version, not each. f->mu held. */
+static void rn__feed_check_topic(struct rn_model_feed *f, int wait_ms)
+{
+    char err[512];
+    int rc = rn__mtopic_reader_read(f->topic, wait_ms, &f->msg, f->msg_where,
+                                    sizeof f->msg_where, err, sizeof err);
+    if (rc < 0) rn__feed_fail(f, err);
+    if (rc > 0 && !f->msg_since) f->msg_since = rn_now_ns();
+    if (!f->msg_since) return;
+    int64_t t0 = rn_now_ns();
+    if (!rn__mtopic_reader_caught_up(f->topic) && t0 - f->msg_since < 5000 * (int64_t)1000000)
+        return;
+    f->msg_since = 0;
+    struct rn_model_version v;
+    struct rn_model *m =
+        rn_model_decode(f->msg.data, f->msg.len, f->msg_where, &v, err, sizeof err);
+    if (!m) {
+        rn__feed_fail(f, err);
+        return;
+    }
+    rn__feed_swap(f, m, v.id, t0);
+}
+
+/* Loads the store's current version if it is not the one served. f->mu held. */
+static void rn__feed_check(struct rn_model_feed *f)
+{
+    if (f->topic) {
+        rn__feed_check_topic(f, 0);
+        return;
+    }
+    char err[512];
+    int64_t id;
+    int rc = rn_store_current(f->dir, &id, err, sizeof err);
+    if (rc == RN_ENOENT) return;
+    struct rn__served *cur = atomic_load(&f->cur);
+    if (rc) {
+        rn__feed_fail(f, err);
+        return;
+    }
+    if (cur && cur->version == id) return;
+    int64_t t0 = rn_now_ns();
+    struct rn_model *m = rn_store_load(f->dir, id, err, sizeof err);
+    if (!m) {
+        rn__feed_fail(f, err);
+        return;
+    }
+    rn__feed_swap(f, m, id, t0);
 }
 
 static void *rn__feed_main(void *arg)
@@ -139,20 +197,24 @@ static void *rn__feed_main(void *arg)
     return NULL;
 }
 
-struct rn_model_feed *rn_model_feed_acquire(const char *dir, int64_t poll_ms, char *errbuf,
-                                            size_t errlen)
+/* The feed named `name` (shared), started with `topic` (taken; NULL for a
+ * directory feed) when it is the first. */
+static struct rn_model_feed *rn__feed_acquire(const char *name, struct rn__mtopic_reader *topic,
+                                              int64_t poll_ms, char *errbuf, size_t errlen)
 {
     pthread_mutex_lock(&rn__feeds_mu);
     struct rn_model_feed *f = rn__feeds;
-    while (f && strcmp(f->dir, dir))
+    while (f && strcmp(f->dir, name))
         f = f->next;
     if (f) {
         f->refs++;
         pthread_mutex_unlock(&rn__feeds_mu);
+        rn__mtopic_reader_close(topic);
         return f;
     }
     f = rn_xcalloc(1, sizeof *f);
-    f->dir = rn_xstrdup(dir);
+    f->dir = rn_xstrdup(name);
+    f->topic = topic;
     f->poll_ms = poll_ms > 0 ? poll_ms : 200;
     f->refs = 1;
     pthread_mutex_init(&f->mu, NULL);
@@ -162,6 +224,7 @@ struct rn_model_feed *rn_model_feed_acquire(const char *dir, int64_t poll_ms, ch
         rn_errf(errbuf, errlen, "cannot start the model loader thread: %s", strerror(rc));
         pthread_mutex_destroy(&f->mu);
         pthread_cond_destroy(&f->cv);
+        rn__mtopic_reader_close(f->topic);
         free(f->dir);
         free(f);
         pthread_mutex_unlock(&rn__feeds_mu);
@@ -170,6 +233,33 @@ struct rn_model_feed *rn_model_feed_acquire(const char *dir, int64_t poll_ms, ch
     f->next = rn__feeds;
     rn__feeds = f;
     pthread_mutex_unlock(&rn__feeds_mu);
+    return f;
+}
+
+struct rn_model_feed *rn_model_feed_acquire(const char *dir, int64_t poll_ms, char *errbuf,
+                                            size_t errlen)
+{
+    return rn__feed_acquire(dir, NULL, poll_ms, errbuf, errlen);
+}
+
+struct rn_model_feed *rn_model_feed_acquire_topic(const char *brokers, const char *topic,
+                                                  const char *key, int64_t poll_ms,
+                                                  char *errbuf, size_t errlen)
+{
+    struct rn_buf name = RN_BUF_INIT;
+    rn_buf_printf(&name, "kafka://%s/%s#%s", brokers, topic, key);
+    struct rn_model_feed *f = NULL;
+    /* Opening a reader costs a client; skip it when the feed exists. */
+    pthread_mutex_lock(&rn__feeds_mu);
+    for (f = rn__feeds; f && strcmp(f->dir, name.data); f = f->next)
+        ;
+    if (f) f->refs++;
+    pthread_mutex_unlock(&rn__feeds_mu);
+    if (!f) {
+        struct rn__mtopic_reader *r = rn__mtopic_reader_open(brokers, topic, key, errbuf, errlen);
+        if (r) f = rn__feed_acquire(name.data, r, poll_ms, errbuf, errlen);
+    }
+    rn_buf_free(&name);
     return f;
 }
 
@@ -203,6 +293,8 @@ void rn_model_feed_release(struct rn_model_feed *f)
         rn_model_destroy(s->m);
         free(s);
     }
+    rn__mtopic_reader_close(f->topic);
+    rn_buf_free(&f->msg);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
     free(f->dir);
@@ -244,7 +336,16 @@ void rn_model_feed_exit(struct rn_model_feed *f, int slot)
 int64_t rn_model_feed_poll(struct rn_model_feed *f)
 {
     pthread_mutex_lock(&f->mu);
-    rn__feed_check(f);
+    if (f->topic) {
+        /* Up to the end of every partition (or 5 s), then the last version. */
+        int64_t deadline = rn_now_ns() + 5000 * (int64_t)1000000;
+        do
+            rn__feed_check_topic(f, 100);
+        while ((!rn__mtopic_reader_caught_up(f->topic) || f->msg_since) &&
+               rn_now_ns() < deadline);
+    } else {
+        rn__feed_check(f);
+    }
     int64_t v = f->st.version;
     pthread_mutex_unlock(&f->mu);
     return v;

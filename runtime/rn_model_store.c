@@ -36,8 +36,11 @@
 
 struct rn__kind {
     const char *format;
-    int (*write)(const char *path, const struct rn_model *m, const char *const *keys,
-                 const char *const *vals, size_t n, char *errbuf, size_t errlen);
+    /* Writes the file `path`, or with out != NULL appends its bytes to out
+     * (a model topic's message; `path` then names it in messages). */
+    int (*write)(const char *path, struct rn_buf *out, const struct rn_model *m,
+                 const char *const *keys, const char *const *vals, size_t n, char *errbuf,
+                 size_t errlen);
     struct rn_model *(*from_st)(const struct rn_st_file *f, const char *path, char *errbuf,
                                 size_t errlen);
 };
@@ -61,8 +64,9 @@ static const struct rn_tensor *rn__tensor(const struct rn_st_file *f, const char
     return t;
 }
 
-/* Writes the tensors with `format` first, then the caller's metadata. */
-static int rn__write_kind(const char *path, const struct rn_tensor *t, size_t nt,
+/* Writes the tensors with `format` first, then the caller's metadata: to the
+ * file `path`, or with out != NULL into out. */
+static int rn__write_kind(const char *path, struct rn_buf *out, const struct rn_tensor *t, size_t nt,
                           const char *const *fixed_keys, const char *const *fixed_vals,
                           size_t n_fixed, const char *const *meta_keys,
                           const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
@@ -77,11 +81,13 @@ static int rn__write_kind(const char *path, const struct rn_tensor *t, size_t nt
         keys[nk] = meta_keys[i];
         vals[nk++] = meta_vals[i];
     }
+    if (out) return rn_st_encode(t, nt, keys, vals, nk, path, out, errbuf, errlen);
     return rn_st_write(path, t, nt, keys, vals, nk, errbuf, errlen);
 }
 
-static int rn__q_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
-                       const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
+static int rn__q_write(const char *path, struct rn_buf *out, const struct rn_model *m,
+                       const char *const *meta_keys, const char *const *meta_vals, size_t n_meta,
+                       char *errbuf, size_t errlen)
 {
     const struct rn_model_shape *s = &m->shape;
     struct rn_tensor t[5] = {
@@ -92,7 +98,7 @@ static int rn__q_write(const char *path, const struct rn_model *m, const char *c
         {"c", 1, {s->positions}, m->params + m->at.c},
     };
     const char *k[] = {"format"}, *v[] = {RN_MODEL_FORMAT_Q};
-    return rn__write_kind(path, t, 5, k, v, 1, meta_keys, meta_vals, n_meta, errbuf, errlen);
+    return rn__write_kind(path, out, t, 5, k, v, 1, meta_keys, meta_vals, n_meta, errbuf, errlen);
 }
 
 static struct rn_model *rn__q_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
@@ -127,8 +133,9 @@ static struct rn_model *rn__q_from_st(const struct rn_st_file *f, const char *pa
     return m;
 }
 
-static int rn__actor_write(const char *path, const struct rn_model *m, const char *const *meta_keys,
-                           const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
+static int rn__actor_write(const char *path, struct rn_buf *out, const struct rn_model *m,
+                           const char *const *meta_keys, const char *const *meta_vals,
+                           size_t n_meta, char *errbuf, size_t errlen)
 {
     const struct rn_model_shape *s = &m->shape;
     struct rn_tensor t[5] = {
@@ -144,7 +151,7 @@ static int rn__actor_write(const char *path, const struct rn_model *m, const cha
     const char *k[] = {"format", "activation", "scale", "perturb_scale"};
     const char *v[] = {RN_MODEL_FORMAT_ACTOR, s->activation == RN_ACTOR_TANH ? "tanh" : "linear",
                        scale, pscale};
-    return rn__write_kind(path, t, s->perturb ? 5 : 3, k, v, s->perturb ? 4 : 3, meta_keys,
+    return rn__write_kind(path, out, t, s->perturb ? 5 : 3, k, v, s->perturb ? 4 : 3, meta_keys,
                           meta_vals, n_meta, errbuf, errlen);
 }
 
@@ -236,7 +243,8 @@ int rn_model_write(const char *path, const struct rn_model *m, const char *const
         rn_errf(errbuf, errlen, "%s: unknown model kind %u", path, m->shape.kind);
         return RN_EINVAL;
     }
-    return rn__kinds[m->shape.kind].write(path, m, meta_keys, meta_vals, n_meta, errbuf, errlen);
+    return rn__kinds[m->shape.kind].write(path, NULL, m, meta_keys, meta_vals, n_meta, errbuf,
+                                          errlen);
 }
 
 struct rn_model *rn_model_from_st(const struct rn_st_file *f, const char *path, char *errbuf,
@@ -257,6 +265,79 @@ struct rn_model *rn_model_read(const char *path, char *errbuf, size_t errlen)
     struct rn_st_file *f = rn_st_read(path, errbuf, errlen);
     if (!f) return NULL;
     struct rn_model *m = rn_model_from_st(f, path, errbuf, errlen);
+    rn_st_free(f);
+    return m;
+}
+
+/* ---- versions as bytes (the model topic) ------------------------------------------------ */
+
+int rn_model_encode(const struct rn_model *m, const struct rn_model_version *v,
+                    struct rn_buf *out, char *errbuf, size_t errlen)
+{
+    char ids[32], created[32], et[32], upd[32], tr[32], loss[40], q[40];
+    snprintf(ids, sizeof ids, "%" PRId64, v->id);
+    snprintf(created, sizeof created, "%" PRId64, v->created_ms);
+    snprintf(et, sizeof et, "%" PRId64, v->event_time);
+    snprintf(upd, sizeof upd, "%" PRIu64, v->updates);
+    snprintf(tr, sizeof tr, "%" PRIu64, v->transitions);
+    snprintf(loss, sizeof loss, "%.17g", v->loss);
+    snprintf(q, sizeof q, "%.17g", v->mean_q);
+    const char *mk[] = {"version", "created_ms", "event_time", "updates",
+                        "transitions", "loss", "mean_q"};
+    const char *mv[] = {ids, created, et, upd, tr, loss, q};
+    char where[48];
+    snprintf(where, sizeof where, "model version %" PRId64, v->id);
+    if (m->shape.kind >= RN_ARRAY_LEN(rn__kinds)) {
+        rn_errf(errbuf, errlen, "%s: unknown model kind %u", where, m->shape.kind);
+        return RN_EINVAL;
+    }
+    return rn__kinds[m->shape.kind].write(where, out, m, mk, mv, RN_ARRAY_LEN(mk), errbuf,
+                                          errlen);
+}
+
+/* A metadata value as a number; NAN when missing or not a number. */
+static double rn__meta_num(const struct rn_st_file *f, const char *key)
+{
+    const char *s = rn_st_meta(f, key);
+    char *end;
+    if (!s || !*s) return NAN;
+    double d = strtod(s, &end);
+    return *end ? NAN : d;
+}
+
+struct rn_model *rn_model_decode(const void *p, size_t n, const char *where,
+                                 struct rn_model_version *v, char *errbuf, size_t errlen)
+{
+    char e[512];
+    struct rn_st_file *f = rn_st_parse(p, n, e, sizeof e);
+    if (!f) {
+        rn_errf(errbuf, errlen, "%s: %s", where, e);
+        return NULL;
+    }
+    struct rn_model *m = NULL;
+    const char *fmt = rn_st_meta(f, "format");
+    const char *id = rn_st_meta(f, "version");
+    char *end = NULL;
+    long long vid = id ? strtoll(id, &end, 10) : 0;
+    if (!fmt)
+        rn_errf(errbuf, errlen, "%s: metadata 'format' is '(none)', expected '%s' or '%s'", where,
+                RN_MODEL_FORMAT_Q, RN_MODEL_FORMAT_ACTOR);
+    else if (!id || !*id || *end || vid <= 0)
+        rn_errf(errbuf, errlen, "%s: metadata 'version' is '%s', expected a positive integer",
+                where, id ? id : "(none)");
+    else
+        m = rn_model_from_st(f, where, errbuf, errlen);
+    if (m && v) {
+        memset(v, 0, sizeof *v);
+        v->id = vid;
+        double d;
+        if (!isnan(d = rn__meta_num(f, "created_ms"))) v->created_ms = (int64_t)d;
+        if (!isnan(d = rn__meta_num(f, "event_time"))) v->event_time = (int64_t)d;
+        if (!isnan(d = rn__meta_num(f, "updates"))) v->updates = (uint64_t)d;
+        if (!isnan(d = rn__meta_num(f, "transitions"))) v->transitions = (uint64_t)d;
+        v->loss = rn__meta_num(f, "loss");
+        v->mean_q = rn__meta_num(f, "mean_q");
+    }
     rn_st_free(f);
     return m;
 }

@@ -546,12 +546,45 @@ static int rn__st_header(const struct rn_tensor *t, size_t n, const char *const 
     return 0;
 }
 
+int rn_st_encode(const struct rn_tensor *t, size_t n, const char *const *meta_keys,
+                 const char *const *meta_vals, size_t n_meta, const char *where,
+                 struct rn_buf *out, char *errbuf, size_t errlen)
+{
+    struct rn_buf h = RN_BUF_INIT;
+    int rc = rn__st_header(t, n, meta_keys, meta_vals, n_meta, where, &h, errbuf, errlen);
+    if (rc) {
+        rn_buf_free(&h);
+        return rc;
+    }
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
+    rn_buf_append(out, len8, 8);
+    rn_buf_append(out, h.data, h.len);
+    rn_buf_free(&h);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t count = 1;
+        for (uint32_t d = 0; d < t[i].ndim; d++)
+            count *= t[i].shape[d];
+        rn_buf_reserve(out, (size_t)count * 4);
+        unsigned char *p = (unsigned char *)out->data + out->len;
+        for (uint64_t k = 0; k < count; k++) {
+            uint32_t u;
+            memcpy(&u, &t[i].data[k], sizeof u);
+            for (int b = 0; b < 4; b++)
+                *p++ = (unsigned char)(u >> (8 * b));
+        }
+        out->len += (size_t)count * 4;
+    }
+    return 0;
+}
+
 int rn_st_write(const char *path, const struct rn_tensor *t, size_t n, const char *const *meta_keys,
                 const char *const *meta_vals, size_t n_meta, char *errbuf, size_t errlen)
 {
-    struct rn_buf h = RN_BUF_INIT;
-    int rc = rn__st_header(t, n, meta_keys, meta_vals, n_meta, path, &h, errbuf, errlen);
-    if (rc) goto fail_header;
+    struct rn_buf body = RN_BUF_INIT;
+    int rc = rn_st_encode(t, n, meta_keys, meta_vals, n_meta, path, &body, errbuf, errlen);
+    if (rc) goto fail_encode;
 
     size_t pl = strlen(path) + 16;
     char *tmp = rn_xmalloc(pl);
@@ -577,29 +610,7 @@ int rn_st_write(const char *path, const struct rn_tensor *t, size_t n, const cha
         rc = RN_EIO;
         goto fail_file;
     }
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++)
-        len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
-    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.data, 1, h.len, fp) == h.len;
-    unsigned char chunk[4096];
-    size_t used = 0;
-    for (size_t i = 0; ok && i < n; i++) {
-        uint64_t count = 1;
-        for (uint32_t d = 0; d < t[i].ndim; d++)
-            count *= t[i].shape[d];
-        for (uint64_t k = 0; k < count; k++) {
-            uint32_t u;
-            memcpy(&u, &t[i].data[k], sizeof u);
-            for (int b = 0; b < 4; b++)
-                chunk[used++] = (unsigned char)(u >> (8 * b));
-            if (used == sizeof chunk) {
-                ok = fwrite(chunk, 1, used, fp) == used;
-                used = 0;
-                if (!ok) break;
-            }
-        }
-    }
-    if (ok && used) ok = fwrite(chunk, 1, used, fp) == used;
+    int ok = fwrite(body.data, 1, body.len, fp) == body.len;
     if (ok) ok = fflush(fp) == 0;
     if (ok) ok = fsync(fileno(fp)) == 0;
     if (!ok) {
@@ -633,14 +644,14 @@ int rn_st_write(const char *path, const struct rn_tensor *t, size_t n, const cha
     }
     free(dir);
     free(tmp);
-    rn_buf_free(&h);
+    rn_buf_free(&body);
     return rc;
 
 fail_file:
     unlink(tmp);
 fail_tmp:
     free(tmp);
-fail_header:
-    rn_buf_free(&h);
+fail_encode:
+    rn_buf_free(&body);
     return rc;
 }

@@ -392,6 +392,11 @@ int rn_st_write(const char *path, const struct rn_tensor *t, size_t n, const cha
 /* Reads a whole file, checking the header (JSON, offsets inside the data,
  * contiguous, shapes matching sizes). Returns NULL with a message naming the
  * file and what is wrong. */
+/* The same bytes as rn_st_write, appended to `out` (the caller's); `where`
+ * names the destination in messages. */
+int rn_st_encode(const struct rn_tensor *t, size_t n, const char *const *meta_keys,
+                 const char *const *meta_vals, size_t n_meta, const char *where,
+                 struct rn_buf *out, char *errbuf, size_t errlen);
 struct rn_st_file *rn_st_read(const char *path, char *errbuf, size_t errlen);
 struct rn_st_file *rn_st_parse(const void *p, size_t n, char *errbuf, size_t errlen);
 const struct rn_tensor *rn_st_find(const struct rn_st_file *f, const char *name);
@@ -427,6 +432,8 @@ struct rn_model_feed_stats {
     uint64_t failures; /* failed loads (the previous version keeps serving) */
     double last_load_ms;
     char last_error[512];
+    /* Appended: replaced versions freed, and those still held by a reader. */
+    uint64_t freed, held;
 };
 
 /* The feed of `dir` (shared; started on the first acquire); poll_ms: how
@@ -441,8 +448,19 @@ void rn_model_feed_slot_free(struct rn_model_feed *f, int slot);
 /* The current model (NULL: none yet) and its version; valid until exit(). */
 const struct rn_model *rn_model_feed_enter(struct rn_model_feed *f, int slot, int64_t *version);
 void rn_model_feed_exit(struct rn_model_feed *f, int slot);
+/* The feed of a model topic (below): versions published under `key` on
+ * `topic` of the Kafka cluster `brokers`, the latest one served. Shared like
+ * the directory feed (one loader thread per brokers/topic/key in the
+ * process); the loader reads every partition from the beginning and, once it
+ * has caught up, loads the last version it saw, so a restarted reader starts
+ * with the newest version the topic still holds. Pinning is the directory
+ * store's (PINNED): a topic feed always serves the latest. */
+struct rn_model_feed *rn_model_feed_acquire_topic(const char *brokers, const char *topic,
+                                                  const char *key, int64_t poll_ms,
+                                                  char *errbuf, size_t errlen);
 /* Loads now (synchronously) if the store has something newer; for tests and
- * for a job's start. Returns the current version. */
+ * for a job's start (a topic feed first reads up to the end of every
+ * partition, for at most 5 s). Returns the current version. */
 int64_t rn_model_feed_poll(struct rn_model_feed *f);
 void rn_model_feed_stats(struct rn_model_feed *f, struct rn_model_feed_stats *out);
 
@@ -478,5 +496,67 @@ int rn_store_pin(const char *dir, int64_t id, char *errbuf, size_t errlen); /* i
 /* Path of a version's file ("DIR/vNNN.safetensors" or ".json") into buf. */
 void rn_store_path(const char *dir, int64_t id, const char *ext, char *buf, size_t len);
 struct rn_model *rn_store_load(const char *dir, int64_t id, char *errbuf, size_t errlen);
+
+/* ---- the model topic ------------------------------------------------------------
+ * Versions on a Kafka topic, for processes that share no directory (a
+ * cluster's learner stage and its inference tasks): one message per version,
+ * the key the store's name (so that a topic with cleanup.policy=compact keeps
+ * the latest version of every store), the value the version's safetensors
+ * bytes (rn_model_encode: the model file's tensors and metadata, whatever the
+ * model's kind, plus version, created_ms, event_time, updates, transitions,
+ * loss, mean_q). A version of a
+ * few MB is one message: the producer's message.max.bytes and the reader's
+ * fetch sizes are raised to RN_MODEL_TOPIC_MAX_BYTES. */
+
+#define RN_MODEL_TOPIC_MAX_BYTES (64 << 20)
+
+/* The safetensors bytes of a version (its manifest in the metadata),
+ * appended to out; and back: the model (owned by the caller) and *v filled
+ * from the metadata. `where` names the bytes in messages. */
+int rn_model_encode(const struct rn_model *m, const struct rn_model_version *v,
+                    struct rn_buf *out, char *errbuf, size_t errlen);
+struct rn_model *rn_model_decode(const void *p, size_t n, const char *where,
+                                 struct rn_model_version *v, char *errbuf, size_t errlen);
+
+/* The model-topic settings an operator takes from YAML (the learner publishes
+ * to it, inference follows it): embed a struct rn_model_topic_cfg in the
+ * operator's config struct and list RN_MODEL_TOPIC_CONFIG_KEYS(its type, the
+ * member) in its key table. */
+struct rn_model_topic_cfg {
+    const char *topic, *brokers, *key;
+};
+
+#define RN_MODEL_TOPIC_CONFIG_KEYS(type, m)                                                      \
+    {"model_topic", RN_CT_STRING, NULL, NULL, offsetof(type, m.topic),                           \
+     "Kafka topic of model versions (one message per version, keyed by `model_key`; created "     \
+     "compacted when missing). With `model_brokers`.",                                            \
+     NULL, 0, 0, 0},                                                                              \
+        {"model_brokers", RN_CT_STRING, NULL, NULL, offsetof(type, m.brokers),                    \
+         "Bootstrap servers of the Kafka cluster holding `model_topic`.", NULL, 0, 0, 0},         \
+    {                                                                                             \
+        "model_key", RN_CT_STRING, NULL, NULL, offsetof(type, m.key),                             \
+            "The store's name on `model_topic`: the message key of its versions (default: the "   \
+            "job's name), so that one topic can carry several stores.",                           \
+            NULL, 0, 0, 0                                                                         \
+    }
+
+/* Load time: model_topic and model_brokers go together; with need_one, the
+ * operator needs a store or a topic (store: its model_store, NULL if none).
+ * Returns 0 or RN_EINVAL with a message naming the YAML position. */
+int rn_model_topic_cfg_check(const struct rn_model_topic_cfg *c, const char *store, int need_one,
+                             const struct rn_cfg_node *node, char *errbuf, size_t errlen);
+
+struct rn_model_pub;
+
+/* A producer of versions to `topic` under `key`. The topic is created when
+ * missing (partitions 1, cleanup.policy=compact); an existing topic is used
+ * as it is. Returns NULL with a message naming the brokers and topic. */
+struct rn_model_pub *rn_model_pub_open(const char *brokers, const char *topic, const char *key,
+                                       char *errbuf, size_t errlen);
+/* Sends one version and waits (at most 30 s) until the brokers acknowledged
+ * it. Returns 0, or RN_EIO with the broker's reason. Not thread-safe. */
+int rn_model_pub_publish(struct rn_model_pub *p, const struct rn_model *m,
+                         const struct rn_model_version *v, char *errbuf, size_t errlen);
+void rn_model_pub_close(struct rn_model_pub *p);
 
 #endif

@@ -192,6 +192,11 @@ struct rn_op_type {
      * ctx: the operator may keep it (or a list from it) in ctx. */
     int (*init_types)(void *ctx, struct rn_types *types, const struct rn_cfg_node *node,
                       char *errbuf, size_t errlen);
+    /* Load time, after init() (optional): the record type of output `port`
+     * when it depends on the configuration (a source that reads runnel's
+     * own records declares which type it emits); NULL keeps the port's
+     * declared type. The name must be a type of the job. */
+    const char *(*out_type)(const void *ctx, uint32_t port);
 };
 
 #define RN_MAX_INPUTS 8

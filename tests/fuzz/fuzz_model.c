@@ -4,11 +4,14 @@
  * when it loads), a state network file
  * (rn_statenet_load), an embeddings text file (rn_embed_load), and a model
  * store's version manifests vN.json and PINNED file (rn_store_list,
- * rn_store_current, and the listing the REST API and `runnel models` print).
+ * rn_store_current, and the listing the REST API and `runnel models` print),
+ * and a model topic's message (rn_model_decode: what a Kafka topic hands the
+ * topic feed).
  *
  * The first byte picks the reader; the rest is the file:
  *   0 safetensors -> model   1 state network   2 embeddings
  *   3 a version manifest v000000000001.json   4 PINNED (with one manifest)
+ *   5 a model topic message
  * Bad files must be refused with a message naming them; anything else that
  * happens (a crash, a leak, undefined behaviour, a silent refusal) is a bug.
  *
@@ -56,6 +59,10 @@ static void rn_fuzz_write_seeds(const char *dir)
         m->params[i] = (float)i / 7.0f;
     struct rn_model_version v = {12, 1700000000000, 1700000000500, 40, 80, 0.25, -1.5};
     if (rn_store_publish(store, m, &v, err, sizeof err)) rn_fuzz_fail(err);
+    struct rn_buf msg = RN_BUF_INIT;
+    if (rn_model_encode(m, &v, &msg, err, sizeof err)) rn_fuzz_fail(err);
+    rn_fuzz_seed(dir, "topic-message", 5, rn_fuzz_file("msg.bin", msg.data, msg.len));
+    rn_buf_free(&msg);
     rn_model_destroy(m);
     rn_store_path(store, 12, ".safetensors", path, sizeof path);
     rn_fuzz_seed(dir, "model.safetensors", 0, path);
@@ -184,6 +191,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4:
         rn_fuzz_store(p, n, 1);
         break;
+    case 5: {
+        struct rn_model_version v;
+        struct rn_model *m = rn_model_decode(p, n, "topic t partition 0 offset 1", &v, err,
+                                             sizeof err);
+        if (!m && !err[0]) rn_fuzz_fail("model topic message refused without a message");
+        if (m && v.id <= 0) rn_fuzz_fail("model topic message accepted without a version id");
+        rn_model_destroy(m);
+        break;
+    }
     }
     return 0;
 }

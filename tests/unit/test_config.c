@@ -386,6 +386,37 @@ static void test_set(void)
     rn_cfg_free(doc);
 }
 
+/* "-path" overrides remove a node (how the coordinator leaves out the nodes of
+ * other stages of a cluster job). */
+static void test_unset(void)
+{
+    struct rn_cfg_doc *doc = load(doc_text);
+    CHECK(doc != NULL);
+    if (!doc) return;
+    const struct rn_cfg_node *root = doc->root;
+    const struct rn_cfg_node *ops = rn_cfg_get(root, "operators");
+    /* A list element by id, a map key, a nested map key. */
+    CHECK_EQ_INT(rn_cfg_override(doc, "-operators.collect", err, sizeof err), 0);
+    CHECK_EQ_INT(rn_cfg_count(ops), 1);
+    CHECK(strcmp(rn_cfg_get(ops->child, "id")->value, "f") == 0);
+    CHECK_EQ_INT(rn_cfg_override(doc, "-sources.logs.path", err, sizeof err), 0);
+    CHECK(rn_cfg_get(rn_cfg_get(rn_cfg_get(root, "sources"), "logs"), "path") == NULL);
+    CHECK_EQ_INT(rn_cfg_override(doc, "-empty", err, sizeof err), 0);
+    CHECK(rn_cfg_get(root, "empty") == NULL);
+    /* The last element of a list, by index; the list stays (empty). */
+    CHECK_EQ_INT(rn_cfg_override(doc, "-operators.0", err, sizeof err), 0);
+    CHECK_EQ_INT(rn_cfg_count(ops), 0);
+    /* Paths that do not exist, or go through a scalar. */
+    CHECK_EQ_INT(rn_cfg_override(doc, "-operators.f", err, sizeof err), RN_EINVAL);
+    CHECK_STR_CONTAINS(err, "--set -operators.f: no such node in the job");
+    CHECK_EQ_INT(rn_cfg_override(doc, "-job.x", err, sizeof err), RN_EINVAL);
+    CHECK_EQ_INT(rn_cfg_override(doc, "-nope", err, sizeof err), RN_EINVAL);
+    /* With '=' it is an ordinary override whose key starts with '-'. */
+    CHECK_EQ_INT(rn_cfg_override(doc, "-x=1", err, sizeof err), 0);
+    CHECK(rn_cfg_get(root, "-x") != NULL);
+    rn_cfg_free(doc);
+}
+
 /* ---- key tables ---------------------------------------------------------------------- */
 
 struct cfg {
@@ -604,6 +635,7 @@ int main(void)
     test_load_errors();
     test_env();
     test_set();
+    test_unset();
     test_apply();
     test_suggest();
     return rn_test_summary();
