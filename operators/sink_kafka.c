@@ -203,10 +203,13 @@ static void rn__ksink_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
 static void rn__kmsgs_add(struct rn_kmsgs *q, const char *k, size_t kn, const char *v, size_t vn)
 {
     uint32_t a = (uint32_t)kn, b = (uint32_t)vn;
-    rn_buf_append(&q->buf, &a, sizeof a);
-    if (kn) rn_buf_append(&q->buf, k, kn);
-    rn_buf_append(&q->buf, &b, sizeof b);
-    rn_buf_append(&q->buf, v, vn);
+    rn_buf_reserve(&q->buf, sizeof a + kn + sizeof b + vn); /* one check per message */
+    char *p = q->buf.data + q->buf.len;
+    memcpy(p, &a, sizeof a);
+    if (kn) memcpy(p + sizeof a, k, kn);
+    memcpy(p + sizeof a + kn, &b, sizeof b);
+    memcpy(p + sizeof a + kn + sizeof b, v, vn);
+    q->buf.len += sizeof a + kn + sizeof b + vn;
     q->n++;
 }
 
