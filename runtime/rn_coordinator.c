@@ -1456,7 +1456,9 @@ static void rn__state_resume(struct rn_coord *c)
     }
     for (struct rn__cjob *j = c->jobs; j; j = j->next) {
         n_jobs++;
-        j->wait_workers_until_ns = now + 10LL * 1000000000;
+        /* By one heartbeat timeout every live worker has spoken; waiting
+         * longer for a lost one would only delay its tasks' restart. */
+        j->wait_workers_until_ns = now + c->o.heartbeat_timeout_ms * 1000000;
         j->ckpt_due_ns = now + c->o.checkpoint_every_ms * 1000000;
         j->op_deadline_ns = now + 120LL * 1000000000;
         if (j->op != RN__OP_NONE && j->op_stage == 0) {

@@ -54,25 +54,6 @@ start_kafka "events:4"
 produce_by_user "$work/sim.jsonl" events || bad "kcat produce"
 produced=$(kcat_count events)
 
-job() { # run [stop_at_end]
-  cat >"$work/$1.yaml" <<YAML
-job: recs-$1
-state: { dir: $work/$1/state }
-checkpoint: { dir: $work/$1/ckpt, interval: 300ms }
-watermark: { out_of_orderness: 5s }
-sources:
-  logs: { type: kafka, brokers: "$BOOT", topics: events, stop_at_end: ${2:-true}, max_rate: 150,
-          properties: { fetch.wait.max.ms: 10 } }
-operators:
-  - { id: collect, op: log_collector, from: logs, dead_letter: rejected }
-  - { id: join, op: online_joiner, from: collect, window: 30m, rewards: { click: 1.0, pay: 5.0 } }
-sinks:
-  events: { type: file, path: $work/$1/out/events.jsonl, from: collect }
-  samples: { type: file, path: $work/$1/out/samples.jsonl, from: join }
-  rejected: { type: file, path: $work/$1/out/rejected.jsonl }
-YAML
-}
-committed() { cat "$work/$1"/out/$2.p*.jsonl 2>/dev/null | sort; }
 same_output() { # run
   local f
   for f in events samples rejected; do
@@ -103,7 +84,7 @@ start_worker 1
 for i in $(seq 100); do [ "$(alive_workers)" -ge 2 ] && break; sleep 0.1; done
 
 # ---- the reference: no faults ----------------------------------------------------------------
-job ref
+recs_job ref 150
 rn submit "$work/ref.yaml" >/dev/null || bad "submit ref"
 wait_job recs-ref finished 90 && ok "uninterrupted run finished" || bad "uninterrupted: $(job_field recs-ref state)"
 n=$(committed ref events | wc -l)
@@ -112,8 +93,8 @@ r=$(committed ref rejected | wc -l)
   bad "uninterrupted: $n + $r of $produced"
 
 # ---- 1. kill -9 the coordinator mid-run; the workers keep running -------------------------------
-job adopt
-job long false
+recs_job adopt 150
+recs_job long 150 false
 rn submit "$work/adopt.yaml" >/dev/null || bad "submit adopt"
 rn submit "$work/long.yaml" >/dev/null || bad "submit long"
 wait_ckpt recs-adopt || bad "no cluster checkpoint before the kill"
@@ -139,7 +120,7 @@ grep -q "task recs-adopt/p0 started" "$work/worker0.err" "$work/worker1.err" &&
 same_output adopt
 
 # ---- 2. a worker dies while the coordinator is down ---------------------------------------------
-job gone
+recs_job gone 150
 rn submit "$work/gone.yaml" >/dev/null || bad "submit gone"
 wait_ckpt recs-gone || bad "recs-gone: no cluster checkpoint before the kill"
 kill_coordinator
@@ -154,6 +135,12 @@ wait_job recs-gone finished 90 && ok "recs-gone finished on the remaining worker
 same_output gone
 
 # ---- 3. savepoint and cancel after a restart; terminal jobs stay listed -----------------------------
+# A savepoint needs every task running: recs-long's tasks of the lost worker
+# may still be starting on the other one.
+for i in $(seq 300); do
+  [ "$(job_field recs-long tasks_running)" = 4 ] && break
+  sleep 0.1
+done
 out=$(rn savepoint recs-long 2>&1) && ok "savepoint after the restart: $out" || bad "savepoint: $out"
 sp=$(sed -n 's/.*completed: \(.*\)$/\1/p' <<<"$out")
 [ -n "$sp" ] && [ -s "$sp" ] && ok "the savepoint's record exists" || bad "no savepoint record '$sp'"
