@@ -9,8 +9,9 @@
 #      equals an uninterrupted run's;
 #   2. a worker killed while the coordinator was down: its tasks resume on the
 #      other worker from their checkpoints, the output is the same again;
-#   3. after a restart a savepoint and a cancel work; finished and canceled
-#      jobs stay listed across a further restart;
+#   3. a savepoint pending when the coordinator is killed ends (failed); after
+#      a restart a savepoint and a cancel work; finished and canceled jobs stay
+#      listed across a further restart;
 #   4. a corrupt state file stops the start with an error naming it, and is
 #      kept aside.
 set -u
@@ -137,10 +138,25 @@ same_output gone
 # ---- 3. savepoint and cancel after a restart; terminal jobs stay listed -----------------------------
 # A savepoint needs every task running: recs-long's tasks of the lost worker
 # may still be starting on the other one.
-for i in $(seq 300); do
-  [ "$(job_field recs-long tasks_running)" = 4 ] && break
-  sleep 0.1
-done
+wait_running() {
+  for i in $(seq 300); do
+    [ "$(job_field recs-long tasks_running)" = 4 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+wait_running || bad "recs-long: not every task running"
+# A savepoint the coordinator dies during ends (failed, or completed if it
+# was quick), never pending for ever, and the job can take the next one.
+rn savepoint recs-long --no-wait >/dev/null || bad "savepoint --no-wait"
+kill_coordinator
+start_coordinator
+sp_status() { rn status recs-long | python3 -c 'import json,sys; s=json.load(sys.stdin)["savepoints"]; print(s[0]["status"] if s else "none")'; }
+for i in $(seq 100); do [ "$(sp_status)" != pending ] && break; sleep 0.1; done
+st=$(sp_status)
+[ "$st" = failed ] || [ "$st" = completed ] && ok "the savepoint pending at the kill ended: $st" ||
+  bad "the savepoint pending at the kill is $st"
+wait_running || bad "recs-long: not every task running after the second restart"
 out=$(rn savepoint recs-long 2>&1) && ok "savepoint after the restart: $out" || bad "savepoint: $out"
 sp=$(sed -n 's/.*completed: \(.*\)$/\1/p' <<<"$out")
 [ -n "$sp" ] && [ -s "$sp" ] && ok "the savepoint's record exists" || bad "no savepoint record '$sp'"
