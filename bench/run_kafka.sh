@@ -17,13 +17,19 @@
 # Every case is timed from its own process(es): wall seconds and CPU seconds
 # (user + sys of the process and its children); the mock cluster's own CPU
 # during each case is printed beside it. Prints medians over the R rounds and
-# the ratios of runnel to the baselines.
+# the ratios of runnel to the baselines. With BASE set to another build
+# directory of runnel (say main's, built in a worktree), cases (3)-(5) also run
+# with that build's runnel in every round, right after this build's, and the
+# table gains their rows and the ratios of this build to that one.
 #   bash bench/run_kafka.sh [N=300000] [R=3] [CKPT=1s]
+#   BASE=/path/to/other/build bash bench/run_kafka.sh 300000 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-300000}
 R=${2:-3}
 CKPT=${3:-1s}
+BASE=${BASE:-}
+[ -z "$BASE" ] || [ -x "$BASE/runnel" ] || { echo "BASE=$BASE: no runnel there" >&2; exit 1; }
 command -v kcat >/dev/null || { echo "kcat is not installed (apt-get install kcat)" >&2; exit 1; }
 bash scripts/build.sh build >/dev/null
 tmp=$(mktemp -d /tmp/runnel-bench-kafka.XXXXXX)
@@ -60,10 +66,10 @@ timed() {
   awk -v k=$((k1 - k0)) -v hz="$hz" '{printf "%s %.3f %.3f\n", $1, $2 + $3, k / hz}' "$tmp/time" \
     >>"$tmp/$name.txt"
 }
-runnel_case() { # NAME MODE [JOB]
+runnel_case() { # NAME MODE JOB [BUILD]
   rm -rf "$tmp/o-$1"
   BENCH_BOOT=$BOOT BENCH_IN=in BENCH_TOPIC=out BENCH_MODE=$2 BENCH_OUT=$tmp/o-$1 \
-    BENCH_INTERVAL=$CKPT timed "$1" build/runnel run "${3:-bench/jobs/kafka.yaml}"
+    BENCH_INTERVAL=$CKPT timed "$1" "${4:-build}/runnel" run "$3"
   grep -E '^  (logs|join|out) ' "$tmp/$1.last" >"$tmp/$1.ops"
   grep ' thread chain=' "$tmp/$1.last" | sed 's/.* head=\([a-z]*\) .* cpu_s=\([0-9.]*\) .*/\1 \2/' \
     >>"$tmp/$1.threads"
@@ -81,9 +87,12 @@ for r in $(seq "$R"); do
     kcat -P -q -b '$BOOT' -t kout -X linger.ms=5"
   timed producer build/bench_kafka_producer --brokers "$BOOT" --topic bout --in "$tmp/log.jsonl" \
     --key-field user --txn-messages 1000000000 --txn-ms "$ms"
-  runnel_case eos exactly_once
-  runnel_case alo at_least_once
+  runnel_case eos exactly_once bench/jobs/kafka.yaml
+  [ -z "$BASE" ] || runnel_case base_eos exactly_once bench/jobs/kafka.yaml "$BASE"
+  runnel_case alo at_least_once bench/jobs/kafka.yaml
+  [ -z "$BASE" ] || runnel_case base_alo at_least_once bench/jobs/kafka.yaml "$BASE"
   runnel_case col exactly_once bench/jobs/kafka_collect.yaml
+  [ -z "$BASE" ] || runnel_case base_col exactly_once bench/jobs/kafka_collect.yaml "$BASE"
   echo "round $r/$R done" >&2
 done
 
@@ -94,7 +103,9 @@ echo "runnel's output: $(awk '$1 == "join" {print $5}' "$tmp/eos.ops") samples (
   "bare producer: $(cat "$tmp/producer.txns")"
 printf '%-44s %12s %12s %14s %14s\n' "case (median of $R)" "wall s" "cpu s" "msgs/s" "msgs/cpu-s"
 declare -A rate cpurate
-for c in kcat producer eos alo col; do
+cases="kcat producer eos alo col"
+[ -z "$BASE" ] || cases="$cases base_eos base_alo base_col"
+for c in $cases; do
   wall=$(awk '{print $1}' "$tmp/$c.txt" | median)
   cpu=$(awk '{print $2}' "$tmp/$c.txt" | median)
   kc=$(awk '{print $3}' "$tmp/$c.txt" | median)
@@ -106,6 +117,9 @@ for c in kcat producer eos alo col; do
     eos) label="(3) runnel, kafka sink exactly_once" ;;
     alo) label="(4) runnel, kafka sink at_least_once" ;;
     col) label="(5) runnel without the joiner, exactly_once" ;;
+    base_eos) label="(3) with BASE's runnel" ;;
+    base_alo) label="(4) with BASE's runnel" ;;
+    base_col) label="(5) with BASE's runnel" ;;
   esac
   printf '%-44s %12s %12s %14s %14s   (mock cluster: %s cpu-s)\n' "$label" "$wall" "$cpu" \
     "${rate[$c]}" "${cpurate[$c]}" "$kc"
@@ -123,3 +137,11 @@ for c in eos alo col; do
     printf "%s: %.2f of the bare transactional producer (%.2f per cpu-s), %.2f of kcat (%.2f per cpu-s)\n",
       c, a / b, ca / cb, a / k, ca / ck }'
 done
+if [ -n "$BASE" ]; then
+  echo "BASE: $BASE"
+  for c in eos alo col; do
+    awk -v c="$c" -v a="${rate[$c]}" -v b="${rate[base_$c]}" -v ca="${cpurate[$c]}" \
+      -v cb="${cpurate[base_$c]}" 'BEGIN {
+      printf "%s: this build / BASE: %.2f per wall second, %.2f per cpu-s\n", c, a / b, ca / cb }'
+  done
+fi

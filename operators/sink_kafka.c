@@ -84,7 +84,9 @@ struct rn_kafka_sink {
     char *key_field;
     size_t key_field_len;
     char errstr[512];
-    int failed; /* a delivery failed */
+    int failed;  /* a delivery failed */
+    int spoiled; /* the open transaction took records beyond its checkpoint's cut and
+                    then failed: it must never commit */
     uint64_t delivered, failed_n;
 };
 
@@ -212,10 +214,13 @@ static void rn__ksink_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaq
 static void rn__kmsgs_add(struct rn_kmsgs *q, const char *k, size_t kn, const char *v, size_t vn)
 {
     uint32_t a = (uint32_t)kn, b = (uint32_t)vn;
-    rn_buf_append(&q->buf, &a, sizeof a);
-    if (kn) rn_buf_append(&q->buf, k, kn);
-    rn_buf_append(&q->buf, &b, sizeof b);
-    rn_buf_append(&q->buf, v, vn);
+    rn_buf_reserve(&q->buf, sizeof a + kn + sizeof b + vn); /* one check per message */
+    char *p = q->buf.data + q->buf.len;
+    memcpy(p, &a, sizeof a);
+    if (kn) memcpy(p + sizeof a, k, kn);
+    memcpy(p + sizeof a + kn, &b, sizeof b);
+    memcpy(p + sizeof a + kn + sizeof b, v, vn);
+    q->buf.len += sizeof a + kn + sizeof b + vn;
     q->n++;
 }
 
@@ -425,6 +430,10 @@ static int rn_kafka_sink_process(struct rn_op *op, const struct rn_batch *in,
 static int rn_kafka_sink_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
+    if (s->spoiled) { /* no later checkpoint may complete without the dropped records */
+        rn_op_errorf(op, "the open transaction failed in an earlier checkpoint");
+        return RN_EIO;
+    }
     int rc = rn__ksink_flush(op, s);
     if (rc) return rc;
     rn_snapshot_write_i64(w, RN_KSINK_SNAPSHOT_VERSION);
@@ -441,7 +450,14 @@ static int rn_kafka_sink_snapshot(struct rn_op *op, uint64_t id, struct rn_snaps
         rn_buf_reset(&s->held.buf);
         s->held.n = 0;
         if (!rc) rc = rn__ksink_flush(op, s);
-        if (rc) return rc;
+        if (rc) {
+            /* Some held records are in the transaction now, others were
+             * dropped: committing it when the previous checkpoint completes
+             * would write records past that checkpoint (written again after
+             * a restore from it) and lose the rest. */
+            s->spoiled = 1;
+            return rc;
+        }
     }
     rn_snapshot_write_i64(w, (int64_t)s->txn.n);
     rn_snapshot_write(w, s->txn.buf.data, s->txn.buf.len);
@@ -491,6 +507,14 @@ static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
     if (!s || !s->rk || !s->eos || !s->precommitted || s->precommitted > id) return 0;
+    if (s->spoiled) {
+        rn_op_errorf(op,
+                     "the transaction of checkpoint %llu is not committed: a later "
+                     "checkpoint failed while adding its records to it (a restart restores "
+                     "checkpoint %llu and writes that transaction again)",
+                     (unsigned long long)s->precommitted, (unsigned long long)s->precommitted);
+        return RN_EIO;
+    }
     int rc = rn__ksink_commit(op, s);
     if (rc) return rc;
     s->precommitted = 0;

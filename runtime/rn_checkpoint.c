@@ -22,6 +22,7 @@
  * {runtime.bin, ops/<operator>.bin, db/}}; savepoints are savepoint-<N>/ and
  * are kept until deleted by hand.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -118,8 +119,12 @@ struct rn_ckpt_coord {
 
 /* ---- snapshot files ----------------------------------------------------------- */
 
+/* The file is built in place: buf begins with the header's 32 bytes (filled
+ * in by save), so the payload is never copied again before it is written. */
+#define RN__SNAP_HEADER 32
+
 struct rn_snapshot_writer {
-    struct rn_buf buf;
+    struct rn_buf buf; /* header, then the payload */
     uint32_t version;
 };
 
@@ -135,7 +140,9 @@ struct rn_snapshot_reader {
 struct rn_snapshot_writer *rn__snapshot_writer_create(void)
 {
     struct rn_snapshot_writer *w = rn_xcalloc(1, sizeof *w);
+    static const char zero[RN__SNAP_HEADER];
     w->version = 1;
+    rn_buf_append(&w->buf, zero, sizeof zero);
     return w;
 }
 
@@ -173,19 +180,16 @@ int rn__snapshot_writer_save(struct rn_snapshot_writer *w, const char *path, cha
 {
     /* magic, length and xxHash of what follows them, then the format version
      * (4 bytes and 4 reserved zeros) and the payload */
-    struct rn_buf out = RN_BUF_INIT;
+    char *h = w->buf.data;
     uint32_t ver[2] = {w->version, 0};
-    uint64_t len = sizeof ver + w->buf.len, sum = 0;
-    rn_buf_append(&out, RN__SNAP_MAGIC, 8);
-    rn_buf_append(&out, &len, 8);
-    rn_buf_append(&out, &sum, 8);
-    rn_buf_append(&out, ver, sizeof ver);
-    if (w->buf.len) rn_buf_append(&out, w->buf.data, w->buf.len);
-    sum = rn_hash64(out.data + 24, out.len - 24);
-    memcpy(out.data + 16, &sum, 8);
-    int rc = rn_fs_write_atomic(path, out.data, out.len, errbuf, errlen);
-    rn_buf_free(&out);
-    return rc;
+    uint64_t len = w->buf.len - 24, sum;
+    assert(w->buf.len >= RN__SNAP_HEADER && sizeof ver == RN__SNAP_HEADER - 24);
+    memcpy(h, RN__SNAP_MAGIC, 8);
+    memcpy(h + 8, &len, 8);
+    memcpy(h + 24, ver, sizeof ver);
+    sum = rn_hash64(h + 24, len);
+    memcpy(h + 16, &sum, 8);
+    return rn_fs_write_atomic(path, h, w->buf.len, errbuf, errlen);
 }
 
 struct rn_snapshot_reader *rn__snapshot_reader_open(const char *path, uint64_t id, char *errbuf,

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,8 +177,13 @@ static pid_t rn__spawn_worker(const struct rn__srv_args *a, const char *coord, i
         args[n++] = a->o.token_file;
     }
     args[n] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* The coordinator is in this process: a worker outliving it would run
+         * tasks nobody supervises, which a restarted cluster starts again. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         execv("/proc/self/exe", (char *const *)args);

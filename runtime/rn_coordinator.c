@@ -23,6 +23,7 @@
  * A task restarted anywhere restores its own latest complete checkpoint in
  * <checkpoint.dir>/<job>/tasks/p<p>/ — the engine's ordinary restart.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +141,11 @@ struct rn_coord {
     int64_t submits;
     int submitting; /* a submit is being checked on the HTTP thread */
     int64_t started_ms;
+    struct rn_buf saved; /* the table as last written to <dir>/state.json */
+    int persist_failed;
 };
+
+static void rn__persist(struct rn_coord *c);
 
 /* ---- small helpers (under mu) ------------------------------------------------------ */
 
@@ -190,6 +195,22 @@ static void rn__free_job(struct rn__cjob *j)
     free(j->yaml);
     free(j->file);
     free(j);
+}
+
+/* Empties the job table and the worker list. */
+static void rn__free_table(struct rn_coord *c)
+{
+    while (c->jobs) {
+        struct rn__cjob *j = c->jobs;
+        c->jobs = j->next;
+        rn__free_job(j);
+    }
+    while (c->workers) {
+        struct rn__cworker *w = c->workers;
+        c->workers = w->next;
+        rn_buf_free(&w->cmds);
+        free(w);
+    }
 }
 
 static int rn__alive_workers(struct rn_coord *c)
@@ -376,6 +397,23 @@ static int rn__cmp_worker(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* Queues the command that starts task t of job j on worker w (the job's YAML
+ * and the task's overrides); the task is STARTING there from now on. */
+static void rn__queue_start(struct rn__cworker *w, struct rn__cjob *j, struct rn__ctask *t)
+{
+    struct rn_buf extra = RN_BUF_INIT;
+    rn_buf_puts(&extra, ",\"yaml\":");
+    rn_json_str(&extra, j->yaml, strlen(j->yaml));
+    rn_buf_printf(&extra, ",\"sets\":%s", t->sets);
+    rn_buf_putc(&extra, 0);
+    rn__queue(w, "start", j, t, extra.data);
+    rn_buf_free(&extra);
+    t->state = RN__CT_STARTING;
+    t->worker = w->id;
+    t->start_delivered = 0;
+    t->page[0] = 0;
+}
+
 static void rn__tick_assign(struct rn_coord *c, struct rn__cjob *j)
 {
     if (j->state != RN__CJ_RUNNING) return;
@@ -397,7 +435,6 @@ static void rn__tick_assign(struct rn_coord *c, struct rn__cjob *j)
     for (int i = 0; i < j->n_tasks; i++)
         for (int k = 0; k < n; k++)
             if (j->tasks[i].worker == ws[k]->id) load[k]++;
-    struct rn_buf extra = RN_BUF_INIT;
     for (int i = 0; i < j->n_tasks; i++) {
         struct rn__ctask *t = &j->tasks[i];
         if (t->state != RN__CT_UNASSIGNED || t->not_before_ns > now) continue;
@@ -405,20 +442,10 @@ static void rn__tick_assign(struct rn_coord *c, struct rn__cjob *j)
         for (int k = 1; k < n; k++)
             if (load[k] < load[best]) best = k;
         load[best]++;
-        rn_buf_reset(&extra);
-        rn_buf_puts(&extra, ",\"yaml\":");
-        rn_json_str(&extra, j->yaml, strlen(j->yaml));
-        rn_buf_printf(&extra, ",\"sets\":%s", t->sets);
-        rn_buf_putc(&extra, 0);
-        rn__queue(ws[best], "start", j, t, extra.data);
-        t->state = RN__CT_STARTING;
-        t->worker = ws[best]->id;
-        t->start_delivered = 0;
-        t->page[0] = 0;
+        rn__queue_start(ws[best], j, t);
         fprintf(stderr, "coordinator: task %s/%s -> worker %lld (slot %d)\n", j->name, t->name,
                 (long long)ws[best]->id, ws[best]->slot);
     }
-    rn_buf_free(&extra);
 }
 
 /* chk-N.json: every task has completed a checkpoint newer than the last
@@ -469,6 +496,7 @@ static void *rn__tick_thread(void *arg)
                 fprintf(stderr, "coordinator: job %s finished\n", j->name);
             }
         }
+        rn__persist(c);
         pthread_mutex_unlock(&c->mu);
         usleep(50000);
         pthread_mutex_lock(&c->mu);
@@ -796,6 +824,7 @@ static void rn__submit_checked(struct rn_coord *c, const struct rn_http_request 
                   j->n_stages, j->n_workers);
     fprintf(stderr, "coordinator: job %s submitted (%d tasks in %d stages over %d workers)\n",
             j->name, j->n_tasks, j->n_stages, j->n_workers);
+    rn__persist(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1137,7 +1166,332 @@ static void rn__handler(void *ud, const struct rn_http_request *req, struct rn_h
     } else {
         rn__json_error(res, 404, "no such call; see docs/cluster.md");
     }
+    if (!get) rn__persist(c); /* before the answer: what it acknowledges is on disk */
     pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- the job table on disk --------------------------------------------------------------
+ *
+ * <dir>/state.json holds what a restarted coordinator needs to carry on: every
+ * job (its YAML, state, the operation in progress, worker count, cluster
+ * checkpoint and savepoint ids and history), every task (state, worker,
+ * overrides, restarts) and the workers it knew. It is one small document
+ * replaced whole (rn_fs_write_atomic: temp file, fsync, rename, fsync of the
+ * directory), so after a crash it is the old table or the new one. It is
+ * rewritten whenever what it would say changed (rn__persist compares the
+ * text); what heartbeats report again within a second (records, rates, lag,
+ * pages, each task's latest checkpoint) is left out, so that a running job
+ * costs about one write per cluster checkpoint. */
+
+#define RN__STATE_FORMAT 1
+
+static const char *rn__sp_state_names[] = {"pending", "completed", "failed"};
+static const char *rn__req_state_names[] = {"pending", "done", "failed"};
+
+static void rn__state_render(struct rn_coord *c, struct rn_buf *b)
+{
+    rn_buf_printf(b, "{\"format\":%d,\"next_worker_id\":%lld,\"submits\":%lld,\"workers\":[",
+                  RN__STATE_FORMAT, (long long)c->next_worker_id, (long long)c->submits);
+    for (struct rn__cworker *w = c->workers; w; w = w->next) {
+        rn_buf_printf(b, "%s{\"id\":%lld,\"slot\":%d,\"pid\":%d,\"alive\":%s,",
+                      w == c->workers ? "" : ",", (long long)w->id, w->slot, w->pid,
+                      w->alive ? "true" : "false");
+        rn_json_kv_str(b, "address", w->addr);
+        rn_buf_printf(b, "\"registered_ms\":%lld}", (long long)w->registered_ms);
+    }
+    rn_buf_puts(b, "],\"jobs\":[");
+    for (struct rn__cjob *j = c->jobs; j; j = j->next) {
+        rn_buf_puts(b, j == c->jobs ? "{" : ",{");
+        rn_json_kv_str(b, "name", j->name);
+        rn_json_kv_str(b, "file", j->file);
+        rn_json_kv_str(b, "state", rn__cj_names[j->state]);
+        rn_json_kv_str(b, "operation", rn__op_names[j->op]);
+        rn_json_kv_str(b, "checkpoint_dir", j->ckpt_dir);
+        rn_buf_printf(b,
+                      "\"operation_stage\":%d,\"operation_workers\":%d,\"workers\":%d,\"stages\":%d,"
+                      "\"checkpoints\":%d,\"retain\":%lld,\"submitted_ms\":%lld,\"next_req\":%lld,"
+                      "\"cluster_checkpoint\":%lld,\"savepoints_taken\":%d,\"savepoints\":[",
+                      j->op_stage, j->op_workers, j->n_workers, j->n_stages, j->ckpt_enabled,
+                      (long long)j->retain, (long long)j->submitted_ms, (long long)j->next_req,
+                      (long long)j->cluster_ckpt, j->n_sp);
+        int n = RN_MIN(j->n_sp, RN__SP_HISTORY);
+        for (int i = 0; i < n; i++) { /* oldest first */
+            const struct rn__savepoint *s = &j->sp[(j->n_sp - n + i) % RN__SP_HISTORY];
+            rn_buf_printf(b, "%s{\"id\":%lld,\"state\":\"%s\",\"time_ms\":%lld,", i ? "," : "",
+                          (long long)s->id, rn__sp_state_names[s->state], (long long)s->at_ms);
+            rn_buf_puts(b, "\"path\":");
+            rn_json_str(b, s->path, strlen(s->path));
+            rn_buf_putc(b, '}');
+        }
+        rn_buf_puts(b, "],\"tasks\":[");
+        for (int i = 0; i < j->n_tasks; i++) {
+            const struct rn__ctask *t = &j->tasks[i];
+            rn_buf_puts(b, i ? ",{" : "{");
+            rn_json_kv_str(b, "task", t->name);
+            rn_json_kv_str(b, "state", rn__ct_names[t->state]);
+            rn_json_kv_str(b, "error", t->error);
+            rn_json_kv_str(b, "req_state", rn__req_state_names[t->req_state]);
+            rn_json_kv_str(b, "req_path", t->req_path);
+            rn_buf_printf(b,
+                          "\"partition\":%d,\"stage\":%d,\"worker\":%lld,\"restarts\":%d,"
+                          "\"seen\":%llu,\"req\":%lld,\"sets\":%s}",
+                          t->partition, t->stage, (long long)t->worker, t->restarts,
+                          (unsigned long long)j->ckpt_seen[i], (long long)t->req, t->sets);
+        }
+        rn_buf_puts(b, "],\"yaml\":");
+        rn_json_str(b, j->yaml, strlen(j->yaml));
+        rn_buf_putc(b, '}');
+    }
+    rn_buf_puts(b, "]}\n");
+}
+
+/* Writes the table when it says something new (under mu; any thread). A
+ * failed write is reported once until one succeeds again, and retried at the
+ * next call. */
+static void rn__persist(struct rn_coord *c)
+{
+    struct rn_buf b = RN_BUF_INIT;
+    char path[600], err[700];
+    rn__state_render(c, &b);
+    if (b.len == c->saved.len && memcmp(b.data, c->saved.data, b.len) == 0) {
+        rn_buf_free(&b);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/state.json", c->dir);
+    if (rn_fs_write_atomic(path, b.data, b.len, err, sizeof err) != 0) {
+        if (!c->persist_failed)
+            fprintf(stderr, "coordinator: cannot save the job table: %s (will retry)\n", err);
+        c->persist_failed = 1;
+        rn_buf_free(&b);
+        return;
+    }
+    c->persist_failed = 0;
+    rn_buf_free(&c->saved);
+    c->saved = b;
+}
+
+static int rn__name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
+/* A copy of a JSON array of strings, as JSON text (the caller frees it). */
+static char *rn__str_array_json(yajl_val a)
+{
+    struct rn_buf b = RN_BUF_INIT;
+    rn_buf_putc(&b, '[');
+    for (size_t i = 0; i < a->u.array.len; i++) {
+        const char *s = YAJL_GET_STRING(a->u.array.values[i]);
+        if (i) rn_buf_putc(&b, ',');
+        rn_json_str(&b, s ? s : "", s ? strlen(s) : 0);
+    }
+    rn_buf_putc(&b, ']');
+    rn_buf_putc(&b, 0);
+    return b.data;
+}
+
+/* One job of the saved table; NULL with a message naming what is wrong. */
+static struct rn__cjob *rn__state_job(yajl_val v, char *err, size_t errlen)
+{
+    const char *name = rn_jstr(v, "name"), *yaml = rn_jstr(v, "yaml"),
+               *dir = rn_jstr(v, "checkpoint_dir");
+    yajl_val tasks = rn_jarr(v, "tasks"), sps = rn_jarr(v, "savepoints");
+    int st = rn__name_index(rn__cj_names, 4, rn_jstr(v, "state"));
+    int op = rn__name_index(rn__op_names, 4, rn_jstr(v, "operation"));
+    if (!name || !yaml || !dir || !tasks || !sps || st < 0 || op < 0 || tasks->u.array.len == 0) {
+        rn_errf(err, errlen,
+                "job '%s': a member is missing or wrong (name, yaml, checkpoint_dir, "
+                "state, operation, tasks, savepoints)",
+                name ? name : "?");
+        return NULL;
+    }
+    struct rn__cjob *j = rn_xcalloc(1, sizeof *j);
+    const char *file = rn_jstr(v, "file");
+    j->name = rn_xstrdup(name);
+    j->yaml = rn_xstrdup(yaml);
+    j->file = rn_xstrdup(file ? file : "job.yaml");
+    j->ckpt_dir = rn_xstrdup(dir);
+    j->state = (enum rn__cj_state)st;
+    j->op = (enum rn__op)op;
+    j->op_stage = (int)rn_jint(v, "operation_stage", 1);
+    j->op_workers = (int)rn_jint(v, "operation_workers", 0);
+    j->n_workers = (int)rn_jint(v, "workers", 1);
+    j->n_stages = (int)rn_jint(v, "stages", 1);
+    j->ckpt_enabled = (int)rn_jint(v, "checkpoints", 0);
+    j->retain = rn_jint(v, "retain", 1);
+    j->submitted_ms = rn_jint(v, "submitted_ms", 0);
+    j->next_req = rn_jint(v, "next_req", 0);
+    j->cluster_ckpt = rn_jint(v, "cluster_checkpoint", 0);
+    int n_sp = (int)rn_jint(v, "savepoints_taken", 0);
+    int have = (int)sps->u.array.len;
+    j->n_sp = n_sp > have ? n_sp - have : 0; /* rn__sp_add counts the kept ones back in */
+    for (int i = 0; i < have; i++) {
+        yajl_val s = sps->u.array.values[i];
+        rn__sp_add(j, rn_jint(s, "id", 0));
+        struct rn__savepoint *sp = rn__sp_last(j);
+        int ss = rn__name_index(rn__sp_state_names, 3, rn_jstr(s, "state"));
+        const char *p = rn_jstr(s, "path");
+        sp->state = ss < 0 ? 2 : ss;
+        sp->at_ms = rn_jint(s, "time_ms", 0);
+        snprintf(sp->path, sizeof sp->path, "%s", p ? p : "");
+    }
+    j->n_tasks = (int)tasks->u.array.len;
+    j->tasks = rn_xcalloc((size_t)j->n_tasks, sizeof *j->tasks);
+    j->ckpt_seen = rn_xcalloc((size_t)j->n_tasks, sizeof *j->ckpt_seen);
+    for (int i = 0; i < j->n_tasks; i++) {
+        yajl_val r = tasks->u.array.values[i];
+        struct rn__ctask *t = &j->tasks[i];
+        const char *tn = rn_jstr(r, "task"), *e = rn_jstr(r, "error"), *rp = rn_jstr(r, "req_path");
+        yajl_val sets = rn_jarr(r, "sets");
+        int ts = rn__name_index(rn__ct_names, 6, rn_jstr(r, "state"));
+        int rs = rn__name_index(rn__req_state_names, 3, rn_jstr(r, "req_state"));
+        if (!tn || !sets || ts < 0 || rs < 0) {
+            rn_errf(err, errlen,
+                    "job '%s': task %d: a member is missing or wrong (task, state, "
+                    "req_state, sets)",
+                    name, i);
+            rn__free_job(j);
+            return NULL;
+        }
+        snprintf(t->name, sizeof t->name, "%s", tn);
+        t->sets = rn__str_array_json(sets);
+        t->state = (enum rn__ct_state)ts;
+        t->req_state = rs;
+        t->partition = (int)rn_jint(r, "partition", i);
+        t->stage = (int)rn_jint(r, "stage", 0);
+        t->worker = rn_jint(r, "worker", 0);
+        t->restarts = (int)rn_jint(r, "restarts", 0);
+        t->req = rn_jint(r, "req", 0);
+        j->ckpt_seen[i] = (uint64_t)rn_jint(r, "seen", 0);
+        t->completed = j->ckpt_seen[i]; /* the heartbeats say more */
+        snprintf(t->error, sizeof t->error, "%s", e ? e : "");
+        snprintf(t->req_path, sizeof t->req_path, "%s", rp ? rp : "");
+    }
+    return j;
+}
+
+/* Reads <dir>/state.json into the (empty) table. A missing file is a first
+ * start. A file that cannot be read back is moved aside and the start fails
+ * with its reason: starting with an empty table would silently drop the jobs. */
+static int rn__state_load(struct rn_coord *c, char *errbuf, size_t errlen)
+{
+    char path[600], aside[700], perr[512] = "", why[1024] = "";
+    snprintf(path, sizeof path, "%s/state.json", c->dir);
+    size_t len = 0;
+    char *text = rn_fs_read_all(path, &len);
+    if (!text) {
+        if (!rn_fs_exists(path)) return 0;
+        rn_errf(errbuf, errlen, "%s: cannot read it: %s", path, strerror(errno));
+        return RN_EIO;
+    }
+    yajl_val v = yajl_tree_parse(text, perr, sizeof perr);
+    free(text);
+    yajl_val workers = rn_jarr(v, "workers"), jobs = rn_jarr(v, "jobs");
+    if (!v) {
+        /* yajl's message spans lines; one line reads better in a log. */
+        size_t o = 0;
+        for (const char *q = perr; *q; q++) {
+            char ch = *q == '\n' ? ' ' : *q;
+            if (ch != ' ' || (o && perr[o - 1] != ' ')) perr[o++] = ch;
+        }
+        perr[o] = 0;
+        snprintf(why, sizeof why, "not JSON: %s", perr);
+    } else if (rn_jint(v, "format", 0) != RN__STATE_FORMAT)
+        snprintf(why, sizeof why, "format %lld, this coordinator reads format %d",
+                 (long long)rn_jint(v, "format", 0), RN__STATE_FORMAT);
+    else if (!workers || !jobs)
+        snprintf(why, sizeof why, "no 'workers' or 'jobs' list");
+    struct rn__cjob **tail = &c->jobs;
+    for (size_t i = 0; !why[0] && i < jobs->u.array.len; i++) {
+        struct rn__cjob *j = rn__state_job(jobs->u.array.values[i], why, sizeof why);
+        if (!j) break;
+        *tail = j;
+        tail = &j->next;
+    }
+    struct rn__cworker **wtail = &c->workers;
+    for (size_t i = 0; !why[0] && i < workers->u.array.len; i++) {
+        yajl_val r = workers->u.array.values[i];
+        const char *addr = rn_jstr(r, "address");
+        struct rn__cworker *w = rn_xcalloc(1, sizeof *w);
+        w->id = rn_jint(r, "id", 0);
+        w->slot = (int)rn_jint(r, "slot", 0);
+        w->pid = (int)rn_jint(r, "pid", 0);
+        yajl_val alive = yajl_tree_get(r, (const char *[]){"alive", NULL}, yajl_t_any);
+        w->alive = alive && YAJL_IS_TRUE(alive);
+        w->registered_ms = rn_jint(r, "registered_ms", 0);
+        snprintf(w->addr, sizeof w->addr, "%s", addr ? addr : "");
+        *wtail = w;
+        wtail = &w->next;
+    }
+    if (v) {
+        c->next_worker_id = rn_jint(v, "next_worker_id", 0);
+        c->submits = rn_jint(v, "submits", 0);
+        yajl_tree_free(v);
+    }
+    if (why[0]) {
+        rn__free_table(c);
+        snprintf(aside, sizeof aside, "%s.corrupt-%lld", path, (long long)rn_wall_ms());
+        int moved = rename(path, aside) == 0;
+        rn_errf(errbuf, errlen,
+                "%s: the saved job table cannot be read back (%s); %s%s. Nothing was started: "
+                "start again for an empty table, or mend the file and put it back",
+                path, why, moved ? "it was moved aside to " : "it cannot be moved aside: ",
+                moved ? aside : strerror(errno));
+        return RN_EINVAL;
+    }
+    return 0;
+}
+
+/* After a restart (before the threads start): the monotonic deadlines begin
+ * again, and whatever commands the old process had queued but maybe not
+ * delivered are queued again. Workers the table lists as alive get one
+ * heartbeat timeout to speak up; those that do keep their tasks running
+ * (re-adopted), the others are declared dead then and their tasks restart
+ * from their checkpoints, as after any worker failure. */
+static void rn__state_resume(struct rn_coord *c)
+{
+    int64_t now = rn_now_ns();
+    int n_jobs = 0, n_workers = 0;
+    for (struct rn__cworker *w = c->workers; w; w = w->next) {
+        w->last_ns = now;
+        n_workers += w->alive;
+    }
+    for (struct rn__cjob *j = c->jobs; j; j = j->next) {
+        n_jobs++;
+        /* By one heartbeat timeout every live worker has spoken; waiting
+         * longer for a lost one would only delay its tasks' restart. */
+        j->wait_workers_until_ns = now + c->o.heartbeat_timeout_ms * 1000000;
+        j->ckpt_due_ns = now + c->o.checkpoint_every_ms * 1000000;
+        j->op_deadline_ns = now + 120LL * 1000000000;
+        if (j->op != RN__OP_NONE && j->op_stage == 0) {
+            /* Which tasks had their savepoint command delivered is not known:
+             * the savepoint fails (a cancel still goes ahead, a rescale does
+             * not), and may be asked for again. */
+            for (int i = 0; i < j->n_tasks; i++)
+                if (j->tasks[i].req_state == 0) j->tasks[i].req_state = 2;
+        }
+        for (int i = 0; i < j->n_tasks; i++) {
+            struct rn__ctask *t = &j->tasks[i];
+            struct rn__cworker *w = rn__worker_find(c, t->worker);
+            if (t->state == RN__CT_STARTING || t->state == RN__CT_STOPPING) {
+                if (!w || !w->alive)
+                    rn__task_lost(t, "its worker was gone when the coordinator restarted");
+                else if (t->state == RN__CT_STARTING) /* a repeated start is ignored */
+                    rn__queue_start(w, j, t);
+                else
+                    rn__queue(w, "stop", j, t, NULL);
+            } else if (t->state == RN__CT_RUNNING && (!w || !w->alive)) {
+                rn__task_lost(t, "its worker was gone when the coordinator restarted");
+            }
+        }
+    }
+    if (n_jobs || n_workers)
+        fprintf(stderr,
+                "coordinator: restored %d jobs and %d workers from %s/state.json; waiting "
+                "for their heartbeats\n",
+                n_jobs, n_workers, c->dir);
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
@@ -1152,6 +1506,8 @@ struct rn_coord *rn_coord_create(const struct rn_coord_opts *o, char *errbuf, si
     char tf[600];
     snprintf(tf, sizeof tf, "%s/token", c->dir);
     const char *token_file = o->token_file ? o->token_file : tf;
+    if (rn__state_load(c, errbuf, errlen)) goto fail_dir;
+    rn__state_resume(c);
     pthread_mutex_init(&c->mu, NULL);
     c->http = rn_http_start(o->listen, rn__handler, c, errbuf, errlen);
     if (!c->http) goto fail_http;
@@ -1170,6 +1526,7 @@ fail_token:
     rn_http_stop(c->http);
 fail_http:
     pthread_mutex_destroy(&c->mu);
+    rn__free_table(c);
 fail_dir:
     free(c);
     return NULL;
@@ -1185,6 +1542,7 @@ void rn_coord_slot_exited(struct rn_coord *c, int slot)
     pthread_mutex_lock(&c->mu);
     for (struct rn__cworker *w = c->workers; w; w = w->next)
         if (w->alive && w->slot == slot) rn__worker_dead(c, w, "exited");
+    rn__persist(c);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -1208,17 +1566,9 @@ void rn_coord_destroy(struct rn_coord *c)
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->tick, NULL);
     rn_http_stop(c->http);
-    while (c->jobs) {
-        struct rn__cjob *j = c->jobs;
-        c->jobs = j->next;
-        rn__free_job(j);
-    }
-    while (c->workers) {
-        struct rn__cworker *w = c->workers;
-        c->workers = w->next;
-        rn_buf_free(&w->cmds);
-        free(w);
-    }
+    rn__persist(c);
+    rn__free_table(c);
+    rn_buf_free(&c->saved);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

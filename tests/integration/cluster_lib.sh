@@ -7,6 +7,9 @@
 #   rn ARGS...               the CLI against that coordinator
 #   wait_job ID STATE S      waits up to S seconds for the job's state
 #   worker_pid SLOT          the pid of the live worker in SLOT
+#   recs_job NAME [RATE] [STOP]  writes $work/NAME.yaml: job recs-NAME, the
+#                            recommendation pipeline from topic `events`
+#   committed NAME SINK      the committed lines of that job's file sink, sorted
 
 CPID=""
 stop_cluster() { [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null; CPID=""; }
@@ -70,3 +73,28 @@ for line in open(sys.argv[1]):
     except ValueError: user = "-"
     print(user + "\t" + line)' "$1" | kcat -P -q -b "$BOOT" -t "$2" -K '\t' -l /dev/stdin
 }
+
+# The recommendation pipeline (log_collector -> online_joiner) as job
+# recs-NAME, reading topic `events` at RATE messages/s per task (default 300),
+# to the end when STOP is true (the default); its state, checkpoints and file
+# sinks under $work/NAME.
+recs_job() { # name [rate] [stop_at_end]
+  cat >"$work/$1.yaml" <<YAML
+job: recs-$1
+state: { dir: $work/$1/state }
+checkpoint: { dir: $work/$1/ckpt, interval: 300ms }
+watermark: { out_of_orderness: 5s }
+sources:
+  logs: { type: kafka, brokers: "$BOOT", topics: events, stop_at_end: ${3:-true}, max_rate: ${2:-300},
+          properties: { fetch.wait.max.ms: 10 } }
+operators:
+  - { id: collect, op: log_collector, from: logs, dead_letter: rejected }
+  - { id: join, op: online_joiner, from: collect, window: 30m, rewards: { click: 1.0, pay: 5.0 } }
+sinks:
+  events: { type: file, path: $work/$1/out/events.jsonl, from: collect }
+  samples: { type: file, path: $work/$1/out/samples.jsonl, from: join }
+  rejected: { type: file, path: $work/$1/out/rejected.jsonl }
+YAML
+}
+
+committed() { cat "$work/$1"/out/$2.p*.jsonl 2>/dev/null | sort; } # name sink

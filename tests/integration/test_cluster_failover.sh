@@ -22,37 +22,18 @@ produced=$(kcat_count events)
 [ "$produced" -eq "$(grep -c . "$work/sim.jsonl")" ] && ok "kcat produced the simulator's $produced events" ||
   bad "kcat produced $produced of $(grep -c . "$work/sim.jsonl")"
 
-job() { # run
-  cat >"$work/$1.yaml" <<YAML
-job: recs-$1
-state: { dir: $work/$1/state }
-checkpoint: { dir: $work/$1/ckpt, interval: 300ms }
-watermark: { out_of_orderness: 5s }
-sources:
-  logs: { type: kafka, brokers: "$BOOT", topics: events, stop_at_end: true, max_rate: 300,
-          properties: { fetch.wait.max.ms: 10 } }
-operators:
-  - { id: collect, op: log_collector, from: logs, dead_letter: rejected }
-  - { id: join, op: online_joiner, from: collect, window: 30m, rewards: { click: 1.0, pay: 5.0 } }
-sinks:
-  events: { type: file, path: $work/$1/out/events.jsonl, from: collect }
-  samples: { type: file, path: $work/$1/out/samples.jsonl, from: join }
-  rejected: { type: file, path: $work/$1/out/rejected.jsonl }
-YAML
-}
-committed() { cat "$work/$1"/out/$2.p*.jsonl 2>/dev/null | sort; }
 
 start_cluster 3
 
 # ---- 1. no faults ------------------------------------------------------------------------
-job ref
+recs_job ref
 rn submit "$work/ref.yaml" >/dev/null || bad "submit ref"
 wait_job recs-ref finished 60 && ok "uninterrupted run finished" || bad "uninterrupted run: $(job_field recs-ref state)"
 n=$(committed ref events | wc -l)
 [ "$n" -eq "$produced" ] && ok "uninterrupted: all $n events out" || bad "uninterrupted: $n events of $produced"
 
 # ---- 2. kill -9 one worker mid-run ---------------------------------------------------------
-job kill
+recs_job kill
 rn submit "$work/kill.yaml" >/dev/null || bad "submit kill"
 # Wait until the job has made progress and completed checkpoints, then kill.
 for i in $(seq 100); do
