@@ -42,12 +42,14 @@ enum { RN_VAL_SGD, RN_VAL_ADAGRAD, RN_VAL_ADAM };
 static const char *const rn_val_optimizers[] = {"sgd", "adagrad", "adam", NULL};
 /* In the order of enum rn_adv_baseline. */
 static const char *const rn_val_baselines[] = {"list_mean", "none", NULL};
+/* In the order of enum rn_objective. */
+static const char *const rn_val_objectives[] = {"td", "list_reward", NULL};
 
 struct rn_val_cfg {
     const char *model_store;
     struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
     double gamma, learning_rate, l2, clip;
-    int optimizer, advantage_baseline;
+    int optimizer, advantage_baseline, objective;
     int64_t batch_size, target_every, item_buckets, positions;
     int deterministic;
     int64_t publish_event_time, publish_every, publish_interval;
@@ -71,6 +73,12 @@ static const struct rn_config_key rn_val_keys[] = {
      "shown list; A learns only differences within a list, so lists of one item, as in the Open "
      "Bandit Dataset, teach it nothing) or `none` (Q = V + A: A learns from one-item lists too).",
      rn_val_baselines, 0, 0, 0},
+    {"objective", RN_CT_ENUM, "td", NULL, offsetof(struct rn_val_cfg, objective),
+     "What the model learns: `td` (the dueling Q by TD, served by inference) or `list_reward` "
+     "(the same tensors as a list-wise reward model R(s, L) = v.phi + sum_p c[p] (e_p W phi + "
+     "w.e_p + b[id_p]) fitted to each list's total reward: the evaluator that inference's "
+     "`last_evaluator` names; gamma and advantage_baseline are then unused).",
+     rn_val_objectives, 0, 0, 0},
     {"l2", RN_CT_DOUBLE, "0.000001", NULL, offsetof(struct rn_val_cfg, l2),
      "L2 penalty on v, W and w (not on the item and position biases).", NULL, 0, 0, 0},
     {"clip", RN_CT_DOUBLE, "10", NULL, offsetof(struct rn_val_cfg, clip),
@@ -437,9 +445,9 @@ static int rn_val_open(struct rn_op *op)
     v->phi = rn_phi_dim(&v->spec, v->emb);
     v->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&v->spec, v->emb) + 1);
     struct rn_model_shape sh = {v->dim, v->phi, (uint32_t)c->item_buckets, (uint32_t)c->positions};
-    struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2, c->clip,
-                              c->gamma,     (uint32_t)c->target_every, 0.9,   0.999,
-                              1e-8,         c->advantage_baseline};
+    struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2,       c->clip,
+                              c->gamma,     (uint32_t)c->target_every, 0.9,         0.999,
+                              1e-8,         c->advantage_baseline,     c->objective};
     v->l = rn_learner_create(rn_model_create(&sh), &lc, err, sizeof err);
     if (!v->l) {
         rn_op_errorf(op, "%s", err);
@@ -608,8 +616,9 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
         return rc;
     /* Versions count from 1; anything else is not a snapshot this learner wrote. */
     if (v->next_version < 1 || pub < 0) {
-        rn_op_errorf(op, "learner state in the checkpoint is corrupt (next version %" PRId64
-                         ", published updates %" PRId64 ")",
+        rn_op_errorf(op,
+                     "learner state in the checkpoint is corrupt (next version %" PRId64
+                     ", published updates %" PRId64 ")",
                      v->next_version, pub);
         return RN_ECORRUPT;
     }
