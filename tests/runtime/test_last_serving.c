@@ -25,13 +25,13 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
-#include "rn_http_int.h"
 #include "rn_job.h"
 #include "rn_last.h"
 #include "rn_model.h"
 #include "rn_operator.h"
 #include "rn_rand.h"
 #include "rn_test.h"
+#include "rn_test_net.h"
 
 #define NITEMS 20
 #define D 4
@@ -48,13 +48,6 @@ static struct rn_embed *emb;
 static struct rn_model *policy, *evaluator;
 static const struct rn_last_cfg lcfg = {8, 2, 1.0, 1.0, (int64_t)10 * 1000000000};
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t hid(const char *s)
 {
     return rn_hash64(s, strlen(s));
@@ -62,18 +55,7 @@ static uint64_t hid(const char *s)
 
 static int call(const char *method, const char *path, const char *body, char *out, size_t cap)
 {
-    struct rn_buf b = RN_BUF_INIT;
-    char err[256];
-    int status = -1;
-    if (rn_http_call(serve_addr, method, path, body, 10000, &status, &b, err, sizeof err)) {
-        fprintf(stderr, "%s %s: %s\n", method, path, err);
-        status = -1;
-    }
-    size_t n = b.len < cap - 1 ? b.len : cap - 1;
-    if (b.data) memcpy(out, b.data, n);
-    out[n] = 0;
-    rn_buf_free(&b);
-    return status;
+    return http_call(serve_addr, method, path, body, 10000, out, cap);
 }
 
 /* The candidates of request q: i(1 + (q + c) mod NITEMS). */
@@ -257,13 +239,13 @@ int main(void)
     struct runner run = {.job = j};
     pthread_t th;
     pthread_create(&th, NULL, run_thread, &run);
-    int64_t deadline = mono_ms() + 30000;
-    while (!rn_job_serve_address(j)[0] && mono_ms() < deadline)
+    int64_t deadline = now_ms() + 30000;
+    while (!rn_job_serve_address(j)[0] && now_ms() < deadline)
         usleep(5000);
     snprintf(serve_addr, sizeof serve_addr, "%s", rn_job_serve_address(j));
     char out[4096];
     /* until the route is there and version 1 of both stores is loaded */
-    while (mono_ms() < deadline) {
+    while (now_ms() < deadline) {
         int st = call("GET", "/api/v1/inference", NULL, out, sizeof out);
         if (st == 200 && strstr(out, "\"model_version\":1,") &&
             strstr(out, "\"evaluator_version\":1,"))
