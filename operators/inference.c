@@ -130,6 +130,12 @@ static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "temperature"), "temperature must be > 0");
         return RN_EINVAL;
     }
+    if (c->last_evaluator && !strcmp(c->last_evaluator, c->model_store)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "last_evaluator"),
+                    "last_evaluator names the model store itself; the evaluator is a "
+                    "learner with objective: list_reward publishing to a store of its own");
+        return RN_EINVAL;
+    }
     if (!(c->last_step_size > 0)) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "last_step_size"),
                     "last_step_size must be > 0");
