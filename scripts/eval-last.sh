@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Reproduces docs/evaluation.md's LAST table: for each seed, the main job's learner in the
 # closed loop (scripts/closed-loop.sh, γ = 0.5, as in the table above it), LAST's evaluator
-# learnt from the same log (jobs/last-evaluator.yaml), then the same final model serving
-# the same sessions of the same seed without and with LAST (rn_sim's model: policy with
-# --model-lag 0, i.e. the store's current version, and --model-last; reproducible: no time
-# budget), the evaluator's own greedy ranking (its tensors ranked as a model: the list it
-# would pick if it chose alone), and the latency LAST adds over HTTP (jobs/last-serve.yaml,
-# GET /api/v1/inference).
+# learnt from the same log (jobs/last-evaluator.yaml), then the same model (the version that
+# ranked the loop's last page, pinned) serving the same sessions of the same seed without and
+# with LAST (rn_sim's model: policy with --model-lag 0, i.e. the store's current version, and
+# --model-last; reproducible: no time budget), the evaluator's own greedy ranking (its tensors
+# ranked as a model: the lists it would pick alone), and the latency LAST adds over HTTP
+# (jobs/last-serve.yaml, GET /api/v1/inference).
 #
 #   bash scripts/eval-last.sh [OUT_DIR]          (default var/eval-last)
 #
@@ -32,6 +32,11 @@ for seed in $seeds; do
   T="$out/runs/train-$seed"
   echo "seed $seed: closed loop ($train sessions, γ = 0.5): $(RUNNEL_GAMMA=0.5 \
     bash scripts/closed-loop.sh "$T" "$seed" "$train")"
+  # The model: the version that ranked the loop's last page (the same in every run of the
+  # seed; the versions published after it depend on when the job was stopped), pinned.
+  v=$(tail -n 2000 "$T/log.jsonl" | grep -o '"model_version":[0-9]*' | tail -1 | cut -d: -f2)
+  build/runnel models pin "$T/models" "$v" >/dev/null
+  echo "seed $seed: model v$v (pinned)"
   rm -rf "$T/evaluator" "$T/var-ev"
   RUNNEL_LOG="$T/log.jsonl" RUNNEL_VAR="$T/var-ev" RUNNEL_OUT="$T/out-ev" \
     RUNNEL_EVALUATOR="$T/evaluator" RUNNEL_EMBEDDINGS="$T/embeddings.txt" \
@@ -85,5 +90,6 @@ for seed in $seeds; do
     echo "seed $seed http $arm: $(cat "$d/inference.json")"
   done
 done
+# shellcheck disable=SC2086 # one argument per seed
 python3 scripts/eval_last_report.py "$out" "$sessions" $seeds
 echo "table: $out/results.md"

@@ -31,9 +31,9 @@ def main():
     runs = os.path.join(out, "runs")
     arms = sorted({d.rsplit("-", 1)[0] for d in os.listdir(runs)
                    if not d.startswith(("train-", "http-", "model-", "evaluator-"))})
-    lines = [f"Mean session return of the same {sessions} sessions served by the final model "
-             "of the closed loop (γ = 0.5), without and with LAST, and by the evaluator alone "
-             "[95 % CI]:", "",
+    lines = [f"Mean session return of the same {sessions} sessions served by the closed loop's "
+             "model (γ = 0.5; the version that ranked its last page), without and with LAST, "
+             "and by the evaluator alone [95 % CI]:", "",
              "| seed | policy | mean session return | Δ vs model | lists changed | "
              "predicted gain / page | added µs p50 / p99 |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
