@@ -39,6 +39,7 @@
 #include "rn_operator.h"
 #include "rn_rand.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 #include "rn_test_net.h"
 
 #define NITEMS 20
@@ -372,18 +373,6 @@ static int wait_version(const char *addr, long long want)
     }
     fprintf(stderr, "model_version stayed %lld, want %lld\n", v, want);
     return 0;
-}
-
-struct runner {
-    struct rn_job *job;
-    int rc;
-    char err[512];
-};
-static void *run_thread(void *arg)
-{
-    struct runner *r = arg;
-    r->rc = rn_job_run(r->job, r->err, sizeof r->err);
-    return NULL;
 }
 
 /* ---- the checks ------------------------------------------------------------------------------ */

@@ -31,6 +31,7 @@
 #include "rn_operator.h"
 #include "rn_rand.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 #include "rn_test_net.h"
 
 #define NITEMS 20
@@ -127,19 +128,6 @@ static void *client_loop(void *arg)
     struct client *c = arg;
     for (int i = 0; i < PER_THREAD; i++)
         c->ok += recommend(c->first + i, 1, &c->changed);
-    return NULL;
-}
-
-struct runner {
-    struct rn_job *job;
-    int rc;
-    char err[512];
-};
-
-static void *run_thread(void *arg)
-{
-    struct runner *r = arg;
-    r->rc = rn_job_run(r->job, r->err, sizeof r->err);
     return NULL;
 }
 
