@@ -527,6 +527,14 @@ static int rn_val_checkpoint_complete(struct rn_op *op, uint64_t id)
 /* Snapshot: format, the learner's bytes, the boundary and version counters,
  * then the waiting transitions and the partial mini-batch. */
 #define RN_VAL_SNAP_FORMAT 1
+/* The same layout holding a list-reward learner (objective: list_reward), so that neither
+ * kind of learner restores the other's state as its own. */
+#define RN_VAL_SNAP_FORMAT_LIST_REWARD 101
+
+static int64_t rn_val_snap_format(const struct rn_val_cfg *c)
+{
+    return c->objective == RN_OBJ_LIST_REWARD ? RN_VAL_SNAP_FORMAT_LIST_REWARD : RN_VAL_SNAP_FORMAT;
+}
 
 static void rn_val_snap_list(struct rn_snapshot_writer *w, const struct rn_val_list *L)
 {
@@ -543,7 +551,7 @@ static int rn_val_snapshot(struct rn_op *op, uint64_t checkpoint_id, struct rn_s
     struct rn_val *v = rn_op_local(op);
     struct rn_buf b = RN_BUF_INIT;
     rn_learner_save(v->l, &b);
-    rn_snapshot_write_i64(w, RN_VAL_SNAP_FORMAT);
+    rn_snapshot_write_i64(w, rn_val_snap_format(rn_op_ctx(op)));
     rn_snapshot_write_i64(w, (int64_t)b.len);
     rn_snapshot_write(w, b.data, b.len);
     rn_buf_free(&b);
@@ -592,9 +600,18 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     if (rc) return rc;
     int64_t fmt, len;
     if ((rc = rn_snapshot_read_i64(r, &fmt))) return rc;
-    if (fmt != RN_VAL_SNAP_FORMAT) {
-        rn_op_errorf(op, "checkpoint holds learner state of format %" PRId64 ", expected %d", fmt,
-                     RN_VAL_SNAP_FORMAT);
+    int64_t want = rn_val_snap_format(rn_op_ctx(op));
+    if (fmt != want) {
+        if (fmt == RN_VAL_SNAP_FORMAT || fmt == RN_VAL_SNAP_FORMAT_LIST_REWARD)
+            rn_op_errorf(op,
+                         "checkpoint holds the state of a learner with objective %s; this job's "
+                         "is %s",
+                         fmt == RN_VAL_SNAP_FORMAT ? "td" : "list_reward",
+                         want == RN_VAL_SNAP_FORMAT ? "td" : "list_reward");
+        else
+            rn_op_errorf(op,
+                         "checkpoint holds learner state of format %" PRId64 ", expected %" PRId64,
+                         fmt, want);
         return RN_ECORRUPT;
     }
     if ((rc = rn_snapshot_read_i64(r, &len))) return rc;
