@@ -29,6 +29,13 @@
  * store, warms a new version up and swaps it in; scoring holds the version in
  * a hazard slot, never a lock.
  *
+ * LAST (with `last_evaluator`): after the model scored a request, rn_last_search
+ * (rn_last.h) replaces the scores by those of the best throw-away offset of the
+ * model's parameters, judged by an evaluator that a second feed follows; the
+ * offsets live in the caller's scratch (per instance on the stream path, per
+ * serving thread over HTTP), so the shared versions are only read. Exploration
+ * then picks from those scores, and propensities stay exact.
+ *
  * Serving (when the job has `serve:`): POST /api/v1/recommend, GET
  * /api/v1/recommendations/{user} and GET /api/v1/inference on the job's
  * serving threads (rn_op_route), not the status page's loop. Bad requests get
