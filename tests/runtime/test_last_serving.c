@@ -67,7 +67,8 @@ static void candidates(int q, char names[K][16])
 }
 
 /* The slate a fresh user gets for request q at ts with LAST (last = 1) or the
- * model alone (last = 0), explore none: indices into the candidates. */
+ * model alone (last = 0), explore none: indices into the candidates. Returns
+ * whether LAST changed it, or -1 when the search failed. */
 static int expected(int q, int64_t ts, int last, uint32_t slate[L])
 {
     char names[K][16];
@@ -83,8 +84,10 @@ static int expected(int q, int64_t ts, int last, uint32_t slate[L])
     if (last) {
         struct rn_last_scratch *x = rn_last_scratch_create();
         struct rn_last_stats st;
-        CHECK_EQ_INT(rn_last_search(policy, evaluator, phi, E, ids, K, L, &lcfg, x, s, &st), 0);
-        changed = st.changed;
+        /* no CHECK here: the client threads call this, and the counters are not atomic */
+        changed = rn_last_search(policy, evaluator, phi, E, ids, K, L, &lcfg, x, s, &st)
+                      ? -1
+                      : st.changed;
         rn_last_scratch_destroy(x);
     }
     static const struct rn_explore_cfg none = {RN_EXPLORE_NONE, 0, 0};
@@ -108,7 +111,12 @@ static int recommend(int q, int last, int *changed)
     snprintf(body + n, sizeof body - (size_t)n, "]}");
     if (call("POST", "/api/v1/recommend", body, out, sizeof out) != 200) return 0;
     uint32_t slate[L];
-    *changed += expected(q, ts, last, slate);
+    int ch = expected(q, ts, last, slate);
+    if (ch < 0) {
+        fprintf(stderr, "request %d: rn_last_search failed\n", q);
+        return 0;
+    }
+    *changed += ch;
     char want[256];
     snprintf(want, sizeof want, "\"items\":[\"%s\",\"%s\",\"%s\"]", names[slate[0]],
              names[slate[1]], names[slate[2]]);
