@@ -190,7 +190,7 @@ static void bd_batch_free(struct bd_batch *b)
 static struct rn_learner *bd_learner(uint32_t d)
 {
     struct rn_model_shape sh = {.dim = d, .phi = RN_PHI_SIMPLE_DIM(d), .buckets = 65536, .positions = 16};
-    struct rn_learn_cfg lc = {RN_OPT_ADAM, 0.003, 1e-6, 10, 0.5, 200, 0.9, 0.999, 1e-8, 0};
+    struct rn_learn_cfg lc = {RN_OPT_ADAM, 0.003, 1e-6, 10, 0.5, 200, 0.9, 0.999, 1e-8, 0, RN_OBJ_TD};
     char err[256];
     struct rn_learner *l = rn_learner_create(rn_model_create(&sh), &lc, err, sizeof err);
     if (!l) {

@@ -29,6 +29,13 @@
  * store, warms a new version up and swaps it in; scoring holds the version in
  * a hazard slot, never a lock.
  *
+ * LAST (with `last_evaluator`): after the model scored a request, rn_last_search
+ * (rn_last.h) replaces the scores by those of the best throw-away offset of the
+ * model's parameters, judged by an evaluator that a second feed follows; the
+ * offsets live in the caller's scratch (per instance on the stream path, per
+ * serving thread over HTTP), so the shared versions are only read. Exploration
+ * then picks from those scores, and propensities stay exact.
+ *
  * Serving (when the job has `serve:`): POST /api/v1/recommend, GET
  * /api/v1/recommendations/{user} and GET /api/v1/inference on the job's
  * serving threads (rn_op_route), not the status page's loop. Bad requests get
@@ -47,6 +54,7 @@
 
 #include "rn_event.h"
 #include "rn_http.h"
+#include "rn_last.h"
 #include "rn_model.h"
 #include "rn_operator.h"
 #include "rn_rand.h"
@@ -60,6 +68,10 @@ struct rn_inf_cfg {
     int64_t slate, poll_interval, max_candidates, seed;
     int explore;
     double epsilon, temperature;
+    /* LAST (learning at serving time): off unless last_evaluator is set */
+    const char *last_evaluator;
+    int64_t last_candidates, last_steps, last_budget;
+    double last_step_size, last_temperature;
     /* shared by every subtask: made by the first open(), freed by fini() */
     pthread_mutex_t mu;
     int opened;
@@ -91,6 +103,28 @@ static const struct rn_config_key rn_inf_keys[] = {
      "How often the model loader looks for a new version.", NULL, 0, 1, 3600000},
     {"max_candidates", RN_CT_INT, "10000", "items", offsetof(struct rn_inf_cfg, max_candidates),
      "Most candidates a request may carry (more: rejected, 413 over HTTP).", NULL, 0, 1, 65536},
+    {"last_evaluator", RN_CT_STRING, NULL, NULL, offsetof(struct rn_inf_cfg, last_evaluator),
+     "LAST (learning at serving time): the model store of a list-wise evaluator (a "
+     "value_advantage_learner with `objective: list_reward` on the same embeddings and state "
+     "features). Per request, parameter offsets of the served model are searched by gradient "
+     "exploration and the list the evaluator scores highest is served; the offsets are "
+     "discarded. Default: none (LAST off).",
+     NULL, 0, 0, 0},
+    {"last_candidates", RN_CT_INT, "8", "offsets", offsetof(struct rn_inf_cfg, last_candidates),
+     "LAST: parameter offsets tried per request, alternately raising and lowering the "
+     "probability of the model's own list, step sizes last_step_size times 1, 1, 2, 2, 4, 4, ...",
+     NULL, 0, 1, 256},
+    {"last_steps", RN_CT_INT, "1", "steps", offsetof(struct rn_inf_cfg, last_steps),
+     "LAST: gradient steps each offset takes; every list on the way is scored.", NULL, 0, 1, 64},
+    {"last_step_size", RN_CT_DOUBLE, "0.1", NULL, offsetof(struct rn_inf_cfg, last_step_size),
+     "LAST: L2 length (in parameter space) of the smallest step.", NULL, 0, 0, 0},
+    {"last_temperature", RN_CT_DOUBLE, "1.0", NULL, offsetof(struct rn_inf_cfg, last_temperature),
+     "LAST: temperature of the Plackett-Luce list probability whose gradient is followed.", NULL, 0,
+     0, 0},
+    {"last_budget", RN_CT_INT, "1000", "us", offsetof(struct rn_inf_cfg, last_budget),
+     "LAST: time budget per request in microseconds; when it is spent the best list so far is "
+     "served (0: the model's own list).",
+     NULL, 0, 0, 10000000},
     RN_CONFIG_END,
 };
 
@@ -112,6 +146,22 @@ static int rn_inf_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
     if (c->model_store && c->mt.topic) {
         rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "model_topic"),
                     "inference follows one place: 'model_store' or 'model_topic', not both");
+        return RN_EINVAL;
+    }
+    if (c->last_evaluator && c->model_store && !strcmp(c->last_evaluator, c->model_store)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "last_evaluator"),
+                    "last_evaluator names the model store itself; the evaluator is a "
+                    "learner with objective: list_reward publishing to a store of its own");
+        return RN_EINVAL;
+    }
+    if (!(c->last_step_size > 0)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "last_step_size"),
+                    "last_step_size must be > 0");
+        return RN_EINVAL;
+    }
+    if (!(c->last_temperature > 0)) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "last_temperature"),
+                    "last_temperature must be > 0");
         return RN_EINVAL;
     }
     pthread_mutex_init(&c->mu, NULL);
@@ -160,6 +210,12 @@ struct rn_inf_shared {
     atomic_uint_fast64_t lat[RN_INF_LAT_BUCKETS];
     atomic_uint_fast64_t http_ok, http_bad;
     atomic_int misfit_reported; /* a model that does not fit was reported once */
+    /* LAST: the evaluator's feed (NULL: off), what the search cost and did */
+    struct rn_model_feed *ev_feed;
+    atomic_uint_fast64_t last_lat[RN_INF_LAT_BUCKETS];
+    atomic_uint_fast64_t last_searches, last_changed, last_out_of_time, last_tried,
+        last_without_evaluator;
+    atomic_int ev_misfit_reported;
 };
 
 static struct rn_inf_user *rn_inf_user_get(struct rn_inf_shared *s, uint64_t user, int create)
@@ -220,6 +276,7 @@ static void rn_inf_shared_free(struct rn_inf_shared *s)
 {
     if (!s) return;
     rn_model_feed_release(s->feed);
+    rn_model_feed_release(s->ev_feed);
     rn_phi_spec_close(&s->spec);
     rn_embed_release(s->emb);
     for (int k = 0; k < RN_INF_STRIPES; k++) {
@@ -244,6 +301,7 @@ struct rn_inf_scratch {
     double *dscratch;
     struct rn_hist *hist;
     size_t cap;
+    struct rn_last_scratch *last; /* LAST's Δθ and lists, made on first use */
 };
 
 static void rn_inf_scratch_grow(struct rn_inf_scratch *x, const struct rn_inf_shared *s, size_t k)
@@ -269,6 +327,7 @@ static void rn_inf_scratch_free(struct rn_inf_scratch *x)
     free(x->phi_scratch);
     free(x->dscratch);
     free(x->hist);
+    rn_last_scratch_destroy(x->last);
 }
 
 static double rn_inf_u(void *r)
@@ -283,14 +342,56 @@ struct rn_inf_result {
     double slate_prop;
     int64_t version;
     int mode; /* the exploration used */
+    int last; /* LAST: 0 not run, 1 kept the model's list, 2 changed it */
 };
+
+static void rn_inf_latency(atomic_uint_fast64_t *lat, int64_t ns);
+
+/* LAST on the scores of one request (inside the caller's hold of the policy
+ * m): the evaluator is held in ev_slot for the search. Returns what
+ * rn_inf_result.last says. */
+static int rn_inf_last(struct rn_inf_shared *s, int ev_slot, struct rn_inf_scratch *x,
+                       const struct rn_model *m, const uint64_t *ids, uint32_t k, uint32_t l)
+{
+    const struct rn_inf_cfg *c = s->cfg;
+    int64_t t0 = rn_now_ns(), ev_version = 0;
+    const struct rn_model *ev = rn_model_feed_enter(s->ev_feed, ev_slot, &ev_version);
+    int out = 0;
+    if (!ev || ev->shape.dim != m->shape.dim || ev->shape.phi != m->shape.phi) {
+        if (ev && !atomic_exchange(&s->ev_misfit_reported, 1))
+            fprintf(stderr,
+                    "runnel: inference: evaluator version %" PRId64 " of '%s' does not fit the "
+                    "served model (dimension %u, state features %u; want %u and %u): LAST is "
+                    "skipped\n",
+                    ev_version, c->last_evaluator, ev->shape.dim, ev->shape.phi, m->shape.dim,
+                    m->shape.phi);
+        atomic_fetch_add(&s->last_without_evaluator, 1);
+        rn_model_feed_exit(s->ev_feed, ev_slot);
+        return 0;
+    }
+    if (!x->last) x->last = rn_last_scratch_create();
+    struct rn_last_cfg lc = {(uint32_t)c->last_candidates, (uint32_t)c->last_steps,
+                             c->last_step_size, c->last_temperature, c->last_budget * 1000};
+    struct rn_last_stats st;
+    if (rn_last_search(m, ev, x->phi, x->E, ids, k, l, &lc, x->last, x->scores, &st) == 0) {
+        out = st.changed ? 2 : 1;
+        atomic_fetch_add(&s->last_searches, 1);
+        atomic_fetch_add(&s->last_tried, st.tried);
+        if (st.changed) atomic_fetch_add(&s->last_changed, 1);
+        if (st.out_of_time) atomic_fetch_add(&s->last_out_of_time, 1);
+    }
+    rn_model_feed_exit(s->ev_feed, ev_slot);
+    rn_inf_latency(s->last_lat, rn_now_ns() - t0);
+    return out;
+}
 
 /* Scores k candidates (ids) for `user` at time ts with the feed's current
  * model and picks a slate of l. Runs on any thread; `slot` is the caller's
  * hazard slot. Without a model yet, the slate is uniformly random. */
-static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch *x, uint64_t user,
-                       uint64_t request, int64_t ts, const double *ctx, uint32_t n_ctx,
-                       const uint64_t *ids, uint32_t k, uint32_t l, struct rn_inf_result *res)
+static int rn_inf_rank(struct rn_inf_shared *s, int slot, int ev_slot, struct rn_inf_scratch *x,
+                       uint64_t user, uint64_t request, int64_t ts, const double *ctx,
+                       uint32_t n_ctx, const uint64_t *ids, uint32_t k, uint32_t l,
+                       struct rn_inf_result *res)
 {
     const struct rn_inf_cfg *c = s->cfg;
     rn_inf_scratch_grow(x, s, k);
@@ -302,6 +403,7 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
     struct rn_explore_cfg ex = {c->explore, c->epsilon, c->temperature};
     if (m && m->shape.dim == rn_embed_dim(s->emb) && m->shape.phi == s->phi_dim) {
         rn_model_advantages(m, x->phi, x->E, ids, k, x->scores);
+        if (s->ev_feed && l) res->last = rn_inf_last(s, ev_slot, x, m, ids, k, l);
     } else {
         /* no (fitting) model: a uniformly random slate */
         if (m && !atomic_exchange(&s->misfit_reported, 1))
@@ -332,7 +434,7 @@ static int rn_inf_rank(struct rn_inf_shared *s, int slot, struct rn_inf_scratch 
 
 struct rn_inf {
     struct rn_inf_shared *sh;
-    int slot;
+    int slot, ev_slot; /* hazard slots in the model's and the evaluator's feeds */
     int64_t shown_version; /* the model_version gauge as last set (subtask 0) */
     struct rn_inf_scratch x;
     uint32_t *slate;
@@ -340,10 +442,20 @@ struct rn_inf {
     struct rn_payload pl;
 };
 
-enum { M_REQUESTS, M_RECOMMENDED, M_NO_MODEL, M_REJECTED, M_FEEDBACK, M_EXPLORED, M_VERSION };
-static const char *const rn_inf_metrics[] = {"requests",       "recommendations", "without_model",
-                                             "rejected",       "history_updates", "explored_slots",
-                                             "model_version",  NULL};
+enum {
+    M_REQUESTS,
+    M_RECOMMENDED,
+    M_NO_MODEL,
+    M_REJECTED,
+    M_FEEDBACK,
+    M_EXPLORED,
+    M_VERSION,
+    M_LAST_SEARCHES,
+    M_LAST_CHANGED
+};
+static const char *const rn_inf_metrics[] = {
+    "requests",      "recommendations", "without_model", "rejected",     "history_updates",
+    "explored_slots", "model_version",  "last_searches", "last_changed", NULL};
 
 static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_http_response *res);
 
@@ -351,7 +463,7 @@ static int rn_inf_open(struct rn_op *op)
 {
     struct rn_inf_cfg *c = (struct rn_inf_cfg *)rn_op_ctx(op);
     struct rn_inf *v = rn_xcalloc(1, sizeof *v);
-    v->slot = -1;
+    v->slot = v->ev_slot = -1;
     rn_op_set_local(op, v);
     char err[512];
     pthread_mutex_lock(&c->mu);
@@ -371,7 +483,12 @@ static int rn_inf_open(struct rn_op *op)
         else if (!bad)
             s->feed = rn_model_feed_acquire(c->model_store, c->poll_interval, err, sizeof err);
         if (s->feed) rn_model_feed_poll(s->feed); /* the newest version from the first request */
-        if (!s->emb || !s->feed) {
+        if (s->feed && c->last_evaluator) {
+            s->ev_feed =
+                rn_model_feed_acquire(c->last_evaluator, c->poll_interval, err, sizeof err);
+            if (s->ev_feed) rn_model_feed_poll(s->ev_feed);
+        }
+        if (!s->emb || !s->feed || (c->last_evaluator && !s->ev_feed)) {
             rn_inf_shared_free(s);
             pthread_mutex_unlock(&c->mu);
             rn_op_errorf(op, "%s", err);
@@ -383,7 +500,8 @@ static int rn_inf_open(struct rn_op *op)
     v->sh = c->sh;
     pthread_mutex_unlock(&c->mu);
     v->slot = rn_model_feed_slot(v->sh->feed);
-    if (v->slot < 0) {
+    if (v->sh->ev_feed) v->ev_slot = rn_model_feed_slot(v->sh->ev_feed);
+    if (v->slot < 0 || (v->sh->ev_feed && v->ev_slot < 0)) {
         rn_op_errorf(op, "too many readers of model %s '%s'", c->model_store ? "store" : "topic",
                      c->model_store ? c->model_store : c->mt.topic);
         return RN_EFULL;
@@ -428,6 +546,7 @@ static void rn_inf_close(struct rn_op *op)
     if (!v) return;
     if (v->sh) {
         rn_model_feed_slot_free(v->sh->feed, v->slot);
+        if (v->sh->ev_feed) rn_model_feed_slot_free(v->sh->ev_feed, v->ev_slot);
         pthread_mutex_lock(&c->mu);
         if (--c->opened == 0) {
             rn_inf_shared_free(c->sh);
@@ -513,14 +632,16 @@ static int rn_inf_process(struct rn_op *op, const struct rn_batch *in, struct rn
                 rn_op_metric_add(op, M_REJECTED, 1);
                 continue;
             }
-            struct rn_inf_result res = {0, v->slate, v->prop, 0, 0, 0};
-            if (rn_inf_rank(s, v->slot, &v->x, e->user_id, e->request_id, e->ts,
+            struct rn_inf_result res = {0, v->slate, v->prop, 0, 0, 0, 0};
+            if (rn_inf_rank(s, v->slot, v->ev_slot, &v->x, e->user_id, e->request_id, e->ts,
                             e->n_context ? rn_event_context(e) : NULL, e->n_context,
                             rn_event_item_ids(e), k, l, &res) < 0) {
                 rn_op_metric_add(op, M_REJECTED, 1);
                 continue;
             }
             if (!res.version) rn_op_metric_add(op, M_NO_MODEL, 1);
+            if (res.last) rn_op_metric_add(op, M_LAST_SEARCHES, 1);
+            if (res.last == 2) rn_op_metric_add(op, M_LAST_CHANGED, 1);
             if (res.mode == RN_EXPLORE_EPSILON)
                 for (uint32_t j = 0; j < l; j++)
                     if (res.prop[j] < 1.0 - c->epsilon) rn_op_metric_add(op, M_EXPLORED, 1);
@@ -566,7 +687,7 @@ static void rn_inf_json_error(struct rn_http_response *res, int status, const ch
     rn_buf_puts(&res->body, "}\n");
 }
 
-static void rn_inf_latency(struct rn_inf_shared *s, int64_t ns)
+static void rn_inf_latency(atomic_uint_fast64_t *lat, int64_t ns)
 {
     uint64_t us16 = (uint64_t)(ns / 62);
     int b = 0;
@@ -574,15 +695,15 @@ static void rn_inf_latency(struct rn_inf_shared *s, int64_t ns)
         us16 >>= 1;
         b++;
     }
-    atomic_fetch_add(&s->lat[b], 1);
+    atomic_fetch_add(&lat[b], 1);
 }
 
 /* p-th percentile (0..1) of the latency histogram, in µs (bucket upper bound). */
-static double rn_inf_percentile(struct rn_inf_shared *s, double p)
+static double rn_inf_percentile(atomic_uint_fast64_t *lat, double p)
 {
     uint64_t total = 0, n[RN_INF_LAT_BUCKETS];
     for (int b = 0; b < RN_INF_LAT_BUCKETS; b++)
-        total += n[b] = atomic_load(&s->lat[b]);
+        total += n[b] = atomic_load(&lat[b]);
     if (!total) return 0;
     uint64_t want = (uint64_t)ceil(p * (double)total), acc = 0;
     for (int b = 0; b < RN_INF_LAT_BUCKETS; b++) {
@@ -598,8 +719,8 @@ static double rn_inf_percentile(struct rn_inf_shared *s, double p)
  * the thread (a pthread key's destructor). */
 struct rn_inf_tls {
     uint64_t gen;
-    const struct rn_model_feed *feed;
-    int slot;
+    const struct rn_model_feed *feed, *ev_feed;
+    int slot, ev_slot;
     struct rn_inf_scratch x;
 };
 static pthread_key_t rn_inf_tls_key;
@@ -623,7 +744,7 @@ static struct rn_inf_tls *rn_inf_tls_get(void)
     struct rn_inf_tls *t = pthread_getspecific(rn_inf_tls_key);
     if (!t) {
         t = rn_xcalloc(1, sizeof *t);
-        t->slot = -1;
+        t->slot = t->ev_slot = -1;
         pthread_setspecific(rn_inf_tls_key, t);
     }
     return t;
@@ -743,9 +864,12 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
         memset(&t->x, 0, sizeof t->x);
         if (t->feed != s->feed || t->slot < 0) t->slot = rn_model_feed_slot(s->feed);
         t->feed = s->feed;
+        if (s->ev_feed && (t->ev_feed != s->ev_feed || t->ev_slot < 0))
+            t->ev_slot = rn_model_feed_slot(s->ev_feed);
+        t->ev_feed = s->ev_feed;
         t->gen = s->gen;
     }
-    if (t->slot < 0) {
+    if (t->slot < 0 || (s->ev_feed && t->ev_slot < 0)) {
         t->gen = 0;
         rn_inf_json_error(res, 503, "too many serving threads for one model store");
         goto out;
@@ -763,7 +887,8 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
             const char *pf[] = {c->feat.ctx_names[i], NULL};
             yajl_val fv = cv ? yajl_tree_get(cv, pf, yajl_t_any) : NULL;
             if (fv && !YAJL_IS_NUMBER(fv)) {
-                rn_inf_json_error(res, 400, "context field '%s' must be a number", c->feat.ctx_names[i]);
+                rn_inf_json_error(res, 400, "context field '%s' must be a number",
+                                  c->feat.ctx_names[i]);
                 goto out;
             }
             ctxv[i] = fv ? YAJL_GET_DOUBLE(fv) : NAN;
@@ -771,9 +896,9 @@ static void rn_inf_recommend(struct rn_inf_shared *s, const struct rn_http_reque
     }
     uint32_t slate[1000];
     double prop[1000];
-    struct rn_inf_result r = {0, slate, prop, 0, 0, 0};
-    int rc = rn_inf_rank(s, t->slot, &t->x, uid, rid, ts, c->feat.n_ctx ? ctxv : NULL, c->feat.n_ctx, ids,
-                         (uint32_t)k, (uint32_t)l, &r);
+    struct rn_inf_result r = {0, slate, prop, 0, 0, 0, 0};
+    int rc = rn_inf_rank(s, t->slot, t->ev_slot, &t->x, uid, rid, ts, c->feat.n_ctx ? ctxv : NULL,
+                         c->feat.n_ctx, ids, (uint32_t)k, (uint32_t)l, &r);
     if (rc < 0) {
         rn_inf_json_error(res, 400, "cannot rank %zu candidates for k = %" PRId64, k, l);
         goto out;
@@ -849,7 +974,7 @@ static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_h
             goto done;
         }
         rn_inf_recommend(s, req, res);
-        rn_inf_latency(s, rn_now_ns() - t0);
+        rn_inf_latency(s->lat, rn_now_ns() - t0);
     } else if (!strncmp(req->path, slates, sizeof slates - 1) && req->path[sizeof slates - 1]) {
         rn_inf_get_slate(s, req->path + sizeof slates - 1, res);
     } else if (!strcmp(req->path, "/api/v1/inference")) {
@@ -862,8 +987,25 @@ static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_h
             ",\"last_load_ms\":%.3f,\"requests_ok\":%" PRIu64 ",\"requests_bad\":%" PRIu64
             ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}}\n",
             st.version, st.loads, st.failures, st.last_load_ms, (uint64_t)atomic_load(&s->http_ok),
-            (uint64_t)atomic_load(&s->http_bad), rn_inf_percentile(s, 0.5),
-            rn_inf_percentile(s, 0.99), rn_inf_percentile(s, 0.999));
+            (uint64_t)atomic_load(&s->http_bad), rn_inf_percentile(s->lat, 0.5),
+            rn_inf_percentile(s->lat, 0.99), rn_inf_percentile(s->lat, 0.999));
+        if (s->ev_feed) {
+            struct rn_model_feed_stats es;
+            rn_model_feed_stats(s->ev_feed, &es);
+            res->body.len -= 2; /* reopen the object: drop its closing "}\n" */
+            rn_buf_printf(&res->body,
+                          ",\"last\":{\"evaluator_version\":%" PRId64 ",\"searches\":%" PRIu64
+                          ",\"changed\":%" PRIu64 ",\"out_of_time\":%" PRIu64
+                          ",\"lists_tried\":%" PRIu64 ",\"without_evaluator\":%" PRIu64
+                          ",\"added_latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}}}\n",
+                          es.version, (uint64_t)atomic_load(&s->last_searches),
+                          (uint64_t)atomic_load(&s->last_changed),
+                          (uint64_t)atomic_load(&s->last_out_of_time),
+                          (uint64_t)atomic_load(&s->last_tried),
+                          (uint64_t)atomic_load(&s->last_without_evaluator),
+                          rn_inf_percentile(s->last_lat, 0.5), rn_inf_percentile(s->last_lat, 0.99),
+                          rn_inf_percentile(s->last_lat, 0.999));
+        }
     } else {
         rn_inf_json_error(res, 404, "no such endpoint: %s %s", req->method, req->path);
     }

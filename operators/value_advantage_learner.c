@@ -54,13 +54,15 @@ enum { RN_VAL_SGD, RN_VAL_ADAGRAD, RN_VAL_ADAM };
 static const char *const rn_val_optimizers[] = {"sgd", "adagrad", "adam", NULL};
 /* In the order of enum rn_adv_baseline. */
 static const char *const rn_val_baselines[] = {"list_mean", "none", NULL};
+/* In the order of enum rn_objective. */
+static const char *const rn_val_objectives[] = {"td", "list_reward", NULL};
 
 struct rn_val_cfg {
     const char *model_store;
     struct rn_model_topic_cfg mt; /* model_topic, model_brokers, model_key */
     struct rn_phi_cfg feat; /* embeddings, history, half_life, state_network, context */
     double gamma, learning_rate, l2, clip;
-    int optimizer, advantage_baseline;
+    int optimizer, advantage_baseline, objective;
     int64_t batch_size, target_every, item_buckets, positions;
     int deterministic;
     int64_t publish_event_time, publish_every, publish_interval;
@@ -89,6 +91,12 @@ static const struct rn_config_key rn_val_keys[] = {
      "shown list; A learns only differences within a list, so lists of one item, as in the Open "
      "Bandit Dataset, teach it nothing) or `none` (Q = V + A: A learns from one-item lists too).",
      rn_val_baselines, 0, 0, 0},
+    {"objective", RN_CT_ENUM, "td", NULL, offsetof(struct rn_val_cfg, objective),
+     "What the model learns: `td` (the dueling Q by TD, served by inference) or `list_reward` "
+     "(the same tensors as a list-wise reward model R(s, L) = v.phi + sum_p c[p] (e_p W phi + "
+     "w.e_p + b[id_p]) fitted to each list's total reward: the evaluator that inference's "
+     "`last_evaluator` names; gamma and advantage_baseline are then unused).",
+     rn_val_objectives, 0, 0, 0},
     {"l2", RN_CT_DOUBLE, "0.000001", NULL, offsetof(struct rn_val_cfg, l2),
      "L2 penalty on v, W and w (not on the item and position biases).", NULL, 0, 0, 0},
     {"clip", RN_CT_DOUBLE, "10", NULL, offsetof(struct rn_val_cfg, clip),
@@ -173,6 +181,11 @@ static int rn_val_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, 
             errbuf, errlen,
             rn_cfg_get(node, c->student_store ? "student_model_store" : "student_embeddings"),
             "student_model_store and student_embeddings go together");
+        return RN_EINVAL;
+    }
+    if (c->student_store && c->objective == RN_OBJ_LIST_REWARD) {
+        rn_cfg_errf(errbuf, errlen, rn_cfg_get(node, "student_model_store"),
+                    "a student distils a learner with objective: td, not list_reward");
         return RN_EINVAL;
     }
     if (!(c->distill_temperature > 0)) {
@@ -658,9 +671,9 @@ static int rn_val_open(struct rn_op *op)
                                 .phi = v->phi,
                                 .buckets = (uint32_t)c->item_buckets,
                                 .positions = (uint32_t)c->positions};
-    struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2, c->clip,
-                              c->gamma,     (uint32_t)c->target_every, 0.9,   0.999,
-                              1e-8,         c->advantage_baseline};
+    struct rn_learn_cfg lc = {c->optimizer, c->learning_rate,          c->l2,       c->clip,
+                              c->gamma,     (uint32_t)c->target_every, 0.9,         0.999,
+                              1e-8,         c->advantage_baseline,     c->objective};
     v->l = rn_learner_create(rn_model_create(&sh), &lc, err, sizeof err);
     if (!v->l) {
         rn_op_errorf(op, "%s", err);
@@ -743,6 +756,25 @@ static int rn_val_checkpoint_complete(struct rn_op *op, uint64_t id)
 #define RN_VAL_SNAP_FORMAT 1
 /* The same followed by the distiller's bytes: a learner with a student. */
 #define RN_VAL_SNAP_FORMAT_STUDENT 2
+/* The same layout holding a list-reward learner (objective: list_reward), so that neither
+ * kind of learner restores the other's state as its own. */
+#define RN_VAL_SNAP_FORMAT_LIST_REWARD 101
+
+static int64_t rn_val_snap_format(const struct rn_val_cfg *c, const struct rn_val *v)
+{
+    if (c->objective == RN_OBJ_LIST_REWARD) return RN_VAL_SNAP_FORMAT_LIST_REWARD;
+    return v->dist ? RN_VAL_SNAP_FORMAT_STUDENT : RN_VAL_SNAP_FORMAT;
+}
+
+static const char *rn_val_snap_format_name(int64_t fmt)
+{
+    switch (fmt) {
+    case RN_VAL_SNAP_FORMAT: return "objective td";
+    case RN_VAL_SNAP_FORMAT_STUDENT: return "objective td with a student";
+    case RN_VAL_SNAP_FORMAT_LIST_REWARD: return "objective list_reward";
+    default: return NULL;
+    }
+}
 
 static void rn_val_snap_list(struct rn_snapshot_writer *w, const struct rn_val_list *L)
 {
@@ -759,7 +791,7 @@ static int rn_val_snapshot(struct rn_op *op, uint64_t checkpoint_id, struct rn_s
     struct rn_val *v = rn_op_local(op);
     struct rn_buf b = RN_BUF_INIT;
     rn_learner_save(v->l, &b);
-    rn_snapshot_write_i64(w, v->dist ? RN_VAL_SNAP_FORMAT_STUDENT : RN_VAL_SNAP_FORMAT);
+    rn_snapshot_write_i64(w, rn_val_snap_format(rn_op_ctx(op), v));
     rn_snapshot_write_i64(w, (int64_t)b.len);
     rn_snapshot_write(w, b.data, b.len);
     rn_buf_free(&b);
@@ -814,13 +846,18 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     if (rc) return rc;
     int64_t fmt, len;
     if ((rc = rn_snapshot_read_i64(r, &fmt))) return rc;
-    int want = v->dist ? RN_VAL_SNAP_FORMAT_STUDENT : RN_VAL_SNAP_FORMAT;
+    int64_t want = rn_val_snap_format(rn_op_ctx(op), v);
     if (fmt != want) {
-        rn_op_errorf(op, "checkpoint holds learner state of format %" PRId64 ", expected %d%s", fmt,
-                     want,
-                     fmt == RN_VAL_SNAP_FORMAT_STUDENT || want == RN_VAL_SNAP_FORMAT_STUDENT
-                         ? " (student_model_store was added or removed: start fresh)"
-                         : "");
+        const char *have_name = rn_val_snap_format_name(fmt);
+        if (have_name)
+            rn_op_errorf(op,
+                         "checkpoint holds the state of a learner with %s; this job's has %s "
+                         "(objective or student_model_store changed: start fresh)",
+                         have_name, rn_val_snap_format_name(want));
+        else
+            rn_op_errorf(op,
+                         "checkpoint holds learner state of format %" PRId64 ", expected %" PRId64,
+                         fmt, want);
         return RN_ECORRUPT;
     }
     if ((rc = rn_snapshot_read_i64(r, &len))) return rc;

@@ -416,6 +416,21 @@ void rn_model_action(const struct rn_model *m, const float *phi, float *a)
     rn_model_user_vector(m, phi, a);
 }
 
+double rn_model_list_reward(const struct rn_model *m, const float *phi, const float *E,
+                            const uint64_t *ids, uint32_t n, float *u, int u_ready)
+{
+    uint32_t d = m->shape.dim, f = m->shape.phi;
+    if (!u_ready) rn_model_user_vector(m, phi, u);
+    const float *b = m->params + m->at.b, *c = m->params + m->at.c;
+    double r = cblas_sdot((int)f, m->params + m->at.v, 1, phi, 1);
+    for (uint32_t p = 0; p < n; p++) {
+        double a =
+            (double)cblas_sdot((int)d, E + (size_t)p * d, 1, u, 1) + b[rn__bucket(m, ids[p])];
+        r += (double)c[rn__pos(m, p)] * a;
+    }
+    return r;
+}
+
 /* ---- slates and exploration -------------------------------------------------------- */
 
 int rn_slate_pick(const float *scores, uint32_t k, uint32_t l, const struct rn_explore_cfg *x,
@@ -556,6 +571,10 @@ struct rn_learner *rn_learner_create(struct rn_model *m, const struct rn_learn_c
         rn_errf(errbuf, errlen, "unknown optimiser %d", cfg->optimizer);
         return NULL;
     }
+    if (cfg->objective != RN_OBJ_TD && cfg->objective != RN_OBJ_LIST_REWARD) {
+        rn_errf(errbuf, errlen, "unknown objective %d", cfg->objective);
+        return NULL;
+    }
     if (!(cfg->learning_rate > 0) || !(cfg->gamma >= 0 && cfg->gamma < 1) || !(cfg->l2 >= 0) ||
         !(cfg->clip >= 0) || cfg->target_every < 1) {
         rn_errf(errbuf, errlen,
@@ -566,6 +585,9 @@ struct rn_learner *rn_learner_create(struct rn_model *m, const struct rn_learn_c
     rn__blas_single_thread();
     struct rn_learner *l = rn_xcalloc(1, sizeof *l);
     l->m = m;
+    if (cfg->objective == RN_OBJ_LIST_REWARD)
+        for (uint32_t p = 0; p < m->shape.positions; p++)
+            m->params[m->at.c + p] = 1.0f;
     l->target = rn_model_clone(m);
     l->cfg = *cfg;
     if (l->cfg.eps <= 0) l->cfg.eps = 1e-8;
@@ -619,6 +641,53 @@ static void rn__scratch(struct rn_learner *l, uint32_t nb, uint32_t max_items)
     }
 }
 
+/* The list-reward objective (RN_OBJ_LIST_REWARD): per list, e = R̂ − Σ r_i and
+ * loss ½e², averaged over the lists of the mini-batch. With δ = e / nb:
+ *   ∂v += δφ,  g_i = δ c[p_i],  ∂b[id_i] += g_i,  ∂c[p_i] += δ a_i,
+ *   ∂w += Eᵀg, ∇W += (Eᵀg) φᵀ
+ * where a_i = e_iᵀ(Wφ + w) + b[id_i]: the same BLAS calls as the TD loss. */
+static double rn__list_reward_loss(struct rn_learner *l, const struct rn_transition *t, uint32_t nb,
+                                   float *grad)
+{
+    const struct rn_model *m = l->m;
+    uint32_t d = m->shape.dim, f = m->shape.phi;
+    const float *c = m->params + m->at.c;
+    double loss = 0, rsum = 0, inv_nb = 1.0 / (double)nb;
+    for (uint32_t k = 0; k < nb; k++) {
+        const struct rn_transition *x = &t[k];
+        uint32_t n = x->n;
+        float *G = l->G + (size_t)k * d;
+        double r = cblas_sdot((int)f, m->params + m->at.v, 1, x->phi, 1), y = 0;
+        if (n) rn__item_terms(m, l->U + (size_t)k * d, x->E, x->items, n, l->a);
+        for (uint32_t i = 0; i < n; i++) {
+            r += (double)c[rn__pos(m, x->pos[i])] * l->a[i];
+            y += x->reward[i];
+        }
+        double e = r - y, delta = e * inv_nb;
+        loss += 0.5 * e * e;
+        rsum += r;
+        if (!grad) continue;
+        cblas_saxpy((int)f, (float)delta, x->phi, 1, grad + m->at.v, 1);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t p = rn__pos(m, x->pos[i]);
+            l->g[i] = (float)(delta * c[p]);
+            grad[m->at.b + rn__bucket(m, x->items[i])] += l->g[i];
+            grad[m->at.c + p] += (float)(delta * l->a[i]);
+        }
+        if (n)
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)d, 1.0f, x->E, (int)d, l->g, 1,
+                        0.0f, G, 1);
+        else
+            memset(G, 0, d * sizeof *G);
+        cblas_saxpy((int)d, 1.0f, G, 1, grad + m->at.w, 1);
+    }
+    if (grad)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)f, (int)nb, 1.0f, l->G,
+                    (int)d, l->Phi, (int)f, 1.0f, grad + m->at.W, (int)f);
+    l->st.last_q = rsum * inv_nb;
+    return loss * inv_nb;
+}
+
 /* rn_learner_loss, also writing each item's Q and TD target in batch order
  * into q and y when they are not NULL (rn_learner_predict). */
 static double rn__learner_loss(struct rn_learner *l, const struct rn_transition *t, uint32_t nb,
@@ -645,6 +714,7 @@ static double rn__learner_loss(struct rn_learner *l, const struct rn_transition 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)d, (int)f, 1.0f, l->Phi,
                 (int)f, m->params + m->at.W, (int)f, 1.0f, l->U, (int)d);
     if (grad) memset(grad, 0, m->at.n * sizeof *grad);
+    if (l->cfg.objective == RN_OBJ_LIST_REWARD) return rn__list_reward_loss(l, t, nb, grad);
     const float *c = m->params + m->at.c;
     const float *tv = l->target->params + l->target->at.v;
     double loss = 0, qsum = 0, inv_total = 1.0 / (double)total;

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -93,6 +94,26 @@ static inline ssize_t read_all(int fd, char *buf, size_t cap, int64_t deadline)
         buf[len] = '\0';
         return (ssize_t)len; /* EOF or reset */
     }
+}
+
+/* One request to addr ("host:port") with rn_http_call: the status (-1 when it
+ * failed, with the reason on stderr) and the body into out (NUL-terminated,
+ * cut at cap - 1). */
+static inline int http_call(const char *addr, const char *method, const char *path,
+                            const char *body, int timeout_ms, char *out, size_t cap)
+{
+    struct rn_buf b = RN_BUF_INIT;
+    char err[256];
+    int status = -1;
+    if (rn_http_call(addr, method, path, body, timeout_ms, &status, &b, err, sizeof err)) {
+        fprintf(stderr, "%s %s: %s\n", method, path, err);
+        status = -1;
+    }
+    size_t n = b.len < cap - 1 ? b.len : cap - 1;
+    if (b.data) memcpy(out, b.data, n);
+    out[n] = 0;
+    rn_buf_free(&b);
+    return status;
 }
 
 #endif

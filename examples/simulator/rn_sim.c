@@ -114,6 +114,7 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "rn_last.h"
 #include "rn_model.h"
 #include "rn_gen.h"
 #include "rn_sim_http.h"
@@ -288,6 +289,11 @@ struct rn_sim_opts {
     uint32_t model_n_ctx;
     uint8_t model_ctx[16];
     double http_timeout_s; /* the http policy: per request */
+    /* The model policy's LAST (opt-in): the evaluator's store (NULL: off) and the search's
+     * budget; a time budget of 0 means none, so that runs stay reproducible. */
+    const char *model_last;
+    uint32_t model_last_candidates, model_last_steps;
+    double model_last_step, model_last_temperature, model_last_budget_us;
 };
 
 /* ---------------------------------------------------------------------------------------
@@ -723,10 +729,10 @@ struct rn_sim_mpol {
     uint32_t phi_dim;
     void *phi_scratch;
     const struct rn_sim_opts *opts; /* borrowed: --model-context */
-    uint64_t *item_id;    /* per item index: rn_hash64("i<n>") */
-    const float **item_e; /* per item index: its embedding row, NULL if none */
-    float *E, *phi, *adv; /* scratch: K x D, F, K */
-    uint64_t *cand_id;    /* scratch: K */
+    uint64_t *item_id;              /* per item index: rn_hash64("i<n>") */
+    const float **item_e;           /* per item index: its embedding row, NULL if none */
+    float *E, *phi, *adv;           /* scratch: K x D, F, K */
+    uint64_t *cand_id;              /* scratch: K */
     /* Per user: the history (hist_cap entries, oldest first) and the last list, whose clicked
      * items join the history at the user's next request. */
     struct rn_hist *hist;
@@ -743,7 +749,45 @@ struct rn_sim_mpol {
     uint64_t used;         /* the version of the slate just ranked; 0: random */
     int64_t last_check_ms; /* live mode */
     int checked, warned_gap;
+    /* LAST (--model-last): the evaluator (the store's current version, loaded once), the
+     * search's scratch, and what it cost: the search time of every ranked page (µs). */
+    struct rn_model *ev;
+    struct rn_last_scratch *last;
+    uint64_t last_searches, last_changed, last_tried;
+    double last_gain; /* Σ over searches of the evaluator's R̂(winner) − R̂(L₀) */
+    double *last_us;
+    size_t last_n, last_cap;
 };
+
+static int rn_sim_dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* LAST's account at the end of a run, on stderr: searches, how many changed the list, lists
+ * tried, the added time per ranked page (p50, p99, mean) and the reward per page the
+ * evaluator expected LAST to add (its R̂ of the served list minus that of the model's own). */
+static void rn_sim_last_report(struct rn_sim_mpol *mp)
+{
+    if (!mp->ev) return;
+    double p50 = 0, p99 = 0, sum = 0;
+    if (mp->last_n) {
+        qsort(mp->last_us, mp->last_n, sizeof(*mp->last_us), rn_sim_dbl_cmp);
+        p50 = mp->last_us[(mp->last_n - 1) / 2];
+        p99 = mp->last_us[(size_t)((double)(mp->last_n - 1) * 0.99)];
+        for (size_t i = 0; i < mp->last_n; i++)
+            sum += mp->last_us[i];
+    }
+    fprintf(stderr,
+            "sim: last: searches=%llu changed=%llu (%.1f%%) lists_tried=%llu added_us_p50=%.1f "
+            "added_us_p99=%.1f added_us_mean=%.1f predicted_gain_per_page=%.4f\n",
+            (unsigned long long)mp->last_searches, (unsigned long long)mp->last_changed,
+            mp->last_searches ? 100.0 * (double)mp->last_changed / (double)mp->last_searches : 0.0,
+            (unsigned long long)mp->last_tried, p50, p99,
+            mp->last_n ? sum / (double)mp->last_n : 0.0,
+            mp->last_searches ? mp->last_gain / (double)mp->last_searches : 0.0);
+}
 
 static int64_t rn_sim_mono_ms(void)
 {
@@ -756,6 +800,10 @@ static void rn_sim_model_destroy(void *ctx)
 {
     struct rn_sim_mpol *mp = ctx;
     if (!mp) return;
+    rn_sim_last_report(mp);
+    rn_model_destroy(mp->ev);
+    rn_last_scratch_destroy(mp->last);
+    free(mp->last_us);
     if (mp->g) rn_sim_greedy_destroy(mp->g);
     rn_phi_spec_close(&mp->spec);
     free(mp->phi_scratch);
@@ -836,6 +884,22 @@ static void *rn_sim_model_create(const struct rn_sim_opts *o, char *err, size_t 
     mp->pend_ts = rn_sim_xmalloc(o->users, sizeof(*mp->pend_ts));
     mp->pend_items = rn_sim_xmalloc((size_t)o->users * o->slate, sizeof(*mp->pend_items));
     mp->pend_click = rn_sim_xmalloc((size_t)o->users * o->slate, sizeof(*mp->pend_click));
+    if (o->model_last) {
+        int64_t id;
+        if (rn_store_current(o->model_last, &id, eerr, sizeof(eerr)) < 0 ||
+            !(mp->ev = rn_store_load(o->model_last, id, eerr, sizeof(eerr)))) {
+            snprintf(err, errlen, "--model-last %s: %s", o->model_last, eerr);
+            goto fail;
+        }
+        if (mp->ev->shape.dim != mp->dim || mp->ev->shape.phi != mp->phi_dim) {
+            snprintf(err, errlen,
+                     "--model-last %s: the evaluator has dim %u and phi %u; the state features "
+                     "want %u and %u",
+                     o->model_last, mp->ev->shape.dim, mp->ev->shape.phi, mp->dim, mp->phi_dim);
+            goto fail;
+        }
+        mp->last = rn_last_scratch_create();
+    }
     return mp;
 
 fail:
@@ -1042,6 +1106,35 @@ static int rn_sim_model_rank(void *ctx, const struct rn_sim_query *q, const uint
             memset(mp->E + (size_t)c * d, 0, d * sizeof(float));
     }
     rn_model_advantages(mp->model, mp->phi, mp->E, mp->cand_id, k, mp->adv);
+    if (mp->ev) {
+        const struct rn_sim_opts *o = mp->opts;
+        struct rn_last_cfg lc = {
+            o->model_last_candidates, o->model_last_steps, o->model_last_step,
+            o->model_last_temperature,
+            o->model_last_budget_us > 0 ? (int64_t)(o->model_last_budget_us * 1000.0) : INT64_MAX};
+        struct rn_last_stats st;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int lr = rn_last_search(mp->model, mp->ev, mp->phi, mp->E, mp->cand_id, k,
+                                mp->slate < k ? mp->slate : k, &lc, mp->last, mp->adv, &st);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (lr == 0) {
+            mp->last_searches++;
+            mp->last_changed += st.changed != 0;
+            mp->last_tried += st.tried;
+            mp->last_gain += st.best_reward - st.base_reward;
+            if (mp->last_n == mp->last_cap) {
+                mp->last_cap = mp->last_cap ? 2 * mp->last_cap : 4096;
+                mp->last_us = realloc(mp->last_us, mp->last_cap * sizeof(*mp->last_us));
+                if (!mp->last_us) {
+                    snprintf(err, errlen, "out of memory");
+                    return -1;
+                }
+            }
+            mp->last_us[mp->last_n++] =
+                (double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+        }
+    }
     for (uint32_t c = 0; c < k; c++)
         mp->g->score[c] = (double)mp->adv[c];
     rn_sim_greedy_slate(mp->g, k, slate, props);
@@ -1289,6 +1382,15 @@ static void rn_sim_usage(FILE *f)
           "  --model-embeddings FILE  the item table model:DIR scores with, any dimension,\n"
           "                         the world's items (a distilled student's\n"
           "                         student_embeddings); default: --embeddings\n"
+          "  --model-last DIR       model:DIR with LAST: per page, throw-away parameter offsets\n"
+          "                         of the model searched by gradient exploration, lists scored\n"
+          "                         by the evaluator in the store DIR (its current version, a\n"
+          "                         learner with objective: list_reward); default: off\n"
+          "  --model-last-candidates N  offsets per page (default 8)\n"
+          "  --model-last-steps N   gradient steps per offset (default 1)\n"
+          "  --model-last-step X    length of the smallest step (default 0.1)\n"
+          "  --model-last-temperature T  of the list probability followed (default 1)\n"
+          "  --model-last-budget US time budget per page in µs; 0: none (default 0)\n"
           "  --http-timeout SEC     http://HOST:PORT: limit per request (default 10)\n"
           "  --help                 print this help\n",
           f);
@@ -1380,6 +1482,12 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         O_MCTX,
         O_MEMB,
         O_HTIMEOUT,
+        O_MLAST,
+        O_MLASTCAND,
+        O_MLASTSTEPS,
+        O_MLASTSTEP,
+        O_MLASTTEMP,
+        O_MLASTBUDGET,
         O_HELP
     };
     static const struct option longopts[] = {
@@ -1418,6 +1526,12 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         {"model-state-network", required_argument, NULL, O_MSTATENET},
         {"model-embeddings", required_argument, NULL, O_MEMB},
         {"http-timeout", required_argument, NULL, O_HTIMEOUT},
+        {"model-last", required_argument, NULL, O_MLAST},
+        {"model-last-candidates", required_argument, NULL, O_MLASTCAND},
+        {"model-last-steps", required_argument, NULL, O_MLASTSTEPS},
+        {"model-last-step", required_argument, NULL, O_MLASTSTEP},
+        {"model-last-temperature", required_argument, NULL, O_MLASTTEMP},
+        {"model-last-budget", required_argument, NULL, O_MLASTBUDGET},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -1450,6 +1564,10 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         .model_history = 10,
         .model_half_life_s = 1800,
         .http_timeout_s = 10,
+        .model_last_candidates = 8,
+        .model_last_steps = 1,
+        .model_last_step = 0.1,
+        .model_last_temperature = 1.0,
     };
     int c, li = 0;
     opterr = 0;
@@ -1565,6 +1683,24 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
         case O_HTIMEOUT:
             bad = rn_sim_parse_double(a, 0.001, 1e6, &o->http_timeout_s);
             break;
+        case O_MLAST:
+            o->model_last = a;
+            break;
+        case O_MLASTCAND:
+            bad = rn_sim_parse_u32(a, 1, 256, &o->model_last_candidates);
+            break;
+        case O_MLASTSTEPS:
+            bad = rn_sim_parse_u32(a, 1, 64, &o->model_last_steps);
+            break;
+        case O_MLASTSTEP:
+            bad = rn_sim_parse_double(a, 1e-9, 1e9, &o->model_last_step);
+            break;
+        case O_MLASTTEMP:
+            bad = rn_sim_parse_double(a, 1e-9, 1e9, &o->model_last_temperature);
+            break;
+        case O_MLASTBUDGET:
+            bad = rn_sim_parse_double(a, 0.0, 1e9, &o->model_last_budget_us);
+            break;
         case O_HELP:
             rn_sim_usage(stdout);
             return 1;
@@ -1614,6 +1750,10 @@ static int rn_sim_parse_args(int argc, char **argv, struct rn_sim_opts *o)
     }
     if (o->model_n_ctx && strncmp(o->policy, "model:", 6) != 0) {
         fprintf(stderr, "sim: --model-context is for --policy model:DIR, not %s\n", o->policy);
+        return -1;
+    }
+    if (o->model_last && strncmp(o->policy, "model:", 6) != 0) {
+        fprintf(stderr, "sim: --model-last is for --policy model:DIR, not %s\n", o->policy);
         return -1;
     }
     if (o->model_state_network && strncmp(o->policy, "model:", 6) != 0) {

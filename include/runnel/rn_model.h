@@ -294,7 +294,24 @@ struct rn_learn_cfg {
     uint32_t target_every; /* refresh the target copy every this many updates */
     double adam_beta1, adam_beta2, eps;
     int advantage_baseline; /* enum rn_adv_baseline; appended, 0 keeps the old meaning */
+    int objective;          /* enum rn_objective; appended, 0 keeps the old meaning */
 };
+
+/* What the learner fits. RN_OBJ_TD: the dueling Q by TD (above).
+ * RN_OBJ_LIST_REWARD: the same tensors as a list-wise reward model, the
+ * evaluator of LAST (docs/learning.md, "LAST"): for a list L of n items in
+ * order, of user state φ,
+ *   R̂(s, L) = vᵀφ + Σ_p c[p] · (e_{L_p}ᵀ W φ + wᵀ e_{L_p} + b[id mod H])
+ * fitted by ½ (R̂ − Σ_i r_i)² per list (the list's total reward); c starts at
+ * 1 (a zero c would be a saddle point of the product). */
+enum rn_objective { RN_OBJ_TD = 0, RN_OBJ_LIST_REWARD = 1 };
+
+/* R̂(s, L) of the list whose n items (ids, embeddings the rows of E, n x D) are
+ * shown in this order, under an RN_OBJ_LIST_REWARD model. u holds D floats of
+ * the caller's scratch: pass the same u with u_ready = 1 to score another list
+ * of the same φ without recomputing Wφ + w. */
+double rn_model_list_reward(const struct rn_model *m, const float *phi, const float *E,
+                            const uint64_t *ids, uint32_t n, float *u, int u_ready);
 
 /* What Q subtracts from A(s, i, p). RN_ADV_BASELINE_LIST_MEAN (the dueling
  * network's identifiability term) makes A learn only differences between the

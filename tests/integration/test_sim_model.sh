@@ -15,6 +15,9 @@
 #   timeout         with a version only for an early boundary, --model-wait 1 ends in exit 1
 #                   and a message naming the store and the boundary
 #   live mode       --model-lag 0 uses the store's current version, or the pinned one
+#   LAST            --model-last with an evaluator that prefers no list changes nothing (the
+#                   same bytes) and reports its searches; a missing store and another policy
+#                   are refused
 #   usage           model:DIR without --embeddings is a usage error
 #
 # Run by ctest with RUNNEL_SRC and RUNNEL_BIN.  One PASS/FAIL line per check, then
@@ -170,6 +173,35 @@ if [ "$rc" -eq 0 ] && [ "$props" -eq 0 ] && [ -s "$TMP/l3.jsonl" ]; then
     pass "--model-lag 0 with an empty store: random slates, model_version 0"
 else
     fail "--model-lag 0 with an empty store (exit $rc, $props impressions with a version)"
+fi
+
+# ---- LAST (--model-last) -------------------------------------------------------------------
+# An evaluator whose position weights are all 0 predicts the same reward for every list, so
+# no offset beats the model's own list and the log is l2's, byte for byte; the search still
+# runs on every model-ranked page and says so.
+"$MK" "$TMP/ev0" --dim 8 --items 300 --event-time $FIRST --bias i20=5 2>"$TMP/mk.err" ||
+    fail "rn_mkmodel: $(cat "$TMP/mk.err")"
+sim x1 "$TMP/bias" --model-lag 0 --model-last "$TMP/ev0" --model-last-candidates 4 \
+    --model-last-steps 2
+searches=$(grep -o 'sim: last: searches=[0-9]*' "$TMP/x1.err" | cut -d= -f2)
+if [ "$rc" -eq 0 ] && cmp -s "$TMP/x1.jsonl" "$TMP/l2.jsonl" && [ "${searches:-0}" -gt 0 ] &&
+    grep -q 'sim: last: searches=[0-9]* changed=0 (0.0%) lists_tried=' "$TMP/x1.err"; then
+    pass "--model-last with a flat evaluator: $searches searches, no list changed, the same log"
+else
+    fail "--model-last with a flat evaluator (exit $rc): $(grep 'last:' "$TMP/x1.err" | head -c 300)"
+fi
+sim x2 "$TMP/bias" --model-lag 0 --model-last "$TMP/no-such-store"
+if [ "$rc" -ne 0 ] && grep -qF -- "--model-last $TMP/no-such-store:" "$TMP/x2.err"; then
+    pass "--model-last with a missing store: fails naming it ($(grep -o -- '--model-last.*' "$TMP/x2.err" | head -1 | cut -c 1-120))"
+else
+    fail "--model-last with a missing store (exit $rc: $(head -c 300 "$TMP/x2.err"))"
+fi
+timeout 20 "$SIM" --policy random --model-last "$TMP/ev0" --out /dev/null 2>"$TMP/u2.err"
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q -- "--model-last is for --policy model:DIR" "$TMP/u2.err"; then
+    pass "--model-last with another policy: usage error (exit 2)"
+else
+    fail "--model-last with another policy (exit $rc: $(head -c 300 "$TMP/u2.err"))"
 fi
 
 # ---- usage --------------------------------------------------------------------------------

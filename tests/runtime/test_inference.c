@@ -39,6 +39,8 @@
 #include "rn_operator.h"
 #include "rn_rand.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
+#include "rn_test_net.h"
 
 #define NITEMS 20
 #define D 4
@@ -304,18 +306,7 @@ static void fresh_scores(const struct rn_model *m, const char *const *names, uin
 static int call(const char *addr, const char *method, const char *path, const char *body, char *out,
                 size_t cap)
 {
-    struct rn_buf b = RN_BUF_INIT;
-    char err[256];
-    int status = -1;
-    if (rn_http_call(addr, method, path, body, 5000, &status, &b, err, sizeof err)) {
-        fprintf(stderr, "%s %s: %s\n", method, path, err);
-        status = -1;
-    }
-    size_t n = b.len < cap - 1 ? b.len : cap - 1;
-    if (b.data) memcpy(out, b.data, n);
-    out[n] = 0;
-    rn_buf_free(&b);
-    return status;
+    return http_call(addr, method, path, body, 5000, out, cap);
 }
 
 static const char *const hcand[K] = {"i1", "i15", "i3", "i18", "i7", "i2", "i11", "i20"};
@@ -383,18 +374,6 @@ static int wait_version(const char *addr, long long want)
     }
     fprintf(stderr, "model_version stayed %lld, want %lld\n", v, want);
     return 0;
-}
-
-struct runner {
-    struct rn_job *job;
-    int rc;
-    char err[512];
-};
-static void *run_thread(void *arg)
-{
-    struct runner *r = arg;
-    r->rc = rn_job_run(r->job, r->err, sizeof r->err);
-    return NULL;
 }
 
 /* ---- the checks ------------------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 
 static int64_t mono_ns(void)
 {
@@ -202,18 +203,6 @@ static struct rn_job *load(const char *yaml)
     struct rn_job *j = rn_job_load(path, &opt, err, sizeof err);
     if (!j) fprintf(stderr, "%s\n", err);
     return j;
-}
-
-struct runner {
-    struct rn_job *job;
-    int rc;
-    char err[512];
-};
-static void *run_thread(void *arg)
-{
-    struct runner *r = arg;
-    r->rc = rn_job_run(r->job, r->err, sizeof r->err);
-    return NULL;
 }
 
 static void test_timers(void)

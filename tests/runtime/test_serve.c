@@ -22,6 +22,7 @@
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 
 static int64_t mono_ms(void)
 {
@@ -224,18 +225,6 @@ static void *client_main(void *arg)
 }
 
 /* ---- the test --------------------------------------------------------------------------- */
-
-struct runner {
-    struct rn_job *job;
-    int rc;
-    char err[512];
-};
-static void *run_thread(void *arg)
-{
-    struct runner *r = arg;
-    r->rc = rn_job_run(r->job, r->err, sizeof r->err);
-    return NULL;
-}
 
 static char dir[] = "/tmp/rn_test_serve_XXXXXX";
 

@@ -220,7 +220,7 @@ static struct rn_learner *make_learner(uint32_t d, int random_params)
     if (random_params)
         for (size_t i = 0; i < m->at.n; i++)
             m->params[i] = frand();
-    struct rn_learn_cfg lc = {RN_OPT_ADAM, 0.01, 0, 0, 0.5, 100, 0.9, 0.999, 1e-8, 0};
+    struct rn_learn_cfg lc = {RN_OPT_ADAM, 0.01, 0, 0, 0.5, 100, 0.9, 0.999, 1e-8, 0, RN_OBJ_TD};
     char err[256];
     struct rn_learner *l = rn_learner_create(m, &lc, err, sizeof err);
     CHECK(l != NULL);

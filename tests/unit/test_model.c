@@ -66,11 +66,36 @@ static struct rn_learner *make_learner(double gamma, int opt, uint32_t target_ev
     for (size_t i = 0; i < m->at.n; i++)
         m->params[i] = 0.3f * frand();
     struct rn_learn_cfg cfg = {opt,          0.05, 0,     0,    gamma,
-                               target_every, 0.9,  0.999, 1e-8, RN_ADV_BASELINE_LIST_MEAN};
+                               target_every, 0.9,  0.999, 1e-8, RN_ADV_BASELINE_LIST_MEAN,
+                               RN_OBJ_TD};
     char err[256];
     struct rn_learner *l = rn_learner_create(m, &cfg, err, sizeof err);
     CHECK(l != NULL);
     return l;
+}
+
+/* The learner's gradient of the batch's loss into g, against central finite
+ * differences on every parameter: the number that disagree (the first few on
+ * stderr). */
+static int fd_mismatches(struct rn_learner *l, const struct rn_transition *t, float *g)
+{
+    struct rn_model *m = (struct rn_model *)rn_learner_model(l);
+    rn_learner_loss(l, t, NB, g);
+    int bad = 0;
+    for (size_t i = 0; i < m->at.n; i++) {
+        float keep = m->params[i], h = 1e-2f;
+        m->params[i] = keep + h;
+        double lp = rn_learner_loss(l, t, NB, NULL);
+        m->params[i] = keep - h;
+        double lm = rn_learner_loss(l, t, NB, NULL);
+        m->params[i] = keep;
+        double fd = (lp - lm) / (2 * h);
+        if (fabs(fd - g[i]) > 2e-3 + 2e-3 * fabs(fd)) {
+            if (bad < 5) fprintf(stderr, "param %zu: analytic %g, numeric %g\n", i, g[i], fd);
+            bad++;
+        }
+    }
+    return bad;
 }
 
 static void test_gradient(void)
@@ -80,32 +105,61 @@ static void test_gradient(void)
     struct rn_learner *l = make_learner(0.9, RN_OPT_SGD, 1000000);
     struct rn_model *m = (struct rn_model *)rn_learner_model(l);
     float *g = calloc(m->at.n, sizeof *g);
-    rn_learner_loss(l, b.t, NB, g);
     /* every parameter of v, W and w, and the biases and positions that occur */
-    int bad = 0, checked = 0;
-    for (size_t i = 0; i < m->at.n; i++) {
-        float keep = m->params[i], h = 1e-2f;
-        m->params[i] = keep + h;
-        double lp = rn_learner_loss(l, b.t, NB, NULL);
-        m->params[i] = keep - h;
-        double lm = rn_learner_loss(l, b.t, NB, NULL);
-        m->params[i] = keep;
-        double fd = (lp - lm) / (2 * h);
-        double tol = 2e-3 + 2e-3 * fabs(fd);
-        if (fabs(fd - g[i]) > tol) {
-            if (bad < 5) fprintf(stderr, "param %zu: analytic %g, numeric %g\n", i, g[i], fd);
-            bad++;
-        }
-        checked++;
-    }
-    CHECK_EQ_INT(bad, 0);
-    CHECK(checked == (int)m->at.n);
+    CHECK_EQ_INT(fd_mismatches(l, b.t, g), 0);
     /* the gradient of the biases sums to zero within a list: the mean of A
      * over the shown list cancels any shift of every shown item */
     double bsum = 0;
     for (size_t i = m->at.b; i < m->at.c; i++)
         bsum += g[i];
     CHECK(fabs(bsum) < 1e-5);
+    free(g);
+    rn_learner_destroy(l);
+}
+
+/* The list-reward objective (LAST's evaluator): its gradient against central
+ * finite differences, a fresh learner's position weights at 1, and
+ * rn_model_list_reward against the sum written out by hand. */
+static void test_list_reward(void)
+{
+    struct batch b;
+    make_batch(&b);
+    struct rn_model_shape sh = {.dim = D, .phi = F, .buckets = 11, .positions = 4};
+    struct rn_learn_cfg cfg = {
+        RN_OPT_SGD, 0.05, 0, 0, 0, 1000, 0, 0, 0, RN_ADV_BASELINE_LIST_MEAN, RN_OBJ_LIST_REWARD};
+    char err[256];
+    struct rn_learner *l = rn_learner_create(rn_model_create(&sh), &cfg, err, sizeof err);
+    CHECK(l != NULL);
+    struct rn_model *m = (struct rn_model *)rn_learner_model(l);
+    for (uint32_t p = 0; p < sh.positions; p++)
+        CHECK(m->params[m->at.c + p] == 1.0f);
+    for (size_t i = 0; i < m->at.c; i++)
+        m->params[i] = 0.3f * frand();
+    float *g = calloc(m->at.n, sizeof *g);
+    CHECK_EQ_INT(fd_mismatches(l, b.t, g), 0);
+    /* R̂ by hand for list 0: vᵀφ + Σ_p c[p] (e_pᵀ(Wφ + w) + b[id_p mod H]) */
+    double want = 0;
+    for (unsigned f = 0; f < F; f++)
+        want += m->params[m->at.v + f] * b.phi[0][f];
+    for (int i = 0; i < NI; i++) {
+        double a = m->params[m->at.b + b.ids[0][i] % 11];
+        for (int d = 0; d < D; d++) {
+            double u = m->params[m->at.w + d];
+            for (unsigned f = 0; f < F; f++)
+                u += m->params[m->at.W + d * F + f] * b.phi[0][f];
+            a += u * b.E[0][i * D + d];
+        }
+        want += m->params[m->at.c + (i < 4 ? i : 3)] * a;
+    }
+    float u[D];
+    double got = rn_model_list_reward(m, b.phi[0], b.E[0], b.ids[0], NI, u, 0);
+    CHECK(fabs(got - want) < 1e-4 * (1 + fabs(want)));
+    CHECK(rn_model_list_reward(m, b.phi[0], b.E[0], b.ids[0], NI, u, 1) == got);
+    /* learning moves R̂ towards the lists' rewards */
+    double before = rn_learner_loss(l, b.t, NB, NULL);
+    for (int it = 0; it < 200; it++)
+        CHECK(rn_learner_update(l, b.t, NB) == 0);
+    CHECK(rn_learner_loss(l, b.t, NB, NULL) < 0.1 * before);
     free(g);
     rn_learner_destroy(l);
 }
@@ -121,8 +175,8 @@ static void test_target_by_hand(void)
     m->params[m->at.w] = 1;
     m->params[m->at.b + 5] = 0.5f; /* item 5 */
     m->params[m->at.c + 1] = -0.25f;
-    struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0.5,
-                               1000,       0,   0, 0, RN_ADV_BASELINE_LIST_MEAN};
+    struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0.5, 1000, 0, 0, 0, RN_ADV_BASELINE_LIST_MEAN,
+                               RN_OBJ_TD};
     char err[128];
     struct rn_learner *l = rn_learner_create(m, &cfg, err, sizeof err);
     float phi[3] = {1, 1, 0}, phin[3] = {2, 0, 0}; /* V(s) = 3, V̂(s') = 2 */
@@ -178,7 +232,7 @@ static void test_one_item_lists(void)
 {
     for (int base = RN_ADV_BASELINE_LIST_MEAN; base <= RN_ADV_BASELINE_NONE; base++) {
         struct rn_model_shape sh = {.dim = 2, .phi = 3, .buckets = 8, .positions = 2};
-        struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0, 1000, 0, 0, 0, base};
+        struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0, 1000, 0, 0, 0, base, RN_OBJ_TD};
         char err[128];
         struct rn_learner *l = rn_learner_create(rn_model_create(&sh), &cfg, err, sizeof err);
         CHECK(l != NULL);
@@ -359,6 +413,7 @@ int main(void)
 {
     rn_rand_seed(&rng, 1, 0);
     test_gradient();
+    test_list_reward();
     test_target_by_hand();
     test_one_item_lists();
     test_learning_and_bytes();

@@ -292,7 +292,7 @@ static void test_store_round_trip(void)
             CHECK(fabs(want - s2[i]) < 1e-5);
         }
         /* the TD learner refuses an actor */
-        struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0.5, 10, 0.9, 0.999, 1e-8, 0};
+        struct rn_learn_cfg cfg = {RN_OPT_SGD, 0.1, 0, 0, 0.5, 10, 0.9, 0.999, 1e-8, 0, RN_OBJ_TD};
         CHECK(rn_learner_create(r, &cfg, err, sizeof err) == NULL);
         CHECK_STR_CONTAINS(err, "not an actor");
         rn_model_destroy(r);
