@@ -74,6 +74,7 @@ struct rn__ctask {
     int64_t req;
     int req_state; /* 0 pending, 1 done, 2 failed */
     char req_path[600];
+    char req_error[256]; /* why the request failed (the worker's words) */
 };
 
 struct rn__savepoint {
@@ -233,7 +234,10 @@ static void rn__task_lost(struct rn__ctask *t, const char *why)
     }
     t->worker = 0;
     t->page[0] = 0;
-    if (t->req_state == 0) t->req_state = 2;
+    if (t->req_state == 0) {
+        t->req_state = 2;
+        snprintf(t->req_error, sizeof t->req_error, "%s", why);
+    }
 }
 
 static void rn__worker_dead(struct rn_coord *c, struct rn__cworker *w, const char *why)
@@ -282,6 +286,7 @@ static int rn__savepoint_begin(struct rn_coord *c, struct rn__cjob *j, char *err
         struct rn__ctask *t = &j->tasks[i];
         t->req = id;
         t->req_path[0] = 0;
+        t->req_error[0] = 0;
         t->req_state = t->state == RN__CT_FINISHED ? 1 : 0;
         if (t->state != RN__CT_RUNNING) continue;
         struct rn__cworker *w = rn__worker_find(c, t->worker);
@@ -345,8 +350,20 @@ static void rn__tick_op(struct rn_coord *c, struct rn__cjob *j)
                     j->name, s->path);
         } else {
             s->state = 2;
-            fprintf(stderr, "coordinator: savepoint %lld of %s failed\n", (long long)s->id,
-                    j->name);
+            fprintf(stderr, "coordinator: savepoint %lld of %s failed:", (long long)s->id, j->name);
+            int said = 0;
+            for (int i = 0; i < j->n_tasks; i++) {
+                const struct rn__ctask *t = &j->tasks[i];
+                if (t->req_state == 2) {
+                    fprintf(stderr, "%s task %s: %s", said ? ";" : "", t->name, t->req_error);
+                    said = 1;
+                } else if (t->req_state == 0) {
+                    fprintf(stderr, "%s task %s: no answer before the deadline", said ? ";" : "",
+                            t->name);
+                    said = 1;
+                }
+            }
+            fprintf(stderr, "%s\n", said ? "" : " its cluster manifest could not be written");
             if (j->op == RN__OP_RESCALE) { /* no consistent cut to move: do not move */
                 j->op = RN__OP_NONE;
                 return;
@@ -593,7 +610,9 @@ static void rn__on_heartbeat(struct rn_coord *c, yajl_val v, struct rn_http_resp
                 t->req_state = 1;
                 snprintf(t->req_path, sizeof t->req_path, "%s", rp ? rp : "");
             } else if (rs && strcmp(rs, "failed") == 0) {
+                const char *re = rn_jstr(r, "req_error");
                 t->req_state = 2;
+                snprintf(t->req_error, sizeof t->req_error, "%s", re && *re ? re : "no reason given");
             }
         }
         if (strcmp(st, "running") == 0) {

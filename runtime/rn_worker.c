@@ -59,6 +59,7 @@ struct rn__wtask {
     int req_savepoint;
     int req_state; /* 0 pending, 1 done, 2 failed */
     char req_path[600];
+    char req_error[256]; /* why it failed, for the coordinator's log */
     int64_t req_deadline_ns;
     struct rn__wtask *next;
 };
@@ -192,6 +193,35 @@ static void rn__cmd_start(struct rn__worker *w, yajl_val cmd)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Asks t's job for the checkpoint of t's pending request (req_local -1: not
+ * asked yet). A task still restoring is not running yet: the request waits
+ * for it (until its deadline) rather than failing, so that a savepoint asked
+ * right after a start — a second rescale — finds every task. */
+static void rn__req_issue(struct rn__wtask *t)
+{
+    if (!t->job || atomic_load(&t->state) != RN__WT_RUNNING) {
+        t->req_state = 2;
+        snprintf(t->req_error, sizeof t->req_error, "the task is not running (%s)",
+                 rn__wt_names[atomic_load(&t->state)]);
+        return;
+    }
+    if (!t->job->ckpt_enabled) {
+        t->req_state = 2;
+        snprintf(t->req_error, sizeof t->req_error, "the job has no checkpoint.dir");
+        return;
+    }
+    if (!atomic_load(&t->job->running)) return; /* restoring: asked again by rn__reap */
+    int64_t id = rn__ckpt_request(t->job, t->req_savepoint);
+    if (id <= 0) {
+        t->req_state = 2;
+        snprintf(t->req_error, sizeof t->req_error, "the task is stopping (%s)", rn_strerror((int)id));
+        return;
+    }
+    t->req_local = id;
+    snprintf(t->req_path, sizeof t->req_path, "%s/%s-%lld", t->job->ckpt_dir,
+             t->req_savepoint ? "savepoint" : "chk", (long long)id);
+}
+
 static void rn__cmd_checkpoint(struct rn__worker *w, yajl_val cmd)
 {
     const char *job = rn_jstr(cmd, "job"), *name = rn_jstr(cmd, "task");
@@ -200,19 +230,11 @@ static void rn__cmd_checkpoint(struct rn__worker *w, yajl_val cmd)
     t->req = rn_jint(cmd, "req", 0);
     t->req_savepoint = (int)rn_jint(cmd, "savepoint", 0);
     t->req_path[0] = 0;
+    t->req_error[0] = 0;
     t->req_local = -1;
-    t->req_state = 2;
+    t->req_state = 0;
     t->req_deadline_ns = rn_now_ns() + 120LL * 1000000000;
-    if (t->job && atomic_load(&t->state) == RN__WT_RUNNING && t->job->ckpt_enabled &&
-        atomic_load(&t->job->running)) {
-        int64_t id = rn__ckpt_request(t->job, t->req_savepoint);
-        if (id > 0) {
-            t->req_local = id;
-            t->req_state = 0;
-            snprintf(t->req_path, sizeof t->req_path, "%s/%s-%lld", t->job->ckpt_dir,
-                     t->req_savepoint ? "savepoint" : "chk", (long long)id);
-        }
-    }
+    rn__req_issue(t);
 }
 
 static void rn__cmd_stop(struct rn__worker *w, yajl_val cmd)
@@ -230,14 +252,28 @@ static void rn__reap(struct rn__worker *w)
 {
     for (struct rn__wtask **pp = &w->tasks; *pp;) {
         struct rn__wtask *t = *pp;
+        if (t->req_state == 0 && t->req_local < 0) rn__req_issue(t);
         if (t->req_state == 0) {
             char m[700];
             snprintf(m, sizeof m, "%s/_manifest.json", t->req_path);
-            if (rn_fs_exists(m))
+            if (t->req_local >= 0 && rn_fs_exists(m)) {
                 t->req_state = 1;
-            else if (rn_now_ns() > t->req_deadline_ns || atomic_load(&t->state) != RN__WT_RUNNING ||
-                     (int64_t)atomic_load(&t->job->completed_id) > t->req_local)
+            } else if (rn_now_ns() > t->req_deadline_ns) {
                 t->req_state = 2;
+                snprintf(t->req_error, sizeof t->req_error, "%s",
+                         t->req_local < 0 ? "the task did not start running within 120 s"
+                                          : "not complete within 120 s");
+            } else if (atomic_load(&t->state) != RN__WT_RUNNING) {
+                t->req_state = 2;
+                snprintf(t->req_error, sizeof t->req_error, "the task ended (%s)",
+                         rn__wt_names[atomic_load(&t->state)]);
+            } else if (t->req_local >= 0 &&
+                       (int64_t)atomic_load(&t->job->completed_id) > t->req_local) {
+                t->req_state = 2;
+                snprintf(t->req_error, sizeof t->req_error,
+                         "checkpoint %lld failed (a later one completed first)",
+                         (long long)t->req_local);
+            }
         }
         int ended = atomic_load(&t->state) != RN__WT_RUNNING;
         if (ended && t->thread_started) {
@@ -276,6 +312,7 @@ static void rn__task_json(struct rn__wtask *t, struct rn_buf *b)
                    t->req_state == 0   ? "pending"
                    : t->req_state == 1 ? "done"
                                        : "failed");
+    rn_json_kv_str(b, "req_error", t->req_state == 2 ? t->req_error : "");
     rn_buf_puts(b, "\"req_path\":");
     rn_json_str(b, t->req_path, strlen(t->req_path));
     rn_buf_putc(b, '}');
