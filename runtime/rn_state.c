@@ -90,6 +90,8 @@ struct rn__centry {
     uint32_t saved_gen; /* checkpoint generation that holds this value; 0: modified since */
     uint8_t dirty;
     uint8_t absent;
+    uint8_t pending; /* evicted: the value waits in the plain batch, prev/next link the
+                      * pending list, and the entry stays findable until it is written */
 };
 
 struct rn__tkey {
@@ -147,8 +149,16 @@ struct rn_statedb {
     rocksdb_column_family_handle_t *cf[2]; /* default, timers */
     rocksdb_writeoptions_t *wo;
     rocksdb_readoptions_t *ro;
-    rocksdb_writebatch_wi_t *wb; /* indexed: reads see what is not yet written */
+    rocksdb_writebatch_wi_t *wb; /* indexed, for map state: reads see what is not yet written */
     size_t wb_ops;
+    /* Plain batch for evicted cache entries and deletes of fired timers: nothing
+     * reads it (evicted entries stay in the cache's table, `pending`, until it
+     * is written), so it costs an append where the indexed one costs a skip-list
+     * insert. Written together with wb. */
+    rocksdb_writebatch_t *pwb;
+    size_t pwb_ops;
+    struct rn__centry *pend_head;
+    size_t n_pending;
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
@@ -437,6 +447,7 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
     rocksdb_writeoptions_disable_WAL(s->wo, 1);
     s->ro = rocksdb_readoptions_create();
     s->wb = rocksdb_writebatch_wi_create(0, 1);
+    s->pwb = rocksdb_writebatch_create();
     int whole = n_src == 1 && src[0].kg_start == kg_start && src[0].kg_end == kg_end;
     if (whole) {
         /* Same key groups as the checkpoint: link its SST files, copy the rest. */
@@ -467,6 +478,8 @@ static void rn__cache_free_all(struct rn_statedb *s)
         free(e);
     }
     s->lru_head = s->lru_tail = NULL;
+    s->pend_head = NULL;
+    s->n_pending = 0;
     s->last = NULL;
     s->cache_bytes = 0;
 }
@@ -493,6 +506,7 @@ void rn__statedb_close(struct rn_statedb *s)
         rocksdb_close(s->db);
     }
     if (s->wb) rocksdb_writebatch_wi_destroy(s->wb);
+    if (s->pwb) rocksdb_writebatch_destroy(s->pwb);
     if (s->wo) rocksdb_writeoptions_destroy(s->wo);
     if (s->ro) rocksdb_readoptions_destroy(s->ro);
     if (s->opts) rocksdb_options_destroy(s->opts);
@@ -539,28 +553,71 @@ static void rn__mark_dirty(struct rn_statedb *s, struct rn__centry *e)
 
 /* ---- write batch ---------------------------------------------------------------- */
 
+static void rn__pending_unlink(struct rn_statedb *s, struct rn__centry *e)
+{
+    if (e->prev) e->prev->next = e->next;
+    else s->pend_head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+    e->pending = 0;
+    s->n_pending--;
+}
+
+/* The pending entries' values are in RocksDB now (or the database failed):
+ * they leave the cache. */
+static void rn__pending_free(struct rn_statedb *s)
+{
+    for (struct rn__centry *e = s->pend_head, *next; e; e = next) {
+        next = e->next;
+        HASH_DEL(s->cache, e);
+        if (s->last == e) s->last = NULL;
+        free(e->val);
+        free(e);
+    }
+    s->pend_head = NULL;
+    s->n_pending = 0;
+}
+
+/* Writes both batches to RocksDB, unless a checkpoint holds them. */
 static int rn__wb_write(struct rn_statedb *s)
 {
-    if (!s->wb_ops || s->held) return 0;
-    size_t n = s->wb_ops;
+    if ((!s->wb_ops && !s->pwb_ops) || s->held) return 0;
+    size_t n = s->wb_ops + s->pwb_ops;
     char *err = rn__fault(1);
-    if (!err) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
+    if (!err && s->wb_ops) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
+    if (!err && s->pwb_ops) rocksdb_write(s->db, s->wo, s->pwb, &err);
     rocksdb_writebatch_wi_clear(s->wb);
-    s->wb_ops = 0;
+    rocksdb_writebatch_clear(s->pwb);
+    s->wb_ops = s->pwb_ops = 0;
+    rn__pending_free(s);
     if (err) return rn__fail(s, err, "writing a batch of %zu changes", n);
     return 0;
 }
 
+static inline void rn__batch_grew(struct rn_statedb *s)
+{
+    if (s->wb_ops + s->pwb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+}
+
+/* An evicted entry that RocksDB lacks: its value goes into the plain batch,
+ * and the entry waits on the pending list (still in the table, so reads find
+ * it) until the batch is written. */
 static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
 {
     unsigned char k[RN__SKEY_LEN];
     rn__state_key(k, &e->k, s->max_parallelism);
     if (e->absent)
-        rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], (const char *)k, sizeof k);
+        rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], (const char *)k, sizeof k);
     else
-        rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
+        rocksdb_writebatch_put_cf(s->pwb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
     rn__dirty_unlink(s, e);
-    if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+    e->pending = 1;
+    e->prev = NULL;
+    e->next = s->pend_head;
+    if (s->pend_head) s->pend_head->prev = e;
+    s->pend_head = e;
+    s->n_pending++;
+    s->pwb_ops++;
 }
 
 /* ---- cache ---------------------------------------------------------------------- */
@@ -587,18 +644,23 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
 {
     while (s->cache_bytes > s->cache_cap && s->lru_tail && s->lru_tail != keep) {
         struct rn__centry *e = s->lru_tail;
-        if (!rn__effectively_clean(s, e)) rn__entry_write_back(s, e);
-        else rn__dirty_unlink(s, e);
         rn__lru_unlink(s, e);
+        s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
+        atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
+        if (!rn__effectively_clean(s, e)) {
+            rn__entry_write_back(s, e);
+            rn__batch_grew(s);
+            continue;
+        }
+        rn__dirty_unlink(s, e);
         HASH_DEL(s->cache, e);
         if (s->last == e) s->last = NULL;
-        s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
         free(e->val);
         free(e);
-        atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
     }
     atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
-    atomic_store_explicit(&s->f_entries, HASH_COUNT(s->cache), memory_order_relaxed);
+    atomic_store_explicit(&s->f_entries, HASH_COUNT(s->cache) - s->n_pending,
+                          memory_order_relaxed);
 }
 
 static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void *v, size_t len)
@@ -623,7 +685,14 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
     if (!e || rn__key24_cmp(&e->k, k)) HASH_FIND(hh, s->cache, k, sizeof *k, e);
     if (e) {
         s->last = e;
-        if (e != s->lru_head) {
+        if (RN_UNLIKELY(e->pending)) {
+            /* Back from the plain batch: the batch still writes the same
+             * value, so the entry is clean until it changes. */
+            rn__pending_unlink(s, e);
+            rn__lru_front(s, e);
+            s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
+            rn__evict(s, e);
+        } else if (e != s->lru_head) {
             rn__lru_unlink(s, e);
             rn__lru_front(s, e);
         }
@@ -637,12 +706,10 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
         unsigned char key[RN__SKEY_LEN];
         rn__state_key(key, k, s->max_parallelism);
         char *err = rn__fault(0);
+        /* Value and list entries never go through the indexed batch (only
+         * map state does): what RocksDB lacks of them is in the table. */
         if (!err)
-            v = s->wb_ops ? rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-                                s->wb, s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl,
-                                &err)
-                          : rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
-                                           &vl, &err);
+            v = rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl, &err);
         if (err) {
             rocksdb_free(v);
             rn__fail(s, err, "operator '%s': reading key %llu (key group %u, namespace %llu)",
@@ -750,8 +817,9 @@ static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
     if (t->persisted) {
         unsigned char k[RN__TKEY_LEN];
         rn__timer_key(k, &t->k, s->max_parallelism);
-        rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[1], (const char *)k, sizeof k);
-        if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+        rocksdb_writebatch_delete_cf(s->pwb, s->cf[1], (const char *)k, sizeof k);
+        s->pwb_ops++;
+        rn__batch_grew(s);
     }
     HASH_DEL(os->tset, t);
     rn__heap_remove(os, t);
