@@ -12,7 +12,7 @@
  * `sid` names one state of one operator (a hash of "operator-id/name"); `ns`
  * is the namespace (a window, say); `ts` is biased so that it sorts as signed.
  *
- * Cache. Value and list state go through a write-back cache (uthash table +
+ * Cache. Value and list state go through a write-back cache (an open-addressing table +
  * LRU list) sized in bytes. Reads that miss go to RocksDB and are cached,
  * absent keys included, so a new key costs one bloom-filtered lookup. Writes
  * only touch the cache; a dirty entry reaches RocksDB when it is evicted or
@@ -45,8 +45,6 @@
 #include <string.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
-/* uthash buckets by xxHash rather than its default Jenkins hash. */
-#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
 /* Keys are 24-byte structs of integers: compare them as three words. */
 static inline int rn__key24_cmp(const void *a, const void *b)
 {
@@ -62,9 +60,93 @@ static inline int rn__key32_cmp(const void *a, const void *b)
     memcpy(y, b, sizeof y);
     return (x[0] != y[0]) | (x[1] != y[1]) | (x[2] != y[2]) | (x[3] != y[3]);
 }
-#define HASH_KEYCMP(a, b, n)                                                                   \
-    ((n) == 24 ? rn__key24_cmp((a), (b)) : (n) == 32 ? rn__key32_cmp((a), (b)) : memcmp((a), (b), (n)))
-#include <uthash.h>
+
+/* ---- index: open addressing ------------------------------------------------------
+ * The cache's and the timer set's table: slots of (64-bit hash, entry), linear
+ * probing, at most 5/8 full, deletion by shifting back (no tombstones). An
+ * entry starts with its key (24 or 32 bytes of integers); a lookup compares
+ * the stored hash first and touches the entry only when it matches, so a hit
+ * costs the slot and the entry, a miss usually the slot alone. */
+
+struct rn__slot {
+    uint64_t h;
+    void *p; /* NULL: empty */
+};
+
+struct rn__index {
+    struct rn__slot *slots;
+    size_t mask; /* capacity - 1 (a power of two); slots NULL before the first add */
+    size_t n;
+};
+
+static inline uint64_t rn__ix_hash(const void *key, size_t klen)
+{
+    return XXH3_64bits(key, klen);
+}
+
+static inline int rn__key_differs(const void *a, const void *b, size_t klen)
+{
+    return klen == 24 ? rn__key24_cmp(a, b) : rn__key32_cmp(a, b);
+}
+
+/* The entry of key (hash h), or NULL. */
+static inline void *rn__ix_find(const struct rn__index *ix, uint64_t h, const void *key,
+                                size_t klen)
+{
+    if (!ix->slots) return NULL;
+    for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
+        const struct rn__slot *sl = &ix->slots[i];
+        if (!sl->p) return NULL;
+        if (sl->h == h && !rn__key_differs(sl->p, key, klen)) return sl->p;
+    }
+}
+
+static void rn__ix_put(struct rn__index *ix, uint64_t h, void *p)
+{
+    size_t i = h & ix->mask;
+    while (ix->slots[i].p) i = (i + 1) & ix->mask;
+    ix->slots[i].h = h;
+    ix->slots[i].p = p;
+}
+
+/* Adds entry p (hash h; its key is not in the table). */
+static void rn__ix_add(struct rn__index *ix, uint64_t h, void *p)
+{
+    if (!ix->slots || (ix->n + 1) * 8 > (ix->mask + 1) * 5) {
+        size_t cap = ix->slots ? (ix->mask + 1) * 2 : 1024;
+        struct rn__index big = {rn_xcalloc(cap, sizeof *big.slots), cap - 1, ix->n};
+        for (size_t i = 0; ix->slots && i <= ix->mask; i++)
+            if (ix->slots[i].p) rn__ix_put(&big, ix->slots[i].h, ix->slots[i].p);
+        free(ix->slots);
+        *ix = big;
+    }
+    rn__ix_put(ix, h, p);
+    ix->n++;
+}
+
+/* Removes entry p (hash h), which is in the table. */
+static void rn__ix_del(struct rn__index *ix, uint64_t h, const void *p)
+{
+    size_t i = h & ix->mask;
+    while (ix->slots[i].p != p) i = (i + 1) & ix->mask;
+    /* Move back each later entry of the run whose home is not between the
+     * hole and it (cyclically), so that every entry stays reachable. */
+    for (size_t j = (i + 1) & ix->mask; ix->slots[j].p; j = (j + 1) & ix->mask) {
+        size_t home = ix->slots[j].h & ix->mask;
+        if (((j - home) & ix->mask) >= ((j - i) & ix->mask)) {
+            ix->slots[i] = ix->slots[j];
+            i = j;
+        }
+    }
+    ix->slots[i].p = NULL;
+    ix->n--;
+}
+
+static void rn__ix_free(struct rn__index *ix)
+{
+    free(ix->slots);
+    memset(ix, 0, sizeof *ix);
+}
 
 #include "rn_fs_int.h"
 
@@ -81,8 +163,8 @@ struct rn__ckey {
 };
 
 struct rn__centry {
-    struct rn__ckey k;
-    UT_hash_handle hh;
+    struct rn__ckey k; /* first: the index compares it there */
+    uint64_t h;        /* hash of k */
     struct rn__centry *prev, *next; /* LRU: head is most recent */
     struct rn__centry *dprev, *dnext; /* dirty list */
     char *val;
@@ -103,8 +185,8 @@ struct rn__tkey {
 };
 
 struct rn__tentry {
-    struct rn__tkey k;
-    UT_hash_handle hh;
+    struct rn__tkey k; /* first, as in rn__centry */
+    uint64_t h;
     size_t heap_idx;
     uint8_t persisted;
 };
@@ -128,7 +210,7 @@ struct rn_op_state {
     uint32_t timer_sid;
     uint32_t max_parallelism;
     uint64_t cur_key;
-    struct rn__tentry *tset; /* uthash */
+    struct rn__index tset; /* the timers, for de-duplication */
     struct rn__tentry **heap;
     size_t heap_n, heap_cap;
     struct rn_state *states;
@@ -162,7 +244,7 @@ struct rn_statedb {
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
-    struct rn__centry *cache; /* uthash */
+    struct rn__index cache; /* the cache's entries */
     struct rn__centry *last;  /* the entry found last: a get and then a put of one key
                                * look it up once */
     struct rn__centry *lru_head, *lru_tail;
@@ -471,12 +553,13 @@ fail:
 
 static void rn__cache_free_all(struct rn_statedb *s)
 {
-    struct rn__centry *e, *tmp;
-    HASH_ITER(hh, s->cache, e, tmp) {
-        HASH_DEL(s->cache, e);
+    for (size_t i = 0; s->cache.slots && i <= s->cache.mask; i++) {
+        struct rn__centry *e = s->cache.slots[i].p;
+        if (!e) continue;
         free(e->val);
         free(e);
     }
+    rn__ix_free(&s->cache);
     s->lru_head = s->lru_tail = NULL;
     s->pend_head = NULL;
     s->n_pending = 0;
@@ -569,7 +652,7 @@ static void rn__pending_free(struct rn_statedb *s)
 {
     for (struct rn__centry *e = s->pend_head, *next; e; e = next) {
         next = e->next;
-        HASH_DEL(s->cache, e);
+        rn__ix_del(&s->cache, e->h, e);
         if (s->last == e) s->last = NULL;
         free(e->val);
         free(e);
@@ -653,13 +736,13 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
             continue;
         }
         rn__dirty_unlink(s, e);
-        HASH_DEL(s->cache, e);
+        rn__ix_del(&s->cache, e->h, e);
         if (s->last == e) s->last = NULL;
         free(e->val);
         free(e);
     }
     atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
-    atomic_store_explicit(&s->f_entries, HASH_COUNT(s->cache) - s->n_pending,
+    atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending,
                           memory_order_relaxed);
 }
 
@@ -682,7 +765,11 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
                                         const char *op_id)
 {
     struct rn__centry *e = s->last;
-    if (!e || rn__key24_cmp(&e->k, k)) HASH_FIND(hh, s->cache, k, sizeof *k, e);
+    uint64_t h = 0;
+    if (!e || rn__key24_cmp(&e->k, k)) {
+        h = rn__ix_hash(k, sizeof *k);
+        e = rn__ix_find(&s->cache, h, k, sizeof *k);
+    }
     if (e) {
         s->last = e;
         if (RN_UNLIKELY(e->pending)) {
@@ -730,7 +817,8 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
             rocksdb_free(v);
         }
     }
-    HASH_ADD(hh, s->cache, k, sizeof e->k, e);
+    e->h = h;
+    rn__ix_add(&s->cache, h, e);
     rn__lru_front(s, e);
     s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
     rn__evict(s, e);
@@ -806,7 +894,8 @@ static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, i
     struct rn__tentry *t = rn_xcalloc(1, sizeof *t);
     t->k = *k;
     t->persisted = (uint8_t)persisted;
-    HASH_ADD(hh, os->tset, k, sizeof t->k, t);
+    t->h = rn__ix_hash(k, sizeof *k);
+    rn__ix_add(&os->tset, t->h, t);
     rn__heap_push(os, t);
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
 }
@@ -821,7 +910,7 @@ static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
         s->pwb_ops++;
         rn__batch_grew(s);
     }
-    HASH_DEL(os->tset, t);
+    rn__ix_del(&os->tset, t->h, t);
     rn__heap_remove(os, t);
     free(t);
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
@@ -847,11 +936,8 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
 void rn__op_state_destroy(struct rn_op_state *os)
 {
     if (!os) return;
-    struct rn__tentry *t, *tmp;
-    HASH_ITER(hh, os->tset, t, tmp) {
-        HASH_DEL(os->tset, t);
-        free(t);
-    }
+    for (size_t i = 0; i < os->heap_n; i++) free(os->heap[i]);
+    rn__ix_free(&os->tset);
     free(os->heap);
     free(os->map_val);
     for (struct rn_state *st = os->states, *n; st; st = n) {
@@ -1098,9 +1184,8 @@ int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
-    struct rn__tentry *t;
-    HASH_FIND(hh, os->tset, &k, sizeof k, t);
-    if (!t) rn__timer_insert(os, &k, 0);
+    if (!rn__ix_find(&os->tset, rn__ix_hash(&k, sizeof k), &k, sizeof k))
+        rn__timer_insert(os, &k, 0);
     return 0;
 }
 
@@ -1110,8 +1195,7 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
-    struct rn__tentry *t;
-    HASH_FIND(hh, os->tset, &k, sizeof k, t);
+    struct rn__tentry *t = rn__ix_find(&os->tset, rn__ix_hash(&k, sizeof k), &k, sizeof k);
     if (t) rn__timer_drop(os, t);
     return os->db->failed ? RN_ESTATE : 0;
 }
