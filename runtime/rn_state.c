@@ -746,13 +746,23 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
                           memory_order_relaxed);
 }
 
+/* Gives e room for len bytes (at least `grow` when it must grow), or gives
+ * back most of a buffer that a value shrank to a quarter of (a closed request
+ * kept as a small tombstone should not be charged its old size). */
+static void rn__entry_room(struct rn_statedb *s, struct rn__centry *e, size_t len, size_t grow)
+{
+    size_t cap = e->cap;
+    if (len > cap) cap = RN_MAX(len, grow);
+    else if (cap > 256 && len < cap / 4) cap = RN_MAX(len, (size_t)64);
+    else return;
+    s->cache_bytes = s->cache_bytes - e->cap + cap;
+    e->val = rn_xrealloc(e->val, cap);
+    e->cap = (uint32_t)cap;
+}
+
 static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void *v, size_t len)
 {
-    if (len > e->cap) {
-        s->cache_bytes += len - e->cap;
-        e->cap = (uint32_t)len;
-        e->val = rn_xrealloc(e->val, e->cap ? e->cap : 1);
-    }
+    rn__entry_room(s, e, len, len);
     if (len) memcpy(e->val, v, len);
     e->len = (uint32_t)len;
 }
@@ -1114,6 +1124,27 @@ int rn_value_put(struct rn_state *st, uint64_t ns, const void *val, size_t len)
     e->absent = 0;
     rn__mark_dirty(s, e);
     rn__evict(s, e);
+    return s->failed ? RN_ESTATE : 0;
+}
+
+int rn_value_edit(struct rn_state *st, uint64_t ns, size_t len, void **val)
+{
+    struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
+    if (len > UINT32_MAX / 2) return RN_EINVAL;
+    struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
+    struct rn__centry *e = rn__cache_get(s, &k, 1, st->os->op_id);
+    if (!e) return RN_ESTATE;
+    if (e->absent) e->len = 0;
+    /* Grown by half at least: a value that gains an element per event (the
+     * joiner's feedback) is not reallocated every time. */
+    rn__entry_room(s, e, len, (size_t)e->cap + e->cap / 2);
+    if (len > e->len) memset(e->val + e->len, 0, len - e->len);
+    e->len = (uint32_t)len;
+    e->absent = 0;
+    rn__mark_dirty(s, e);
+    rn__evict(s, e);
+    *val = e->val;
     return s->failed ? RN_ESTATE : 0;
 }
 
