@@ -1136,9 +1136,10 @@ int rn_value_edit(struct rn_state *st, uint64_t ns, size_t len, void **val)
     struct rn__centry *e = rn__cache_get(s, &k, 1, st->os->op_id);
     if (!e) return RN_ESTATE;
     if (e->absent) e->len = 0;
-    /* Grown by half at least: a value that gains an element per event (the
-     * joiner's feedback) is not reallocated every time. */
-    rn__entry_room(s, e, len, (size_t)e->cap + e->cap / 2);
+    /* Grown by an eighth at least: a value that gains a small element per
+     * event (the joiner's feedback) is not reallocated every time, and the
+     * slack stays small (it is memory of every entry edited). */
+    rn__entry_room(s, e, len, (size_t)e->cap + e->cap / 8);
     if (len > e->len) memset(e->val + e->len, 0, len - e->len);
     e->len = (uint32_t)len;
     e->absent = 0;
