@@ -7,8 +7,8 @@
 # does not (64 MiB), and RocksDB's db_bench for 1 KiB values (a request's
 # state is about that size) in the same run. With BASE=DIR (a build directory
 # of another commit, e.g. main's), each run of this build is paired with a run
-# of DIR/runnel on the same input, alternating, and the ratio of medians is
-# printed.
+# of DIR/runnel on the same input, alternating (this build first), and the
+# ratio of medians is printed.
 #   [BASE=DIR] bash bench/run_joiner.sh [EVENTS=2000000] [R=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,23 +24,22 @@ echo "input: $N events, $(($(stat -c %s "$BENCH_LOG") / N)) bytes/line; machine:
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 builds=(build)
-[ -n "${BASE:-}" ] && builds=("$BASE" build)
+[ -n "${BASE:-}" ] && builds=(build "$BASE")
 for cache in 1GiB 64MiB; do
-  for b in "${builds[@]}"; do : >"$tmp/rates.$(basename "$b").txt"; done
+  for i in "${!builds[@]}"; do : >"$tmp/rates.$i.txt"; done
   for _ in $(seq "$R"); do
-    for b in "${builds[@]}"; do
-      BENCH_CACHE=$cache "$b/runnel" run bench/jobs/joiner.yaml --fresh 2>&1 |
-        grep ' head=join ' | sed 's/.*records_per_cpu_s=//' >>"$tmp/rates.$(basename "$b").txt"
+    for i in "${!builds[@]}"; do
+      BENCH_CACHE=$cache "${builds[$i]}/runnel" run bench/jobs/joiner.yaml --fresh 2>&1 |
+        grep ' head=join ' | sed 's/.*records_per_cpu_s=//' >>"$tmp/rates.$i.txt"
     done
   done
-  for b in "${builds[@]}"; do
-    f="$tmp/rates.$(basename "$b").txt"
-    echo "joiner ($b), cache $cache: median $(median <"$f") records per CPU-second per thread" \
-         "(all: $(tr '\n' ' ' <"$f"))"
+  for i in "${!builds[@]}"; do
+    echo "joiner (${builds[$i]}), cache $cache: median $(median <"$tmp/rates.$i.txt") records" \
+         "per CPU-second per thread (all: $(tr '\n' ' ' <"$tmp/rates.$i.txt"))"
   done
   if [ -n "${BASE:-}" ]; then
-    echo "  ratio this build / base: $(awk -v a="$(median <"$tmp/rates.build.txt")" \
-      -v b="$(median <"$tmp/rates.$(basename "$BASE").txt")" 'BEGIN {printf "%.2f", a / b}')"
+    echo "  ratio this build / base: $(awk -v a="$(median <"$tmp/rates.0.txt")" \
+      -v b="$(median <"$tmp/rates.1.txt")" 'BEGIN {printf "%.2f", a / b}')"
   fi
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
