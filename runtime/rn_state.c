@@ -12,19 +12,24 @@
  * `sid` names one state of one operator (a hash of "operator-id/name"); `ns`
  * is the namespace (a window, say); `ts` is biased so that it sorts as signed.
  *
- * Cache. Value and list state go through a write-back cache (an open-addressing table +
- * LRU list) sized in bytes. Reads that miss go to RocksDB and are cached,
- * absent keys included, so a new key costs one bloom-filtered lookup. Writes
- * only touch the cache; a dirty entry reaches RocksDB when it is evicted or
- * at a checkpoint; evicted entries wait in an indexed write batch, which
- * reads consult, so a read never misses a write not yet applied. RocksDB itself runs without a WAL: durability comes from
- * checkpoints, and after a crash the working database is thrown away and
- * rebuilt from the last completed one.
+ * Cache. Value and list state go through a write-back cache (an
+ * open-addressing table + LRU list) sized in bytes. Reads that miss go to
+ * RocksDB and are cached, absent keys included, so a new key costs one
+ * bloom-filtered lookup. Writes only touch the cache (rn_value_edit changes
+ * the cached bytes in place); a dirty entry reaches RocksDB when it is
+ * evicted or at a checkpoint. An evicted entry's value waits in a plain write
+ * batch and the entry stays in the table (`pending`) until that batch is
+ * written, so a read never misses a write not yet applied and never needs to
+ * search the batch. Map state, which bypasses the cache, uses an indexed
+ * batch that its reads consult. RocksDB itself runs without a WAL:
+ * durability comes from checkpoints, and after a crash the working database
+ * is thrown away and rebuilt from the last completed one.
  *
- * Timers live in memory (a hash set for de-duplication and a binary heap in
+ * Timers live in memory (a hash table for de-duplication and a binary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
- * family at each checkpoint; fired timers that were written are deleted. On
- * restore they are loaded back for the key groups the thread owns.
+ * family at each checkpoint; fired timers that were written are deleted
+ * (through the plain batch). On restore they are loaded back for the key
+ * groups the thread owns.
  *
  * Checkpoint, in two parts. On the worker thread, at the barrier: copy into a
  * delta batch every cache entry changed since the last checkpoint (and every
