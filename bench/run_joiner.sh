@@ -5,8 +5,11 @@
 # on 2 threads. Prints records per CPU-second of each joiner thread (median
 # of R runs) for a state cache that holds everything (1 GiB) and one that
 # does not (64 MiB), and RocksDB's db_bench for 1 KiB values (a request's
-# state is about that size) in the same run.
-#   bash bench/run_joiner.sh [EVENTS=2000000] [R=3]
+# state is about that size) in the same run. With BASE=DIR (a build directory
+# of another commit, e.g. main's), each run of this build is paired with a run
+# of DIR/runnel on the same input, alternating (this build first), and the
+# ratio of medians is printed.
+#   [BASE=DIR] bash bench/run_joiner.sh [EVENTS=2000000] [R=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000000}
@@ -17,17 +20,29 @@ trap 'rm -rf "$tmp"' EXIT
 export BENCH_LOG=$tmp/log.jsonl BENCH_OUT=$tmp/out
 build/rn_loggen --events "$N" --users 1000000 --zipf 1.0 --items-per-impression 10 \
   --click-rate 0.05 --pay-rate 0.2 --seed 9 --out "$BENCH_LOG" 2>/dev/null
-echo "input: $N events, $(($(stat -c %s "$BENCH_LOG") / N)) bytes/line; machine: $(nproc) cores"
+echo "input: $N events, $(($(stat -c %s "$BENCH_LOG") / N)) bytes/line; machine: $(nproc) cores," \
+     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+builds=(build)
+[ -n "${BASE:-}" ] && builds=(build "$BASE")
 for cache in 1GiB 64MiB; do
-  : >"$tmp/rates.txt"
+  for i in "${!builds[@]}"; do : >"$tmp/rates.$i.txt"; done
   for _ in $(seq "$R"); do
-    BENCH_CACHE=$cache build/runnel run bench/jobs/joiner.yaml --fresh 2>&1 |
-      grep ' head=join ' | sed 's/.*records_per_cpu_s=//' >>"$tmp/rates.txt"
+    for i in "${!builds[@]}"; do
+      BENCH_CACHE=$cache "${builds[$i]}/runnel" run bench/jobs/joiner.yaml --fresh 2>&1 |
+        grep ' head=join ' | sed 's/.*records_per_cpu_s=//' >>"$tmp/rates.$i.txt"
+    done
   done
-  echo "joiner, cache $cache: median $(median <"$tmp/rates.txt") records per CPU-second per thread" \
-       "(all: $(tr '\n' ' ' <"$tmp/rates.txt"))"
+  for i in "${!builds[@]}"; do
+    echo "joiner (${builds[$i]}), cache $cache: median $(median <"$tmp/rates.$i.txt") records" \
+         "per CPU-second per thread (all: $(tr '\n' ' ' <"$tmp/rates.$i.txt"))"
+  done
+  if [ -n "${BASE:-}" ]; then
+    echo "  ratio this build / base: $(awk -v a="$(median <"$tmp/rates.0.txt")" \
+      -v b="$(median <"$tmp/rates.1.txt")" 'BEGIN {printf "%.2f", a / b}')"
+  fi
 done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if command -v db_bench >/dev/null; then
   db_bench --benchmarks=fillrandom,readrandom --num=300000 --key_size=22 --value_size=1024 \
     --disable_wal=1 --compression_type=lz4 --cache_size=33554432 --threads=1 --batch_size=100 \

@@ -177,23 +177,24 @@ static void rn_joiner_close(struct rn_op *op)
     rn_op_set_local(op, NULL);
 }
 
-/* Views into the working copy. */
-static inline struct rn_jr *jr_hdr(struct rn_joiner *j)
+/* Views into a request's state: the working copy (j->cur.data) or the
+ * state's own bytes, changed in place (rn_value_edit). */
+static inline struct rn_jr *jr_hdr(char *p)
 {
-    return (struct rn_jr *)j->cur.data;
+    return (struct rn_jr *)p;
 }
-static inline struct rn_jr_item *jr_items(struct rn_joiner *j)
+static inline struct rn_jr_item *jr_items(char *p)
 {
-    return (struct rn_jr_item *)(j->cur.data + sizeof(struct rn_jr));
+    return (struct rn_jr_item *)(p + sizeof(struct rn_jr));
 }
-static inline struct rn_jr_fb *jr_fb(struct rn_joiner *j)
+static inline struct rn_jr_fb *jr_fb(char *p)
 {
-    return (struct rn_jr_fb *)(j->cur.data + sizeof(struct rn_jr) +
-                               jr_hdr(j)->n_items * sizeof(struct rn_jr_item));
+    return (struct rn_jr_fb *)(p + sizeof(struct rn_jr) +
+                               jr_hdr(p)->n_items * sizeof(struct rn_jr_item));
 }
-static inline char *jr_names(struct rn_joiner *j)
+static inline char *jr_names(char *p)
 {
-    return (char *)(jr_fb(j) + jr_hdr(j)->n_fb);
+    return (char *)(jr_fb(p) + jr_hdr(p)->n_fb);
 }
 
 /* Loads the request's state into j->cur; 0 if found, else an empty header
@@ -223,33 +224,22 @@ static int jr_store(struct rn_joiner *j, uint64_t request_id)
     return rn_value_put(j->req, request_id, j->cur.data, j->cur.len);
 }
 
-/* Appends a feedback entry (the buffer may move). */
-static void jr_add_fb(struct rn_joiner *j, const struct rn_jr_fb *fb)
+static int jr_find_item(char *p, uint64_t item_id)
 {
-    size_t at = (size_t)((char *)jr_names(j) - j->cur.data);
-    rn_buf_reserve(&j->cur, sizeof *fb);
-    memmove(j->cur.data + at + sizeof *fb, j->cur.data + at, j->cur.len - at);
-    memcpy(j->cur.data + at, fb, sizeof *fb);
-    j->cur.len += sizeof *fb;
-    jr_hdr(j)->n_fb++;
-}
-
-static int jr_find_item(struct rn_joiner *j, uint64_t item_id)
-{
-    struct rn_jr_item *it = jr_items(j);
-    for (uint32_t i = 0; i < jr_hdr(j)->n_items; i++)
+    struct rn_jr_item *it = jr_items(p);
+    for (uint32_t i = 0; i < jr_hdr(p)->n_items; i++)
         if (it[i].id == item_id) return (int)i;
     return -1;
 }
 
 /* Counts one feedback entry against the displayed items, if it falls in. */
-static void jr_count(struct rn_op *op, struct rn_joiner *j, struct rn_jr_fb *fb)
+static void jr_count(struct rn_op *op, char *p, struct rn_jr_fb *fb)
 {
-    int i = jr_find_item(j, fb->item_id);
+    int i = jr_find_item(p, fb->item_id);
     if (i < 0) {
         rn_op_metric_add(op, M_UNMATCHED, 1);
     } else {
-        jr_items(j)[i].counts[fb->type]++;
+        jr_items(p)[i].counts[fb->type]++;
         rn_op_metric_add(op, M_JOINED, 1);
     }
     fb->counted = 1;
@@ -262,7 +252,7 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
     int rc = jr_load(j, e->request_id);
     if (rc < 0 && rc != RN_ENOENT) return rc;
     int found = rc == 0;
-    struct rn_jr *h = jr_hdr(j);
+    struct rn_jr *h = jr_hdr(j->cur.data);
     if (found && (h->flags & RN_JR_HAS_IMP)) {
         /* A second impression of the same request: the first one stands. */
         rn_op_metric_add(op, M_DUPLICATES, 1);
@@ -274,7 +264,7 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
     struct rn_jr hdr = *h;
     uint32_t n_fb = h->n_fb;
     struct rn_jr_fb *pending = n_fb ? rn_xmalloc(n_fb * sizeof *pending) : NULL;
-    if (n_fb) memcpy(pending, jr_fb(j), n_fb * sizeof *pending);
+    if (n_fb) memcpy(pending, jr_fb(j->cur.data), n_fb * sizeof *pending);
     hdr.flags |= RN_JR_HAS_IMP;
     hdr.imp_ts = e->ts;
     hdr.close_ts = e->ts + c->window;
@@ -298,7 +288,7 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
         rn_buf_append(&j->cur, &it, sizeof it);
     }
     if (n_fb) rn_buf_append(&j->cur, pending, n_fb * sizeof *pending);
-    h = jr_hdr(j);
+    h = jr_hdr(j->cur.data);
     h->user_off = (uint32_t)names.len;
     h->user_len = e->user.len;
     rn_buf_append(&names, rn_str_ptr(e, e->user), e->user.len);
@@ -310,18 +300,18 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
     rn_buf_free(&names);
     free(pending);
     /* Feedback that came first counts now, if it is inside the window. */
-    struct rn_jr_fb *fb = jr_fb(j);
-    for (uint32_t k = 0; k < jr_hdr(j)->n_fb; k++) {
+    struct rn_jr_fb *fb = jr_fb(j->cur.data);
+    for (uint32_t k = 0; k < jr_hdr(j->cur.data)->n_fb; k++) {
         if (fb[k].counted) continue;
-        if (fb[k].ts >= jr_hdr(j)->close_ts) {
+        if (fb[k].ts >= jr_hdr(j->cur.data)->close_ts) {
             rn_op_metric_add(op, M_LATE, 1);
             fb[k].counted = 1;
         } else {
-            jr_count(op, j, &fb[k]);
+            jr_count(op, j->cur.data, &fb[k]);
         }
     }
     rn_op_metric_add(op, M_OPEN, 1);
-    if ((rc = rn_timer_register(op, jr_hdr(j)->close_ts - 1 + c->allowed_lateness,
+    if ((rc = rn_timer_register(op, jr_hdr(j->cur.data)->close_ts - 1 + c->allowed_lateness,
                                 e->request_id)))
         return rc;
     return jr_store(j, e->request_id);
@@ -333,31 +323,52 @@ static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struc
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
     uint32_t type = (uint32_t)(e->kind - RN_EV_CLICK);
     if (type >= c->n_types) return 0;
-    int rc = jr_load(j, e->request_id);
+    /* Checked on the stored bytes, then changed in place: no copy of the
+     * request's state in and out per event. */
+    const void *v;
+    size_t len;
+    int rc = rn_value_get(j->req, e->request_id, &v, &len);
     if (rc < 0 && rc != RN_ENOENT) return rc;
-    struct rn_jr *h = jr_hdr(j);
+    if (rc == RN_ENOENT || len < sizeof(struct rn_jr)) len = 0;
     struct rn_jr_fb fb = {e->item_id, e->ts, type, 0};
-    struct rn_jr_fb *all = jr_fb(j);
-    for (uint32_t k = 0; k < h->n_fb; k++) {
-        if (all[k].item_id == fb.item_id && all[k].ts == fb.ts && all[k].type == fb.type) {
-            rn_op_metric_add(op, M_DUPLICATES, 1);
+    size_t at = sizeof(struct rn_jr); /* where the new entry goes: before the names */
+    if (len) {
+        char *old = (char *)v;
+        const struct rn_jr *h = jr_hdr(old);
+        const struct rn_jr_fb *all = jr_fb(old);
+        for (uint32_t k = 0; k < h->n_fb; k++) {
+            if (all[k].item_id == fb.item_id && all[k].ts == fb.ts && all[k].type == fb.type) {
+                rn_op_metric_add(op, M_DUPLICATES, 1);
+                return 0;
+            }
+        }
+        if ((h->flags & RN_JR_CLOSED) || ((h->flags & RN_JR_HAS_IMP) && e->ts >= h->close_ts)) {
+            rn_op_metric_add(op, M_LATE, 1);
+            rn_op_count_late(op, 1);
+            rn_emit_copy(out, 1, r);
             return 0;
         }
+        if (h->n_fb >= RN_JR_MAX_FB) {
+            rn_op_metric_add(op, M_UNMATCHED, 1);
+            return 0;
+        }
+        at = (size_t)(jr_names(old) - old);
     }
-    if ((h->flags & RN_JR_CLOSED) || ((h->flags & RN_JR_HAS_IMP) && e->ts >= h->close_ts)) {
-        rn_op_metric_add(op, M_LATE, 1);
-        rn_op_count_late(op, 1);
-        rn_emit_copy(out, 1, r);
-        return 0;
+    size_t old_len = len ? len : sizeof(struct rn_jr);
+    char *p;
+    if ((rc = rn_value_edit(j->req, e->request_id, old_len + sizeof fb, (void **)&p))) return rc;
+    struct rn_jr *h = jr_hdr(p);
+    if (!len) {
+        /* A new request (or unreadable short bytes, taken as none). */
+        memset(h, 0, sizeof *h);
+        h->imp_ts = RN_TS_MIN;
+        h->model_version = -1;
     }
-    if (h->n_fb >= RN_JR_MAX_FB) {
-        rn_op_metric_add(op, M_UNMATCHED, 1);
-        return 0;
-    }
-    jr_add_fb(j, &fb);
-    h = jr_hdr(j);
+    memmove(p + at + sizeof fb, p + at, old_len - at);
+    memcpy(p + at, &fb, sizeof fb);
+    h->n_fb++;
     if (h->flags & RN_JR_HAS_IMP) {
-        jr_count(op, j, &jr_fb(j)[h->n_fb - 1]);
+        jr_count(op, p, &jr_fb(p)[h->n_fb - 1]);
     } else {
         /* Early: wait for the impression, but not forever. */
         if (e->ts > h->last_fb_ts || h->n_fb == 1) h->last_fb_ts = e->ts;
@@ -365,7 +376,7 @@ static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struc
                                     e->request_id)))
             return rc;
     }
-    return jr_store(j, e->request_id);
+    return 0;
 }
 
 /* A request event: keeps its context values for its sample. */
@@ -401,13 +412,14 @@ static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct
     return 0;
 }
 
-/* Emits the sample of the request in j->cur; 0, or a state error (then
- * nothing is emitted). */
-static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emitter *out)
+/* Emits the sample of the request whose state is at p (borrowed; a copy
+ * when reading the context could move it); 0, or a state error (then nothing
+ * is emitted). */
+static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct rn_emitter *out)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
-    struct rn_jr *h = jr_hdr(j);
-    const char *names = jr_names(j);
+    struct rn_jr *h = jr_hdr(p);
+    const char *names = jr_names(p);
     struct rn_payload *pl = &j->pl;
     rn_payload_begin(pl, sizeof(struct rn_sample));
     struct rn_str user = rn_payload_str(pl, names + h->user_off, h->user_len);
@@ -415,7 +427,7 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emitt
     uint32_t n = h->n_items;
     struct rn_str *inames = rn_xmalloc((n ? n : 1) * sizeof *inames);
     for (uint32_t i = 0; i < n; i++)
-        inames[i] = rn_payload_str(pl, names + jr_items(j)[i].name_off, jr_items(j)[i].name_len);
+        inames[i] = rn_payload_str(pl, names + jr_items(p)[i].name_off, jr_items(p)[i].name_len);
     uint32_t items_off = rn_payload_reserve(pl, n * sizeof(struct rn_sample_item));
     uint32_t types_off = rn_payload_reserve(pl, c->n_types * 16);
     /* The request's context, when the job carries one: NaN if never seen. */
@@ -440,12 +452,12 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, struct rn_emitt
                 memcpy(cv, (const char *)v + sizeof ch, m * sizeof(double));
         }
     }
-    h = jr_hdr(j);
+    h = jr_hdr(p);
     struct rn_sample *s = rn_payload_fixed(pl);
     struct rn_sample_item *si = (struct rn_sample_item *)(pl->buf.data + items_off);
     double total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        const struct rn_jr_item *it = &jr_items(j)[i];
+        const struct rn_jr_item *it = &jr_items(p)[i];
         si[i].item_id = it->id;
         si[i].item = inames[i];
         si[i].position = i + 1;
@@ -497,30 +509,40 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
             if (t->ts >= ch.expire_ts && (rc = rn_value_clear(j->ctx, t->ns))) return rc;
         }
     }
-    int rc = jr_load(j, t->ns);
+    const void *v;
+    size_t len;
+    int rc = rn_value_get(j->req, t->ns, &v, &len);
     if (rc == RN_ENOENT) return 0;
     if (rc) return rc;
-    struct rn_jr *h = jr_hdr(j);
-    if ((h->flags & RN_JR_HAS_IMP) && !(h->flags & RN_JR_CLOSED)) {
-        if (t->ts != h->close_ts - 1 + c->allowed_lateness) return 0; /* an early-feedback timer */
-        if ((rc = rn_joiner_emit(op, j, out))) return rc;
-        /* Keep a small tombstone to recognise late feedback, then forget. */
-        struct rn_jr tomb = *jr_hdr(j);
-        tomb.flags |= RN_JR_CLOSED;
-        tomb.n_items = tomb.n_fb = tomb.names_len = 0;
-        rn_buf_reset(&j->cur);
-        rn_buf_append(&j->cur, &tomb, sizeof tomb);
-        if ((rc = jr_store(j, t->ns))) return rc;
+    struct rn_jr h;
+    if (len < sizeof h) return 0; /* bytes too short to be a request: as if absent */
+    memcpy(&h, v, sizeof h);
+    if ((h.flags & RN_JR_HAS_IMP) && !(h.flags & RN_JR_CLOSED)) {
+        if (t->ts != h.close_ts - 1 + c->allowed_lateness) return 0; /* an early-feedback timer */
+        char *p = (char *)v;
+        if (j->ctx) {
+            /* Reading the context is a state call: work on a copy. */
+            rn_buf_reset(&j->cur);
+            rn_buf_append(&j->cur, v, len);
+            p = j->cur.data;
+        }
+        if ((rc = rn_joiner_emit(op, j, p, out))) return rc;
+        /* Keep a small tombstone (the header) to recognise late feedback,
+         * then forget. */
+        if ((rc = rn_value_edit(j->req, t->ns, sizeof(struct rn_jr), (void **)&p))) return rc;
+        struct rn_jr *tomb = jr_hdr(p);
+        tomb->flags |= RN_JR_CLOSED;
+        tomb->n_items = tomb->n_fb = tomb->names_len = 0;
         return rn_timer_register(op, t->ts + c->retain_closed, t->ns);
     }
-    if (h->flags & RN_JR_CLOSED) {
-        if (t->ts >= h->close_ts - 1 + c->allowed_lateness + c->retain_closed)
+    if (h.flags & RN_JR_CLOSED) {
+        if (t->ts >= h.close_ts - 1 + c->allowed_lateness + c->retain_closed)
             return rn_value_clear(j->req, t->ns);
         return 0;
     }
     /* Only early feedback, and its impression never came. */
-    if (t->ts >= h->last_fb_ts + c->window - 1 + c->allowed_lateness) {
-        rn_op_metric_add(op, M_UNMATCHED, h->n_fb);
+    if (t->ts >= h.last_fb_ts + c->window - 1 + c->allowed_lateness) {
+        rn_op_metric_add(op, M_UNMATCHED, h.n_fb);
         return rn_value_clear(j->req, t->ns);
     }
     return 0;

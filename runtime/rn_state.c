@@ -12,19 +12,24 @@
  * `sid` names one state of one operator (a hash of "operator-id/name"); `ns`
  * is the namespace (a window, say); `ts` is biased so that it sorts as signed.
  *
- * Cache. Value and list state go through a write-back cache (uthash table +
- * LRU list) sized in bytes. Reads that miss go to RocksDB and are cached,
- * absent keys included, so a new key costs one bloom-filtered lookup. Writes
- * only touch the cache; a dirty entry reaches RocksDB when it is evicted or
- * at a checkpoint; evicted entries wait in an indexed write batch, which
- * reads consult, so a read never misses a write not yet applied. RocksDB itself runs without a WAL: durability comes from
- * checkpoints, and after a crash the working database is thrown away and
- * rebuilt from the last completed one.
+ * Cache. Value and list state go through a write-back cache (an
+ * open-addressing table + LRU list) sized in bytes. Reads that miss go to
+ * RocksDB and are cached, absent keys included, so a new key costs one
+ * bloom-filtered lookup. Writes only touch the cache (rn_value_edit changes
+ * the cached bytes in place); a dirty entry reaches RocksDB when it is
+ * evicted or at a checkpoint. An evicted entry's value waits in a plain write
+ * batch and the entry stays in the table (`pending`) until that batch is
+ * written, so a read never misses a write not yet applied and never needs to
+ * search the batch. Map state, which bypasses the cache, uses an indexed
+ * batch that its reads consult. RocksDB itself runs without a WAL:
+ * durability comes from checkpoints, and after a crash the working database
+ * is thrown away and rebuilt from the last completed one.
  *
- * Timers live in memory (a hash set for de-duplication and a binary heap in
+ * Timers live in memory (a hash table for de-duplication and a binary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
- * family at each checkpoint; fired timers that were written are deleted. On
- * restore they are loaded back for the key groups the thread owns.
+ * family at each checkpoint; fired timers that were written are deleted
+ * (through the plain batch). On restore they are loaded back for the key
+ * groups the thread owns.
  *
  * Checkpoint, in two parts. On the worker thread, at the barrier: copy into a
  * delta batch every cache entry changed since the last checkpoint (and every
@@ -45,8 +50,6 @@
 #include <string.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
-/* uthash buckets by xxHash rather than its default Jenkins hash. */
-#define HASH_FUNCTION(keyptr, keylen, hashv) ((hashv) = (unsigned)XXH3_64bits((keyptr), (keylen)))
 /* Keys are 24-byte structs of integers: compare them as three words. */
 static inline int rn__key24_cmp(const void *a, const void *b)
 {
@@ -62,9 +65,93 @@ static inline int rn__key32_cmp(const void *a, const void *b)
     memcpy(y, b, sizeof y);
     return (x[0] != y[0]) | (x[1] != y[1]) | (x[2] != y[2]) | (x[3] != y[3]);
 }
-#define HASH_KEYCMP(a, b, n)                                                                   \
-    ((n) == 24 ? rn__key24_cmp((a), (b)) : (n) == 32 ? rn__key32_cmp((a), (b)) : memcmp((a), (b), (n)))
-#include <uthash.h>
+
+/* ---- index: open addressing ------------------------------------------------------
+ * The cache's and the timer set's table: slots of (64-bit hash, entry), linear
+ * probing, at most 5/8 full, deletion by shifting back (no tombstones). An
+ * entry starts with its key (24 or 32 bytes of integers); a lookup compares
+ * the stored hash first and touches the entry only when it matches, so a hit
+ * costs the slot and the entry, a miss usually the slot alone. */
+
+struct rn__slot {
+    uint64_t h;
+    void *p; /* NULL: empty */
+};
+
+struct rn__index {
+    struct rn__slot *slots;
+    size_t mask; /* capacity - 1 (a power of two); slots NULL before the first add */
+    size_t n;
+};
+
+static inline uint64_t rn__ix_hash(const void *key, size_t klen)
+{
+    return XXH3_64bits(key, klen);
+}
+
+static inline int rn__key_differs(const void *a, const void *b, size_t klen)
+{
+    return klen == 24 ? rn__key24_cmp(a, b) : rn__key32_cmp(a, b);
+}
+
+/* The entry of key (hash h), or NULL. */
+static inline void *rn__ix_find(const struct rn__index *ix, uint64_t h, const void *key,
+                                size_t klen)
+{
+    if (!ix->slots) return NULL;
+    for (size_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
+        const struct rn__slot *sl = &ix->slots[i];
+        if (!sl->p) return NULL;
+        if (sl->h == h && !rn__key_differs(sl->p, key, klen)) return sl->p;
+    }
+}
+
+static void rn__ix_put(struct rn__index *ix, uint64_t h, void *p)
+{
+    size_t i = h & ix->mask;
+    while (ix->slots[i].p) i = (i + 1) & ix->mask;
+    ix->slots[i].h = h;
+    ix->slots[i].p = p;
+}
+
+/* Adds entry p (hash h; its key is not in the table). */
+static void rn__ix_add(struct rn__index *ix, uint64_t h, void *p)
+{
+    if (!ix->slots || (ix->n + 1) * 8 > (ix->mask + 1) * 5) {
+        size_t cap = ix->slots ? (ix->mask + 1) * 2 : 1024;
+        struct rn__index big = {rn_xcalloc(cap, sizeof *big.slots), cap - 1, ix->n};
+        for (size_t i = 0; ix->slots && i <= ix->mask; i++)
+            if (ix->slots[i].p) rn__ix_put(&big, ix->slots[i].h, ix->slots[i].p);
+        free(ix->slots);
+        *ix = big;
+    }
+    rn__ix_put(ix, h, p);
+    ix->n++;
+}
+
+/* Removes entry p (hash h), which is in the table. */
+static void rn__ix_del(struct rn__index *ix, uint64_t h, const void *p)
+{
+    size_t i = h & ix->mask;
+    while (ix->slots[i].p != p) i = (i + 1) & ix->mask;
+    /* Move back each later entry of the run whose home is not between the
+     * hole and it (cyclically), so that every entry stays reachable. */
+    for (size_t j = (i + 1) & ix->mask; ix->slots[j].p; j = (j + 1) & ix->mask) {
+        size_t home = ix->slots[j].h & ix->mask;
+        if (((j - home) & ix->mask) >= ((j - i) & ix->mask)) {
+            ix->slots[i] = ix->slots[j];
+            i = j;
+        }
+    }
+    ix->slots[i].p = NULL;
+    ix->n--;
+}
+
+static void rn__ix_free(struct rn__index *ix)
+{
+    free(ix->slots);
+    memset(ix, 0, sizeof *ix);
+}
 
 #include "rn_fs_int.h"
 
@@ -81,8 +168,8 @@ struct rn__ckey {
 };
 
 struct rn__centry {
-    struct rn__ckey k;
-    UT_hash_handle hh;
+    struct rn__ckey k; /* first: the index compares it there */
+    uint64_t h;        /* hash of k */
     struct rn__centry *prev, *next; /* LRU: head is most recent */
     struct rn__centry *dprev, *dnext; /* dirty list */
     char *val;
@@ -90,6 +177,8 @@ struct rn__centry {
     uint32_t saved_gen; /* checkpoint generation that holds this value; 0: modified since */
     uint8_t dirty;
     uint8_t absent;
+    uint8_t pending; /* evicted: the value waits in the plain batch, prev/next link the
+                      * pending list, and the entry stays findable until it is written */
 };
 
 struct rn__tkey {
@@ -101,8 +190,8 @@ struct rn__tkey {
 };
 
 struct rn__tentry {
-    struct rn__tkey k;
-    UT_hash_handle hh;
+    struct rn__tkey k; /* first, as in rn__centry */
+    uint64_t h;
     size_t heap_idx;
     uint8_t persisted;
 };
@@ -126,7 +215,7 @@ struct rn_op_state {
     uint32_t timer_sid;
     uint32_t max_parallelism;
     uint64_t cur_key;
-    struct rn__tentry *tset; /* uthash */
+    struct rn__index tset; /* the timers, for de-duplication */
     struct rn__tentry **heap;
     size_t heap_n, heap_cap;
     struct rn_state *states;
@@ -147,12 +236,20 @@ struct rn_statedb {
     rocksdb_column_family_handle_t *cf[2]; /* default, timers */
     rocksdb_writeoptions_t *wo;
     rocksdb_readoptions_t *ro;
-    rocksdb_writebatch_wi_t *wb; /* indexed: reads see what is not yet written */
+    rocksdb_writebatch_wi_t *wb; /* indexed, for map state: reads see what is not yet written */
     size_t wb_ops;
+    /* Plain batch for evicted cache entries and deletes of fired timers: nothing
+     * reads it (evicted entries stay in the cache's table, `pending`, until it
+     * is written), so it costs an append where the indexed one costs a skip-list
+     * insert. Written together with wb. */
+    rocksdb_writebatch_t *pwb;
+    size_t pwb_ops;
+    struct rn__centry *pend_head;
+    size_t n_pending;
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
-    struct rn__centry *cache; /* uthash */
+    struct rn__index cache; /* the cache's entries */
     struct rn__centry *last;  /* the entry found last: a get and then a put of one key
                                * look it up once */
     struct rn__centry *lru_head, *lru_tail;
@@ -437,6 +534,7 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
     rocksdb_writeoptions_disable_WAL(s->wo, 1);
     s->ro = rocksdb_readoptions_create();
     s->wb = rocksdb_writebatch_wi_create(0, 1);
+    s->pwb = rocksdb_writebatch_create();
     int whole = n_src == 1 && src[0].kg_start == kg_start && src[0].kg_end == kg_end;
     if (whole) {
         /* Same key groups as the checkpoint: link its SST files, copy the rest. */
@@ -460,13 +558,16 @@ fail:
 
 static void rn__cache_free_all(struct rn_statedb *s)
 {
-    struct rn__centry *e, *tmp;
-    HASH_ITER(hh, s->cache, e, tmp) {
-        HASH_DEL(s->cache, e);
+    for (size_t i = 0; s->cache.slots && i <= s->cache.mask; i++) {
+        struct rn__centry *e = s->cache.slots[i].p;
+        if (!e) continue;
         free(e->val);
         free(e);
     }
+    rn__ix_free(&s->cache);
     s->lru_head = s->lru_tail = NULL;
+    s->pend_head = NULL;
+    s->n_pending = 0;
     s->last = NULL;
     s->cache_bytes = 0;
 }
@@ -493,6 +594,7 @@ void rn__statedb_close(struct rn_statedb *s)
         rocksdb_close(s->db);
     }
     if (s->wb) rocksdb_writebatch_wi_destroy(s->wb);
+    if (s->pwb) rocksdb_writebatch_destroy(s->pwb);
     if (s->wo) rocksdb_writeoptions_destroy(s->wo);
     if (s->ro) rocksdb_readoptions_destroy(s->ro);
     if (s->opts) rocksdb_options_destroy(s->opts);
@@ -539,28 +641,71 @@ static void rn__mark_dirty(struct rn_statedb *s, struct rn__centry *e)
 
 /* ---- write batch ---------------------------------------------------------------- */
 
+static void rn__pending_unlink(struct rn_statedb *s, struct rn__centry *e)
+{
+    if (e->prev) e->prev->next = e->next;
+    else s->pend_head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+    e->pending = 0;
+    s->n_pending--;
+}
+
+/* The pending entries' values are in RocksDB now (or the database failed):
+ * they leave the cache. */
+static void rn__pending_free(struct rn_statedb *s)
+{
+    for (struct rn__centry *e = s->pend_head, *next; e; e = next) {
+        next = e->next;
+        rn__ix_del(&s->cache, e->h, e);
+        if (s->last == e) s->last = NULL;
+        free(e->val);
+        free(e);
+    }
+    s->pend_head = NULL;
+    s->n_pending = 0;
+}
+
+/* Writes both batches to RocksDB, unless a checkpoint holds them. */
 static int rn__wb_write(struct rn_statedb *s)
 {
-    if (!s->wb_ops || s->held) return 0;
-    size_t n = s->wb_ops;
+    if ((!s->wb_ops && !s->pwb_ops) || s->held) return 0;
+    size_t n = s->wb_ops + s->pwb_ops;
     char *err = rn__fault(1);
-    if (!err) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
+    if (!err && s->wb_ops) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
+    if (!err && s->pwb_ops) rocksdb_write(s->db, s->wo, s->pwb, &err);
     rocksdb_writebatch_wi_clear(s->wb);
-    s->wb_ops = 0;
+    rocksdb_writebatch_clear(s->pwb);
+    s->wb_ops = s->pwb_ops = 0;
+    rn__pending_free(s);
     if (err) return rn__fail(s, err, "writing a batch of %zu changes", n);
     return 0;
 }
 
+static inline void rn__batch_grew(struct rn_statedb *s)
+{
+    if (s->wb_ops + s->pwb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+}
+
+/* An evicted entry that RocksDB lacks: its value goes into the plain batch,
+ * and the entry waits on the pending list (still in the table, so reads find
+ * it) until the batch is written. */
 static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
 {
     unsigned char k[RN__SKEY_LEN];
     rn__state_key(k, &e->k, s->max_parallelism);
     if (e->absent)
-        rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[0], (const char *)k, sizeof k);
+        rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], (const char *)k, sizeof k);
     else
-        rocksdb_writebatch_wi_put_cf(s->wb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
+        rocksdb_writebatch_put_cf(s->pwb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
     rn__dirty_unlink(s, e);
-    if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+    e->pending = 1;
+    e->prev = NULL;
+    e->next = s->pend_head;
+    if (s->pend_head) s->pend_head->prev = e;
+    s->pend_head = e;
+    s->n_pending++;
+    s->pwb_ops++;
 }
 
 /* ---- cache ---------------------------------------------------------------------- */
@@ -587,27 +732,42 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
 {
     while (s->cache_bytes > s->cache_cap && s->lru_tail && s->lru_tail != keep) {
         struct rn__centry *e = s->lru_tail;
-        if (!rn__effectively_clean(s, e)) rn__entry_write_back(s, e);
-        else rn__dirty_unlink(s, e);
         rn__lru_unlink(s, e);
-        HASH_DEL(s->cache, e);
-        if (s->last == e) s->last = NULL;
         s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
+        atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
+        if (!rn__effectively_clean(s, e)) {
+            rn__entry_write_back(s, e);
+            rn__batch_grew(s);
+            continue;
+        }
+        rn__dirty_unlink(s, e);
+        rn__ix_del(&s->cache, e->h, e);
+        if (s->last == e) s->last = NULL;
         free(e->val);
         free(e);
-        atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
     }
     atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
-    atomic_store_explicit(&s->f_entries, HASH_COUNT(s->cache), memory_order_relaxed);
+    atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending,
+                          memory_order_relaxed);
+}
+
+/* Gives e room for len bytes (at least `grow` when it must grow), or gives
+ * back most of a buffer that a value shrank to a quarter of (a closed request
+ * kept as a small tombstone should not be charged its old size). */
+static void rn__entry_room(struct rn_statedb *s, struct rn__centry *e, size_t len, size_t grow)
+{
+    size_t cap = e->cap;
+    if (len > cap) cap = RN_MAX(len, grow);
+    else if (cap > 256 && len < cap / 4) cap = RN_MAX(len, (size_t)64);
+    else return;
+    s->cache_bytes = s->cache_bytes - e->cap + cap;
+    e->val = rn_xrealloc(e->val, cap);
+    e->cap = (uint32_t)cap;
 }
 
 static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void *v, size_t len)
 {
-    if (len > e->cap) {
-        s->cache_bytes += len - e->cap;
-        e->cap = (uint32_t)len;
-        e->val = rn_xrealloc(e->val, e->cap ? e->cap : 1);
-    }
+    rn__entry_room(s, e, len, len);
     if (len) memcpy(e->val, v, len);
     e->len = (uint32_t)len;
 }
@@ -620,10 +780,21 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
                                         const char *op_id)
 {
     struct rn__centry *e = s->last;
-    if (!e || rn__key24_cmp(&e->k, k)) HASH_FIND(hh, s->cache, k, sizeof *k, e);
+    uint64_t h = 0;
+    if (!e || rn__key24_cmp(&e->k, k)) {
+        h = rn__ix_hash(k, sizeof *k);
+        e = rn__ix_find(&s->cache, h, k, sizeof *k);
+    }
     if (e) {
         s->last = e;
-        if (e != s->lru_head) {
+        if (RN_UNLIKELY(e->pending)) {
+            /* Back from the plain batch: the batch still writes the same
+             * value, so the entry is clean until it changes. */
+            rn__pending_unlink(s, e);
+            rn__lru_front(s, e);
+            s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
+            rn__evict(s, e);
+        } else if (e != s->lru_head) {
             rn__lru_unlink(s, e);
             rn__lru_front(s, e);
         }
@@ -637,12 +808,10 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
         unsigned char key[RN__SKEY_LEN];
         rn__state_key(key, k, s->max_parallelism);
         char *err = rn__fault(0);
+        /* Value and list entries never go through the indexed batch (only
+         * map state does): what RocksDB lacks of them is in the table. */
         if (!err)
-            v = s->wb_ops ? rocksdb_writebatch_wi_get_from_batch_and_db_cf(
-                                s->wb, s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl,
-                                &err)
-                          : rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key,
-                                           &vl, &err);
+            v = rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl, &err);
         if (err) {
             rocksdb_free(v);
             rn__fail(s, err, "operator '%s': reading key %llu (key group %u, namespace %llu)",
@@ -663,7 +832,8 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
             rocksdb_free(v);
         }
     }
-    HASH_ADD(hh, s->cache, k, sizeof e->k, e);
+    e->h = h;
+    rn__ix_add(&s->cache, h, e);
     rn__lru_front(s, e);
     s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
     rn__evict(s, e);
@@ -739,7 +909,8 @@ static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, i
     struct rn__tentry *t = rn_xcalloc(1, sizeof *t);
     t->k = *k;
     t->persisted = (uint8_t)persisted;
-    HASH_ADD(hh, os->tset, k, sizeof t->k, t);
+    t->h = rn__ix_hash(k, sizeof *k);
+    rn__ix_add(&os->tset, t->h, t);
     rn__heap_push(os, t);
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
 }
@@ -750,10 +921,11 @@ static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
     if (t->persisted) {
         unsigned char k[RN__TKEY_LEN];
         rn__timer_key(k, &t->k, s->max_parallelism);
-        rocksdb_writebatch_wi_delete_cf(s->wb, s->cf[1], (const char *)k, sizeof k);
-        if (++s->wb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
+        rocksdb_writebatch_delete_cf(s->pwb, s->cf[1], (const char *)k, sizeof k);
+        s->pwb_ops++;
+        rn__batch_grew(s);
     }
-    HASH_DEL(os->tset, t);
+    rn__ix_del(&os->tset, t->h, t);
     rn__heap_remove(os, t);
     free(t);
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
@@ -779,11 +951,8 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
 void rn__op_state_destroy(struct rn_op_state *os)
 {
     if (!os) return;
-    struct rn__tentry *t, *tmp;
-    HASH_ITER(hh, os->tset, t, tmp) {
-        HASH_DEL(os->tset, t);
-        free(t);
-    }
+    for (size_t i = 0; i < os->heap_n; i++) free(os->heap[i]);
+    rn__ix_free(&os->tset);
     free(os->heap);
     free(os->map_val);
     for (struct rn_state *st = os->states, *n; st; st = n) {
@@ -963,6 +1132,28 @@ int rn_value_put(struct rn_state *st, uint64_t ns, const void *val, size_t len)
     return s->failed ? RN_ESTATE : 0;
 }
 
+int rn_value_edit(struct rn_state *st, uint64_t ns, size_t len, void **val)
+{
+    struct rn_statedb *s = st->os->db;
+    if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
+    if (len > UINT32_MAX / 2) return RN_EINVAL;
+    struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
+    struct rn__centry *e = rn__cache_get(s, &k, 1, st->os->op_id);
+    if (!e) return RN_ESTATE;
+    if (e->absent) e->len = 0;
+    /* Grown by an eighth at least: a value that gains a small element per
+     * event (the joiner's feedback) is not reallocated every time, and the
+     * slack stays small (it is memory of every entry edited). */
+    rn__entry_room(s, e, len, (size_t)e->cap + e->cap / 8);
+    if (len > e->len) memset(e->val + e->len, 0, len - e->len);
+    e->len = (uint32_t)len;
+    e->absent = 0;
+    rn__mark_dirty(s, e);
+    rn__evict(s, e);
+    *val = e->val;
+    return s->failed ? RN_ESTATE : 0;
+}
+
 int rn_value_clear(struct rn_state *st, uint64_t ns)
 {
     struct rn_statedb *s = st->os->db;
@@ -1030,9 +1221,8 @@ int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
-    struct rn__tentry *t;
-    HASH_FIND(hh, os->tset, &k, sizeof k, t);
-    if (!t) rn__timer_insert(os, &k, 0);
+    if (!rn__ix_find(&os->tset, rn__ix_hash(&k, sizeof k), &k, sizeof k))
+        rn__timer_insert(os, &k, 0);
     return 0;
 }
 
@@ -1042,8 +1232,7 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
-    struct rn__tentry *t;
-    HASH_FIND(hh, os->tset, &k, sizeof k, t);
+    struct rn__tentry *t = rn__ix_find(&os->tset, rn__ix_hash(&k, sizeof k), &k, sizeof k);
     if (t) rn__timer_drop(os, t);
     return os->db->failed ? RN_ESTATE : 0;
 }

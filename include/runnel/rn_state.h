@@ -55,6 +55,13 @@ void rn_state_key(struct rn_op *op, uint64_t key);
 int rn_value_get(struct rn_state *s, uint64_t ns, const void **val, size_t *len);
 int rn_value_put(struct rn_state *s, uint64_t ns, const void *val, size_t len);
 int rn_value_clear(struct rn_state *s, uint64_t ns);
+/* Value state changed in place: makes the value of ns len bytes long (what
+ * it held is kept up to len, added bytes are zero; an absent value becomes
+ * len zero bytes) and sets *val to it, writable and valid until the next
+ * state call on the instance. The value counts as changed (it is written
+ * back and checkpointed). Saves the copy in and out of a get and a put for a
+ * value changed by every event; RN_ESTATE when it could not be read. */
+int rn_value_edit(struct rn_state *s, uint64_t ns, size_t len, void **val);
 
 /* List state (namespace 0): elements in append order. */
 int rn_list_append(struct rn_state *s, const void *val, size_t len);

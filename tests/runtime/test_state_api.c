@@ -4,7 +4,9 @@
  * stopped (no timer may fire: a stop keeps state for the restart); run 2
  * restores the final checkpoint of run 1, applies the rest, and at the end of
  * input every key's timer fires and dumps its value, list and map. The dumps
- * must equal what the script implies.
+ * must equal what the script implies. Value state changed in place
+ * (rn_value_edit) is one of the commands: a value grown by 64 bytes at a time
+ * and cut back to its first 64 (which gives most of its buffer back).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +21,18 @@
 #include "rn_state.h"
 #include "rn_test.h"
 
-enum { C_VALUE = 0, C_APPEND = 1, C_MAP_PUT = 2, C_MAP_DEL = 3, C_CLEAR_VALUE = 4 };
+enum {
+    C_VALUE = 0,
+    C_APPEND = 1,
+    C_MAP_PUT = 2,
+    C_MAP_DEL = 3,
+    C_CLEAR_VALUE = 4,
+    C_EDIT_GROW = 5, /* value ns 2: 16 more copies of arg, in place */
+    C_EDIT_CUT = 6,  /* value ns 2: cut to its first group of copies, in place */
+    N_CMDS = 7
+};
+#define EDIT_GROUP 16
+static _Atomic int edit_not_zero; /* added bytes that were not zero */
 
 struct cmd {
     uint64_t key;
@@ -129,6 +142,19 @@ static int kv_process(struct rn_op *op, const struct rn_batch *in, struct rn_emi
         case C_APPEND: rn_list_append(k->list, &c->arg, sizeof c->arg); break;
         case C_MAP_PUT: rn_map_put(k->map, mk, (size_t)n, &c->arg, sizeof c->arg); break;
         case C_MAP_DEL: rn_map_remove(k->map, mk, (size_t)n); break;
+        case C_EDIT_GROW:
+        case C_EDIT_CUT: {
+            const void *v;
+            size_t len = 0;
+            if (rn_value_get(k->value, 2, &v, &len) != 0) len = 0;
+            if (c->op == C_EDIT_CUT && len == 0) break;
+            size_t want = c->op == C_EDIT_CUT ? EDIT_GROUP * 4 : len + EDIT_GROUP * 4;
+            char *p;
+            if (rn_value_edit(k->value, 2, want, (void **)&p) != 0) return RN_ESTATE;
+            for (size_t b = len; b < want; b++) edit_not_zero += p[b] != 0;
+            for (size_t b = len; b < want; b += 4) memcpy(p + b, &c->arg, 4);
+            break;
+        }
         }
         rn_timer_register(op, 1000000000000LL, 7);
     }
@@ -172,6 +198,21 @@ static int kv_timer(struct rn_op *op, const struct rn_timer *t, struct rn_emitte
     } else {
         rn_buf_puts(&b, "v=-;");
     }
+    if (rn_value_get(k->value, 2, &v, &len) == 0) {
+        /* First of each group of copies; '!' where a group is not uniform. */
+        rn_buf_puts(&b, "e=");
+        for (size_t g = 0; g < len; g += EDIT_GROUP * 4) {
+            int32_t x, y;
+            memcpy(&x, (const char *)v + g, 4);
+            int same = 1;
+            for (size_t o = g + 4; o < len && o < g + EDIT_GROUP * 4; o += 4) {
+                memcpy(&y, (const char *)v + o, 4);
+                same &= x == y;
+            }
+            rn_buf_printf(&b, same ? "%d," : "%d!,", x);
+        }
+        rn_buf_putc(&b, ';');
+    }
     rn_buf_puts(&b, "l=");
     rn_list_each(k->list, dump_list, &b);
     rn_buf_puts(&b, ";m=");
@@ -192,7 +233,7 @@ static const struct rn_op_type kv_op = {
 /* What the script leaves behind for key k. */
 static void expect(uint64_t key, struct rn_buf *b)
 {
-    int has_v = 0, v = 0, map[10], has[10] = {0};
+    int has_v = 0, v = 0, map[10], has[10] = {0}, n_e = 0, e[N_STEPS];
     struct rn_buf l = RN_BUF_INIT;
     rn_buf_putc(&l, 0);
     l.len = 0;
@@ -205,10 +246,17 @@ static void expect(uint64_t key, struct rn_buf *b)
         case C_APPEND: rn_buf_printf(&l, "%d,", c->arg); break;
         case C_MAP_PUT: has[c->arg % 10] = 1, map[c->arg % 10] = c->arg; break;
         case C_MAP_DEL: has[c->arg % 10] = 0; break;
+        case C_EDIT_GROW: e[n_e++] = c->arg; break;
+        case C_EDIT_CUT: n_e = RN_MIN(n_e, 1); break;
         }
     }
     if (has_v) rn_buf_printf(b, "v=%d;", v);
     else rn_buf_puts(b, "v=-;");
+    if (n_e) {
+        rn_buf_puts(b, "e=");
+        for (int i = 0; i < n_e; i++) rn_buf_printf(b, "%d,", e[i]);
+        rn_buf_putc(b, ';');
+    }
     rn_buf_printf(b, "l=%.*s;m=", (int)l.len, l.data ? l.data : "");
     for (int j = 0; j < 10; j++)
         if (has[j]) rn_buf_printf(b, "m%02d=%d,", j, map[j]);
@@ -249,7 +297,7 @@ int main(void)
     srand(3);
     for (int i = 0; i < N_STEPS; i++) {
         script[i].key = (uint64_t)(rand() % N_KEYS) + 1;
-        script[i].op = rand() % 5;
+        script[i].op = rand() % N_CMDS;
         script[i].arg = rand() % 1000;
     }
     rn_op_register(&cmd_source);
@@ -308,6 +356,7 @@ int main(void)
     }
     CHECK_EQ_INT(atomic_load(&n_fired), keys_seen);
     CHECK_EQ_INT(same, keys_seen);
+    CHECK_EQ_INT(atomic_load(&edit_not_zero), 0);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
