@@ -19,6 +19,13 @@
  *           scores}, event time end - 1, keyed by user: the serving table
  *           as a stream, written by any sink.
  *
+ * With the job's `serve:` section (and `serve: true`, the default), the
+ * latest record of each user is also kept in memory, as the JSON the file
+ * sink writes, in a table shared by every subtask and the serving threads
+ * (16 stripes under short mutexes, held to swap or copy one row), and
+ * GET /api/v1/recommendations/{user} answers from it. Like inference's table
+ * it is not part of checkpoints: a restored job refills it as windows fire.
+ *
  * Models come through the same feed as inference (rn_model_feed_*): a loader
  * thread follows the store or topic, and scoring holds the current version in
  * a hazard slot. Before a version is there, or when it does not fit the
@@ -30,11 +37,14 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 #include <yajl/yajl_tree.h>
 
+#include "rn_http.h"
 #include "rn_model.h"
 #include "rn_operator.h"
 
@@ -110,6 +120,102 @@ static const struct rn_type rn_type_recommendation = {
 
 static const struct rn_type *const rn_rw_types[] = {&rn_type_recommendation, NULL};
 
+/* ---- the serving table ------------------------------------------------------------- */
+
+#define RN_RW_STRIPES 16
+
+struct rn_rw_row {
+    uint64_t user_id;
+    char *json; /* the latest recommendation, as the file sink writes it */
+    size_t len;
+    UT_hash_handle hh;
+};
+
+struct rn_rw_table {
+    struct {
+        pthread_mutex_t mu;
+        struct rn_rw_row *rows;
+    } stripe[RN_RW_STRIPES];
+};
+
+static struct rn_rw_table *rn_rw_table_create(void)
+{
+    struct rn_rw_table *t = rn_xcalloc(1, sizeof *t);
+    for (int k = 0; k < RN_RW_STRIPES; k++)
+        pthread_mutex_init(&t->stripe[k].mu, NULL);
+    return t;
+}
+
+static void rn_rw_table_destroy(struct rn_rw_table *t)
+{
+    if (!t) return;
+    for (int k = 0; k < RN_RW_STRIPES; k++) {
+        struct rn_rw_row *r, *tmp;
+        HASH_ITER(hh, t->stripe[k].rows, r, tmp)
+        {
+            HASH_DEL(t->stripe[k].rows, r);
+            free(r->json);
+            free(r);
+        }
+        pthread_mutex_destroy(&t->stripe[k].mu);
+    }
+    free(t);
+}
+
+/* Makes json (len bytes, copied) the user's row; any thread. */
+static void rn_rw_table_put(struct rn_rw_table *t, uint64_t user, const char *json, size_t len)
+{
+    char *copy = rn_xmalloc(len);
+    memcpy(copy, json, len);
+    unsigned k = (unsigned)(user % RN_RW_STRIPES);
+    pthread_mutex_lock(&t->stripe[k].mu);
+    struct rn_rw_row *r;
+    HASH_FIND(hh, t->stripe[k].rows, &user, sizeof user, r);
+    if (!r) {
+        r = rn_xcalloc(1, sizeof *r);
+        r->user_id = user;
+        HASH_ADD(hh, t->stripe[k].rows, user_id, sizeof r->user_id, r);
+    }
+    char *old = r->json;
+    r->json = copy;
+    r->len = len;
+    pthread_mutex_unlock(&t->stripe[k].mu);
+    free(old);
+}
+
+/* GET /api/v1/recommendations/{user}, on the serving threads. */
+static void rn_rw_http(void *ud, const struct rn_http_request *req, struct rn_http_response *res)
+{
+    struct rn_rw_table *t = ud;
+    static const char prefix[] = "/api/v1/recommendations/";
+    res->content_type = "application/json";
+    const char *user = req->path + sizeof prefix - 1;
+    if (strncmp(req->path, prefix, sizeof prefix - 1) != 0 || !*user) {
+        res->status = 404;
+        RN_BUF_LIT(&res->body, "{\"error\":\"use GET /api/v1/recommendations/{user}\"}\n");
+        return;
+    }
+    uint64_t uid = rn_hash64(user, strlen(user));
+    unsigned k = (unsigned)(uid % RN_RW_STRIPES);
+    pthread_mutex_lock(&t->stripe[k].mu);
+    struct rn_rw_row *r;
+    HASH_FIND(hh, t->stripe[k].rows, &uid, sizeof uid, r);
+    if (r) {
+        rn_buf_append(&res->body, r->json, r->len);
+        rn_buf_putc(&res->body, '\n');
+    }
+    pthread_mutex_unlock(&t->stripe[k].mu);
+    if (!r) {
+        res->status = 404;
+        RN_BUF_LIT(&res->body, "{\"error\":");
+        struct rn_buf msg = {0};
+        rn_buf_printf(&msg, "no recommendation for user '%s' yet", user);
+        rn_json_str(&res->body, msg.data, msg.len);
+        rn_buf_free(&msg);
+        RN_BUF_LIT(&res->body, "}\n");
+    }
+}
+
 /* ---- configuration ------------------------------------------------------------------ */
 
 struct rn_rw_cfg {
@@ -117,7 +223,11 @@ struct rn_rw_cfg {
     struct rn_model_topic_cfg mt;
     struct rn_phi_cfg feat;
     int64_t k, poll_interval;
-    int exclude_seen;
+    int exclude_seen, serve;
+    /* shared by every subtask: made by the first open() that serves, freed by the last close() */
+    pthread_mutex_t mu;
+    int opened;
+    struct rn_rw_table *table;
 };
 
 static const struct rn_config_key rn_rw_keys[] = {
@@ -136,6 +246,11 @@ static const struct rn_config_key rn_rw_keys[] = {
      1000},
     {"exclude_seen", RN_CT_BOOL, "true", NULL, offsetof(struct rn_rw_cfg, exclude_seen),
      "Leave the window's own items out of the top K.", NULL, 0, 0, 0},
+    {"serve", RN_CT_BOOL, "true", NULL, offsetof(struct rn_rw_cfg, serve),
+     "When the job has a `serve:` section: keep each user's latest recommendation and answer "
+     "GET /api/v1/recommendations/{user} from it (set false in a job whose inference "
+     "operator serves that path).",
+     NULL, 0, 0, 0},
     {"poll_interval", RN_CT_DURATION, "200ms", "ms", offsetof(struct rn_rw_cfg, poll_interval),
      "How often the model loader looks for a new version.", NULL, 0, 1, 3600000},
     RN_CONFIG_END,
@@ -151,7 +266,15 @@ static int rn_rw_init(void *ctx, const struct rn_cfg_node *node, char *errbuf, s
                     "rank_window has no request context: leave out context_fields");
         return RN_EINVAL;
     }
-    return rn_model_topic_cfg_check(&c->mt, c->model_store, 1, node, errbuf, errlen);
+    rc = rn_model_topic_cfg_check(&c->mt, c->model_store, 1, node, errbuf, errlen);
+    if (!rc) pthread_mutex_init(&c->mu, NULL);
+    return rc;
+}
+
+static void rn_rw_fini(void *ctx)
+{
+    struct rn_rw_cfg *c = ctx;
+    pthread_mutex_destroy(&c->mu);
 }
 
 /* ---- the instance ------------------------------------------------------------------ */
@@ -177,7 +300,8 @@ struct rn_rw {
     uint32_t n_hist, hist_cap;
     int type_id; /* the input type whose fields f_key and f_items are */
     struct rn_field f_key, f_items;
-    struct rn_buf text, out;
+    struct rn_buf text, out, json;
+    struct rn_rw_table *table; /* the shared serving table, when serving */
     int misfit_reported;
     int64_t shown_version; /* the model_version gauge as last set (subtask 0) */
 };
@@ -188,7 +312,7 @@ static const char *const rn_rw_metrics[] = {"windows", "recommendations", "witho
 
 static int rn_rw_open(struct rn_op *op)
 {
-    const struct rn_rw_cfg *c = rn_op_ctx(op);
+    struct rn_rw_cfg *c = (struct rn_rw_cfg *)rn_op_ctx(op);
     struct rn_rw *w = rn_xcalloc(1, sizeof *w);
     w->slot = -1;
     w->type_id = -1;
@@ -227,6 +351,15 @@ static int rn_rw_open(struct rn_op *op)
     w->order = rn_xmalloc((w->n_items ? w->n_items : 1) * sizeof *w->order);
     w->phi = rn_xmalloc(w->phi_dim * sizeof *w->phi);
     w->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&w->spec, w->emb) + 1);
+    if (c->serve && rn_op_serving(op)) {
+        pthread_mutex_lock(&c->mu);
+        if (!c->table) c->table = rn_rw_table_create();
+        c->opened++;
+        w->table = c->table;
+        pthread_mutex_unlock(&c->mu);
+        int rc = rn_op_route(op, "GET", "/api/v1/recommendations", rn_rw_http, w->table);
+        if (rc) return rc;
+    }
     /* Subtask 0 keeps the model_version gauge, also while no window comes. */
     if (rn_op_subtask(op) == 0) return rn_op_timer_after(op, c->poll_interval);
     return 0;
@@ -249,8 +382,17 @@ static int rn_rw_on_processing_time(struct rn_op *op, int64_t now_ms, struct rn_
 
 static void rn_rw_close(struct rn_op *op)
 {
+    struct rn_rw_cfg *c = (struct rn_rw_cfg *)rn_op_ctx(op);
     struct rn_rw *w = rn_op_local(op);
     if (!w) return;
+    if (w->table) {
+        pthread_mutex_lock(&c->mu);
+        if (--c->opened == 0) {
+            rn_rw_table_destroy(c->table);
+            c->table = NULL;
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
     if (w->feed) {
         if (w->slot >= 0) rn_model_feed_slot_free(w->feed, w->slot);
         rn_model_feed_release(w->feed);
@@ -266,6 +408,7 @@ static void rn_rw_close(struct rn_op *op)
     free(w->hist);
     rn_buf_free(&w->text);
     rn_buf_free(&w->out);
+    rn_buf_free(&w->json);
     free(w);
     rn_op_set_local(op, NULL);
 }
@@ -406,6 +549,12 @@ static int rn_rw_one(struct rn_op *op, struct rn_rw *w, const struct rn_record *
     memcpy(b->data, &h, sizeof h);
     void *rec = rn_emit(out, 0, end - 1, r->key, (uint32_t)b->len);
     memcpy(rec, b->data, b->len);
+    if (w->table) {
+        struct rn_record as = {end - 1, r->key, 0, 0, (uint32_t)b->len, b->data};
+        w->json.len = 0;
+        rn_rw_json(&as, &w->json);
+        rn_rw_table_put(w->table, r->key, w->json.data, w->json.len);
+    }
     rn_op_metric_add(op, M_RECOMMENDED, 1);
     return 0;
 }
@@ -443,6 +592,7 @@ const struct rn_op_type rn_op_rank_window = {
     .default_key = "key",
     .types = rn_rw_types,
     .init = rn_rw_init,
+    .fini = rn_rw_fini,
     .open = rn_rw_open,
     .process = rn_rw_process,
     .close = rn_rw_close,

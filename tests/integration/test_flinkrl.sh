@@ -10,6 +10,8 @@
 #                Python, the simple state features of the window's items)
 #   no model     with an empty store no recommendation is made up: all counted in
 #                without_model
+#   served       with a serve: section, GET /api/v1/recommendations/{user} answers a row
+#                the job wrote, and 404 for a user without one
 #   errors       a window without the items field, and context_fields, are refused
 #
 # Run by ctest with RUNNEL_SRC and RUNNEL_BIN.  One PASS/FAIL line per check.
@@ -18,7 +20,8 @@ cd "${RUNNEL_SRC:?}"
 bin=${RUNNEL_BIN:?}
 ref="python3 $RUNNEL_SRC/tests/integration/flinkrl_ref.py"
 work=$(mktemp -d "${TMPDIR:-/tmp}/runnel-flinkrl.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+job=
+trap '[ -n "$job" ] && kill "$job" 2>/dev/null; rm -rf "$work"' EXIT
 pass=0 fail=0
 ok() { echo "PASS $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
@@ -91,6 +94,37 @@ if flinkrl empty "$work/empty"; then
     bad "without a model version: $r recommendations"
 else
   bad "the job failed with an empty store: $(head -3 "$work/empty/err")"
+fi
+
+# Served: with a serve: section, GET /api/v1/recommendations/{user} answers with a row the
+# job also wrote to its sink (the user's latest one when asked); an unknown user is a 404.
+if command -v curl >/dev/null; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  { cat jobs/flinkrl.yaml; printf 'serve:\n  listen: 127.0.0.1:%s\n  threads: 1\n' "$port"; } >"$work/serve.yaml"
+  mkdir -p "$work/serve"
+  user=$(sed -n '1s/^{"user":"\([^"]*\)".*/\1/p' "$work/run/flinkrl-recommendations.jsonl")
+  RUNNEL_LOG=$work/log.jsonl RUNNEL_FOLLOW=true RUNNEL_EMBEDDINGS=$work/emb.txt \
+    RUNNEL_MODELS=$work/models RUNNEL_OUT=$work/serve RUNNEL_VAR=$work/serve/var \
+    "$bin/runnel" run "$work/serve.yaml" --quiet 2>"$work/serve/err" &
+  job=$!
+  answer=
+  for _ in $(seq 1 600); do
+    answer=$(curl -sf "http://127.0.0.1:$port/api/v1/recommendations/$user" 2>/dev/null) && break
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.05
+  done
+  code=$(curl -s -o "$work/404.json" -w '%{http_code}' "http://127.0.0.1:$port/api/v1/recommendations/nobody")
+  kill "$job" 2>/dev/null
+  wait "$job" 2>/dev/null
+  if [ -n "$answer" ] && grep -qxF "$answer" "$work/run/flinkrl-recommendations.jsonl"; then
+    ok "GET /api/v1/recommendations/$user answers a row the job wrote: ${answer:0:80}..."
+  else
+    bad "GET /api/v1/recommendations/$user: '$answer' $(head -3 "$work/serve/err")"
+  fi
+  [ "$code" = 404 ] && grep -q "no recommendation for user 'nobody'" "$work/404.json" &&
+    ok "an unknown user is a 404: $(cat "$work/404.json")" || bad "unknown user: $code $(cat "$work/404.json")"
+else
+  echo "SKIP serving: curl not found"
 fi
 
 # Errors at load time name the place.
