@@ -14,11 +14,19 @@
       end - 1, so each weighs 1 in the decayed sum), the advantages e_i . (W phi + w) of every
       item of the embedding table, the top K without the window's items (ties: the earlier
       row), model_version VERSION. The model's item biases must be zero (mkmodel --random).
-      Prints what it checked; exits 1 on a mismatch.
+      An actor file (runnel-actor/1, no item_bias, no perturbation) is scored by
+      e_i . scale * g(W phi + w) instead. Prints what it checked; exits 1 on a mismatch.
+  flinkrl_ref.py mkactor STORE D SEED
+      writes version 1 of an actor (runnel-actor/1, activation tanh, random F64 weights in
+      [-0.5, 0.5), F = 2D + 2) into the model store STORE, with nothing but the standard
+      library: an actor trained elsewhere, in the documented layout.
   flinkrl_ref.py compare expected.jsonl actual.jsonl
       the same multiset of window results?
 """
 import json
+import math
+import os
+import random
 import struct
 import sys
 
@@ -79,14 +87,33 @@ def read_safetensors(path):
         data = f.read()
     (hn,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + hn])
-    out = {}
+    out = {"__metadata__": header.get("__metadata__", {})}
     for name, t in header.items():
         if name == "__metadata__":
             continue
         b, e = t["data_offsets"]
         raw = data[8 + hn + b:8 + hn + e]
-        out[name] = struct.unpack("<%df" % (len(raw) // 4), raw)
+        fmt = {"F32": "f", "F64": "d"}[t["dtype"]]
+        out[name] = struct.unpack("<%d%s" % (len(raw) // struct.calcsize(fmt), fmt), raw)
     return out
+
+
+def mkactor(store, D, seed):
+    rnd = random.Random(seed)
+    F = 2 * D + 2
+    tensors = {"actor.weight": ([D, F], [rnd.random() - 0.5 for _ in range(D * F)]),
+               "actor.bias": ([D], [rnd.random() - 0.5 for _ in range(D)])}
+    header, blob = {"__metadata__": {"format": "runnel-actor/1", "activation": "tanh"}}, b""
+    for name, (shape, vals) in tensors.items():
+        raw = struct.pack("<%dd" % len(vals), *vals)
+        header[name] = {"dtype": "F64", "shape": shape, "data_offsets": [len(blob), len(blob) + len(raw)]}
+        blob += raw
+    h = json.dumps(header).encode()
+    os.makedirs(store, exist_ok=True)
+    with open(os.path.join(store, "v000000000001.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + blob)
+    with open(os.path.join(store, "v000000000001.json"), "w") as f:
+        f.write('{"id":1,"created_ms":0,"event_time":0,"updates":0,"transitions":0}')
 
 
 def topk(win_path, rec_path, emb_path, model_path, k, history, version):
@@ -99,10 +126,14 @@ def topk(win_path, rec_path, emb_path, model_path, k, history, version):
     D = len(emb[rows[0]])
     F = 2 * D + 2
     t = read_safetensors(model_path)
-    W, w = t["W"], t["w"]
-    if any(x != 0 for x in t.get("b", ())):
-        print("the model has item biases: this reference cannot hash item ids")
+    meta = t["__metadata__"]
+    actor = meta.get("format") == "runnel-actor/1"
+    W, w = (t["actor.weight"], t["actor.bias"]) if actor else (t["W"], t["w"])
+    if any(x != 0 for x in t.get("b", ())) or "item_bias" in t or "perturb.weight" in t:
+        print("the model has item biases or a perturbation: this reference does not compute them")
         return 1
+    g = math.tanh if meta.get("activation") == "tanh" else (lambda x: x)
+    scale = float(meta.get("scale", 1))
     recs = {(r["user"], r["end"]): r for r in read(rec_path)}
     bad, checked, ties = [], 0, 0
     for win in read(win_path):
@@ -120,6 +151,8 @@ def topk(win_path, rec_path, emb_path, model_path, k, history, version):
         phi[2 * D] = 1.0
         phi[2 * D + 1] = len(h) / history
         u = [w[d] + sum(W[d * F + f] * phi[f] for f in range(F)) for d in range(D)]
+        if actor:
+            u = [scale * g(x) for x in u]
         s = [sum(a * b for a, b in zip(emb[it], u)) for it in rows]
         seen = set(win["items"])
         order = [j for j in sorted(range(len(rows)), key=lambda j: (-s[j], j)) if rows[j] not in seen]
@@ -150,6 +183,8 @@ if __name__ == "__main__":
         windows(a[2], int(a[3]), int(a[4]), int(a[5]), int(a[6]))
     elif a[1] == "compare":
         sys.exit(compare(a[2], a[3]))
+    elif a[1] == "mkactor":
+        mkactor(a[2], int(a[3]), int(a[4]))
     elif a[1] == "topk":
         sys.exit(topk(a[2], a[3], a[4], a[5], int(a[6]), int(a[7]), int(a[8])))
     else:

@@ -7,7 +7,8 @@
 #                behind (emit_every 1, so the reference can follow it line by line)
 #   top K        every window has a recommendation whose items and scores equal scoring the
 #                catalogue offline with the same model version (the model file read in
-#                Python, the simple state features of the window's items)
+#                Python, the simple state features of the window's items); the same for an
+#                actor (runnel-actor/1) written by Python
 #   no model     with an empty store no recommendation is made up: all counted in
 #                without_model
 #   served       with a serve: section, GET /api/v1/recommendations/{user} answers a row
@@ -76,6 +77,16 @@ if d=$($ref topk "$work/run/flinkrl-windows.jsonl" "$work/run/flinkrl-recommenda
   ok "top K: $d"
 else
   bad "top K: $d"
+fi
+
+# An actor trained elsewhere (runnel-actor/1 written by Python's standard library) is served
+# the same way: its top K equal its own scoring offline.
+$ref mkactor "$work/actor" 8 3
+if flinkrl actor "$work/actor" && d=$($ref topk "$work/actor/flinkrl-windows.jsonl" \
+  "$work/actor/flinkrl-recommendations.jsonl" "$work/emb.txt" "$work/actor/v000000000001.safetensors" 10 10 1); then
+  ok "actor: $d"
+else
+  bad "actor: ${d:-} $(head -3 "$work/actor/err" 2>/dev/null)"
 fi
 
 # The same job at parallelism 1 writes the same recommendations (per user; order aside).
