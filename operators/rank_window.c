@@ -287,7 +287,6 @@ struct rn_rw_scored {
 struct rn_rw {
     struct rn_embed *emb;
     struct rn_phi_spec spec;
-    int spec_open;
     uint32_t phi_dim, dim;
     struct rn_model_feed *feed;
     int slot;
@@ -322,7 +321,6 @@ static int rn_rw_open(struct rn_op *op)
         rn_op_errorf(op, "%s", err);
         return RN_EIO;
     }
-    w->spec_open = 1;
     w->phi_dim = rn_phi_dim(&w->spec, w->emb);
     w->dim = rn_embed_dim(w->emb);
     if (c->mt.topic)
@@ -397,7 +395,7 @@ static void rn_rw_close(struct rn_op *op)
         if (w->slot >= 0) rn_model_feed_slot_free(w->feed, w->slot);
         rn_model_feed_release(w->feed);
     }
-    if (w->spec_open) rn_phi_spec_close(&w->spec);
+    rn_phi_spec_close(&w->spec);
     rn_embed_release(w->emb);
     free(w->ids);
     free(w->E);
