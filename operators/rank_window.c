@@ -33,7 +33,8 @@
  * counted in `without_model` (nothing is emitted with a made-up ranking).
  *
  * The catalogue's embedding rows are copied once at open into E (N x D), so
- * a window costs φ, one pass of gemvs over E and a sort of N scores.
+ * a window costs φ, one pass of gemvs over E and one pass over the N scores
+ * keeping the best K in a heap.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -294,7 +295,7 @@ struct rn_rw {
     uint64_t *ids; /* the catalogue: row i of the table */
     float *E, *scores, *phi;
     void *phi_scratch;
-    struct rn_rw_scored *order;
+    struct rn_rw_scored *order; /* k entries: the heap of the best so far */
     struct rn_hist *hist;
     uint32_t n_hist, hist_cap;
     int type_id; /* the input type whose fields f_key and f_items are */
@@ -346,7 +347,7 @@ static int rn_rw_open(struct rn_op *op)
     w->E = rn_xmalloc((w->n_items ? w->n_items : 1) * w->dim * sizeof *w->E);
     rn_embed_rows(w->emb, w->ids, (uint32_t)w->n_items, w->E);
     w->scores = rn_xmalloc((w->n_items ? w->n_items : 1) * sizeof *w->scores);
-    w->order = rn_xmalloc((w->n_items ? w->n_items : 1) * sizeof *w->order);
+    w->order = rn_xmalloc((size_t)c->k * sizeof *w->order);
     w->phi = rn_xmalloc(w->phi_dim * sizeof *w->phi);
     w->phi_scratch = rn_xmalloc(rn_phi_scratch_size(&w->spec, w->emb) + 1);
     if (c->serve && rn_op_serving(op)) {
@@ -417,8 +418,7 @@ static int rn_rw_resolve(struct rn_op *op, struct rn_rw *w, const struct rn_reco
     const struct rn_rw_cfg *c = rn_op_ctx(op);
     const struct rn_type *t = rn_types_get(rn_op_types(op), r->type);
     if (!t || rn_record_field(t, r, "key", &w->f_key) || w->f_key.kind != RN_FIELD_STR) {
-        rn_op_errorf(op, "input type '%s' has no text field 'key' (the user)",
-                     t ? t->name : "?");
+        rn_op_errorf(op, "input type '%s' has no text field 'key' (the user)", t ? t->name : "?");
         return RN_EINVAL;
     }
     if (rn_record_field(t, r, c->items, &w->f_items) || w->f_items.kind != RN_FIELD_STR) {
@@ -467,11 +467,30 @@ static int rn_rw_parse(struct rn_op *op, struct rn_rw *w, struct rn_str list, co
     return 0;
 }
 
+/* Ranking order: the higher score first, then the earlier row. */
+static int rn_rw_before(const struct rn_rw_scored *x, const struct rn_rw_scored *y)
+{
+    return x->score != y->score ? x->score > y->score : x->row < y->row;
+}
+
 static int rn_rw_cmp(const void *a, const void *b)
 {
-    const struct rn_rw_scored *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return x->row < y->row ? -1 : x->row > y->row;
+    return rn_rw_before(a, b) ? -1 : rn_rw_before(b, a);
+}
+
+/* Restores the heap h[0, n) below i, whose root is the last in ranking order. */
+static void rn_rw_sift(struct rn_rw_scored *h, uint32_t n, uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && rn_rw_before(&h[m], &h[l])) m = l;
+        if (r < n && rn_rw_before(&h[m], &h[r])) m = r;
+        if (m == i) return;
+        struct rn_rw_scored t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
 }
 
 static int rn_rw_seen(const struct rn_rw *w, uint64_t id)
@@ -517,17 +536,32 @@ static int rn_rw_one(struct rn_op *op, struct rn_rw *w, const struct rn_record *
     }
     rn_model_advantages(m, w->phi, w->E, w->ids, (uint32_t)w->n_items, w->scores);
     rn_model_feed_exit(w->feed, w->slot);
-    for (size_t i = 0; i < w->n_items; i++)
-        w->order[i] = (struct rn_rw_scored){w->scores[i], (uint32_t)i};
-    qsort(w->order, w->n_items, sizeof *w->order, rn_rw_cmp);
-    /* the record: header, scores, item strs, then the texts */
-    uint32_t k = 0;
-    size_t pick[1000];
-    for (size_t i = 0; i < w->n_items && k < (uint32_t)c->k; i++) {
-        uint32_t row = w->order[i].row;
-        if (c->exclude_seen && rn_rw_seen(w, w->ids[row])) continue;
-        pick[k++] = row;
+    /* The top k in one pass: a heap of the best k so far whose root is the
+     * worst of them (O(N log k), not a sort of the catalogue); an item is
+     * checked against the window's only when it would enter. */
+    uint32_t k = 0, want = (uint32_t)c->k;
+    struct rn_rw_scored *top = w->order;
+    for (size_t i = 0; i < w->n_items; i++) {
+        struct rn_rw_scored x = {w->scores[i], (uint32_t)i};
+        if (k == want && !rn_rw_before(&x, &top[0])) continue;
+        if (c->exclude_seen && rn_rw_seen(w, w->ids[i])) continue;
+        if (k < want) {
+            top[k] = x;
+            for (uint32_t j = k++; j && rn_rw_before(&top[(j - 1) / 2], &top[j]); j = (j - 1) / 2) {
+                struct rn_rw_scored t = top[j];
+                top[j] = top[(j - 1) / 2];
+                top[(j - 1) / 2] = t;
+            }
+        } else {
+            top[0] = x;
+            rn_rw_sift(top, k, 0);
+        }
     }
+    qsort(top, k, sizeof *top, rn_rw_cmp);
+    /* the record: header, scores, item strs, then the texts */
+    uint32_t pick[1000];
+    for (uint32_t j = 0; j < k; j++)
+        pick[j] = top[j].row;
     struct rn_buf *b = &w->out;
     size_t fixed = sizeof(struct rn_rw_rec) + k * (sizeof(double) + sizeof(struct rn_str));
     b->len = 0;
