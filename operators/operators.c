@@ -25,6 +25,7 @@ extern const struct rn_op_type rn_op_experience_collector;
 extern const struct rn_op_type rn_op_dedup;
 extern const struct rn_op_type rn_op_value_advantage_learner;
 extern const struct rn_op_type rn_op_inference;
+extern const struct rn_op_type rn_op_rank_window;
 
 void rn_operators_init(void)
 {
@@ -34,6 +35,7 @@ void rn_operators_init(void)
         &rn_op_online_joiner, &rn_op_experience_collector, &rn_op_dedup,
         &rn_op_value_advantage_learner, &rn_op_inference, &rn_source_kafka,
         &rn_source_kafka_records, &rn_sink_kafka, &rn_op_window, &rn_op_map, &rn_source_nexmark,
+        &rn_op_rank_window,
     };
     for (size_t i = 0; i < RN_ARRAY_LEN(all); i++) rn_op_register(all[i]);
 }
