@@ -175,7 +175,8 @@
   }
 
   function drawLearner() {
-    var learners = job.operators.filter(function (o) { return o.metrics && "model_version" in o.metrics; });
+    // inference counts the model_version it serves too: it is a server, not a learner
+    var learners = job.operators.filter(function (o) { return o.metrics && "model_version" in o.metrics && o.type !== "inference"; });
     var servers = job.operators.filter(function (o) { return o.type === "inference"; });
     if (!learners.length && !servers.length) return;
     var box = document.getElementById("learner");
@@ -216,6 +217,8 @@
         [line("version", o.id + ".m.model_version")], SPAN);
     });
     servers.forEach(function (o) {
+      chart(cb, "version-" + o.id, o.id + ": model version served", RN.num, { step: true }).update(
+        [line("version", o.id + ".m.model_version")], SPAN);
       chart(cb, "serve-" + o.id, o.id + ": requests ranked per second", RN.num).update(
         [{ label: "requests/s", xs: H.t, ys: deriv(o.id + ".m.requests") },
          { label: "explored slots/s", xs: H.t, ys: deriv(o.id + ".m.explored_slots") }], SPAN);

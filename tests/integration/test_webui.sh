@@ -177,6 +177,8 @@ drawn = {t.split(" · ")[-1] for t in p.texts}
 check(modes <= drawn, "graph: edge modes drawn %s (job has %s)" % (sorted(drawn), sorted(modes)))
 check(p.charts.get("records-in", 0) >= 2, "charts: records per second has %d points" % p.charts.get("records-in", 0))
 check(p.charts.get("latency-rank", 0) >= 2, "learner panel: serving latency chart has %d points" % p.charts.get("latency-rank", 0))
+check("version-rank" in p.charts and "td-rank" not in p.charts and "td-learn" in p.charts,
+      "learner panel: the inference operator is charted as a server, not as a learner")
 lv = [o for o in job["operators"] if o["id"] == "learn"][0]["metrics"]["model_version"]
 check(p.version is not None and p.version >= 1 and p.version >= lv,
       "learner panel: model version %s (the job reported %d before)" % (p.version, lv))
