@@ -293,6 +293,16 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
             if (den) rn_json_f64(b, ra->scale * (double)f.metrics[ra->num] / (double)den);
             else rn_buf_puts(b, "null");
         }
+        rn_buf_puts(b, "},\"latency_us\":{");
+        for (int l = 0; l < n->n_lat; l++) {
+            uint64_t cnt = 0;
+            for (int k = 0; k < RN_LATENCY_BUCKETS; k++)
+                cnt += atomic_load_explicit(&n->lat[l].b[k], memory_order_relaxed);
+            rn_buf_printf(b, "%s\"%s\":{\"count\":%llu,\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}",
+                          l ? "," : "", n->type->latencies[l], (unsigned long long)cnt,
+                          rn_latency_quantile(&n->lat[l], 0.5), rn_latency_quantile(&n->lat[l], 0.99),
+                          rn_latency_quantile(&n->lat[l], 0.999));
+        }
         rn_buf_puts(b, "},\"subtasks\":");
         rn__subtasks_json(job, i, b);
         rn_buf_puts(b, "}");

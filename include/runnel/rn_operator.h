@@ -202,8 +202,8 @@ struct rn_op_type {
      * most RN_OP_MAX_LATENCIES). The runtime keeps one histogram per name
      * for the whole node (every subtask and any thread the operator serves
      * from adds to it): rn_op_latency() hands it out, the status side reads
-     * it for /api/v1/operators' latency figures, the history's p50/p99
-     * series and the runnel_operator_latency_seconds histogram of
+     * it for each operator's latency_us in /api/v1/job, the history's
+     * p50/p99 series and the runnel_operator_latency_seconds histogram of
      * /metrics (docs/status.md). */
     const char *const *latencies;
 };

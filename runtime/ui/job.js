@@ -199,6 +199,8 @@
     servers.forEach(function (o) {
       k.push('<div class="kpi"><span>' + RN.esc(o.id) + ": requests ranked</span><b>" + RN.num(o.metrics.requests) + "</b></div>");
       k.push('<div class="kpi"><span>' + RN.esc(o.id) + ": without a model</span><b>" + RN.num(o.metrics.without_model) + "</b></div>");
+      var rq = o.latency_us && o.latency_us.request;
+      if (rq && rq.count) k.push('<div class="kpi"><span>' + RN.esc(o.id) + ": request p50 / p99 (since the start)</span><b>" + us(rq.p50) + " / " + us(rq.p99) + "</b></div>");
     });
     if (job.serve) k.push('<div class="kpi"><span>serving requests (HTTP)</span><b>' + RN.num(job.serve.requests) + "</b></div>");
     document.getElementById("learn-kpis").innerHTML = k.join("");

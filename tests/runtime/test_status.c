@@ -240,6 +240,11 @@ int main(void)
     CHECK_STR_CONTAINS(r, "runnel_operator_latency_seconds_count{job=\"status-test\",operator="
                           "\"timed\",name=\"step\"} 1500\n");
     free(r);
+    r = http_get(addr, "/api/v1/job");
+    CHECK_STR_CONTAINS(
+        r, "\"latency_us\":{\"step\":{\"count\":1500,\"p50\":128.0,\"p99\":128.0,\"p999\":128.0}}");
+    CHECK_STR_CONTAINS(r, "\"latency_us\":{},"); /* the types without histograms */
+    free(r);
     int charted = 0;
     for (int64_t deadline = rn_now_ns() + 20000000000LL; !charted && rn_now_ns() < deadline;) {
         r = http_get(addr, "/api/v1/history");
