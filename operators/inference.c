@@ -179,7 +179,6 @@ static int rn_inf_init_types(void *ctx, struct rn_types *ts, const struct rn_cfg
 /* ---- the serving table ------------------------------------------------------------- */
 
 #define RN_INF_STRIPES 64
-#define RN_INF_LAT_BUCKETS 64
 
 struct rn_inf_user {
     uint64_t user_id;
@@ -206,13 +205,13 @@ struct rn_inf_shared {
         pthread_mutex_t mu;
         struct rn_inf_user *users;
     } stripe[RN_INF_STRIPES];
-    /* request latencies (HTTP path), log2 buckets of microseconds/16 */
-    atomic_uint_fast64_t lat[RN_INF_LAT_BUCKETS];
+    /* request latencies (HTTP path): the node's histogram "request" */
+    struct rn_latency *lat;
     atomic_uint_fast64_t http_ok, http_bad;
     atomic_int misfit_reported; /* a model that does not fit was reported once */
     /* LAST: the evaluator's feed (NULL: off), what the search cost and did */
     struct rn_model_feed *ev_feed;
-    atomic_uint_fast64_t last_lat[RN_INF_LAT_BUCKETS];
+    struct rn_latency *last_lat; /* the node's "last_added" */
     atomic_uint_fast64_t last_searches, last_changed, last_out_of_time, last_tried,
         last_without_evaluator;
     atomic_int ev_misfit_reported;
@@ -345,7 +344,6 @@ struct rn_inf_result {
     int last; /* LAST: 0 not run, 1 kept the model's list, 2 changed it */
 };
 
-static void rn_inf_latency(atomic_uint_fast64_t *lat, int64_t ns);
 
 /* LAST on the scores of one request (inside the caller's hold of the policy
  * m): the evaluator is held in ev_slot for the search. Returns what
@@ -381,7 +379,7 @@ static int rn_inf_last(struct rn_inf_shared *s, int ev_slot, struct rn_inf_scrat
         if (st.out_of_time) atomic_fetch_add(&s->last_out_of_time, 1);
     }
     rn_model_feed_exit(s->ev_feed, ev_slot);
-    rn_inf_latency(s->last_lat, rn_now_ns() - t0);
+    rn_latency_record(s->last_lat, rn_now_ns() - t0);
     return out;
 }
 
@@ -456,6 +454,10 @@ enum {
 static const char *const rn_inf_metrics[] = {
     "requests",      "recommendations", "without_model", "rejected",     "history_updates",
     "explored_slots", "model_version",  "last_searches", "last_changed", NULL};
+/* Latency histograms (rn_op_latency): a POST /api/v1/recommend end to end, and
+ * the time LAST's search added to it (only when LAST is on). */
+enum { L_REQUEST, L_LAST_ADDED };
+static const char *const rn_inf_latencies[] = {"request", "last_added", NULL};
 
 static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_http_response *res);
 
@@ -472,6 +474,8 @@ static int rn_inf_open(struct rn_op *op)
         s->cfg = c;
         static atomic_uint_fast64_t gens;
         s->gen = atomic_fetch_add(&gens, 1) + 1;
+        s->lat = rn_op_latency(op, L_REQUEST);
+        s->last_lat = rn_op_latency(op, L_LAST_ADDED);
         for (int k = 0; k < RN_INF_STRIPES; k++)
             pthread_mutex_init(&s->stripe[k].mu, NULL);
         int bad = rn_phi_cfg_open(&c->feat, &s->emb, &s->spec, err, sizeof err) != 0;
@@ -685,32 +689,6 @@ static void rn_inf_json_error(struct rn_http_response *res, int status, const ch
     rn_buf_puts(&res->body, "{\"error\":");
     rn_json_str(&res->body, msg, strlen(msg));
     rn_buf_puts(&res->body, "}\n");
-}
-
-static void rn_inf_latency(atomic_uint_fast64_t *lat, int64_t ns)
-{
-    uint64_t us16 = (uint64_t)(ns / 62);
-    int b = 0;
-    while (us16 > 1 && b < RN_INF_LAT_BUCKETS - 1) {
-        us16 >>= 1;
-        b++;
-    }
-    atomic_fetch_add(&lat[b], 1);
-}
-
-/* p-th percentile (0..1) of the latency histogram, in µs (bucket upper bound). */
-static double rn_inf_percentile(atomic_uint_fast64_t *lat, double p)
-{
-    uint64_t total = 0, n[RN_INF_LAT_BUCKETS];
-    for (int b = 0; b < RN_INF_LAT_BUCKETS; b++)
-        total += n[b] = atomic_load(&lat[b]);
-    if (!total) return 0;
-    uint64_t want = (uint64_t)ceil(p * (double)total), acc = 0;
-    for (int b = 0; b < RN_INF_LAT_BUCKETS; b++) {
-        acc += n[b];
-        if (acc >= want) return ldexp(1.0, b + 1) / 16.0;
-    }
-    return 0;
 }
 
 /* A serving thread's scratch and hazard slot, for the table it last served
@@ -974,7 +952,7 @@ static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_h
             goto done;
         }
         rn_inf_recommend(s, req, res);
-        rn_inf_latency(s->lat, rn_now_ns() - t0);
+        rn_latency_record(s->lat, rn_now_ns() - t0);
     } else if (!strncmp(req->path, slates, sizeof slates - 1) && req->path[sizeof slates - 1]) {
         rn_inf_get_slate(s, req->path + sizeof slates - 1, res);
     } else if (!strcmp(req->path, "/api/v1/inference")) {
@@ -987,8 +965,8 @@ static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_h
             ",\"last_load_ms\":%.3f,\"requests_ok\":%" PRIu64 ",\"requests_bad\":%" PRIu64
             ",\"latency_us\":{\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}}\n",
             st.version, st.loads, st.failures, st.last_load_ms, (uint64_t)atomic_load(&s->http_ok),
-            (uint64_t)atomic_load(&s->http_bad), rn_inf_percentile(s->lat, 0.5),
-            rn_inf_percentile(s->lat, 0.99), rn_inf_percentile(s->lat, 0.999));
+            (uint64_t)atomic_load(&s->http_bad), rn_latency_quantile(s->lat, 0.5),
+            rn_latency_quantile(s->lat, 0.99), rn_latency_quantile(s->lat, 0.999));
         if (s->ev_feed) {
             struct rn_model_feed_stats es;
             rn_model_feed_stats(s->ev_feed, &es);
@@ -1003,8 +981,8 @@ static void rn_inf_http(void *ud, const struct rn_http_request *req, struct rn_h
                           (uint64_t)atomic_load(&s->last_out_of_time),
                           (uint64_t)atomic_load(&s->last_tried),
                           (uint64_t)atomic_load(&s->last_without_evaluator),
-                          rn_inf_percentile(s->last_lat, 0.5), rn_inf_percentile(s->last_lat, 0.99),
-                          rn_inf_percentile(s->last_lat, 0.999));
+                          rn_latency_quantile(s->last_lat, 0.5), rn_latency_quantile(s->last_lat, 0.99),
+                          rn_latency_quantile(s->last_lat, 0.999));
         }
     } else {
         rn_inf_json_error(res, 404, "no such endpoint: %s %s", req->method, req->path);
@@ -1044,4 +1022,5 @@ const struct rn_op_type rn_op_inference = {
     .process = rn_inf_process,
     .close = rn_inf_close,
     .on_processing_time = rn_inf_on_processing_time,
+    .latencies = rn_inf_latencies,
 };

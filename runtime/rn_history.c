@@ -12,6 +12,8 @@
  *   <id>.late                    late records (total)
  *   <id>.m.<metric>              the operator's own counter (total)
  *   <id>.r.<ratio>               the operator's ratio since the start (mean TD loss ...)
+ *   <id>.lat.<name>.p50, .p99    the operator's latency histogram over the interval, µs
+ *                                (null when nothing was recorded in it)
  *   chain.<k>.busy               fraction of the chain's thread time spent processing
  *   chain.<k>.backpressure       fraction of it blocked on a full output queue
  *   queue.<from>><to>.fill       batches waiting / capacity, over that edge's queues
@@ -127,6 +129,7 @@ struct rn_status_sampler {
     int64_t prev_ns;
     uint64_t *prev_in, *prev_out, *prev_busy, *prev_blocked;
     uint64_t prev_hits, prev_lookups;
+    uint64_t **prev_lat; /* per node: n_lat x RN_LATENCY_BUCKETS counts */
     double *v;
 };
 
@@ -164,6 +167,10 @@ static char **rn__sampler_layout(struct rn_status_sampler *s)
             RN__ADD(rn__fmt("%s.m.%s", nd->id, nd->type->metrics[m]));
         for (int q = 0; nd->type->ratios && nd->type->ratios[q].name; q++)
             RN__ADD(rn__fmt("%s.r.%s", nd->id, nd->type->ratios[q].name));
+        for (int l = 0; l < nd->n_lat; l++) {
+            RN__ADD(rn__fmt("%s.lat.%s.p50", nd->id, nd->type->latencies[l]));
+            RN__ADD(rn__fmt("%s.lat.%s.p99", nd->id, nd->type->latencies[l]));
+        }
     }
     s->chain_at = n;
     for (int g = 0; g < job->n_groups; g++) {
@@ -236,6 +243,21 @@ static void rn__sample(struct rn_status_sampler *s)
             if (f->metrics[ra->den])
                 o[k] = ra->scale * (double)f->metrics[ra->num] / (double)f->metrics[ra->den];
             k++;
+        }
+        for (int l = 0; l < nd->n_lat; l++, k += 2) {
+            /* the interval's own counts: now minus the previous sample's */
+            uint64_t *prev = &s->prev_lat[i][(size_t)l * RN_LATENCY_BUCKETS];
+            uint64_t d[RN_LATENCY_BUCKETS], any = 0;
+            for (int b = 0; b < RN_LATENCY_BUCKETS; b++) {
+                uint64_t c = atomic_load_explicit(&nd->lat[l].b[b], memory_order_relaxed);
+                d[b] = c - prev[b];
+                any |= d[b];
+                prev[b] = c;
+            }
+            if (any && s->prev_ns) {
+                o[k] = rn__latency_quantile(d, 0.5);
+                o[k + 1] = rn__latency_quantile(d, 0.99);
+            }
         }
     }
     uint64_t *blocked = rn_xcalloc((size_t)job->n_groups, sizeof *blocked);
@@ -319,6 +341,10 @@ int rn__status_sampler_start(struct rn_job *job, char *errbuf, size_t errlen)
     s->prev_out = rn_xcalloc((size_t)job->n_nodes, sizeof *s->prev_out);
     s->prev_busy = rn_xcalloc((size_t)job->n_groups, sizeof *s->prev_busy);
     s->prev_blocked = rn_xcalloc((size_t)job->n_groups, sizeof *s->prev_blocked);
+    s->prev_lat = rn_xcalloc((size_t)job->n_nodes, sizeof *s->prev_lat);
+    for (int i = 0; i < job->n_nodes; i++)
+        s->prev_lat[i] = rn_xcalloc((size_t)job->nodes[i].n_lat * RN_LATENCY_BUCKETS + 1,
+                                    sizeof **s->prev_lat);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     job->sampler = s;
@@ -356,6 +382,9 @@ void rn__status_sampler_free(struct rn_job *job)
     free(s->prev_out);
     free(s->prev_busy);
     free(s->prev_blocked);
+    for (int i = 0; s->prev_lat && i < job->n_nodes; i++)
+        free(s->prev_lat[i]);
+    free(s->prev_lat);
     free(s->v);
     free(s);
     job->sampler = NULL;

@@ -206,6 +206,7 @@ static void rn__job_free_graph(struct rn_job *job)
         if (n->ctx_inited && n->type->fini) n->type->fini(n->ctx);
         free(n->ctx);
         free(n->out_types);
+        free(n->lat);
     }
     free(job->nodes);
     free(job->edges);
@@ -299,6 +300,9 @@ static int rn__add_node(struct rn_job *job, const char *id, const struct rn_cfg_
     n->source_index = kind == RN_KIND_SOURCE ? job->n_sources++ : -1;
     n->ctx = rn_xcalloc(1, t->ctx_size ? t->ctx_size : 1);
     job->n_nodes++;
+    while (t->latencies && t->latencies[n->n_lat] && n->n_lat < RN_OP_MAX_LATENCIES)
+        n->n_lat++;
+    if (n->n_lat) n->lat = rn_xcalloc((size_t)n->n_lat, sizeof *n->lat);
 
     const char *const *skip = kind == RN_KIND_OPERATOR ? rn__op_skip : rn__conn_skip;
     /* Side-output route keys are the operator's own, besides its table. */

@@ -66,7 +66,21 @@ struct rn_node {
     int in_types[RN_MAX_INPUTS];
     int key_fields[RN_MAX_INPUTS];
     const char *key_names[RN_MAX_INPUTS];
+    struct rn_latency *lat; /* the type's latency histograms (n_lat), owned */
+    int n_lat;
 };
+
+/* A latency histogram (rn_operator.h): bucket b counts durations of
+ * [2^b, 2^(b+1)) sixteenths of a µs (bucket 0 also those below). */
+#define RN_LATENCY_BUCKETS 64
+struct rn_latency {
+    _Atomic uint64_t b[RN_LATENCY_BUCKETS];
+    _Atomic uint64_t sum_ns;
+};
+/* Upper bound of bucket b, µs. */
+#define RN__LATENCY_BOUND_US(b) (ldexp(1.0, (b) + 1) / 16.0)
+/* The p-th quantile of bucket counts n[RN_LATENCY_BUCKETS], µs (0: none). */
+double rn__latency_quantile(const uint64_t *n, double p);
 
 struct rn_group {
     int *nodes; /* node indices, head first, topological order */

@@ -9,6 +9,7 @@
  * on its task's thread.
  */
 #include <assert.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +78,48 @@ void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta)
     struct rn_instance *in = op->inst;
     assert(idx >= 0 && idx < in->n_metrics);
     atomic_fetch_add_explicit(&in->metrics[idx], delta, memory_order_relaxed);
+}
+
+struct rn_latency *rn_op_latency(struct rn_op *op, int idx)
+{
+    struct rn_node *n = op->inst->node;
+    assert(idx >= 0 && idx < n->n_lat);
+    return &n->lat[idx];
+}
+
+void rn_latency_record(struct rn_latency *l, int64_t ns)
+{
+    uint64_t u16 = ns > 0 ? (uint64_t)ns * 16 / 1000 : 0; /* sixteenths of a µs */
+    int b = 0;
+    while (u16 > 1 && b < RN_LATENCY_BUCKETS - 1) {
+        u16 >>= 1;
+        b++;
+    }
+    atomic_fetch_add_explicit(&l->b[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->sum_ns, ns > 0 ? (uint64_t)ns : 0, memory_order_relaxed);
+}
+
+double rn__latency_quantile(const uint64_t *n, double p)
+{
+    uint64_t total = 0;
+    for (int b = 0; b < RN_LATENCY_BUCKETS; b++)
+        total += n[b];
+    if (!total) return 0;
+    uint64_t want = (uint64_t)ceil(p * (double)total), acc = 0;
+    if (!want) want = 1;
+    for (int b = 0; b < RN_LATENCY_BUCKETS; b++) {
+        acc += n[b];
+        if (acc >= want) return RN__LATENCY_BOUND_US(b);
+    }
+    return RN__LATENCY_BOUND_US(RN_LATENCY_BUCKETS - 1);
+}
+
+double rn_latency_quantile(const struct rn_latency *l, double p)
+{
+    uint64_t n[RN_LATENCY_BUCKETS];
+    for (int b = 0; b < RN_LATENCY_BUCKETS; b++)
+        n[b] = atomic_load_explicit(&l->b[b], memory_order_relaxed);
+    return rn__latency_quantile(n, p);
 }
 
 void rn_op_errorf(struct rn_op *op, const char *fmt, ...)

@@ -21,6 +21,7 @@
  * counter that worker threads bump with relaxed stores; the structures that
  * hold them are built before the server starts and freed after it stops.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,16 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
             if (den) rn_json_f64(b, ra->scale * (double)f.metrics[ra->num] / (double)den);
             else rn_buf_puts(b, "null");
         }
+        rn_buf_puts(b, "},\"latency_us\":{");
+        for (int l = 0; l < n->n_lat; l++) {
+            uint64_t cnt = 0;
+            for (int k = 0; k < RN_LATENCY_BUCKETS; k++)
+                cnt += atomic_load_explicit(&n->lat[l].b[k], memory_order_relaxed);
+            rn_buf_printf(b, "%s\"%s\":{\"count\":%llu,\"p50\":%.1f,\"p99\":%.1f,\"p999\":%.1f}",
+                          l ? "," : "", n->type->latencies[l], (unsigned long long)cnt,
+                          rn_latency_quantile(&n->lat[l], 0.5), rn_latency_quantile(&n->lat[l], 0.99),
+                          rn_latency_quantile(&n->lat[l], 0.999));
+        }
         rn_buf_puts(b, "},\"subtasks\":");
         rn__subtasks_json(job, i, b);
         rn_buf_puts(b, "}");
@@ -392,6 +403,38 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
                     n->id, ra->name,
                     ra->scale * (double)figs[i].metrics[ra->num] /
                         (double)figs[i].metrics[ra->den]);
+        }
+    }
+    rn_buf_puts(b, "# HELP runnel_operator_latency_seconds An operator's latency histogram "
+                   "(the inference operator: request, last_added).\n"
+                   "# TYPE runnel_operator_latency_seconds histogram\n");
+    for (int i = 0; i < job->n_nodes; i++) {
+        const struct rn_node *n = &job->nodes[i];
+        for (int l = 0; l < n->n_lat; l++) {
+            /* buckets 1 µs .. 34 s (powers of two): the runtime's buckets below
+             * the first are folded into it, those above into +Inf */
+            uint64_t acc = 0;
+            int k = 0;
+            for (; k < RN_LATENCY_BUCKETS; k++) {
+                acc += atomic_load_explicit(&n->lat[l].b[k], memory_order_relaxed);
+                double le = RN__LATENCY_BOUND_US(k);
+                if (le < 1) continue;
+                if (le > 64e6) break;
+                rn_buf_printf(b, "runnel_operator_latency_seconds_bucket{job=\"%s\",operator=\"%s\","
+                              "name=\"%s\",le=\"%g\"} %llu\n", jn, n->id, n->type->latencies[l],
+                              le / 1e6, (unsigned long long)acc);
+            }
+            for (k++; k < RN_LATENCY_BUCKETS; k++)
+                acc += atomic_load_explicit(&n->lat[l].b[k], memory_order_relaxed);
+            rn_buf_printf(b, "runnel_operator_latency_seconds_bucket{job=\"%s\",operator=\"%s\","
+                          "name=\"%s\",le=\"+Inf\"} %llu\n", jn, n->id, n->type->latencies[l],
+                          (unsigned long long)acc);
+            rn_buf_printf(b, "runnel_operator_latency_seconds_sum{job=\"%s\",operator=\"%s\","
+                          "name=\"%s\"} %.9f\n", jn, n->id, n->type->latencies[l],
+                          (double)atomic_load_explicit(&n->lat[l].sum_ns, memory_order_relaxed) / 1e9);
+            rn_buf_printf(b, "runnel_operator_latency_seconds_count{job=\"%s\",operator=\"%s\","
+                          "name=\"%s\"} %llu\n", jn, n->id, n->type->latencies[l],
+                          (unsigned long long)acc);
         }
     }
     rn_buf_puts(b,

@@ -197,7 +197,23 @@ struct rn_op_type {
      * own records declares which type it emits); NULL keeps the port's
      * declared type. The name must be a type of the job. */
     const char *(*out_type)(const void *ctx, uint32_t port);
+
+    /* Names of the operator's latency histograms, NULL-ended (optional; at
+     * most RN_OP_MAX_LATENCIES). The runtime keeps one histogram per name
+     * for the whole node (every subtask and any thread the operator serves
+     * from adds to it): rn_op_latency() hands it out, the status side reads
+     * it for each operator's latency_us in /api/v1/job, the history's
+     * p50/p99 series and the runnel_operator_latency_seconds histogram of
+     * /metrics (docs/status.md). */
+    const char *const *latencies;
 };
+
+#define RN_OP_MAX_LATENCIES 8
+
+/* A latency histogram of a node (struct rn_op_type.latencies): buckets of
+ * powers of two from 1/16 µs, counted with relaxed atomics, so any thread
+ * may record into it while the status side reads it. */
+struct rn_latency;
 
 #define RN_MAX_INPUTS 8
 
@@ -256,6 +272,16 @@ void rn_op_count_late(struct rn_op *op, uint64_t n);
 int rn_op_checkpointing(const struct rn_op *op);
 /* Adds to the operator's own counter `idx` (into its type's metrics). */
 void rn_op_metric_add(struct rn_op *op, int idx, uint64_t delta);
+/* The node's latency histogram `idx` (into its type's latencies). Borrowed:
+ * it lives as long as the job, longer than any instance, so the operator may
+ * keep it and record from threads of its own (HTTP handlers). */
+struct rn_latency *rn_op_latency(struct rn_op *op, int idx);
+/* Counts one duration of ns nanoseconds (any thread; lock-free). */
+void rn_latency_record(struct rn_latency *l, int64_t ns);
+/* The p-th quantile (0..1) of what was recorded, in µs: the upper bound of
+ * the bucket that holds it (0 when nothing was recorded). */
+double rn_latency_quantile(const struct rn_latency *l, double p);
+
 /* Error report from inside a callback; shown on the status page and stderr. */
 void rn_op_errorf(struct rn_op *op, const char *fmt, ...) RN_PRINTF(2, 3);
 

@@ -27,6 +27,22 @@
     }
     return out;
   }
+  // a latency in µs: 850 µs, 12.3 ms, 1.2 s
+  function us(x) {
+    if (x === null || x === undefined || !isFinite(x)) return "–";
+    return x < 1000 ? Math.round(x) + " µs" : x < 1e6 ? (x / 1000).toFixed(1) + " ms" : RN.dur(x / 1e6);
+  }
+  // scale * Δnum / Δden over the last `win` ms of two counter series: a ratio over a moving
+  // window rather than since the start (null while the window saw no Δden)
+  function windowed(num, den, scale, win) {
+    var a = H.series[num] || [], d = H.series[den] || [], out = [], j = 0;
+    for (var i = 0; i < a.length; i++) {
+      while (H.t[i] - H.t[j] > win) j++;
+      var dd = d[i] !== null && d[j] !== null ? d[i] - d[j] : 0;
+      out.push(i > j && dd > 0 && a[i] !== null && a[j] !== null ? scale * (a[i] - a[j]) / dd : null);
+    }
+    return out;
+  }
   function merge(h) {
     if (!h.t.length) return;
     var n0 = H.t.length;
@@ -159,7 +175,8 @@
   }
 
   function drawLearner() {
-    var learners = job.operators.filter(function (o) { return o.metrics && "model_version" in o.metrics; });
+    // inference counts the model_version it serves too: it is a server, not a learner
+    var learners = job.operators.filter(function (o) { return o.metrics && "model_version" in o.metrics && o.type !== "inference"; });
     var servers = job.operators.filter(function (o) { return o.type === "inference"; });
     if (!learners.length && !servers.length) return;
     var box = document.getElementById("learner");
@@ -182,13 +199,17 @@
     servers.forEach(function (o) {
       k.push('<div class="kpi"><span>' + RN.esc(o.id) + ": requests ranked</span><b>" + RN.num(o.metrics.requests) + "</b></div>");
       k.push('<div class="kpi"><span>' + RN.esc(o.id) + ": without a model</span><b>" + RN.num(o.metrics.without_model) + "</b></div>");
+      var rq = o.latency_us && o.latency_us.request;
+      if (rq && rq.count) k.push('<div class="kpi"><span>' + RN.esc(o.id) + ": request p50 / p99 (since the start)</span><b>" + us(rq.p50) + " / " + us(rq.p99) + "</b></div>");
     });
     if (job.serve) k.push('<div class="kpi"><span>serving requests (HTTP)</span><b>' + RN.num(job.serve.requests) + "</b></div>");
     document.getElementById("learn-kpis").innerHTML = k.join("");
     var cb = document.getElementById("learn-charts");
     learners.forEach(function (o) {
-      chart(cb, "reward-" + o.id, o.id + ": reward per session (mean since the start)", function (x) { return RN.num(x, 3); }).update(
-        [line("reward per session", o.id + ".r.reward_per_session"), line("reward per list", o.id + ".r.reward_per_list")], SPAN);
+      chart(cb, "reward-" + o.id, o.id + ": reward per session (since the start; over the last minute)", function (x) { return RN.num(x, 3); }).update(
+        [line("per session, since the start", o.id + ".r.reward_per_session"),
+         { label: "per session, last minute", xs: H.t, ys: windowed(o.id + ".m.reward_milli_sum", o.id + ".m.sessions_ended", 1e-3, 60000) },
+         line("per list, since the start", o.id + ".r.reward_per_list")], SPAN);
       chart(cb, "td-" + o.id, o.id + ": mean TD loss (since the start)", function (x) { return RN.num(x, 4); }).update(
         [line("mean TD loss", o.id + ".r.mean_td_loss")], SPAN);
       chart(cb, "updates-" + o.id, o.id + ": TD updates and transitions per second", RN.num).update(
@@ -198,9 +219,17 @@
         [line("version", o.id + ".m.model_version")], SPAN);
     });
     servers.forEach(function (o) {
+      chart(cb, "version-" + o.id, o.id + ": model version served", RN.num, { step: true }).update(
+        [line("version", o.id + ".m.model_version")], SPAN);
       chart(cb, "serve-" + o.id, o.id + ": requests ranked per second", RN.num).update(
         [{ label: "requests/s", xs: H.t, ys: deriv(o.id + ".m.requests") },
          { label: "explored slots/s", xs: H.t, ys: deriv(o.id + ".m.explored_slots") }], SPAN);
+      // the operator's latency histograms, p50 and p99 of each sampling interval (µs);
+      // LAST's added latency only when the job searches with it
+      var lat = [line("request p50", o.id + ".lat.request.p50"), line("request p99", o.id + ".lat.request.p99")];
+      if ((H.series[o.id + ".lat.last_added.p50"] || []).some(function (y) { return y !== null; }))
+        lat.push(line("LAST added p50", o.id + ".lat.last_added.p50"), line("LAST added p99", o.id + ".lat.last_added.p99"));
+      chart(cb, "latency-" + o.id, o.id + ": serving latency (POST /api/v1/recommend), per second", us).update(lat, SPAN);
     });
     if (models && models.stores) {
       var mb = document.getElementById("learn-models"), h = "";

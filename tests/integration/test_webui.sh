@@ -7,11 +7,13 @@
 #               unknown asset is 404; /plain (the page without scripts) still answers
 #   history     /api/v1/history holds the series the charts draw, one sample a second,
 #               and ?since= returns only newer samples
-#   metrics     /metrics has the busy seconds and the operators' ratios the page shows
+#   metrics     /metrics has the busy seconds and the operators' ratios the page shows, and
+#               the serving latency histogram (runnel_operator_latency_seconds)
 #   page        after the page has polled: the graph has every operator of /api/v1/job
 #               with live figures (a rate and its counts), every cross-chain edge mode is
 #               drawn, the records chart has >= 2 points, the learner panel shows the
-#               model version the job reports, the checkpoints table has a completed one;
+#               model version the job reports, the serving latency chart has >= 2 points,
+#               the checkpoints table has a completed one;
 #               selecting an operator shows its details with a row per subtask
 #   screenshot  a PNG of the page and of each view, kept as test artefacts
 #               (build/test-artifacts/webui/)
@@ -77,7 +79,7 @@ curl -sf "http://$HTTP/plain" | grep -q "<h2>Queues</h2>" || { ok=0; echo "  /pl
     || fail "assets"
 
 # ---- history -----------------------------------------------------------------------
-if py "len(d['t']) >= 2 and d['capacity'] == 600 and d['interval_ms'] == 1000 and all(len(v) == len(d['t']) for v in d['series'].values()) and {'collect.in','learn.r.reward_per_session','learn.m.model_version','chain.0.busy','job.dead_letters','state.bytes'} <= set(d['series']) and all(b - a >= 500 for a, b in zip(d['t'], d['t'][1:]))" /api/v1/history; then
+if py "len(d['t']) >= 2 and d['capacity'] == 600 and d['interval_ms'] == 1000 and all(len(v) == len(d['t']) for v in d['series'].values()) and {'collect.in','learn.r.reward_per_session','learn.m.model_version','chain.0.busy','job.dead_letters','state.bytes','rank.lat.request.p50','rank.lat.request.p99','rank.lat.last_added.p50'} <= set(d['series']) and any(x is not None and x > 0 for x in d['series']['rank.lat.request.p99']) and all(b - a >= 500 for a, b in zip(d['t'], d['t'][1:]))" /api/v1/history; then
     pass "history: every charted series, aligned, one sample a second"
 else
     fail "history: $(curl -s "http://$HTTP/api/v1/history" | head -c 400)"
@@ -98,8 +100,30 @@ else
     fail "metrics: $(grep -E 'busy|ratio' <<<"$m" | head -5)"
 fi
 
-# every metric the Grafana dashboard queries is one runnel exports
-missing=$(grep -o 'runnel_[a-z_]*' examples/grafana/runnel-dashboard.json | sort -u | while read -r n; do
+# the serving latency histogram: cumulative buckets ending in +Inf = _count > 0
+printf '%s\n' "$m" >"$TMP/metrics.txt"
+if python3 - "$TMP/metrics.txt" <<'PYEOF'
+import sys
+m = open(sys.argv[1]).read()
+lab = 'job="guess-you-like",operator="rank",name="request"'
+b = [(l.split('le="')[1].split('"')[0], int(l.rsplit(' ', 1)[1])) for l in m.splitlines()
+     if l.startswith('runnel_operator_latency_seconds_bucket{' + lab)]
+cnt = [int(l.rsplit(' ', 1)[1]) for l in m.splitlines()
+       if l.startswith('runnel_operator_latency_seconds_count{' + lab)]
+ok = (len(b) >= 2 and b[-1][0] == '+Inf' and cnt and b[-1][1] == cnt[0] > 0
+      and all(x[1] <= y[1] for x, y in zip(b, b[1:]))
+      and all(float(x[0]) < float(y[0]) for x, y in zip(b[:-1], b[1:-1])))
+sys.exit(0 if ok else 1)
+PYEOF
+then
+    pass "metrics: the serving latency histogram (cumulative buckets, +Inf = count > 0)"
+else
+    fail "metrics: latency histogram: $(grep latency <<<"$m" | head -5)"
+fi
+
+# every metric the Grafana dashboard queries is one runnel exports (a histogram's
+# _bucket, _sum and _count series are declared under its own name)
+missing=$(grep -o 'runnel_[a-z_]*' examples/grafana/runnel-dashboard.json | sed -E 's/_(bucket|sum|count)$//' | sort -u | while read -r n; do
     grep -q "^# TYPE $n " <<<"$m" || echo "$n"
 done)
 if [ -z "$missing" ] && python3 -c 'import json,sys; json.load(open(sys.argv[1]))' examples/grafana/runnel-dashboard.json; then
@@ -152,6 +176,9 @@ modes = {e["mode"] for e in job["edges"]
 drawn = {t.split(" · ")[-1] for t in p.texts}
 check(modes <= drawn, "graph: edge modes drawn %s (job has %s)" % (sorted(drawn), sorted(modes)))
 check(p.charts.get("records-in", 0) >= 2, "charts: records per second has %d points" % p.charts.get("records-in", 0))
+check(p.charts.get("latency-rank", 0) >= 2, "learner panel: serving latency chart has %d points" % p.charts.get("latency-rank", 0))
+check("version-rank" in p.charts and "td-rank" not in p.charts and "td-learn" in p.charts,
+      "learner panel: the inference operator is charted as a server, not as a learner")
 lv = [o for o in job["operators"] if o["id"] == "learn"][0]["metrics"]["model_version"]
 check(p.version is not None and p.version >= 1 and p.version >= lv,
       "learner panel: model version %s (the job reported %d before)" % (p.version, lv))

@@ -1,7 +1,9 @@
 /*
  * test_status.c — the status page answers while a job runs: all four
  * endpoints over a real socket, figures that move as input arrives, 4xx for
- * bad requests, and a clean stop.
+ * bad requests, and a clean stop. An operator's latency histogram (a test
+ * type, `timed`, that records 100 µs per record) reaches /metrics as a
+ * Prometheus histogram and the history as p50/p99 series.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +16,36 @@
 #include <unistd.h>
 
 #include "rn_job.h"
+#include "rn_operator.h"
 #include "rn_test.h"
+
+/* `timed`: passes records on and records 100 µs for each into its "step"
+ * histogram (bucket [64, 128) µs: every quantile reads 128). */
+static const struct rn_config_key timed_keys[] = {RN_CONFIG_END};
+static const char *const timed_latencies[] = {"step", NULL};
+static int timed_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
+{
+    struct rn_latency *l = rn_op_latency(op, 0);
+    for (uint32_t i = 0; i < in->n; i++) {
+        rn_latency_record(l, 100000);
+        rn_emit_copy(out, 0, &in->recs[i]);
+    }
+    return 0;
+}
+static const struct rn_port_decl timed_out[] = {{NULL, "*", "The input."}};
+static const struct rn_op_type timed_type = {
+    RN_OP_TYPE_HEAD,
+    .name = "timed",
+    .description = "Test: records a latency per record.",
+    .kind = RN_KIND_OPERATOR,
+    .config = timed_keys,
+    .ctx_size = 1,
+    .in_type = "*",
+    .outputs = timed_out,
+    .n_outputs = 1,
+    .process = timed_process,
+    .latencies = timed_latencies,
+};
 
 static struct rn_job *job;
 static int run_rc = -100;
@@ -128,10 +159,12 @@ int main(void)
             "operators:\n"
             "  - { id: collect, op: log_collector, from: logs, dead_letter: rejected }\n"
             "  - { id: by_user, op: key_by, from: collect, key: user }\n"
-            "sinks:\n  out: { type: file, path: %s, from: by_user }\n"
+            "  - { id: timed, op: timed, from: by_user }\n"
+            "sinks:\n  out: { type: file, path: %s, from: timed }\n"
             "  rejected: { type: discard }\n",
             log, out);
     fclose(f);
+    CHECK_EQ_INT(rn_op_register(&timed_type), 0);
     char err[512];
     struct rn_job_options opt = {.quiet = 1};
     job = rn_job_load(jobp, &opt, err, sizeof err);
@@ -191,6 +224,40 @@ int main(void)
     CHECK_STR_CONTAINS(r, "runnel_records_in_total{job=\"status-test\",operator=\"collect\"} 1502");
     CHECK_STR_CONTAINS(r, "runnel_dead_letters_total{job=\"status-test\"} 2");
     free(r);
+
+    /* The latency histogram: 1500 records of 100 µs, all in the bucket up to
+     * 128 µs; the history charts that second's p50 and p99 as 128 µs. */
+    r = http_get(addr, "/metrics");
+    CHECK_STR_CONTAINS(r, "# TYPE runnel_operator_latency_seconds histogram");
+    CHECK_STR_CONTAINS(r, "runnel_operator_latency_seconds_bucket{job=\"status-test\",operator="
+                          "\"timed\",name=\"step\",le=\"6.4e-05\"} 0\n");
+    CHECK_STR_CONTAINS(r, "runnel_operator_latency_seconds_bucket{job=\"status-test\",operator="
+                          "\"timed\",name=\"step\",le=\"0.000128\"} 1500\n");
+    CHECK_STR_CONTAINS(r, "runnel_operator_latency_seconds_bucket{job=\"status-test\",operator="
+                          "\"timed\",name=\"step\",le=\"+Inf\"} 1500\n");
+    CHECK_STR_CONTAINS(r, "runnel_operator_latency_seconds_sum{job=\"status-test\",operator="
+                          "\"timed\",name=\"step\"} 0.150000000\n");
+    CHECK_STR_CONTAINS(r, "runnel_operator_latency_seconds_count{job=\"status-test\",operator="
+                          "\"timed\",name=\"step\"} 1500\n");
+    free(r);
+    r = http_get(addr, "/api/v1/job");
+    CHECK_STR_CONTAINS(
+        r, "\"latency_us\":{\"step\":{\"count\":1500,\"p50\":128.0,\"p99\":128.0,\"p999\":128.0}}");
+    CHECK_STR_CONTAINS(r, "\"latency_us\":{},"); /* the types without histograms */
+    free(r);
+    int charted = 0;
+    for (int64_t deadline = rn_now_ns() + 20000000000LL; !charted && rn_now_ns() < deadline;) {
+        r = http_get(addr, "/api/v1/history");
+        /* within each series' own array, a point of 128 */
+        for (int q = 0; q < 2; q++) {
+            const char *at = strstr(r, q ? "\"timed.lat.step.p99\":[" : "\"timed.lat.step.p50\":[");
+            const char *end = at ? strchr(at, ']') : NULL, *hit = at ? strstr(at, "128") : NULL;
+            charted = q ? charted && hit && hit < end : hit && hit < end;
+        }
+        free(r);
+        if (!charted) usleep(100000);
+    }
+    CHECK(charted);
 
     /* Bad requests get a 4xx and the server lives on. */
     r = http_raw(addr, "\x01\x02 garbage\r\n\r\n");

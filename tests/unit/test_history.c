@@ -5,9 +5,13 @@
  *   - samples come back oldest first, every series aligned with the timestamps;
  *   - past the capacity the oldest samples are overwritten, never more kept;
  *   - ?since= keeps only newer samples; NAN is written as null;
- *   - every file under runtime/ui/ is in the binary, byte for byte, with a type.
+ *   - every file under runtime/ui/ is in the binary, byte for byte, with a type;
+ *   - an operator's latency histogram (rn_latency_record) answers quantiles with
+ *     the upper bound of the bucket that holds them, and a histogram of counts
+ *     taken over an interval (the sampler's p50/p99) does the same.
  */
 #include <math.h>
+#include <string.h>
 
 #include "rn_test.h"
 
@@ -104,9 +108,38 @@ static void test_assets(void)
     CHECK_STR_CONTAINS(rn__asset_content_type("x"), "application/octet-stream");
 }
 
+static void test_latency(void)
+{
+    struct rn_latency l;
+    memset(&l, 0, sizeof l);
+    CHECK(rn_latency_quantile(&l, 0.5) == 0); /* nothing recorded */
+    /* 99 requests of 10 µs (160 sixteenths: bucket 7, up to 16 µs) and one of
+     * 10 ms (bucket 17, up to 16384 µs) */
+    for (int i = 0; i < 99; i++)
+        rn_latency_record(&l, 10000);
+    rn_latency_record(&l, 10000000);
+    CHECK(rn_latency_quantile(&l, 0.5) == 16.0);
+    CHECK(rn_latency_quantile(&l, 0.99) == 16.0);
+    CHECK(rn_latency_quantile(&l, 0.999) == 16384.0);
+    CHECK(rn_latency_quantile(&l, 1.0) == 16384.0);
+    CHECK_EQ_INT((long long)atomic_load(&l.sum_ns), 99LL * 10000 + 10000000);
+    /* zero and negative durations land in the first bucket, never below it */
+    rn_latency_record(&l, 0);
+    rn_latency_record(&l, -5);
+    CHECK_EQ_INT((long long)atomic_load(&l.b[0]), 2);
+    CHECK(rn_latency_quantile(&l, 0.0) == 0.125);
+    /* an interval's counts: 3 at bucket 10 and 1 at bucket 20 */
+    uint64_t n[RN_LATENCY_BUCKETS] = {0};
+    n[10] = 3;
+    n[20] = 1;
+    CHECK(rn__latency_quantile(n, 0.5) == 128.0);
+    CHECK(rn__latency_quantile(n, 0.99) == 131072.0);
+}
+
 int main(void)
 {
     test_ring();
+    test_latency();
     test_assets();
     return rn_test_summary();
 }
