@@ -561,20 +561,6 @@ static int rn_kafka_sink_restore(struct rn_op *op, struct rn_snapshot_reader *r)
 
 /* Checkpoint `id` completed: commit the transaction pre-committed for it (or
  * an earlier one); what was held meanwhile begins the next. */
-static int rn__ksink_commit_done(struct rn_op *op, struct rn_kafka_sink *s, uint64_t id);
-
-static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
-{
-    struct rn_kafka_sink *s = rn_op_local(op);
-    int rc = rn__ksink_commit_done(op, s, id);
-    /* Everything given to the sink is committed once its input ended and no
-     * transaction is open or waits: the end markers follow it. */
-    if (!rc && s && s->rk && s->eos && s->ended && !s->markers_done && !s->precommitted &&
-        !s->in_txn && !s->held.n)
-        rc = rn__ksink_end_markers(op, s);
-    return rc;
-}
-
 static int rn__ksink_commit_done(struct rn_op *op, struct rn_kafka_sink *s, uint64_t id)
 {
     if (!s || !s->rk || !s->eos || !s->precommitted || s->precommitted > id) return 0;
@@ -597,6 +583,18 @@ static int rn__ksink_commit_done(struct rn_op *op, struct rn_kafka_sink *s, uint
     }
     rn_buf_reset(&s->held.buf);
     s->held.n = 0;
+    return rc;
+}
+
+static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
+{
+    struct rn_kafka_sink *s = rn_op_local(op);
+    int rc = rn__ksink_commit_done(op, s, id);
+    /* Everything given to the sink is committed once its input ended and no
+     * transaction is open or waits: the end markers follow it. */
+    if (!rc && s && s->rk && s->eos && s->ended && !s->markers_done && !s->precommitted &&
+        !s->in_txn && !s->held.n)
+        rc = rn__ksink_end_markers(op, s);
     return rc;
 }
 
