@@ -23,9 +23,10 @@
  * starts with a `kafka_records` source on it in place of the operator's
  * `from:`. The sink writes end markers when its input ends, and the source
  * ends once it has read those of every task of the stage before the cut
- * (`end_markers`), so a bounded job finishes. The coordinator makes the topic with the operator's `partitions:`
- * or else the partition count of the job's input; a broker that cannot create topics (librdkafka's
- * mock) makes it on first use, and the stage is then divided by the count it has. A task's
+ * (`end_markers`), so a bounded job finishes. The coordinator makes the
+ * topic with the operator's `partitions:` or else the partition count of the
+ * job's input; a broker that cannot create topics (librdkafka's mock) makes
+ * it on first use, and the stage is then divided by the count it has. A task's
  * overrides remove every node of the other stages ("-path").
  *
  * Nothing here looks at an operator's name: only at the flags and key fields
