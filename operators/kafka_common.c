@@ -155,3 +155,26 @@ int rn__krec_decode(const void *p, size_t n, struct rn_record *r, const char **t
     r->len = (uint32_t)(n - RN_KREC_HEAD - tl);
     return 0;
 }
+
+void rn__kend_encode(struct rn_buf *out, const char *writer, uint32_t sub, uint32_t par)
+{
+    unsigned char h[RN_KEND_HEAD];
+    memcpy(h, RN_KEND_MAGIC, 4);
+    rn__krec_le(h + 4, sub, 2);
+    rn__krec_le(h + 6, par, 2);
+    rn_buf_append(out, h, sizeof h);
+    rn_buf_append(out, writer, strlen(writer));
+}
+
+int rn__kend_decode(const void *p, size_t n, const char **writer, size_t *wlen, uint32_t *sub,
+                    uint32_t *par)
+{
+    const unsigned char *b = p;
+    if (n <= RN_KEND_HEAD || memcmp(b, RN_KEND_MAGIC, 4) != 0) return -1;
+    *sub = (uint32_t)rn__krec_get(b + 4, 2);
+    *par = (uint32_t)rn__krec_get(b + 6, 2);
+    if (*par == 0 || *sub >= *par) return -1;
+    *writer = (const char *)b + RN_KEND_HEAD;
+    *wlen = n - RN_KEND_HEAD;
+    return 0;
+}

@@ -95,4 +95,23 @@ void rn__krec_encode(struct rn_buf *out, const struct rn_record *r, const char *
 int rn__krec_decode(const void *p, size_t n, struct rn_record *r, const char **type,
                     uint32_t *tlen, const char **why);
 
+/* End markers (docs/cluster.md, "The end of a bounded job"): a `kafka` sink
+ * with `end_markers: true` writes one to every partition of its topic once
+ * everything it was given is committed, and a `kafka_records` source with
+ * `end_markers: N` ends a partition when it has read the markers of N
+ * writers. A marker's value:
+ *   magic   "RNE1" (never the start of a record message)
+ *   sub     uint16, little-endian: the writing sink subtask
+ *   par     uint16, little-endian: the sink's parallelism (a writer is
+ *           complete once the markers of all its subtasks are read)
+ *   writer  the rest: the writer's name (its transactional.id prefix), stable
+ *           across restarts, so a marker written twice counts once */
+#define RN_KEND_MAGIC "RNE1"
+#define RN_KEND_HEAD 8
+/* Appends the marker value of subtask sub of par of writer to out. */
+void rn__kend_encode(struct rn_buf *out, const char *writer, uint32_t sub, uint32_t par);
+/* 0 with the parts (writer borrowed from p, wlen bytes) if p is a marker, -1 if not. */
+int rn__kend_decode(const void *p, size_t n, const char **writer, size_t *wlen, uint32_t *sub,
+                    uint32_t *par);
+
 #endif

@@ -36,6 +36,14 @@
  * window where exactly_once degrades to at-least-once. docs/guarantees.md
  * says what each mode promises.
  *
+ * end_markers: at the end of a bounded stream (finish() not caused by a stop),
+ * once everything the sink was given is acknowledged (at_least_once) or
+ * committed (exactly_once: after the final checkpoint's transaction), the
+ * sink writes an end marker (kafka_common.h) to every partition of its
+ * topic, in a transaction of its own. Every record of this subtask then
+ * lies before its marker in each partition, which is what lets the next
+ * stage of a cluster job end (docs/cluster.md).
+ *
  * Everything runs on the subtask's worker thread, including librdkafka's
  * delivery-report callback (served by rd_kafka_poll/flush here).
  */
@@ -62,6 +70,7 @@ struct rn_kafka_sink_cfg {
     int64_t txn_timeout;
     int64_t flush_timeout;
     int format; /* RN_KSINK_JSON, RN_KSINK_RECORD */
+    int end_markers;
 };
 
 /* Messages as (key length, key, value length, value), back to back. */
@@ -88,6 +97,9 @@ struct rn_kafka_sink {
     int spoiled; /* the open transaction took records beyond its checkpoint's cut and
                     then failed: it must never commit */
     uint64_t delivered, failed_n;
+    char writer[480]; /* the transactional.id prefix: names this sink in end markers */
+    int ended;        /* end_markers: the input ended (not a stop); markers are due */
+    int markers_done; /* the end markers are written */
 };
 
 static const char *const rn_ksink_modes[] = {"at_least_once", "exactly_once", NULL};
@@ -125,6 +137,11 @@ static const struct rn_config_key rn_kafka_sink_keys[] = {
      "How long a checkpoint or the end of the stream waits for the brokers to acknowledge "
      "messages before the job fails.",
      NULL, 0, 100, 3600000},
+    {"end_markers", RN_CT_BOOL, "false", NULL, offsetof(struct rn_kafka_sink_cfg, end_markers),
+     "At the end of a bounded stream, once every record is committed, write an end marker to "
+     "every partition of the topic, so that a `kafka_records` source with `end_markers` can "
+     "end (the coordinator sets it between the stages of a cluster job).",
+     NULL, 0, 0, 0},
     RN_CONFIG_END,
 };
 
@@ -226,11 +243,11 @@ static void rn__kmsgs_add(struct rn_kmsgs *q, const char *k, size_t kn, const ch
 
 /* Produces one message, waiting (serving delivery reports) while the local
  * queue is full. */
-static int rn__ksink_produce(struct rn_op *op, struct rn_kafka_sink *s, const char *k, size_t kn,
-                             const char *v, size_t vn)
+static int rn__ksink_produce_to(struct rn_op *op, struct rn_kafka_sink *s, int32_t partition,
+                                const char *k, size_t kn, const char *v, size_t vn)
 {
     for (;;) {
-        if (rd_kafka_produce(s->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)v, vn,
+        if (rd_kafka_produce(s->rkt, partition, RD_KAFKA_MSG_F_COPY, (void *)v, vn,
                              kn ? k : NULL, kn, NULL) == 0)
             return 0;
         rd_kafka_resp_err_t e = rd_kafka_last_error();
@@ -241,6 +258,12 @@ static int rn__ksink_produce(struct rn_op *op, struct rn_kafka_sink *s, const ch
         }
         rd_kafka_poll(s->rk, 10);
     }
+}
+
+static int rn__ksink_produce(struct rn_op *op, struct rn_kafka_sink *s, const char *k, size_t kn,
+                             const char *v, size_t vn)
+{
+    return rn__ksink_produce_to(op, s, RD_KAFKA_PARTITION_UA, k, kn, v, vn);
 }
 
 static int rn__ksink_produce_all(struct rn_op *op, struct rn_kafka_sink *s,
@@ -309,6 +332,41 @@ static int rn__ksink_commit(struct rn_op *op, struct rn_kafka_sink *s)
     return 0;
 }
 
+/* Writes this subtask's end marker to every partition of the topic and waits
+ * for the brokers (exactly_once: in a transaction of its own, committed).
+ * Called once everything before it is acknowledged or committed. */
+static int rn__ksink_end_markers(struct rn_op *op, struct rn_kafka_sink *s)
+{
+    const struct rn_kafka_sink_cfg *c = rn_op_ctx(op);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(s->rk, 0, s->rkt, &md, (int)c->flush_timeout);
+    if (err || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt <= 0) {
+        rd_kafka_resp_err_t e = err                  ? err
+                                : md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC
+                                : md->topics[0].err  ? md->topics[0].err
+                                                     : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+        rn_op_errorf(op, "end markers: partitions of '%s': %s", c->topic, rd_kafka_err2str(e));
+        if (!err) rd_kafka_metadata_destroy(md);
+        return RN_EIO;
+    }
+    int n = md->topics[0].partition_cnt;
+    int32_t *ids = rn_xmalloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++)
+        ids[i] = md->topics[0].partitions[i].id;
+    rd_kafka_metadata_destroy(md);
+    struct rn_buf v = RN_BUF_INIT;
+    rn__kend_encode(&v, s->writer, rn_op_subtask(op), rn_op_parallelism(op));
+    int rc = s->eos ? rn__ksink_begin(op, s) : 0;
+    for (int i = 0; !rc && i < n; i++)
+        rc = rn__ksink_produce_to(op, s, ids[i], NULL, 0, v.data, v.len);
+    if (!rc) rc = rn__ksink_flush(op, s);
+    if (!rc && s->eos) rc = rn__ksink_commit(op, s);
+    rn_buf_free(&v);
+    free(ids);
+    if (!rc) s->markers_done = 1;
+    return rc;
+}
+
 static int rn_kafka_sink_open(struct rn_op *op)
 {
     const struct rn_kafka_sink_cfg *c = rn_op_ctx(op);
@@ -330,10 +388,10 @@ static int rn_kafka_sink_open(struct rn_op *op)
     char txid[512], timeout[32], err[512];
     snprintf(timeout, sizeof timeout, "%lld", (long long)c->txn_timeout);
     if (c->txn_prefix)
-        snprintf(txid, sizeof txid, "%s-%u", c->txn_prefix, rn_op_subtask(op));
+        snprintf(s->writer, sizeof s->writer, "%s", c->txn_prefix);
     else
-        snprintf(txid, sizeof txid, "runnel-%s-%s-%u", rn_op_job_name(op), rn_op_id(op),
-                 rn_op_subtask(op));
+        snprintf(s->writer, sizeof s->writer, "runnel-%s-%s", rn_op_job_name(op), rn_op_id(op));
+    snprintf(txid, sizeof txid, "%s-%u", s->writer, rn_op_subtask(op));
     /* Name and value pairs; at_least_once ends the list before the
      * transactional ones. */
     /* clang-format off */
@@ -503,9 +561,8 @@ static int rn_kafka_sink_restore(struct rn_op *op, struct rn_snapshot_reader *r)
 
 /* Checkpoint `id` completed: commit the transaction pre-committed for it (or
  * an earlier one); what was held meanwhile begins the next. */
-static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
+static int rn__ksink_commit_done(struct rn_op *op, struct rn_kafka_sink *s, uint64_t id)
 {
-    struct rn_kafka_sink *s = rn_op_local(op);
     if (!s || !s->rk || !s->eos || !s->precommitted || s->precommitted > id) return 0;
     if (s->spoiled) {
         rn_op_errorf(op,
@@ -529,13 +586,32 @@ static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
     return rc;
 }
 
+static int rn_kafka_sink_notify(struct rn_op *op, uint64_t id)
+{
+    struct rn_kafka_sink *s = rn_op_local(op);
+    int rc = rn__ksink_commit_done(op, s, id);
+    /* Everything given to the sink is committed once its input ended and no
+     * transaction is open or waits: the end markers follow it. */
+    if (!rc && s && s->rk && s->eos && s->ended && !s->markers_done && !s->precommitted &&
+        !s->in_txn && !s->held.n)
+        rc = rn__ksink_end_markers(op, s);
+    return rc;
+}
+
 static int rn_kafka_sink_finish(struct rn_op *op, struct rn_emitter *out)
 {
     struct rn_kafka_sink *s = rn_op_local(op);
     (void)out;
+    const struct rn_kafka_sink_cfg *c = rn_op_ctx(op);
+    /* A stop (cancel, savepoint, rescale) is no end of the input. */
+    s->ended = c->end_markers && !rn_op_stopping(op);
     /* exactly_once: the final checkpoint (which follows) pre-commits and
-     * its completion commits; here only the plain mode flushes. */
-    return s->eos ? 0 : rn__ksink_flush(op, s);
+     * its completion commits, then come the markers (notify); here only the
+     * plain mode flushes. */
+    if (s->eos) return 0;
+    int rc = rn__ksink_flush(op, s);
+    if (!rc && s->ended) rc = rn__ksink_end_markers(op, s);
+    return rc;
 }
 
 static void rn_kafka_sink_close(struct rn_op *op)

@@ -29,6 +29,17 @@
  * longer than max_message keeps its first bytes with orig_len set to its
  * full length, which log_collector dead-letters, as for an overlong line.
  *
+ * End markers (kafka_records with `end_markers: N`). The internal topic
+ * between two stages of a cluster job never ends by itself: each upstream
+ * sink writes an end marker into every partition once all it wrote is
+ * committed (sink_kafka.c). A partition ends when the markers of N distinct
+ * writers (each complete with all its subtasks) have been read in it; every
+ * record of those writers lies before their markers. The writers seen are
+ * part of the partition's checkpointed position: a marker read before a
+ * checkpoint's cut is not read again after a restore from it. Markers are
+ * never emitted; a marker written twice (a writer that restarted after its
+ * end) counts once.
+ *
  * Everything runs on the subtask's worker thread; librdkafka's own threads
  * only fill the partition queues.
  */
@@ -42,7 +53,7 @@
 #include "rn_checkpoint.h"
 #include "rn_operator.h"
 
-#define RN_KSRC_SNAPSHOT_VERSION 1
+#define RN_KSRC_SNAPSHOT_VERSION 2 /* 2 adds the end markers read; 1 is still read */
 #define RN_KSRC_MAX_PARTS 4096
 #define RN_KSRC_LAG_EVERY_NS (200 * 1000000L)
 #define RN_KSRC_PENDING_MAX 64 /* checkpoints whose offsets wait to be committed */
@@ -60,11 +71,18 @@ struct rn_kafka_source_cfg {
     int64_t max_rate;
     const char *record_type; /* kafka_records: the type of the records it reads */
     const char *partitioned_by; /* for the coordinator's stages only */
+    int64_t end_markers;        /* kafka_records: writers whose end markers end a partition */
     /* Filled by init. */
     char **topics;
     size_t n_topics;
     int32_t *partitions; /* NULL: every partition */
     size_t n_partitions;
+};
+
+/* An end marker read in a partition: a writer's subtask. */
+struct rn_kend {
+    char *writer;
+    uint32_t sub, par;
 };
 
 /* One partition the subtask reads (or has read: a partition that moved away
@@ -80,6 +98,8 @@ struct rn_kpart {
     int done;        /* stop_at_end: reached end */
     int split_index; /* index given to rn_op_source_split */
     rd_kafka_queue_t *q;
+    struct rn_kend *ends; /* end markers read (checkpointed with next) */
+    size_t n_ends;
 };
 
 struct rn_kpending {
@@ -164,6 +184,12 @@ static const struct rn_config_key rn_kafka_records_keys[] = {
      "The record type the topic carries (written by a `kafka` sink with `format: record`), "
      "such as `event` or `experience`: the type this source emits. Required.",
      NULL, RN_CK_REQUIRED, 0, 0},
+    {"end_markers", RN_CT_INT, "0", "writers", offsetof(struct rn_kafka_source_cfg, end_markers),
+     "End a partition once the end markers of this many writers (`kafka` sinks with "
+     "`end_markers: true`, all subtasks of each) are read in it; the source ends when every "
+     "partition has. The coordinator sets it to the number of upstream tasks between the "
+     "stages of a cluster job. 0: the topic never ends.",
+     NULL, 0, 0, 1 << 20},
     RN_CONFIG_END,
 };
 
@@ -226,6 +252,11 @@ static int rn_kafka_source_init(void *ctx, const struct rn_cfg_node *node, char 
             c->partitions[c->n_partitions++] = (int32_t)v;
         }
     }
+    if (c->subscribe && c->end_markers > 0) {
+        rn_cfg_key_errf(errbuf, errlen, rn_cfg_get(node, "end_markers"),
+                        "'end_markers' needs assigned partitions (not 'subscribe: true')");
+        return RN_EINVAL;
+    }
     if (c->subscribe && c->stop_at_end) {
         rn_cfg_key_errf(errbuf, errlen, rn_cfg_get(node, "stop_at_end"),
                         "'stop_at_end' needs assigned partitions (not 'subscribe: true')");
@@ -263,6 +294,45 @@ static struct rn_kpart *rn__kpart_find(struct rn_kpart *v, size_t n, const char 
     return NULL;
 }
 
+/* Records that subtask sub of par of writer (wlen bytes, copied) ended in
+ * partition k, once. */
+static void rn__kend_add(struct rn_kpart *k, const char *writer, size_t wlen, uint32_t sub,
+                         uint32_t par)
+{
+    for (size_t i = 0; i < k->n_ends; i++)
+        if (k->ends[i].sub == sub && strlen(k->ends[i].writer) == wlen &&
+            memcmp(k->ends[i].writer, writer, wlen) == 0)
+            return;
+    k->ends = rn_xrealloc(k->ends, (k->n_ends + 1) * sizeof *k->ends);
+    k->ends[k->n_ends++] = (struct rn_kend){rn_xstrndup(writer, wlen), sub, par};
+}
+
+/* The writers of which every subtask's marker was read in k. */
+static int64_t rn__kend_complete(const struct rn_kpart *k)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < k->n_ends; i++) {
+        int first = 1;
+        uint32_t subs = 0;
+        for (size_t j = 0; j < k->n_ends; j++) {
+            if (strcmp(k->ends[j].writer, k->ends[i].writer) != 0) continue;
+            if (j < i) first = 0;
+            subs++;
+        }
+        n += first && subs >= k->ends[i].par;
+    }
+    return n;
+}
+
+static void rn__kend_free(struct rn_kpart *k)
+{
+    for (size_t i = 0; i < k->n_ends; i++)
+        free(k->ends[i].writer);
+    free(k->ends);
+    k->ends = NULL;
+    k->n_ends = 0;
+}
+
 /* Adds (topic, p) to the subtask's partitions, at its restored offset if the
  * checkpoint had one. */
 static struct rn_kpart *rn__kpart_add(struct rn_kafka_source *s, const char *topic, int32_t p)
@@ -281,7 +351,14 @@ static struct rn_kpart *rn__kpart_add(struct rn_kafka_source *s, const char *top
     k->end = -1;
     k->split_index = s->n_splits++;
     struct rn_kpart *r = rn__kpart_find(s->restored, s->n_restored, topic, p);
-    if (r) k->next = r->next;
+    if (r) {
+        const struct rn_kafka_source_cfg *c = rn_op_ctx(s->op);
+        k->next = r->next;
+        for (size_t i = 0; i < r->n_ends; i++)
+            rn__kend_add(k, r->ends[i].writer, strlen(r->ends[i].writer), r->ends[i].sub,
+                         r->ends[i].par);
+        if (c->end_markers > 0 && rn__kend_complete(k) >= c->end_markers) k->done = 1;
+    }
     return k;
 }
 
@@ -545,6 +622,20 @@ static void rn__ksrc_emit(struct rn_op *op, struct rn_emitter *out, const struct
     memcpy((char *)(r + 1) + len, k->split, k->split_len);
 }
 
+/* If m is an end marker: notes it in k (k ends once enough writers have
+ * ended) and returns 1; else 0. */
+static int rn__ksrc_marker(const struct rn_kafka_source_cfg *c, struct rn_kpart *k,
+                           const rd_kafka_message_t *m)
+{
+    const char *writer;
+    size_t wlen;
+    uint32_t sub, par;
+    if (rn__kend_decode(m->payload, m->len, &writer, &wlen, &sub, &par)) return 0;
+    rn__kend_add(k, writer, wlen, sub, par);
+    if (rn__kend_complete(k) >= c->end_markers) k->done = 1;
+    return 1;
+}
+
 static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
 {
     const struct rn_kafka_source_cfg *c = rn_op_ctx(op);
@@ -578,7 +669,7 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
             return RN_POLL_MORE;
         }
     }
-    int all_done = c->stop_at_end;
+    int all_done = c->stop_at_end || c->end_markers > 0;
     for (size_t tries = 0; tries < s->n_parts; tries++) {
         struct rn_kpart *k = &s->parts[s->rr];
         s->rr = (s->rr + 1) % s->n_parts;
@@ -594,6 +685,8 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     fprintf(stderr, "runnel: source '%s': %s: %s\n", rn_op_id(op), k->split,
                             rd_kafka_message_errstr(m));
+            } else if (!k->done && c->end_markers > 0 && rn__ksrc_marker(c, k, m)) {
+                k->next = m->offset + 1; /* a marker: read, not emitted */
             } else if (!k->done) {
                 rn__ksrc_emit(op, out, k, m);
                 k->next = m->offset + 1;
@@ -619,8 +712,9 @@ static int rn_kafka_source_poll(struct rn_op *op, struct rn_emitter *out)
     return RN_POLL_IDLE;
 }
 
-/* Snapshot format 1: count, then (topic, partition, next offset) per
- * partition the subtask has a position for. */
+/* Snapshot format 2: count, then per partition the subtask has a position
+ * for: topic, partition, next offset, and the end markers read (count, then
+ * writer, subtask, parallelism each). Format 1 lacks the markers. */
 static int rn_kafka_source_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
 {
     struct rn_kafka_source *s = rn_op_local(op);
@@ -639,6 +733,12 @@ static int rn_kafka_source_snapshot(struct rn_op *op, uint64_t id, struct rn_sna
         rn_snapshot_write_str(w, k->topic);
         rn_snapshot_write_i64(w, k->partition);
         rn_snapshot_write_i64(w, k->next);
+        rn_snapshot_write_i64(w, (int64_t)k->n_ends);
+        for (size_t j = 0; j < k->n_ends; j++) {
+            rn_snapshot_write_str(w, k->ends[j].writer);
+            rn_snapshot_write_i64(w, k->ends[j].sub);
+            rn_snapshot_write_i64(w, k->ends[j].par);
+        }
         rd_kafka_topic_partition_list_add(l, k->topic, k->partition)->offset = k->next;
     }
     /* Kept to commit to Kafka once the checkpoint completes. */
@@ -659,7 +759,7 @@ static int rn_kafka_source_restore(struct rn_op *op, struct rn_snapshot_reader *
 {
     struct rn_kafka_source *s = rn__ksrc_local(op);
     int64_t version = 0, n;
-    if (rn_snapshot_read_i64(r, &version) || version != RN_KSRC_SNAPSHOT_VERSION ||
+    if (rn_snapshot_read_i64(r, &version) || version < 1 || version > RN_KSRC_SNAPSHOT_VERSION ||
         rn_snapshot_read_i64(r, &n) || n < 0 || n > RN_KSRC_MAX_PARTS) {
         rn_op_errorf(op, "the checkpoint's Kafka offsets are unreadable (format %lld)",
                      (long long)version);
@@ -671,14 +771,26 @@ static int rn_kafka_source_restore(struct rn_op *op, struct rn_snapshot_reader *
         if (rn_snapshot_read_str(r, &topic) || rn_snapshot_read_i64(r, &p) ||
             rn_snapshot_read_i64(r, &next) || p < 0 || p > INT32_MAX || next < 0)
             return RN_ECORRUPT;
-        struct rn_kpart *dup = rn__kpart_find(s->restored, s->n_restored, topic, (int32_t)p);
-        if (dup) {
-            if (next > dup->next) dup->next = next;
-            continue;
+        struct rn_kpart *k = rn__kpart_find(s->restored, s->n_restored, topic, (int32_t)p);
+        if (k) {
+            if (next > k->next) k->next = next;
+        } else {
+            s->restored = rn_xrealloc(s->restored, (s->n_restored + 1) * sizeof *s->restored);
+            k = &s->restored[s->n_restored++];
+            *k = (struct rn_kpart){
+                .topic = rn_xstrdup(topic), .partition = (int32_t)p, .next = next};
         }
-        s->restored = rn_xrealloc(s->restored, (s->n_restored + 1) * sizeof *s->restored);
-        s->restored[s->n_restored++] =
-            (struct rn_kpart){.topic = rn_xstrdup(topic), .partition = (int32_t)p, .next = next};
+        int64_t n_ends = 0;
+        if (version >= 2 && (rn_snapshot_read_i64(r, &n_ends) || n_ends < 0 || n_ends > 65536))
+            return RN_ECORRUPT;
+        for (int64_t j = 0; j < n_ends; j++) {
+            const char *writer;
+            int64_t sub, par;
+            if (rn_snapshot_read_str(r, &writer) || rn_snapshot_read_i64(r, &sub) ||
+                rn_snapshot_read_i64(r, &par) || par < 1 || par > 65535 || sub < 0 || sub >= par)
+                return RN_ECORRUPT;
+            rn__kend_add(k, writer, strlen(writer), (uint32_t)sub, (uint32_t)par);
+        }
     }
     s->is_restored = 1;
     return 0;
@@ -720,9 +832,12 @@ static void rn_kafka_source_close(struct rn_op *op)
         if (s->parts[i].q) rd_kafka_queue_destroy(s->parts[i].q);
         free(s->parts[i].topic);
         free(s->parts[i].split);
+        rn__kend_free(&s->parts[i]);
     }
-    for (size_t i = 0; i < s->n_restored; i++)
+    for (size_t i = 0; i < s->n_restored; i++) {
         free(s->restored[i].topic);
+        rn__kend_free(&s->restored[i]);
+    }
     for (size_t i = 0; i < s->n_pending; i++)
         rd_kafka_topic_partition_list_destroy(s->pending[i].offsets);
     if (s->rk) {

@@ -21,9 +21,12 @@
  * keyed by the new key, exactly_once when the job checkpoints) into the
  * internal topic `<job>.<operator>.repartition`, and the downstream stage
  * starts with a `kafka_records` source on it in place of the operator's
- * `from:`. The coordinator makes the topic with the operator's `partitions:`
- * or else the partition count of the job's input; a broker that cannot create topics (librdkafka's
- * mock) makes it on first use, and the stage is then divided by the count it has. A task's
+ * `from:`. The sink writes end markers when its input ends, and the source
+ * ends once it has read those of every task of the stage before the cut
+ * (`end_markers`), so a bounded job finishes. The coordinator makes the
+ * topic with the operator's `partitions:` or else the partition count of the
+ * job's input; a broker that cannot create topics (librdkafka's mock) makes
+ * it on first use, and the stage is then divided by the count it has. A task's
  * overrides remove every node of the other stages ("-path").
  *
  * Nothing here looks at an operator's name: only at the flags and key fields
@@ -225,6 +228,9 @@ char *rn_cluster_task_sets(const struct rn_job *job, const struct rn_cfg_doc *do
         RN__SET("sources.__in_%s.topics=%s", head, me->topic);
         RN__SET("sources.__in_%s.record_type=%s", head, me->type);
         if (!me->singleton) RN__SET("sources.__in_%s.partitions=%d", head, p);
+        /* The stage's input ends with the end markers of every task of the
+         * stage before the cut (a bounded job; docs/cluster.md). */
+        RN__SET("sources.__in_%s.end_markers=%d", head, s->st[s->stage_of[me->from]].n_tasks);
         RN__SET("operators.%s.from=__in_%s", head, head);
     }
     for (int k = 1; k < s->n; k++) {
@@ -241,6 +247,7 @@ char *rn_cluster_task_sets(const struct rn_job *job, const struct rn_cfg_doc *do
                 job->ckpt_enabled ? "exactly_once" : "at_least_once");
         RN__SET("sinks.__to_%s.transactional_id_prefix=runnel-%s-%s-to-%s", head, job->name, task,
                 head);
+        RN__SET("sinks.__to_%s.end_markers=true", head);
         if (st->key) RN__SET("sinks.__to_%s.key=%s", head, st->key);
         if (port)
             RN__SET("sinks.__to_%s.from=%s.%s", head, f->id, port);
