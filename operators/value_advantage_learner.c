@@ -834,7 +834,7 @@ static int rn_val_restore_list(struct rn_snapshot_reader *r, struct rn_val_list 
     return rc;
 }
 
-static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
+static int rn_val_restore_into(struct rn_op *op, struct rn_snapshot_reader *r)
 {
     struct rn_val *v = rn_op_local(op);
     if (!v) {
@@ -909,6 +909,17 @@ static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     rn_op_metric_add(op, M_VERSIONS, (uint64_t)(v->next_version - 1));
     rn_op_metric_add(op, M_VERSION, (uint64_t)(v->next_version - 1));
     return 0;
+}
+
+static void rn_val_close(struct rn_op *op);
+
+/* A restore that fails leaves nothing behind: the runtime closes only
+ * instances it opened, and this one built its learner itself. */
+static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
+{
+    int rc = rn_val_restore_into(op, r);
+    if (rc) rn_val_close(op);
+    return rc;
 }
 
 static void rn_val_close(struct rn_op *op)

@@ -381,7 +381,9 @@ static int rn__sp_done(yajl_val v, const void *arg)
             return 1;
         }
         if (st && strcmp(st, "failed") == 0) {
-            fprintf(stderr, "runnel: savepoint %lld failed\n", (long long)want);
+            const char *why = rn_jstr(s, "error");
+            fprintf(stderr, "runnel: savepoint %lld failed%s%s\n", (long long)want,
+                    why ? ": " : "", why ? why : "");
             return -1;
         }
     }
@@ -405,7 +407,15 @@ static int rn__rescale_done(yajl_val v, const void *arg)
     const char *op = rn_jstr(v, "operation");
     if (op && op[0]) return 0;
     if (rn_jint(v, "workers", 0) != want) {
-        fprintf(stderr, "runnel: the rescale did not happen (its savepoint failed?)\n");
+        /* The newest savepoint is the rescale's: its reason, when it failed. */
+        yajl_val sps = rn_jarr(v, "savepoints");
+        yajl_val last = sps && sps->u.array.len ? sps->u.array.values[0] : NULL;
+        const char *st = last ? rn_jstr(last, "status") : NULL, *why = last ? rn_jstr(last, "error") : NULL;
+        if (st && strcmp(st, "failed") == 0)
+            fprintf(stderr, "runnel: the rescale did not happen: its savepoint failed%s%s\n",
+                    why ? ": " : "", why ? why : "");
+        else
+            fprintf(stderr, "runnel: the rescale did not happen (its savepoint failed?)\n");
         return -1;
     }
     if (rn_jint(v, "tasks_running", 0) + rn_jint(v, "tasks_finished", 0) !=

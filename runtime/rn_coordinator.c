@@ -82,6 +82,7 @@ struct rn__savepoint {
     int state; /* 0 pending, 1 completed, 2 failed */
     int64_t at_ms;
     char path[600];
+    char error[512]; /* why it failed: each task's reason */
 };
 
 #define RN__SP_HISTORY 16
@@ -350,20 +351,18 @@ static void rn__tick_op(struct rn_coord *c, struct rn__cjob *j)
                     j->name, s->path);
         } else {
             s->state = 2;
-            fprintf(stderr, "coordinator: savepoint %lld of %s failed:", (long long)s->id, j->name);
-            int said = 0;
-            for (int i = 0; i < j->n_tasks; i++) {
+            size_t o = 0;
+            for (int i = 0; i < j->n_tasks && o < sizeof s->error; i++) {
                 const struct rn__ctask *t = &j->tasks[i];
-                if (t->req_state == 2) {
-                    fprintf(stderr, "%s task %s: %s", said ? ";" : "", t->name, t->req_error);
-                    said = 1;
-                } else if (t->req_state == 0) {
-                    fprintf(stderr, "%s task %s: no answer before the deadline", said ? ";" : "",
-                            t->name);
-                    said = 1;
-                }
+                if (t->req_state == 0 || t->req_state == 2)
+                    o += (size_t)snprintf(s->error + o, sizeof s->error - o, "%stask %s: %s",
+                                          o ? "; " : "", t->name,
+                                          t->req_state == 2 ? t->req_error
+                                                            : "no answer before the deadline");
             }
-            fprintf(stderr, "%s\n", said ? "" : " its cluster manifest could not be written");
+            if (!o) snprintf(s->error, sizeof s->error, "its cluster manifest could not be written");
+            fprintf(stderr, "coordinator: savepoint %lld of %s failed: %s\n", (long long)s->id,
+                    j->name, s->error);
             if (j->op == RN__OP_RESCALE) { /* no consistent cut to move: do not move */
                 j->op = RN__OP_NONE;
                 return;
@@ -903,6 +902,10 @@ static void rn__job_json(struct rn__cjob *j, int full, struct rn_buf *b)
                                           : "failed",
                           (long long)s->at_ms);
             rn_json_str(b, s->path, strlen(s->path));
+            if (s->state == 2) {
+                rn_buf_puts(b, ",\"error\":");
+                rn_json_str(b, s->error, strlen(s->error));
+            }
             rn_buf_putc(b, '}');
         }
         rn_buf_putc(b, ']');

@@ -46,8 +46,9 @@ on_workers() { # id: distinct workers running its tasks
 rescale() {
   rn rescale "$1" "$2" >"$work/o" 2>"$work/e" && return 0
   grep -q "savepoint failed" "$work/e" || return 1
-  echo "NOTE rescale of $1 to $2: the savepoint failed; trying again"
-  sleep 1
+  echo "NOTE rescale of $1 to $2: the savepoint failed; trying again ($(tr '\n' ' ' <"$work/e"))"
+  grep -h "savepoint" "$work/cluster.err" 2>/dev/null | tail -3 | sed 's/^/NOTE   /'
+  sleep 2
   rn rescale "$1" "$2" >"$work/o" 2>"$work/e"
 }
 

@@ -92,9 +92,18 @@ else
 fi
 
 # ---- metrics -----------------------------------------------------------------------
-m=$(curl -sf "http://$HTTP/metrics")
-if grep -q '^runnel_busy_seconds_total{job="guess-you-like",operator="logs",chain="0"} ' <<<"$m" &&
-    grep -q '^runnel_operator_ratio{job="guess-you-like",operator="learn",name="reward_per_session"} ' <<<"$m"; then
+# reward_per_session exists once a session has ended: slow trees (sanitizers) get
+# there later, so poll for up to 30 s.
+metrics_ok() {
+  grep -q '^runnel_busy_seconds_total{job="guess-you-like",operator="logs",chain="0"} ' <<<"$m" &&
+    grep -q '^runnel_operator_ratio{job="guess-you-like",operator="learn",name="reward_per_session"} ' <<<"$m"
+}
+for _ in $(seq 60); do
+  m=$(curl -sf "http://$HTTP/metrics")
+  metrics_ok && break
+  sleep 0.5
+done
+if metrics_ok; then
     pass "metrics: busy seconds and operator ratios"
 else
     fail "metrics: $(grep -E 'busy|ratio' <<<"$m" | head -5)"
