@@ -193,10 +193,9 @@ static void rn__cmd_start(struct rn__worker *w, yajl_val cmd)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Asks t's job for the checkpoint of t's pending request (req_local -1: not
- * asked yet). A task still restoring is not running yet: the request waits
- * for it (until its deadline) rather than failing, so that a savepoint asked
- * right after a start — a second rescale — finds every task. */
+/* Asks t's job for the checkpoint of t's pending request. A task still
+ * restoring cannot take one yet: the request fails with that reason (a
+ * rescale then moves nothing, and may be asked for again). */
 static void rn__req_issue(struct rn__wtask *t)
 {
     if (!t->job || atomic_load(&t->state) != RN__WT_RUNNING) {
@@ -210,7 +209,12 @@ static void rn__req_issue(struct rn__wtask *t)
         snprintf(t->req_error, sizeof t->req_error, "the job has no checkpoint.dir");
         return;
     }
-    if (!atomic_load(&t->job->running)) return; /* restoring: asked again by rn__reap */
+    if (!atomic_load(&t->job->running)) {
+        t->req_state = 2;
+        snprintf(t->req_error, sizeof t->req_error,
+                 "the task is still starting (restoring its state): try again");
+        return;
+    }
     int64_t id = rn__ckpt_request(t->job, t->req_savepoint);
     if (id <= 0) {
         t->req_state = 2;
@@ -252,7 +256,6 @@ static void rn__reap(struct rn__worker *w)
 {
     for (struct rn__wtask **pp = &w->tasks; *pp;) {
         struct rn__wtask *t = *pp;
-        if (t->req_state == 0 && t->req_local < 0) rn__req_issue(t);
         if (t->req_state == 0) {
             char m[700];
             snprintf(m, sizeof m, "%s/_manifest.json", t->req_path);

@@ -41,15 +41,18 @@ on_workers() { # id: distinct workers running its tasks
 }
 
 # rescale JOB N: `runnel rescale`. A rescale whose savepoint failed moves
-# nothing (the job runs on as it was); it is tried once more, visibly, since
-# a savepoint can fail under a loaded machine. The counts below stay exact.
+# nothing (the job runs on as it was): a task that is still restoring its
+# state cannot take a savepoint yet, and says so. It is tried again, visibly,
+# up to three times; the counts below stay exact.
 rescale() {
-  rn rescale "$1" "$2" >"$work/o" 2>"$work/e" && return 0
-  grep -q "savepoint failed" "$work/e" || return 1
-  echo "NOTE rescale of $1 to $2: the savepoint failed; trying again ($(tr '\n' ' ' <"$work/e"))"
-  grep -h "savepoint" "$work/cluster.err" 2>/dev/null | tail -3 | sed 's/^/NOTE   /'
-  sleep 2
-  rn rescale "$1" "$2" >"$work/o" 2>"$work/e"
+  local try
+  for try in 1 2 3; do
+    rn rescale "$1" "$2" >"$work/o" 2>"$work/e" && return 0
+    grep -q "savepoint failed" "$work/e" || return 1
+    echo "NOTE rescale of $1 to $2: the savepoint failed; trying again ($(tr '\n' ' ' <"$work/e"))"
+    sleep 2
+  done
+  return 1
 }
 
 start_cluster 2
