@@ -75,6 +75,8 @@ struct rn__ctask {
     int req_state; /* 0 pending, 1 done, 2 failed */
     char req_path[600];
     char req_error[256]; /* why the request failed (the worker's words) */
+    int req_seen;          /* the worker's heartbeat has shown this request */
+    int64_t req_sent_ns;   /* when its command was last queued */
 };
 
 struct rn__savepoint {
@@ -269,6 +271,16 @@ static struct rn__savepoint *rn__sp_last(struct rn__cjob *j)
     return j->n_sp ? &j->sp[(j->n_sp - 1) % RN__SP_HISTORY] : NULL;
 }
 
+/* Queues t's savepoint command (request t->req) to its worker. */
+static void rn__req_send(struct rn_coord *c, struct rn__cjob *j, struct rn__ctask *t)
+{
+    struct rn__cworker *w = rn__worker_find(c, t->worker);
+    char extra[64];
+    snprintf(extra, sizeof extra, ",\"req\":%lld,\"savepoint\":1", (long long)t->req);
+    if (w) rn__queue(w, "checkpoint", j, t, extra);
+    t->req_sent_ns = rn_now_ns();
+}
+
 /* Starts a savepoint of every task (op already set). Returns 0, or < 0 when a
  * task is not running (nothing is sent then). */
 static int rn__savepoint_begin(struct rn_coord *c, struct rn__cjob *j, char *err, size_t n)
@@ -289,11 +301,9 @@ static int rn__savepoint_begin(struct rn_coord *c, struct rn__cjob *j, char *err
         t->req_path[0] = 0;
         t->req_error[0] = 0;
         t->req_state = t->state == RN__CT_FINISHED ? 1 : 0;
+        t->req_seen = 0;
         if (t->state != RN__CT_RUNNING) continue;
-        struct rn__cworker *w = rn__worker_find(c, t->worker);
-        char extra[64];
-        snprintf(extra, sizeof extra, ",\"req\":%lld,\"savepoint\":1", (long long)id);
-        if (w) rn__queue(w, "checkpoint", j, t, extra);
+        rn__req_send(c, j, t);
     }
     j->op_stage = 0;
     j->op_deadline_ns = rn_now_ns() + 120LL * 1000000000;
@@ -342,6 +352,17 @@ static void rn__tick_op(struct rn_coord *c, struct rn__cjob *j)
         for (int i = 0; i < j->n_tasks; i++) {
             pending += j->tasks[i].req_state == 0;
             failed += j->tasks[i].req_state == 2;
+        }
+        /* A command the worker's heartbeats have not shown within 5 s is
+         * sent again (the worker takes a repeated request as the same one). */
+        for (int i = 0; pending && !failed && i < j->n_tasks; i++) {
+            struct rn__ctask *t = &j->tasks[i];
+            if (t->req_state == 0 && !t->req_seen && t->state == RN__CT_RUNNING &&
+                now - t->req_sent_ns > 5000000000LL) {
+                fprintf(stderr, "coordinator: savepoint %lld of %s: task %s has not acknowledged it; "
+                        "sent again\n", (long long)t->req, j->name, t->name);
+                rn__req_send(c, j, t);
+            }
         }
         if (pending && now < j->op_deadline_ns && !failed) return;
         if (!pending && !failed &&
@@ -603,6 +624,7 @@ static void rn__on_heartbeat(struct rn_coord *c, yajl_val v, struct rn_http_resp
         t->completed = (uint64_t)rn_jint(r, "completed", 0);
         const char *page = rn_jstr(r, "page");
         snprintf(t->page, sizeof t->page, "%s", page ? page : "");
+        if (t->req && rn_jint(r, "req", 0) == t->req) t->req_seen = 1;
         if (t->req && rn_jint(r, "req", 0) == t->req && t->req_state == 0) {
             const char *rs = rn_jstr(r, "req_state"), *rp = rn_jstr(r, "req_path");
             if (rs && strcmp(rs, "done") == 0) {

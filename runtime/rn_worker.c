@@ -230,7 +230,12 @@ static void rn__cmd_checkpoint(struct rn__worker *w, yajl_val cmd)
 {
     const char *job = rn_jstr(cmd, "job"), *name = rn_jstr(cmd, "task");
     struct rn__wtask *t = job && name ? rn__find(w, job, name) : NULL;
-    if (!t) return;
+    if (!t) {
+        fprintf(stderr, "worker %d: checkpoint request for a task it does not run: %s/%s\n",
+                w->slot, job ? job : "?", name ? name : "?");
+        return;
+    }
+    if (t->req == rn_jint(cmd, "req", 0) && t->req_state != 2) return; /* sent again */
     t->req = rn_jint(cmd, "req", 0);
     t->req_savepoint = (int)rn_jint(cmd, "savepoint", 0);
     t->req_path[0] = 0;
