@@ -911,16 +911,6 @@ static int rn_val_restore_into(struct rn_op *op, struct rn_snapshot_reader *r)
     return 0;
 }
 
-static void rn_val_close(struct rn_op *op);
-
-/* A restore that fails leaves nothing behind: the runtime closes only
- * instances it opened, and this one built its learner itself. */
-static int rn_val_restore(struct rn_op *op, struct rn_snapshot_reader *r)
-{
-    int rc = rn_val_restore_into(op, r);
-    if (rc) rn_val_close(op);
-    return rc;
-}
 
 static void rn_val_close(struct rn_op *op)
 {
@@ -973,7 +963,7 @@ const struct rn_op_type rn_op_value_advantage_learner = {
     .finish = rn_val_finish,
     .close = rn_val_close,
     .snapshot = rn_val_snapshot,
-    .restore = rn_val_restore,
+    .restore = rn_val_restore_into,
     .notify_checkpoint_complete = rn_val_checkpoint_complete,
     .ratios = rn_val_ratios,
 };

@@ -283,6 +283,7 @@ static int rn__restore_union(struct rn_instance *in, const struct rn_restore *r,
             rn__snapshot_reader_destroy(rd);
             return RN_ECORRUPT;
         }
+        in->needs_close = 1;
         int rc = in->node->type->restore(&in->op, rd);
         rn__snapshot_reader_destroy(rd);
         if (rc < 0) {
@@ -420,6 +421,7 @@ int rn__task_restore(struct rn_task *t)
             rn__snapshot_reader_destroy(rd);
             continue;
         }
+        in->needs_close = 1;
         rc = ty->restore(&in->op, rd);
         rn__snapshot_reader_destroy(rd);
         if (rc < 0) {

@@ -1106,12 +1106,55 @@ int64_t rn__ckpt_request(struct rn_job *job, int savepoint)
     int64_t id = (int64_t)c->next_id;
     if (atomic_load(&job->final_id) || atomic_load(&job->stopping)) id = RN_ESTOP;
     else {
-        /* The next id: the coordinator starts it once none is in flight. */
-        c->request = savepoint ? 2 : 1;
+        /* The next id: the coordinator starts it once none is in flight. A
+         * savepoint also answers a checkpoint request, never the reverse. */
+        if (savepoint || !c->request) c->request = savepoint ? 2 : 1;
         pthread_cond_signal(&c->cv);
     }
     pthread_mutex_unlock(&c->mu);
     return id;
+}
+
+int rn__ckpt_outcome(struct rn_job *job, int64_t id, int savepoint, char *path, size_t pathlen,
+                     char *why, size_t whylen)
+{
+    struct rn_ckpt_coord *c = job->coord;
+    if (!c || id <= 0) {
+        snprintf(why, whylen, "the job takes no checkpoints");
+        return -1;
+    }
+    pthread_mutex_lock(&c->mu);
+    const struct rn_ckpt_record *r = NULL;
+    if (c->has_run && c->run.id == (uint64_t)id) r = &c->run;
+    if (c->has_final && c->final.id == (uint64_t)id) r = &c->final;
+    for (int i = 0; !r && i < RN__HISTORY && i < c->n_history; i++) {
+        const struct rn_ckpt_record *h = &c->history[(c->n_history - 1 - i) % RN__HISTORY];
+        if (h->id == (uint64_t)id) r = h;
+    }
+    int rc = 0;
+    if (!r) {
+        /* Not begun: pending while the request waits its turn. */
+        if ((uint64_t)id < c->next_id) {
+            snprintf(why, whylen, "checkpoint %lld is no longer known", (long long)id);
+            rc = -1;
+        } else if (!c->request) {
+            snprintf(why, whylen, "the job is ending: checkpoint %lld will not be taken",
+                     (long long)id);
+            rc = -1;
+        }
+    } else if (savepoint && r->kind != RN__K_SAVEPOINT) {
+        snprintf(why, whylen, "the job is ending: its final checkpoint %lld took the savepoint's "
+                 "place", (long long)id);
+        rc = -1;
+    } else if (r->status == RN__S_FAILED) {
+        snprintf(why, whylen, "checkpoint %lld failed: %s", (long long)id, r->error);
+        rc = -1;
+    } else if (r->status == RN__S_COMPLETED) {
+        snprintf(path, pathlen, "%s", r->path);
+        rc = 1;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 uint64_t rn__ckpt_final_id(struct rn_job *job)

@@ -283,6 +283,7 @@ static void *rn__task_main(void *arg)
     for (int i = 0; i < t->n_inst && ok; i++) {
         struct rn_instance *in = t->inst[i];
         in->opened = 1;
+        in->needs_close = 1;
         if (in->node->type->open) {
             int rc = in->node->type->open(&in->op);
             if (rc < 0) {
@@ -302,7 +303,7 @@ static void *rn__task_main(void *arg)
         struct rn_instance *in = t->inst[i];
         /* No handler of the instance runs once close() begins. */
         rn__serve_remove(t->job->serve, in);
-        if (in->opened && in->node->type->close) in->node->type->close(&in->op);
+        if (in->needs_close && in->node->type->close) in->node->type->close(&in->op);
     }
     struct timespec cpu;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)

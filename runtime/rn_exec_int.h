@@ -69,6 +69,7 @@ struct rn_instance {
     int n_metrics;
     int cur_input;               /* during process(): the batch's input; else -1 */
     int opened;
+    int needs_close;             /* open() or restore() was attempted: close() runs */
     int finished;
     int restored;                /* restore() ran with a snapshot */
     struct rn_op_state *keyed;   /* keyed state and timers, for stateful keyed operators */

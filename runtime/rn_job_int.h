@@ -187,6 +187,11 @@ void rn__ckpt_stop(struct rn_job *job);
 void rn__ckpt_free(struct rn_job *job);
 /* Requests a checkpoint (savepoint: kept until deleted). Returns its id or < 0. */
 int64_t rn__ckpt_request(struct rn_job *job, int savepoint);
+/* What became of requested checkpoint `id`: 0 not yet settled, 1 completed
+ * (path: its directory), -1 failed (why: the reason). A savepoint request
+ * fails when the id went to another kind (the job's final checkpoint). */
+int rn__ckpt_outcome(struct rn_job *job, int64_t id, int savepoint, char *path, size_t pathlen,
+                     char *why, size_t whylen);
 /* The checkpoint section of the status page (HTTP thread). */
 void rn__ckpt_render_json(struct rn_job *job, struct rn_buf *b);
 void rn__ckpt_render_prometheus(struct rn_job *job, struct rn_buf *b);

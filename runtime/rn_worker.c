@@ -262,10 +262,12 @@ static void rn__reap(struct rn__worker *w)
     for (struct rn__wtask **pp = &w->tasks; *pp;) {
         struct rn__wtask *t = *pp;
         if (t->req_state == 0) {
-            char m[700];
-            snprintf(m, sizeof m, "%s/_manifest.json", t->req_path);
-            if (t->req_local >= 0 && rn_fs_exists(m)) {
-                t->req_state = 1;
+            int got = 0;
+            if (t->req_local >= 0 && t->job)
+                got = rn__ckpt_outcome(t->job, t->req_local, t->req_savepoint, t->req_path,
+                                       sizeof t->req_path, t->req_error, sizeof t->req_error);
+            if (got != 0) {
+                t->req_state = got > 0 ? 1 : 2;
             } else if (rn_now_ns() > t->req_deadline_ns) {
                 t->req_state = 2;
                 snprintf(t->req_error, sizeof t->req_error, "%s",
@@ -275,12 +277,6 @@ static void rn__reap(struct rn__worker *w)
                 t->req_state = 2;
                 snprintf(t->req_error, sizeof t->req_error, "the task ended (%s)",
                          rn__wt_names[atomic_load(&t->state)]);
-            } else if (t->req_local >= 0 &&
-                       (int64_t)atomic_load(&t->job->completed_id) > t->req_local) {
-                t->req_state = 2;
-                snprintf(t->req_error, sizeof t->req_error,
-                         "checkpoint %lld failed (a later one completed first)",
-                         (long long)t->req_local);
             }
         }
         int ended = atomic_load(&t->state) != RN__WT_RUNNING;

@@ -124,7 +124,10 @@ struct rn_op_type {
     int (*on_watermark)(struct rn_op *op, int64_t wm, struct rn_emitter *out);
     /* Every input ended (bounded job): emit what is left, flush. */
     int (*finish)(struct rn_op *op, struct rn_emitter *out);
-    /* Always called once open() was attempted, even if it failed. */
+    /* Always called once open() or restore() was attempted, even if it failed
+     * or the other never ran (a task stopped between restore and open): it
+     * frees whatever either left, and must accept a restored, unopened
+     * instance. */
     void (*close)(struct rn_op *op);
     /* A timer the instance registered fired (the watermark passed it). */
     int (*on_timer)(struct rn_op *op, const struct rn_timer *t, struct rn_emitter *out);
