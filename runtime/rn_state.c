@@ -153,6 +153,59 @@ static void rn__ix_free(struct rn__index *ix)
     memset(ix, 0, sizeof *ix);
 }
 
+/* ---- written-keys filter ------------------------------------------------------------
+ * A Bloom-style bit set of every value/list key that may have been written to
+ * this database: a cache miss whose key it does not hold skips RocksDB (the
+ * key cannot be there), which is most misses of a pipeline (a new request id,
+ * a new user). Bits are set when a key's value enters a batch bound for
+ * RocksDB (an eviction's write-back, a checkpoint's delta), before RocksDB
+ * can hold it, and are never cleared, so a "no" is always true; a key
+ * deleted since, or another key's bits, only give a "maybe" (a RocksDB read,
+ * as without the filter). Two bits per key in one 64-bit word (the entry's
+ * hash), so a test costs one memory access. A database opened from a
+ * checkpoint rebuilds it from the restored keys when they are few
+ * (RN__FILTER_SCAN_MAX bytes of SST files), else runs without it. */
+
+struct rn__filter {
+    uint64_t *w; /* NULL: off (every key may exist) */
+    uint64_t mask; /* words - 1 */
+};
+
+#define RN__FILTER_SCAN_MAX (64ULL << 20)
+
+static inline uint64_t rn__filter_bits(uint64_t h)
+{
+    return (1ULL << ((h >> 40) & 63)) | (1ULL << ((h >> 46) & 63));
+}
+
+static inline void rn__filter_add(struct rn__filter *f, uint64_t h)
+{
+    if (f->w) f->w[h & f->mask] |= rn__filter_bits(h);
+}
+
+static inline int rn__filter_may(const struct rn__filter *f, uint64_t h)
+{
+    if (!f->w) return 1;
+    uint64_t b = rn__filter_bits(h);
+    return (f->w[h & f->mask] & b) == b;
+}
+
+/* A filter of about cache/64 bytes (1-16 MiB): a 64 MiB cache gets 8 M bits,
+ * under 5 % false "maybe"s until a million keys have been written. */
+static void rn__filter_init(struct rn__filter *f, size_t cache_cap)
+{
+    size_t bytes = 1u << 20;
+    while (bytes < cache_cap / 64 && bytes < (16u << 20)) bytes <<= 1;
+    f->w = rn_xcalloc(bytes / 8, 8);
+    f->mask = bytes / 8 - 1;
+}
+
+static void rn__filter_free(struct rn__filter *f)
+{
+    free(f->w);
+    f->w = NULL;
+}
+
 #include "rn_fs_int.h"
 
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
@@ -250,6 +303,7 @@ struct rn_statedb {
     uint32_t max_parallelism, kg_start, kg_end;
 
     struct rn__index cache; /* the cache's entries */
+    struct rn__filter written; /* value/list keys that may be in RocksDB */
     struct rn__centry *last;  /* the entry found last: a get and then a put of one key
                                * look it up once */
     struct rn__centry *lru_head, *lru_tail;
@@ -516,6 +570,35 @@ static int rn__load_timers(struct rn_statedb *s, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* After a restore: the filter gets every restored value/list key, or is
+ * turned off when reading them all would slow the restore (large state). */
+static int rn__filter_restore(struct rn_statedb *s, char *errbuf, size_t errlen)
+{
+    char *v = rocksdb_property_value_cf(s->db, s->cf[0], "rocksdb.total-sst-files-size");
+    uint64_t sst = v ? strtoull(v, NULL, 10) : UINT64_MAX;
+    rocksdb_free(v);
+    char *mv = rocksdb_property_value_cf(s->db, s->cf[0], "rocksdb.cur-size-all-mem-tables");
+    sst += mv ? strtoull(mv, NULL, 10) : 0;
+    rocksdb_free(mv);
+    if (!v || sst > RN__FILTER_SCAN_MAX) {
+        rn__filter_free(&s->written);
+        return 0;
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[0]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
+        if (kl != RN__SKEY_LEN) continue; /* a map entry: never read through the cache */
+        struct rn__ckey ck = {rn__get_be32(k + 2), 0, rn__get_be64(k + 6), rn__get_be64(k + 14)};
+        rn__filter_add(&s->written, rn__ix_hash(&ck, sizeof ck));
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "read the restored keys");
+    return 0;
+}
+
 struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *dir,
                                     uint32_t kg_start, uint32_t kg_end, uint32_t max_parallelism,
                                     const struct rn_state_source *src, size_t n_src, char *errbuf,
@@ -550,6 +633,8 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
         }
     }
     if (n_src && rn__load_timers(s, errbuf, errlen)) goto fail;
+    rn__filter_init(&s->written, s->cache_cap);
+    if (n_src && rn__filter_restore(s, errbuf, errlen)) goto fail;
     return s;
 fail:
     rn__statedb_close(s);
@@ -600,6 +685,7 @@ void rn__statedb_close(struct rn_statedb *s)
     if (s->opts) rocksdb_options_destroy(s->opts);
     if (s->bbto) rocksdb_block_based_options_destroy(s->bbto);
     if (s->bcache) rocksdb_cache_destroy(s->bcache);
+    rn__filter_free(&s->written);
     free(s->ops);
     free(s->restored);
     free(s->dir);
@@ -694,10 +780,12 @@ static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
 {
     unsigned char k[RN__SKEY_LEN];
     rn__state_key(k, &e->k, s->max_parallelism);
-    if (e->absent)
+    if (e->absent) {
         rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], (const char *)k, sizeof k);
-    else
+    } else {
+        rn__filter_add(&s->written, e->h);
         rocksdb_writebatch_put_cf(s->pwb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
+    }
     rn__dirty_unlink(s, e);
     e->pending = 1;
     e->prev = NULL;
@@ -735,7 +823,8 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
         rn__lru_unlink(s, e);
         s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
         atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
-        if (!rn__effectively_clean(s, e)) {
+        /* An absent key RocksDB never had needs no delete. */
+        if (!rn__effectively_clean(s, e) && !(e->absent && !rn__filter_may(&s->written, e->h))) {
             rn__entry_write_back(s, e);
             rn__batch_grew(s);
             continue;
@@ -807,10 +896,12 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
         atomic_fetch_add_explicit(&s->f_misses, 1, memory_order_relaxed);
         unsigned char key[RN__SKEY_LEN];
         rn__state_key(key, k, s->max_parallelism);
+        /* A miss counts as a read for fault injection even when the filter
+         * answers it. */
         char *err = rn__fault(0);
         /* Value and list entries never go through the indexed batch (only
          * map state does): what RocksDB lacks of them is in the table. */
-        if (!err)
+        if (!err && rn__filter_may(&s->written, h))
             v = rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl, &err);
         if (err) {
             rocksdb_free(v);
@@ -1476,13 +1567,17 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
             rn__dirty_unlink(s, e);
             continue;
         }
+        e->saved_gen = s->gen;
+        int may = rn__filter_may(&s->written, e->h);
+        if (e->absent && !may) continue; /* never in RocksDB: nothing to delete */
         rn__state_key(k, &e->k, s->max_parallelism);
-        if (e->absent)
+        if (e->absent) {
             rocksdb_writebatch_delete_cf(s->delta, s->cf[0], (const char *)k, RN__SKEY_LEN);
-        else
+        } else {
+            rn__filter_add(&s->written, e->h);
             rocksdb_writebatch_put_cf(s->delta, s->cf[0], (const char *)k, RN__SKEY_LEN, e->val,
                                       e->len);
-        e->saved_gen = s->gen;
+        }
     }
     for (size_t i = 0; i < s->n_ops; i++) {
         struct rn_op_state *os = s->ops[i];
