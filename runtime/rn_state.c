@@ -210,6 +210,7 @@ static void rn__filter_free(struct rn__filter *f)
 
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
 #define RN__WB_MAX_OPS 4096
+#define RN__RANGE_KGS 1024
 
 enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2, RN__KIND_MAP = 3 };
 
@@ -268,6 +269,13 @@ struct rn_op_state {
     uint32_t timer_sid;
     uint32_t max_parallelism;
     uint64_t cur_key;
+    /* Every timer with ts < fired_below that was in the heap has fired: the
+     * next checkpoint deletes them from RocksDB as one range per key group
+     * (deleted_below: the bound of the last such range) instead of one
+     * delete per fired timer (when the thread owns at most RN__RANGE_KGS key
+     * groups; else fired timers are deleted one by one). */
+    int64_t fired_below, deleted_below;
+    int range_deletes;
     struct rn__index tset; /* the timers, for de-duplication */
     struct rn__tentry **heap;
     size_t heap_n, heap_cap;
@@ -1006,16 +1014,19 @@ static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, i
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
 }
 
+/* Deletes timer k from RocksDB (through the plain batch). */
+static void rn__timer_unsave(struct rn_statedb *s, const struct rn__tkey *tk)
+{
+    unsigned char k[RN__TKEY_LEN];
+    rn__timer_key(k, tk, s->max_parallelism);
+    rocksdb_writebatch_delete_cf(s->pwb, s->cf[1], (const char *)k, sizeof k);
+    s->pwb_ops++;
+    rn__batch_grew(s);
+}
+
 static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
 {
-    struct rn_statedb *s = os->db;
-    if (t->persisted) {
-        unsigned char k[RN__TKEY_LEN];
-        rn__timer_key(k, &t->k, s->max_parallelism);
-        rocksdb_writebatch_delete_cf(s->pwb, s->cf[1], (const char *)k, sizeof k);
-        s->pwb_ops++;
-        rn__batch_grew(s);
-    }
+    if (t->persisted) rn__timer_unsave(os->db, &t->k);
     rn__ix_del(&os->tset, t->h, t);
     rn__heap_remove(os, t);
     free(t);
@@ -1030,6 +1041,8 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->op_id = rn_xstrdup(op_id);
     os->max_parallelism = max_parallelism;
     os->timer_sid = rn__sid(op_id, "#timers", 0);
+    os->fired_below = os->deleted_below = INT64_MIN;
+    os->range_deletes = db->kg_end - db->kg_start <= RN__RANGE_KGS;
     os->found_version = os->version = 1;
     db->ops = rn_xrealloc(db->ops, (db->n_ops + 1) * sizeof *db->ops);
     db->ops[db->n_ops++] = os;
@@ -1072,7 +1085,23 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
     out->key = t->k.key;
     out->ns = t->k.ns;
     os->cur_key = t->k.key;
+    if (!os->range_deletes) {
+        rn__timer_drop(os, t);
+        return 1;
+    }
+    /* No RocksDB delete for it: the next checkpoint's range covers it. */
+    struct rn__tkey k = t->k;
+    int saved = t->persisted;
+    t->persisted = 0;
     rn__timer_drop(os, t);
+    /* Every timer before ts has fired, and ts itself too unless another timer
+     * at ts waits (a timer registered later in the past is written after the
+     * range, so the range cannot delete it). When one waits, the range stops
+     * before ts and this timer is deleted on its own. */
+    int64_t below = (os->heap_n && os->heap[0]->k.ts <= k.ts) || k.ts == INT64_MAX ? k.ts
+                                                                                 : k.ts + 1;
+    if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
+    if (below > os->fired_below) os->fired_below = below;
     return 1;
 }
 
@@ -1581,6 +1610,20 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
     }
     for (size_t i = 0; i < s->n_ops; i++) {
         struct rn_op_state *os = s->ops[i];
+        /* Fired timers: one range delete per key group, before this
+         * checkpoint's new timers (a batch applies in order). */
+        if (os->range_deletes && os->fired_below > os->deleted_below) {
+            unsigned char lo[6], hi[14];
+            for (uint32_t kg = s->kg_start; kg < s->kg_end; kg++) {
+                rn__be16(lo, (uint16_t)kg);
+                rn__be32(lo + 2, os->timer_sid);
+                memcpy(hi, lo, sizeof lo);
+                rn__be64(hi + 6, (uint64_t)os->fired_below ^ (1ULL << 63));
+                rocksdb_writebatch_delete_range_cf(s->delta, s->cf[1], (const char *)lo,
+                                                   sizeof lo, (const char *)hi, sizeof hi);
+            }
+            os->deleted_below = os->fired_below;
+        }
         for (size_t h = 0; h < os->heap_n; h++) {
             struct rn__tentry *t = os->heap[h];
             if (t->persisted) continue;
