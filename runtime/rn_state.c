@@ -14,8 +14,8 @@
  *
  * Cache. Value and list state go through a write-back cache (an
  * open-addressing table + LRU list) sized in bytes. Reads that miss go to
- * RocksDB and are cached, absent keys included, so a new key costs one
- * bloom-filtered lookup. Writes only touch the cache (rn_value_edit changes
+ * RocksDB and are cached, absent keys included; a key the written-keys
+ * filter has never seen costs no RocksDB lookup at all. Writes only touch the cache (rn_value_edit changes
  * the cached bytes in place); a dirty entry reaches RocksDB when it is
  * evicted or at a checkpoint. An evicted entry's value waits in a plain write
  * batch and the entry stays in the table (`pending`) until that batch is
@@ -27,8 +27,8 @@
  *
  * Timers live in memory (a hash table for de-duplication and a binary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
- * family at each checkpoint; fired timers that were written are deleted
- * (through the plain batch). On restore they are loaded back for the key
+ * family at each checkpoint; fired timers that were written are deleted by
+ * the next checkpoint, one range per key group. On restore they are loaded back for the key
  * groups the thread owns.
  *
  * Checkpoint, in two parts. On the worker thread, at the barrier: copy into a
