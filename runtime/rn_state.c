@@ -15,15 +15,16 @@
  * Cache. Value and list state go through a write-back cache (an
  * open-addressing table + LRU list) sized in bytes. Reads that miss go to
  * RocksDB and are cached, absent keys included; a key the written-keys
- * filter has never seen costs no RocksDB lookup at all. Writes only touch the cache (rn_value_edit changes
- * the cached bytes in place); a dirty entry reaches RocksDB when it is
- * evicted or at a checkpoint. An evicted entry's value waits in a plain write
- * batch and the entry stays in the table (`pending`) until that batch is
- * written, so a read never misses a write not yet applied and never needs to
- * search the batch. Map state, which bypasses the cache, uses an indexed
- * batch that its reads consult. RocksDB itself runs without a WAL:
- * durability comes from checkpoints, and after a crash the working database
- * is thrown away and rebuilt from the last completed one.
+ * filter has never seen costs no RocksDB lookup at all. Writes only touch
+ * the cache (rn_value_edit changes the cached bytes in place); a dirty entry
+ * reaches RocksDB when it is evicted or at a checkpoint. An evicted entry's
+ * value waits in a plain write batch and the entry stays in the table
+ * (`pending`) until that batch is written, so a read never misses a write
+ * not yet applied and never needs to search the batch. Map state, which
+ * bypasses the cache, uses an indexed batch that its reads consult. RocksDB
+ * itself runs without a WAL: durability comes from checkpoints, and after a
+ * crash the working database is thrown away and rebuilt from the last
+ * completed one.
  *
  * Timers live in memory (a hash table for de-duplication and a binary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
@@ -437,8 +438,8 @@ static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...)
 
 /* ---- fault injection (tests) --------------------------------------------------
  * RUNNEL_FAULT=state:read:<N> makes the N-th read of RocksDB in the process (a
- * cache miss, a map get or a map iteration; counted from 1 over every worker
- * thread) fail as a RocksDB error would; state:write:<N> does the same to the
+ * cache miss, also one the written-keys filter answers; a map get or a map
+ * iteration; counted from 1 over every worker thread) fail as a RocksDB error would; state:write:<N> does the same to the
  * N-th write of a batch to RocksDB. For tests of the failure path only. */
 
 static _Atomic int64_t rn__fault_read_at = -1, rn__fault_write_at = -1;
