@@ -278,7 +278,6 @@ struct rn_op_state {
     int64_t fired_below, deleted_below;
     int range_deletes;
     struct rn__index tset; /* the timers, for de-duplication */
-    struct rn__tentry *tfree; /* fired timers' entries, linked through their first bytes */
     struct rn__tentry **heap;
     size_t heap_n, heap_cap;
     struct rn_state *states;
@@ -1007,13 +1006,7 @@ static void rn__heap_remove(struct rn_op_state *os, struct rn__tentry *t)
 
 static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, int persisted)
 {
-    struct rn__tentry *t = os->tfree;
-    if (t) {
-        memcpy(&os->tfree, t, sizeof os->tfree);
-        memset(t, 0, sizeof *t);
-    } else {
-        t = rn_xcalloc(1, sizeof *t);
-    }
+    struct rn__tentry *t = rn_xcalloc(1, sizeof *t);
     t->k = *k;
     t->persisted = (uint8_t)persisted;
     t->h = rn__ix_hash(k, sizeof *k);
@@ -1037,10 +1030,7 @@ static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
     if (t->persisted) rn__timer_unsave(os->db, &t->k);
     rn__ix_del(&os->tset, t->h, t);
     rn__heap_remove(os, t);
-    /* Kept for the next timer: a joiner registers and fires one or more per
-     * request, and malloc/free per timer showed in its profile. */
-    memcpy(t, &os->tfree, sizeof os->tfree);
-    os->tfree = t;
+    free(t);
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
 }
 
@@ -1067,10 +1057,6 @@ void rn__op_state_destroy(struct rn_op_state *os)
 {
     if (!os) return;
     for (size_t i = 0; i < os->heap_n; i++) free(os->heap[i]);
-    for (struct rn__tentry *t = os->tfree, *n; t; t = n) {
-        memcpy(&n, t, sizeof n);
-        free(t);
-    }
     rn__ix_free(&os->tset);
     free(os->heap);
     free(os->map_val);
