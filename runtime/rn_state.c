@@ -14,21 +14,22 @@
  *
  * Cache. Value and list state go through a write-back cache (an
  * open-addressing table + LRU list) sized in bytes. Reads that miss go to
- * RocksDB and are cached, absent keys included, so a new key costs one
- * bloom-filtered lookup. Writes only touch the cache (rn_value_edit changes
- * the cached bytes in place); a dirty entry reaches RocksDB when it is
- * evicted or at a checkpoint. An evicted entry's value waits in a plain write
- * batch and the entry stays in the table (`pending`) until that batch is
- * written, so a read never misses a write not yet applied and never needs to
- * search the batch. Map state, which bypasses the cache, uses an indexed
- * batch that its reads consult. RocksDB itself runs without a WAL:
- * durability comes from checkpoints, and after a crash the working database
- * is thrown away and rebuilt from the last completed one.
+ * RocksDB and are cached, absent keys included; a key the written-keys
+ * filter has never seen costs no RocksDB lookup at all. Writes only touch
+ * the cache (rn_value_edit changes the cached bytes in place); a dirty entry
+ * reaches RocksDB when it is evicted or at a checkpoint. An evicted entry's
+ * value waits in a plain write batch and the entry stays in the table
+ * (`pending`) until that batch is written, so a read never misses a write
+ * not yet applied and never needs to search the batch. Map state, which
+ * bypasses the cache, uses an indexed batch that its reads consult. RocksDB
+ * itself runs without a WAL: durability comes from checkpoints, and after a
+ * crash the working database is thrown away and rebuilt from the last
+ * completed one.
  *
  * Timers live in memory (a hash table for de-duplication and a binary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
- * family at each checkpoint; fired timers that were written are deleted
- * (through the plain batch). On restore they are loaded back for the key
+ * family at each checkpoint; fired timers that were written are deleted by
+ * the next checkpoint, one range per key group. On restore they are loaded back for the key
  * groups the thread owns.
  *
  * Checkpoint, in two parts. On the worker thread, at the barrier: copy into a
@@ -153,10 +154,64 @@ static void rn__ix_free(struct rn__index *ix)
     memset(ix, 0, sizeof *ix);
 }
 
+/* ---- written-keys filter ------------------------------------------------------------
+ * A Bloom-style bit set of every value/list key that may have been written to
+ * this database: a cache miss whose key it does not hold skips RocksDB (the
+ * key cannot be there), which is most misses of a pipeline (a new request id,
+ * a new user). Bits are set when a key's value enters a batch bound for
+ * RocksDB (an eviction's write-back, a checkpoint's delta), before RocksDB
+ * can hold it, and are never cleared, so a "no" is always true; a key
+ * deleted since, or another key's bits, only give a "maybe" (a RocksDB read,
+ * as without the filter). Two bits per key in one 64-bit word (the entry's
+ * hash), so a test costs one memory access. A database opened from a
+ * checkpoint rebuilds it from the restored keys when they are few
+ * (RN__FILTER_SCAN_MAX bytes of SST files), else runs without it. */
+
+struct rn__filter {
+    uint64_t *w; /* NULL: off (every key may exist) */
+    uint64_t mask; /* words - 1 */
+};
+
+#define RN__FILTER_SCAN_MAX (64ULL << 20)
+
+static inline uint64_t rn__filter_bits(uint64_t h)
+{
+    return (1ULL << ((h >> 40) & 63)) | (1ULL << ((h >> 46) & 63));
+}
+
+static inline void rn__filter_add(struct rn__filter *f, uint64_t h)
+{
+    if (f->w) f->w[h & f->mask] |= rn__filter_bits(h);
+}
+
+static inline int rn__filter_may(const struct rn__filter *f, uint64_t h)
+{
+    if (!f->w) return 1;
+    uint64_t b = rn__filter_bits(h);
+    return (f->w[h & f->mask] & b) == b;
+}
+
+/* A filter of about cache/64 bytes (1-16 MiB): a 64 MiB cache gets 8 M bits,
+ * under 5 % false "maybe"s until a million keys have been written. */
+static void rn__filter_init(struct rn__filter *f, size_t cache_cap)
+{
+    size_t bytes = 1u << 20;
+    while (bytes < cache_cap / 64 && bytes < (16u << 20)) bytes <<= 1;
+    f->w = rn_xcalloc(bytes / 8, 8);
+    f->mask = bytes / 8 - 1;
+}
+
+static void rn__filter_free(struct rn__filter *f)
+{
+    free(f->w);
+    f->w = NULL;
+}
+
 #include "rn_fs_int.h"
 
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
 #define RN__WB_MAX_OPS 4096
+#define RN__RANGE_KGS 1024
 
 enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2, RN__KIND_MAP = 3 };
 
@@ -215,6 +270,13 @@ struct rn_op_state {
     uint32_t timer_sid;
     uint32_t max_parallelism;
     uint64_t cur_key;
+    /* Every timer with ts < fired_below that was in the heap has fired: the
+     * next checkpoint deletes them from RocksDB as one range per key group
+     * (deleted_below: the bound of the last such range) instead of one
+     * delete per fired timer (when the thread owns at most RN__RANGE_KGS key
+     * groups; else fired timers are deleted one by one). */
+    int64_t fired_below, deleted_below;
+    int range_deletes;
     struct rn__index tset; /* the timers, for de-duplication */
     struct rn__tentry **heap;
     size_t heap_n, heap_cap;
@@ -250,6 +312,7 @@ struct rn_statedb {
     uint32_t max_parallelism, kg_start, kg_end;
 
     struct rn__index cache; /* the cache's entries */
+    struct rn__filter written; /* value/list keys that may be in RocksDB */
     struct rn__centry *last;  /* the entry found last: a get and then a put of one key
                                * look it up once */
     struct rn__centry *lru_head, *lru_tail;
@@ -375,8 +438,8 @@ static int rn__fail(struct rn_statedb *s, char *rerr, const char *fmt, ...)
 
 /* ---- fault injection (tests) --------------------------------------------------
  * RUNNEL_FAULT=state:read:<N> makes the N-th read of RocksDB in the process (a
- * cache miss, a map get or a map iteration; counted from 1 over every worker
- * thread) fail as a RocksDB error would; state:write:<N> does the same to the
+ * cache miss, also one the written-keys filter answers; a map get or a map
+ * iteration; counted from 1 over every worker thread) fail as a RocksDB error would; state:write:<N> does the same to the
  * N-th write of a batch to RocksDB. For tests of the failure path only. */
 
 static _Atomic int64_t rn__fault_read_at = -1, rn__fault_write_at = -1;
@@ -516,6 +579,35 @@ static int rn__load_timers(struct rn_statedb *s, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* After a restore: the filter gets every restored value/list key, or is
+ * turned off when reading them all would slow the restore (large state). */
+static int rn__filter_restore(struct rn_statedb *s, char *errbuf, size_t errlen)
+{
+    char *v = rocksdb_property_value_cf(s->db, s->cf[0], "rocksdb.total-sst-files-size");
+    uint64_t sst = v ? strtoull(v, NULL, 10) : UINT64_MAX;
+    rocksdb_free(v);
+    char *mv = rocksdb_property_value_cf(s->db, s->cf[0], "rocksdb.cur-size-all-mem-tables");
+    sst += mv ? strtoull(mv, NULL, 10) : 0;
+    rocksdb_free(mv);
+    if (!v || sst > RN__FILTER_SCAN_MAX) {
+        rn__filter_free(&s->written);
+        return 0;
+    }
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[0]);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        size_t kl;
+        const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &kl);
+        if (kl != RN__SKEY_LEN) continue; /* a map entry: never read through the cache */
+        struct rn__ckey ck = {rn__get_be32(k + 2), 0, rn__get_be64(k + 6), rn__get_be64(k + 14)};
+        rn__filter_add(&s->written, rn__ix_hash(&ck, sizeof ck));
+    }
+    char *err = NULL;
+    rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    if (err) return rn__rocks_err(err, errbuf, errlen, "read the restored keys");
+    return 0;
+}
+
 struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *dir,
                                     uint32_t kg_start, uint32_t kg_end, uint32_t max_parallelism,
                                     const struct rn_state_source *src, size_t n_src, char *errbuf,
@@ -550,6 +642,8 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
         }
     }
     if (n_src && rn__load_timers(s, errbuf, errlen)) goto fail;
+    rn__filter_init(&s->written, s->cache_cap);
+    if (n_src && rn__filter_restore(s, errbuf, errlen)) goto fail;
     return s;
 fail:
     rn__statedb_close(s);
@@ -600,6 +694,7 @@ void rn__statedb_close(struct rn_statedb *s)
     if (s->opts) rocksdb_options_destroy(s->opts);
     if (s->bbto) rocksdb_block_based_options_destroy(s->bbto);
     if (s->bcache) rocksdb_cache_destroy(s->bcache);
+    rn__filter_free(&s->written);
     free(s->ops);
     free(s->restored);
     free(s->dir);
@@ -694,10 +789,12 @@ static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
 {
     unsigned char k[RN__SKEY_LEN];
     rn__state_key(k, &e->k, s->max_parallelism);
-    if (e->absent)
+    if (e->absent) {
         rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], (const char *)k, sizeof k);
-    else
+    } else {
+        rn__filter_add(&s->written, e->h);
         rocksdb_writebatch_put_cf(s->pwb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
+    }
     rn__dirty_unlink(s, e);
     e->pending = 1;
     e->prev = NULL;
@@ -735,7 +832,8 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
         rn__lru_unlink(s, e);
         s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
         atomic_fetch_add_explicit(&s->f_evictions, 1, memory_order_relaxed);
-        if (!rn__effectively_clean(s, e)) {
+        /* An absent key RocksDB never had needs no delete. */
+        if (!rn__effectively_clean(s, e) && !(e->absent && !rn__filter_may(&s->written, e->h))) {
             rn__entry_write_back(s, e);
             rn__batch_grew(s);
             continue;
@@ -807,10 +905,12 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
         atomic_fetch_add_explicit(&s->f_misses, 1, memory_order_relaxed);
         unsigned char key[RN__SKEY_LEN];
         rn__state_key(key, k, s->max_parallelism);
+        /* A miss counts as a read for fault injection even when the filter
+         * answers it. */
         char *err = rn__fault(0);
         /* Value and list entries never go through the indexed batch (only
          * map state does): what RocksDB lacks of them is in the table. */
-        if (!err)
+        if (!err && rn__filter_may(&s->written, h))
             v = rocksdb_get_cf(s->db, s->ro, s->cf[0], (const char *)key, sizeof key, &vl, &err);
         if (err) {
             rocksdb_free(v);
@@ -915,16 +1015,19 @@ static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, i
     atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
 }
 
+/* Deletes timer k from RocksDB (through the plain batch). */
+static void rn__timer_unsave(struct rn_statedb *s, const struct rn__tkey *tk)
+{
+    unsigned char k[RN__TKEY_LEN];
+    rn__timer_key(k, tk, s->max_parallelism);
+    rocksdb_writebatch_delete_cf(s->pwb, s->cf[1], (const char *)k, sizeof k);
+    s->pwb_ops++;
+    rn__batch_grew(s);
+}
+
 static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
 {
-    struct rn_statedb *s = os->db;
-    if (t->persisted) {
-        unsigned char k[RN__TKEY_LEN];
-        rn__timer_key(k, &t->k, s->max_parallelism);
-        rocksdb_writebatch_delete_cf(s->pwb, s->cf[1], (const char *)k, sizeof k);
-        s->pwb_ops++;
-        rn__batch_grew(s);
-    }
+    if (t->persisted) rn__timer_unsave(os->db, &t->k);
     rn__ix_del(&os->tset, t->h, t);
     rn__heap_remove(os, t);
     free(t);
@@ -939,6 +1042,8 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->op_id = rn_xstrdup(op_id);
     os->max_parallelism = max_parallelism;
     os->timer_sid = rn__sid(op_id, "#timers", 0);
+    os->fired_below = os->deleted_below = INT64_MIN;
+    os->range_deletes = db->kg_end - db->kg_start <= RN__RANGE_KGS;
     os->found_version = os->version = 1;
     db->ops = rn_xrealloc(db->ops, (db->n_ops + 1) * sizeof *db->ops);
     db->ops[db->n_ops++] = os;
@@ -981,7 +1086,23 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
     out->key = t->k.key;
     out->ns = t->k.ns;
     os->cur_key = t->k.key;
+    if (!os->range_deletes) {
+        rn__timer_drop(os, t);
+        return 1;
+    }
+    /* No RocksDB delete for it: the next checkpoint's range covers it. */
+    struct rn__tkey k = t->k;
+    int saved = t->persisted;
+    t->persisted = 0;
     rn__timer_drop(os, t);
+    /* Every timer before ts has fired, and ts itself too unless another timer
+     * at ts waits (a timer registered later in the past is written after the
+     * range, so the range cannot delete it). When one waits, the range stops
+     * before ts and this timer is deleted on its own. */
+    int64_t below = (os->heap_n && os->heap[0]->k.ts <= k.ts) || k.ts == INT64_MAX ? k.ts
+                                                                                 : k.ts + 1;
+    if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
+    if (below > os->fired_below) os->fired_below = below;
     return 1;
 }
 
@@ -1476,16 +1597,34 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
             rn__dirty_unlink(s, e);
             continue;
         }
+        e->saved_gen = s->gen;
+        int may = rn__filter_may(&s->written, e->h);
+        if (e->absent && !may) continue; /* never in RocksDB: nothing to delete */
         rn__state_key(k, &e->k, s->max_parallelism);
-        if (e->absent)
+        if (e->absent) {
             rocksdb_writebatch_delete_cf(s->delta, s->cf[0], (const char *)k, RN__SKEY_LEN);
-        else
+        } else {
+            rn__filter_add(&s->written, e->h);
             rocksdb_writebatch_put_cf(s->delta, s->cf[0], (const char *)k, RN__SKEY_LEN, e->val,
                                       e->len);
-        e->saved_gen = s->gen;
+        }
     }
     for (size_t i = 0; i < s->n_ops; i++) {
         struct rn_op_state *os = s->ops[i];
+        /* Fired timers: one range delete per key group, before this
+         * checkpoint's new timers (a batch applies in order). */
+        if (os->range_deletes && os->fired_below > os->deleted_below) {
+            unsigned char lo[6], hi[14];
+            for (uint32_t kg = s->kg_start; kg < s->kg_end; kg++) {
+                rn__be16(lo, (uint16_t)kg);
+                rn__be32(lo + 2, os->timer_sid);
+                memcpy(hi, lo, sizeof lo);
+                rn__be64(hi + 6, (uint64_t)os->fired_below ^ (1ULL << 63));
+                rocksdb_writebatch_delete_range_cf(s->delta, s->cf[1], (const char *)lo,
+                                                   sizeof lo, (const char *)hi, sizeof hi);
+            }
+            os->deleted_below = os->fired_below;
+        }
         for (size_t h = 0; h < os->heap_n; h++) {
             struct rn__tentry *t = os->heap[h];
             if (t->persisted) continue;

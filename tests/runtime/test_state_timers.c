@@ -1,0 +1,216 @@
+/*
+ * test_state_timers.c — a fired timer never fires again after a restore.
+ * Fired timers leave RocksDB as one range delete per key group at the next
+ * checkpoint (rn_state.c), not one delete each. Three runs of one keyed job,
+ * each stopped after a third of the input and restored by the next: every
+ * record registers a timer 50 ms of event time after itself, so the timers
+ * pending at a stop are saved by its checkpoint and fire in the next run, whose
+ * own stop must delete them. Every timer must fire exactly once over the three
+ * runs; a timer saved, fired and restored again would fire twice.
+ * Each record also counts its key's records in value state, with a cache too
+ * small for the keys and checkpoints every 5 ms: every count read must be the
+ * true one (the written-keys filter must never answer "absent" for a key whose
+ * value RocksDB holds — evicted, saved by a checkpoint, or restored).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rn_checkpoint.h"
+#include "rn_job.h"
+#include "rn_operator.h"
+#include "rn_state.h"
+#include "rn_test.h"
+#include "rn_test_job.h"
+
+#define N_REC 3000
+#define N_KEYS 331
+#define DELAY 50
+
+struct rec {
+    uint64_t key;
+    int64_t i;
+};
+
+static const char *const rec_keys[] = {"key", NULL};
+static uint64_t rec_key_of(const struct rn_record *r, int f)
+{
+    (void)f;
+    return ((const struct rec *)r->payload)->key;
+}
+static void rec_json(const struct rn_record *r, struct rn_buf *out)
+{
+    (void)r;
+    rn_buf_puts(out, "{}");
+}
+static const struct rn_type rec_type = {
+    .name = "rec",
+    .description = "test record",
+    .write_json = rec_json,
+    .key_fields = rec_keys,
+    .key_of = rec_key_of,
+};
+static const struct rn_type *const rec_types[] = {&rec_type, NULL};
+
+static _Atomic int64_t stop_at; /* the source emits records [0, stop_at) */
+static _Atomic int fires[N_REC];
+static _Atomic int n_fired;
+static _Atomic int wrong_counts;
+
+static int src_poll(struct rn_op *op, struct rn_emitter *out)
+{
+    int64_t *pos = rn_op_local(op);
+    if (!pos) {
+        pos = calloc(1, sizeof *pos);
+        rn_op_set_local(op, pos);
+    }
+    if (*pos >= N_REC) return RN_POLL_END;
+    int64_t end = atomic_load(&stop_at);
+    if (*pos >= end) {
+        usleep(1000);
+        return RN_POLL_IDLE;
+    }
+    usleep(1000); /* about 100 ms a run: checkpoints every 10 ms come between */
+    for (int k = 0; k < 10 && *pos < end; k++, (*pos)++) {
+        struct rec *r = rn_emit(out, 0, 1000 + *pos, 0, sizeof *r);
+        r->key = (uint64_t)(*pos % N_KEYS) + 1;
+        r->i = *pos;
+    }
+    return RN_POLL_MORE;
+}
+static int src_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
+{
+    (void)id;
+    rn_snapshot_write_i64(w, *(int64_t *)rn_op_local(op));
+    return 0;
+}
+static int src_restore(struct rn_op *op, struct rn_snapshot_reader *r)
+{
+    int64_t *pos = calloc(1, sizeof *pos);
+    rn_op_set_local(op, pos);
+    return rn_snapshot_read_i64(r, pos);
+}
+static void src_close(struct rn_op *op)
+{
+    free(rn_op_local(op));
+}
+static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
+static const struct rn_port_decl rec_out[] = {{NULL, "rec", "records"}};
+static const struct rn_op_type rec_source = {
+    RN_OP_TYPE_HEAD, .name = "timer_src", .description = "test source",
+    .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
+    .outputs = rec_out, .n_outputs = 1, .poll = src_poll, .close = src_close,
+    .snapshot = src_snapshot, .restore = src_restore, .types = rec_types,
+};
+
+static int t_open(struct rn_op *op)
+{
+    struct rn_state *seen = rn_state_value(op, "seen");
+    rn_op_set_local(op, seen);
+    return seen ? 0 : RN_ESTATE;
+}
+static int t_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
+{
+    (void)out;
+    for (uint32_t j = 0; j < in->n; j++) {
+        const struct rec *r = in->recs[j].payload;
+        rn_state_key(op, in->recs[j].key);
+        struct rn_state *seen = rn_op_local(op);
+        const void *v;
+        size_t len;
+        int64_t n = 0;
+        int rc = rn_value_get(seen, 0, &v, &len);
+        if (rc == 0 && len == sizeof n) memcpy(&n, v, sizeof n);
+        else if (rc != RN_ENOENT) return rc ? rc : RN_ECORRUPT;
+        if (n != r->i / N_KEYS) atomic_fetch_add(&wrong_counts, 1);
+        n++;
+        if ((rc = rn_value_put(seen, 0, &n, sizeof n))) return rc;
+        rc = rn_timer_register(op, 1000 + r->i + DELAY, (uint64_t)r->i);
+        if (rc) return rc;
+    }
+    return 0;
+}
+static int t_timer(struct rn_op *op, const struct rn_timer *t, struct rn_emitter *out)
+{
+    (void)op, (void)out;
+    if (t->ns < N_REC) atomic_fetch_add(&fires[t->ns], 1);
+    atomic_fetch_add(&n_fired, 1);
+    return 0;
+}
+static const struct rn_op_type timer_op = {
+    RN_OP_TYPE_HEAD, .name = "timers", .description = "test operator",
+    .kind = RN_KIND_OPERATOR, .flags = RN_OP_KEYED | RN_OP_STATEFUL, .config = no_keys,
+    .ctx_size = 1, .in_type = "rec", .outputs = rec_out, .n_outputs = 1, .default_key = "key",
+    .open = t_open, .process = t_process, .on_timer = t_timer,
+};
+
+int main(void)
+{
+    char dir[] = "/tmp/rn_test_state_timers_XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    rn_op_register(&rec_source);
+    rn_op_register(&timer_op);
+    char path[256], err[1024];
+    snprintf(path, sizeof path, "%s/job.yaml", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "job: state-timers\nparallelism: 2\nmax_parallelism: 16\n"
+            "state: { dir: \"%s/state\", cache_size: 12KiB }\n"
+            "checkpoint: { dir: \"%s/ckpt\", interval: 5ms }\n"
+            "watermark: { out_of_orderness: 0 }\n"
+            "sources: { src: { type: timer_src } }\n"
+            "operators: [ { id: t, op: timers, from: src } ]\n",
+            dir, dir);
+    fclose(f);
+
+    /* Runs 1 and 2: a third of the input more each, then a stop once the
+     * timers of all but the last records have fired. */
+    for (int run = 1; run <= 2; run++) {
+        int64_t end = run * N_REC / 3;
+        atomic_store(&stop_at, end);
+        struct rn_job_options opt = {.quiet = 1, .fresh = run == 1};
+        struct runner r = {0};
+        r.job = rn_job_load(path, &opt, err, sizeof err);
+        CHECK(r.job != NULL);
+        if (!r.job) return rn_test_summary();
+        pthread_t th;
+        pthread_create(&th, NULL, run_thread, &r);
+        int64_t deadline = rn_now_ns() + 30000000000LL;
+        while (atomic_load(&n_fired) < end - 2 * DELAY && rn_now_ns() < deadline) usleep(5000);
+        CHECK(atomic_load(&n_fired) >= end - 2 * DELAY);
+        rn_job_stop(r.job);
+        pthread_join(th, NULL);
+        if (r.rc) fprintf(stderr, "run %d: %s\n", run, r.err);
+        CHECK_EQ_INT(r.rc, 0);
+        CHECK(atomic_load(&n_fired) < end); /* some timers were pending at the stop */
+        rn_job_destroy(r.job);
+    }
+    /* Run 3: the rest, to the end of input (every timer fires). */
+    atomic_store(&stop_at, N_REC);
+    struct rn_job_options opt = {.quiet = 1};
+    struct rn_job *job = rn_job_load(path, &opt, err, sizeof err);
+    CHECK(job != NULL);
+    if (!job) return rn_test_summary();
+    CHECK_EQ_INT(rn_job_run(job, err, sizeof err), 0);
+    rn_job_destroy(job);
+
+    int once = 0, twice = 0, never = 0;
+    for (int i = 0; i < N_REC; i++) {
+        int n = atomic_load(&fires[i]);
+        once += n == 1;
+        twice += n > 1;
+        never += n == 0;
+    }
+    fprintf(stderr, "timers fired once %d, more than once %d, never %d\n", once, twice, never);
+    CHECK_EQ_INT(once, N_REC);
+    CHECK_EQ_INT(twice, 0);
+    CHECK_EQ_INT(never, 0);
+    CHECK_EQ_INT(atomic_load(&wrong_counts), 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+    return rn_test_summary();
+}
