@@ -379,7 +379,8 @@ static void rn__tick_op(struct rn_coord *c, struct rn__cjob *j)
                     o += (size_t)snprintf(s->error + o, sizeof s->error - o, "%stask %s: %s",
                                           o ? "; " : "", t->name,
                                           t->req_state == 2 ? t->req_error
-                                                            : "no answer before the deadline");
+                                          : failed ? "not done yet when the savepoint was given up"
+                                                   : "no answer before the deadline");
             }
             if (!o) snprintf(s->error, sizeof s->error, "its cluster manifest could not be written");
             fprintf(stderr, "coordinator: savepoint %lld of %s failed: %s\n", (long long)s->id,
