@@ -50,7 +50,9 @@ n_h=$(find "$work/var/out/offline" -mindepth 2 -maxdepth 2 -type d | wc -l)
   bad "reference output is off ($n_s samples, $n_x experiences, $n_l late)"
 
 crash_run "kill -9 at 6 random points" 2 6
-crash_run "kills at parallelism 2, restart at 3" 3 3
+# Two kills at a slower replay, so the job cannot finish before the restart at 3
+# (each run makes at most about 1.5 s of progress: a checkpoint, then up to 0.5 s).
+CRASH_RATE=40000 crash_run "kills at parallelism 2, restart at 3" 3 2
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
