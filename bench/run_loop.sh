@@ -10,7 +10,10 @@
 # CLOCK_THREAD_CPUTIME_ID) with the busiest thread named. With BASE=DIR (a
 # build directory of another commit) each run is paired with one of
 # DIR/runnel on the same log, alternating.
-#   [BASE=DIR] bash bench/run_loop.sh [SESSIONS=20000] [R=3] [PARALLELISM=2]
+# LOOP_SET="key=value ..." passes each as --set to every run (e.g. small caches:
+# LOOP_SET="state.cache_size=4MiB state.block_cache=4MiB state.write_buffer=4MiB",
+# to see the memory the job uses beyond them).
+#   [BASE=DIR] [LOOP_SET=...] bash bench/run_loop.sh [SESSIONS=20000] [R=3] [PARALLELISM=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sessions=${1:-20000}
@@ -26,13 +29,16 @@ echo "input: $events events ($sessions sessions); machine: $(nproc) cores, load 
      "$(cut -d' ' -f1-3 /proc/loadavg); parallelism $par"
 builds=(build)
 [ -n "${BASE:-}" ] && builds=("$BASE" build)
+sets=()
+for kv in ${LOOP_SET:-}; do sets+=(--set "$kv"); done
+[ ${#sets[@]} -eq 0 ] || echo "with ${sets[*]}"
 for _ in $(seq "$R"); do
   for b in "${builds[@]}"; do
     rm -rf "$tmp/var" "$tmp/out" "$tmp/models"
     RUNNEL_LOG="$tmp/log.jsonl" RUNNEL_FOLLOW=false RUNNEL_VAR="$tmp/var" RUNNEL_OUT="$tmp/out" \
       RUNNEL_MODELS="$tmp/models" RUNNEL_EMBEDDINGS="$tmp/embeddings.txt" \
       RUNNEL_HTTP=127.0.0.1:0 RUNNEL_SERVE=127.0.0.1:0 RUNNEL_PARALLELISM="$par" \
-      /usr/bin/time -f 'TIME %e %U %S %M' "$b/runnel" run jobs/guess-you-like.yaml --fresh \
+      /usr/bin/time -f 'TIME %e %U %S %M' "$b/runnel" run jobs/guess-you-like.yaml --fresh ${sets[@]+"${sets[@]}"} \
       >"$tmp/job.txt" 2>&1 || { tail -5 "$tmp/job.txt"; exit 1; }
     awk -v ev="$events" -v b="$b" '
       /^TIME / { wall = $2; cpu = $3 + $4; rss = $5 }

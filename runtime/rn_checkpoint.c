@@ -1118,8 +1118,12 @@ int64_t rn__ckpt_request(struct rn_job *job, int savepoint)
 int rn__ckpt_outcome(struct rn_job *job, int64_t id, int savepoint, char *path, size_t pathlen,
                      char *why, size_t whylen)
 {
+    if (id <= 0) {
+        snprintf(why, whylen, "no checkpoint was requested");
+        return -1;
+    }
     struct rn_ckpt_coord *c = job->coord;
-    if (!c || id <= 0) {
+    if (!c) {
         snprintf(why, whylen, "the job takes no checkpoints");
         return -1;
     }

@@ -263,7 +263,10 @@ static void rn__reap(struct rn__worker *w)
         struct rn__wtask *t = *pp;
         if (t->req_state == 0) {
             int got = 0;
-            if (t->req_local >= 0 && t->job)
+            /* Only an issued request (req_local > 0) reads the job's
+             * coordinator: issuing it saw the job running, after the
+             * coordinator was made. */
+            if (t->req && t->req_local > 0 && t->job)
                 got = rn__ckpt_outcome(t->job, t->req_local, t->req_savepoint, t->req_path,
                                        sizeof t->req_path, t->req_error, sizeof t->req_error);
             if (got != 0) {
