@@ -43,6 +43,7 @@
  */
 #include "rn_state_int.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -289,8 +290,16 @@ struct rn__tkey {
 struct rn__tentry {
     struct rn__tkey k; /* first, as in rn__centry */
     uint64_t h;
-    size_t heap_idx;
     uint8_t persisted;
+    uint8_t dead; /* deleted (rn_timer_delete): out of the set, left in the heap until it
+                   * reaches the top */
+};
+
+/* A heap slot: the timer's time beside its entry, so that sifting compares
+ * within the heap's array and follows an entry only on a tie. */
+struct rn__hslot {
+    int64_t ts;
+    struct rn__tentry *t;
 };
 
 struct rn__restored_timer {
@@ -321,8 +330,10 @@ struct rn_op_state {
     int range_deletes;
     struct rn__index tset; /* the timers, for de-duplication */
     struct rn__slab tentries; /* where they come from */
-    struct rn__tentry **heap;
+    struct rn__hslot *heap; /* min-heap on (ts, key, ns); dead entries may be in it, never
+                             * at the top */
     size_t heap_n, heap_cap;
+    size_t n_live; /* timers in the set (the heap less its dead entries) */
     struct rn_state *states;
     _Atomic uint64_t n_timers;
     /* State format (rn_op_type.state_version): what the restored checkpoint
@@ -987,42 +998,11 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
 
 /* ---- operator state ---------------------------------------------------------------- */
 
-static int rn__heap_less(const struct rn__tentry *a, const struct rn__tentry *b)
+static inline int rn__heap_less(const struct rn__hslot *a, const struct rn__hslot *b)
 {
-    if (a->k.ts != b->k.ts) return a->k.ts < b->k.ts;
-    if (a->k.key != b->k.key) return a->k.key < b->k.key;
-    return a->k.ns < b->k.ns;
-}
-
-static void rn__heap_swap(struct rn_op_state *os, size_t i, size_t j)
-{
-    struct rn__tentry *t = os->heap[i];
-    os->heap[i] = os->heap[j];
-    os->heap[j] = t;
-    os->heap[i]->heap_idx = i;
-    os->heap[j]->heap_idx = j;
-}
-
-static void rn__heap_up(struct rn_op_state *os, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!rn__heap_less(os->heap[i], os->heap[p])) break;
-        rn__heap_swap(os, i, p);
-        i = p;
-    }
-}
-
-static void rn__heap_down(struct rn_op_state *os, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < os->heap_n && rn__heap_less(os->heap[l], os->heap[m])) m = l;
-        if (r < os->heap_n && rn__heap_less(os->heap[r], os->heap[m])) m = r;
-        if (m == i) break;
-        rn__heap_swap(os, i, m);
-        i = m;
-    }
+    if (a->ts != b->ts) return a->ts < b->ts;
+    if (a->t->k.key != b->t->k.key) return a->t->k.key < b->t->k.key;
+    return a->t->k.ns < b->t->k.ns;
 }
 
 static void rn__heap_push(struct rn_op_state *os, struct rn__tentry *t)
@@ -1031,20 +1011,42 @@ static void rn__heap_push(struct rn_op_state *os, struct rn__tentry *t)
         os->heap_cap = os->heap_cap ? os->heap_cap * 2 : 256;
         os->heap = rn_xrealloc(os->heap, os->heap_cap * sizeof *os->heap);
     }
-    t->heap_idx = os->heap_n;
-    os->heap[os->heap_n++] = t;
-    rn__heap_up(os, t->heap_idx);
+    struct rn__hslot x = {t->k.ts, t};
+    size_t i = os->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!rn__heap_less(&x, &os->heap[p])) break;
+        os->heap[i] = os->heap[p];
+        i = p;
+    }
+    os->heap[i] = x;
 }
 
-static void rn__heap_remove(struct rn_op_state *os, struct rn__tentry *t)
+/* Takes the top off the heap (its entry stays where it is). */
+static void rn__heap_pop(struct rn_op_state *os)
 {
-    size_t i = t->heap_idx;
-    os->heap_n--;
-    if (i != os->heap_n) {
-        os->heap[i] = os->heap[os->heap_n];
-        os->heap[i]->heap_idx = i;
-        rn__heap_down(os, i);
-        rn__heap_up(os, i);
+    assert(os->heap_n > 0);
+    struct rn__hslot x = os->heap[--os->heap_n];
+    size_t n = os->heap_n, i = 0;
+    if (!n) return;
+    for (;;) {
+        size_t l = 2 * i + 1, m;
+        if (l >= n) break;
+        m = l + 1 < n && rn__heap_less(&os->heap[l + 1], &os->heap[l]) ? l + 1 : l;
+        if (!rn__heap_less(&os->heap[m], &x)) break;
+        os->heap[i] = os->heap[m];
+        i = m;
+    }
+    os->heap[i] = x;
+}
+
+/* Gives back the dead entries at the top, so that the top is a live timer. */
+static void rn__heap_settle(struct rn_op_state *os)
+{
+    while (os->heap_n && os->heap[0].t->dead) {
+        struct rn__tentry *t = os->heap[0].t;
+        rn__heap_pop(os);
+        rn__slab_put(&os->tentries, t);
     }
 }
 
@@ -1056,7 +1058,8 @@ static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, i
     t->h = rn__ix_hash(k, sizeof *k);
     rn__ix_add(&os->tset, t->h, t);
     rn__heap_push(os, t);
-    atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
+    os->n_live++;
+    atomic_store_explicit(&os->n_timers, os->n_live, memory_order_relaxed);
 }
 
 /* Deletes timer k from RocksDB (through the plain batch). */
@@ -1069,13 +1072,18 @@ static void rn__timer_unsave(struct rn_statedb *s, const struct rn__tkey *tk)
     rn__batch_grew(s);
 }
 
+/* Removes timer t from the set (and from RocksDB when saved there). The top
+ * of the heap leaves it now; another entry is marked dead and leaves when it
+ * reaches the top (no position to keep per entry, so sifting never touches
+ * the entries it moves). */
 static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
 {
     if (t->persisted) rn__timer_unsave(os->db, &t->k);
     rn__ix_del(&os->tset, t->h, t);
-    rn__heap_remove(os, t);
-    rn__slab_put(&os->tentries, t);
-    atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
+    t->dead = 1;
+    os->n_live--;
+    if (os->heap[0].t == t) rn__heap_settle(os);
+    atomic_store_explicit(&os->n_timers, os->n_live, memory_order_relaxed);
 }
 
 struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id,
@@ -1120,13 +1128,13 @@ void rn__op_state_set_key(struct rn_op_state *os, uint64_t key)
 
 int64_t rn__op_state_next_timer(struct rn_op_state *os)
 {
-    return os->heap_n ? os->heap[0]->k.ts : RN_TS_MAX;
+    return os->heap_n ? os->heap[0].ts : RN_TS_MAX;
 }
 
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out)
 {
-    if (!os->heap_n || os->heap[0]->k.ts > wm) return 0;
-    struct rn__tentry *t = os->heap[0];
+    if (!os->heap_n || os->heap[0].ts > wm) return 0;
+    struct rn__tentry *t = os->heap[0].t;
     out->ts = t->k.ts;
     out->key = t->k.key;
     out->ns = t->k.ns;
@@ -1144,7 +1152,7 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
      * at ts waits (a timer registered later in the past is written after the
      * range, so the range cannot delete it). When one waits, the range stops
      * before ts and this timer is deleted on its own. */
-    int64_t below = (os->heap_n && os->heap[0]->k.ts <= k.ts) || k.ts == INT64_MAX ? k.ts
+    int64_t below = (os->heap_n && os->heap[0].ts <= k.ts) || k.ts == INT64_MAX ? k.ts
                                                                                  : k.ts + 1;
     if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
     if (below > os->fired_below) os->fired_below = below;
@@ -1671,8 +1679,8 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
             os->deleted_below = os->fired_below;
         }
         for (size_t h = 0; h < os->heap_n; h++) {
-            struct rn__tentry *t = os->heap[h];
-            if (t->persisted) continue;
+            struct rn__tentry *t = os->heap[h].t;
+            if (t->persisted || t->dead) continue;
             rn__timer_key(k, &t->k, s->max_parallelism);
             rocksdb_writebatch_put_cf(s->delta, s->cf[1], (const char *)k, sizeof k, "", 0);
             t->persisted = 1;
