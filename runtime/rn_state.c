@@ -149,6 +149,35 @@ static void rn__ix_del(struct rn__index *ix, uint64_t h, const void *p)
     ix->n--;
 }
 
+/* Prefetching (see rn__prefetch): the slot of hash h, and the entry of hash
+ * h once its slot is in the cache (a few probes at most; nothing when the
+ * key is not there). Hints only: they change nothing. */
+#if defined(__GNUC__)
+#define RN__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define RN__PREFETCH(p) ((void)(p))
+#endif
+
+static inline void rn__ix_prefetch_slot(const struct rn__index *ix, uint64_t h)
+{
+    if (ix->slots) RN__PREFETCH(&ix->slots[h & ix->mask]);
+}
+
+static inline void rn__ix_prefetch_entry(const struct rn__index *ix, uint64_t h)
+{
+    if (!ix->slots) return;
+    size_t i = h & ix->mask;
+    for (int probes = 0; probes < 4; probes++, i = (i + 1) & ix->mask) {
+        const struct rn__slot *sl = &ix->slots[i];
+        if (!sl->p) return;
+        if (sl->h == h) {
+            RN__PREFETCH(sl->p);
+            RN__PREFETCH((const char *)sl->p + 64); /* an entry spans two lines */
+            return;
+        }
+    }
+}
+
 static void rn__ix_free(struct rn__index *ix)
 {
     free(ix->slots);
@@ -255,6 +284,7 @@ static void rn__slab_destroy(struct rn__slab *sl)
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
 #define RN__WB_MAX_OPS 4096
 #define RN__RANGE_KGS 1024
+#define RN__PF_LAG 4 /* prefetch: entries are fetched this many hints after their slots */
 
 enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2, RN__KIND_MAP = 3 };
 
@@ -368,6 +398,10 @@ struct rn_statedb {
     struct rn__index cache; /* the cache's entries */
     struct rn__slab centries; /* where they come from */
     struct rn__filter written; /* value/list keys that may be in RocksDB */
+    /* Prefetch hints (rn__prefetch): the hashes of the last RN__PF_LAG keys
+     * whose slots were fetched, oldest at pf_pos % RN__PF_LAG. */
+    uint64_t pf_ring[RN__PF_LAG];
+    unsigned pf_pos;
     struct rn__centry *last;  /* the entry found last: a get and then a put of one key
                                * look it up once */
     struct rn__centry *lru_head, *lru_tail;
@@ -996,6 +1030,53 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
     return e;
 }
 
+/* ---- prefetching -------------------------------------------------------------------
+ * A lookup of a key not touched for a while waits for memory twice: for the
+ * table's slot, then for the entry it points to. A hint given some records
+ * ahead (rn_state_prefetch) starts the slot's load now and the entry's load
+ * of the key hinted RN__PF_LAG hints earlier, whose slot has arrived by then;
+ * the timer heap gives the same hints for the timers about to fire. */
+
+static void rn__prefetch(struct rn_statedb *s, const struct rn__ckey *k)
+{
+    uint64_t h = rn__ix_hash(k, sizeof *k);
+    rn__ix_prefetch_slot(&s->cache, h);
+    unsigned i = s->pf_pos++ % RN__PF_LAG;
+    uint64_t old = s->pf_ring[i];
+    s->pf_ring[i] = h;
+    if (old) rn__ix_prefetch_entry(&s->cache, old);
+}
+
+void rn_state_prefetch(struct rn_state *st, uint64_t key, uint64_t ns)
+{
+    if (st->kind == RN__KIND_MAP) return;
+    struct rn__ckey k = {st->sid, 0, key, ns};
+    rn__prefetch(st->os->db, &k);
+}
+
+/* The timers about to fire usually read state of their own (key, ns). After
+ * a pop, for each value and list state of the operator: the entry of the next
+ * timer (whose slot the previous pop fetched) and the slot of the one after
+ * it (the smaller child of the top). */
+static void rn__timer_prefetch(struct rn_op_state *os)
+{
+    if (!os->heap_n) return;
+    const struct rn__tentry *next = os->heap[0].t, *after = NULL;
+    if (os->heap_n > 1)
+        after = os->heap[os->heap_n > 2 && os->heap[2].ts < os->heap[1].ts ? 2 : 1].t;
+    if (after) RN__PREFETCH(&os->tset.slots[after->h & os->tset.mask]); /* for its removal */
+    for (const struct rn_state *st = os->states; st; st = st->next) {
+        if (st->kind == RN__KIND_MAP) continue;
+        struct rn__ckey k = {st->sid, 0, next->k.key, next->k.ns};
+        rn__ix_prefetch_entry(&os->db->cache, rn__ix_hash(&k, sizeof k));
+        if (after) {
+            k.key = after->k.key;
+            k.ns = after->k.ns;
+            rn__ix_prefetch_slot(&os->db->cache, rn__ix_hash(&k, sizeof k));
+        }
+    }
+}
+
 /* ---- operator state ---------------------------------------------------------------- */
 
 static inline int rn__heap_less(const struct rn__hslot *a, const struct rn__hslot *b)
@@ -1141,6 +1222,7 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
     os->cur_key = t->k.key;
     if (!os->range_deletes) {
         rn__timer_drop(os, t);
+        if (os->heap_n && os->heap[0].ts <= wm) rn__timer_prefetch(os);
         return 1;
     }
     /* No RocksDB delete for it: the next checkpoint's range covers it. */
@@ -1156,6 +1238,7 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
                                                                                  : k.ts + 1;
     if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
     if (below > os->fired_below) os->fired_below = below;
+    if (os->heap_n && os->heap[0].ts <= wm) rn__timer_prefetch(os);
     return 1;
 }
 
