@@ -360,8 +360,10 @@ struct rn_op_state {
     int range_deletes;
     struct rn__index tset; /* the timers, for de-duplication */
     struct rn__slab tentries; /* where they come from */
-    struct rn__hslot *heap; /* min-heap on (ts, key, ns); dead entries may be in it, never
-                             * at the top */
+    struct rn__hslot *heap; /* 4-ary min-heap on (ts, key, ns); dead entries may be in it,
+                             * never at the top. Inside heap_mem, placed so that the four
+                             * children of a slot share one 64-byte line. */
+    void *heap_mem;
     size_t heap_n, heap_cap;
     size_t n_live; /* timers in the set (the heap less its dead entries) */
     struct rn_state *states;
@@ -1057,13 +1059,17 @@ void rn_state_prefetch(struct rn_state *st, uint64_t key, uint64_t ns)
 /* The timers about to fire usually read state of their own (key, ns). After
  * a pop, for each value and list state of the operator: the entry of the next
  * timer (whose slot the previous pop fetched) and the slot of the one after
- * it (the smaller child of the top). */
+ * it (the smallest child of the top). */
 static void rn__timer_prefetch(struct rn_op_state *os)
 {
     if (!os->heap_n) return;
     const struct rn__tentry *next = os->heap[0].t, *after = NULL;
-    if (os->heap_n > 1)
-        after = os->heap[os->heap_n > 2 && os->heap[2].ts < os->heap[1].ts ? 2 : 1].t;
+    if (os->heap_n > 1) {
+        size_t m = 1;
+        for (size_t c = 2; c < RN_MIN(os->heap_n, (size_t)5); c++)
+            if (os->heap[c].ts < os->heap[m].ts) m = c;
+        after = os->heap[m].t;
+    }
     if (after) RN__PREFETCH(&os->tset.slots[after->h & os->tset.mask]); /* for its removal */
     for (const struct rn_state *st = os->states; st; st = st->next) {
         if (st->kind == RN__KIND_MAP) continue;
@@ -1089,13 +1095,22 @@ static inline int rn__heap_less(const struct rn__hslot *a, const struct rn__hslo
 static void rn__heap_push(struct rn_op_state *os, struct rn__tentry *t)
 {
     if (os->heap_n == os->heap_cap) {
-        os->heap_cap = os->heap_cap ? os->heap_cap * 2 : 256;
-        os->heap = rn_xrealloc(os->heap, os->heap_cap * sizeof *os->heap);
+        /* Children of slot i are 4i+1..4i+4: slot 0 goes 48 bytes into a line
+         * (malloc gives 16-byte alignment; 3 slots of slack place it). */
+        size_t cap = os->heap_cap ? os->heap_cap * 2 : 256;
+        char *mem = rn_xmalloc((cap + 3) * sizeof *os->heap);
+        size_t off = ((48 - (uintptr_t)mem % 64) % 64) / sizeof *os->heap;
+        struct rn__hslot *heap = (struct rn__hslot *)(void *)mem + off;
+        if (os->heap_n) memcpy(heap, os->heap, os->heap_n * sizeof *heap);
+        free(os->heap_mem);
+        os->heap_mem = mem;
+        os->heap = heap;
+        os->heap_cap = cap;
     }
     struct rn__hslot x = {t->k.ts, t};
     size_t i = os->heap_n++;
     while (i > 0) {
-        size_t p = (i - 1) / 2;
+        size_t p = (i - 1) / 4;
         if (!rn__heap_less(&x, &os->heap[p])) break;
         os->heap[i] = os->heap[p];
         i = p;
@@ -1111,9 +1126,10 @@ static void rn__heap_pop(struct rn_op_state *os)
     size_t n = os->heap_n, i = 0;
     if (!n) return;
     for (;;) {
-        size_t l = 2 * i + 1, m;
-        if (l >= n) break;
-        m = l + 1 < n && rn__heap_less(&os->heap[l + 1], &os->heap[l]) ? l + 1 : l;
+        size_t c = 4 * i + 1, m = c, end = RN_MIN(c + 4, n);
+        if (c >= n) break;
+        for (size_t k = c + 1; k < end; k++)
+            if (rn__heap_less(&os->heap[k], &os->heap[m])) m = k;
         if (!rn__heap_less(&os->heap[m], &x)) break;
         os->heap[i] = os->heap[m];
         i = m;
@@ -1192,7 +1208,7 @@ void rn__op_state_destroy(struct rn_op_state *os)
     if (!os) return;
     rn__slab_destroy(&os->tentries);
     rn__ix_free(&os->tset);
-    free(os->heap);
+    free(os->heap_mem);
     free(os->map_val);
     for (struct rn_state *st = os->states, *n; st; st = n) {
         n = st->next;
