@@ -26,7 +26,7 @@
  * crash the working database is thrown away and rebuilt from the last
  * completed one.
  *
- * Timers live in memory (a hash table for de-duplication and a binary heap in
+ * Timers live in memory (a hash table for de-duplication and a 4-ary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
  * family at each checkpoint; fired timers that were written are deleted by
  * the next checkpoint, one range per key group. On restore they are loaded back for the key
@@ -358,11 +358,11 @@ struct rn_op_state {
      * groups; else fired timers are deleted one by one). */
     int64_t fired_below, deleted_below;
     int range_deletes;
-    struct rn__index tset; /* the timers, for de-duplication */
+    struct rn__index tset;    /* the timers, for de-duplication */
     struct rn__slab tentries; /* where they come from */
-    struct rn__hslot *heap; /* 4-ary min-heap on (ts, key, ns); dead entries may be in it,
-                             * never at the top. Inside heap_mem, placed so that the four
-                             * children of a slot share one 64-byte line. */
+    struct rn__hslot *heap;   /* 4-ary min-heap on (ts, key, ns); dead entries may be in it,
+                               * never at the top. Inside heap_mem, placed so that the four
+                               * children of a slot share one 64-byte line. */
     void *heap_mem;
     size_t heap_n, heap_cap;
     size_t n_live; /* timers in the set (the heap less its dead entries) */
@@ -397,7 +397,7 @@ struct rn_statedb {
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
-    struct rn__index cache; /* the cache's entries */
+    struct rn__index cache;   /* the cache's entries */
     struct rn__slab centries; /* where they come from */
     struct rn__filter written; /* value/list keys that may be in RocksDB */
     /* Prefetch hints (rn__prefetch): the hashes of the last RN__PF_LAG keys
