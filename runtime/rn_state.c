@@ -24,7 +24,9 @@
  * bypasses the cache, uses an indexed batch that its reads consult. RocksDB
  * itself runs without a WAL: durability comes from checkpoints, and after a
  * crash the working database is thrown away and rebuilt from the last
- * completed one.
+ * completed one. Cache and timer entries come from slabs (an arena and a free
+ * list); prefetch hints (rn_state_prefetch, and the timer heap's own for the
+ * timers about to fire) load a key's table slot and entry ahead of its use.
  *
  * Timers live in memory (a hash table for de-duplication and a 4-ary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
