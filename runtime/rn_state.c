@@ -24,9 +24,11 @@
  * bypasses the cache, uses an indexed batch that its reads consult. RocksDB
  * itself runs without a WAL: durability comes from checkpoints, and after a
  * crash the working database is thrown away and rebuilt from the last
- * completed one.
+ * completed one. Cache and timer entries come from slabs (an arena and a free
+ * list); prefetch hints (rn_state_prefetch, and the timer heap's own for the
+ * timers about to fire) load a key's table slot and entry ahead of its use.
  *
- * Timers live in memory (a hash table for de-duplication and a binary heap in
+ * Timers live in memory (a hash table for de-duplication and a 4-ary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
  * family at each checkpoint; fired timers that were written are deleted by
  * the next checkpoint, one range per key group. On restore they are loaded back for the key
@@ -43,6 +45,7 @@
  */
 #include "rn_state_int.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -148,6 +151,35 @@ static void rn__ix_del(struct rn__index *ix, uint64_t h, const void *p)
     ix->n--;
 }
 
+/* Prefetching (see rn__prefetch): the slot of hash h, and the entry of hash
+ * h once its slot is in the cache (a few probes at most; nothing when the
+ * key is not there). Hints only: they change nothing. */
+#if defined(__GNUC__)
+#define RN__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define RN__PREFETCH(p) ((void)(p))
+#endif
+
+static inline void rn__ix_prefetch_slot(const struct rn__index *ix, uint64_t h)
+{
+    if (ix->slots) RN__PREFETCH(&ix->slots[h & ix->mask]);
+}
+
+static inline void rn__ix_prefetch_entry(const struct rn__index *ix, uint64_t h)
+{
+    if (!ix->slots) return;
+    size_t i = h & ix->mask;
+    for (int probes = 0; probes < 4; probes++, i = (i + 1) & ix->mask) {
+        const struct rn__slot *sl = &ix->slots[i];
+        if (!sl->p) return;
+        if (sl->h == h) {
+            RN__PREFETCH(sl->p);
+            RN__PREFETCH((const char *)sl->p + 64); /* an entry spans two lines */
+            return;
+        }
+    }
+}
+
 static void rn__ix_free(struct rn__index *ix)
 {
     free(ix->slots);
@@ -209,9 +241,52 @@ static void rn__filter_free(struct rn__filter *f)
 
 #include "rn_fs_int.h"
 
+/* ---- entry slabs --------------------------------------------------------------------
+ * Cache entries and timer entries come and go once per request in a pipeline
+ * like the joiner's: they are carved from an arena (never given back while
+ * the database or operator lives) and a freed one goes on a free list for the
+ * next, instead of a malloc and a free each. Owning thread only. */
+
+struct rn__slab {
+    struct rn_arena arena;
+    void *free; /* first word of each free entry: the next one */
+    size_t size;
+};
+
+static void rn__slab_init(struct rn__slab *sl, size_t size)
+{
+    rn_arena_init(&sl->arena, 256 * 1024);
+    sl->free = NULL;
+    sl->size = size;
+}
+
+/* A zeroed entry, owned by the caller until rn__slab_put. */
+static void *rn__slab_get(struct rn__slab *sl)
+{
+    void *p = sl->free;
+    if (p) memcpy(&sl->free, p, sizeof sl->free);
+    else p = rn_arena_alloc(&sl->arena, sl->size);
+    memset(p, 0, sl->size);
+    return p;
+}
+
+static void rn__slab_put(struct rn__slab *sl, void *p)
+{
+    memcpy(p, &sl->free, sizeof sl->free);
+    sl->free = p;
+}
+
+/* Frees every entry at once (given or not). */
+static void rn__slab_destroy(struct rn__slab *sl)
+{
+    rn_arena_destroy(&sl->arena);
+    sl->free = NULL;
+}
+
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
 #define RN__WB_MAX_OPS 4096
 #define RN__RANGE_KGS 1024
+#define RN__PF_LAG 4 /* prefetch: entries are fetched this many hints after their slots */
 
 enum { RN__KIND_VALUE = 1, RN__KIND_LIST = 2, RN__KIND_MAP = 3 };
 
@@ -247,8 +322,16 @@ struct rn__tkey {
 struct rn__tentry {
     struct rn__tkey k; /* first, as in rn__centry */
     uint64_t h;
-    size_t heap_idx;
     uint8_t persisted;
+    uint8_t dead; /* deleted (rn_timer_delete): out of the set, left in the heap until it
+                   * reaches the top */
+};
+
+/* A heap slot: the timer's time beside its entry, so that sifting compares
+ * within the heap's array and follows an entry only on a tie. */
+struct rn__hslot {
+    int64_t ts;
+    struct rn__tentry *t;
 };
 
 struct rn__restored_timer {
@@ -277,9 +360,14 @@ struct rn_op_state {
      * groups; else fired timers are deleted one by one). */
     int64_t fired_below, deleted_below;
     int range_deletes;
-    struct rn__index tset; /* the timers, for de-duplication */
-    struct rn__tentry **heap;
+    struct rn__index tset;    /* the timers, for de-duplication */
+    struct rn__slab tentries; /* where they come from */
+    struct rn__hslot *heap;   /* 4-ary min-heap on (ts, key, ns); dead entries may be in it,
+                               * never at the top. Inside heap_mem, placed so that the four
+                               * children of a slot share one 64-byte line. */
+    void *heap_mem;
     size_t heap_n, heap_cap;
+    size_t n_live; /* timers in the set (the heap less its dead entries) */
     struct rn_state *states;
     _Atomic uint64_t n_timers;
     /* State format (rn_op_type.state_version): what the restored checkpoint
@@ -311,8 +399,13 @@ struct rn_statedb {
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
-    struct rn__index cache; /* the cache's entries */
+    struct rn__index cache;   /* the cache's entries */
+    struct rn__slab centries; /* where they come from */
     struct rn__filter written; /* value/list keys that may be in RocksDB */
+    /* Prefetch hints (rn__prefetch): the hashes of the last RN__PF_LAG keys
+     * whose slots were fetched, oldest at pf_pos % RN__PF_LAG. */
+    uint64_t pf_ring[RN__PF_LAG];
+    unsigned pf_pos;
     struct rn__centry *last;  /* the entry found last: a get and then a put of one key
                                * look it up once */
     struct rn__centry *lru_head, *lru_tail;
@@ -620,6 +713,7 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
     s->kg_start = kg_start;
     s->kg_end = kg_end;
     s->cache_cap = (size_t)cfg->cache_size;
+    rn__slab_init(&s->centries, sizeof(struct rn__centry));
     if (rn_fs_rmtree(dir, errbuf, errlen)) goto fail;
     s->opts = rn__options(s, cfg);
     s->wo = rocksdb_writeoptions_create();
@@ -654,11 +748,10 @@ static void rn__cache_free_all(struct rn_statedb *s)
 {
     for (size_t i = 0; s->cache.slots && i <= s->cache.mask; i++) {
         struct rn__centry *e = s->cache.slots[i].p;
-        if (!e) continue;
-        free(e->val);
-        free(e);
+        if (e) free(e->val);
     }
     rn__ix_free(&s->cache);
+    rn__slab_destroy(&s->centries);
     s->lru_head = s->lru_tail = NULL;
     s->pend_head = NULL;
     s->n_pending = 0;
@@ -755,7 +848,7 @@ static void rn__pending_free(struct rn_statedb *s)
         rn__ix_del(&s->cache, e->h, e);
         if (s->last == e) s->last = NULL;
         free(e->val);
-        free(e);
+        rn__slab_put(&s->centries, e);
     }
     s->pend_head = NULL;
     s->n_pending = 0;
@@ -842,7 +935,7 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
         rn__ix_del(&s->cache, e->h, e);
         if (s->last == e) s->last = NULL;
         free(e->val);
-        free(e);
+        rn__slab_put(&s->centries, e);
     }
     atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
     atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending,
@@ -920,7 +1013,7 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
             return NULL;
         }
     }
-    e = rn_xcalloc(1, sizeof *e);
+    e = rn__slab_get(&s->centries);
     e->k = *k;
     e->absent = 1;
     if (load) {
@@ -941,78 +1034,131 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
     return e;
 }
 
+/* ---- prefetching -------------------------------------------------------------------
+ * A lookup of a key not touched for a while waits for memory twice: for the
+ * table's slot, then for the entry it points to. A hint given some records
+ * ahead (rn_state_prefetch) starts the slot's load now and the entry's load
+ * of the key hinted RN__PF_LAG hints earlier, whose slot has arrived by then;
+ * the timer heap gives the same hints for the timers about to fire. */
+
+static void rn__prefetch(struct rn_statedb *s, const struct rn__ckey *k)
+{
+    uint64_t h = rn__ix_hash(k, sizeof *k);
+    rn__ix_prefetch_slot(&s->cache, h);
+    unsigned i = s->pf_pos++ % RN__PF_LAG;
+    uint64_t old = s->pf_ring[i];
+    s->pf_ring[i] = h;
+    if (old) rn__ix_prefetch_entry(&s->cache, old);
+}
+
+void rn_state_prefetch(struct rn_state *st, uint64_t key, uint64_t ns)
+{
+    if (st->kind == RN__KIND_MAP) return;
+    struct rn__ckey k = {st->sid, 0, key, ns};
+    rn__prefetch(st->os->db, &k);
+}
+
+/* The timers about to fire usually read state of their own (key, ns). After
+ * a pop, for each value and list state of the operator: the entry of the next
+ * timer (whose slot the previous pop fetched) and the slot of the one after
+ * it (the smallest child of the top). */
+static void rn__timer_prefetch(struct rn_op_state *os)
+{
+    if (!os->heap_n) return;
+    const struct rn__tentry *next = os->heap[0].t, *after = NULL;
+    if (os->heap_n > 1) {
+        size_t m = 1;
+        for (size_t c = 2; c < RN_MIN(os->heap_n, (size_t)5); c++)
+            if (os->heap[c].ts < os->heap[m].ts) m = c;
+        after = os->heap[m].t;
+    }
+    if (after) RN__PREFETCH(&os->tset.slots[after->h & os->tset.mask]); /* for its removal */
+    for (const struct rn_state *st = os->states; st; st = st->next) {
+        if (st->kind == RN__KIND_MAP) continue;
+        struct rn__ckey k = {st->sid, 0, next->k.key, next->k.ns};
+        rn__ix_prefetch_entry(&os->db->cache, rn__ix_hash(&k, sizeof k));
+        if (after) {
+            k.key = after->k.key;
+            k.ns = after->k.ns;
+            rn__ix_prefetch_slot(&os->db->cache, rn__ix_hash(&k, sizeof k));
+        }
+    }
+}
+
 /* ---- operator state ---------------------------------------------------------------- */
 
-static int rn__heap_less(const struct rn__tentry *a, const struct rn__tentry *b)
+static inline int rn__heap_less(const struct rn__hslot *a, const struct rn__hslot *b)
 {
-    if (a->k.ts != b->k.ts) return a->k.ts < b->k.ts;
-    if (a->k.key != b->k.key) return a->k.key < b->k.key;
-    return a->k.ns < b->k.ns;
-}
-
-static void rn__heap_swap(struct rn_op_state *os, size_t i, size_t j)
-{
-    struct rn__tentry *t = os->heap[i];
-    os->heap[i] = os->heap[j];
-    os->heap[j] = t;
-    os->heap[i]->heap_idx = i;
-    os->heap[j]->heap_idx = j;
-}
-
-static void rn__heap_up(struct rn_op_state *os, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!rn__heap_less(os->heap[i], os->heap[p])) break;
-        rn__heap_swap(os, i, p);
-        i = p;
-    }
-}
-
-static void rn__heap_down(struct rn_op_state *os, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < os->heap_n && rn__heap_less(os->heap[l], os->heap[m])) m = l;
-        if (r < os->heap_n && rn__heap_less(os->heap[r], os->heap[m])) m = r;
-        if (m == i) break;
-        rn__heap_swap(os, i, m);
-        i = m;
-    }
+    if (a->ts != b->ts) return a->ts < b->ts;
+    if (a->t->k.key != b->t->k.key) return a->t->k.key < b->t->k.key;
+    return a->t->k.ns < b->t->k.ns;
 }
 
 static void rn__heap_push(struct rn_op_state *os, struct rn__tentry *t)
 {
     if (os->heap_n == os->heap_cap) {
-        os->heap_cap = os->heap_cap ? os->heap_cap * 2 : 256;
-        os->heap = rn_xrealloc(os->heap, os->heap_cap * sizeof *os->heap);
+        /* Children of slot i are 4i+1..4i+4: slot 0 goes 48 bytes into a line
+         * (malloc gives 16-byte alignment; 3 slots of slack place it). */
+        size_t cap = os->heap_cap ? os->heap_cap * 2 : 256;
+        char *mem = rn_xmalloc((cap + 3) * sizeof *os->heap);
+        size_t off = ((48 - (uintptr_t)mem % 64) % 64) / sizeof *os->heap;
+        struct rn__hslot *heap = (struct rn__hslot *)(void *)mem + off;
+        if (os->heap_n) memcpy(heap, os->heap, os->heap_n * sizeof *heap);
+        free(os->heap_mem);
+        os->heap_mem = mem;
+        os->heap = heap;
+        os->heap_cap = cap;
     }
-    t->heap_idx = os->heap_n;
-    os->heap[os->heap_n++] = t;
-    rn__heap_up(os, t->heap_idx);
+    struct rn__hslot x = {t->k.ts, t};
+    size_t i = os->heap_n++;
+    while (i > 0) {
+        size_t p = (i - 1) / 4;
+        if (!rn__heap_less(&x, &os->heap[p])) break;
+        os->heap[i] = os->heap[p];
+        i = p;
+    }
+    os->heap[i] = x;
 }
 
-static void rn__heap_remove(struct rn_op_state *os, struct rn__tentry *t)
+/* Takes the top off the heap (its entry stays where it is). */
+static void rn__heap_pop(struct rn_op_state *os)
 {
-    size_t i = t->heap_idx;
-    os->heap_n--;
-    if (i != os->heap_n) {
-        os->heap[i] = os->heap[os->heap_n];
-        os->heap[i]->heap_idx = i;
-        rn__heap_down(os, i);
-        rn__heap_up(os, i);
+    assert(os->heap_n > 0);
+    struct rn__hslot x = os->heap[--os->heap_n];
+    size_t n = os->heap_n, i = 0;
+    if (!n) return;
+    for (;;) {
+        size_t c = 4 * i + 1, m = c, end = RN_MIN(c + 4, n);
+        if (c >= n) break;
+        for (size_t k = c + 1; k < end; k++)
+            if (rn__heap_less(&os->heap[k], &os->heap[m])) m = k;
+        if (!rn__heap_less(&os->heap[m], &x)) break;
+        os->heap[i] = os->heap[m];
+        i = m;
+    }
+    os->heap[i] = x;
+}
+
+/* Gives back the dead entries at the top, so that the top is a live timer. */
+static void rn__heap_settle(struct rn_op_state *os)
+{
+    while (os->heap_n && os->heap[0].t->dead) {
+        struct rn__tentry *t = os->heap[0].t;
+        rn__heap_pop(os);
+        rn__slab_put(&os->tentries, t);
     }
 }
 
 static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, int persisted)
 {
-    struct rn__tentry *t = rn_xcalloc(1, sizeof *t);
+    struct rn__tentry *t = rn__slab_get(&os->tentries);
     t->k = *k;
     t->persisted = (uint8_t)persisted;
     t->h = rn__ix_hash(k, sizeof *k);
     rn__ix_add(&os->tset, t->h, t);
     rn__heap_push(os, t);
-    atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
+    os->n_live++;
+    atomic_store_explicit(&os->n_timers, os->n_live, memory_order_relaxed);
 }
 
 /* Deletes timer k from RocksDB (through the plain batch). */
@@ -1025,13 +1171,18 @@ static void rn__timer_unsave(struct rn_statedb *s, const struct rn__tkey *tk)
     rn__batch_grew(s);
 }
 
+/* Removes timer t from the set (and from RocksDB when saved there). The top
+ * of the heap leaves it now; another entry is marked dead and leaves when it
+ * reaches the top (no position to keep per entry, so sifting never touches
+ * the entries it moves). */
 static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
 {
     if (t->persisted) rn__timer_unsave(os->db, &t->k);
     rn__ix_del(&os->tset, t->h, t);
-    rn__heap_remove(os, t);
-    free(t);
-    atomic_store_explicit(&os->n_timers, os->heap_n, memory_order_relaxed);
+    t->dead = 1;
+    os->n_live--;
+    if (os->heap[0].t == t) rn__heap_settle(os);
+    atomic_store_explicit(&os->n_timers, os->n_live, memory_order_relaxed);
 }
 
 struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id,
@@ -1042,6 +1193,7 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->op_id = rn_xstrdup(op_id);
     os->max_parallelism = max_parallelism;
     os->timer_sid = rn__sid(op_id, "#timers", 0);
+    rn__slab_init(&os->tentries, sizeof(struct rn__tentry));
     os->fired_below = os->deleted_below = INT64_MIN;
     os->range_deletes = db->kg_end - db->kg_start <= RN__RANGE_KGS;
     os->found_version = os->version = 1;
@@ -1056,9 +1208,9 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
 void rn__op_state_destroy(struct rn_op_state *os)
 {
     if (!os) return;
-    for (size_t i = 0; i < os->heap_n; i++) free(os->heap[i]);
+    rn__slab_destroy(&os->tentries);
     rn__ix_free(&os->tset);
-    free(os->heap);
+    free(os->heap_mem);
     free(os->map_val);
     for (struct rn_state *st = os->states, *n; st; st = n) {
         n = st->next;
@@ -1075,19 +1227,20 @@ void rn__op_state_set_key(struct rn_op_state *os, uint64_t key)
 
 int64_t rn__op_state_next_timer(struct rn_op_state *os)
 {
-    return os->heap_n ? os->heap[0]->k.ts : RN_TS_MAX;
+    return os->heap_n ? os->heap[0].ts : RN_TS_MAX;
 }
 
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out)
 {
-    if (!os->heap_n || os->heap[0]->k.ts > wm) return 0;
-    struct rn__tentry *t = os->heap[0];
+    if (!os->heap_n || os->heap[0].ts > wm) return 0;
+    struct rn__tentry *t = os->heap[0].t;
     out->ts = t->k.ts;
     out->key = t->k.key;
     out->ns = t->k.ns;
     os->cur_key = t->k.key;
     if (!os->range_deletes) {
         rn__timer_drop(os, t);
+        if (os->heap_n && os->heap[0].ts <= wm) rn__timer_prefetch(os);
         return 1;
     }
     /* No RocksDB delete for it: the next checkpoint's range covers it. */
@@ -1099,10 +1252,11 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
      * at ts waits (a timer registered later in the past is written after the
      * range, so the range cannot delete it). When one waits, the range stops
      * before ts and this timer is deleted on its own. */
-    int64_t below = (os->heap_n && os->heap[0]->k.ts <= k.ts) || k.ts == INT64_MAX ? k.ts
+    int64_t below = (os->heap_n && os->heap[0].ts <= k.ts) || k.ts == INT64_MAX ? k.ts
                                                                                  : k.ts + 1;
     if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
     if (below > os->fired_below) os->fired_below = below;
+    if (os->heap_n && os->heap[0].ts <= wm) rn__timer_prefetch(os);
     return 1;
 }
 
@@ -1626,8 +1780,8 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
             os->deleted_below = os->fired_below;
         }
         for (size_t h = 0; h < os->heap_n; h++) {
-            struct rn__tentry *t = os->heap[h];
-            if (t->persisted) continue;
+            struct rn__tentry *t = os->heap[h].t;
+            if (t->persisted || t->dead) continue;
             rn__timer_key(k, &t->k, s->max_parallelism);
             rocksdb_writebatch_put_cf(s->delta, s->cf[1], (const char *)k, sizeof k, "", 0);
             t->persisted = 1;

@@ -63,6 +63,14 @@ int rn_value_clear(struct rn_state *s, uint64_t ns);
  * value changed by every event; RN_ESTATE when it could not be read. */
 int rn_value_edit(struct rn_state *s, uint64_t ns, size_t len, void **val);
 
+/* A hint, for an operator that knows which value (or list: ns 0) it will use
+ * a few records ahead: starts loading the cache's memory for that key and
+ * namespace, so that the access then waits less. Changes nothing and reads
+ * no RocksDB; `key` is given here (it is not the current key yet). Gives the
+ * most about 8 records ahead of the access, once per record. The runtime
+ * does the same itself for the timers about to fire. */
+void rn_state_prefetch(struct rn_state *s, uint64_t key, uint64_t ns);
+
 /* List state (namespace 0): elements in append order. */
 int rn_list_append(struct rn_state *s, const void *val, size_t len);
 /* Calls fn for each element until it returns non-zero; returns that or 0

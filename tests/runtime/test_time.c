@@ -211,7 +211,8 @@ static int cmp_fire(const void *a, const void *b)
 static void test_timers(void)
 {
     /* 20,000 records in event-time order, each asking for a timer up to 5 s
-     * ahead on one of 300 keys; some ask twice (deduplicated), some cancel. */
+     * ahead on one of 300 keys; some ask twice (deduplicated), some cancel,
+     * some register a cancelled timer again. */
     script_n = 20000;
     script = calloc(script_n, sizeof *script);
     srand(42);
@@ -221,6 +222,9 @@ static void test_timers(void)
         script[i].fire_at = script[i].ts + 1 + rand() % 5000;
         if (i % 10 == 5) script[i].fire_at = script[i - 1].fire_at, script[i].key = script[i - 1].key;
         if (i % 50 == 7) script[i].cancel = script[i - 1].fire_at, script[i].key = script[i - 1].key;
+        /* ... and the next one registers the cancelled timer again: it must fire
+         * once (a deleted timer may wait in the heap until it reaches the top). */
+        if (i % 50 == 8) script[i].fire_at = script[i - 1].cancel, script[i].key = script[i - 1].key;
     }
     /* Expected: simulate the watermark (emitted after every 100 records, at the
      * largest event time so far minus 1 ms; +inf at the end) and the timer
