@@ -247,6 +247,17 @@ static void rn__filter_free(struct rn__filter *f)
  * the database or operator lives) and a freed one goes on a free list for the
  * next, instead of a malloc and a free each. Owning thread only. */
 
+/* Under ASan a freed entry is poisoned until it is handed out again, so a use
+ * after rn__slab_put is reported as it would be after free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define RN__SLAB_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define RN__SLAB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define RN__SLAB_POISON(p, n) ((void)(p), (void)(n))
+#define RN__SLAB_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 struct rn__slab {
     struct rn_arena arena;
     void *free; /* first word of each free entry: the next one */
@@ -264,8 +275,12 @@ static void rn__slab_init(struct rn__slab *sl, size_t size)
 static void *rn__slab_get(struct rn__slab *sl)
 {
     void *p = sl->free;
-    if (p) memcpy(&sl->free, p, sizeof sl->free);
-    else p = rn_arena_alloc(&sl->arena, sl->size);
+    if (p) {
+        RN__SLAB_UNPOISON(p, sl->size);
+        memcpy(&sl->free, p, sizeof sl->free);
+    } else {
+        p = rn_arena_alloc(&sl->arena, sl->size);
+    }
     memset(p, 0, sl->size);
     return p;
 }
@@ -274,6 +289,7 @@ static void rn__slab_put(struct rn__slab *sl, void *p)
 {
     memcpy(p, &sl->free, sizeof sl->free);
     sl->free = p;
+    RN__SLAB_POISON(p, sl->size);
 }
 
 /* Frees every entry at once (given or not). */
