@@ -611,8 +611,10 @@ static void rn__on_heartbeat(struct rn_coord *c, yajl_val v, struct rn_http_resp
             if (strcmp(j->tasks[i].name, tn) == 0) t = &j->tasks[i];
         if (!t || t->worker != w->id ||
             (t->state != RN__CT_STARTING && t->state != RN__CT_RUNNING)) {
-            /* Not this worker's (any more): it must not run it. */
-            rn__queue_named(w, "stop", jn, tn);
+            /* Not this worker's (any more): it must not run it. One that is
+             * stopping already stays STOPPING until the worker no longer
+             * lists it (its final checkpoint written and committed). */
+            if (strcmp(st, "stopping") != 0) rn__queue_named(w, "stop", jn, tn);
             continue;
         }
         uint64_t rec = (uint64_t)rn_jint(r, "records", 0);

@@ -153,6 +153,7 @@ static void rn__cmd_start(struct rn__worker *w, yajl_val cmd)
     const char *job = rn_jstr(cmd, "job"), *name = rn_jstr(cmd, "task"),
                *yaml = rn_jstr(cmd, "yaml");
     if (!job || !name || !yaml) return;
+    if (rn__w_stop) return; /* shutting down: the coordinator places it elsewhere */
     if (rn__find(w, job, name)) return; /* already here (a repeated command) */
     struct rn__wtask *t = rn_xcalloc(1, sizeof *t);
     snprintf(t->job_name, sizeof t->job_name, "%s", job);
@@ -306,8 +307,11 @@ static void rn__task_json(struct rn__wtask *t, struct rn_buf *b)
     rn_buf_putc(b, '{');
     rn_json_kv_str(b, "job", t->job_name);
     rn_json_kv_str(b, "task", t->name);
-    rn_json_kv_str(b, "state", rn__wt_names[atomic_load(&t->state)]);
     int st = atomic_load(&t->state);
+    /* Asked to stop and not ended yet: it is still taking its final
+     * checkpoint and committing. */
+    rn_json_kv_str(b, "state",
+                   st == RN__WT_RUNNING && t->stop_requested ? "stopping" : rn__wt_names[st]);
     rn_json_kv_str(b, "error", st == RN__WT_FAILED ? t->error : "");
     const char *page = t->job && st == RN__WT_RUNNING ? rn_job_http_address(t->job) : "";
     rn_json_kv_str(b, "page", page);
@@ -437,12 +441,24 @@ static void rn__stop_all(struct rn__worker *w)
     }
 }
 
+/* Ends every task at once, failed with `why`: no final checkpoint, no commit. */
+static void rn__abort_all(struct rn__worker *w, const char *why)
+{
+    for (struct rn__wtask *t = w->tasks; t; t = t->next) {
+        t->stop_requested = 1;
+        if (t->job && atomic_load(&t->state) == RN__WT_RUNNING)
+            rn__job_set_error(t->job, "%s", why);
+    }
+}
+
 static void rn__heartbeat(struct rn__worker *w)
 {
     struct rn_buf b = RN_BUF_INIT;
     rn_buf_printf(&b, "{\"worker\":%lld,\"tasks\":[", (long long)w->id);
+    /* Every task this process still has, also those asked to stop: until its
+     * thread has ended (final checkpoint written, output committed) the
+     * coordinator must not start it anywhere else. */
     for (struct rn__wtask *t = w->tasks; t; t = t->next) {
-        if (t->stop_requested) continue; /* already handed back */
         if (b.data[b.len - 1] == '}') rn_buf_putc(&b, ',');
         rn__task_json(t, &b);
     }
@@ -452,12 +468,15 @@ static void rn__heartbeat(struct rn__worker *w)
     yajl_val v = rn__w_post(w, "/api/v1/cluster/heartbeat", b.data, &status);
     rn_buf_free(&b);
     if (status == 404 || status == 410) {
-        /* Declared dead or unknown: whatever we run may run elsewhere now. */
+        /* Declared dead or unknown: whatever we run may run elsewhere now, from
+         * its last checkpoint. Fenced: the tasks end without a final
+         * checkpoint or a commit, so they cannot write over a newer run. */
         fprintf(stderr,
-                "worker %d: the coordinator does not know this worker; stopping its "
-                "tasks and registering again\n",
+                "worker %d: the coordinator does not know this worker; aborting its "
+                "tasks (no final checkpoint) and registering again\n",
                 w->slot);
-        rn__stop_all(w);
+        rn__abort_all(w, "fenced: the coordinator declared this worker dead; the task "
+                         "runs elsewhere from its last checkpoint");
         w->id = 0;
     }
     yajl_val cmds = status == 200 ? rn_jarr(v, "commands") : NULL;
@@ -562,12 +581,19 @@ int rn_worker_main(int argc, char **argv)
         }
         usleep(20000);
     }
-    /* Stopping: every task takes its final checkpoint, then the process ends. */
+    /* Stopping: every task takes its final checkpoint, then the process ends.
+     * Heartbeats go on meanwhile, listing the tasks as stopping, so the
+     * coordinator moves none of them before its final checkpoint is done. */
     rn__stop_all(&w);
     while (w.tasks) {
         rn__reap(&w);
+        if (w.id && rn_now_ns() >= next) {
+            next = rn_now_ns() + w.heartbeat_ms * 1000000;
+            rn__heartbeat(&w);
+        }
         if (w.tasks) usleep(20000);
     }
+    if (w.id) rn__heartbeat(&w); /* none left: the coordinator may move them now */
     rn_http_stop(w.http);
     pthread_mutex_destroy(&w.mu);
     return 0;

@@ -89,7 +89,9 @@ static int src_poll(struct rn_op *op, struct rn_emitter *out)
 static int src_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
 {
     (void)id;
-    rn_snapshot_write_i64(w, *(int64_t *)rn_op_local(op));
+    /* A checkpoint may come before the first poll: nothing read yet. */
+    const int64_t *pos = rn_op_local(op);
+    rn_snapshot_write_i64(w, pos ? *pos : 0);
     return 0;
 }
 static int src_restore(struct rn_op *op, struct rn_snapshot_reader *r)
