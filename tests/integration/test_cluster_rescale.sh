@@ -89,6 +89,13 @@ n=$(committed re events | wc -l)
 r=$(committed re rejected | wc -l)
 [ $((n + r)) -eq "$produced" ] && [ "$(committed re events | uniq -d | wc -l)" -eq 0 ] &&
   ok "nothing doubled or lost: $n events + $r dead letters = $produced" || bad "$n + $r of $produced"
+# One instance of a task at a time: in the workers' log every "started" of a
+# task follows the end of its previous instance (stopped, finished, failed).
+overlap=$(grep -E '^worker [0-9]+: task counts-re/p[0-9]+ (started|stopped|finished|failed)' "$work/cluster.err" |
+  awk '{ split($4, a, "/"); t = a[2]
+         if ($5 == "started") { if (run[t]) { print t; exit } run[t] = 1 } else run[t] = 0 }')
+[ -z "$overlap" ] && ok "no task ran twice at once (each start came after the previous instance ended)" ||
+  bad "task $overlap was started again while its previous instance still ran"
 finish_cluster
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
