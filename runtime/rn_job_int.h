@@ -176,7 +176,7 @@ int rn__job_plan(struct rn_job *job, char *errbuf, size_t errlen);
 /* The memory of one full batch: its arena's chunk (rn_batch_create) and its
  * record array. A batch is full at RN_BATCH_ARENA bytes of payload, so one
  * chunk holds it unless its last record is larger than the rest of the chunk. */
-#define RN_BATCH_BYTES \
+#define RN_BATCH_BYTES                                                                             \
     ((size_t)RN_BATCH_ARENA + RN_BATCH_CHUNK_SLACK + RN_BATCH_RECORDS * sizeof(struct rn_record))
 /* After rn__job_plan: the queues (channels) the job's edges between chains
  * make, and the batches each may hold: `queue_batches`, or less when
