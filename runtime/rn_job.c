@@ -31,6 +31,7 @@ struct rn__job_cfg {
     int64_t parallelism;
     int64_t max_parallelism;
     int64_t queue_batches;
+    int64_t queue_memory;
     int64_t buffer_timeout;
     const struct rn_cfg_node *sources, *operators, *sinks, *http;
     const struct rn_cfg_node *state, *checkpoint, *watermark, *serve;
@@ -152,6 +153,12 @@ static const struct rn_config_key rn__job_keys[] = {
      "Capacity of each queue between threads, in batches of up to 1024 records. A full "
      "queue blocks its producer (backpressure).",
      NULL, 0, 2, 65536},
+    {"queue_memory", RN_CT_SIZE, "0", "bytes", offsetof(struct rn__job_cfg, queue_memory),
+     "Bound on the batches all queues between threads hold together (0: none but "
+     "`queue_batches`). Each queue gets this divided by the number of queues, in batches of "
+     "about 292 KiB (256 KiB of payload and the record array), between 2 and `queue_batches`; "
+     "`runnel validate` prints the result.",
+     NULL, 0, 0, (int64_t)1 << 40},
     {"buffer_timeout", RN_CT_DURATION, "10ms", "ms", offsetof(struct rn__job_cfg, buffer_timeout),
      "Longest a partly filled batch waits at a queue between threads before it is sent "
      "anyway (latency bound under low load).",
@@ -908,6 +915,7 @@ struct rn_job *rn_job_load(const char *path, const struct rn_job_options *opt, c
     job->parallelism = (uint32_t)jc.parallelism;
     job->max_parallelism = (uint32_t)jc.max_parallelism;
     job->channel_capacity = (uint32_t)jc.queue_batches;
+    job->queue_memory = jc.queue_memory;
     job->buffer_timeout_ns = jc.buffer_timeout * 1000000;
     {
         struct rn__state_cfg sc;
@@ -1179,6 +1187,9 @@ void rn_job_print(const struct rn_job *job, FILE *out)
             fprintf(out, "%s %s", k ? " ->" : "", job->nodes[gr->nodes[k]].id);
         fputc('\n', out);
     }
+    uint32_t nq = rn__job_queue_count(job), qb = rn__job_queue_batches(job);
+    fprintf(out, "queues: %u, up to %u batches each (%.1f MiB of batches at most together)\n", nq,
+            qb, (double)nq * qb * RN_BATCH_BYTES / (1 << 20));
     if (job->http_listen) fprintf(out, "http: %s\n", job->http_listen);
     rn__job_warnings(job, out);
 }

@@ -99,7 +99,8 @@ struct rn_job {
     uint32_t parallelism;
     uint32_t max_parallelism;
     const char *http_listen;
-    uint32_t channel_capacity; /* batches per channel */
+    uint32_t channel_capacity; /* batches per channel: `queue_batches` */
+    int64_t queue_memory;      /* `queue_memory`: bytes of batches all channels hold; 0: no bound */
     int64_t buffer_timeout_ns; /* longest a partly filled batch waits for more */
     int quiet;
     int hold;
@@ -172,6 +173,16 @@ struct rn_job {
 
 /* rn_plan.c: groups the checked graph into fused chains (load time). */
 int rn__job_plan(struct rn_job *job, char *errbuf, size_t errlen);
+/* The memory of one full batch: its arena's chunk (rn_batch_create) and its
+ * record array. A batch is full at RN_BATCH_ARENA bytes of payload, so one
+ * chunk holds it unless its last record is larger than the rest of the chunk. */
+#define RN_BATCH_BYTES                                                                             \
+    ((size_t)RN_BATCH_ARENA + RN_BATCH_CHUNK_SLACK + RN_BATCH_RECORDS * sizeof(struct rn_record))
+/* After rn__job_plan: the queues (channels) the job's edges between chains
+ * make, and the batches each may hold: `queue_batches`, or less when
+ * `queue_memory` divided among the queues is less (never under 2). */
+uint32_t rn__job_queue_count(const struct rn_job *job);
+uint32_t rn__job_queue_batches(const struct rn_job *job);
 /* Frees what rn__job_build made for a run. */
 void rn__job_destroy_exec(struct rn_job *job);
 /* Records in, out (port 0) and unrouted, summed over the node's subtasks. */

@@ -75,6 +75,29 @@ int rn__job_plan(struct rn_job *job, char *errbuf, size_t errlen)
     return 0;
 }
 
+uint32_t rn__job_queue_count(const struct rn_job *job)
+{
+    uint32_t n = 0;
+    for (int e = 0; e < job->n_edges; e++) {
+        const struct rn_edge *ed = &job->edges[e];
+        const struct rn_node *f = &job->nodes[ed->from], *to = &job->nodes[ed->to];
+        if (f->group == to->group) continue; /* fused: no queue */
+        const struct rn_group *gf = &job->groups[f->group], *gt = &job->groups[to->group];
+        /* as rn__job_build makes them: FORWARD across chains is pointwise */
+        n += gf->parallelism * (ed->mode == RN_EDGE_FORWARD ? 1 : gt->parallelism);
+    }
+    return n;
+}
+
+uint32_t rn__job_queue_batches(const struct rn_job *job)
+{
+    uint32_t cap = job->channel_capacity, n = rn__job_queue_count(job);
+    if (job->queue_memory <= 0 || n == 0) return cap;
+    uint64_t per = (uint64_t)job->queue_memory / ((uint64_t)n * RN_BATCH_BYTES);
+    if (per < 2) per = 2; /* one data batch and a marker behind it */
+    return per < cap ? (uint32_t)per : cap;
+}
+
 int rn__group_pos(const struct rn_group *g, int node)
 {
     for (int i = 0; i < g->n_nodes; i++)
@@ -133,6 +156,7 @@ void rn__job_build(struct rn_job *job)
         }
     }
     /* Edges become fused targets or exchanges. */
+    const uint32_t queue_batches = rn__job_queue_batches(job);
     for (int e = 0; e < job->n_edges; e++) {
         const struct rn_edge *ed = &job->edges[e];
         const struct rn_node *f = &job->nodes[ed->from], *to = &job->nodes[ed->to];
@@ -161,7 +185,7 @@ void rn__job_build(struct rn_job *job)
             for (uint32_t d = 0; d < x->n_dest; d++) {
                 uint32_t dest = ed->mode == RN_EDGE_FORWARD ? s : d;
                 struct rn_channel *ch =
-                    rn__channel_create(gf->tasks[s], gt->tasks[dest], job->channel_capacity);
+                    rn__channel_create(gf->tasks[s], gt->tasks[dest], queue_batches);
                 ch->target = pt;
                 ch->input = ed->input;
                 struct rn_task *ct = ch->consumer;

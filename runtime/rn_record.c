@@ -199,7 +199,7 @@ struct rn_batch *rn_batch_create(uint32_t cap)
     struct rn_batch *b = rn_xcalloc(1, sizeof *b);
     b->cap = cap ? cap : RN_BATCH_RECORDS;
     b->recs = rn_xmalloc(sizeof *b->recs * b->cap);
-    rn_arena_init(&b->arena, RN_BATCH_ARENA + 4096);
+    rn_arena_init(&b->arena, RN_BATCH_ARENA + RN_BATCH_CHUNK_SLACK);
     return b;
 }
 

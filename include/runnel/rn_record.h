@@ -214,6 +214,9 @@ struct rn_batch {
 
 #define RN_BATCH_RECORDS 1024
 #define RN_BATCH_ARENA (256 * 1024)
+/* A batch's arena chunk is RN_BATCH_ARENA plus this, so that the record that
+ * crosses RN_BATCH_ARENA usually still fits in the one chunk. */
+#define RN_BATCH_CHUNK_SLACK 4096
 
 struct rn_batch *rn_batch_create(uint32_t cap);
 void rn_batch_destroy(struct rn_batch *b);

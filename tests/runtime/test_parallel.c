@@ -1,8 +1,8 @@
 /*
  * test_parallel.c — the same input through a re-keying job at parallelism 1
  * and 4 gives the same multiset of output records, and the same order within
- * each key (a key lives on one thread; each queue is FIFO). Run under TSan
- * in CI.
+ * each key (a key lives on one thread; each queue is FIFO), also when
+ * `queue_memory` bounds every queue to two batches. Run under TSan in CI.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,13 +60,15 @@ static struct rec *load(const char *path, size_t *n, char **hold)
     return r;
 }
 
-static int run(const char *job, const char *par, const char *out)
+/* Runs the job at parallelism `par` into `out`, with one more --set `extra`
+ * (NULL: none). */
+static int run(const char *job, const char *par, const char *out, const char *extra)
 {
     char set_p[64], set_out[512];
     snprintf(set_p, sizeof set_p, "parallelism=%s", par);
     snprintf(set_out, sizeof set_out, "sinks.out.path=%s", out);
-    const char *sets[] = {set_p, set_out};
-    struct rn_job_options opt = {.overrides = sets, .n_overrides = 2, .quiet = 1};
+    const char *sets[] = {set_p, set_out, extra};
+    struct rn_job_options opt = {.overrides = sets, .n_overrides = extra ? 3 : 2, .quiet = 1};
     char err[1024] = "";
     struct rn_job *j = rn_job_load(job, &opt, err, sizeof err);
     if (!j) {
@@ -78,6 +80,9 @@ static int run(const char *job, const char *par, const char *out)
     rn_job_destroy(j);
     return rc;
 }
+
+static void check_plan(const char *job, const char *set, const char *want);
+static void compare(const char *out1, const char *out4);
 
 int main(void)
 {
@@ -109,9 +114,45 @@ int main(void)
             "  rejected: { type: discard }\n",
             log);
     fclose(f);
-    CHECK_EQ_INT(run(job, "1", out1), 0);
-    CHECK_EQ_INT(run(job, "4", out4), 0);
+    CHECK_EQ_INT(run(job, "1", out1, NULL), 0);
+    CHECK_EQ_INT(run(job, "4", out4, NULL), 0);
+    compare(out1, out4);
+    /* queue_memory: 8 queues at parallelism 4 (collect -> by_user 1x4, by_user
+     * -> out 4x1); 1 MiB among them is under two batches each, so two. */
+    check_plan(job, "queue_memory=1MiB", "queues: 8, up to 2 batches each");
+    check_plan(job, "queue_memory=20MiB", "queues: 8, up to 4 batches each"); /* queue_batches */
+    check_plan(job, "queue_memory=4MiB", "queues: 8, up to 2 batches each");
+    snprintf(out4, sizeof out4, "%s/p4q.jsonl", dir);
+    CHECK_EQ_INT(run(job, "4", out4, "queue_memory=1MiB"), 0);
+    compare(out1, out4);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
+    return rn_test_summary();
+}
 
+/* What `runnel validate` prints for the job at parallelism 4 with --set `set`
+ * contains `want`. */
+static void check_plan(const char *job, const char *set, const char *want)
+{
+    const char *sets[] = {"parallelism=4", set};
+    struct rn_job_options opt = {.overrides = sets, .n_overrides = 2, .quiet = 1};
+    char err[1024] = "";
+    struct rn_job *j = rn_job_load(job, &opt, err, sizeof err);
+    CHECK(j != NULL);
+    if (!j) return;
+    char *plan = NULL;
+    size_t len = 0;
+    FILE *pf = open_memstream(&plan, &len);
+    rn_job_print(j, pf);
+    fclose(pf);
+    CHECK_STR_CONTAINS(plan, want);
+    free(plan);
+    rn_job_destroy(j);
+}
+
+/* The two outputs hold the same records, in the same order for each user. */
+static void compare(const char *out1, const char *out4)
+{
     size_t n1 = 0, n4 = 0;
     char *h1 = NULL, *h4 = NULL;
     struct rec *r1 = load(out1, &n1, &h1), *r4 = load(out4, &n4, &h4);
@@ -136,7 +177,4 @@ int main(void)
     free(r4);
     free(h1);
     free(h4);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
-    return rn_test_summary();
 }
