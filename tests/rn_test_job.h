@@ -5,6 +5,9 @@
 #ifndef RUNNEL_RN_TEST_JOB_H
 #define RUNNEL_RN_TEST_JOB_H
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "rn_job.h"
 
 /* What pthread_create(run_thread, &runner) fills: the job's exit code and,
@@ -20,6 +23,23 @@ static inline void *run_thread(void *arg)
     struct runner *r = arg;
     r->rc = rn_job_run(r->job, r->err, sizeof r->err);
     return NULL;
+}
+
+/* A figure of operator `id` on the job's status JSON (e.g. "records_in"),
+ * -1 when absent. Safe while the job runs. */
+static inline long long rn_test_figure(struct rn_job *job, const char *id, const char *key)
+{
+    struct rn_buf js = RN_BUF_INIT;
+    rn_job_render_json(job, &js);
+    rn_buf_putc(&js, 0);
+    char pat[64];
+    snprintf(pat, sizeof pat, "{\"id\":\"%s\"", id);
+    const char *p = strstr(js.data, pat);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    p = p ? strstr(p, pat) : NULL;
+    long long v = p ? atoll(p + strlen(pat)) : -1;
+    rn_buf_free(&js);
+    return v;
 }
 
 #endif

@@ -18,6 +18,7 @@
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 
 #define N_REC 400
 
@@ -97,11 +98,11 @@ static int src_poll(struct rn_op *op, struct rn_emitter *out)
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl rec_out[] = {{NULL, "lc_rec", "records"}};
 static const struct rn_op_type lc_source = {
-    RN_OP_TYPE_HEAD,        .name = "lc_src",          .description = "test source",
-    .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys,
-    .ctx_size = 1,          .outputs = rec_out,        .n_outputs = 1,
-    .open = src_open,       .poll = src_poll,          .close = lc_close,
-    .snapshot = lc_snapshot, .restore = lc_restore,    .types = rec_types,
+    RN_OP_TYPE_HEAD,         .name = "lc_src",          .description = "test source",
+    .kind = RN_KIND_SOURCE,  .flags = RN_OP_EVENT_TIME, .config = no_keys,
+    .ctx_size = 1,           .outputs = rec_out,        .n_outputs = 1,
+    .open = src_open,        .poll = src_poll,          .close = lc_close,
+    .snapshot = lc_snapshot, .restore = lc_restore,     .types = rec_types,
 };
 
 static int op_open(struct rn_op *op)
@@ -117,37 +118,11 @@ static int op_process(struct rn_op *op, const struct rn_batch *in, struct rn_emi
     return 0;
 }
 static const struct rn_op_type lc_op = {
-    RN_OP_TYPE_HEAD,          .name = "lc_op",        .description = "test operator",
-    .kind = RN_KIND_OPERATOR, .config = no_keys,      .ctx_size = 1,
-    .in_type = "lc_rec",     .open = op_open,
-    .process = op_process,    .close = lc_close,      .snapshot = lc_snapshot,
-    .restore = lc_restore,
+    RN_OP_TYPE_HEAD,          .name = "lc_op",         .description = "test operator",
+    .kind = RN_KIND_OPERATOR, .config = no_keys,       .ctx_size = 1,
+    .in_type = "lc_rec",      .open = op_open,         .process = op_process,
+    .close = lc_close,        .snapshot = lc_snapshot, .restore = lc_restore,
 };
-
-static struct rn_job *job;
-static int run_rc;
-static char run_err[1024];
-static void *runner(void *arg)
-{
-    (void)arg;
-    run_rc = rn_job_run(job, run_err, sizeof run_err);
-    return NULL;
-}
-
-static long long figure(const char *id, const char *key)
-{
-    struct rn_buf js = RN_BUF_INIT;
-    rn_job_render_json(job, &js);
-    rn_buf_putc(&js, 0);
-    char pat[64];
-    snprintf(pat, sizeof pat, "{\"id\":\"%s\"", id);
-    const char *p = strstr(js.data, pat);
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = p ? strstr(p, pat) : NULL;
-    long long v = p ? atoll(p + strlen(pat)) : -1;
-    rn_buf_free(&js);
-    return v;
-}
 
 int main(void)
 {
@@ -168,18 +143,19 @@ int main(void)
 
     /* Run 1: half the input, then a stop (which takes the savepoint). */
     struct rn_job_options opt = {.quiet = 1, .fresh = 1};
-    job = rn_job_load(path, &opt, err, sizeof err);
-    CHECK(job != NULL);
-    if (!job) return rn_test_summary();
+    struct runner run = {.job = rn_job_load(path, &opt, err, sizeof err)};
+    CHECK(run.job != NULL);
+    if (!run.job) return rn_test_summary();
     pthread_t th;
-    pthread_create(&th, NULL, runner, NULL);
+    pthread_create(&th, NULL, run_thread, &run);
     int64_t deadline = rn_now_ns() + 20000000000LL;
-    while (figure("op", "records_in") < N_REC / 2 && rn_now_ns() < deadline) usleep(5000);
-    CHECK_EQ_INT(figure("op", "records_in"), N_REC / 2);
-    rn_job_stop(job);
+    while (rn_test_figure(run.job, "op", "records_in") < N_REC / 2 && rn_now_ns() < deadline)
+        usleep(5000);
+    CHECK_EQ_INT(rn_test_figure(run.job, "op", "records_in"), N_REC / 2);
+    rn_job_stop(run.job);
     pthread_join(th, NULL);
-    CHECK_EQ_INT(run_rc, 0);
-    rn_job_destroy(job);
+    CHECK_EQ_INT(run.rc, 0);
+    rn_job_destroy(run.job);
     CHECK_EQ_INT(atomic_load(&n_restored), 0);
     int opened_first = atomic_load(&n_op_opened);
     CHECK(opened_first >= 1); /* instances of the operator (and of the source) */
@@ -188,13 +164,13 @@ int main(void)
      * fails, so the operator is never opened. */
     atomic_store(&fail_open, 1);
     struct rn_job_options opt2 = {.quiet = 1};
-    job = rn_job_load(path, &opt2, err, sizeof err);
-    CHECK(job != NULL);
-    if (!job) return rn_test_summary();
-    runner(NULL);
-    CHECK(run_rc != 0);
-    CHECK_STR_CONTAINS(run_err, "cannot open");
-    rn_job_destroy(job);
+    struct runner run2 = {.job = rn_job_load(path, &opt2, err, sizeof err)};
+    CHECK(run2.job != NULL);
+    if (!run2.job) return rn_test_summary();
+    run_thread(&run2);
+    CHECK(run2.rc != 0);
+    CHECK_STR_CONTAINS(run2.err, "cannot open");
+    rn_job_destroy(run2.job);
     CHECK_EQ_INT(atomic_load(&n_restored), 2 * opened_first);
     CHECK_EQ_INT(atomic_load(&n_op_opened), opened_first); /* never opened this time */
     CHECK_EQ_INT(atomic_load(&n_closed_restored), 2 * opened_first);

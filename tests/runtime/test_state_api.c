@@ -22,6 +22,7 @@
 #include "rn_operator.h"
 #include "rn_state.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 
 enum {
     C_VALUE = 0,
@@ -287,21 +288,6 @@ static void *runner(void *arg)
     return NULL;
 }
 
-static long long figure(const char *id, const char *key)
-{
-    struct rn_buf js = RN_BUF_INIT;
-    rn_job_render_json(job, &js);
-    rn_buf_putc(&js, 0);
-    char pat[64];
-    snprintf(pat, sizeof pat, "{\"id\":\"%s\"", id);
-    const char *p = strstr(js.data, pat);
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    p = p ? strstr(p, pat) : NULL;
-    long long v = p ? atoll(p + strlen(pat)) : -1;
-    rn_buf_free(&js);
-    return v;
-}
-
 int main(void)
 {
     char dir[] = "/tmp/rn_test_state_api_XXXXXX";
@@ -335,8 +321,9 @@ int main(void)
     pthread_t th;
     pthread_create(&th, NULL, runner, NULL);
     int64_t deadline = rn_now_ns() + 20000000000LL;
-    while (figure("kv", "records_in") < N_STEPS / 2 && rn_now_ns() < deadline) usleep(5000);
-    CHECK_EQ_INT(figure("kv", "records_in"), N_STEPS / 2);
+    while (rn_test_figure(job, "kv", "records_in") < N_STEPS / 2 && rn_now_ns() < deadline)
+        usleep(5000);
+    CHECK_EQ_INT(rn_test_figure(job, "kv", "records_in"), N_STEPS / 2);
     rn_job_stop(job);
     pthread_join(th, NULL);
     CHECK_EQ_INT(run_rc, 0);
@@ -350,7 +337,7 @@ int main(void)
     CHECK(job != NULL);
     if (!job) return rn_test_summary();
     CHECK_EQ_INT(rn_job_run(job, err, sizeof err), 0);
-    CHECK_EQ_INT(figure("kv", "records_in"), N_STEPS / 2); /* only the rest was read */
+    CHECK_EQ_INT(rn_test_figure(job, "kv", "records_in"), N_STEPS / 2); /* only the rest was read */
     rn_job_destroy(job);
 
     int keys_seen = 0, same = 0;
