@@ -584,6 +584,11 @@ static rocksdb_options_t *rn__options(struct rn_statedb *s, const struct rn_stat
     rocksdb_options_set_create_if_missing(o, 1);
     rocksdb_options_set_create_missing_column_families(o, 1);
     rocksdb_options_set_write_buffer_size(o, (size_t)cfg->write_buffer);
+    /* One budget for the memtables of both column families (`default` and
+     * `timers`): without it each may hold up to write_buffer, and a full one
+     * stays while it is flushed. RocksDB flushes when the mutable memtables
+     * reach 7/8 of this, or when all of them reach it. */
+    rocksdb_options_set_db_write_buffer_size(o, (size_t)cfg->write_buffer);
     rocksdb_options_set_max_background_jobs(o, 2);
     rocksdb_options_set_compression(o, rocksdb_lz4_compression);
     /* A bloom filter on the memtable too: most reads of a pipeline are for keys
