@@ -50,6 +50,7 @@ struct rn_file_sink {
     int restored;
     uint64_t restored_id;
     int64_t written_ns; /* last write */
+    size_t room;        /* the most room a record has needed (rn_buf_note_room) */
 };
 
 static const char *const rn_file_sink_modes[] = {"truncate", "append", NULL};
@@ -346,8 +347,16 @@ static int rn_file_sink_process(struct rn_op *op, const struct rn_batch *in, str
     const struct rn_types *ts = rn_op_types(op);
     for (uint32_t i = 0; i < in->n; i++) {
         const struct rn_record *r = &in->recs[i];
+        /* Written out before the record rather than after the batch, so that
+         * the buffer stays within `buffer` instead of doubling past it. */
+        if (rn_buf_full_for(&s->buf, (size_t)c->buffer, s->room)) {
+            int rc = rn__file_sink_write(op, s);
+            if (rc) return rc;
+        }
+        size_t start = s->buf.len;
         rn_types_write_json(ts, r, &s->buf);
         rn_buf_putc(&s->buf, '\n');
+        rn_buf_note_room(&s->buf, start, &s->room);
     }
     if ((int64_t)s->buf.len >= c->buffer ||
         (c->flush_interval > 0 && rn_now_ns() - s->written_ns >= c->flush_interval * 1000000))

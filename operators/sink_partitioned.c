@@ -29,6 +29,9 @@
 #include "rn_fs.h"
 #include "rn_operator.h"
 
+/* Each open part's output is written when this much is buffered. */
+#define RN__PS_BUFFER ((size_t)1 << 20)
+
 struct rn_ps_cfg {
     const char *dir;
     int granularity; /* 0 hour, 1 day */
@@ -71,6 +74,7 @@ struct rn_ps {
     uint64_t restored_id;
     uint32_t subtask;
     uint64_t seq; /* parts closed before a checkpoint */
+    size_t room;  /* the most room a record has needed (rn_buf_note_room) */
 };
 
 static struct rn_ps *rn__ps_local(struct rn_op *op)
@@ -273,9 +277,12 @@ static int rn_ps_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         rn__bucket_name(c, r->ts, path, sizeof path);
         struct rn_ps_bucket *b = rn__ps_bucket(op, p, path);
         if (!b) return RN_EIO;
+        if (rn_buf_full_for(&b->buf, RN__PS_BUFFER, p->room) && rn__ps_write(op, b)) return RN_EIO;
+        size_t start = b->buf.len;
         rn_types_write_json(ts, r, &b->buf);
         rn_buf_putc(&b->buf, '\n');
-        if (b->buf.len >= (1 << 20) && rn__ps_write(op, b)) return RN_EIO;
+        rn_buf_note_room(&b->buf, start, &p->room);
+        if (b->buf.len >= RN__PS_BUFFER && rn__ps_write(op, b)) return RN_EIO;
     }
     (void)out;
     return 0;

@@ -97,6 +97,23 @@ static inline void rn_buf_putc(struct rn_buf *b, char c)
     rn_buf_reserve(b, 1);
     b->data[b->len++] = c;
 }
+/* For a buffer that is written out when it holds `limit` bytes (a sink's
+ * output): true when the next record, if it needs as much room as the largest
+ * so far (`room`, kept by rn_buf_note_room), could make the buffer grow past
+ * `limit`, so that it should be written out first. Writing out between records
+ * changes where the writes are cut, never the bytes. */
+static inline int rn_buf_full_for(const struct rn_buf *b, size_t limit, size_t room)
+{
+    return b->len && b->len + room > limit;
+}
+/* After a record was appended from `start` on: keeps in *room the most room a
+ * record has needed. The JSON writers reserve up to six bytes per input byte of
+ * a string before they write it, so a record of n bytes may have needed 7n. */
+static inline void rn_buf_note_room(const struct rn_buf *b, size_t start, size_t *room)
+{
+    size_t need = (b->len - start) * 7 + 8;
+    if (need > *room) *room = need;
+}
 /* Appends a string literal without strlen. */
 #define RN_BUF_LIT(b, lit) rn_buf_append((b), (lit), sizeof(lit) - 1)
 void rn_buf_puts(struct rn_buf *b, const char *s);

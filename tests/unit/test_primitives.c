@@ -17,6 +17,11 @@
  *   arena     8-byte alignment, no two allocations overlapping (each filled
  *             and checked after thousands more), allocations larger than a
  *             chunk, used_total, reset and reuse, destroy
+ *   bounded   a sink's loop with rn_buf_full_for/rn_buf_note_room: records of
+ *             growing and mixed sizes, strings that need escaping, written
+ *             out between records: the buffer never grows past its limit
+ *             (the capacity stays the first power of two at or above it)
+ *             and the bytes written are those of one unbounded buffer
  */
 #include "rn_test.h"
 
@@ -489,11 +494,56 @@ static void test_arena(void)
     rn_arena_destroy(&a);
 }
 
+/* ---- a buffer written out within a limit ---------------------------------- */
+
+static void test_bounded(void)
+{
+    const size_t limit = 4096;
+    struct rn_buf b = RN_BUF_INIT, all = RN_BUF_INIT, out = RN_BUF_INIT;
+    size_t room = 0, max_cap = 0, writes = 0;
+    char s[600];
+    for (int i = 0; i < 3000; i++) {
+        /* Mostly short strings, some long, lengths growing over the run;
+         * every seventh a control character that the writer escapes. */
+        size_t n = (size_t)(rnd() % 40) + (i % 50 == 0 ? (size_t)i / 6 : 0);
+        if (n > sizeof s) n = sizeof s;
+        for (size_t k = 0; k < n; k++) s[k] = (char)('a' + (k + (size_t)i) % 26);
+        if (n && i % 7 == 0) s[n / 2] = '\n';
+        if (rn_buf_full_for(&b, limit, room)) {
+            rn_buf_append(&out, b.data, b.len);
+            rn_buf_reset(&b);
+            writes++;
+        }
+        size_t start = b.len;
+        RN_BUF_LIT(&b, "{\"s\":");
+        rn_json_str(&b, s, n);
+        RN_BUF_LIT(&b, "}\n");
+        rn_buf_note_room(&b, start, &room);
+        if (b.cap > max_cap) max_cap = b.cap;
+        RN_BUF_LIT(&all, "{\"s\":");
+        rn_json_str(&all, s, n);
+        RN_BUF_LIT(&all, "}\n");
+    }
+    rn_buf_append(&out, b.data, b.len);
+    CHECK(max_cap <= limit);
+    CHECK(writes > 10);
+    CHECK_EQ_INT(out.len, all.len);
+    CHECK(out.len == all.len && memcmp(out.data, all.data, all.len) == 0);
+    /* An empty buffer is never full: a record larger than the limit is
+     * written alone. */
+    rn_buf_reset(&b);
+    CHECK(!rn_buf_full_for(&b, limit, 10 * limit));
+    rn_buf_free(&b);
+    rn_buf_free(&all);
+    rn_buf_free(&out);
+}
+
 int main(void)
 {
     test_integers();
     test_doubles();
     test_utf8();
     test_arena();
+    test_bounded();
     return rn_test_summary();
 }
