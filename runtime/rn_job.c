@@ -89,7 +89,8 @@ static const struct rn_config_key rn__state_keys[] = {
     {"block_cache", RN_CT_SIZE, "32MiB", "bytes", offsetof(struct rn__state_cfg, block_cache),
      "RocksDB block cache per worker thread.", NULL, 0, 0, (int64_t)1 << 40},
     {"write_buffer", RN_CT_SIZE, "32MiB", "bytes", offsetof(struct rn__state_cfg, write_buffer),
-     "RocksDB memtable size; a checkpoint flushes it, so it bounds checkpoint work.", NULL, 0,
+     "Memory for RocksDB's memtables, all column families of a worker thread together; "
+     "a checkpoint flushes them, so it bounds checkpoint work.", NULL, 0,
      1 << 20, (int64_t)1 << 34},
     RN_CONFIG_END,
 };
