@@ -25,9 +25,10 @@
  * itself runs without a WAL: durability comes from checkpoints, and after a
  * crash the working database is thrown away and rebuilt from the last
  * completed one. Cache entries, timer entries and values come from a pool of
- * size classes in huge-page chunks (free lists, no malloc per request); the
- * tables and the filter are mapped on huge pages too; prefetch hints (rn_state_prefetch, and the timer heap's own for the
- * timers about to fire) load a key's table slot and entry ahead of its use.
+ * size classes in mapped chunks (free lists, no malloc per request), and big
+ * tables are mapped too; prefetch hints (rn_state_prefetch, and the timer
+ * heap's own for the timers about to fire) load a key's table slot and entry
+ * ahead of its use.
  *
  * Timers live in memory (a hash table for de-duplication and a 4-ary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
@@ -73,44 +74,40 @@ static inline int rn__key32_cmp(const void *a, const void *b)
 }
 
 /* ---- big blocks ----------------------------------------------------------------------
- * The tables, the filter and the pool's chunks are read at random: they are
- * mapped in 2 MiB-aligned blocks that the kernel may back with huge pages
- * (madvise; a TLB entry then covers 2 MiB instead of 4 KiB). Zeroed. */
-#define RN__HUGE ((size_t)2 << 20)
+ * The tables, the filter and the pool's chunks are mapped from the kernel
+ * directly, zeroed: from a thread's malloc heap each new 4 KiB page of them
+ * cost an mprotect() and a TLB shootdown on the other cores. (Huge pages,
+ * madvise(MADV_HUGEPAGE) on 2 MiB-aligned blocks, were measured and made the
+ * joiner slower: 448,000 against 673,000 events per CPU-second,
+ * docs/performance.md.) */
+#define RN__BIG_UNIT ((size_t)2 << 20)
 
-static void *rn__huge_map(size_t bytes)
+static void *rn__big_map(size_t bytes)
 {
-    bytes = (bytes + RN__HUGE - 1) & ~(RN__HUGE - 1);
-    size_t want = bytes + RN__HUGE;
-    char *m = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    bytes = (bytes + RN__BIG_UNIT - 1) & ~(RN__BIG_UNIT - 1);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
-        fprintf(stderr, "runnel: out of memory mapping %zu bytes of state tables\n", want);
+        fprintf(stderr, "runnel: out of memory mapping %zu bytes of state\n", bytes);
         abort();
     }
-    char *c = (char *)(((uintptr_t)m + RN__HUGE - 1) & ~(uintptr_t)(RN__HUGE - 1));
-    if (c > m) munmap(m, (size_t)(c - m));
-    if (c + bytes < m + want) munmap(c + bytes, (size_t)(m + want - c - bytes));
-#ifdef MADV_HUGEPAGE
-    madvise(c, bytes, MADV_HUGEPAGE);
-#endif
-    return c;
+    return m;
 }
 
-static void rn__huge_unmap(void *p, size_t bytes)
+static void rn__big_unmap(void *p, size_t bytes)
 {
-    if (p) munmap(p, (bytes + RN__HUGE - 1) & ~(RN__HUGE - 1));
+    if (p) munmap(p, (bytes + RN__BIG_UNIT - 1) & ~(RN__BIG_UNIT - 1));
 }
 
 /* A zeroed table of `bytes`: small ones from calloc, big ones mapped. */
 static void *rn__table_alloc(size_t bytes)
 {
-    return bytes < RN__HUGE ? rn_xcalloc(1, bytes) : rn__huge_map(bytes);
+    return bytes < RN__BIG_UNIT ? rn_xcalloc(1, bytes) : rn__big_map(bytes);
 }
 
 static void rn__table_free(void *p, size_t bytes)
 {
-    if (bytes < RN__HUGE) free(p);
-    else rn__huge_unmap(p, bytes);
+    if (bytes < RN__BIG_UNIT) free(p);
+    else rn__big_unmap(p, bytes);
 }
 
 /* ---- index: open addressing ------------------------------------------------------
@@ -298,15 +295,12 @@ static void rn__filter_free(struct rn__filter *f)
 /* ---- the memory pool: entries and values --------------------------------------------
  * Cache entries, timer entries and the cache's values come and go once per
  * request in a pipeline like the joiner's. Each is a block of one of
- * RN__VP_NCLASS size classes
- * (16-byte steps up to 128 bytes, then four per doubling up to RN__VP_MAX; a
- * larger value is malloc'd), carved from 2 MiB chunks mapped for the
- * database, where the kernel may use huge pages (madvise), and kept on a free
- * list of its class when freed. From malloc, a request's ~1 KiB value and its
- * two entries cost a malloc, a realloc and a free each, and every new page of
- * a thread's malloc heap an mprotect() with its TLB shootdown; and these
- * blocks are read at random, where a huge page saves a page walk per access.
- * The chunks are unmapped when the database closes (memory is not given back
+ * RN__VP_NCLASS size classes (16-byte steps up to 128 bytes, then four per
+ * doubling up to RN__VP_MAX; a larger value is malloc'd), carved from 2 MiB
+ * chunks mapped for the database (rn__big_map) and kept on a free list of its
+ * class when freed. From malloc, a request's ~1 KiB value and its two entries
+ * cost a malloc, a realloc and a free each, and every new page of a thread's
+ * malloc heap an mprotect() with its TLB shootdown. The chunks are unmapped when the database closes (memory is not given back
  * before: what the cache held once, it may hold again). Owning thread only.
  *
  * Under ASan every buffer is followed by a poisoned red zone and a freed or
@@ -314,7 +308,7 @@ static void rn__filter_free(struct rn__filter *f)
  * reported as with malloc. */
 #define RN__VP_MAX 65536
 #define RN__VP_NCLASS 44 /* 8 classes to 128, then 4 per doubling: 128 < n <= 65536 */
-#define RN__VP_CHUNK RN__HUGE
+#define RN__VP_CHUNK RN__BIG_UNIT
 #if defined(__SANITIZE_ADDRESS__)
 #define RN__VP_RZ 16
 #else
@@ -345,7 +339,7 @@ static inline unsigned rn__vp_class(size_t n, size_t *size)
 /* A fresh chunk. */
 static void rn__vp_map(struct rn__vpool *vp)
 {
-    char *c = rn__huge_map(RN__VP_CHUNK);
+    char *c = rn__big_map(RN__VP_CHUNK);
     memcpy(c, &vp->chunks, sizeof vp->chunks);
     vp->chunks = c;
     vp->mapped += RN__VP_CHUNK;
@@ -407,7 +401,7 @@ static void rn__vp_destroy(struct rn__vpool *vp)
         RN__SLAB_UNPOISON(c, sizeof next);
         memcpy(&next, c, sizeof next);
         RN__SLAB_UNPOISON(c, RN__VP_CHUNK);
-        rn__huge_unmap(c, RN__VP_CHUNK);
+        rn__big_unmap(c, RN__VP_CHUNK);
     }
     memset(vp, 0, sizeof *vp);
 }
