@@ -960,16 +960,22 @@ static void rn__pending_unlink(struct rn_statedb *s, struct rn__centry *e)
     s->n_pending--;
 }
 
+/* Removes e (off the LRU and dirty lists) from the table and frees it. */
+static void rn__drop(struct rn_statedb *s, struct rn__centry *e)
+{
+    rn__ix_del(&s->cache, e->h, e);
+    if (s->last == e) s->last = NULL;
+    rn__vp_put(&s->pool, e->val, e->cap);
+    rn__vp_put(&s->pool, (char *)e, sizeof *e);
+}
+
 /* The pending entries' values are in RocksDB now (or the database failed):
  * they leave the cache. */
 static void rn__pending_free(struct rn_statedb *s)
 {
     for (struct rn__centry *e = s->pend_head, *next; e; e = next) {
         next = e->next;
-        rn__ix_del(&s->cache, e->h, e);
-        if (s->last == e) s->last = NULL;
-        rn__vp_put(&s->pool, e->val, e->cap);
-        rn__vp_put(&s->pool, (char *)e, sizeof *e);
+        rn__drop(s, e);
     }
     s->pend_head = NULL;
     s->n_pending = 0;
@@ -1039,6 +1045,17 @@ static void rn__lru_front(struct rn_statedb *s, struct rn__centry *e)
     if (!s->lru_tail) s->lru_tail = e;
 }
 
+/* Removes a cached, not pending entry at once. */
+static void rn__forget(struct rn_statedb *s, struct rn__centry *e)
+{
+    rn__lru_unlink(s, e);
+    rn__dirty_unlink(s, e);
+    s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
+    rn__drop(s, e);
+    atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending, memory_order_relaxed);
+}
+
 static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
 {
     while (s->cache_bytes > s->cache_cap && s->lru_tail && s->lru_tail != keep) {
@@ -1053,10 +1070,7 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
             continue;
         }
         rn__dirty_unlink(s, e);
-        rn__ix_del(&s->cache, e->h, e);
-        if (s->last == e) s->last = NULL;
-        rn__vp_put(&s->pool, e->val, e->cap);
-        rn__vp_put(&s->pool, (char *)e, sizeof *e);
+        rn__drop(s, e);
     }
     atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
     atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending,
@@ -1565,6 +1579,13 @@ int rn_value_clear(struct rn_state *st, uint64_t ns)
     if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
     struct rn__centry *e = rn__cache_get(s, &k, 0, st->os->op_id);
+    if (!e->pending && !rn__filter_may(&s->written, e->h)) {
+        /* Neither RocksDB nor any checkpoint ever had this key (the filter
+         * would hold it): forgetting the entry is the same as keeping it
+         * absent, and frees its memory now. */
+        rn__forget(s, e);
+        return 0;
+    }
     e->absent = 1;
     e->len = 0;
     rn__mark_dirty(s, e);
