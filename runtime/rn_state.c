@@ -82,10 +82,11 @@ static inline int rn__key32_cmp(const void *a, const void *b)
  * docs/performance.md.) */
 #define RN__BIG_UNIT ((size_t)2 << 20)
 
-static void *rn__big_map(size_t bytes)
+static void *rn__big_map(size_t bytes, int populate)
 {
     bytes = (bytes + RN__BIG_UNIT - 1) & ~(RN__BIG_UNIT - 1);
-    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
     if (m == MAP_FAILED) {
         fprintf(stderr, "runnel: out of memory mapping %zu bytes of state\n", bytes);
         abort();
@@ -98,10 +99,13 @@ static void rn__big_unmap(void *p, size_t bytes)
     if (p) munmap(p, (bytes + RN__BIG_UNIT - 1) & ~(RN__BIG_UNIT - 1));
 }
 
-/* A zeroed table of `bytes`: small ones from calloc, big ones mapped. */
-static void *rn__table_alloc(size_t bytes)
+/* A zeroed table of `bytes`: small ones from calloc, big ones mapped, and
+ * populated when every page of it is used at once (`populate`: a table that a
+ * rehash fills, whose probes would otherwise read each fresh page first and
+ * fault twice on it, the second time with a TLB shootdown). */
+static void *rn__table_alloc(size_t bytes, int populate)
 {
-    return bytes < RN__BIG_UNIT ? rn_xcalloc(1, bytes) : rn__big_map(bytes);
+    return bytes < RN__BIG_UNIT ? rn_xcalloc(1, bytes) : rn__big_map(bytes, populate);
 }
 
 static void rn__table_free(void *p, size_t bytes)
@@ -163,7 +167,7 @@ static void rn__ix_add(struct rn__index *ix, uint64_t h, void *p)
 {
     if (!ix->slots || (ix->n + 1) * 8 > (ix->mask + 1) * 5) {
         size_t cap = ix->slots ? (ix->mask + 1) * 2 : 1024;
-        struct rn__index big = {rn__table_alloc(cap * sizeof *big.slots), cap - 1, ix->n};
+        struct rn__index big = {rn__table_alloc(cap * sizeof *big.slots, 1), cap - 1, ix->n};
         for (size_t i = 0; ix->slots && i <= ix->mask; i++)
             if (ix->slots[i].p) rn__ix_put(&big, ix->slots[i].h, ix->slots[i].p);
         if (ix->slots) rn__table_free(ix->slots, (ix->mask + 1) * sizeof *ix->slots);
@@ -269,7 +273,7 @@ static void rn__filter_init(struct rn__filter *f, size_t cache_cap)
 {
     size_t bytes = 1u << 20;
     while (bytes < cache_cap / 64 && bytes < (16u << 20)) bytes <<= 1;
-    f->w = rn__table_alloc(bytes);
+    f->w = rn__table_alloc(bytes, 0);
     f->mask = bytes / 8 - 1;
 }
 
@@ -339,7 +343,7 @@ static inline unsigned rn__vp_class(size_t n, size_t *size)
 /* A fresh chunk. */
 static void rn__vp_map(struct rn__vpool *vp)
 {
-    char *c = rn__big_map(RN__VP_CHUNK);
+    char *c = rn__big_map(RN__VP_CHUNK, 0);
     memcpy(c, &vp->chunks, sizeof vp->chunks);
     vp->chunks = c;
     vp->mapped += RN__VP_CHUNK;
