@@ -522,6 +522,8 @@ struct rn_statedb {
     size_t pwb_ops;
     struct rn__centry *pend_head;
     size_t n_pending;
+    struct rn__pend_key *psort; /* the pending entries in key order, when written */
+    size_t psort_cap;
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
@@ -899,6 +901,7 @@ void rn__statedb_close(struct rn_statedb *s)
         rocksdb_writebatch_destroy(s->delta);
     }
     free(s->bg_dir);
+    free(s->psort);
     rn__cache_free_all(s);
     if (s->db) {
         for (int c = 0; c < 2; c++)
@@ -985,11 +988,50 @@ static void rn__pending_free(struct rn_statedb *s)
     s->n_pending = 0;
 }
 
+struct rn__pend_key {
+    unsigned char k[RN__SKEY_LEN];
+    struct rn__centry *e;
+};
+
+static int rn__pend_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, RN__SKEY_LEN);
+}
+
+/* Puts the pending entries' values (or deletes) into the plain batch in key
+ * order: RocksDB's memtable inserts each key starting from where the one
+ * before it went, so a sorted batch walks the skip list's lower levels only. */
+static void rn__pending_batch(struct rn_statedb *s)
+{
+    if (s->n_pending > s->psort_cap) {
+        s->psort_cap = RN_MAX(s->n_pending, (size_t)RN__WB_MAX_OPS);
+        free(s->psort);
+        s->psort = rn_xmalloc(s->psort_cap * sizeof *s->psort);
+    }
+    size_t n = 0;
+    for (struct rn__centry *e = s->pend_head; e; e = e->next) {
+        rn__state_key(s->psort[n].k, &e->k, s->max_parallelism);
+        s->psort[n++].e = e;
+    }
+    qsort(s->psort, n, sizeof *s->psort, rn__pend_cmp);
+    for (size_t i = 0; i < n; i++) {
+        struct rn__centry *e = s->psort[i].e;
+        const char *k = (const char *)s->psort[i].k;
+        if (e->absent) {
+            rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], k, RN__SKEY_LEN);
+        } else {
+            rn__filter_add(&s->written, e->h);
+            rocksdb_writebatch_put_cf(s->pwb, s->cf[0], k, RN__SKEY_LEN, e->val, e->len);
+        }
+    }
+}
+
 /* Writes both batches to RocksDB, unless a checkpoint holds them. */
 static int rn__wb_write(struct rn_statedb *s)
 {
     if ((!s->wb_ops && !s->pwb_ops) || s->held) return 0;
     size_t n = s->wb_ops + s->pwb_ops;
+    if (s->n_pending) rn__pending_batch(s);
     char *err = rn__fault(1);
     if (!err && s->wb_ops) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
     if (!err && s->pwb_ops) rocksdb_write(s->db, s->wo, s->pwb, &err);
@@ -1006,19 +1048,11 @@ static inline void rn__batch_grew(struct rn_statedb *s)
     if (s->wb_ops + s->pwb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
 }
 
-/* An evicted entry that RocksDB lacks: its value goes into the plain batch,
- * and the entry waits on the pending list (still in the table, so reads find
- * it) until the batch is written. */
+/* An evicted entry that RocksDB lacks: it waits on the pending list (still in
+ * the table, so reads find it) until the plain batch is written, which takes
+ * its value (or its delete) then (rn__pending_batch). */
 static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
 {
-    unsigned char k[RN__SKEY_LEN];
-    rn__state_key(k, &e->k, s->max_parallelism);
-    if (e->absent) {
-        rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], (const char *)k, sizeof k);
-    } else {
-        rn__filter_add(&s->written, e->h);
-        rocksdb_writebatch_put_cf(s->pwb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
-    }
     rn__dirty_unlink(s, e);
     e->pending = 1;
     e->prev = NULL;
@@ -1122,9 +1156,11 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
     if (e) {
         s->last = e;
         if (RN_UNLIKELY(e->pending)) {
-            /* Back from the plain batch: the batch still writes the same
-             * value, so the entry is clean until it changes. */
+            /* Back before the plain batch took it: RocksDB still lacks its
+             * value, so the entry is dirty again. */
             rn__pending_unlink(s, e);
+            s->pwb_ops--;
+            rn__mark_dirty(s, e);
             rn__lru_front(s, e);
             s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
             rn__evict(s, e);
