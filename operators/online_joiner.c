@@ -60,10 +60,10 @@ struct rn_joiner_cfg {
  * entries, then the item names, user and request strings. Flat, so the bytes
  * in the state store are the struct. An item is its id, propensity, name
  * (offset, length into the names) and one count per feedback type the job
- * has: flags bits 8-15 hold that number (RN_JR_NCNT). State written before
- * this layout (those bits 0) has the counts of RN_FEEDBACK_MAX types between
- * the propensity and the name; it is read as it is, so savepoints of earlier
- * versions restore. */
+ * had when the impression came: flags bits 8-15 hold that number
+ * (RN_JR_NCNT), so a restored request keeps its layout if the job's types
+ * change. State format version 2; version 1 (every item with the counts of
+ * RN_FEEDBACK_MAX types, before its name) is migrated on restore. */
 struct rn_jr {
     int64_t imp_ts, close_ts, last_fb_ts, model_version;
     uint32_t flags, n_items, n_fb, names_len;
@@ -77,8 +77,8 @@ struct rn_jr_item {
     uint32_t name_off, name_len;
     uint32_t counts[]; /* RN_JR_NCNT(flags), padded to 8 bytes */
 };
-/* The earlier layout's item (RN_JR_NCNT(flags) == 0). */
-struct rn_jr_item0 {
+/* A version 1 item. */
+struct rn_jr_item_v1 {
     uint64_t id;
     double propensity;
     uint32_t counts[RN_FEEDBACK_MAX];
@@ -198,40 +198,15 @@ static inline struct rn_jr *jr_hdr(char *p)
 {
     return (struct rn_jr *)p;
 }
-/* The size of one item of a state whose flags are `flags`. */
-static inline size_t jr_item_size(uint32_t flags)
+/* The size of one item with n counts. */
+static inline size_t jr_item_size_n(uint32_t n)
 {
-    uint32_t n = RN_JR_NCNT(flags);
-    return n ? (sizeof(struct rn_jr_item) + 4 * n + 7) & ~(size_t)7 : sizeof(struct rn_jr_item0);
+    return (sizeof(struct rn_jr_item) + 4 * (size_t)n + 7) & ~(size_t)7;
 }
-static inline char *jr_item(char *p, uint32_t i)
+static inline struct rn_jr_item *jr_item(char *p, uint32_t i)
 {
-    return p + sizeof(struct rn_jr) + i * jr_item_size(jr_hdr(p)->flags);
-}
-static inline uint64_t jr_item_id(char *p, uint32_t i)
-{
-    uint64_t id;
-    memcpy(&id, jr_item(p, i), sizeof id); /* first in both layouts */
-    return id;
-}
-/* Item i's counts (*n of them) and name. */
-static inline uint32_t *jr_item_counts(char *p, uint32_t i, uint32_t *n)
-{
-    uint32_t k = RN_JR_NCNT(jr_hdr(p)->flags);
-    char *it = jr_item(p, i);
-    *n = k ? k : RN_FEEDBACK_MAX;
-    return k ? ((struct rn_jr_item *)it)->counts : ((struct rn_jr_item0 *)it)->counts;
-}
-static inline void jr_item_name(char *p, uint32_t i, uint32_t *off, uint32_t *len)
-{
-    char *it = jr_item(p, i);
-    if (RN_JR_NCNT(jr_hdr(p)->flags)) {
-        *off = ((struct rn_jr_item *)it)->name_off;
-        *len = ((struct rn_jr_item *)it)->name_len;
-    } else {
-        *off = ((struct rn_jr_item0 *)it)->name_off;
-        *len = ((struct rn_jr_item0 *)it)->name_len;
-    }
+    return (struct rn_jr_item *)(p + sizeof(struct rn_jr) +
+                                 i * jr_item_size_n(RN_JR_NCNT(jr_hdr(p)->flags)));
 }
 static inline struct rn_jr_fb *jr_fb(char *p)
 {
@@ -245,7 +220,7 @@ static inline char *jr_names(char *p)
 static int jr_find_item(char *p, uint64_t item_id)
 {
     for (uint32_t i = 0; i < jr_hdr(p)->n_items; i++)
-        if (jr_item_id(p, i) == item_id) return (int)i;
+        if (jr_item(p, i)->id == item_id) return (int)i;
     return -1;
 }
 
@@ -253,14 +228,12 @@ static int jr_find_item(char *p, uint64_t item_id)
 static void jr_count(struct rn_op *op, char *p, struct rn_jr_fb *fb)
 {
     int i = jr_find_item(p, fb->item_id);
-    uint32_t n = 0;
-    uint32_t *counts = i < 0 ? NULL : jr_item_counts(p, (uint32_t)i, &n);
-    if (!counts || fb->type >= n) {
+    if (i < 0 || fb->type >= RN_JR_NCNT(jr_hdr(p)->flags)) {
         /* Not displayed (or a type the impression's state has no count for:
          * one added to the job after the request opened). */
         rn_op_metric_add(op, M_UNMATCHED, 1);
     } else {
-        counts[fb->type]++;
+        jr_item(p, (uint32_t)i)->counts[fb->type]++;
         rn_op_metric_add(op, M_JOINED, 1);
     }
     fb->counted = 1;
@@ -302,7 +275,7 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
     hdr.close_ts = e->ts + c->window;
     hdr.model_version = (e->flags & RN_EVENT_HAS_MODEL_VERSION) ? e->model_version : -1;
     hdr.n_items = n_items;
-    size_t isz = jr_item_size(hdr.flags);
+    size_t isz = jr_item_size_n(RN_JR_NCNT(hdr.flags));
     uint32_t names_len = e->user.len + e->request.len;
     for (uint32_t i = 0; i < n_items; i++) names_len += items[i].len;
     hdr.names_len = names_len;
@@ -463,11 +436,8 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct
     struct rn_str req = rn_payload_str(pl, names + h->req_off, h->req_len);
     uint32_t n = h->n_items;
     struct rn_str *inames = rn_xmalloc((n ? n : 1) * sizeof *inames);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t off, nlen;
-        jr_item_name(p, i, &off, &nlen);
-        inames[i] = rn_payload_str(pl, names + off, nlen);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        inames[i] = rn_payload_str(pl, names + jr_item(p, i)->name_off, jr_item(p, i)->name_len);
     uint32_t items_off = rn_payload_reserve(pl, n * sizeof(struct rn_sample_item));
     uint32_t types_off = rn_payload_reserve(pl, c->n_types * 16);
     /* The request's context, when the job carries one: NaN if never seen. */
@@ -497,17 +467,15 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct
     struct rn_sample_item *si = (struct rn_sample_item *)(pl->buf.data + items_off);
     double total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t nc;
-        const uint32_t *counts = jr_item_counts(p, i, &nc);
-        double prop;
-        memcpy(&prop, jr_item(p, i) + 8, sizeof prop); /* second in both layouts */
-        si[i].item_id = jr_item_id(p, i);
+        const struct rn_jr_item *it = jr_item(p, i);
+        uint32_t nc = RN_JR_NCNT(h->flags);
+        si[i].item_id = it->id;
         si[i].item = inames[i];
         si[i].position = i + 1;
-        si[i].propensity = prop;
+        si[i].propensity = it->propensity;
         double r = 0;
         for (uint32_t t = 0; t < c->n_types; t++) {
-            si[i].counts[t] = t < nc ? counts[t] : 0;
+            si[i].counts[t] = t < nc ? it->counts[t] : 0;
             r += c->weight[t] * si[i].counts[t];
         }
         si[i].reward = r;
@@ -588,6 +556,44 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
         rn_op_metric_add(op, M_UNMATCHED, h.n_fb);
         return rn_value_clear(j->req, t->ns);
     }
+    return 0;
+}
+
+/* Restore of version 1 state: requests' items get the version 2 layout (the
+ * counts of the job's feedback types, after the name); contexts are as they
+ * were. */
+static int rn_joiner_migrate(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                             size_t len, struct rn_buf *out)
+{
+    if (from != 1) return RN_EINVAL;
+    if (strcmp(state, "requests") != 0 || len < sizeof(struct rn_jr)) {
+        rn_buf_append(out, val, len);
+        return 0;
+    }
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    struct rn_jr h;
+    memcpy(&h, val, sizeof h);
+    size_t old_items = (size_t)h.n_items * sizeof(struct rn_jr_item_v1);
+    if (old_items > len - sizeof h) return RN_ECORRUPT;
+    uint32_t ncnt = RN_MAX(RN_MIN(c->n_types, (uint32_t)RN_FEEDBACK_MAX), 1u);
+    h.flags = (h.flags & ~(0xffu << RN_JR_NCNT_SHIFT)) | (ncnt << RN_JR_NCNT_SHIFT);
+    rn_buf_append(out, &h, sizeof h);
+    size_t isz = jr_item_size_n(ncnt);
+    char item[sizeof(struct rn_jr_item) + 4 * RN_FEEDBACK_MAX];
+    for (uint32_t i = 0; i < h.n_items; i++) {
+        struct rn_jr_item_v1 v1;
+        memcpy(&v1, (const char *)val + sizeof h + i * sizeof v1, sizeof v1);
+        struct rn_jr_item *it = (struct rn_jr_item *)(void *)item;
+        memset(item, 0, sizeof item);
+        it->id = v1.id;
+        it->propensity = v1.propensity;
+        it->name_off = v1.name_off;
+        it->name_len = v1.name_len;
+        memcpy(it->counts, v1.counts, 4 * ncnt);
+        rn_buf_append(out, item, isz);
+    }
+    /* Feedback entries and names follow unchanged. */
+    rn_buf_append(out, (const char *)val + sizeof h + old_items, len - sizeof h - old_items);
     return 0;
 }
 
@@ -684,4 +690,7 @@ const struct rn_op_type rn_op_online_joiner = {
     .close = rn_joiner_close,
     .on_timer = rn_joiner_on_timer,
     .ratios = rn_joiner_ratios,
+    .state_version = 2,
+    .state_version_min = 1,
+    .migrate_state = rn_joiner_migrate,
 };
