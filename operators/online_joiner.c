@@ -58,13 +58,27 @@ struct rn_joiner_cfg {
 
 /* The state of one request: this header, then n_items items, n_fb feedback
  * entries, then the item names, user and request strings. Flat, so the bytes
- * in the state store are the struct. */
+ * in the state store are the struct. An item is its id, propensity, name
+ * (offset, length into the names) and one count per feedback type the job
+ * had when the impression came: flags bits 8-15 hold that number
+ * (RN_JR_NCNT), so a restored request keeps its layout if the job's types
+ * change. State format version 2; version 1 (every item with the counts of
+ * RN_FEEDBACK_MAX types, before its name) is migrated on restore. */
 struct rn_jr {
     int64_t imp_ts, close_ts, last_fb_ts, model_version;
     uint32_t flags, n_items, n_fb, names_len;
     uint32_t user_off, user_len, req_off, req_len; /* into names */
 };
+#define RN_JR_NCNT_SHIFT 8
+#define RN_JR_NCNT(flags) (((flags) >> RN_JR_NCNT_SHIFT) & 0xff)
 struct rn_jr_item {
+    uint64_t id;
+    double propensity;
+    uint32_t name_off, name_len;
+    uint32_t counts[]; /* RN_JR_NCNT(flags), padded to 8 bytes */
+};
+/* A version 1 item. */
+struct rn_jr_item_v1 {
     uint64_t id;
     double propensity;
     uint32_t counts[RN_FEEDBACK_MAX];
@@ -184,52 +198,29 @@ static inline struct rn_jr *jr_hdr(char *p)
 {
     return (struct rn_jr *)p;
 }
-static inline struct rn_jr_item *jr_items(char *p)
+/* The size of one item with n counts. */
+static inline size_t jr_item_size_n(uint32_t n)
 {
-    return (struct rn_jr_item *)(p + sizeof(struct rn_jr));
+    return (sizeof(struct rn_jr_item) + 4 * (size_t)n + 7) & ~(size_t)7;
+}
+static inline struct rn_jr_item *jr_item(char *p, uint32_t i)
+{
+    return (struct rn_jr_item *)(p + sizeof(struct rn_jr) +
+                                 i * jr_item_size_n(RN_JR_NCNT(jr_hdr(p)->flags)));
 }
 static inline struct rn_jr_fb *jr_fb(char *p)
 {
-    return (struct rn_jr_fb *)(p + sizeof(struct rn_jr) +
-                               jr_hdr(p)->n_items * sizeof(struct rn_jr_item));
+    return (struct rn_jr_fb *)jr_item(p, jr_hdr(p)->n_items);
 }
 static inline char *jr_names(char *p)
 {
     return (char *)(jr_fb(p) + jr_hdr(p)->n_fb);
 }
 
-/* Loads the request's state into j->cur; 0 if found, else an empty header
- * and RN_ENOENT; another negative code (and no header) when the state cannot
- * be read. */
-static int jr_load(struct rn_joiner *j, uint64_t request_id)
-{
-    const void *v;
-    size_t len;
-    rn_buf_reset(&j->cur);
-    int rc = rn_value_get(j->req, request_id, &v, &len);
-    if (rc < 0 && rc != RN_ENOENT) return rc;
-    if (rc == 0 && len >= sizeof(struct rn_jr)) {
-        rn_buf_append(&j->cur, v, len);
-        return 0;
-    }
-    struct rn_jr h;
-    memset(&h, 0, sizeof h);
-    h.imp_ts = RN_TS_MIN;
-    h.model_version = -1;
-    rn_buf_append(&j->cur, &h, sizeof h);
-    return RN_ENOENT;
-}
-
-static int jr_store(struct rn_joiner *j, uint64_t request_id)
-{
-    return rn_value_put(j->req, request_id, j->cur.data, j->cur.len);
-}
-
 static int jr_find_item(char *p, uint64_t item_id)
 {
-    struct rn_jr_item *it = jr_items(p);
     for (uint32_t i = 0; i < jr_hdr(p)->n_items; i++)
-        if (it[i].id == item_id) return (int)i;
+        if (jr_item(p, i)->id == item_id) return (int)i;
     return -1;
 }
 
@@ -237,10 +228,12 @@ static int jr_find_item(char *p, uint64_t item_id)
 static void jr_count(struct rn_op *op, char *p, struct rn_jr_fb *fb)
 {
     int i = jr_find_item(p, fb->item_id);
-    if (i < 0) {
+    if (i < 0 || fb->type >= RN_JR_NCNT(jr_hdr(p)->flags)) {
+        /* Not displayed (or a type the impression's state has no count for:
+         * one added to the job after the request opened). */
         rn_op_metric_add(op, M_UNMATCHED, 1);
     } else {
-        jr_items(p)[i].counts[fb->type]++;
+        jr_item(p, (uint32_t)i)->counts[fb->type]++;
         rn_op_metric_add(op, M_JOINED, 1);
     }
     fb->counted = 1;
@@ -250,72 +243,81 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
                                 const struct rn_event *e, struct rn_emitter *out)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
-    int rc = jr_load(j, e->request_id);
+    const void *v;
+    size_t len;
+    int rc = rn_value_get(j->req, e->request_id, &v, &len);
     if (rc < 0 && rc != RN_ENOENT) return rc;
-    int found = rc == 0;
-    struct rn_jr *h = jr_hdr(j->cur.data);
-    if (found && (h->flags & RN_JR_HAS_IMP)) {
-        /* A second impression of the same request: the first one stands. */
-        rn_op_metric_add(op, M_DUPLICATES, 1);
-        if (h->flags & RN_JR_CLOSED) rn_emit_copy(out, 1, r);
-        return 0;
+    struct rn_jr hdr;
+    if (rc == 0 && len >= sizeof hdr) {
+        memcpy(&hdr, v, sizeof hdr);
+        if (hdr.flags & RN_JR_HAS_IMP) {
+            /* A second impression of the same request: the first one stands. */
+            rn_op_metric_add(op, M_DUPLICATES, 1);
+            if (hdr.flags & RN_JR_CLOSED) rn_emit_copy(out, 1, r);
+            return 0;
+        }
+    } else {
+        /* A new request (or unreadable short bytes, taken as none). */
+        memset(&hdr, 0, sizeof hdr);
+        hdr.imp_ts = RN_TS_MIN;
+        hdr.model_version = -1;
     }
     rn_op_metric_add(op, M_IMPRESSIONS, 1);
-    /* Rebuild: header, items, the pending feedback, names. */
-    struct rn_jr hdr = *h;
-    uint32_t n_fb = h->n_fb;
-    struct rn_jr_fb *pending = n_fb ? rn_xmalloc(n_fb * sizeof *pending) : NULL;
-    if (n_fb) memcpy(pending, jr_fb(j->cur.data), n_fb * sizeof *pending);
-    hdr.flags |= RN_JR_HAS_IMP;
-    hdr.imp_ts = e->ts;
-    hdr.close_ts = e->ts + c->window;
-    hdr.model_version = (e->flags & RN_EVENT_HAS_MODEL_VERSION) ? e->model_version : -1;
-    hdr.n_items = e->n_items;
-    hdr.n_fb = n_fb;
-    struct rn_buf names = RN_BUF_INIT;
+    /* Written in place: header, items, the feedback that came first (it is
+     * all the state held so far, right after the header), names. */
     const struct rn_str *items = rn_event_items(e);
     const uint64_t *ids = rn_event_item_ids(e);
     const double *props = (e->flags & RN_EVENT_HAS_PROPENSITIES) ? rn_event_props(e) : NULL;
-    rn_buf_reset(&j->cur);
-    rn_buf_append(&j->cur, &hdr, sizeof hdr);
-    for (uint32_t i = 0; i < e->n_items; i++) {
-        struct rn_jr_item it;
-        memset(&it, 0, sizeof it);
-        it.id = ids[i];
-        it.propensity = props ? props[i] : -1.0;
-        it.name_off = (uint32_t)names.len;
-        it.name_len = items[i].len;
-        rn_buf_append(&names, rn_str_ptr(e, items[i]), items[i].len);
-        rn_buf_append(&j->cur, &it, sizeof it);
+    uint32_t n_fb = hdr.n_fb, n_items = e->n_items;
+    hdr.flags = (hdr.flags & ~(0xffu << RN_JR_NCNT_SHIFT)) | RN_JR_HAS_IMP |
+                (RN_MAX(c->n_types, 1u) << RN_JR_NCNT_SHIFT);
+    hdr.imp_ts = e->ts;
+    hdr.close_ts = e->ts + c->window;
+    hdr.model_version = (e->flags & RN_EVENT_HAS_MODEL_VERSION) ? e->model_version : -1;
+    hdr.n_items = n_items;
+    size_t isz = jr_item_size_n(RN_JR_NCNT(hdr.flags));
+    uint32_t names_len = e->user.len + e->request.len;
+    for (uint32_t i = 0; i < n_items; i++) names_len += items[i].len;
+    hdr.names_len = names_len;
+    size_t fb_at = sizeof hdr + n_items * isz;
+    char *p;
+    if ((rc = rn_value_edit(j->req, e->request_id, fb_at + n_fb * sizeof(struct rn_jr_fb) +
+                                                       names_len, (void **)&p)))
+        return rc;
+    if (n_fb) memmove(p + fb_at, p + sizeof hdr, n_fb * sizeof(struct rn_jr_fb));
+    char *names = p + fb_at + n_fb * sizeof(struct rn_jr_fb);
+    uint32_t off = 0;
+    for (uint32_t i = 0; i < n_items; i++) {
+        struct rn_jr_item *it = (struct rn_jr_item *)(p + sizeof hdr + i * isz);
+        memset(it, 0, isz);
+        it->id = ids[i];
+        it->propensity = props ? props[i] : -1.0;
+        it->name_off = off;
+        it->name_len = items[i].len;
+        memcpy(names + off, rn_str_ptr(e, items[i]), items[i].len);
+        off += items[i].len;
     }
-    if (n_fb) rn_buf_append(&j->cur, pending, n_fb * sizeof *pending);
-    h = jr_hdr(j->cur.data);
-    h->user_off = (uint32_t)names.len;
-    h->user_len = e->user.len;
-    rn_buf_append(&names, rn_str_ptr(e, e->user), e->user.len);
-    h->req_off = (uint32_t)names.len;
-    h->req_len = e->request.len;
-    rn_buf_append(&names, rn_str_ptr(e, e->request), e->request.len);
-    h->names_len = (uint32_t)names.len;
-    rn_buf_append(&j->cur, names.data, names.len);
-    rn_buf_free(&names);
-    free(pending);
+    hdr.user_off = off;
+    hdr.user_len = e->user.len;
+    memcpy(names + off, rn_str_ptr(e, e->user), e->user.len);
+    off += e->user.len;
+    hdr.req_off = off;
+    hdr.req_len = e->request.len;
+    memcpy(names + off, rn_str_ptr(e, e->request), e->request.len);
+    memcpy(p, &hdr, sizeof hdr);
     /* Feedback that came first counts now, if it is inside the window. */
-    struct rn_jr_fb *fb = jr_fb(j->cur.data);
-    for (uint32_t k = 0; k < jr_hdr(j->cur.data)->n_fb; k++) {
+    struct rn_jr_fb *fb = jr_fb(p);
+    for (uint32_t k = 0; k < n_fb; k++) {
         if (fb[k].counted) continue;
-        if (fb[k].ts >= jr_hdr(j->cur.data)->close_ts) {
+        if (fb[k].ts >= hdr.close_ts) {
             rn_op_metric_add(op, M_LATE, 1);
             fb[k].counted = 1;
         } else {
-            jr_count(op, j->cur.data, &fb[k]);
+            jr_count(op, p, &fb[k]);
         }
     }
     rn_op_metric_add(op, M_OPEN, 1);
-    if ((rc = rn_timer_register(op, jr_hdr(j->cur.data)->close_ts - 1 + c->allowed_lateness,
-                                e->request_id)))
-        return rc;
-    return jr_store(j, e->request_id);
+    return rn_timer_register(op, hdr.close_ts - 1 + c->allowed_lateness, e->request_id);
 }
 
 static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
@@ -435,7 +437,7 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct
     uint32_t n = h->n_items;
     struct rn_str *inames = rn_xmalloc((n ? n : 1) * sizeof *inames);
     for (uint32_t i = 0; i < n; i++)
-        inames[i] = rn_payload_str(pl, names + jr_items(p)[i].name_off, jr_items(p)[i].name_len);
+        inames[i] = rn_payload_str(pl, names + jr_item(p, i)->name_off, jr_item(p, i)->name_len);
     uint32_t items_off = rn_payload_reserve(pl, n * sizeof(struct rn_sample_item));
     uint32_t types_off = rn_payload_reserve(pl, c->n_types * 16);
     /* The request's context, when the job carries one: NaN if never seen. */
@@ -465,15 +467,16 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct
     struct rn_sample_item *si = (struct rn_sample_item *)(pl->buf.data + items_off);
     double total = 0;
     for (uint32_t i = 0; i < n; i++) {
-        const struct rn_jr_item *it = &jr_items(p)[i];
+        const struct rn_jr_item *it = jr_item(p, i);
+        uint32_t nc = RN_JR_NCNT(h->flags);
         si[i].item_id = it->id;
         si[i].item = inames[i];
         si[i].position = i + 1;
         si[i].propensity = it->propensity;
         double r = 0;
         for (uint32_t t = 0; t < c->n_types; t++) {
-            si[i].counts[t] = it->counts[t];
-            r += c->weight[t] * it->counts[t];
+            si[i].counts[t] = t < nc ? it->counts[t] : 0;
+            r += c->weight[t] * si[i].counts[t];
         }
         si[i].reward = r;
         total += r;
@@ -553,6 +556,44 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
         rn_op_metric_add(op, M_UNMATCHED, h.n_fb);
         return rn_value_clear(j->req, t->ns);
     }
+    return 0;
+}
+
+/* Restore of version 1 state: requests' items get the version 2 layout (the
+ * counts of the job's feedback types, after the name); contexts are as they
+ * were. */
+static int rn_joiner_migrate(struct rn_op *op, const char *state, uint32_t from, const void *val,
+                             size_t len, struct rn_buf *out)
+{
+    if (from != 1) return RN_EINVAL;
+    if (strcmp(state, "requests") != 0 || len < sizeof(struct rn_jr)) {
+        rn_buf_append(out, val, len);
+        return 0;
+    }
+    const struct rn_joiner_cfg *c = rn_op_ctx(op);
+    struct rn_jr h;
+    memcpy(&h, val, sizeof h);
+    size_t old_items = (size_t)h.n_items * sizeof(struct rn_jr_item_v1);
+    if (old_items > len - sizeof h) return RN_ECORRUPT;
+    uint32_t ncnt = RN_MAX(RN_MIN(c->n_types, (uint32_t)RN_FEEDBACK_MAX), 1u);
+    h.flags = (h.flags & ~(0xffu << RN_JR_NCNT_SHIFT)) | (ncnt << RN_JR_NCNT_SHIFT);
+    rn_buf_append(out, &h, sizeof h);
+    size_t isz = jr_item_size_n(ncnt);
+    char item[sizeof(struct rn_jr_item) + 4 * RN_FEEDBACK_MAX];
+    for (uint32_t i = 0; i < h.n_items; i++) {
+        struct rn_jr_item_v1 v1;
+        memcpy(&v1, (const char *)val + sizeof h + i * sizeof v1, sizeof v1);
+        struct rn_jr_item *it = (struct rn_jr_item *)(void *)item;
+        memset(item, 0, sizeof item);
+        it->id = v1.id;
+        it->propensity = v1.propensity;
+        it->name_off = v1.name_off;
+        it->name_len = v1.name_len;
+        memcpy(it->counts, v1.counts, 4 * ncnt);
+        rn_buf_append(out, item, isz);
+    }
+    /* Feedback entries and names follow unchanged. */
+    rn_buf_append(out, (const char *)val + sizeof h + old_items, len - sizeof h - old_items);
     return 0;
 }
 
@@ -649,4 +690,7 @@ const struct rn_op_type rn_op_online_joiner = {
     .close = rn_joiner_close,
     .on_timer = rn_joiner_on_timer,
     .ratios = rn_joiner_ratios,
+    .state_version = 2,
+    .state_version_min = 1,
+    .migrate_state = rn_joiner_migrate,
 };

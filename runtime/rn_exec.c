@@ -279,6 +279,11 @@ static void rn__task_run_consumer(struct rn_task *t)
 static void *rn__task_main(void *arg)
 {
     struct rn_task *t = arg;
+    /* Named after its chain's head and subtask, as top -H and perf show it
+     * (the kernel keeps 15 bytes). */
+    char name[16];
+    snprintf(name, sizeof name, "rn:%s/%u", t->inst[0]->node->id, t->subtask);
+    pthread_setname_np(pthread_self(), name);
     int ok = rn__task_restore(t) == 0;
     for (int i = 0; i < t->n_inst && ok; i++) {
         struct rn_instance *in = t->inst[i];

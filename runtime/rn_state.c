@@ -24,9 +24,11 @@
  * bypasses the cache, uses an indexed batch that its reads consult. RocksDB
  * itself runs without a WAL: durability comes from checkpoints, and after a
  * crash the working database is thrown away and rebuilt from the last
- * completed one. Cache and timer entries come from slabs (an arena and a free
- * list); prefetch hints (rn_state_prefetch, and the timer heap's own for the
- * timers about to fire) load a key's table slot and entry ahead of its use.
+ * completed one. Cache entries, timer entries and values come from a pool of
+ * size classes in mapped chunks (free lists, no malloc per request), and big
+ * tables are mapped too; prefetch hints (rn_state_prefetch, and the timer
+ * heap's own for the timers about to fire) load a key's table slot and entry
+ * ahead of its use.
  *
  * Timers live in memory (a hash table for de-duplication and a 4-ary heap in
  * (ts, key, ns) order per operator) and are written to the timers column
@@ -52,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 /* Keys are 24-byte structs of integers: compare them as three words. */
@@ -68,6 +71,47 @@ static inline int rn__key32_cmp(const void *a, const void *b)
     memcpy(x, a, sizeof x);
     memcpy(y, b, sizeof y);
     return (x[0] != y[0]) | (x[1] != y[1]) | (x[2] != y[2]) | (x[3] != y[3]);
+}
+
+/* ---- big blocks ----------------------------------------------------------------------
+ * The tables, the filter and the pool's chunks are mapped from the kernel
+ * directly, zeroed: from a thread's malloc heap each new 4 KiB page of them
+ * cost an mprotect() and a TLB shootdown on the other cores. (Huge pages,
+ * madvise(MADV_HUGEPAGE) on 2 MiB-aligned blocks, were measured and made the
+ * joiner slower: 448,000 against 673,000 events per CPU-second,
+ * docs/performance.md.) */
+#define RN__BIG_UNIT ((size_t)2 << 20)
+
+static void *rn__big_map(size_t bytes, int populate)
+{
+    bytes = (bytes + RN__BIG_UNIT - 1) & ~(RN__BIG_UNIT - 1);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+    if (m == MAP_FAILED) {
+        fprintf(stderr, "runnel: out of memory mapping %zu bytes of state\n", bytes);
+        abort();
+    }
+    return m;
+}
+
+static void rn__big_unmap(void *p, size_t bytes)
+{
+    if (p) munmap(p, (bytes + RN__BIG_UNIT - 1) & ~(RN__BIG_UNIT - 1));
+}
+
+/* A zeroed table of `bytes`: small ones from calloc, big ones mapped, and
+ * populated when every page of it is used at once (`populate`: a table that a
+ * rehash fills, whose probes would otherwise read each fresh page first and
+ * fault twice on it, the second time with a TLB shootdown). */
+static void *rn__table_alloc(size_t bytes, int populate)
+{
+    return bytes < RN__BIG_UNIT ? rn_xcalloc(1, bytes) : rn__big_map(bytes, populate);
+}
+
+static void rn__table_free(void *p, size_t bytes)
+{
+    if (bytes < RN__BIG_UNIT) free(p);
+    else rn__big_unmap(p, bytes);
 }
 
 /* ---- index: open addressing ------------------------------------------------------
@@ -123,10 +167,10 @@ static void rn__ix_add(struct rn__index *ix, uint64_t h, void *p)
 {
     if (!ix->slots || (ix->n + 1) * 8 > (ix->mask + 1) * 5) {
         size_t cap = ix->slots ? (ix->mask + 1) * 2 : 1024;
-        struct rn__index big = {rn_xcalloc(cap, sizeof *big.slots), cap - 1, ix->n};
+        struct rn__index big = {rn__table_alloc(cap * sizeof *big.slots, 1), cap - 1, ix->n};
         for (size_t i = 0; ix->slots && i <= ix->mask; i++)
             if (ix->slots[i].p) rn__ix_put(&big, ix->slots[i].h, ix->slots[i].p);
-        free(ix->slots);
+        if (ix->slots) rn__table_free(ix->slots, (ix->mask + 1) * sizeof *ix->slots);
         *ix = big;
     }
     rn__ix_put(ix, h, p);
@@ -182,7 +226,7 @@ static inline void rn__ix_prefetch_entry(const struct rn__index *ix, uint64_t h)
 
 static void rn__ix_free(struct rn__index *ix)
 {
-    free(ix->slots);
+    if (ix->slots) rn__table_free(ix->slots, (ix->mask + 1) * sizeof *ix->slots);
     memset(ix, 0, sizeof *ix);
 }
 
@@ -229,26 +273,20 @@ static void rn__filter_init(struct rn__filter *f, size_t cache_cap)
 {
     size_t bytes = 1u << 20;
     while (bytes < cache_cap / 64 && bytes < (16u << 20)) bytes <<= 1;
-    f->w = rn_xcalloc(bytes / 8, 8);
+    f->w = rn__table_alloc(bytes, 0);
     f->mask = bytes / 8 - 1;
 }
 
 static void rn__filter_free(struct rn__filter *f)
 {
-    free(f->w);
+    if (f->w) rn__table_free(f->w, (f->mask + 1) * sizeof *f->w);
     f->w = NULL;
 }
 
 #include "rn_fs_int.h"
 
-/* ---- entry slabs --------------------------------------------------------------------
- * Cache entries and timer entries come and go once per request in a pipeline
- * like the joiner's: they are carved from an arena (never given back while
- * the database or operator lives) and a freed one goes on a free list for the
- * next, instead of a malloc and a free each. Owning thread only. */
-
-/* Under ASan a freed entry is poisoned until it is handed out again, so a use
- * after rn__slab_put is reported as it would be after free(). */
+/* Under ASan a freed block is poisoned until it is handed out again, so a use
+ * after rn__vp_put is reported as it would be after free(). */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define RN__SLAB_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
@@ -258,45 +296,118 @@ static void rn__filter_free(struct rn__filter *f)
 #define RN__SLAB_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-struct rn__slab {
-    struct rn_arena arena;
-    void *free; /* first word of each free entry: the next one */
-    size_t size;
+/* ---- the memory pool: entries and values --------------------------------------------
+ * Cache entries, timer entries and the cache's values come and go once per
+ * request in a pipeline like the joiner's. Each is a block of one of
+ * RN__VP_NCLASS size classes (16-byte steps up to 128 bytes, then four per
+ * doubling up to RN__VP_MAX; a larger value is malloc'd), carved from 2 MiB
+ * chunks mapped for the database (rn__big_map) and kept on a free list of its
+ * class when freed. From malloc, a request's ~1 KiB value and its two entries
+ * cost a malloc, a realloc and a free each, and every new page of a thread's
+ * malloc heap an mprotect() with its TLB shootdown. The chunks are unmapped when the database closes (memory is not given back
+ * before: what the cache held once, it may hold again). Owning thread only.
+ *
+ * Under ASan every buffer is followed by a poisoned red zone and a freed or
+ * not yet carved one is poisoned, so overflows and uses after free are
+ * reported as with malloc. */
+#define RN__VP_MAX 65536
+#define RN__VP_NCLASS 44 /* 8 classes to 128, then 4 per doubling: 128 < n <= 65536 */
+#define RN__VP_CHUNK RN__BIG_UNIT
+#if defined(__SANITIZE_ADDRESS__)
+#define RN__VP_RZ 16
+#else
+#define RN__VP_RZ 0
+#endif
+
+struct rn__vpool {
+    void *free[RN__VP_NCLASS]; /* first word of each free buffer: the next one */
+    char *cur, *end;            /* the rest of the newest chunk */
+    void *chunks;               /* first word of each chunk: the next one */
+    size_t mapped;
 };
 
-static void rn__slab_init(struct rn__slab *sl, size_t size)
+/* The class of a buffer of at least n (1..RN__VP_MAX) bytes, and its size. */
+static inline unsigned rn__vp_class(size_t n, size_t *size)
 {
-    rn_arena_init(&sl->arena, 256 * 1024);
-    sl->free = NULL;
-    sl->size = size;
+    if (n <= 128) {
+        size_t c = (n + 15) >> 4;
+        *size = c << 4;
+        return (unsigned)c - 1;
+    }
+    unsigned b = 63u - (unsigned)__builtin_clzll((unsigned long long)(n - 1)); /* >= 7 */
+    size_t q = (n - 1) >> (b - 2);                                                /* 4..7 */
+    *size = (q + 1) << (b - 2);
+    return 8 + (b - 7) * 4 + (unsigned)(q - 4);
 }
 
-/* A zeroed entry, owned by the caller until rn__slab_put. */
-static void *rn__slab_get(struct rn__slab *sl)
+/* A fresh chunk. */
+static void rn__vp_map(struct rn__vpool *vp)
 {
-    void *p = sl->free;
-    if (p) {
-        RN__SLAB_UNPOISON(p, sl->size);
-        memcpy(&sl->free, p, sizeof sl->free);
-    } else {
-        p = rn_arena_alloc(&sl->arena, sl->size);
+    char *c = rn__big_map(RN__VP_CHUNK, 0);
+    memcpy(c, &vp->chunks, sizeof vp->chunks);
+    vp->chunks = c;
+    vp->mapped += RN__VP_CHUNK;
+    vp->cur = c + 64;
+    vp->end = c + RN__VP_CHUNK;
+    RN__SLAB_POISON(vp->cur, (size_t)(vp->end - vp->cur));
+}
+
+/* A buffer of at least n bytes (n > 0); *cap gets its size. */
+static char *rn__vp_get(struct rn__vpool *vp, size_t n, uint32_t *cap)
+{
+    if (RN_UNLIKELY(n > RN__VP_MAX)) {
+        *cap = (uint32_t)n;
+        return rn_xmalloc(n);
     }
-    memset(p, 0, sl->size);
+    size_t size;
+    unsigned c = rn__vp_class(n, &size);
+    char *p = vp->free[c];
+    if (p) {
+        RN__SLAB_UNPOISON(p, sizeof(void *));
+        memcpy(&vp->free[c], p, sizeof(void *));
+    } else {
+        if (RN_UNLIKELY((size_t)(vp->end - vp->cur) < size + RN__VP_RZ)) rn__vp_map(vp);
+        p = vp->cur;
+        vp->cur += size + RN__VP_RZ;
+    }
+    RN__SLAB_UNPOISON(p, size);
+    *cap = (uint32_t)size;
     return p;
 }
 
-static void rn__slab_put(struct rn__slab *sl, void *p)
+static void rn__vp_put(struct rn__vpool *vp, char *p, uint32_t cap)
 {
-    memcpy(p, &sl->free, sizeof sl->free);
-    sl->free = p;
-    RN__SLAB_POISON(p, sl->size);
+    if (!p) return;
+    if (RN_UNLIKELY(cap > RN__VP_MAX)) {
+        free(p);
+        return;
+    }
+    size_t size;
+    unsigned c = rn__vp_class(cap, &size);
+    memcpy(p, &vp->free[c], sizeof(void *));
+    vp->free[c] = p;
+    RN__SLAB_POISON(p, size);
 }
 
-/* Frees every entry at once (given or not). */
-static void rn__slab_destroy(struct rn__slab *sl)
+/* A zeroed block of n bytes (n <= RN__VP_MAX), for an entry. */
+static void *rn__vp_zget(struct rn__vpool *vp, size_t n)
 {
-    rn_arena_destroy(&sl->arena);
-    sl->free = NULL;
+    uint32_t cap;
+    void *p = rn__vp_get(vp, n, &cap);
+    memset(p, 0, n);
+    return p;
+}
+
+/* Unmaps every chunk; values over RN__VP_MAX are the caller's to free. */
+static void rn__vp_destroy(struct rn__vpool *vp)
+{
+    for (char *c = vp->chunks, *next; c; c = next) {
+        RN__SLAB_UNPOISON(c, sizeof next);
+        memcpy(&next, c, sizeof next);
+        RN__SLAB_UNPOISON(c, RN__VP_CHUNK);
+        rn__big_unmap(c, RN__VP_CHUNK);
+    }
+    memset(vp, 0, sizeof *vp);
 }
 
 #define RN__ENTRY_OVERHEAD 96 /* bytes charged per cache entry besides its value */
@@ -377,7 +488,6 @@ struct rn_op_state {
     int64_t fired_below, deleted_below;
     int range_deletes;
     struct rn__index tset;    /* the timers, for de-duplication */
-    struct rn__slab tentries; /* where they come from */
     struct rn__hslot *heap;   /* 4-ary min-heap on (ts, key, ns); dead entries may be in it,
                                * never at the top. Inside heap_mem, placed so that the four
                                * children of a slot share one 64-byte line. */
@@ -412,11 +522,13 @@ struct rn_statedb {
     size_t pwb_ops;
     struct rn__centry *pend_head;
     size_t n_pending;
+    struct rn__pend_key *psort; /* the pending entries in key order, when written */
+    size_t psort_cap;
     char *dir;
     uint32_t max_parallelism, kg_start, kg_end;
 
     struct rn__index cache;   /* the cache's entries */
-    struct rn__slab centries; /* where they come from */
+    struct rn__vpool pool;    /* where entries (also timers') and values come from */
     struct rn__filter written; /* value/list keys that may be in RocksDB */
     /* Prefetch hints (rn__prefetch): the hashes of the last RN__PF_LAG keys
      * whose slots were fetched, oldest at pf_pos % RN__PF_LAG. */
@@ -734,7 +846,6 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
     s->kg_start = kg_start;
     s->kg_end = kg_end;
     s->cache_cap = (size_t)cfg->cache_size;
-    rn__slab_init(&s->centries, sizeof(struct rn__centry));
     if (rn_fs_rmtree(dir, errbuf, errlen)) goto fail;
     s->opts = rn__options(s, cfg);
     s->wo = rocksdb_writeoptions_create();
@@ -769,10 +880,10 @@ static void rn__cache_free_all(struct rn_statedb *s)
 {
     for (size_t i = 0; s->cache.slots && i <= s->cache.mask; i++) {
         struct rn__centry *e = s->cache.slots[i].p;
-        if (e) free(e->val);
+        if (e && e->cap > RN__VP_MAX) free(e->val);
     }
     rn__ix_free(&s->cache);
-    rn__slab_destroy(&s->centries);
+    rn__vp_destroy(&s->pool);
     s->lru_head = s->lru_tail = NULL;
     s->pend_head = NULL;
     s->n_pending = 0;
@@ -795,6 +906,7 @@ void rn__statedb_close(struct rn_statedb *s)
         rocksdb_writebatch_destroy(s->delta);
     }
     free(s->bg_dir);
+    free(s->psort);
     rn__cache_free_all(s);
     if (s->db) {
         for (int c = 0; c < 2; c++)
@@ -860,19 +972,63 @@ static void rn__pending_unlink(struct rn_statedb *s, struct rn__centry *e)
     s->n_pending--;
 }
 
+/* Removes e (off the LRU and dirty lists) from the table and frees it. */
+static void rn__drop(struct rn_statedb *s, struct rn__centry *e)
+{
+    rn__ix_del(&s->cache, e->h, e);
+    if (s->last == e) s->last = NULL;
+    rn__vp_put(&s->pool, e->val, e->cap);
+    rn__vp_put(&s->pool, (char *)e, sizeof *e);
+}
+
 /* The pending entries' values are in RocksDB now (or the database failed):
  * they leave the cache. */
 static void rn__pending_free(struct rn_statedb *s)
 {
     for (struct rn__centry *e = s->pend_head, *next; e; e = next) {
         next = e->next;
-        rn__ix_del(&s->cache, e->h, e);
-        if (s->last == e) s->last = NULL;
-        free(e->val);
-        rn__slab_put(&s->centries, e);
+        rn__drop(s, e);
     }
     s->pend_head = NULL;
     s->n_pending = 0;
+}
+
+struct rn__pend_key {
+    unsigned char k[RN__SKEY_LEN];
+    struct rn__centry *e;
+};
+
+static int rn__pend_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, RN__SKEY_LEN);
+}
+
+/* Puts the pending entries' values (or deletes) into the plain batch in key
+ * order: RocksDB's memtable inserts each key starting from where the one
+ * before it went, so a sorted batch walks the skip list's lower levels only. */
+static void rn__pending_batch(struct rn_statedb *s)
+{
+    if (s->n_pending > s->psort_cap) {
+        s->psort_cap = RN_MAX(s->n_pending, (size_t)RN__WB_MAX_OPS);
+        free(s->psort);
+        s->psort = rn_xmalloc(s->psort_cap * sizeof *s->psort);
+    }
+    size_t n = 0;
+    for (struct rn__centry *e = s->pend_head; e; e = e->next) {
+        rn__state_key(s->psort[n].k, &e->k, s->max_parallelism);
+        s->psort[n++].e = e;
+    }
+    qsort(s->psort, n, sizeof *s->psort, rn__pend_cmp);
+    for (size_t i = 0; i < n; i++) {
+        struct rn__centry *e = s->psort[i].e;
+        const char *k = (const char *)s->psort[i].k;
+        if (e->absent) {
+            rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], k, RN__SKEY_LEN);
+        } else {
+            rn__filter_add(&s->written, e->h);
+            rocksdb_writebatch_put_cf(s->pwb, s->cf[0], k, RN__SKEY_LEN, e->val, e->len);
+        }
+    }
 }
 
 /* Writes both batches to RocksDB, unless a checkpoint holds them. */
@@ -880,6 +1036,7 @@ static int rn__wb_write(struct rn_statedb *s)
 {
     if ((!s->wb_ops && !s->pwb_ops) || s->held) return 0;
     size_t n = s->wb_ops + s->pwb_ops;
+    if (s->n_pending) rn__pending_batch(s);
     char *err = rn__fault(1);
     if (!err && s->wb_ops) rocksdb_write_writebatch_wi(s->db, s->wo, s->wb, &err);
     if (!err && s->pwb_ops) rocksdb_write(s->db, s->wo, s->pwb, &err);
@@ -896,19 +1053,11 @@ static inline void rn__batch_grew(struct rn_statedb *s)
     if (s->wb_ops + s->pwb_ops >= RN__WB_MAX_OPS) rn__wb_write(s);
 }
 
-/* An evicted entry that RocksDB lacks: its value goes into the plain batch,
- * and the entry waits on the pending list (still in the table, so reads find
- * it) until the batch is written. */
+/* An evicted entry that RocksDB lacks: it waits on the pending list (still in
+ * the table, so reads find it) until the plain batch is written, which takes
+ * its value (or its delete) then (rn__pending_batch). */
 static void rn__entry_write_back(struct rn_statedb *s, struct rn__centry *e)
 {
-    unsigned char k[RN__SKEY_LEN];
-    rn__state_key(k, &e->k, s->max_parallelism);
-    if (e->absent) {
-        rocksdb_writebatch_delete_cf(s->pwb, s->cf[0], (const char *)k, sizeof k);
-    } else {
-        rn__filter_add(&s->written, e->h);
-        rocksdb_writebatch_put_cf(s->pwb, s->cf[0], (const char *)k, sizeof k, e->val, e->len);
-    }
     rn__dirty_unlink(s, e);
     e->pending = 1;
     e->prev = NULL;
@@ -939,6 +1088,17 @@ static void rn__lru_front(struct rn_statedb *s, struct rn__centry *e)
     if (!s->lru_tail) s->lru_tail = e;
 }
 
+/* Removes a cached, not pending entry at once. */
+static void rn__forget(struct rn_statedb *s, struct rn__centry *e)
+{
+    rn__lru_unlink(s, e);
+    rn__dirty_unlink(s, e);
+    s->cache_bytes -= e->cap + RN__ENTRY_OVERHEAD;
+    rn__drop(s, e);
+    atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
+    atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending, memory_order_relaxed);
+}
+
 static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
 {
     while (s->cache_bytes > s->cache_cap && s->lru_tail && s->lru_tail != keep) {
@@ -953,10 +1113,7 @@ static void rn__evict(struct rn_statedb *s, struct rn__centry *keep)
             continue;
         }
         rn__dirty_unlink(s, e);
-        rn__ix_del(&s->cache, e->h, e);
-        if (s->last == e) s->last = NULL;
-        free(e->val);
-        rn__slab_put(&s->centries, e);
+        rn__drop(s, e);
     }
     atomic_store_explicit(&s->f_bytes, s->cache_bytes, memory_order_relaxed);
     atomic_store_explicit(&s->f_entries, s->cache.n - s->n_pending,
@@ -972,9 +1129,13 @@ static void rn__entry_room(struct rn_statedb *s, struct rn__centry *e, size_t le
     if (len > cap) cap = RN_MAX(len, grow);
     else if (cap > 256 && len < cap / 4) cap = RN_MAX(len, (size_t)64);
     else return;
-    s->cache_bytes = s->cache_bytes - e->cap + cap;
-    e->val = rn_xrealloc(e->val, cap);
-    e->cap = (uint32_t)cap;
+    uint32_t got = 0;
+    char *v = cap ? rn__vp_get(&s->pool, cap, &got) : NULL;
+    if (e->len) memcpy(v, e->val, RN_MIN((size_t)e->len, (size_t)got));
+    rn__vp_put(&s->pool, e->val, e->cap);
+    s->cache_bytes = s->cache_bytes - e->cap + got;
+    e->val = v;
+    e->cap = got;
 }
 
 static void rn__entry_set(struct rn_statedb *s, struct rn__centry *e, const void *v, size_t len)
@@ -1000,9 +1161,11 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
     if (e) {
         s->last = e;
         if (RN_UNLIKELY(e->pending)) {
-            /* Back from the plain batch: the batch still writes the same
-             * value, so the entry is clean until it changes. */
+            /* Back before the plain batch took it: RocksDB still lacks its
+             * value, so the entry is dirty again. */
             rn__pending_unlink(s, e);
+            s->pwb_ops--;
+            rn__mark_dirty(s, e);
             rn__lru_front(s, e);
             s->cache_bytes += e->cap + RN__ENTRY_OVERHEAD;
             rn__evict(s, e);
@@ -1034,15 +1197,17 @@ static struct rn__centry *rn__cache_get(struct rn_statedb *s, const struct rn__c
             return NULL;
         }
     }
-    e = rn__slab_get(&s->centries);
+    e = rn__vp_zget(&s->pool, sizeof *e);
     e->k = *k;
     e->absent = 1;
     if (load) {
         if (v) {
             e->absent = 0;
-            e->val = rn_xmalloc(vl ? vl : 1);
-            memcpy(e->val, v, vl);
-            e->len = e->cap = (uint32_t)vl;
+            if (vl) {
+                e->val = rn__vp_get(&s->pool, vl, &e->cap);
+                memcpy(e->val, v, vl);
+            }
+            e->len = (uint32_t)vl;
             rocksdb_free(v);
         }
     }
@@ -1166,16 +1331,18 @@ static void rn__heap_settle(struct rn_op_state *os)
     while (os->heap_n && os->heap[0].t->dead) {
         struct rn__tentry *t = os->heap[0].t;
         rn__heap_pop(os);
-        rn__slab_put(&os->tentries, t);
+        rn__vp_put(&os->db->pool, (char *)t, sizeof *t);
     }
 }
 
-static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, int persisted)
+/* Adds timer k (hash h), which is not in the set. */
+static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, uint64_t h,
+                             int persisted)
 {
-    struct rn__tentry *t = rn__slab_get(&os->tentries);
+    struct rn__tentry *t = rn__vp_zget(&os->db->pool, sizeof *t);
     t->k = *k;
     t->persisted = (uint8_t)persisted;
-    t->h = rn__ix_hash(k, sizeof *k);
+    t->h = h;
     rn__ix_add(&os->tset, t->h, t);
     rn__heap_push(os, t);
     os->n_live++;
@@ -1214,7 +1381,6 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->op_id = rn_xstrdup(op_id);
     os->max_parallelism = max_parallelism;
     os->timer_sid = rn__sid(op_id, "#timers", 0);
-    rn__slab_init(&os->tentries, sizeof(struct rn__tentry));
     os->fired_below = os->deleted_below = INT64_MIN;
     os->range_deletes = db->kg_end - db->kg_start <= RN__RANGE_KGS;
     os->found_version = os->version = 1;
@@ -1222,14 +1388,16 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     db->ops[db->n_ops++] = os;
     /* Claim this operator's restored timers. */
     for (size_t i = 0; i < db->n_restored; i++)
-        if (db->restored[i].k.sid == os->timer_sid) rn__timer_insert(os, &db->restored[i].k, 1);
+        if (db->restored[i].k.sid == os->timer_sid)
+            rn__timer_insert(os, &db->restored[i].k,
+                             rn__ix_hash(&db->restored[i].k, sizeof db->restored[i].k), 1);
     return os;
 }
 
 void rn__op_state_destroy(struct rn_op_state *os)
 {
     if (!os) return;
-    rn__slab_destroy(&os->tentries);
+    /* Its timer entries are in the database's pool, freed with it. */
     rn__ix_free(&os->tset);
     free(os->heap_mem);
     free(os->map_val);
@@ -1456,6 +1624,13 @@ int rn_value_clear(struct rn_state *st, uint64_t ns)
     if (RN_UNLIKELY(s->failed)) return RN_ESTATE;
     struct rn__ckey k = {st->sid, 0, st->os->cur_key, ns};
     struct rn__centry *e = rn__cache_get(s, &k, 0, st->os->op_id);
+    if (!e->pending && !rn__filter_may(&s->written, e->h)) {
+        /* Neither RocksDB nor any checkpoint ever had this key (the filter
+         * would hold it): forgetting the entry is the same as keeping it
+         * absent, and frees its memory now. */
+        rn__forget(s, e);
+        return 0;
+    }
     e->absent = 1;
     e->len = 0;
     rn__mark_dirty(s, e);
@@ -1471,12 +1646,7 @@ int rn_list_append(struct rn_state *st, const void *val, size_t len)
     if (!e) return RN_ESTATE;
     if (e->absent) e->len = 0;
     size_t need = e->len + 4 + len;
-    if (need > e->cap) {
-        size_t cap = RN_MAX(need, (size_t)e->cap * 2);
-        s->cache_bytes += cap - e->cap;
-        e->val = rn_xrealloc(e->val, cap);
-        e->cap = (uint32_t)cap;
-    }
+    if (need > e->cap) rn__entry_room(s, e, need, (size_t)e->cap * 2);
     uint32_t l32 = (uint32_t)len;
     memcpy(e->val + e->len, &l32, 4);
     if (len) memcpy(e->val + e->len + 4, val, len);
@@ -1517,8 +1687,8 @@ int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
-    if (!rn__ix_find(&os->tset, rn__ix_hash(&k, sizeof k), &k, sizeof k))
-        rn__timer_insert(os, &k, 0);
+    uint64_t h = rn__ix_hash(&k, sizeof k);
+    if (!rn__ix_find(&os->tset, h, &k, sizeof k)) rn__timer_insert(os, &k, h, 0);
     return 0;
 }
 

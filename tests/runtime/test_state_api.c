@@ -5,8 +5,9 @@
  * restores the final checkpoint of run 1, applies the rest, and at the end of
  * input every key's timer fires and dumps its value, list and map. The dumps
  * must equal what the script implies. Value state changed in place
- * (rn_value_edit) is one of the commands: a value grown by 64 bytes at a time
- * and cut back to its first 64 (which gives most of its buffer back).
+ * (rn_value_edit) is one of the commands: a value grown by 16 KiB at a time
+ * (through the state pool's size classes and, past 64 KiB, malloc) and cut
+ * back to its first 16 KiB (which gives most of its buffer back).
  * Every record also gives prefetch hints (rn_state_prefetch) for the state of
  * a record three ahead, and the timers give their own: hints change nothing.
  */
@@ -30,11 +31,12 @@ enum {
     C_MAP_PUT = 2,
     C_MAP_DEL = 3,
     C_CLEAR_VALUE = 4,
-    C_EDIT_GROW = 5, /* value ns 2: 16 more copies of arg, in place */
+    C_EDIT_GROW = 5, /* value ns 2: EDIT_GROUP more copies of arg, in place */
     C_EDIT_CUT = 6,  /* value ns 2: cut to its first group of copies, in place */
     N_CMDS = 7
 };
-#define EDIT_GROUP 16
+#define EDIT_GROUP 4096
+static int max_groups; /* the most groups a value of the script holds at once */
 static _Atomic int edit_not_zero; /* added bytes that were not zero */
 
 struct cmd {
@@ -259,7 +261,10 @@ static void expect(uint64_t key, struct rn_buf *b)
         case C_APPEND: rn_buf_printf(&l, "%d,", c->arg); break;
         case C_MAP_PUT: has[c->arg % 10] = 1, map[c->arg % 10] = c->arg; break;
         case C_MAP_DEL: has[c->arg % 10] = 0; break;
-        case C_EDIT_GROW: e[n_e++] = c->arg; break;
+        case C_EDIT_GROW:
+            e[n_e++] = c->arg;
+            max_groups = RN_MAX(max_groups, n_e);
+            break;
         case C_EDIT_CUT: n_e = RN_MIN(n_e, 1); break;
         }
     }
@@ -356,6 +361,7 @@ int main(void)
     CHECK_EQ_INT(atomic_load(&n_fired), keys_seen);
     CHECK_EQ_INT(same, keys_seen);
     CHECK_EQ_INT(atomic_load(&edit_not_zero), 0);
+    CHECK(max_groups * EDIT_GROUP * 4 > 65536); /* a value outgrew the pool's classes */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
