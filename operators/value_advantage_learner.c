@@ -550,6 +550,31 @@ static int rn_val_take(struct rn_op *op, struct rn_val *v, const struct rn_val_r
 
 static const struct rn_val_list *rn_val_sort_list;
 
+static int rn_val_off_cmp(const void *a, const void *b)
+{
+    const struct rn_val_rec *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Drops the first k records and moves the payloads of the rest down in
+ * place, in the order they lie in the buffer (each moves down or stays), so
+ * that what waits is never held twice. The records' order does not matter:
+ * rn_val_advance sorts them by content. */
+static void rn_val_list_drop_front(struct rn_val_list *L, size_t k)
+{
+    memmove(L->r, L->r + k, (L->n - k) * sizeof *L->r);
+    L->n -= k;
+    qsort(L->r, L->n, sizeof *L->r, rn_val_off_cmp);
+    size_t at = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        at = (at + 7) & ~(size_t)7; /* payloads stay 8-aligned */
+        if (at != L->r[i].off) memmove(L->bytes.data + at, L->bytes.data + L->r[i].off, L->r[i].len);
+        L->r[i].off = (uint32_t)at;
+        at += L->r[i].len;
+    }
+    L->bytes.len = at;
+}
+
 static int rn_val_cmp(const void *a, const void *b)
 {
     const struct rn_val_rec *x = a, *y = b;
@@ -574,15 +599,7 @@ static int rn_val_advance(struct rn_op *op, struct rn_val *v, int64_t wm)
     size_t k = 0;
     for (; k < W->n && W->r[k].ts <= wm; k++)
         if ((rc = rn_val_take(op, v, &W->r[k], W->bytes.data + W->r[k].off))) return rc;
-    /* keep the rest */
-    if (k) {
-        struct rn_val_list rest = {0};
-        for (size_t i = k; i < W->n; i++)
-            rn_val_list_add(&rest, W->r[i].ts, W->r[i].user, W->r[i].request,
-                            W->bytes.data + W->r[i].off, W->r[i].len);
-        rn_val_list_free(W);
-        *W = rest;
-    }
+    if (k) rn_val_list_drop_front(W, k); /* keep the rest */
     /* boundaries the watermark passed; at the end of input (wm = +inf) up to
      * the last transition only */
     int64_t upto = wm == RN_TS_MAX ? v->max_ts : wm;
