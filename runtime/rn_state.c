@@ -363,8 +363,8 @@ static char *rn__vp_get(struct rn__vpool *vp, size_t n, uint32_t *cap)
     unsigned c = rn__vp_class(n, &size);
     char *p = vp->free[c];
     if (p) {
-        RN__SLAB_UNPOISON(p, sizeof(void *));
-        memcpy(&vp->free[c], p, sizeof(void *));
+        RN__SLAB_UNPOISON(p, sizeof vp->free[c]);
+        memcpy(&vp->free[c], p, sizeof vp->free[c]);
     } else {
         if (RN_UNLIKELY((size_t)(vp->end - vp->cur) < size + RN__VP_RZ)) rn__vp_map(vp);
         p = vp->cur;
@@ -384,7 +384,7 @@ static void rn__vp_put(struct rn__vpool *vp, char *p, uint32_t cap)
     }
     size_t size;
     unsigned c = rn__vp_class(cap, &size);
-    memcpy(p, &vp->free[c], sizeof(void *));
+    memcpy(p, &vp->free[c], sizeof vp->free[c]);
     vp->free[c] = p;
     RN__SLAB_POISON(p, size);
 }
