@@ -32,7 +32,10 @@ compare() { # label
   done
   if [ $same -eq 1 ]; then ok "$1: committed output identical to the reference"; else
     bad "$1: output differs"; for f in $OUTPUTS; do
-      echo "  $f: $(out_of "$f" | wc -l) lines, reference $(wc -l <"$work/ref-$f.txt")"; done; fi
+      echo "  $f: $(out_of "$f" | wc -l) lines, reference $(wc -l <"$work/ref-$f.txt")"
+      # The first differences, so that a rare failure leaves its evidence.
+      out_of "$f" | sort | diff - "$work/ref-$f.txt" | head -4 | cut -c1-400 | sed 's/^/    /'
+    done; fi
 }
 
 # The highest completed checkpoint id so far (0: none).
