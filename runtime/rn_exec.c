@@ -364,6 +364,15 @@ static void rn__print_summary(struct rn_job *job)
             fprintf(stderr, "  thread chain=%d subtask=%u head=%s records=%llu cpu_s=%.3f "
                             "records_per_cpu_s=%.0f\n",
                     gi, s, head->id, (unsigned long long)recs, cpu, cpu > 0 ? (double)recs / cpu : 0);
+            if (t->statedb) {
+                struct rn_state_figures f;
+                rn__statedb_figures(t->statedb, &f);
+                fprintf(stderr, "  state chain=%d subtask=%u cache_hits=%llu cache_misses=%llu "
+                                "db_reads=%llu cache_evictions=%llu cache_bytes=%llu\n",
+                        gi, s, (unsigned long long)f.cache_hits, (unsigned long long)f.cache_misses,
+                        (unsigned long long)f.db_reads, (unsigned long long)f.cache_evictions,
+                        (unsigned long long)f.cache_bytes);
+            }
         }
     }
 }

@@ -57,6 +57,7 @@ const char *rn__statedb_error(const struct rn_statedb *db);
 /* Figures for the status page; safe from any thread. */
 struct rn_state_figures {
     uint64_t cache_entries, cache_bytes, cache_hits, cache_misses, cache_evictions;
+    uint64_t db_reads; /* misses that read RocksDB (the others the written-keys filter answered) */
     uint64_t timers;
     uint64_t memtable_bytes, sst_bytes, live_data_bytes, block_cache_bytes, keys_estimate;
 };

@@ -173,13 +173,15 @@ static void rn__state_json(struct rn_job *job, struct rn_buf *b)
             rn_buf_printf(b,
                           "%s{\"chain\":\"%s\",\"subtask\":%u,\"key_groups\":[%u,%u],"
                           "\"cache_entries\":%llu,\"cache_bytes\":%llu,\"cache_hits\":%llu,"
-                          "\"cache_misses\":%llu,\"cache_evictions\":%llu,\"memtable_bytes\":%llu,"
+                          "\"cache_misses\":%llu,\"db_reads\":%llu,\"cache_evictions\":%llu,"
+                          "\"memtable_bytes\":%llu,"
                           "\"sst_bytes\":%llu,\"live_data_bytes\":%llu,\"block_cache_bytes\":%llu,"
                           "\"keys_estimate\":%llu}",
                           i ? "," : "", rows[i].chain, rows[i].subtask, rows[i].kg_start,
                           rows[i].kg_end, (unsigned long long)f.cache_entries,
                           (unsigned long long)f.cache_bytes, (unsigned long long)f.cache_hits,
-                          (unsigned long long)f.cache_misses, (unsigned long long)f.cache_evictions,
+                          (unsigned long long)f.cache_misses, (unsigned long long)f.db_reads,
+                          (unsigned long long)f.cache_evictions,
                           (unsigned long long)f.memtable_bytes, (unsigned long long)f.sst_bytes,
                           (unsigned long long)f.live_data_bytes,
                           (unsigned long long)f.block_cache_bytes,
@@ -492,6 +494,11 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
                           jn, rows[i].chain, rows[i].subtask,
                           (unsigned long long)rows[i].f.cache_hits, jn, rows[i].chain,
                           rows[i].subtask, (unsigned long long)rows[i].f.cache_misses);
+        rn_buf_puts(b, "# HELP runnel_state_db_reads_total Keyed-state cache misses that read "
+                       "RocksDB, per worker thread.\n# TYPE runnel_state_db_reads_total counter\n");
+        for (size_t i = 0; i < n; i++)
+            rn_buf_printf(b, "runnel_state_db_reads_total{job=\"%s\",chain=\"%s\",subtask=\"%u\"} %llu\n",
+                          jn, rows[i].chain, rows[i].subtask, (unsigned long long)rows[i].f.db_reads);
         rn_buf_puts(b, "# HELP runnel_state_keys Estimated keys in a worker thread's keyed state.\n"
                        "# TYPE runnel_state_keys gauge\n");
         for (size_t i = 0; i < n; i++)
