@@ -432,14 +432,15 @@ struct rn__centry {
     uint64_t touch;    /* the cache's access clock when last used */
     int64_t due;       /* the earliest timer of its key and namespace when one was
                         * registered while it was cached (an eviction hint), or 0 */
-    struct rn__centry *dprev, *dnext; /* dirty list, or the pending list when pending */
-    char *val;
-    uint32_t len, cap;
     uint32_t saved_gen; /* checkpoint generation that holds this value; 0: modified since */
     uint8_t dirty;
     uint8_t absent;
     uint8_t pending; /* evicted: the value waits in the plain batch, dprev/dnext link
                       * the pending list, and the entry stays findable until it is written */
+    /* What choosing a victim reads (rn__victim) is above: the first 56 bytes. */
+    struct rn__centry *dprev, *dnext; /* dirty list, or the pending list when pending */
+    char *val;
+    uint32_t len, cap;
 };
 
 struct rn__tkey {
@@ -1125,24 +1126,38 @@ static struct rn__centry *rn__victim(struct rn_statedb *s, const struct rn__cent
     size_t candidates = s->cache.n - s->n_pending;
     if (keep && !keep->pending) candidates--;
     if (!candidates || !s->cache.slots) return NULL;
-    struct rn__centry *best = NULL;
-    uint64_t best_score = 0;
-    for (size_t n = 0; n < RN__EVICT_SAMPLES;) {
+    /* The samples' slots, then their entries, are loaded together: two
+     * waits for memory instead of one per slot and one per entry. */
+    size_t at[RN__EVICT_SAMPLES];
+    struct rn__centry *e[RN__EVICT_SAMPLES];
+    size_t n = RN_MIN(candidates, (size_t)RN__EVICT_SAMPLES);
+    for (size_t j = 0; j < n; j++) {
         s->rng ^= s->rng << 13;
         s->rng ^= s->rng >> 7;
         s->rng ^= s->rng << 17;
-        size_t i = s->rng & s->cache.mask;
-        /* The first candidate at or after i (there is one; most tables are
-         * over a third full, so this is a few slots of one line). */
-        struct rn__centry *e;
-        for (;; i = (i + 1) & s->cache.mask) {
-            e = s->cache.slots[i].p;
-            if (e && !e->pending && e != keep) break;
+        at[j] = s->rng & s->cache.mask;
+        RN__PREFETCH(&s->cache.slots[at[j]]);
+    }
+    for (size_t j = 0; j < n; j++) {
+        /* The first entry at or after the place (most tables are over a
+         * third full: a few slots of one line). */
+        size_t i = at[j];
+        while (!s->cache.slots[i].p) i = (i + 1) & s->cache.mask;
+        at[j] = i;
+        e[j] = s->cache.slots[i].p;
+        RN__PREFETCH(e[j]);
+        RN__PREFETCH((const char *)e[j] + 55);
+    }
+    struct rn__centry *best = NULL;
+    uint64_t best_score = 0;
+    for (size_t j = 0; j < n; j++) {
+        /* A pending entry or keep: the next candidate after it (there is one). */
+        for (size_t i = at[j]; e[j]->pending || e[j] == keep;) {
+            i = (i + 1) & s->cache.mask;
+            if (s->cache.slots[i].p) e[j] = s->cache.slots[i].p;
         }
-        uint64_t score = rn__idle_score(s, e);
-        if (!best || score > best_score) best = e, best_score = score;
-        n++;
-        if (candidates < RN__EVICT_SAMPLES && n >= candidates) break;
+        uint64_t score = rn__idle_score(s, e[j]);
+        if (!best || score > best_score) best = e[j], best_score = score;
     }
     return best;
 }
