@@ -32,8 +32,8 @@
  * heap's own for the timers about to fire) load a key's table slot and entry
  * ahead of its use.
  *
- * Timers live in memory (a hash table for de-duplication and a 4-ary heap in
- * (ts, key, ns) order per operator) and are written to the timers column
+ * Timers live in memory (a hash table for de-duplication, and sorted runs
+ * with a 4-ary heap for the rest in (ts, key, ns) order, per operator) and are written to the timers column
  * family at each checkpoint; fired timers that were written are deleted by
  * the next checkpoint, one range per key group. On restore they are loaded back for the key
  * groups the thread owns.
@@ -466,6 +466,14 @@ struct rn__hslot {
     struct rn__tentry *t;
 };
 
+/* A sorted run of timers: a ring of cap (a power of two) slots, n of them
+ * used from head on. */
+#define RN__RUNS 4
+struct rn__run {
+    struct rn__hslot *a;
+    size_t head, n, cap;
+};
+
 struct rn__restored_timer {
     struct rn__tkey k;
 };
@@ -493,12 +501,20 @@ struct rn_op_state {
     int64_t fired_below, deleted_below;
     int range_deletes;
     struct rn__index tset;    /* the timers, for de-duplication */
-    struct rn__hslot *heap;   /* 4-ary min-heap on (ts, key, ns); dead entries may be in it,
-                               * never at the top. Inside heap_mem, placed so that the four
-                               * children of a slot share one 64-byte line. */
+    /* The timers in (ts, key, ns) order: RN__RUNS sorted runs (a timer
+     * registered no earlier than a run's last one is appended to it: most
+     * timers, since operators register them as event time goes on) and a
+     * 4-ary min-heap for the rest. The earliest timer is the least of the
+     * runs' heads and the heap's top (top_src says which: a run's index,
+     * RN__RUNS for the heap, -1 when there is none). Dead entries may be in
+     * either, never at the top. The heap is inside heap_mem, placed so that
+     * the four children of a slot share one 64-byte line. */
+    struct rn__run runs[RN__RUNS];
+    int top_src;
+    struct rn__hslot *heap;
     void *heap_mem;
     size_t heap_n, heap_cap;
-    size_t n_live; /* timers in the set (the heap less its dead entries) */
+    size_t n_live; /* timers in the set (runs and heap less their dead entries) */
     struct rn_state *states;
     _Atomic uint64_t n_timers;
     /* State format (rn_op_type.state_version): what the restored checkpoint
@@ -1311,29 +1327,6 @@ void rn_state_prefetch(struct rn_state *st, uint64_t key, uint64_t ns)
  * a pop, for each value and list state of the operator: the entry of the next
  * timer (whose slot the previous pop fetched) and the slot of the one after
  * it (the smallest child of the top). */
-static void rn__timer_prefetch(struct rn_op_state *os)
-{
-    if (!os->heap_n) return;
-    const struct rn__tentry *next = os->heap[0].t, *after = NULL;
-    if (os->heap_n > 1) {
-        size_t m = 1;
-        for (size_t c = 2; c < RN_MIN(os->heap_n, (size_t)5); c++)
-            if (os->heap[c].ts < os->heap[m].ts) m = c;
-        after = os->heap[m].t;
-    }
-    if (after) RN__PREFETCH(&os->tset.slots[after->h & os->tset.mask]); /* for its removal */
-    for (const struct rn_state *st = os->states; st; st = st->next) {
-        if (st->kind == RN__KIND_MAP) continue;
-        struct rn__ckey k = {st->sid, 0, next->k.key, next->k.ns};
-        rn__ix_prefetch_entry(&os->db->cache, rn__ix_hash(&k, sizeof k));
-        if (after) {
-            k.key = after->k.key;
-            k.ns = after->k.ns;
-            rn__ix_prefetch_slot(&os->db->cache, rn__ix_hash(&k, sizeof k));
-        }
-    }
-}
-
 /* ---- operator state ---------------------------------------------------------------- */
 
 static inline int rn__heap_less(const struct rn__hslot *a, const struct rn__hslot *b)
@@ -1369,6 +1362,78 @@ static void rn__heap_push(struct rn_op_state *os, struct rn__tentry *t)
     os->heap[i] = x;
 }
 
+/* ---- the timer queue: sorted runs and a heap ------------------------------------- */
+
+static inline const struct rn__hslot *rn__src_head(const struct rn_op_state *os, int src)
+{
+    if (src == RN__RUNS) return os->heap_n ? &os->heap[0] : NULL;
+    const struct rn__run *r = &os->runs[src];
+    return r->n ? &r->a[r->head & (r->cap - 1)] : NULL;
+}
+
+/* The slot after the head of source src, or NULL (for the heap: the least of
+ * the top's children). */
+static inline const struct rn__hslot *rn__src_second(const struct rn_op_state *os, int src)
+{
+    if (src == RN__RUNS) {
+        if (os->heap_n < 2) return NULL;
+        size_t m = 1;
+        for (size_t c = 2; c < RN_MIN(os->heap_n, (size_t)5); c++)
+            if (rn__heap_less(&os->heap[c], &os->heap[m])) m = c;
+        return &os->heap[m];
+    }
+    const struct rn__run *r = &os->runs[src];
+    return r->n > 1 ? &r->a[(r->head + 1) & (r->cap - 1)] : NULL;
+}
+
+static void rn__tq_find_top(struct rn_op_state *os)
+{
+    const struct rn__hslot *b = NULL;
+    os->top_src = -1;
+    for (int i = 0; i <= RN__RUNS; i++) {
+        const struct rn__hslot *h = rn__src_head(os, i);
+        if (h && (!b || rn__heap_less(h, b))) b = h, os->top_src = i;
+    }
+}
+
+/* The earliest timer's slot, or NULL. */
+static inline const struct rn__hslot *rn__tq_top(const struct rn_op_state *os)
+{
+    return os->top_src < 0 ? NULL : rn__src_head(os, os->top_src);
+}
+
+static size_t rn__tq_size(const struct rn_op_state *os)
+{
+    size_t n = os->heap_n;
+    for (int i = 0; i < RN__RUNS; i++) n += os->runs[i].n;
+    return n;
+}
+
+/* The i-th slot of the queue in no particular order (i < rn__tq_size). */
+static const struct rn__hslot *rn__tq_at(const struct rn_op_state *os, size_t i)
+{
+    for (int r = 0; r < RN__RUNS; r++) {
+        const struct rn__run *run = &os->runs[r];
+        if (i < run->n) return &run->a[(run->head + i) & (run->cap - 1)];
+        i -= run->n;
+    }
+    return &os->heap[i];
+}
+
+static void rn__run_append(struct rn__run *r, struct rn__hslot x)
+{
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        struct rn__hslot *a = rn_xmalloc(cap * sizeof *a);
+        for (size_t i = 0; i < r->n; i++) a[i] = r->a[(r->head + i) & (r->cap - 1)];
+        free(r->a);
+        r->a = a;
+        r->head = 0;
+        r->cap = cap;
+    }
+    r->a[(r->head + r->n++) & (r->cap - 1)] = x;
+}
+
 /* Takes the top off the heap (its entry stays where it is). */
 static void rn__heap_pop(struct rn_op_state *os)
 {
@@ -1388,13 +1453,78 @@ static void rn__heap_pop(struct rn_op_state *os)
     os->heap[i] = x;
 }
 
+/* Adds t: to the run whose last timer is the latest one not after t, else
+ * to an empty run, else to the heap. */
+static void rn__tq_push(struct rn_op_state *os, struct rn__tentry *t)
+{
+    struct rn__hslot x = {t->k.ts, t};
+    const struct rn__hslot *pl = NULL;
+    int pick = -1, empty = -1;
+    for (int i = 0; i < RN__RUNS; i++) {
+        const struct rn__run *r = &os->runs[i];
+        if (!r->n) {
+            if (empty < 0) empty = i;
+            continue;
+        }
+        const struct rn__hslot *last = &r->a[(r->head + r->n - 1) & (r->cap - 1)];
+        if (!rn__heap_less(&x, last) && (!pl || rn__heap_less(pl, last))) pick = i, pl = last;
+    }
+    if (pick < 0) pick = empty;
+    if (pick < 0) rn__heap_push(os, t);
+    else rn__run_append(&os->runs[pick], x);
+    const struct rn__hslot *top = rn__tq_top(os);
+    if (!top || rn__heap_less(&x, top)) rn__tq_find_top(os);
+}
+
+/* Takes the top off (its entry stays where it is). */
+static void rn__tq_pop(struct rn_op_state *os)
+{
+    assert(os->top_src >= 0);
+    if (os->top_src == RN__RUNS) {
+        rn__heap_pop(os);
+    } else {
+        struct rn__run *r = &os->runs[os->top_src];
+        r->head++;
+        if (!--r->n) r->head = 0;
+    }
+    rn__tq_find_top(os);
+}
+
 /* Gives back the dead entries at the top, so that the top is a live timer. */
 static void rn__heap_settle(struct rn_op_state *os)
 {
-    while (os->heap_n && os->heap[0].t->dead) {
-        struct rn__tentry *t = os->heap[0].t;
-        rn__heap_pop(os);
+    const struct rn__hslot *top;
+    while ((top = rn__tq_top(os)) && top->t->dead) {
+        struct rn__tentry *t = top->t;
+        rn__tq_pop(os);
         rn__vp_put(&os->db->pool, (char *)t, sizeof *t);
+    }
+}
+
+/* Prefetching for the timers about to fire: the entries of the next one's
+ * state (it fires next) and the slots of the one after it, and the latter's
+ * timer-set slot (for its removal). */
+static void rn__timer_prefetch(struct rn_op_state *os)
+{
+    const struct rn__hslot *top = rn__tq_top(os);
+    if (!top) return;
+    const struct rn__tentry *next = top->t, *after = NULL;
+    const struct rn__hslot *a = rn__src_second(os, os->top_src);
+    for (int i = 0; i <= RN__RUNS; i++) {
+        const struct rn__hslot *h = i == os->top_src ? NULL : rn__src_head(os, i);
+        if (h && (!a || rn__heap_less(h, a))) a = h;
+    }
+    if (a) after = a->t;
+    if (after) RN__PREFETCH(&os->tset.slots[after->h & os->tset.mask]);
+    for (const struct rn_state *st = os->states; st; st = st->next) {
+        if (st->kind == RN__KIND_MAP) continue;
+        struct rn__ckey k = {st->sid, 0, next->k.key, next->k.ns};
+        rn__ix_prefetch_entry(&os->db->cache, rn__ix_hash(&k, sizeof k));
+        if (after) {
+            k.key = after->k.key;
+            k.ns = after->k.ns;
+            rn__ix_prefetch_slot(&os->db->cache, rn__ix_hash(&k, sizeof k));
+        }
     }
 }
 
@@ -1407,7 +1537,7 @@ static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, u
     t->persisted = (uint8_t)persisted;
     t->h = h;
     rn__ix_add(&os->tset, t->h, t);
-    rn__heap_push(os, t);
+    rn__tq_push(os, t);
     os->n_live++;
     atomic_store_explicit(&os->n_timers, os->n_live, memory_order_relaxed);
 }
@@ -1432,7 +1562,7 @@ static void rn__timer_drop(struct rn_op_state *os, struct rn__tentry *t)
     rn__ix_del(&os->tset, t->h, t);
     t->dead = 1;
     os->n_live--;
-    if (os->heap[0].t == t) rn__heap_settle(os);
+    if (rn__tq_top(os)->t == t) rn__heap_settle(os);
     atomic_store_explicit(&os->n_timers, os->n_live, memory_order_relaxed);
 }
 
@@ -1447,6 +1577,7 @@ struct rn_op_state *rn__op_state_create(struct rn_statedb *db, const char *op_id
     os->fired_below = os->deleted_below = INT64_MIN;
     os->range_deletes = db->kg_end - db->kg_start <= RN__RANGE_KGS;
     os->found_version = os->version = 1;
+    os->top_src = -1;
     db->ops = rn_xrealloc(db->ops, (db->n_ops + 1) * sizeof *db->ops);
     db->ops[db->n_ops++] = os;
     /* Claim this operator's restored timers. */
@@ -1463,6 +1594,7 @@ void rn__op_state_destroy(struct rn_op_state *os)
     /* Its timer entries are in the database's pool, freed with it. */
     rn__ix_free(&os->tset);
     free(os->heap_mem);
+    for (int i = 0; i < RN__RUNS; i++) free(os->runs[i].a);
     free(os->map_val);
     for (struct rn_state *st = os->states, *n; st; st = n) {
         n = st->next;
@@ -1479,7 +1611,8 @@ void rn__op_state_set_key(struct rn_op_state *os, uint64_t key)
 
 int64_t rn__op_state_next_timer(struct rn_op_state *os)
 {
-    return os->heap_n ? os->heap[0].ts : RN_TS_MAX;
+    const struct rn__hslot *top = rn__tq_top(os);
+    return top ? top->ts : RN_TS_MAX;
 }
 
 /* The operators' watermark moved to wm: every 4,096 accesses and a second
@@ -1504,15 +1637,16 @@ static void rn__clock_watermark(struct rn_statedb *s, int64_t wm)
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out)
 {
     rn__clock_watermark(os->db, wm);
-    if (!os->heap_n || os->heap[0].ts > wm) return 0;
-    struct rn__tentry *t = os->heap[0].t;
+    const struct rn__hslot *top = rn__tq_top(os);
+    if (!top || top->ts > wm) return 0;
+    struct rn__tentry *t = top->t;
     out->ts = t->k.ts;
     out->key = t->k.key;
     out->ns = t->k.ns;
     os->cur_key = t->k.key;
     if (!os->range_deletes) {
         rn__timer_drop(os, t);
-        if (os->heap_n && os->heap[0].ts <= wm) rn__timer_prefetch(os);
+        if ((top = rn__tq_top(os)) && top->ts <= wm) rn__timer_prefetch(os);
         return 1;
     }
     /* No RocksDB delete for it: the next checkpoint's range covers it. */
@@ -1524,11 +1658,11 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
      * at ts waits (a timer registered later in the past is written after the
      * range, so the range cannot delete it). When one waits, the range stops
      * before ts and this timer is deleted on its own. */
-    int64_t below = (os->heap_n && os->heap[0].ts <= k.ts) || k.ts == INT64_MAX ? k.ts
-                                                                                 : k.ts + 1;
+    top = rn__tq_top(os);
+    int64_t below = (top && top->ts <= k.ts) || k.ts == INT64_MAX ? k.ts : k.ts + 1;
     if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
     if (below > os->fired_below) os->fired_below = below;
-    if (os->heap_n && os->heap[0].ts <= wm) rn__timer_prefetch(os);
+    if (top && top->ts <= wm) rn__timer_prefetch(os);
     return 1;
 }
 
@@ -2075,8 +2209,8 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
             }
             os->deleted_below = os->fired_below;
         }
-        for (size_t h = 0; h < os->heap_n; h++) {
-            struct rn__tentry *t = os->heap[h].t;
+        for (size_t h = 0, n = rn__tq_size(os); h < n; h++) {
+            struct rn__tentry *t = rn__tq_at(os, h)->t;
             if (t->persisted || t->dead) continue;
             rn__timer_key(k, &t->k, s->max_parallelism);
             rocksdb_writebatch_put_cf(s->delta, s->cf[1], (const char *)k, sizeof k, "", 0);
