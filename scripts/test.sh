@@ -34,7 +34,7 @@ echo "== build-tsan (ThreadSanitizer: threaded runtime tests)"
 bash scripts/build.sh build-tsan -DCMAKE_BUILD_TYPE=Debug -DRUNNEL_TSAN=ON
 (cd build-tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/../tests/tsan.supp" \
    RUNNEL_BIG_KEYS=100000 RUNNEL_FAULTS="disks signals" ctest --output-on-failure -j"$jobs" \
-   -R 'test_(parallel|status|http|http_abuse|channel|dead_letter|time|state_big|state_api|state_timers|state_errors|close_restored|crash|crash_rl|joiner|serve|ptimer|inference|last|last_serving|model|slate|multi_input|job_types|cluster_local|faults|flinkrl)$') || status=1
+   -R 'test_(parallel|status|http|http_abuse|channel|dead_letter|time|state_big|state_api|state_timers|state_errors|state_evict|close_restored|crash|crash_rl|joiner|serve|ptimer|inference|last|last_serving|model|slate|multi_input|job_types|cluster_local|faults|flinkrl)$') || status=1
 
 echo "== build-fuzz (libFuzzer smoke: each harness ${RUNNEL_FUZZ_SECONDS:-10} s)"
 bash scripts/fuzz.sh "${RUNNEL_FUZZ_SECONDS:-10}" || status=1
