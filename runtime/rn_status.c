@@ -646,18 +646,19 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
     struct rn__state_row *rows = rn__state_rows(job, &n_rows);
     if (n_rows) {
         rn_buf_puts(b, "<h2>Keyed state</h2><table><tr><th class=l>chain</th><th>key groups</th>"
-                       "<th>cache entries</th><th>cache MB</th><th>hit %</th><th>memtable MB</th>"
+                       "<th>cache entries</th><th>cache MB</th><th>hit %</th><th>RocksDB reads</th>"
+                       "<th>memtable MB</th>"
                        "<th>SST MB</th><th>block cache MB</th><th>keys (est.)</th></tr>");
         for (size_t i = 0; i < n_rows; i++) {
             const struct rn_state_figures *f = &rows[i].f;
             uint64_t lookups = f->cache_hits + f->cache_misses;
             rn_buf_printf(b, "<tr><td class=l>%s[%u]</td><td>%u&ndash;%u</td><td>%llu</td>"
-                             "<td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
+                             "<td>%.1f</td><td>%.1f</td><td>%llu</td><td>%.1f</td><td>%.1f</td><td>%.1f</td>"
                              "<td>%llu</td></tr>",
                           rows[i].chain, rows[i].subtask, rows[i].kg_start, rows[i].kg_end - 1,
                           (unsigned long long)f->cache_entries, (double)f->cache_bytes / 1e6,
                           lookups ? 100.0 * (double)f->cache_hits / (double)lookups : 0,
-                          (double)f->memtable_bytes / 1e6, (double)f->sst_bytes / 1e6,
+                          (unsigned long long)f->db_reads, (double)f->memtable_bytes / 1e6, (double)f->sst_bytes / 1e6,
                           (double)f->block_cache_bytes / 1e6, (unsigned long long)f->keys_estimate);
         }
         rn_buf_puts(b, "</table>");

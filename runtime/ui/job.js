@@ -128,10 +128,10 @@
         "</td><td>" + RN.dur(q.blocked_s) + "</td></tr>"; }).join("") + "</table>";
     var head = job.operators.find(function (x) { return x.chain === o.chain; }).id;
     var st = (job.keyed_state || []).filter(function (r) { return r.chain === head; });
-    if (st.length) h += '<h3>Keyed state of its chain, per subtask</h3><table><tr><th>subtask</th><th>key groups</th><th>keys (est.)</th><th>cache</th><th>hit rate</th><th>SST</th></tr>' +
+    if (st.length) h += '<h3>Keyed state of its chain, per subtask</h3><table><tr><th>subtask</th><th>key groups</th><th>keys (est.)</th><th>cache</th><th>hit rate</th><th>RocksDB reads</th><th>SST</th></tr>' +
       st.map(function (r) { var l = r.cache_hits + r.cache_misses; return "<tr><td>" + r.subtask + "</td><td>" + r.key_groups[0] + "–" + (r.key_groups[1] - 1) +
         "</td><td>" + RN.num(r.keys_estimate) + "</td><td>" + RN.bytes(r.cache_bytes) + "</td><td>" + (l ? RN.pct(r.cache_hits / l) : "–") +
-        "</td><td>" + RN.bytes(r.sst_bytes) + "</td></tr>"; }).join("") + "</table>";
+        "</td><td>" + RN.num(r.db_reads) + "</td><td>" + RN.bytes(r.sst_bytes) + "</td></tr>"; }).join("") + "</table>";
     document.getElementById("detail").innerHTML = h;
   }
   function drawGraph() {
