@@ -33,10 +33,10 @@
  * ahead of its use.
  *
  * Timers live in memory (a hash table for de-duplication, and sorted runs
- * with a 4-ary heap for the rest in (ts, key, ns) order, per operator) and are written to the timers column
- * family at each checkpoint; fired timers that were written are deleted by
- * the next checkpoint, one range per key group. On restore they are loaded back for the key
- * groups the thread owns.
+ * with a 4-ary heap for the rest, in (ts, key, ns) order, per operator) and
+ * are written to the timers column family at each checkpoint; fired timers
+ * that were written are deleted by the next checkpoint, one range per key
+ * group. On restore they are loaded back for the key groups the thread owns.
  *
  * Checkpoint, in two parts. On the worker thread, at the barrier: copy into a
  * delta batch every cache entry changed since the last checkpoint (and every
@@ -48,6 +48,8 @@
  * barrier; the worker acks the checkpoint when the background part is done.
  */
 #include "rn_state_int.h"
+
+#include "rn_rand.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -561,11 +563,11 @@ struct rn_statedb {
     /* Eviction (rn__victim): the access clock, the watermark the operators
      * last saw, and how many accesses one millisecond of event time brings
      * (measured between wm0/clock0 and now), to weigh a timer's distance
-     * against an entry's idle time; a xorshift state for sampling. */
+     * against an entry's idle time; the sampling's random numbers. */
     uint64_t clock, clock0;
     int64_t wm, wm0;
     double acc_per_ms;
-    uint64_t rng;
+    struct rn_rand rng;
 
     struct rn_op_state **ops;
     size_t n_ops;
@@ -881,7 +883,7 @@ struct rn_statedb *rn__statedb_open(const struct rn_state_cfg *cfg, const char *
     s->ro = rocksdb_readoptions_create();
     s->wb = rocksdb_writebatch_wi_create(0, 1);
     s->pwb = rocksdb_writebatch_create();
-    s->rng = 0x9e3779b97f4a7c15ULL;
+    rn_rand_seed(&s->rng, 0x5eed, kg_start);
     int whole = n_src == 1 && src[0].kg_start == kg_start && src[0].kg_end == kg_end;
     if (whole) {
         /* Same key groups as the checkpoint: link its SST files, copy the rest. */
@@ -1131,7 +1133,6 @@ static inline uint64_t rn__idle_score(const struct rn_statedb *s, const struct r
     return idle;
 }
 
-
 /* The entry to evict: of RN__EVICT_SAMPLES entries at random places of the
  * table (not pending, not keep), the one with the highest rn__idle_score, as
  * Redis approximates LRU: no list to keep in order on every access, and a
@@ -1148,10 +1149,7 @@ static struct rn__centry *rn__victim(struct rn_statedb *s, const struct rn__cent
     struct rn__centry *e[RN__EVICT_SAMPLES];
     size_t n = RN_MIN(candidates, (size_t)RN__EVICT_SAMPLES);
     for (size_t j = 0; j < n; j++) {
-        s->rng ^= s->rng << 13;
-        s->rng ^= s->rng >> 7;
-        s->rng ^= s->rng << 17;
-        at[j] = s->rng & s->cache.mask;
+        at[j] = rn_rand_next(&s->rng) & s->cache.mask;
         RN__PREFETCH(&s->cache.slots[at[j]]);
     }
     for (size_t j = 0; j < n; j++) {

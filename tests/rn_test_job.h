@@ -9,6 +9,30 @@
 #include <string.h>
 
 #include "rn_job.h"
+#include "rn_record.h"
+
+/* A keyed test record type: its payload begins with the uint64_t key (the
+ * field "key"), and it is written as "{}". RN_TEST_KEYED_TYPE(rec_type,
+ * "rec") defines rec_type and rec_types, the list an rn_op_type's .types
+ * takes. */
+static inline uint64_t rn_test_key_of(const struct rn_record *r, int f)
+{
+    uint64_t k;
+    (void)f;
+    memcpy(&k, r->payload, sizeof k);
+    return k;
+}
+static inline void rn_test_json_empty(const struct rn_record *r, struct rn_buf *out)
+{
+    (void)r;
+    rn_buf_puts(out, "{}");
+}
+#define RN_TEST_KEYED_TYPE(var, type_name)                                                  \
+    static const char *const var##_keys[] = {"key", NULL};                                  \
+    static const struct rn_type var = {.name = type_name, .description = "test record",     \
+                                       .write_json = rn_test_json_empty,                    \
+                                       .key_fields = var##_keys, .key_of = rn_test_key_of}; \
+    static const struct rn_type *const var##s[] = {&var, NULL}
 
 /* What pthread_create(run_thread, &runner) fills: the job's exit code and,
  * when it failed, its message. The job is borrowed. */

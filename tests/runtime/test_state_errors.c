@@ -19,6 +19,7 @@
 #include "rn_operator.h"
 #include "rn_state.h"
 #include "rn_test.h"
+#include "rn_test_job.h"
 
 #define N_REC 50
 #define FAIL_AT 10 /* the record whose read fails */
@@ -26,25 +27,7 @@
 struct rec {
     uint64_t key;
 };
-static const char *const rec_keys[] = {"key", NULL};
-static uint64_t rec_key_of(const struct rn_record *r, int f)
-{
-    (void)f;
-    return ((const struct rec *)r->payload)->key;
-}
-static void rec_json(const struct rn_record *r, struct rn_buf *out)
-{
-    (void)r;
-    rn_buf_puts(out, "{}");
-}
-static const struct rn_type rec_type = {
-    .name = "rec",
-    .description = "test record",
-    .write_json = rec_json,
-    .key_fields = rec_keys,
-    .key_of = rec_key_of,
-};
-static const struct rn_type *const rec_types[] = {&rec_type, NULL};
+RN_TEST_KEYED_TYPE(rec_type, "rec");
 
 static int src_poll(struct rn_op *op, struct rn_emitter *out)
 {

@@ -35,25 +35,7 @@ struct rec {
     int64_t i;
 };
 
-static const char *const rec_keys[] = {"key", NULL};
-static uint64_t rec_key_of(const struct rn_record *r, int f)
-{
-    (void)f;
-    return ((const struct rec *)r->payload)->key;
-}
-static void rec_json(const struct rn_record *r, struct rn_buf *out)
-{
-    (void)r;
-    rn_buf_puts(out, "{}");
-}
-static const struct rn_type rec_type = {
-    .name = "rec",
-    .description = "test record",
-    .write_json = rec_json,
-    .key_fields = rec_keys,
-    .key_of = rec_key_of,
-};
-static const struct rn_type *const rec_types[] = {&rec_type, NULL};
+RN_TEST_KEYED_TYPE(rec_type, "rec");
 
 static _Atomic int64_t stop_at; /* the source emits records [0, stop_at) */
 static _Atomic int fires[N_REC];
