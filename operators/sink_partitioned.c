@@ -31,6 +31,12 @@
 
 /* Each open part's output is written when this much is buffered. */
 #define RN__PS_BUFFER ((size_t)1 << 20)
+/* The buffers of all open parts together: past this, the least recently
+ * written parts' buffers are written out and freed until they hold no more
+ * than RN__PS_BUFFER. Event time moves through the buckets one after another,
+ * so without it each bucket left behind kept up to RN__PS_BUFFER until the
+ * next checkpoint closed it (tens of MiB at max_open 64). */
+#define RN__PS_HELD (2 * RN__PS_BUFFER)
 
 struct rn_ps_cfg {
     const char *dir;
@@ -75,6 +81,7 @@ struct rn_ps {
     uint32_t subtask;
     uint64_t seq; /* parts closed before a checkpoint */
     size_t room;  /* the most room a record has needed (rn_buf_note_room) */
+    size_t held;  /* the open parts' buffers' capacity, in all */
 };
 
 static struct rn_ps *rn__ps_local(struct rn_op *op)
@@ -162,6 +169,7 @@ static int rn__ps_close_bucket(struct rn_op *op, struct rn_ps *p, size_t i, uint
         rn__ps_part(p, b, "inprogress", 0, from, sizeof from);
         unlink(from);
     }
+    p->held -= b->buf.cap;
     rn_buf_free(&b->buf);
     free(b->path);
     p->b[i] = p->b[--p->n];
@@ -266,6 +274,23 @@ static int rn_ps_open(struct rn_op *op)
     return 0;
 }
 
+/* Writes out and frees the buffers of the least recently written parts other
+ * than `keep` until the open parts' buffers hold RN__PS_BUFFER or less. */
+static int rn__ps_release(struct rn_op *op, struct rn_ps *p, const struct rn_ps_bucket *keep)
+{
+    while (p->held > RN__PS_BUFFER) {
+        struct rn_ps_bucket *lru = NULL;
+        for (size_t i = 0; i < p->n; i++)
+            if (&p->b[i] != keep && p->b[i].buf.cap && (!lru || p->b[i].used < lru->used))
+                lru = &p->b[i];
+        if (!lru) return 0;
+        if (rn__ps_write(op, lru)) return RN_EIO;
+        p->held -= lru->buf.cap;
+        rn_buf_free(&lru->buf);
+    }
+    return 0;
+}
+
 static int rn_ps_process(struct rn_op *op, const struct rn_batch *in, struct rn_emitter *out)
 {
     const struct rn_ps_cfg *c = rn_op_ctx(op);
@@ -278,11 +303,15 @@ static int rn_ps_process(struct rn_op *op, const struct rn_batch *in, struct rn_
         struct rn_ps_bucket *b = rn__ps_bucket(op, p, path);
         if (!b) return RN_EIO;
         if (rn_buf_full_for(&b->buf, RN__PS_BUFFER, p->room) && rn__ps_write(op, b)) return RN_EIO;
-        size_t start = b->buf.len;
+        size_t start = b->buf.len, cap = b->buf.cap;
         rn_types_write_json(ts, r, &b->buf);
         rn_buf_putc(&b->buf, '\n');
         rn_buf_note_room(&b->buf, start, &p->room);
         if (b->buf.len >= RN__PS_BUFFER && rn__ps_write(op, b)) return RN_EIO;
+        if (b->buf.cap != cap) {
+            p->held += b->buf.cap - cap;
+            if (p->held > RN__PS_HELD && rn__ps_release(op, p, b)) return RN_EIO;
+        }
     }
     (void)out;
     return 0;

@@ -375,6 +375,10 @@ static void rn__print_summary(struct rn_job *job)
             }
         }
     }
+    struct rn__proc_figs pf;
+    rn__proc_figures(&pf);
+    fprintf(stderr, "  process cpu_s=%.3f peak_rss_kib=%llu\n", pf.cpu_s,
+            (unsigned long long)(pf.peak_rss_bytes / 1024));
 }
 
 int rn_job_run(struct rn_job *job, char *errbuf, size_t errlen)

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 #include "rn_assets_int.h"
@@ -211,6 +213,24 @@ static const char *rn__kind(enum rn_op_kind k)
     return k == RN_KIND_SOURCE ? "source" : k == RN_KIND_SINK ? "sink" : "operator";
 }
 
+void rn__proc_figures(struct rn__proc_figs *p)
+{
+    memset(p, 0, sizeof *p);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        p->peak_rss_bytes = (uint64_t)ru.ru_maxrss * 1024; /* KiB on Linux */
+        p->cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    }
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size, resident;
+    if (f && fscanf(f, "%llu %llu", &size, &resident) == 2)
+        p->rss_bytes = resident * (uint64_t)sysconf(_SC_PAGESIZE);
+    if (f) fclose(f);
+    /* The two are counted apart and may lag each other by a few pages. */
+    if (p->rss_bytes > p->peak_rss_bytes) p->peak_rss_bytes = p->rss_bytes;
+}
+
 uint64_t rn__dead_letters(struct rn_job *job)
 {
     uint64_t total = 0;
@@ -249,6 +269,10 @@ void rn_job_render_json(struct rn_job *job, struct rn_buf *b)
     rn_buf_puts(b, ",\"error\":");
     rn_json_str(b, err, strlen(err));
     rn_buf_printf(b, ",\"dead_letters\":%llu", (unsigned long long)rn__dead_letters(job));
+    struct rn__proc_figs pf;
+    rn__proc_figures(&pf);
+    rn_buf_printf(b, ",\"process\":{\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu,\"cpu_s\":%.3f}",
+                  (unsigned long long)pf.rss_bytes, (unsigned long long)pf.peak_rss_bytes, pf.cpu_s);
     rn_buf_puts(b, ",\"serve\":");
     rn__serve_render_json(job->serve, job->serve_threads, b);
     rn_buf_puts(b, ",\"operators\":[");
@@ -364,6 +388,20 @@ void rn_job_render_prometheus(struct rn_job *job, struct rn_buf *b)
     rn_buf_puts(b, "# HELP runnel_uptime_seconds Seconds since the job started.\n"
                    "# TYPE runnel_uptime_seconds gauge\n");
     rn_buf_printf(b, "runnel_uptime_seconds{job=\"%s\"} %.3f\n", jn, rn__uptime(job));
+    struct rn__proc_figs pf;
+    rn__proc_figures(&pf);
+    rn_buf_puts(b, "# HELP process_resident_memory_bytes Resident memory of the process.\n"
+                   "# TYPE process_resident_memory_bytes gauge\n");
+    rn_buf_printf(b, "process_resident_memory_bytes{job=\"%s\"} %llu\n", jn,
+                  (unsigned long long)pf.rss_bytes);
+    rn_buf_puts(b, "# HELP runnel_process_peak_resident_memory_bytes Highest resident memory "
+                   "of the process so far.\n"
+                   "# TYPE runnel_process_peak_resident_memory_bytes gauge\n");
+    rn_buf_printf(b, "runnel_process_peak_resident_memory_bytes{job=\"%s\"} %llu\n", jn,
+                  (unsigned long long)pf.peak_rss_bytes);
+    rn_buf_puts(b, "# HELP process_cpu_seconds_total User and system CPU of the process.\n"
+                   "# TYPE process_cpu_seconds_total counter\n");
+    rn_buf_printf(b, "process_cpu_seconds_total{job=\"%s\"} %.3f\n", jn, pf.cpu_s);
     rn_buf_puts(b, "# HELP runnel_records_in_total Records received by an operator.\n"
                    "# TYPE runnel_records_in_total counter\n");
     struct rn__node_figs *figs = rn_xcalloc((size_t)job->n_nodes, sizeof *figs);
@@ -557,10 +595,14 @@ void rn_job_render_html(struct rn_job *job, struct rn_buf *b)
                    "code{background:#f4f4f4;padding:1px 4px}</style></head><body>");
     rn_buf_puts(b, "<h1>");
     rn__html_esc(b, job->name);
+    struct rn__proc_figs pf;
+    rn__proc_figures(&pf);
     rn_buf_printf(b, "</h1><p>state <b>%s</b> &middot; uptime %.1f s &middot; parallelism %u "
-                     "&middot; max_parallelism %u &middot; dead letters <b>%llu</b></p>",
+                     "&middot; max_parallelism %u &middot; dead letters <b>%llu</b> &middot; "
+                     "memory %.1f MiB (peak %.1f MiB) &middot; CPU %.1f s</p>",
                   rn__state(job), rn__uptime(job), job->parallelism, job->max_parallelism,
-                  (unsigned long long)rn__dead_letters(job));
+                  (unsigned long long)rn__dead_letters(job), (double)pf.rss_bytes / 1048576.0,
+                  (double)pf.peak_rss_bytes / 1048576.0, pf.cpu_s);
     pthread_mutex_lock(&job->err_mu);
     if (job->error[0]) {
         rn_buf_puts(b, "<p class=\"err\">");

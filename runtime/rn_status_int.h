@@ -28,6 +28,15 @@ struct rn__node_figs {
 /* Fills *f for node `node`; any thread once the job is built. */
 void rn__node_figures(struct rn_job *job, int node, struct rn__node_figs *f);
 
+/* The process's memory and CPU (all its jobs and threads together): resident
+ * set now (/proc/self/statm), its peak (getrusage's ru_maxrss) and user +
+ * system CPU seconds. Zeros where the system does not say. Any thread. */
+struct rn__proc_figs {
+    uint64_t rss_bytes, peak_rss_bytes;
+    double cpu_s;
+};
+void rn__proc_figures(struct rn__proc_figs *p);
+
 /* Records emitted on every side output of type dead_letter, routed or not. */
 uint64_t rn__dead_letters(struct rn_job *job);
 

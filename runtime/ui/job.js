@@ -263,7 +263,8 @@
     var st = job.state === "failed" ? '<b class="bad">failed</b>' : "<b>" + RN.esc(job.state) + "</b>";
     document.getElementById("summary").innerHTML = st + " · up " + RN.dur(job.uptime_s) + " · parallelism " +
       job.parallelism + " (max " + job.max_parallelism + ") · " + job.operators.length + " operators · dead letters " +
-      RN.num(job.dead_letters);
+      RN.num(job.dead_letters) + (job.process ? " · memory " + RN.bytes(job.process.rss_bytes) +
+      " (peak " + RN.bytes(job.process.peak_rss_bytes) + ")" : "");
     var e = document.getElementById("error");
     e.hidden = !job.error;
     e.textContent = job.error || "";

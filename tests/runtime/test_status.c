@@ -205,6 +205,15 @@ int main(void)
     CHECK_STR_CONTAINS(r, "\"state\":\"running\"");
     CHECK_STR_CONTAINS(r, "\"dead_letters\":1");
     CHECK_EQ_INT(op_figure(r, "by_user", "records_in"), 1000);
+    /* the process's memory: resident now, at most its peak, both nonzero */
+    {
+        const char *pr = strstr(r, "\"process\":{\"rss_bytes\":");
+        CHECK(pr != NULL);
+        unsigned long long rss = 0, peak = 0;
+        if (pr) CHECK(sscanf(pr, "\"process\":{\"rss_bytes\":%llu,\"peak_rss_bytes\":%llu", &rss,
+                             &peak) == 2);
+        CHECK(rss > 1000000 && rss <= peak);
+    }
     /* the web UI's additions: edges with their modes, figures per subtask */
     CHECK_STR_CONTAINS(r, "\"edges\":[{\"from\":");
     CHECK_STR_CONTAINS(r, "\"mode\":\"");
@@ -214,6 +223,8 @@ int main(void)
     CHECK_STR_CONTAINS(r, "runnel_records_in_total{job=\"status-test\",operator=\"collect\"} 1001");
     CHECK_STR_CONTAINS(r, "runnel_dead_letters_total{job=\"status-test\"} 1");
     CHECK_STR_CONTAINS(r, "runnel_queue_fill{");
+    CHECK_STR_CONTAINS(r, "process_resident_memory_bytes{job=\"status-test\"} ");
+    CHECK_STR_CONTAINS(r, "runnel_process_peak_resident_memory_bytes{job=\"status-test\"} ");
     free(r);
 
     /* The figures move as more input arrives. */
