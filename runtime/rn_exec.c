@@ -103,6 +103,7 @@ void rn__deliver(struct rn_instance *in, int input, const struct rn_batch *b)
     int outer = in->cur_input;
     in->cur_input = input;
     int rc = in->node->type->process(&in->op, b, &in->em);
+    if (in->keyed) rn__op_state_flush(in->keyed);
     in->cur_input = outer;
     rn__check_rc(in, rc, "process");
     rn__flush_ports(in);

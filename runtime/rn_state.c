@@ -468,6 +468,19 @@ struct rn__hslot {
     struct rn__tentry *t;
 };
 
+/* A registration waiting for its look-up in the timer set. The set's slot
+ * of a new timer is a cache miss (the set is as large as the timers that
+ * wait); looking it up RN__DEFER registrations later, after a prefetch, lets
+ * the miss overlap with the operator's work. The look-ups happen in
+ * registration order, and before anything reads the timers (pop_timer when
+ * one of them could fire, delete, a checkpoint, the end of each batch and of
+ * each watermark's timers), so nothing can tell them from immediate ones. */
+#define RN__DEFER 16
+struct rn__tdefer {
+    struct rn__tkey k;
+    uint64_t h;
+};
+
 /* A sorted run of timers: a ring of cap (a power of two) slots, n of them
  * used from head on. */
 #define RN__RUNS 4
@@ -517,6 +530,12 @@ struct rn_op_state {
     void *heap_mem;
     size_t heap_n, heap_cap;
     size_t n_live; /* timers in the set (runs and heap less their dead entries) */
+    /* Registrations not yet looked up in the set (rn_timer_register): a ring
+     * of RN__DEFER in registration order, each one's set slot prefetched when
+     * it came; defer_min is the earliest time among them. */
+    struct rn__tdefer defer[RN__DEFER];
+    unsigned defer_head, n_defer;
+    int64_t defer_min;
     struct rn_state *states;
     _Atomic uint64_t n_timers;
     /* State format (rn_op_type.state_version): what the restored checkpoint
@@ -1609,6 +1628,7 @@ void rn__op_state_set_key(struct rn_op_state *os, uint64_t key)
 
 int64_t rn__op_state_next_timer(struct rn_op_state *os)
 {
+    rn__op_state_flush(os);
     const struct rn__hslot *top = rn__tq_top(os);
     return top ? top->ts : RN_TS_MAX;
 }
@@ -1635,6 +1655,10 @@ static void rn__clock_watermark(struct rn_statedb *s, int64_t wm)
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out)
 {
     rn__clock_watermark(os->db, wm);
+    /* A waiting registration that could fire now goes in first. One that
+     * cannot (later than wm) changes neither which timer fires now nor, being
+     * later than it, whether that one is a duplicate. */
+    if (os->n_defer && os->defer_min <= wm) rn__op_state_flush(os);
     const struct rn__hslot *top = rn__tq_top(os);
     if (!top || top->ts > wm) return 0;
     struct rn__tentry *t = top->t;
@@ -1917,14 +1941,31 @@ static void rn__note_due(struct rn_op_state *os, int64_t ts, uint64_t ns)
     }
 }
 
+/* The oldest waiting registration: into the set unless it is there. */
+static void rn__defer_one(struct rn_op_state *os)
+{
+    const struct rn__tdefer *d = &os->defer[os->defer_head];
+    os->defer_head = (os->defer_head + 1) & (RN__DEFER - 1);
+    os->n_defer--;
+    if (!rn__ix_find(&os->tset, d->h, &d->k, sizeof d->k)) rn__timer_insert(os, &d->k, d->h, 0);
+}
+
+void rn__op_state_flush(struct rn_op_state *os)
+{
+    while (os->n_defer) rn__defer_one(os);
+}
+
 int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
 {
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
-    struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
-    uint64_t h = rn__ix_hash(&k, sizeof k);
-    if (!rn__ix_find(&os->tset, h, &k, sizeof k)) rn__timer_insert(os, &k, h, 0);
+    if (os->n_defer == RN__DEFER) rn__defer_one(os);
+    struct rn__tdefer *d = &os->defer[(os->defer_head + os->n_defer++) & (RN__DEFER - 1)];
+    d->k = (struct rn__tkey){os->timer_sid, 0, ts, os->cur_key, ns};
+    d->h = rn__ix_hash(&d->k, sizeof d->k);
+    rn__ix_prefetch_slot(&os->tset, d->h);
+    if (os->n_defer == 1 || ts < os->defer_min) os->defer_min = ts;
     rn__note_due(os, ts, ns);
     return 0;
 }
@@ -1934,6 +1975,7 @@ int rn_timer_delete(struct rn_op *op, int64_t ts, uint64_t ns)
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
+    rn__op_state_flush(os);
     struct rn__tkey k = {os->timer_sid, 0, ts, os->cur_key, ns};
     struct rn__tentry *t = rn__ix_find(&os->tset, rn__ix_hash(&k, sizeof k), &k, sizeof k);
     if (t) rn__timer_drop(os, t);
@@ -2207,6 +2249,7 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
             }
             os->deleted_below = os->fired_below;
         }
+        rn__op_state_flush(os);
         for (size_t h = 0, n = rn__tq_size(os); h < n; h++) {
             struct rn__tentry *t = rn__tq_at(os, h)->t;
             if (t->persisted || t->dead) continue;

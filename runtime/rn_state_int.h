@@ -75,6 +75,10 @@ void rn__op_state_set_key(struct rn_op_state *os, uint64_t key);
 int64_t rn__op_state_next_timer(struct rn_op_state *os);
 /* Pops the earliest timer if its ts <= wm; sets it as the current key. */
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out);
+/* Looks up the registrations rn_timer_register keeps waiting (a few, for
+ * prefetching) in the timer set now. The runtime calls it after each batch
+ * and after each watermark's timers, so that no figure or checkpoint lags. */
+void rn__op_state_flush(struct rn_op_state *os);
 uint64_t rn__op_state_timers(struct rn_op_state *os);
 /* The instance's state format: `found` is the version of the restored
  * checkpoint's data (= version when nothing older was restored), `version`

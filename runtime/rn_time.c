@@ -142,6 +142,7 @@ static void rn__instance_advance(struct rn_instance *in, int64_t wm)
         rn__check_rc(in, rc, "on_watermark");
         rn__flush_ports(in);
     }
+    if (in->keyed) rn__op_state_flush(in->keyed);
 }
 
 /* The task's event time moved to wm: down the chain in order, then to every
