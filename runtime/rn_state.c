@@ -1545,6 +1545,27 @@ static void rn__timer_prefetch(struct rn_op_state *os)
     }
 }
 
+/* The timer that fires now: its values' entries were prefetched when it was
+ * the next one, so they are found at once; now the values' first bytes load
+ * while rn__timer_prefetch waits for the timer after the next. The entry of
+ * the first state is left as the cache's last one, so that the operator's
+ * first read finds it without a look-up. */
+static void rn__timer_prefetch_values(struct rn_op_state *os, uint64_t key, uint64_t ns)
+{
+    struct rn_statedb *s = os->db;
+    struct rn__centry *first = NULL;
+    for (const struct rn_state *st = os->states; st; st = st->next) {
+        if (st->kind == RN__KIND_MAP) continue;
+        struct rn__ckey k = {st->sid, 0, key, ns};
+        struct rn__centry *e = rn__ix_find(&s->cache, rn__ix_hash(&k, sizeof k), &k, sizeof k);
+        if (!e) continue;
+        if (!first) first = e;
+        for (uint32_t off = 0; e->val && off < e->len && off < 256; off += 64)
+            RN__PREFETCH(e->val + off);
+    }
+    if (first) s->last = first;
+}
+
 /* Adds timer k (hash h), which is not in the set. */
 static void rn__timer_insert(struct rn_op_state *os, const struct rn__tkey *k, uint64_t h,
                              int persisted)
@@ -1666,6 +1687,7 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
     out->key = t->k.key;
     out->ns = t->k.ns;
     os->cur_key = t->k.key;
+    rn__timer_prefetch_values(os, t->k.key, t->k.ns);
     if (!os->range_deletes) {
         rn__timer_drop(os, t);
         if ((top = rn__tq_top(os)) && top->ts <= wm) rn__timer_prefetch(os);
