@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rn_job.h"
+#include "rn_operator.h"
 #include "rn_record.h"
 
 /* A keyed test record type: its payload begins with the uint64_t key (the
@@ -33,6 +34,22 @@ static inline void rn_test_json_empty(const struct rn_record *r, struct rn_buf *
                                        .write_json = rn_test_json_empty,                    \
                                        .key_fields = var##_keys, .key_of = rn_test_key_of}; \
     static const struct rn_type *const var##s[] = {&var, NULL}
+
+/* A test source's position: its instance's own int64_t, allocated (zero) at
+ * the first call; rn_test_source_close (the source's .close) frees it. */
+static inline int64_t *rn_test_source_pos(struct rn_op *op)
+{
+    int64_t *pos = rn_op_local(op);
+    if (!pos) {
+        pos = calloc(1, sizeof *pos);
+        rn_op_set_local(op, pos);
+    }
+    return pos;
+}
+static inline void rn_test_source_close(struct rn_op *op)
+{
+    free(rn_op_local(op));
+}
 
 /* What pthread_create(run_thread, &runner) fills: the job's exit code and,
  * when it failed, its message. The job is borrowed. */

@@ -31,11 +31,7 @@ RN_TEST_KEYED_TYPE(rec_type, "rec");
 
 static int src_poll(struct rn_op *op, struct rn_emitter *out)
 {
-    int64_t *pos = rn_op_local(op);
-    if (!pos) {
-        pos = calloc(1, sizeof *pos);
-        rn_op_set_local(op, pos);
-    }
+    int64_t *pos = rn_test_source_pos(op);
     if (*pos >= N_REC) return RN_POLL_END;
     for (int k = 0; k < 10 && *pos < N_REC; k++, (*pos)++) {
         struct rec *r = rn_emit(out, 0, 1000 + *pos, 0, sizeof *r);
@@ -43,17 +39,13 @@ static int src_poll(struct rn_op *op, struct rn_emitter *out)
     }
     return RN_POLL_MORE;
 }
-static void src_close(struct rn_op *op)
-{
-    free(rn_op_local(op));
-}
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl rec_out[] = {{NULL, "rec", "records"}};
 static const struct rn_op_type rec_source = {
     RN_OP_TYPE_HEAD,        .name = "rec_src",         .description = "test source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys,
     .ctx_size = 1,          .outputs = rec_out,        .n_outputs = 1,
-    .poll = src_poll,       .close = src_close,         .types = rec_types,
+    .poll = src_poll,       .close = rn_test_source_close,         .types = rec_types,
 };
 
 /* What the operator saw (its thread; read after the job ended). */

@@ -44,11 +44,7 @@ static _Atomic int wrong_counts;
 
 static int src_poll(struct rn_op *op, struct rn_emitter *out)
 {
-    int64_t *pos = rn_op_local(op);
-    if (!pos) {
-        pos = calloc(1, sizeof *pos);
-        rn_op_set_local(op, pos);
-    }
+    int64_t *pos = rn_test_source_pos(op);
     if (*pos >= N_REC) return RN_POLL_END;
     int64_t end = atomic_load(&stop_at);
     if (*pos >= end) {
@@ -77,16 +73,12 @@ static int src_restore(struct rn_op *op, struct rn_snapshot_reader *r)
     rn_op_set_local(op, pos);
     return rn_snapshot_read_i64(r, pos);
 }
-static void src_close(struct rn_op *op)
-{
-    free(rn_op_local(op));
-}
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl rec_out[] = {{NULL, "rec", "records"}};
 static const struct rn_op_type rec_source = {
     RN_OP_TYPE_HEAD, .name = "timer_src", .description = "test source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
-    .outputs = rec_out, .n_outputs = 1, .poll = src_poll, .close = src_close,
+    .outputs = rec_out, .n_outputs = 1, .poll = src_poll, .close = rn_test_source_close,
     .snapshot = src_snapshot, .restore = src_restore, .types = rec_types,
 };
 
