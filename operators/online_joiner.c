@@ -102,7 +102,6 @@ struct rn_joiner {
     struct rn_state *ctx; /* NULL when the job names no context fields */
     uint32_t n_context;
     struct rn_buf cur; /* the request being worked on */
-    struct rn_payload pl;
 };
 
 enum { M_IMPRESSIONS, M_JOINED, M_LATE, M_UNMATCHED, M_DUPLICATES, M_SAMPLES, M_REWARD, M_OPEN };
@@ -187,7 +186,6 @@ static void rn_joiner_close(struct rn_op *op)
     struct rn_joiner *j = rn_op_local(op);
     if (!j) return;
     rn_buf_free(&j->cur);
-    rn_buf_free(&j->pl.buf);
     free(j);
     rn_op_set_local(op, NULL);
 }
@@ -424,37 +422,24 @@ static int rn_joiner_process(struct rn_op *op, const struct rn_batch *in, struct
 
 /* Emits the sample of the request whose state is at p (borrowed; a copy
  * when reading the context could move it); 0, or a state error (then nothing
- * is emitted). */
+ * is emitted). The sample is written straight into the output batch: its
+ * size is known from the request, and the request's strings (item names,
+ * user, request, contiguous in the state) are copied in one piece. */
 static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct rn_emitter *out)
 {
     const struct rn_joiner_cfg *c = rn_op_ctx(op);
-    struct rn_jr *h = jr_hdr(p);
-    const char *names = jr_names(p);
-    struct rn_payload *pl = &j->pl;
-    rn_payload_begin(pl, sizeof(struct rn_sample));
-    struct rn_str user = rn_payload_str(pl, names + h->user_off, h->user_len);
-    struct rn_str req = rn_payload_str(pl, names + h->req_off, h->req_len);
-    uint32_t n = h->n_items;
-    struct rn_str *inames = rn_xmalloc((n ? n : 1) * sizeof *inames);
-    for (uint32_t i = 0; i < n; i++)
-        inames[i] = rn_payload_str(pl, names + jr_item(p, i)->name_off, jr_item(p, i)->name_len);
-    uint32_t items_off = rn_payload_reserve(pl, n * sizeof(struct rn_sample_item));
-    uint32_t types_off = rn_payload_reserve(pl, c->n_types * 16);
+    const struct rn_jr *h = jr_hdr(p);
     /* The request's context, when the job carries one: NaN if never seen. */
-    uint32_t n_ctx = j->n_context, ctx_off = 0;
+    uint32_t n_ctx = j->n_context;
+    double cv[RN_CONTEXT_MAX];
     if (n_ctx) {
-        ctx_off = rn_payload_reserve(pl, n_ctx * sizeof(double));
-        double *cv = (double *)(pl->buf.data + ctx_off);
         for (uint32_t k = 0; k < n_ctx; k++) cv[k] = NAN;
+        const char *names = jr_names(p);
         const void *v;
         size_t len;
-        uint64_t rid = rn_hash64(names + h->req_off, h->req_len);
         struct rn_jr_ctx ch;
-        int rc = rn_value_get(j->ctx, rid, &v, &len);
-        if (rc < 0 && rc != RN_ENOENT) {
-            free(inames);
-            return rc;
-        }
+        int rc = rn_value_get(j->ctx, rn_hash64(names + h->req_off, h->req_len), &v, &len);
+        if (rc < 0 && rc != RN_ENOENT) return rc;
         if (rc == 0 && len >= sizeof ch) {
             memcpy(&ch, v, sizeof ch);
             uint32_t m = RN_MIN(ch.n, n_ctx);
@@ -462,45 +447,54 @@ static int rn_joiner_emit(struct rn_op *op, struct rn_joiner *j, char *p, struct
                 memcpy(cv, (const char *)v + sizeof ch, m * sizeof(double));
         }
     }
-    h = jr_hdr(p);
-    struct rn_sample *s = rn_payload_fixed(pl);
-    struct rn_sample_item *si = (struct rn_sample_item *)(pl->buf.data + items_off);
-    double total = 0;
+    const char *names = jr_names(p);
+    uint32_t n = h->n_items, nc = RN_JR_NCNT(h->flags);
+    uint32_t names_at = (uint32_t)((sizeof(struct rn_sample) + 7) & ~(size_t)7);
+    uint32_t items_off = (names_at + h->names_len + 7) & ~7u;
+    uint32_t types_off = items_off + n * (uint32_t)sizeof(struct rn_sample_item);
+    uint32_t ctx_off = types_off + 16 * c->n_types;
+    uint32_t total = ctx_off + n_ctx * (uint32_t)sizeof(double);
+    uint64_t user_id = rn_hash64(names + h->user_off, h->user_len);
+    char *d = rn_emit(out, 0, h->close_ts - 1, user_id, total);
+    memcpy(d + names_at, names, h->names_len);
+    memset(d + names_at + h->names_len, 0, items_off - names_at - h->names_len);
+    struct rn_sample_item *si = (struct rn_sample_item *)(void *)(d + items_off);
+    double total_reward = 0;
     for (uint32_t i = 0; i < n; i++) {
         const struct rn_jr_item *it = jr_item(p, i);
-        uint32_t nc = RN_JR_NCNT(h->flags);
-        si[i].item_id = it->id;
-        si[i].item = inames[i];
-        si[i].position = i + 1;
-        si[i].propensity = it->propensity;
+        struct rn_sample_item s = {.item_id = it->id,
+                                   .item = {names_at + it->name_off, it->name_len},
+                                   .position = i + 1,
+                                   .propensity = it->propensity};
         double r = 0;
         for (uint32_t t = 0; t < c->n_types; t++) {
-            si[i].counts[t] = t < nc ? it->counts[t] : 0;
-            r += c->weight[t] * si[i].counts[t];
+            s.counts[t] = t < nc ? it->counts[t] : 0;
+            r += c->weight[t] * s.counts[t];
         }
-        si[i].reward = r;
-        total += r;
+        s.reward = r;
+        total_reward += r;
+        memcpy(&si[i], &s, sizeof s);
     }
-    for (uint32_t t = 0; t < c->n_types; t++)
-        memcpy(pl->buf.data + types_off + 16 * t, c->type_names[t], 16);
-    s->impression_ts = h->imp_ts;
-    s->window_end = h->close_ts;
-    s->user_id = rn_hash64(names + h->user_off, h->user_len);
-    s->request_id = rn_hash64(names + h->req_off, h->req_len);
-    s->model_version = h->model_version;
-    s->reward = total;
-    s->user = user;
-    s->request = req;
-    s->n_items = n;
-    s->n_types = c->n_types;
-    s->items_off = items_off;
-    s->types_off = types_off;
-    s->n_context = n_ctx;
-    s->context_off = ctx_off;
-    free(inames);
-    rn_emit_payload(out, 0, h->close_ts - 1, s->user_id, pl);
+    memcpy(d + types_off, c->type_names, 16 * (size_t)c->n_types);
+    if (n_ctx) memcpy(d + ctx_off, cv, n_ctx * sizeof(double));
+    struct rn_sample s = {.impression_ts = h->imp_ts,
+                          .window_end = h->close_ts,
+                          .user_id = user_id,
+                          .request_id = rn_hash64(names + h->req_off, h->req_len),
+                          .model_version = h->model_version,
+                          .reward = total_reward,
+                          .user = {names_at + h->user_off, h->user_len},
+                          .request = {names_at + h->req_off, h->req_len},
+                          .n_items = n,
+                          .n_types = c->n_types,
+                          .items_off = items_off,
+                          .types_off = types_off,
+                          .n_context = n_ctx,
+                          .context_off = n_ctx ? ctx_off : 0};
+    memset(d, 0, names_at);
+    memcpy(d, &s, sizeof s);
     rn_op_metric_add(op, M_SAMPLES, 1);
-    rn_op_metric_add(op, M_REWARD, (uint64_t)(total * 1000.0 + 0.5));
+    rn_op_metric_add(op, M_REWARD, (uint64_t)(total_reward * 1000.0 + 0.5));
     return 0;
 }
 
