@@ -13,7 +13,12 @@
  * alone, over 80 %). Then the same without timers (every record reads the
  * value of a key WINDOW records back): no timer to go by, so the cache
  * evicts by idle time, the oldest first, and those reads nearly all go to
- * RocksDB.
+ * RocksDB. Last, without timers again, half of the values small (16 bytes)
+ * and half large, with room for less than half of them: evicting a large
+ * value frees 5 times what a small one does for the same one read back, so
+ * the cache evicts by idle time times size. The small values stay and fewer
+ * than half of the reads go to RocksDB (about a third; by idle time alone,
+ * nearly all).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +36,7 @@
 #define N_REC 160000
 #define WINDOW 40000 /* ms of event time = records: one record per ms */
 #define VLEN 512
+#define SMALL 16
 
 struct rec {
     uint64_t key;
@@ -58,17 +64,23 @@ static const struct rn_op_type rec_source = {
     .outputs = rec_out, .n_outputs = 1, .poll = src_poll, .close = rn_test_source_close, .types = rec_types,
 };
 
+static _Atomic int timers_on; /* 1: each request closes on its timer; 0: by a later record */
+static _Atomic int mixed;     /* 1: half of the values SMALL bytes long */
+static _Atomic int n_fired, n_good, n_bad;
+
+static size_t vlen(uint64_t key)
+{
+    return atomic_load(&mixed) && (key & 2) ? SMALL : VLEN;
+}
+
 static void fill(unsigned char *v, uint64_t key)
 {
     uint64_t x = key * 0x9e3779b97f4a7c15ULL + 1;
-    for (size_t b = 0; b < VLEN; b++) {
+    for (size_t b = 0; b < vlen(key); b++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         v[b] = (unsigned char)x; /* incompressible: LZ4 cannot shrink it away */
     }
 }
-
-static _Atomic int timers_on; /* 1: each request closes on its timer; 0: by a later record */
-static _Atomic int n_fired, n_good, n_bad;
 
 static int check_and_clear(struct rn_state *st, uint64_t key)
 {
@@ -77,7 +89,7 @@ static int check_and_clear(struct rn_state *st, uint64_t key)
     unsigned char want[VLEN];
     fill(want, key);
     int rc = rn_value_get(st, 0, &v, &len);
-    if (rc == 0 && len == VLEN && !memcmp(v, want, VLEN)) atomic_fetch_add(&n_good, 1);
+    if (rc == 0 && len == vlen(key) && !memcmp(v, want, len)) atomic_fetch_add(&n_good, 1);
     else atomic_fetch_add(&n_bad, 1);
     return rn_value_clear(st, 0);
 }
@@ -97,7 +109,7 @@ static int e_process(struct rn_op *op, const struct rn_batch *in, struct rn_emit
         unsigned char v[VLEN];
         fill(v, in->recs[j].key);
         rn_state_key(op, in->recs[j].key);
-        int rc = rn_value_put(st, 0, v, VLEN);
+        int rc = rn_value_put(st, 0, v, vlen(in->recs[j].key));
         if (!rc && atomic_load(&timers_on)) rc = rn_timer_register(op, 1000 + r->i + WINDOW, 0);
         if (rc) return rc;
         if (!atomic_load(&timers_on) && r->i >= WINDOW) {
@@ -149,11 +161,27 @@ static long long run(const char *path)
     CHECK(strstr(js.data, "\"db_reads\":") != NULL);
     rn_buf_free(&js);
     rn_job_destroy(job);
-    fprintf(stderr, "%s: %d values intact, %d not, %d timers fired, %lld evictions, %lld RocksDB reads\n",
-            atomic_load(&timers_on) ? "with timers" : "without timers", atomic_load(&n_good),
+    fprintf(stderr, "%s%s: %d values intact, %d not, %d timers fired, %lld evictions, %lld RocksDB reads\n",
+            atomic_load(&timers_on) ? "with timers" : "without timers",
+            atomic_load(&mixed) ? ", half small" : "", atomic_load(&n_good),
             atomic_load(&n_bad), atomic_load(&n_fired), evictions, reads);
     CHECK(evictions > N_REC / 10); /* the state did outgrow the cache */
     return reads;
+}
+
+static void write_job(const char *path, const char *dir, int cache_size)
+{
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f,
+            "job: state-evict\nparallelism: 1\n"
+            "state: { dir: \"%s/state\", cache_size: %d }\n"
+            "watermark: { out_of_orderness: 0 }\n"
+            "sources: { src: { type: evict_src } }\n"
+            "operators: [ { id: e, op: evict_requests, from: src } ]\n",
+            dir, cache_size);
+    fclose(f);
 }
 
 int main(void)
@@ -162,20 +190,18 @@ int main(void)
     if (!mkdtemp(dir)) return 1;
     rn_op_register(&rec_source);
     rn_op_register(&evict_op);
-    char path[256];
+    char path[256], path_small[256];
     snprintf(path, sizeof path, "%s/job.yaml", dir);
-    FILE *f = fopen(path, "w");
+    snprintf(path_small, sizeof path_small, "%s/job_small.yaml", dir);
     /* WINDOW open requests of 512 + 96 bytes: about 24 MB; the cache holds
      * two thirds of them. WINDOW is well above the 4,096 evicted values that
-     * may wait to be written (and can be taken back from there). */
-    fprintf(f,
-            "job: state-evict\nparallelism: 1\n"
-            "state: { dir: \"%s/state\", cache_size: %d }\n"
-            "watermark: { out_of_orderness: 0 }\n"
-            "sources: { src: { type: evict_src } }\n"
-            "operators: [ { id: e, op: evict_requests, from: src } ]\n",
-            dir, WINDOW * (VLEN + 96) * 2 / 3);
-    fclose(f);
+     * may wait to be written (and can be taken back from there). With half of
+     * them SMALL (16 + 96 bytes), WINDOW values need 360 bytes each; the
+     * second job's cache has room for 290: by idle time alone the oldest 20 %
+     * go, which are the ones read next (nearly every read misses); by idle
+     * time times size the small ones stay, and about a third of reads miss. */
+    write_job(path, dir, WINDOW * (VLEN + 96) * 2 / 3);
+    write_job(path_small, dir, WINDOW * 290);
 
     atomic_store(&timers_on, 1);
     long long reads = run(path);
@@ -189,6 +215,12 @@ int main(void)
     CHECK_EQ_INT(atomic_load(&n_good), N_REC - WINDOW);
     CHECK_EQ_INT(atomic_load(&n_bad), 0);
     CHECK(reads > (N_REC - WINDOW) * 9 / 10);
+
+    atomic_store(&mixed, 1);
+    reads = run(path_small);
+    CHECK_EQ_INT(atomic_load(&n_good), N_REC - WINDOW);
+    CHECK_EQ_INT(atomic_load(&n_bad), 0);
+    CHECK(reads >= 0 && reads < (N_REC - WINDOW) / 2);
 
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
