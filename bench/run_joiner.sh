@@ -23,7 +23,7 @@ build/rn_loggen --events "$N" --users 1000000 --zipf 1.0 --items-per-impression 
   --click-rate 0.05 --pay-rate 0.2 --seed 9 --out "$BENCH_LOG" 2>/dev/null
 echo "input: $N events, $(($(stat -c %s "$BENCH_LOG") / N)) bytes/line; machine: $(nproc) cores," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg)"
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 builds=(build)
 [ -n "${BASE:-}" ] && builds=(build "$BASE")
 for p in ${JOIN_PARALLELISM:-1 2}; do
