@@ -533,14 +533,17 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
         }
         if ((rc = rn_joiner_emit(op, j, p, out))) return rc;
         /* Keep a small tombstone (the header) to recognise late feedback,
-         * then forget. */
+         * then forget it: cleared by the runtime, unread (nothing changes a
+         * closed request's state before). */
         if ((rc = rn_value_edit(j->req, t->ns, sizeof(struct rn_jr), (void **)&p))) return rc;
         struct rn_jr *tomb = jr_hdr(p);
         tomb->flags |= RN_JR_CLOSED;
         tomb->n_items = tomb->n_fb = tomb->names_len = 0;
-        return rn_timer_register(op, t->ts + c->retain_closed, t->ns);
+        return rn_value_clear_at(j->req, t->ns, t->ts + c->retain_closed);
     }
     if (h.flags & RN_JR_CLOSED) {
+        /* A tombstone's timer of a checkpoint taken before its clear was
+         * left to the runtime. */
         if (t->ts >= h.close_ts - 1 + c->allowed_lateness + c->retain_closed)
             return rn_value_clear(j->req, t->ns);
         return 0;

@@ -498,6 +498,7 @@ struct rn_state {
     uint32_t sid;
     int kind;
     struct rn_state *next;
+    int clears; /* has (or had) clears at a time (rn_value_clear_at): timers under its sid */
 };
 
 struct rn_op_state {
@@ -666,6 +667,21 @@ static void rn__timer_key(unsigned char out[RN__TKEY_LEN], const struct rn__tkey
     rn__be64(out + 6, (uint64_t)k->ts ^ (1ULL << 63));
     rn__be64(out + 14, k->key);
     rn__be64(out + 22, k->ns);
+}
+
+/* Deletes the timers under sid before `below`, one range per key group,
+ * into the checkpoint's delta batch. */
+static void rn__timer_ranges(struct rn_statedb *s, uint32_t sid, int64_t below)
+{
+    unsigned char lo[6], hi[14];
+    for (uint32_t kg = s->kg_start; kg < s->kg_end; kg++) {
+        rn__be16(lo, (uint16_t)kg);
+        rn__be32(lo + 2, sid);
+        memcpy(hi, lo, sizeof lo);
+        rn__be64(hi + 6, (uint64_t)below ^ (1ULL << 63));
+        rocksdb_writebatch_delete_range_cf(s->delta, s->cf[1], (const char *)lo, sizeof lo,
+                                           (const char *)hi, sizeof hi);
+    }
 }
 
 static uint32_t rn__sid(const char *op_id, const char *name, int kind)
@@ -1676,25 +1692,43 @@ static void rn__clock_watermark(struct rn_statedb *s, int64_t wm)
     s->clock0 = s->clock;
 }
 
+/* A state's clear at a time fires: its value of the timer's key and
+ * namespace is cleared, unread. The state need not be declared (a restored
+ * clear of a state the operator no longer has clears nothing anyone reads). */
+static int rn__fire_clear(struct rn_op_state *os, const struct rn__tkey *k)
+{
+    struct rn_state st = {os, k->sid, RN__KIND_VALUE, NULL, 1};
+    os->cur_key = k->key;
+    return rn_value_clear(&st, k->ns);
+}
+
+/* Takes the next timer at or before wm off the queue into *out; 1 when one
+ * is there for the operator. Clears at a time fire here, in the same order,
+ * and are not handed out. */
 int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *out)
 {
     rn__clock_watermark(os->db, wm);
     /* A waiting registration that could fire now goes in first. One that
      * cannot (later than wm) changes neither which timer fires now nor, being
      * later than it, whether that one is a duplicate. */
+again:
     if (os->n_defer && os->defer_min <= wm) rn__op_state_flush(os);
     const struct rn__hslot *top = rn__tq_top(os);
     if (!top || top->ts > wm) return 0;
     struct rn__tentry *t = top->t;
+    int is_clear = t->k.sid != os->timer_sid;
+    struct rn__tkey fired = t->k;
     out->ts = t->k.ts;
     out->key = t->k.key;
     out->ns = t->k.ns;
     os->cur_key = t->k.key;
-    rn__timer_prefetch_values(os, t->k.key, t->k.ns);
+    if (!is_clear) rn__timer_prefetch_values(os, t->k.key, t->k.ns);
     if (!os->range_deletes) {
         rn__timer_drop(os, t);
         if ((top = rn__tq_top(os)) && top->ts <= wm) rn__timer_prefetch(os);
-        return 1;
+        if (!is_clear) return 1;
+        if (rn__fire_clear(os, &fired)) return 0;
+        goto again;
     }
     /* No RocksDB delete for it: the next checkpoint's range covers it. */
     struct rn__tkey k = t->k;
@@ -1710,7 +1744,9 @@ int rn__op_state_pop_timer(struct rn_op_state *os, int64_t wm, struct rn_timer *
     if (below <= k.ts && saved) rn__timer_unsave(os->db, &k);
     if (below > os->fired_below) os->fired_below = below;
     if (top && top->ts <= wm) rn__timer_prefetch(os);
-    return 1;
+    if (!is_clear) return 1;
+    if (rn__fire_clear(os, &fired)) return 0;
+    goto again;
 }
 
 uint64_t rn__op_state_timers(struct rn_op_state *os)
@@ -1801,7 +1837,7 @@ static struct rn_state *rn__state_declare(struct rn_op *op, const char *name, in
         seen |= o->sid == sid;
     /* Older data is migrated once per state, at its first declaration. */
     if (!seen && os->found_version < os->version && os->migrate) {
-        struct rn_state tmp = {os, sid, kind, NULL};
+        struct rn_state tmp = {os, sid, kind, NULL, 0};
         if (rn__migrate(os, &tmp, name)) return NULL;
     }
     struct rn_state *st = rn_xcalloc(1, sizeof *st);
@@ -1810,6 +1846,14 @@ static struct rn_state *rn__state_declare(struct rn_op *op, const char *name, in
     st->sid = sid;
     st->next = os->states;
     os->states = st;
+    /* Its restored clears at a time (timers under its sid). */
+    struct rn_statedb *db = os->db;
+    for (size_t i = 0; !seen && kind != RN__KIND_MAP && i < db->n_restored; i++) {
+        if (db->restored[i].k.sid != sid) continue;
+        st->clears = 1;
+        rn__timer_insert(os, &db->restored[i].k,
+                         rn__ix_hash(&db->restored[i].k, sizeof db->restored[i].k), 1);
+    }
     return st;
 }
 
@@ -1980,17 +2024,38 @@ void rn__op_state_flush(struct rn_op_state *os)
     while (os->n_defer) rn__defer_one(os);
 }
 
+/* Queues the registration of timer (sid, ts, current key, ns): the
+ * operator's own timers are under os->timer_sid, a state's clears at a time
+ * under the state's sid. */
+static void rn__timer_add(struct rn_op_state *os, uint32_t sid, int64_t ts, uint64_t ns)
+{
+    if (os->n_defer == RN__DEFER) rn__defer_one(os);
+    struct rn__tdefer *d = &os->defer[(os->defer_head + os->n_defer++) & (RN__DEFER - 1)];
+    d->k = (struct rn__tkey){sid, 0, ts, os->cur_key, ns};
+    d->h = rn__ix_hash(&d->k, sizeof d->k);
+    rn__ix_prefetch_slot(&os->tset, d->h);
+    if (os->n_defer == 1 || ts < os->defer_min) os->defer_min = ts;
+}
+
 int rn_timer_register(struct rn_op *op, int64_t ts, uint64_t ns)
 {
     struct rn_op_state *os = rn__op_keyed(op);
     if (!os) return RN_EINVAL;
     if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
-    if (os->n_defer == RN__DEFER) rn__defer_one(os);
-    struct rn__tdefer *d = &os->defer[(os->defer_head + os->n_defer++) & (RN__DEFER - 1)];
-    d->k = (struct rn__tkey){os->timer_sid, 0, ts, os->cur_key, ns};
-    d->h = rn__ix_hash(&d->k, sizeof d->k);
-    rn__ix_prefetch_slot(&os->tset, d->h);
-    if (os->n_defer == 1 || ts < os->defer_min) os->defer_min = ts;
+    rn__timer_add(os, os->timer_sid, ts, ns);
+    rn__note_due(os, ts, ns);
+    return 0;
+}
+
+/* Its time is noted on the value like a timer's (rn__note_due): the clear
+ * is the value's next use, and one kept until then costs no write. */
+int rn_value_clear_at(struct rn_state *st, uint64_t ns, int64_t ts)
+{
+    struct rn_op_state *os = st->os;
+    if (st->kind == RN__KIND_MAP) return RN_EINVAL;
+    if (RN_UNLIKELY(os->db->failed)) return RN_ESTATE;
+    st->clears = 1;
+    rn__timer_add(os, st->sid, ts, ns);
     rn__note_due(os, ts, ns);
     return 0;
 }
@@ -2263,14 +2328,15 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
         /* Fired timers: one range delete per key group, before this
          * checkpoint's new timers (a batch applies in order). */
         if (os->range_deletes && os->fired_below > os->deleted_below) {
-            unsigned char lo[6], hi[14];
-            for (uint32_t kg = s->kg_start; kg < s->kg_end; kg++) {
-                rn__be16(lo, (uint16_t)kg);
-                rn__be32(lo + 2, os->timer_sid);
-                memcpy(hi, lo, sizeof lo);
-                rn__be64(hi + 6, (uint64_t)os->fired_below ^ (1ULL << 63));
-                rocksdb_writebatch_delete_range_cf(s->delta, s->cf[1], (const char *)lo,
-                                                   sizeof lo, (const char *)hi, sizeof hi);
+            /* The operator's timers, then each state's clears at a time:
+             * the same queue, so fired_below holds for all of them. */
+            const struct rn_state *st = NULL;
+            uint32_t sid = os->timer_sid;
+            for (;;) {
+                rn__timer_ranges(s, sid, os->fired_below);
+                for (st = st ? st->next : os->states; st && !st->clears; st = st->next) {}
+                if (!st) break;
+                sid = st->sid;
             }
             os->deleted_below = os->fired_below;
         }

@@ -55,6 +55,15 @@ void rn_state_key(struct rn_op *op, uint64_t key);
 int rn_value_get(struct rn_state *s, uint64_t ns, const void **val, size_t *len);
 int rn_value_put(struct rn_state *s, uint64_t ns, const void *val, size_t len);
 int rn_value_clear(struct rn_state *s, uint64_t ns);
+/* Clears the value of the current key and namespace ns (a list's: ns 0) once
+ * the watermark reaches ts: a timer the runtime fires itself, without calling
+ * on_timer and without reading the value, so a value evicted to RocksDB is
+ * deleted there without being read back. It clears whatever the value holds
+ * then; registered again for another time, the earlier one clears. Kept like
+ * a timer: registering the same (ts, ns) again is a no-op, and it is
+ * checkpointed, restored and counted with the operator's timers. Value and
+ * list state only (RN_EINVAL for a map). */
+int rn_value_clear_at(struct rn_state *s, uint64_t ns, int64_t ts);
 /* Value state changed in place: makes the value of ns len bytes long (what
  * it held is kept up to len, added bytes are zero; an absent value becomes
  * len zero bytes) and sets *val to it, writable and valid until the next
