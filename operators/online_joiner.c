@@ -91,6 +91,15 @@ struct rn_jr_fb {
     uint32_t counted;
 };
 
+/* A closed request, kept `retain_closed` to recognise late feedback and a
+ * second impression: its close time and flags (RN_JR_HAS_IMP | RN_JR_CLOSED),
+ * 16 bytes instead of the header's 64. (Checkpoints of earlier versions hold
+ * a closed request as a whole header with no items: read the same.) */
+struct rn_jr_tomb {
+    int64_t close_ts;
+    uint32_t flags, pad;
+};
+
 /* The kept context of a request: this header, then n doubles. */
 struct rn_jr_ctx {
     int64_t expire_ts;
@@ -215,6 +224,26 @@ static inline char *jr_names(char *p)
     return (char *)(jr_fb(p) + jr_hdr(p)->n_fb);
 }
 
+/* The header of the request state v (len bytes): a whole one, or a
+ * tombstone's fields in an otherwise empty header. 0 when the bytes are
+ * neither (taken as no request). */
+static int jr_read_hdr(const void *v, size_t len, struct rn_jr *h)
+{
+    if (len >= sizeof *h) {
+        memcpy(h, v, sizeof *h);
+        return 1;
+    }
+    if (len != sizeof(struct rn_jr_tomb)) return 0;
+    struct rn_jr_tomb t;
+    memcpy(&t, v, sizeof t);
+    memset(h, 0, sizeof *h);
+    h->imp_ts = RN_TS_MIN;
+    h->model_version = -1;
+    h->close_ts = t.close_ts;
+    h->flags = t.flags | RN_JR_HAS_IMP | RN_JR_CLOSED;
+    return 1;
+}
+
 static int jr_find_item(char *p, uint64_t item_id)
 {
     for (uint32_t i = 0; i < jr_hdr(p)->n_items; i++)
@@ -246,8 +275,7 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
     int rc = rn_value_get(j->req, e->request_id, &v, &len);
     if (rc < 0 && rc != RN_ENOENT) return rc;
     struct rn_jr hdr;
-    if (rc == 0 && len >= sizeof hdr) {
-        memcpy(&hdr, v, sizeof hdr);
+    if (rc == 0 && jr_read_hdr(v, len, &hdr)) {
         if (hdr.flags & RN_JR_HAS_IMP) {
             /* A second impression of the same request: the first one stands. */
             rn_op_metric_add(op, M_DUPLICATES, 1);
@@ -330,6 +358,13 @@ static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struc
     size_t len;
     int rc = rn_value_get(j->req, e->request_id, &v, &len);
     if (rc < 0 && rc != RN_ENOENT) return rc;
+    if (rc == 0 && len == sizeof(struct rn_jr_tomb)) {
+        /* A closed request. */
+        rn_op_metric_add(op, M_LATE, 1);
+        rn_op_count_late(op, 1);
+        rn_emit_copy(out, 1, r);
+        return 0;
+    }
     if (rc == RN_ENOENT || len < sizeof(struct rn_jr)) len = 0;
     struct rn_jr_fb fb = {e->item_id, e->ts, type, 0};
     size_t at = sizeof(struct rn_jr); /* where the new entry goes: before the names */
@@ -520,8 +555,7 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
     if (rc == RN_ENOENT) return 0;
     if (rc) return rc;
     struct rn_jr h;
-    if (len < sizeof h) return 0; /* bytes too short to be a request: as if absent */
-    memcpy(&h, v, sizeof h);
+    if (!jr_read_hdr(v, len, &h)) return 0; /* bytes too short to be a request: as if absent */
     if ((h.flags & RN_JR_HAS_IMP) && !(h.flags & RN_JR_CLOSED)) {
         if (t->ts != h.close_ts - 1 + c->allowed_lateness) return 0; /* an early-feedback timer */
         char *p = (char *)v;
@@ -532,13 +566,11 @@ static int rn_joiner_on_timer(struct rn_op *op, const struct rn_timer *t, struct
             p = j->cur.data;
         }
         if ((rc = rn_joiner_emit(op, j, p, out))) return rc;
-        /* Keep a small tombstone (the header) to recognise late feedback,
-         * then forget it: cleared by the runtime, unread (nothing changes a
-         * closed request's state before). */
-        if ((rc = rn_value_edit(j->req, t->ns, sizeof(struct rn_jr), (void **)&p))) return rc;
-        struct rn_jr *tomb = jr_hdr(p);
-        tomb->flags |= RN_JR_CLOSED;
-        tomb->n_items = tomb->n_fb = tomb->names_len = 0;
+        /* Keep a small tombstone to recognise late feedback, then forget
+         * it: cleared by the runtime, unread (nothing changes a closed
+         * request's state before). */
+        struct rn_jr_tomb tomb = {h.close_ts, RN_JR_HAS_IMP | RN_JR_CLOSED, 0};
+        if ((rc = rn_value_put(j->req, t->ns, &tomb, sizeof tomb))) return rc;
         return rn_value_clear_at(j->req, t->ns, t->ts + c->retain_closed);
     }
     if (h.flags & RN_JR_CLOSED) {

@@ -1241,7 +1241,7 @@ static void rn__entry_room(struct rn_statedb *s, struct rn__centry *e, size_t le
 {
     size_t cap = e->cap;
     if (len > cap) cap = RN_MAX(len, grow);
-    else if (cap > 256 && len < cap / 4) cap = RN_MAX(len, (size_t)64);
+    else if (cap > 256 && len < cap / 4) cap = RN_MAX(len, (size_t)16);
     else return;
     uint32_t got = 0;
     char *v = cap ? rn__vp_get(&s->pool, cap, &got) : NULL;
