@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rn_checkpoint.h"
 #include "rn_job.h"
 #include "rn_operator.h"
 #include "rn_record.h"
@@ -49,6 +50,20 @@ static inline int64_t *rn_test_source_pos(struct rn_op *op)
 static inline void rn_test_source_close(struct rn_op *op)
 {
     free(rn_op_local(op));
+}
+/* The source's .snapshot and .restore: its position. A checkpoint may come
+ * before the first poll (nothing read yet: 0). */
+static inline int rn_test_source_snapshot(struct rn_op *op, uint64_t id,
+                                          struct rn_snapshot_writer *w)
+{
+    (void)id;
+    const int64_t *pos = rn_op_local(op);
+    rn_snapshot_write_i64(w, pos ? *pos : 0);
+    return 0;
+}
+static inline int rn_test_source_restore(struct rn_op *op, struct rn_snapshot_reader *r)
+{
+    return rn_snapshot_read_i64(r, rn_test_source_pos(op));
 }
 
 /* What pthread_create(run_thread, &runner) fills: the job's exit code and,

@@ -85,27 +85,13 @@ static int src_poll(struct rn_op *op, struct rn_emitter *out)
     }
     return RN_POLL_MORE;
 }
-static int src_snapshot(struct rn_op *op, uint64_t id, struct rn_snapshot_writer *w)
-{
-    (void)id;
-    /* A checkpoint may come before the first poll: nothing read yet. */
-    const int64_t *pos = rn_op_local(op);
-    rn_snapshot_write_i64(w, pos ? *pos : 0);
-    return 0;
-}
-static int src_restore(struct rn_op *op, struct rn_snapshot_reader *r)
-{
-    int64_t *pos = calloc(1, sizeof *pos);
-    rn_op_set_local(op, pos);
-    return rn_snapshot_read_i64(r, pos);
-}
 static const struct rn_config_key no_keys[] = {RN_CONFIG_END};
 static const struct rn_port_decl cmd_out[] = {{NULL, "cmd", "commands"}};
 static const struct rn_op_type cmd_source = {
     RN_OP_TYPE_HEAD, .name = "cmd_src", .description = "test source",
     .kind = RN_KIND_SOURCE, .flags = RN_OP_EVENT_TIME, .config = no_keys, .ctx_size = 1,
     .outputs = cmd_out, .n_outputs = 1, .poll = src_poll, .close = rn_test_source_close,
-    .snapshot = src_snapshot, .restore = src_restore,
+    .snapshot = rn_test_source_snapshot, .restore = rn_test_source_restore,
     .types = cmd_types,
 };
 
