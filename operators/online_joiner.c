@@ -346,6 +346,15 @@ static int rn_joiner_impression(struct rn_op *op, struct rn_joiner *j, const str
     return rn_timer_register(op, hdr.close_ts - 1 + c->allowed_lateness, e->request_id);
 }
 
+/* Feedback after its request's window: counted, and to the `late` port. */
+static int jr_late(struct rn_op *op, const struct rn_record *r, struct rn_emitter *out)
+{
+    rn_op_metric_add(op, M_LATE, 1);
+    rn_op_count_late(op, 1);
+    rn_emit_copy(out, 1, r);
+    return 0;
+}
+
 static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struct rn_record *r,
                               const struct rn_event *e, struct rn_emitter *out)
 {
@@ -358,13 +367,7 @@ static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struc
     size_t len;
     int rc = rn_value_get(j->req, e->request_id, &v, &len);
     if (rc < 0 && rc != RN_ENOENT) return rc;
-    if (rc == 0 && len == sizeof(struct rn_jr_tomb)) {
-        /* A closed request. */
-        rn_op_metric_add(op, M_LATE, 1);
-        rn_op_count_late(op, 1);
-        rn_emit_copy(out, 1, r);
-        return 0;
-    }
+    if (rc == 0 && len == sizeof(struct rn_jr_tomb)) return jr_late(op, r, out); /* closed */
     if (rc == RN_ENOENT || len < sizeof(struct rn_jr)) len = 0;
     struct rn_jr_fb fb = {e->item_id, e->ts, type, 0};
     size_t at = sizeof(struct rn_jr); /* where the new entry goes: before the names */
@@ -378,12 +381,8 @@ static int rn_joiner_feedback(struct rn_op *op, struct rn_joiner *j, const struc
                 return 0;
             }
         }
-        if ((h->flags & RN_JR_CLOSED) || ((h->flags & RN_JR_HAS_IMP) && e->ts >= h->close_ts)) {
-            rn_op_metric_add(op, M_LATE, 1);
-            rn_op_count_late(op, 1);
-            rn_emit_copy(out, 1, r);
-            return 0;
-        }
+        if ((h->flags & RN_JR_CLOSED) || ((h->flags & RN_JR_HAS_IMP) && e->ts >= h->close_ts))
+            return jr_late(op, r, out);
         if (h->n_fb >= RN_JR_MAX_FB) {
             rn_op_metric_add(op, M_UNMATCHED, 1);
             return 0;

@@ -1731,7 +1731,7 @@ again:
         goto again;
     }
     /* No RocksDB delete for it: the next checkpoint's range covers it. */
-    struct rn__tkey k = t->k;
+    const struct rn__tkey k = fired;
     int saved = t->persisted;
     t->persisted = 0;
     rn__timer_drop(os, t);
@@ -2330,14 +2330,9 @@ int rn__statedb_checkpoint_begin(struct rn_statedb *s, const char *dir, char *er
         if (os->range_deletes && os->fired_below > os->deleted_below) {
             /* The operator's timers, then each state's clears at a time:
              * the same queue, so fired_below holds for all of them. */
-            const struct rn_state *st = NULL;
-            uint32_t sid = os->timer_sid;
-            for (;;) {
-                rn__timer_ranges(s, sid, os->fired_below);
-                for (st = st ? st->next : os->states; st && !st->clears; st = st->next) {}
-                if (!st) break;
-                sid = st->sid;
-            }
+            rn__timer_ranges(s, os->timer_sid, os->fired_below);
+            for (const struct rn_state *st = os->states; st; st = st->next)
+                if (st->clears) rn__timer_ranges(s, st->sid, os->fired_below);
             os->deleted_below = os->fired_below;
         }
         rn__op_state_flush(os);
